@@ -1,0 +1,1 @@
+//! Link discovery and classification from the kernel's own facts (sysfs).

@@ -1,0 +1,1 @@
+//! Netlink: link and route events, interface snapshots, the active default route.

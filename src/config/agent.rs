@@ -1,0 +1,510 @@
+//! The agent's configuration: links, probes, presets and health thresholds.
+//! Every key is documented in `config.example.toml`.
+
+use super::{ConfigError, read_file};
+use crate::shared::logging::LogFormat;
+use crate::wire::LinkKind;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What a probe counts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeRole {
+    /// Reachability: decides `up`/`down` through the round quorum.
+    Reach,
+    /// Application check: a failure makes the link `degraded` with a reason.
+    App,
+}
+
+/// One probe, as written in the config (`type = "icmp"`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ProbeSpec {
+    /// ICMP echo to an address.
+    Icmp {
+        target: IpAddr,
+        #[serde(default)]
+        role: Option<ProbeRole>,
+    },
+    /// A DNS query for `name` sent to `server` through the link, cache off.
+    Dns {
+        server: SocketAddr,
+        name: String,
+        /// Ask for AAAA instead of A.
+        #[serde(default)]
+        ipv6: bool,
+        #[serde(default)]
+        role: Option<ProbeRole>,
+    },
+    /// An HTTP or HTTPS request through the link.
+    Http {
+        url: String,
+        #[serde(default = "default_expect_status")]
+        expect_status: u16,
+        #[serde(default)]
+        body_contains: Option<String>,
+        /// Captive-portal check: a redirect or a login page instead of the
+        /// expected answer marks the link `degraded`, reason `captive`.
+        #[serde(default)]
+        captive: bool,
+        #[serde(default)]
+        role: Option<ProbeRole>,
+    },
+    /// A TCP connect to `host:port` (a name is resolved through the link).
+    Tcp {
+        target: String,
+        #[serde(default)]
+        role: Option<ProbeRole>,
+    },
+}
+
+fn default_expect_status() -> u16 {
+    200
+}
+
+impl ProbeSpec {
+    /// ICMP and TCP decide reachability by default; DNS and HTTP are application checks.
+    pub fn role(&self) -> ProbeRole {
+        match self {
+            ProbeSpec::Icmp { role, .. } | ProbeSpec::Tcp { role, .. } => {
+                role.unwrap_or(ProbeRole::Reach)
+            }
+            ProbeSpec::Dns { role, .. } | ProbeSpec::Http { role, .. } => {
+                role.unwrap_or(ProbeRole::App)
+            }
+        }
+    }
+    /// Short human label, unique enough for logs and metrics.
+    pub fn label(&self) -> String {
+        match self {
+            ProbeSpec::Icmp { target, .. } => format!("icmp {target}"),
+            ProbeSpec::Dns { server, name, .. } => format!("dns {name} @{server}"),
+            ProbeSpec::Http { url, .. } => format!("http {url}"),
+            ProbeSpec::Tcp { target, .. } => format!("tcp {target}"),
+        }
+    }
+    /// The probe needs IPv6 on the link.
+    pub fn is_ipv6(&self) -> bool {
+        match self {
+            ProbeSpec::Icmp { target, .. } => target.is_ipv6(),
+            ProbeSpec::Dns { server, .. } => server.is_ipv6(),
+            ProbeSpec::Tcp { target, .. } => target.starts_with('['),
+            ProbeSpec::Http { url, .. } => url.contains("://["),
+        }
+    }
+    /// The kind word: icmp, dns, http, tcp.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProbeSpec::Icmp { .. } => "icmp",
+            ProbeSpec::Dns { .. } => "dns",
+            ProbeSpec::Http { .. } => "http",
+            ProbeSpec::Tcp { .. } => "tcp",
+        }
+    }
+}
+
+/// `[agent]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSection {
+    /// Name of this device as the collector knows it (default: host name).
+    pub device_name: Option<String>,
+    /// Local status and metrics listener (`status`, `/metrics`).
+    pub status_listen: SocketAddr,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        AgentSection {
+            device_name: None,
+            status_listen: "127.0.0.1:9477".parse().expect("static address"),
+            log_format: LogFormat::Auto,
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// `[discovery]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoverySection {
+    /// Find uplinks by themselves; links declared with `[[link]]` always win.
+    pub enabled: bool,
+    /// Interfaces to watch even though discovery would skip them (veth, bridges, ...).
+    pub include: Vec<String>,
+    /// Interfaces never to watch. A trailing `*` matches a prefix.
+    pub exclude: Vec<String>,
+}
+
+impl Default for DiscoverySection {
+    fn default() -> Self {
+        DiscoverySection {
+            enabled: true,
+            include: vec![],
+            exclude: vec![],
+        }
+    }
+}
+
+/// `[health]`: timing and thresholds of the health state machine.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthSection {
+    #[serde(with = "humantime_serde")]
+    pub interval_active: Duration,
+    #[serde(with = "humantime_serde")]
+    pub interval_standby: Duration,
+    #[serde(with = "humantime_serde")]
+    pub interval_metered_standby: Duration,
+    #[serde(with = "humantime_serde")]
+    pub app_interval_active: Duration,
+    #[serde(with = "humantime_serde")]
+    pub app_interval_standby: Duration,
+    #[serde(with = "humantime_serde")]
+    pub app_interval_metered_standby: Duration,
+    /// Consecutive failed rounds before a link is declared `down`.
+    pub down_after: u32,
+    /// Consecutive clean rounds before a `down` link is `up` again.
+    pub up_after: u32,
+    /// Reachability targets that must answer for a round to count as clean.
+    pub quorum: u32,
+    #[serde(with = "humantime_serde")]
+    pub timeout_min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout_max: Duration,
+    /// Rounds in the sliding window for loss and latency.
+    pub window: u32,
+    pub loss_degraded_pct: f64,
+    #[serde(with = "humantime_serde")]
+    pub latency_degraded: Duration,
+    /// Consecutive failures of one application check before `degraded`
+    /// (a captive portal is believed at once).
+    pub app_fail_after: u32,
+    /// ICMP payload size in bytes (small keeps metered links cheap).
+    pub icmp_payload: u16,
+}
+
+impl Default for HealthSection {
+    fn default() -> Self {
+        HealthSection {
+            interval_active: Duration::from_millis(500),
+            interval_standby: Duration::from_secs(5),
+            interval_metered_standby: Duration::from_secs(15),
+            app_interval_active: Duration::from_secs(30),
+            app_interval_standby: Duration::from_secs(300),
+            app_interval_metered_standby: Duration::from_secs(1800),
+            down_after: 4,
+            up_after: 5,
+            quorum: 1,
+            timeout_min: Duration::from_millis(300),
+            timeout_max: Duration::from_secs(3),
+            window: 20,
+            loss_degraded_pct: 10.0,
+            latency_degraded: Duration::from_millis(800),
+            app_fail_after: 2,
+            icmp_payload: 8,
+        }
+    }
+}
+
+/// `[[link]]`: a link declared by hand. Overrides discovery for that interface.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkConfig {
+    /// Interface name (`eth0`, `wlan0`, `wwan0`, ...).
+    pub name: String,
+    /// broadband, wifi or mobile (default: classified from the kernel's facts).
+    pub kind: Option<LinkKind>,
+    /// Lower wins. Default: broadband 10, wifi 20, mobile 30.
+    pub priority: Option<u32>,
+    /// Metered links are probed sparingly. Default: true for mobile.
+    pub metered: Option<bool>,
+    /// Presets for this link (default: the top-level `presets`).
+    pub presets: Option<Vec<String>>,
+    /// Probes for this link, added to its presets (default: the top-level `probes`).
+    pub probes: Option<Vec<ProbeSpec>>,
+    /// Round quorum for this link (default: `health.quorum`).
+    pub quorum: Option<u32>,
+}
+
+/// The whole agent configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    #[serde(default)]
+    pub agent: AgentSection,
+    #[serde(default)]
+    pub discovery: DiscoverySection,
+    #[serde(default)]
+    pub health: HealthSection,
+    /// Presets used by links that name none (`internet`, `whatsapp`).
+    #[serde(default = "default_presets")]
+    pub presets: Vec<String>,
+    /// Probes added to every link that declares none of its own.
+    #[serde(default)]
+    pub probes: Vec<ProbeSpec>,
+    #[serde(default, rename = "link")]
+    pub links: Vec<LinkConfig>,
+    /// Where this configuration was read from (not a key).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+fn default_presets() -> Vec<String> {
+    vec!["internet".into()]
+}
+
+/// Everything the agent needs to know about one link, after defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkPlan {
+    pub name: String,
+    pub kind: LinkKind,
+    pub priority: u32,
+    pub metered: bool,
+    pub quorum: u32,
+    pub probes: Vec<ProbeSpec>,
+}
+
+pub fn default_priority(kind: LinkKind) -> u32 {
+    match kind {
+        LinkKind::Broadband => 10,
+        LinkKind::Wifi => 20,
+        LinkKind::Mobile => 30,
+    }
+}
+
+impl AgentConfig {
+    /// Read, parse and validate a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = read_file(path)?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse and validate config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut cfg: AgentConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        cfg.path = path.to_path_buf();
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn invalid(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Check every rule the type system cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let h = &self.health;
+        let positive = [
+            ("health.interval_active", h.interval_active),
+            ("health.interval_standby", h.interval_standby),
+            ("health.interval_metered_standby", h.interval_metered_standby),
+            ("health.app_interval_active", h.app_interval_active),
+            ("health.app_interval_standby", h.app_interval_standby),
+            (
+                "health.app_interval_metered_standby",
+                h.app_interval_metered_standby,
+            ),
+        ];
+        for (key, d) in positive {
+            if d < Duration::from_millis(100) {
+                return Err(self.invalid(key, "must be at least 100ms, for example \"500ms\""));
+            }
+        }
+        if h.timeout_min.is_zero() || h.timeout_min > h.timeout_max {
+            return Err(self.invalid(
+                "health.timeout_min",
+                "must be above zero and not above health.timeout_max",
+            ));
+        }
+        for (key, v) in [
+            ("health.down_after", h.down_after),
+            ("health.up_after", h.up_after),
+            ("health.quorum", h.quorum),
+            ("health.window", h.window),
+            ("health.app_fail_after", h.app_fail_after),
+        ] {
+            if v == 0 {
+                return Err(self.invalid(key, "must be 1 or more"));
+            }
+        }
+        if !(0.0..=100.0).contains(&h.loss_degraded_pct) || h.loss_degraded_pct.is_nan() {
+            return Err(self.invalid(
+                "health.loss_degraded_pct",
+                "must be a percentage between 0 and 100",
+            ));
+        }
+        if h.icmp_payload > 1400 {
+            return Err(self.invalid("health.icmp_payload", "must be 1400 bytes or fewer"));
+        }
+        check_presets(self, "presets", &self.presets)?;
+        check_probes(self, "probes", &self.probes)?;
+        let mut names = HashSet::new();
+        for (i, link) in self.links.iter().enumerate() {
+            let key = format!("link[{i}]");
+            if link.name.is_empty() || link.name.len() > 15 || link.name.contains('/') {
+                return Err(self.invalid(
+                    format!("{key}.name"),
+                    "must be an interface name of 1 to 15 characters without `/`",
+                ));
+            }
+            if !names.insert(link.name.clone()) {
+                return Err(self.invalid(
+                    format!("{key}.name"),
+                    format!("link `{}` is declared twice: keep one [[link]]", link.name),
+                ));
+            }
+            if let Some(p) = &link.presets {
+                check_presets(self, &format!("{key}.presets"), p)?;
+            }
+            if let Some(p) = &link.probes {
+                check_probes(self, &format!("{key}.probes"), p)?;
+            }
+            if link.quorum == Some(0) {
+                return Err(self.invalid(format!("{key}.quorum"), "must be 1 or more"));
+            }
+            let plan = self.plan_for(link, link.kind.unwrap_or(LinkKind::Broadband));
+            let reach = plan
+                .probes
+                .iter()
+                .filter(|p| p.role() == ProbeRole::Reach)
+                .count() as u32;
+            if reach == 0 {
+                return Err(self.invalid(
+                    format!("{key}.probes"),
+                    "the link has no reachability probe (icmp or tcp): add one or a preset such as \"internet\"",
+                ));
+            }
+            if plan.quorum > reach {
+                return Err(self.invalid(
+                    format!("{key}.quorum"),
+                    format!(
+                        "quorum {} is more than the link's {} reachability targets: lower it",
+                        plan.quorum, reach
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The full plan for a link, declared or discovered (`kind` is the
+    /// classification for discovered links).
+    pub fn plan_for(&self, link: &LinkConfig, discovered_kind: LinkKind) -> LinkPlan {
+        let kind = link.kind.unwrap_or(discovered_kind);
+        let presets = link.presets.as_ref().unwrap_or(&self.presets);
+        let mut probes: Vec<ProbeSpec> = presets
+            .iter()
+            .flat_map(|p| super::super::agent::probe::presets::probes(p).unwrap_or_default())
+            .collect();
+        probes.extend(link.probes.as_ref().unwrap_or(&self.probes).iter().cloned());
+        let mut seen = HashSet::new();
+        probes.retain(|p| seen.insert(p.label()));
+        LinkPlan {
+            name: link.name.clone(),
+            kind,
+            priority: link.priority.unwrap_or_else(|| default_priority(kind)),
+            metered: link.metered.unwrap_or(kind == LinkKind::Mobile),
+            quorum: link.quorum.unwrap_or(self.health.quorum),
+            probes,
+        }
+    }
+
+    /// Plan for an interface found by discovery and not declared.
+    pub fn plan_discovered(&self, name: &str, kind: LinkKind) -> LinkPlan {
+        let link = LinkConfig {
+            name: name.to_string(),
+            kind: None,
+            priority: None,
+            metered: None,
+            presets: None,
+            probes: None,
+            quorum: None,
+        };
+        let mut plan = self.plan_for(&link, kind);
+        let reach = plan
+            .probes
+            .iter()
+            .filter(|p| p.role() == ProbeRole::Reach)
+            .count() as u32;
+        plan.quorum = plan.quorum.min(reach.max(1));
+        plan
+    }
+
+    /// The declared link of that name, if any.
+    pub fn declared(&self, name: &str) -> Option<&LinkConfig> {
+        self.links.iter().find(|l| l.name == name)
+    }
+}
+
+fn check_presets(cfg: &AgentConfig, key: &str, presets: &[String]) -> Result<(), ConfigError> {
+    for (i, p) in presets.iter().enumerate() {
+        if crate::agent::probe::presets::probes(p).is_none() {
+            return Err(cfg.invalid(
+                format!("{key}[{i}]"),
+                format!(
+                    "unknown preset `{p}`: use one of {}",
+                    crate::agent::probe::presets::NAMES.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_probes(cfg: &AgentConfig, key: &str, probes: &[ProbeSpec]) -> Result<(), ConfigError> {
+    for (i, p) in probes.iter().enumerate() {
+        let key = format!("{key}[{i}]");
+        match p {
+            ProbeSpec::Http { url, .. } => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(cfg.invalid(
+                        format!("{key}.url"),
+                        format!("`{url}` must start with http:// or https://"),
+                    ));
+                }
+                if reqwest::Url::parse(url).is_err() {
+                    return Err(
+                        cfg.invalid(format!("{key}.url"), format!("`{url}` is not a valid URL"))
+                    );
+                }
+            }
+            ProbeSpec::Tcp { target, .. } => {
+                if crate::agent::probe::tcp::split_host_port(target).is_none() {
+                    return Err(cfg.invalid(
+                        format!("{key}.target"),
+                        format!("`{target}` must be host:port, for example \"example.org:443\""),
+                    ));
+                }
+            }
+            ProbeSpec::Dns { name, .. } => {
+                if name.is_empty() || name.contains(' ') {
+                    return Err(cfg.invalid(
+                        format!("{key}.name"),
+                        "must be a DNS name such as \"example.org\"",
+                    ));
+                }
+            }
+            ProbeSpec::Icmp { .. } => {}
+        }
+    }
+    Ok(())
+}
+
+/// Path helper for messages.
+pub fn display_path(p: &Path) -> PathBuf {
+    p.to_path_buf()
+}

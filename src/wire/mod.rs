@@ -1,0 +1,95 @@
+//! The words both sides share: link kinds and states, and the status document
+//! the agent publishes. Later the agent-collector protocol v1 lives here too.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What kind of uplink an interface is, as the officer would name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkKind {
+    Broadband,
+    Wifi,
+    Mobile,
+}
+
+impl fmt::Display for LinkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LinkKind::Broadband => "broadband",
+            LinkKind::Wifi => "wifi",
+            LinkKind::Mobile => "mobile",
+        })
+    }
+}
+
+/// The health of one link (see PRODUCT.md for the meaning of each word).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    Up,
+    Degraded,
+    Down,
+    Absent,
+}
+
+impl LinkState {
+    /// Does this link reach the internet (possibly badly)?
+    pub fn is_online(self) -> bool {
+        matches!(self, LinkState::Up | LinkState::Degraded)
+    }
+    /// Numeric code used in the `linkwatch_link_state` metric.
+    pub fn code(self) -> i64 {
+        match self {
+            LinkState::Absent => 0,
+            LinkState::Down => 1,
+            LinkState::Degraded => 2,
+            LinkState::Up => 3,
+        }
+    }
+}
+
+impl fmt::Display for LinkState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LinkState::Up => "up",
+            LinkState::Degraded => "degraded",
+            LinkState::Down => "down",
+            LinkState::Absent => "absent",
+        })
+    }
+}
+
+/// One link as shown by `linkwatch status --json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkStatus {
+    pub name: String,
+    pub kind: LinkKind,
+    pub state: LinkState,
+    /// Why the link is in this state (`carrier`, `probes`, `loss`, `latency`, `captive`, ...).
+    pub reason: Option<String>,
+    /// Median round-trip time over the recent window, milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// Loss over the recent window, percent.
+    pub loss_pct: Option<f64>,
+    /// When the link entered its current state (RFC 3339, UTC).
+    pub since: String,
+    /// Does this link carry the default route?
+    pub active: bool,
+    pub metered: bool,
+    pub priority: u32,
+    /// Problems that do not change the state but that IT staff should see
+    /// (a target that never answers, a probe without permission, ...).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// The whole document served by the agent's status listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub online: bool,
+    pub hostname: String,
+    pub agent_version: String,
+    pub started: String,
+    pub links: Vec<LinkStatus>,
+}
