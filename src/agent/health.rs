@@ -207,6 +207,14 @@ impl LinkHealth {
     pub fn failing_rounds(&self) -> u32 {
         self.fails
     }
+    /// Is a change being confirmed (failed rounds on a reachable link, or clean
+    /// rounds on a down one)? The runtime then probes at the fast rate.
+    pub fn confirming(&self) -> bool {
+        self.present
+            && self.carrier
+            && ((self.fails > 0 && !self.reach_down) || (self.oks > 0 && self.reach_down))
+    }
+
     /// Is the link waiting to be proven reachable (down but with carrier)?
     pub fn recovering(&self) -> bool {
         self.present && self.carrier && self.reach_down
@@ -238,9 +246,9 @@ impl LinkHealth {
     }
 
     fn window_totals(&self) -> (u32, u32) {
-        self.window.iter().fold((0, 0), |(s, a), e| {
-            (s + e.sent, a + e.answered.min(e.sent))
-        })
+        self.window
+            .iter()
+            .fold((0, 0), |(s, a), e| (s + e.sent, a + e.answered.min(e.sent)))
     }
 
     /// Feed one observation made at `at`; returns the transition if the state

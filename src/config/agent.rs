@@ -311,7 +311,10 @@ impl AgentConfig {
         let positive = [
             ("health.interval_active", h.interval_active),
             ("health.interval_standby", h.interval_standby),
-            ("health.interval_metered_standby", h.interval_metered_standby),
+            (
+                "health.interval_metered_standby",
+                h.interval_metered_standby,
+            ),
             ("health.app_interval_active", h.app_interval_active),
             ("health.app_interval_standby", h.app_interval_standby),
             (

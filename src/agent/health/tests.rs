@@ -228,7 +228,10 @@ fn latency_over_threshold_degrades_and_recovers_with_hysteresis() {
     // Just under the threshold but over the recovery mark: stays degraded.
     let between = p.latency_degraded - Duration::from_millis(10);
     for _ in 0..p.window {
-        h.observe(Millis(2), Observation::Round(Round::answered(3, 3, between)));
+        h.observe(
+            Millis(2),
+            Observation::Round(Round::answered(3, 3, between)),
+        );
     }
     assert_eq!(h.state(), LinkState::Degraded);
     for _ in 0..p.window {
@@ -257,7 +260,10 @@ fn timeout_adapts_to_rtt_within_bounds() {
         );
     }
     let t = h.timeout();
-    assert!(t > Duration::from_millis(700) && t <= p.timeout_max, "{t:?}");
+    assert!(
+        t > Duration::from_millis(700) && t <= p.timeout_max,
+        "{t:?}"
+    );
     for _ in 0..50 {
         h.observe(
             Millis(1),

@@ -118,6 +118,12 @@ impl NetProber {
     pub fn new() -> Self {
         Self::default()
     }
+    /// A prober whose ICMP echoes carry `len` payload bytes.
+    pub fn with_payload(len: u16) -> Self {
+        NetProber {
+            icmp: icmp::IcmpProber::with_payload(len),
+        }
+    }
 }
 
 #[async_trait::async_trait]

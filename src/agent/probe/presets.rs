@@ -26,8 +26,12 @@ pub fn probes(name: &str) -> Option<Vec<ProbeSpec>> {
             icmp(IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8))),
             icmp(IpAddr::V4(Ipv4Addr::new(9, 9, 9, 9))),
             // IPv6 targets are probed only when the link has a global IPv6 address.
-            icmp(IpAddr::V6(Ipv6Addr::new(0x2606, 0x4700, 0x4700, 0, 0, 0, 0, 0x1111))),
-            icmp(IpAddr::V6(Ipv6Addr::new(0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8888))),
+            icmp(IpAddr::V6(Ipv6Addr::new(
+                0x2606, 0x4700, 0x4700, 0, 0, 0, 0, 0x1111,
+            ))),
+            icmp(IpAddr::V6(Ipv6Addr::new(
+                0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8888,
+            ))),
             ProbeSpec::Dns {
                 server: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1)), 53),
                 name: "www.gov.bd".into(),

@@ -1,0 +1,327 @@
+//! What the agent publishes about itself: the shared per-link view the
+//! workers update, the Prometheus metrics, and the local status listener
+//! (`GET /status` as JSON, `GET /metrics` in the Prometheus text format).
+
+use crate::config::agent::LinkPlan;
+use crate::shared::time::rfc3339;
+use crate::wire::{AgentStatus, LinkState, LinkStatus};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+/// Labels of per-link series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LinkLabels {
+    pub link: String,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum StateLabel {
+    Up,
+    Degraded,
+    Down,
+    Absent,
+}
+
+impl From<LinkState> for StateLabel {
+    fn from(s: LinkState) -> Self {
+        match s {
+            LinkState::Up => StateLabel::Up,
+            LinkState::Degraded => StateLabel::Degraded,
+            LinkState::Down => StateLabel::Down,
+            LinkState::Absent => StateLabel::Absent,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub link: String,
+    pub kind: String,
+    pub state: StateLabel,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransitionLabels {
+    pub link: String,
+    pub to: StateLabel,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeLabels {
+    pub link: String,
+    pub probe: String,
+    pub result: String,
+}
+
+/// The agent's Prometheus metrics.
+pub struct Metrics {
+    pub registry: Registry,
+    pub link_state: Family<StateLabels, Gauge>,
+    pub link_active: Family<LinkLabels, Gauge>,
+    pub rtt: Family<LinkLabels, Histogram>,
+    pub loss: Family<LinkLabels, Gauge<f64, AtomicU64>>,
+    pub transitions: Family<TransitionLabels, Counter>,
+    pub probes: Family<ProbeLabels, Counter>,
+    pub probe_bytes: Family<LinkLabels, Counter>,
+    pub online: Gauge,
+}
+
+fn rtt_histogram() -> Histogram {
+    Histogram::new([
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ])
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("linkwatch");
+        let link_state = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "link_state",
+            "1 for the link's current state (up, degraded, down, absent), 0 for the others",
+            link_state.clone(),
+        );
+        let link_active = Family::<LinkLabels, Gauge>::default();
+        registry.register(
+            "link_active",
+            "1 when the link carries the default route",
+            link_active.clone(),
+        );
+        let rtt = Family::<LinkLabels, Histogram>::new_with_constructor(
+            rtt_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "probe_rtt_seconds",
+            "Round-trip time of reachability probes",
+            rtt.clone(),
+        );
+        let loss = Family::<LinkLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "link_loss_ratio",
+            "Probe loss over the health window (0 to 1)",
+            loss.clone(),
+        );
+        let transitions = Family::<TransitionLabels, Counter>::default();
+        registry.register(
+            "link_transitions",
+            "Link state changes, by new state",
+            transitions.clone(),
+        );
+        let probes = Family::<ProbeLabels, Counter>::default();
+        registry.register("probes", "Probes run, by kind and result", probes.clone());
+        let probe_bytes = Family::<LinkLabels, Counter>::default();
+        registry.register_with_unit(
+            "probe",
+            "Estimated bytes put on the wire by probes",
+            prometheus_client::registry::Unit::Bytes,
+            probe_bytes.clone(),
+        );
+        let online = Gauge::default();
+        registry.register(
+            "device_online",
+            "1 when at least one link reaches the internet",
+            online.clone(),
+        );
+        Metrics {
+            registry,
+            link_state,
+            link_active,
+            rtt,
+            loss,
+            transitions,
+            probes,
+            probe_bytes,
+            online,
+        }
+    }
+
+    /// Set the one-hot state series of a link.
+    pub fn set_state(&self, link: &str, kind: &str, state: LinkState) {
+        for s in [
+            LinkState::Up,
+            LinkState::Degraded,
+            LinkState::Down,
+            LinkState::Absent,
+        ] {
+            self.link_state
+                .get_or_create(&StateLabels {
+                    link: link.into(),
+                    kind: kind.into(),
+                    state: s.into(),
+                })
+                .set(i64::from(s == state));
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// What the status listener shows of one link.
+#[derive(Debug, Clone)]
+pub struct LinkView {
+    pub plan: LinkPlan,
+    pub state: LinkState,
+    pub reason: Option<String>,
+    pub since: SystemTime,
+    pub rtt_ms: Option<f64>,
+    pub loss_pct: Option<f64>,
+    pub active: bool,
+    pub warnings: Vec<String>,
+    pub probe_bytes: u64,
+}
+
+/// State shared between the link workers and the status listener.
+pub struct Shared {
+    pub links: RwLock<BTreeMap<String, LinkView>>,
+    pub metrics: Metrics,
+    pub started: SystemTime,
+    pub hostname: String,
+    /// Serialises online-gauge updates.
+    online_lock: Mutex<()>,
+}
+
+impl Shared {
+    pub fn new(hostname: String) -> Arc<Self> {
+        Arc::new(Shared {
+            links: RwLock::new(BTreeMap::new()),
+            metrics: Metrics::new(),
+            started: SystemTime::now(),
+            hostname,
+            online_lock: Mutex::new(()),
+        })
+    }
+
+    /// Replace one link's view and refresh the derived metrics.
+    pub fn update(&self, view: LinkView) {
+        let kind = view.plan.kind.to_string();
+        self.metrics.set_state(&view.plan.name, &kind, view.state);
+        let labels = LinkLabels {
+            link: view.plan.name.clone(),
+            kind,
+        };
+        self.metrics
+            .link_active
+            .get_or_create(&labels)
+            .set(i64::from(view.active));
+        if let Some(l) = view.loss_pct {
+            self.metrics.loss.get_or_create(&labels).set(l / 100.0);
+        }
+        let _g = self.online_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut links = self.links.write().unwrap_or_else(|e| e.into_inner());
+        links.insert(view.plan.name.clone(), view);
+        let online = links.values().any(|l| l.state.is_online());
+        self.metrics.online.set(i64::from(online));
+    }
+
+    /// Forget a link (removed from the configuration).
+    pub fn remove(&self, name: &str) {
+        let mut links = self.links.write().unwrap_or_else(|e| e.into_inner());
+        links.remove(name);
+    }
+
+    /// The status document.
+    pub fn snapshot(&self) -> AgentStatus {
+        let links = self.links.read().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<LinkStatus> = links
+            .values()
+            .map(|v| LinkStatus {
+                name: v.plan.name.clone(),
+                kind: v.plan.kind,
+                state: v.state,
+                reason: v.reason.clone(),
+                rtt_ms: v.rtt_ms.map(|r| (r * 100.0).round() / 100.0),
+                loss_pct: v.loss_pct.map(|l| (l * 10.0).round() / 10.0),
+                since: rfc3339(v.since),
+                active: v.active,
+                metered: v.plan.metered,
+                priority: v.plan.priority,
+                warnings: v.warnings.clone(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.priority.cmp(&b.priority).then(a.name.cmp(&b.name)));
+        AgentStatus {
+            online: out.iter().any(|l| l.state.is_online()),
+            hostname: self.hostname.clone(),
+            agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            started: rfc3339(self.started),
+            links: out,
+        }
+    }
+}
+
+/// Errors of the status listener.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("cannot listen for status on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("status listener on {addr} failed: {source}")]
+    Serve {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Bind the status listener (so a port clash stops the agent at start).
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StatusError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StatusError::Bind { addr, source })
+}
+
+/// Serve `/status` and `/metrics` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StatusError> {
+    use axum::{Json, Router, extract::State, http::header, response::IntoResponse, routing::get};
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    async fn status(State(s): State<Arc<Shared>>) -> Json<AgentStatus> {
+        Json(s.snapshot())
+    }
+    async fn metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            s.metrics.encode(),
+        )
+    }
+    let app = Router::new()
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .with_state(shared);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| StatusError::Serve { addr, source })
+}
