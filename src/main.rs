@@ -96,8 +96,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { config, json } => {
-            let cfg = load(&config)?;
-            let url = format!("http://{}/status", cfg.agent.status_listen);
+            let url = format!("http://{}/status", status_addr(&config)?);
             let body = runtime()?
                 .block_on(async {
                     let client = reqwest::Client::builder()
@@ -169,6 +168,28 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 );
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The status listener's address from the config. A config with errors (being
+/// edited, say) must not stop IT staff from asking the running agent: fall back
+/// to the `agent.status_listen` key alone, or the default.
+fn status_addr(path: &Path) -> Result<std::net::SocketAddr> {
+    match AgentConfig::load(path) {
+        Ok(cfg) => Ok(cfg.agent.status_listen),
+        Err(linkwatch::config::ConfigError::Read { .. }) if !path.exists() => {
+            bail!("config file {} does not exist", path.display())
+        }
+        Err(e) => {
+            eprintln!("linkwatch: warning: {e}");
+            let default = linkwatch::config::agent::AgentSection::default().status_listen;
+            let addr = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|t| t.parse::<toml::Table>().ok())
+                .and_then(|t| t.get("agent")?.get("status_listen")?.as_str()?.parse().ok())
+                .unwrap_or(default);
+            Ok(addr)
         }
     }
 }

@@ -58,7 +58,7 @@ fn testbed_reachability_and_faults() {
         assert_eq!(tb.operstate(link).as_deref(), Some("up"));
     }
     // The plain `ping -c1 -W1 -I bb0` command line of the brief, via exec_dev.
-    run(&mut tb.exec_dev(["ping", "-c1", "-W1", "-I", "bb0", "192.0.2.1"]));
+    run(&mut tb.exec_dev(["ping", "-n", "-c1", "-W1", "-I", "bb0", "192.0.2.1"]));
     // Unprivileged ICMP sockets are allowed in the device namespace.
     assert_eq!(
         sysfs(&tb, "/proc/sys/net/ipv4/ping_group_range"),

@@ -295,6 +295,20 @@ mod tests {
     }
 
     #[test]
+    fn live_loopback() {
+        // The real kernel layout: /sys/class/net/lo -> ../../devices/virtual/net/lo.
+        let root = Path::new("/sys/class/net");
+        if root.join("lo").exists() {
+            assert_eq!(classify(root, "lo"), Classification::Skip("loopback"));
+            assert!(
+                !discover(root, &DiscoverySection::default())
+                    .iter()
+                    .any(|(n, _)| n == "lo")
+            );
+        }
+    }
+
+    #[test]
     fn counters_of_loopback_and_missing() {
         // `lo` exists on every Linux host, network namespaces included.
         if Path::new("/sys/class/net/lo").exists() {

@@ -399,6 +399,9 @@ impl Worker {
                 }
             }
         }
+        // Published views must not outlive the worker (a late round result may
+        // have re-published after the agent forgot the link).
+        self.shared.remove(&self.plan.name);
         debug!(link = %self.plan.name, "worker stopped");
     }
 }

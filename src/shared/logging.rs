@@ -39,19 +39,20 @@ pub fn init(format: LogFormat, default_level: &str) {
         LogFormat::Auto => LogFormat::Text,
         f => f,
     };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         LogFormat::Journald => match tracing_journald::layer() {
             Ok(layer) => registry.with(layer).try_init(),
             Err(_) => registry
-                .with(fmt::layer().with_writer(std::io::stderr))
+                .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
                 .try_init(),
         },
         LogFormat::Json => registry
             .with(fmt::layer().json().with_writer(std::io::stderr))
             .try_init(),
         _ => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
             .try_init(),
     };
     // A second init (tests) is harmless.

@@ -27,7 +27,8 @@
 //! Every fault-injection method returns once the change is in effect (carrier changes are
 //! awaited in the device namespace). Every failing command panics with its command line and
 //! stderr. `Drop` kills the servers and deletes the namespaces, also when a test panics (the
-//! server logs are then printed to stderr and their directory is kept).
+//! tails of the server logs are then printed to stderr). Set `LW_TESTBED_KEEP_LOGS=1` to keep
+//! the log directory (its path is printed).
 
 use std::ffi::OsStr;
 use std::fs;
@@ -428,20 +429,25 @@ impl Testbed {
         }
 
         self.start_inet_servers();
-        for link in Uplink::ALL {
-            let what = format!(
-                "DNS and HTTP answer from {} through {}",
-                self.dev,
-                link.iface()
-            );
-            wait_until(READY_TIMEOUT, &what, || {
-                self.assert_servers_alive();
-                let timeout = Duration::from_millis(300);
-                self.dns_query(link, PROBE_NAMES[0], timeout).is_ok()
-                    && self
-                        .http_get(link, "http://192.0.2.1/generate_204", timeout)
-                        .is_ok_and(|r| r.status == 204)
-            });
+        // One probe.py run polls every 50 ms (up to 10 s) until dnsmasq answers and HTTP gives
+        // 204 through each of the three links.
+        let mut args: Vec<String> = [
+            "ready",
+            "--server",
+            &DNS_SERVER.to_string(),
+            "--name",
+            PROBE_NAMES[0],
+            "--url",
+            "http://192.0.2.1/generate_204",
+            "--timeout",
+            &READY_TIMEOUT.as_secs_f64().to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(Uplink::ALL.map(|l| l.iface().to_string()));
+        if let Err(e) = self.probe(&args) {
+            self.assert_servers_alive();
+            panic!("testbed {}: {e}", self.prefix);
         }
         eprintln!("testbed {} ready in {:?}", self.prefix, started.elapsed());
     }
@@ -826,14 +832,41 @@ impl Testbed {
             || self.carrier(link) == Some(false),
         );
     }
-    /// Undoes [`Self::drop_carrier`]; returns once the device sees carrier 1 and operstate up.
+    /// Undoes [`Self::drop_carrier`]; returns once the device sees carrier 1 and operstate up
+    /// and its gateway on that link answers a ping (a ping sent while the carrier was down
+    /// leaves an INCOMPLETE neighbour entry that otherwise delays traffic for up to 1 s).
     pub fn restore_carrier(&self, link: Uplink) {
         ip(["-n", self.isp_netns(link), "link", "set", "dn0", "up"]);
-        wait_until(
-            READY_TIMEOUT,
-            &format!("{} has carrier and is up", link.iface()),
-            || self.carrier(link) == Some(true) && self.operstate(link).as_deref() == Some("up"),
+        self.wait_link_usable(link);
+    }
+
+    /// Carrier 1, operstate up, and the ISP's gateway address answers a ping through `link`
+    /// (not affected by cut_upstream or set_loss, which act on forwarded traffic only).
+    fn wait_link_usable(&self, link: Uplink) {
+        let what = format!(
+            "{} has carrier, is up and reaches its gateway",
+            link.iface()
         );
+        wait_until(READY_TIMEOUT, &what, || {
+            self.carrier(link) == Some(true)
+                && self.operstate(link).as_deref() == Some("up")
+                && self
+                    .exec_dev([
+                        "ping",
+                        "-n",
+                        "-q",
+                        "-c1",
+                        "-W0.2",
+                        "-I",
+                        link.iface(),
+                        &link.gateway().to_string(),
+                    ])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+        });
     }
 
     /// Random loss of `pct` percent of the packets the ISP forwards toward inet (one direction
@@ -844,7 +877,11 @@ impl Testbed {
             return self.clear_loss(link);
         }
         // numgen values are 0..=99, and nft rejects `< 100`: 100 % is a plain drop.
-        let matcher = if pct == 100 { String::new() } else { format!("numgen random mod 100 < {pct} ") };
+        let matcher = if pct == 100 {
+            String::new()
+        } else {
+            format!("numgen random mod 100 < {pct} ")
+        };
         let body = format!(
             "chain forward {{ type filter hook forward priority filter; policy accept; \
              oifname \"up0\" {matcher}drop; }}"
@@ -917,14 +954,10 @@ impl Testbed {
         });
     }
     /// Recreates the interface removed by [`Self::remove_link`] with its address and default
-    /// route; returns once it has carrier and is up.
+    /// route; returns once it has carrier, is up and reaches its gateway.
     pub fn add_link(&self, link: Uplink) {
         self.create_device_link(link);
-        wait_until(
-            READY_TIMEOUT,
-            &format!("{} is back and up", link.iface()),
-            || self.carrier(link) == Some(true) && self.operstate(link).as_deref() == Some("up"),
-        );
+        self.wait_link_usable(link);
     }
 
     fn dump_logs(&self) {
@@ -980,13 +1013,15 @@ impl Drop for Testbed {
         }
         if std::thread::panicking() {
             self.dump_logs();
-            if let Some(tmp) = self.tmp.take() {
-                eprintln!(
-                    "testbed {}: logs kept in {}",
-                    self.prefix,
-                    tmp.keep().display()
-                );
-            }
+        }
+        if std::env::var_os("LW_TESTBED_KEEP_LOGS").is_some()
+            && let Some(tmp) = self.tmp.take()
+        {
+            eprintln!(
+                "testbed {}: logs kept in {}",
+                self.prefix,
+                tmp.keep().display()
+            );
         }
     }
 }

@@ -93,6 +93,17 @@ pub fn udp_socket(iface: &str, local: SocketAddr) -> io::Result<tokio::net::UdpS
     tokio::net::UdpSocket::from_std(socket.into())
 }
 
+/// Check that a socket can be bound to `iface` right now, without sending
+/// anything: for probes whose library hides the socket error (hickory reports
+/// only "no connections").
+pub fn check_device(iface: &str) -> Result<(), ProbeFailure> {
+    check_iface(iface)?;
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+        .or_else(|_| Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)))
+        .map_err(|e| io_failure(&e, BIND_PERMISSION_HINT))?;
+    bind_device(&socket, iface).map_err(|e| io_failure(&e, BIND_PERMISSION_HINT))
+}
+
 /// True when the error says the interface is not there (ENODEV, ENXIO, or the
 /// kernel's "No such device" text carried without an errno).
 pub fn is_no_such_device(err: &io::Error) -> bool {

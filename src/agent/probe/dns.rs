@@ -260,6 +260,9 @@ pub fn net_failure(err: &NetError, rtype: RecordType) -> ProbeFailure {
             ProbeFailure::DnsNoAnswer(format!("server answered {code}"))
         }
         NetError::Io(io) => bind::io_failure(io, bind::BIND_PERMISSION_HINT),
+        NetError::NoConnections => {
+            ProbeFailure::Network("DNS: could not open a connection to the server".into())
+        }
         other => match bind::find_io_error(other) {
             Some(io) => bind::io_failure(io, bind::BIND_PERMISSION_HINT),
             None => ProbeFailure::Network(format!("DNS: {}", bind::chain_text(other))),
@@ -292,7 +295,8 @@ pub async fn probe(
     ipv6: bool,
     timeout: Duration,
 ) -> ProbeOutcome {
-    if let Err(f) = bind::check_iface(iface) {
+    // hickory reports a socket that cannot be bound only as "no connections".
+    if let Err(f) = bind::check_device(iface) {
         return ProbeOutcome::fail(f, 0);
     }
     let rtype = if ipv6 {
@@ -372,6 +376,9 @@ pub async fn resolve(
             0,
         );
     };
+    if let Err(f) = bind::check_device(iface) {
+        return (Err(f), 0);
+    }
     let resolver = match build_resolver(iface, servers, timeout, LookupIpStrategy::Ipv4thenIpv6) {
         Ok(r) => r,
         Err(f) => return (Err(f), 0),

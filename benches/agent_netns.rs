@@ -1,0 +1,344 @@
+//! Benchmarks of the measuring agent in the network-namespace testbed (root
+//! only). Prints figures, never pass/fail:
+//! - silent upstream failure → `down`, over N trials (default 20);
+//! - carrier loss → `down`, from the `ip link set down` to the agent's transition;
+//! - false `down`s under 20% random loss for M minutes (default 10);
+//! - footprint with three links at default settings: RSS, CPU, and probe bytes
+//!   on the wire per link per day (counted by nftables in the ISP namespaces).
+//!
+//! Times come from the agent's own JSON log (the transition's timestamp) against
+//! the wall clock read right before the fault was injected, on the same machine.
+//!
+//! `cargo bench --bench agent_netns -- [detect] [carrier] [loss] [footprint]
+//!  [--trials N] [--loss-minutes M] [--footprint-secs S]` (no selection = all).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{Testbed, Uplink, testbed_available, wait_until};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+const BIN: &str = env!("CARGO_BIN_EXE_linkwatch");
+
+fn config(health: &str) -> String {
+    format!(
+        r#"presets = []
+probes = [
+  {{ type = "icmp", target = "192.0.2.1" }},
+  {{ type = "icmp", target = "192.0.2.2" }},
+  {{ type = "icmp", target = "203.0.113.10" }},
+  {{ type = "dns", server = "198.51.100.53:53", name = "probe.test" }},
+  {{ type = "http", url = "http://192.0.2.1/generate_204", expect_status = 204, captive = true }},
+]
+[agent]
+status_listen = "127.0.0.1:9477"
+log_format = "json"
+log_level = "info"
+[discovery]
+enabled = false
+[health]
+{health}
+[[link]]
+name = "bb0"
+kind = "broadband"
+[[link]]
+name = "wl0"
+kind = "wifi"
+[[link]]
+name = "mb0"
+kind = "mobile"
+"#
+    )
+}
+
+struct Agent {
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start(tb: &Testbed, cfg: &str) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, cfg).unwrap();
+        let log = dir.path().join("agent.log");
+        let child = tb
+            .exec_dev([BIN, "agent", "--config", path.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let a = Agent {
+            child,
+            log,
+            _dir: dir,
+        };
+        for l in ["bb0", "wl0", "mb0"] {
+            wait_until(Duration::from_secs(20), "link up", || {
+                a.transitions(l).last().is_some_and(|t| t.1 == "up")
+            });
+        }
+        a
+    }
+
+    /// (time, new state, reason) of every transition of `link` so far.
+    fn transitions(&self, link: &str) -> Vec<(SystemTime, String, String)> {
+        let f = std::fs::File::open(&self.log).unwrap();
+        let mut out = vec![];
+        for line in BufReader::new(f).lines().map_while(Result::ok) {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let fields = &v["fields"];
+            if fields["message"] != "link state changed" || fields["link"] != link {
+                continue;
+            }
+            let ts = v["timestamp"].as_str().unwrap_or_default();
+            let Ok(t) = humantime::parse_rfc3339_weak(ts.trim_end_matches('Z')) else {
+                continue;
+            };
+            out.push((
+                t,
+                fields["to"].as_str().unwrap_or_default().to_string(),
+                fields["reason"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+        out
+    }
+
+    fn wait_transition(
+        &self,
+        link: &str,
+        to: &str,
+        after: SystemTime,
+        deadline: Duration,
+    ) -> Duration {
+        let start = Instant::now();
+        loop {
+            if let Some(t) = self
+                .transitions(link)
+                .into_iter()
+                .find(|t| t.1 == to && t.0 >= after)
+            {
+                return t.0.duration_since(after).unwrap_or_default();
+            }
+            assert!(start.elapsed() < deadline, "{link} never went {to}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn summary(name: &str, v: &mut [Duration], target: Duration, others: &[(&str, f64)]) {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mean = v.iter().map(|d| ms(*d)).sum::<f64>() / v.len() as f64;
+    let worst = ms(*v.last().unwrap());
+    println!(
+        "{name}: n={} min={:.0} ms median={:.0} ms mean={:.0} ms worst={:.0} ms (target ≤ {:.0} ms)",
+        v.len(),
+        ms(v[0]),
+        ms(v[v.len() / 2]),
+        mean,
+        worst,
+        ms(target)
+    );
+    for (who, secs) in others {
+        println!(
+            "  vs {who} ({secs} s, documented default): {:.1}x faster (worst case)",
+            secs * 1000.0 / worst
+        );
+    }
+}
+
+fn bench_detect(trials: usize) {
+    let tb = Testbed::new();
+    let agent = Agent::start(&tb, &config(""));
+    let mut times = vec![];
+    for i in 0..trials {
+        // Random phase against the probe rounds.
+        std::thread::sleep(Duration::from_millis(137 * (i as u64 % 7) + 300));
+        let t0 = SystemTime::now();
+        tb.cut_upstream(Uplink::Broadband);
+        times.push(agent.wait_transition("bb0", "down", t0, Duration::from_secs(30)));
+        let t1 = SystemTime::now();
+        tb.heal_upstream(Uplink::Broadband);
+        agent.wait_transition("bb0", "up", t1, Duration::from_secs(30));
+    }
+    summary(
+        "silent upstream failure -> down (active link, defaults)",
+        &mut times,
+        Duration::from_secs(3),
+        &[("pfSense/dpinger", 15.5), ("mwan3", 70.0)],
+    );
+}
+
+fn bench_carrier(trials: usize) {
+    let tb = Testbed::new();
+    let agent = Agent::start(&tb, &config(""));
+    let mut times = vec![];
+    for _ in 0..trials {
+        let t0 = SystemTime::now();
+        tb.drop_carrier(Uplink::Broadband);
+        times.push(agent.wait_transition("bb0", "down", t0, Duration::from_secs(10)));
+        let t1 = SystemTime::now();
+        tb.restore_carrier(Uplink::Broadband);
+        agent.wait_transition("bb0", "up", t1, Duration::from_secs(30));
+    }
+    summary(
+        "carrier loss -> down (from `ip link set down`)",
+        &mut times,
+        Duration::from_millis(100),
+        &[],
+    );
+}
+
+fn bench_loss(minutes: u64) {
+    let tb = Testbed::new();
+    let agent = Agent::start(&tb, &config(""));
+    tb.set_loss(Uplink::Broadband, 20);
+    let t0 = SystemTime::now();
+    std::thread::sleep(Duration::from_secs(minutes * 60));
+    let tr = agent.transitions("bb0");
+    let downs = tr.iter().filter(|t| t.0 >= t0 && t.1 == "down").count();
+    let degraded = tr.iter().filter(|t| t.0 >= t0 && t.1 == "degraded").count();
+    println!(
+        "20% random loss on the active link for {minutes} min: {downs} false down (target 0); \
+         {degraded} transitions to degraded (loss is over the 10% threshold, so degraded is right)"
+    );
+}
+
+fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap();
+    s.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line (11 and 12 after the name).
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+fn bench_footprint(secs: u64) {
+    let tb = Testbed::new();
+    // Count every byte crossing each device link, in the ISP namespace.
+    for link in [Uplink::Broadband, Uplink::Wifi, Uplink::Mobile] {
+        let ns = tb.isp_netns(link).to_string();
+        let script = "table inet lwcount {\n chain c { type filter hook prerouting priority -300; iifname \"dn0\" counter }\n chain o { type filter hook postrouting priority 300; oifname \"dn0\" counter }\n}\n";
+        let mut c = common::exec_in(&ns, ["nft", "-f", "-"]);
+        c.stdin(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    let agent = Agent::start(
+        &tb,
+        &config("").replace("log_level = \"info\"", "log_level = \"warn\""),
+    );
+    let pid = agent.child.id();
+    let reset = |link: Uplink| {
+        common::run(&mut common::exec_in(
+            tb.isp_netns(link),
+            ["nft", "reset", "counters", "table", "inet", "lwcount"],
+        ));
+    };
+    for l in [Uplink::Broadband, Uplink::Wifi, Uplink::Mobile] {
+        reset(l);
+    }
+    let ticks0 = cpu_ticks(pid);
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(secs));
+    let elapsed = t0.elapsed().as_secs_f64();
+    let ticks = cpu_ticks(pid) - ticks0;
+    let hz = 100.0; // USER_HZ on Linux
+    let cpu_pct = ticks as f64 / hz / elapsed * 100.0;
+    let rss = proc_field(pid, "status", "VmRSS:");
+    let hwm = proc_field(pid, "status", "VmHWM:");
+    println!(
+        "footprint, 3 links at defaults over {secs} s: RSS {:.1} MB (peak {:.1} MB; target ≤ 10 MB), \
+         CPU {cpu_pct:.2}% of one core (target ≤ 1%)",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    for (link, role) in [
+        (Uplink::Broadband, "active, 500 ms rounds x 3 targets"),
+        (Uplink::Wifi, "standby, 5 s rounds x 1 target"),
+        (Uplink::Mobile, "standby metered, 15 s rounds x 1 target"),
+    ] {
+        let out = common::run(&mut common::exec_in(
+            tb.isp_netns(link),
+            ["nft", "list", "table", "inet", "lwcount"],
+        ));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let bytes: u64 = text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .filter(|w| w[0] == "bytes")
+            .filter_map(|w| w[1].parse::<u64>().ok())
+            .sum();
+        let per_day = bytes as f64 / elapsed * 86_400.0;
+        println!(
+            "  probe bytes on the wire, {} ({role}): {:.2} MB/day (measured {bytes} B in {elapsed:.0} s)",
+            link.iface(),
+            per_day / 1e6
+        );
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !testbed_available() {
+        println!("agent_netns benchmarks skipped: need root and ip, nft, dnsmasq, python3, ping");
+        return;
+    }
+    let num = |flag: &str, default: u64| -> u64 {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let trials = num("--trials", 20) as usize;
+    let selected: Vec<&str> = ["detect", "carrier", "loss", "footprint"]
+        .into_iter()
+        .filter(|s| args.iter().any(|a| a == s))
+        .collect();
+    let all = selected.is_empty();
+    let want = |s: &str| all || selected.contains(&s);
+    if want("detect") {
+        bench_detect(trials);
+    }
+    if want("carrier") {
+        bench_carrier(trials);
+    }
+    if want("footprint") {
+        bench_footprint(num("--footprint-secs", 120));
+    }
+    if want("loss") {
+        bench_loss(num("--loss-minutes", 10));
+    }
+}
