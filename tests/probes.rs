@@ -318,6 +318,25 @@ async fn http_through_a_missing_interface_or_to_a_closed_port_fails() {
     );
 }
 
+#[tokio::test]
+async fn https_to_a_plain_http_server_is_a_network_failure() {
+    let addr = start_http().await;
+    let o = http::probe(
+        "lo",
+        &format!("https://{addr}/generate_204"),
+        204,
+        None,
+        true,
+        T,
+    )
+    .await;
+    match failure(&o) {
+        ProbeFailure::Network(s) => assert!(!s.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(failure(&o).reason_word(), "network");
+}
+
 // ---------------------------------------------------------------- TCP
 
 /// A loopback port nobody listens on (bound, then released).

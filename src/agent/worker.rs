@@ -215,14 +215,14 @@ impl Worker {
                 },
             })
             .inc();
-        if let Ok(rtt) = o.result {
-            if kind == "icmp" || kind == "tcp" {
-                self.shared
-                    .metrics
-                    .rtt
-                    .get_or_create(&labels)
-                    .observe(rtt.as_secs_f64());
-            }
+        if let Ok(rtt) = o.result
+            && (kind == "icmp" || kind == "tcp")
+        {
+            self.shared
+                .metrics
+                .rtt
+                .get_or_create(&labels)
+                .observe(rtt.as_secs_f64());
         }
         debug!(link = %self.plan.name, probe = spec_label, result = ?o.result, "probe");
     }

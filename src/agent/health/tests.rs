@@ -123,8 +123,10 @@ fn one_dead_target_never_fails_a_round() {
 
 #[test]
 fn quorum_two_needs_two_answers() {
-    let mut p = HealthParams::default();
-    p.quorum = 2;
+    let p = HealthParams {
+        quorum: 2,
+        ..Default::default()
+    };
     let mut h = up_link(p.clone());
     for _ in 0..p.down_after {
         h.observe(Millis(1), partial(3, 1));
@@ -134,8 +136,10 @@ fn quorum_two_needs_two_answers() {
 
 #[test]
 fn standby_round_with_one_target_uses_that_target() {
-    let mut p = HealthParams::default();
-    p.quorum = 2;
+    let p = HealthParams {
+        quorum: 2,
+        ..Default::default()
+    };
     let mut h = up_link(p);
     for _ in 0..100 {
         h.observe(Millis(1), ok(1));
@@ -311,8 +315,10 @@ fn reference(rounds: &[bool], p: &HealthParams) -> Vec<bool> {
 
 #[test]
 fn exhaustive_round_sequences_match_the_reference_model() {
-    let mut p = HealthParams::default();
-    p.min_samples = u32::MAX; // judge reachability only
+    let p = HealthParams {
+        min_samples: u32::MAX, // judge reachability only
+        ..Default::default()
+    };
     let n = 14;
     for bits in 0u32..(1 << n) {
         let rounds: Vec<bool> = (0..n).map(|i| bits & (1 << i) != 0).collect();

@@ -255,12 +255,17 @@ fn request_failure(e: &reqwest::Error) -> ProbeFailure {
         // Refused, unreachable, reset, ...: the short OS word says it all.
         return bind::io_failure(io, bind::BIND_PERMISSION_HINT);
     }
-    // TLS and protocol errors: the chain says what went wrong.
-    let text = bind::chain_text(e);
-    let text = match e.url() {
-        Some(u) => text.replace(&format!(" for url ({u})"), ""),
-        None => text,
-    };
+    // TLS and protocol errors: the chain says what went wrong, without the
+    // generic wrappers of reqwest and hyper.
+    let mut text = bind::chain_text(e);
+    if let Some(u) = e.url() {
+        text = text.replace(&format!(" for url ({u})"), "");
+    }
+    for wrapper in ["error sending request: ", "client error (Connect): "] {
+        if text.len() > wrapper.len() && text.starts_with(wrapper) {
+            text = text[wrapper.len()..].to_string();
+        }
+    }
     ProbeFailure::Network(text)
 }
 

@@ -25,8 +25,9 @@ pub const ICMP_PERMISSION_HINT: &str = "ICMP echo needs CAP_NET_RAW or the proce
 /// Default ICMP payload length in bytes.
 pub const DEFAULT_PAYLOAD_LEN: u16 = 8;
 
-/// Largest payload accepted (the rest of a 1280-byte IPv6 minimum MTU packet).
-pub const MAX_PAYLOAD_LEN: u16 = 1280 - 40 - 8;
+/// Largest payload accepted (the agent configuration allows up to this; the
+/// packet then still fits a 1500-byte MTU over IPv6).
+pub const MAX_PAYLOAD_LEN: u16 = 1400;
 
 /// Extra time over the probe timeout before the outer guard fires.
 const GUARD: Duration = Duration::from_millis(200);
