@@ -496,3 +496,93 @@ fn agent_reloads_on_sighup_refuses_bad_config_and_stops_cleanly() {
     assert!(status.success(), "exit {status:?}");
     assert!(agent.log_text().contains("agent stopped cleanly"));
 }
+
+#[test]
+fn probe_without_permission_is_named_and_other_links_keep_being_measured() {
+    if !testbed_available() {
+        return;
+    }
+    if !common::require_tool("setpriv") {
+        return;
+    }
+    let tb = Testbed::new();
+    // No unprivileged ICMP in the device namespace, and the agent without CAP_NET_RAW.
+    common::run(&mut tb.exec_dev(["sysctl", "-q", "-w", "net.ipv4.ping_group_range=1 0"]));
+    let cfg = config("")
+        .replace(
+            "[[link]]\nname = \"wl0\"\nkind = \"wifi\"\n",
+            "[[link]]\nname = \"wl0\"\nkind = \"wifi\"\nprobes = [ { type = \"icmp\", target = \"192.0.2.1\" }, { type = \"tcp\", target = \"192.0.2.1:80\" } ]\n",
+        )
+        .replace("[[link]]\nname = \"mb0\"\nkind = \"mobile\"\n", "");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.toml");
+    std::fs::write(&path, &cfg).unwrap();
+    let log = dir.path().join("agent.log");
+    let mut child = tb
+        .exec_dev([
+            "setpriv",
+            "--bounding-set=-net_raw",
+            "--inh-caps=-net_raw",
+            BIN,
+            "agent",
+            "--config",
+            path.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let status = || -> Option<AgentStatus> {
+        let out = tb
+            .exec_dev([BIN, "status", "--json", "--config", path.to_str().unwrap()])
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    };
+    let link = |s: &AgentStatus, n: &str| s.links.iter().find(|l| l.name == n).cloned().unwrap();
+    let mut last = None;
+    let ok = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        last = status();
+        last.as_ref().is_some_and(|s| {
+            link(s, "wl0").state == LinkState::Up
+                && link(s, "bb0").reason.as_deref() == Some("permission")
+        })
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(ok, "last status {last:#?}\nlog:\n{log}");
+    let s = last.unwrap();
+    let bb = link(&s, "bb0");
+    assert_eq!(bb.state, LinkState::Down);
+    assert!(
+        bb.warnings.iter().any(|w| w.contains("CAP_NET_RAW")),
+        "{bb:#?}"
+    );
+    let wl = link(&s, "wl0");
+    assert!(
+        wl.warnings.iter().any(|w| w.contains("not permitted")),
+        "{wl:#?}"
+    );
+    assert!(log.contains("CAP_NET_RAW"), "the log says it too:\n{log}");
+}
+
+#[test]
+fn declared_interface_that_does_not_exist_is_absent_with_a_warning() {
+    if !testbed_available() {
+        return;
+    }
+    let tb = Testbed::new();
+    let cfg = config("").replace("name = \"mb0\"", "name = \"wwan7\"");
+    let agent = Agent::start(&tb, &cfg);
+    agent.wait_state("bb0", LinkState::Up, Duration::from_secs(10), |_| {});
+    let s = agent.status();
+    let l = s.links.iter().find(|l| l.name == "wwan7").unwrap();
+    assert_eq!(l.state, LinkState::Absent);
+    assert!(
+        l.warnings.iter().any(|w| w.contains("does not exist")),
+        "{l:#?}"
+    );
+    assert!(agent.log_text().contains("interface does not exist"));
+}

@@ -24,4 +24,4 @@ fi
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked --all-targets -- --test-threads=4
+cargo test --locked -- --test-threads=4

@@ -312,13 +312,17 @@ impl LinkHealth {
         } else {
             self.fails += 1;
             self.oks = 0;
+            let why = match r.failure.as_deref() {
+                Some(w @ ("permission" | "no-interface")) => w.to_string(),
+                _ => "probes".to_string(),
+            };
             if !self.reach_down && self.fails >= self.params.down_after {
-                let why = match r.failure.as_deref() {
-                    Some(w @ ("permission" | "no-interface")) => w.to_string(),
-                    _ => "probes".to_string(),
-                };
                 self.lose_reach(&why);
                 return;
+            }
+            if self.reach_down && self.fails >= self.params.down_after {
+                // Never came up (or still down): say why now, not "starting".
+                self.reach_reason = why;
             }
         }
         if !self.reach_down {

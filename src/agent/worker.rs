@@ -153,6 +153,16 @@ impl Worker {
     }
 
     fn publish(&self) {
+        let mut warnings = self.warnings.clone();
+        if self.health.state() == LinkState::Absent {
+            warnings.insert(
+                0,
+                format!(
+                    "interface {} does not exist (unplugged, not associated, or misnamed in the config)",
+                    self.plan.name
+                ),
+            );
+        }
         let view = LinkView {
             plan: self.plan.clone(),
             state: self.health.state(),
@@ -161,7 +171,7 @@ impl Worker {
             rtt_ms: self.health.rtt_ms(),
             loss_pct: self.health.loss_pct(),
             active: self.active,
-            warnings: self.warnings.clone(),
+            warnings,
             probe_bytes: self.probe_bytes,
         };
         self.shared.update(view);
@@ -422,8 +432,19 @@ pub async fn run_round(
         .iter()
         .filter_map(|(_, o)| o.result.as_ref().ok().copied())
         .collect();
+    // A probe the OS refused to send is not packet loss: count only probes
+    // that left (the refusal still fails the round when nothing else answers).
+    let sent = outcomes
+        .iter()
+        .filter(|(_, o)| {
+            !matches!(
+                o.result,
+                Err(ProbeFailure::Permission(_) | ProbeFailure::NoSuchInterface)
+            )
+        })
+        .count();
     let round = Round {
-        sent: outcomes.len() as u32,
+        sent: sent as u32,
         answered: rtts.len() as u32,
         rtts,
         failure: round_failure(&outcomes),

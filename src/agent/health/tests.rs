@@ -422,3 +422,14 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_link_that_never_comes_up_says_why_after_down_after_rounds() {
+    let p = HealthParams::default();
+    let mut h = LinkHealth::new(p.clone(), Millis(0));
+    for _ in 0..p.down_after {
+        h.observe(Millis(1), fail(3));
+    }
+    assert_eq!(h.state(), LinkState::Down);
+    assert_eq!(h.reason(), Some("probes"));
+}

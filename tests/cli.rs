@@ -1,0 +1,135 @@
+//! The command line as a user meets it, no root needed: config errors name the
+//! file, the key and the fix; `validate` lists the links; `status` without an
+//! agent says so.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_linkwatch");
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run linkwatch");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn with_config(text: &str, args: &[&str]) -> (i32, String, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.toml");
+    std::fs::write(&path, text).unwrap();
+    let p = path.to_str().unwrap().to_string();
+    let mut a: Vec<&str> = args.to_vec();
+    a.extend(["--config", &p]);
+    let (code, out, err) = run(&a);
+    (code, out, err, p)
+}
+
+#[test]
+fn unknown_key_is_refused_naming_file_and_key() {
+    let (code, _, err, path) = with_config("[health]\ndown_afterr = 3\n", &["agent"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&path), "{err}");
+    assert!(err.contains("down_afterr"), "{err}");
+    assert!(
+        err.contains("down_after"),
+        "the message lists the valid keys: {err}"
+    );
+}
+
+#[test]
+fn invalid_values_name_the_key_and_the_fix() {
+    let cases: &[(&str, &str)] = &[
+        ("[health]\ndown_after = 0\n", "health.down_after"),
+        (
+            "[health]\ninterval_active = \"10ms\"\n",
+            "health.interval_active",
+        ),
+        (
+            "[health]\nloss_degraded_pct = 150.0\n",
+            "health.loss_degraded_pct",
+        ),
+        ("presets = [\"nope\"]\n", "presets[0]"),
+        (
+            "[[link]]\nname = \"eth0\"\nprobes = [{ type = \"http\", url = \"ftp://x\" }]\n",
+            "link[0].probes[0].url",
+        ),
+        (
+            "[[link]]\nname = \"eth0\"\nprobes = [{ type = \"tcp\", target = \"nohost\" }]\n",
+            "link[0].probes[0].target",
+        ),
+        (
+            "[[link]]\nname = \"eth0\"\npresets = []\nprobes = [{ type = \"icmp\", target = \"192.0.2.1\" }]\nquorum = 2\n",
+            "link[0].quorum",
+        ),
+        (
+            "[[link]]\nname = \"eth0\"\n[[link]]\nname = \"eth0\"\n",
+            "link[1].name",
+        ),
+        (
+            "[[link]]\nname = \"eth0\"\npresets = []\n",
+            "link[0].probes",
+        ),
+    ];
+    for (text, key) in cases {
+        let (code, _, err, path) = with_config(text, &["validate"]);
+        assert_eq!(code, 2, "{text}: {err}");
+        assert!(err.contains(&path), "{text}: {err}");
+        assert!(
+            err.contains(&format!("`{key}`")),
+            "{text}: want key {key}: {err}"
+        );
+    }
+}
+
+#[test]
+fn wrong_type_names_the_line() {
+    let (code, _, err, _) = with_config("[health]\ndown_after = \"four\"\n", &["validate"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("down_after") && err.contains("line 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_config_file_is_named() {
+    let (code, _, err) = run(&["agent", "--config", "/nonexistent/linkwatch.toml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent/linkwatch.toml"), "{err}");
+}
+
+#[test]
+fn validate_lists_declared_links_with_defaults_by_kind() {
+    let text = "presets = []\nprobes = [{ type = \"icmp\", target = \"192.0.2.1\" }]\n\
+                [discovery]\nenabled = false\n\
+                [[link]]\nname = \"wwan9\"\nkind = \"mobile\"\n\
+                [[link]]\nname = \"eth9\"\nkind = \"broadband\"\n";
+    let (code, out, err, _) = with_config(text, &["validate"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("eth9 (broadband, priority 10, not metered"),
+        "{out}"
+    );
+    assert!(out.contains("wwan9 (mobile, priority 30, metered"), "{out}");
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
+    let text = std::fs::read_to_string(example).unwrap();
+    linkwatch::config::agent::AgentConfig::parse(&text, std::path::Path::new(example))
+        .expect("config.example.toml parses");
+}
+
+#[test]
+fn status_without_an_agent_says_so() {
+    let text = "[agent]\nstatus_listen = \"127.0.0.1:1\"\n";
+    let (code, _, err, _) = with_config(text, &["status"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is `linkwatch agent` running"), "{err}");
+}
