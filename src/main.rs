@@ -54,6 +54,17 @@ enum Command {
         #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
         timeout: Duration,
     },
+    /// Prefer a link for the default route while it is online (`--auto`: let
+    /// the policy choose again). Shown in `status`.
+    Prefer {
+        /// The link to prefer.
+        #[arg(required_unless_present = "auto", conflicts_with = "auto")]
+        link: Option<String>,
+        #[arg(long)]
+        auto: bool,
+        #[arg(long, short, default_value = DEFAULT_CONFIG, env = "LINKWATCH_CONFIG")]
+        config: PathBuf,
+    },
     /// Check a config file and print the links it would watch.
     Validate {
         #[arg(long, short, default_value = DEFAULT_CONFIG, env = "LINKWATCH_CONFIG")]
@@ -149,6 +160,35 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Prefer { link, auto, config } => {
+            let url = format!("http://{}/prefer", status_addr(&config)?);
+            let body = serde_json::to_vec(&agent::status::PreferRequest {
+                link: if auto { None } else { link },
+            })?;
+            let (code, text) = runtime()?
+                .block_on(async {
+                    let client = reqwest::Client::builder()
+                        .no_proxy()
+                        .timeout(Duration::from_secs(5))
+                        .build()?;
+                    let resp = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await?;
+                    let code = resp.status();
+                    Ok::<_, reqwest::Error>((code, resp.text().await?))
+                })
+                .with_context(|| {
+                    format!("cannot reach the agent at {url}: is `linkwatch agent` running with this config?")
+                })?;
+            if !code.is_success() {
+                bail!("the agent refused: {text}");
+            }
+            println!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Validate { config } => {
             let cfg = load(&config)?;
             let plans = agent::run::plan_links(&cfg, Path::new(agent::run::SYS_CLASS_NET));
@@ -203,6 +243,21 @@ fn render_status(s: &AgentStatus) -> String {
         s.hostname,
         if s.online { "ONLINE" } else { "OFFLINE" }
     );
+    let f = &s.failover;
+    let _ = writeln!(
+        out,
+        "route: {} ({} mode) - {}{}",
+        f.chosen.as_deref().unwrap_or("none"),
+        f.mode,
+        f.reason,
+        f.preferred
+            .as_ref()
+            .map(|p| format!(" [manual preference: {p}]"))
+            .unwrap_or_default()
+    );
+    if let Some((link, at)) = &f.pending {
+        let _ = writeln!(out, "  {link} becomes eligible at {at}");
+    }
     let _ = writeln!(
         out,
         "{:<12} {:<10} {:<9} {:<12} {:>9} {:>7}  {:<6} since",

@@ -7,11 +7,11 @@
 
 mod common;
 
+use common::agent::Agent;
 use common::{PortalMode, Testbed, Uplink, testbed_available, wait_until};
 use linkwatch::wire::{AgentStatus, LinkState};
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_linkwatch");
@@ -64,134 +64,6 @@ name = "mb0"
 kind = "mobile"
 "#
     )
-}
-
-struct Agent<'a> {
-    tb: &'a Testbed,
-    child: Option<Child>,
-    config: PathBuf,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl<'a> Agent<'a> {
-    fn start(tb: &'a Testbed, config_text: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("agent.toml");
-        std::fs::write(&config, config_text).expect("write config");
-        let log = dir.path().join("agent.log");
-        let logf = std::fs::File::create(&log).expect("log file");
-        let child = tb
-            .exec_dev([BIN, "agent", "--config", config.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(logf)
-            .spawn()
-            .expect("start agent");
-        let agent = Agent {
-            tb,
-            child: Some(child),
-            config,
-            log,
-            _dir: dir,
-        };
-        wait_until(Duration::from_secs(10), "agent status listener", || {
-            agent.try_status().is_some()
-        });
-        agent
-    }
-
-    fn try_status(&self) -> Option<AgentStatus> {
-        let out = self
-            .tb
-            .exec_dev([BIN, "status", "--json", "--config", self.config.to_str()?])
-            .stdin(Stdio::null())
-            .output()
-            .ok()?;
-        serde_json::from_slice(&out.stdout).ok()
-    }
-
-    fn status(&self) -> AgentStatus {
-        self.try_status()
-            .unwrap_or_else(|| panic!("agent gave no status; log:\n{}", self.log_text()))
-    }
-
-    fn state(&self, link: &str) -> (LinkState, Option<String>) {
-        let s = self.status();
-        let l = s
-            .links
-            .iter()
-            .find(|l| l.name == link)
-            .unwrap_or_else(|| panic!("link {link} not in status {s:?}"));
-        (l.state, l.reason.clone())
-    }
-
-    /// Wait until `link` is in `state`, checking `invariant` on every status
-    /// seen meanwhile. Returns the time it took.
-    fn wait_state(
-        &self,
-        link: &str,
-        state: LinkState,
-        deadline: Duration,
-        mut invariant: impl FnMut(&AgentStatus),
-    ) -> Duration {
-        let start = Instant::now();
-        loop {
-            let s = self.status();
-            invariant(&s);
-            if s.links.iter().any(|l| l.name == link && l.state == state) {
-                return start.elapsed();
-            }
-            if start.elapsed() > deadline {
-                panic!(
-                    "{link} not {state} within {deadline:?}; last status {s:#?}\nagent log:\n{}",
-                    self.log_tail()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn all_up(&self) {
-        for l in ["bb0", "wl0", "mb0"] {
-            self.wait_state(l, LinkState::Up, Duration::from_secs(20), |_| {});
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn log_tail(&self) -> String {
-        let t = self.log_text();
-        let lines: Vec<&str> = t.lines().collect();
-        lines[lines.len().saturating_sub(60)..].join("\n")
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        let ok = Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .expect("kill");
-        assert!(ok.success());
-    }
-
-    fn pid_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
-    }
-}
-
-impl Drop for Agent<'_> {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("--- agent log ---\n{}", self.log_tail());
-        }
-    }
 }
 
 fn others_stay_up(except: &'static str) -> impl FnMut(&AgentStatus) {
@@ -285,7 +157,6 @@ fn twenty_percent_random_loss_never_marks_the_link_down() {
     agent.all_up();
     tb.set_loss(Uplink::Broadband, 20);
     let start = Instant::now();
-    let mut degraded_seen = false;
     while start.elapsed() < Duration::from_secs(40) {
         let s = agent.status();
         for l in &s.links {
@@ -297,10 +168,6 @@ fn twenty_percent_random_loss_never_marks_the_link_down() {
                 l.reason,
                 agent.log_tail()
             );
-            if l.name == "bb0" && l.state == LinkState::Degraded {
-                assert_eq!(l.reason.as_deref(), Some("loss"));
-                degraded_seen = true;
-            }
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -311,11 +178,7 @@ fn twenty_percent_random_loss_never_marks_the_link_down() {
         .find(|l| l.name == "bb0")
         .unwrap();
     let loss = bb.loss_pct.expect("loss measured");
-    assert!(loss > 5.0 && loss < 40.0, "measured loss {loss}%");
-    assert!(
-        degraded_seen,
-        "20% loss is over the 10% threshold: degraded"
-    );
+    assert!(loss > 8.0 && loss < 32.0, "measured loss {loss}%");
     tb.clear_loss(Uplink::Broadband);
 }
 

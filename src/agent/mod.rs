@@ -2,10 +2,14 @@
 //! link and publishes it (status listener, metrics).
 
 pub mod check;
+pub mod conntrack;
 pub mod health;
+pub mod hooks;
 pub mod links;
 pub mod netlink;
+pub mod policy;
 pub mod probe;
+pub mod routes;
 pub mod run;
 pub mod status;
 pub mod worker;

@@ -3,14 +3,19 @@
 //! default route), serves status and metrics, reloads on SIGHUP and stops
 //! cleanly on SIGTERM.
 
+use crate::agent::hooks::{HookEvent, Hooks};
 use crate::agent::links;
 use crate::agent::netlink::{self, LinkEvent};
+use crate::agent::policy::{Candidate, Cause, Policy, PolicyParams};
 use crate::agent::probe::{NetProber, Prober};
-use crate::agent::status::{self, Shared};
-use crate::agent::worker::{LinkMsg, Worker};
-use crate::config::agent::{AgentConfig, LinkPlan};
-use crate::shared::time::Clock;
+use crate::agent::routes;
+use crate::agent::status::{self, Control, Shared, SwitchLabels};
+use crate::agent::worker::{LinkMsg, StateNote, Worker};
+use crate::config::agent::{AgentConfig, FailoverMode, FailoverSection, LinkPlan};
+use crate::shared::time::{Clock, rfc3339};
+use crate::wire::FailoverStatus;
 use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +32,33 @@ pub enum AgentError {
     Status(#[from] status::StatusError),
     #[error("cannot install signal handler: {0}")]
     Signal(#[source] std::io::Error),
+    #[error(
+        "failover.mode = \"routes\" needs CAP_NET_ADMIN: run as root or with the capabilities in systemd/linkwatch-agent.service, or set failover.mode = \"observe\""
+    )]
+    NoNetAdmin,
+    #[error("cannot take over the default routes: {0}")]
+    Routes(#[from] routes::RouteError),
+}
+
+/// Does this process hold CAP_NET_ADMIN (bit 12 of CapEff)?
+pub fn has_net_admin() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("CapEff:"))
+                .and_then(|l| u64::from_str_radix(l[7..].trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << 12) != 0)
+}
+
+fn policy_params(f: &FailoverSection) -> PolicyParams {
+    PolicyParams {
+        hold_down: f.hold_down,
+        hold_down_max: f.hold_down_max,
+        flap_window: f.flap_window,
+        sticky: f.sticky,
+    }
 }
 
 /// Every link the agent should watch under `cfg`: declared links first, then
@@ -77,6 +109,16 @@ struct Agent {
     carrier: HashMap<String, bool>,
     index: HashMap<u32, String>,
     active: Option<String>,
+    notes_tx: mpsc::UnboundedSender<StateNote>,
+    policy: Policy,
+    hooks: Hooks,
+    chosen: Option<String>,
+    switches: u64,
+    /// When the policy wants to decide again (a link waiting out its hold-down).
+    recheck: Option<tokio::time::Instant>,
+    /// Last known gateway per link (kept when DHCP's route vanishes for a while).
+    gateways: HashMap<String, Ipv4Addr>,
+    last_order: Vec<String>,
 }
 
 impl Agent {
@@ -89,6 +131,7 @@ impl Agent {
             self.prober.clone(),
             self.shared.clone(),
             self.clock,
+            self.notes_tx.clone(),
         );
         tokio::spawn(w.run(rx).instrument(span));
         info!(link = %plan.name, kind = %plan.kind, priority = plan.priority,
@@ -234,11 +277,217 @@ impl Agent {
         }
     }
 
+    fn routes_mode(&self) -> bool {
+        self.cfg.failover.mode == FailoverMode::Routes
+    }
+
+    fn managed(&self, name: &str) -> bool {
+        match &self.cfg.failover.manage {
+            Some(m) => m.iter().any(|n| n == name),
+            None => true,
+        }
+    }
+
+    fn on_note(&mut self, n: StateNote) {
+        self.hooks.fire(HookEvent::Link {
+            link: n.link,
+            kind: n.kind,
+            old_state: n.from.to_string(),
+            new_state: n.to.to_string(),
+            reason: n.reason.unwrap_or_default(),
+            active: self.chosen.clone(),
+        });
+    }
+
+    /// Ask the policy which link should carry the default route, and act on it.
+    async fn decide(&mut self) {
+        let candidates: Vec<Candidate> = {
+            let links = self.shared.links.read().unwrap_or_else(|e| e.into_inner());
+            links
+                .values()
+                .filter(|v| self.managed(&v.plan.name))
+                .map(|v| Candidate {
+                    name: v.plan.name.clone(),
+                    priority: v.plan.priority,
+                    metered: v.plan.metered,
+                    state: v.state,
+                    since: v.since_ms,
+                })
+                .collect()
+        };
+        let now = self.clock.now();
+        let d = self.policy.decide(now, &candidates);
+        self.recheck = d.pending.as_ref().map(|(_, at)| {
+            tokio::time::Instant::now() + at.saturating_sub(now) + Duration::from_millis(5)
+        });
+        if d.chosen != self.chosen {
+            self.switches += 1;
+            info!(from = ?self.chosen, to = ?d.chosen, cause = %d.cause, reason = %d.reason,
+                  mode = ?self.cfg.failover.mode, "chosen link changed");
+            self.shared
+                .metrics
+                .switches
+                .get_or_create(&SwitchLabels {
+                    cause: d.cause.as_str().into(),
+                    from: self.chosen.clone().unwrap_or_default(),
+                    to: d.chosen.clone().unwrap_or_default(),
+                })
+                .inc();
+            self.hooks.fire(HookEvent::Failover {
+                from: self.chosen.clone(),
+                to: d.chosen.clone(),
+                cause: d.cause.as_str().into(),
+                reason: d.reason.clone(),
+            });
+            let previous = std::mem::replace(&mut self.chosen, d.chosen.clone());
+            self.flush_conntrack(previous.as_deref(), d.cause);
+        }
+        {
+            let mut f = self
+                .shared
+                .failover
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            *f = FailoverStatus {
+                mode: match self.cfg.failover.mode {
+                    FailoverMode::Observe => "observe".into(),
+                    FailoverMode::Routes => "routes".into(),
+                },
+                chosen: d.chosen.clone(),
+                cause: d.cause.as_str().into(),
+                reason: d.reason.clone(),
+                preferred: self.policy.preferred().map(str::to_string),
+                pending: d
+                    .pending
+                    .as_ref()
+                    .map(|(n, at)| (n.clone(), rfc3339(self.clock.wall(*at)))),
+                switches: self.switches,
+            };
+        }
+        if self.routes_mode() && (d.order != self.last_order || d.switched()) {
+            self.last_order = d.order.clone();
+            self.sync_routes().await;
+        }
+    }
+
+    /// Flush connection tracking of the link traffic left, as configured.
+    fn flush_conntrack(&self, previous: Option<&str>, cause: Cause) {
+        use crate::config::agent::ConntrackFlush::*;
+        let Some(prev) = previous else { return };
+        let failover = matches!(cause, Cause::CurrentDown | Cause::CurrentDegraded);
+        let failback = matches!(
+            cause,
+            Cause::FailBack | Cause::Manual | Cause::ManualCleared
+        );
+        let wanted = match self.cfg.failover.conntrack_flush {
+            Keep => false,
+            OnFailover => failover,
+            OnFailback => failback,
+            Both => failover || failback,
+        };
+        if !wanted || prev.is_empty() {
+            return;
+        }
+        let link = prev.to_string();
+        tokio::spawn(async move {
+            match crate::agent::conntrack::flush_link(&link).await {
+                Ok(n) => info!(link = %link, flows = n, "connection tracking flushed"),
+                Err(e) => warn!(link = %link, "cannot flush connection tracking: {e}"),
+            }
+        });
+    }
+
+    /// Make the kernel's default routes match the last decision (also repairs
+    /// routes removed behind the agent's back).
+    async fn sync_routes(&mut self) {
+        if !self.routes_mode() {
+            return;
+        }
+        let order = self.last_order.clone();
+        for name in &order {
+            let configured = self.cfg.declared(name).and_then(|l| l.gateway);
+            let gw = match configured {
+                Some(g) => Some(g),
+                None => routes::learned_gateway(name).await.ok().flatten(),
+            };
+            if let Some(g) = gw {
+                self.gateways.insert(name.clone(), g);
+            }
+        }
+        let gws = self.gateways.clone();
+        let want = routes::wanted(
+            &order,
+            &|n: &str| {
+                gws.get(n)
+                    .map(|g| Some(*g))
+                    .or_else(|| (n.starts_with("ppp") || n.starts_with("wwan")).then_some(None))
+            },
+            self.cfg.failover.metric_base,
+        );
+        let start = std::time::Instant::now();
+        if self.cfg.failover.dry_run {
+            match routes::own_routes().await {
+                Ok(have) => {
+                    for op in routes::plan(&have, &want) {
+                        info!(op = %op, "dry run: would change route");
+                    }
+                }
+                Err(e) => warn!("dry run: cannot read routes: {e}"),
+            }
+            return;
+        }
+        match routes::sync(&want).await {
+            Ok(ops) => {
+                if !ops.is_empty() {
+                    let took = start.elapsed();
+                    self.shared.metrics.route_apply.observe(took.as_secs_f64());
+                    for op in &ops {
+                        info!(op = %op, "route changed");
+                    }
+                    info!(took_us = took.as_micros() as u64, "routes in place");
+                }
+            }
+            Err(e) => error!("cannot set routes: {e}"),
+        }
+    }
+
+    fn on_control(&mut self, c: Control) -> bool {
+        match c {
+            Control::Prefer { link, reply } => {
+                let msg = match &link {
+                    Some(l) if !self.workers.contains_key(l) => {
+                        let _ = reply.send(Err(format!(
+                            "unknown link `{l}`: watched links are {}",
+                            self.workers.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )));
+                        return false;
+                    }
+                    Some(l) => format!("preferring {l} while it is online"),
+                    None => "automatic choice again".to_string(),
+                };
+                info!(preferred = ?link, "manual preference changed");
+                self.policy.prefer(link);
+                let _ = reply.send(Ok(msg));
+                true
+            }
+        }
+    }
+
     fn reload(&mut self) {
         match AgentConfig::load(&self.config_path) {
             Ok(cfg) => {
                 info!(path = %self.config_path.display(), "configuration reloaded");
+                if cfg.failover.mode != self.cfg.failover.mode {
+                    warn!("failover.mode changes take effect at the next start, not on reload");
+                }
+                let mode = self.cfg.failover.mode;
                 self.cfg = cfg;
+                self.cfg.failover.mode = mode;
+                self.policy.set_params(policy_params(&self.cfg.failover));
+                self.hooks = Hooks::new(
+                    self.cfg.failover.hook.clone(),
+                    self.cfg.failover.hook_timeout,
+                );
                 for w in self.workers.values_mut() {
                     // Thresholds may have changed even where the plan did not.
                     let _ = w.tx.send(LinkMsg::Reload(Box::new((
@@ -273,6 +522,9 @@ pub async fn run_with(
         .clone()
         .or_else(|| sysinfo::System::host_name().ok())
         .unwrap_or_else(|| "unknown".into());
+    if cfg.failover.mode == FailoverMode::Routes && !cfg.failover.dry_run && !has_net_admin() {
+        return Err(AgentError::NoNetAdmin);
+    }
     let shared = Shared::new(hostname.clone());
     let listener = status::bind(cfg.agent.status_listen).await?;
     info!(device = %hostname, listen = %cfg.agent.status_listen, version = env!("CARGO_PKG_VERSION"),
@@ -282,9 +534,11 @@ pub async fn run_with(
     let mut sighup = signal(SignalKind::hangup()).map_err(AgentError::Signal)?;
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(status::serve(listener, shared.clone(), async {
+    let (control_tx, mut control_rx) = mpsc::unbounded_channel::<Control>();
+    let server = tokio::spawn(status::serve(listener, shared.clone(), control_tx, async {
         let _ = stop_rx.await;
     }));
+    let (notes_tx, mut notes_rx) = mpsc::unbounded_channel::<StateNote>();
 
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let watcher = tokio::spawn(async move {
@@ -304,7 +558,28 @@ pub async fn run_with(
         carrier: HashMap::new(),
         index: HashMap::new(),
         active: None,
+        notes_tx,
+        policy: Policy::new(PolicyParams::default()),
+        hooks: Hooks::new(None, Duration::from_secs(5)),
+        chosen: None,
+        switches: 0,
+        recheck: None,
+        gateways: HashMap::new(),
+        last_order: vec![],
     };
+    agent.policy = Policy::new(policy_params(&agent.cfg.failover));
+    agent.policy.prefer(agent.cfg.failover.prefer.clone());
+    agent.hooks = Hooks::new(
+        agent.cfg.failover.hook.clone(),
+        agent.cfg.failover.hook_timeout,
+    );
+    if agent.routes_mode() && !agent.cfg.failover.dry_run {
+        // A crash may have left our routes behind: start from a clean table.
+        let n = routes::remove_all().await?;
+        if n > 0 {
+            warn!(routes = n, "removed default routes left by an earlier run");
+        }
+    }
     // Learn the interfaces before the first plan so absent links are known.
     if let Ok(ifaces) = netlink::interfaces().await {
         for i in ifaces {
@@ -318,14 +593,52 @@ pub async fn run_with(
     if agent.workers.is_empty() {
         warn!("no links to watch: declare [[link]] entries or check [discovery]");
     }
+    if agent.routes_mode() {
+        for name in agent.workers.keys().filter(|n| agent.managed(n)) {
+            if let Err(e) = routes::set_ignore_linkdown(name) {
+                warn!(link = %name, "cannot set ignore_routes_with_linkdown: {e}");
+            }
+        }
+    }
 
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let recheck = agent.recheck;
         tokio::select! {
-            Some(ev) = ev_rx.recv() => agent.on_event(ev).await,
-            _ = tick.tick() => agent.resync().await,
-            _ = sighup.recv() => agent.reload(),
+            Some(ev) = ev_rx.recv() => {
+                let routes_event = matches!(ev, LinkEvent::RoutesChanged | LinkEvent::Changed { .. });
+                agent.on_event(ev).await;
+                if routes_event {
+                    agent.sync_routes().await;
+                }
+            }
+            Some(n) = notes_rx.recv() => {
+                agent.on_note(n);
+                // Several links may change at once: take them all, decide once.
+                while let Ok(n) = notes_rx.try_recv() {
+                    agent.on_note(n);
+                }
+                agent.decide().await;
+            }
+            Some(c) = control_rx.recv() => {
+                if agent.on_control(c) {
+                    agent.decide().await;
+                }
+            }
+            _ = tokio::time::sleep_until(recheck.unwrap_or_else(tokio::time::Instant::now)), if recheck.is_some() => {
+                agent.recheck = None;
+                agent.decide().await;
+            }
+            _ = tick.tick() => {
+                agent.resync().await;
+                agent.decide().await;
+                agent.sync_routes().await;
+            }
+            _ = sighup.recv() => {
+                agent.reload();
+                agent.decide().await;
+            }
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
         }
@@ -334,6 +647,15 @@ pub async fn run_with(
         let _ = w.tx.send(LinkMsg::Stop);
     }
     watcher.abort();
+    if agent.routes_mode() && !agent.cfg.failover.dry_run {
+        match routes::remove_all().await {
+            Ok(n) => info!(
+                routes = n,
+                "own default routes removed: the routing table is as the system set it"
+            ),
+            Err(e) => error!("cannot remove own routes on stop: {e}"),
+        }
+    }
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     info!("agent stopped cleanly");

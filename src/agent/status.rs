@@ -3,8 +3,9 @@
 //! (`GET /status` as JSON, `GET /metrics` in the Prometheus text format).
 
 use crate::config::agent::LinkPlan;
+use crate::shared::time::Millis;
 use crate::shared::time::rfc3339;
-use crate::wire::{AgentStatus, LinkState, LinkStatus};
+use crate::wire::{AgentStatus, FailoverStatus, LinkState, LinkStatus};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -74,6 +75,15 @@ pub struct Metrics {
     pub probes: Family<ProbeLabels, Counter>,
     pub probe_bytes: Family<LinkLabels, Counter>,
     pub online: Gauge,
+    pub switches: Family<SwitchLabels, Counter>,
+    pub route_apply: Histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SwitchLabels {
+    pub cause: String,
+    pub from: String,
+    pub to: String,
 }
 
 fn rtt_histogram() -> Histogram {
@@ -138,8 +148,22 @@ impl Metrics {
             "1 when at least one link reaches the internet",
             online.clone(),
         );
+        let switches = Family::<SwitchLabels, Counter>::default();
+        registry.register(
+            "failovers",
+            "Changes of the chosen link (failover, fail-back, manual), by cause",
+            switches.clone(),
+        );
+        let route_apply = Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]);
+        registry.register(
+            "route_apply_seconds",
+            "Time from a decision to its routes being in the kernel",
+            route_apply.clone(),
+        );
         Metrics {
             registry,
+            switches,
+            route_apply,
             link_state,
             link_active,
             rtt,
@@ -184,6 +208,8 @@ pub struct LinkView {
     pub state: LinkState,
     pub reason: Option<String>,
     pub since: SystemTime,
+    /// `since` on the agent's monotonic axis (what the policy compares).
+    pub since_ms: Millis,
     pub rtt_ms: Option<f64>,
     pub loss_pct: Option<f64>,
     pub active: bool,
@@ -197,6 +223,7 @@ pub struct Shared {
     pub metrics: Metrics,
     pub started: SystemTime,
     pub hostname: String,
+    pub failover: RwLock<FailoverStatus>,
     /// Serialises online-gauge updates.
     online_lock: Mutex<()>,
 }
@@ -208,6 +235,7 @@ impl Shared {
             metrics: Metrics::new(),
             started: SystemTime::now(),
             hostname,
+            failover: RwLock::new(FailoverStatus::default()),
             online_lock: Mutex::new(()),
         })
     }
@@ -266,6 +294,11 @@ impl Shared {
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             started: rfc3339(self.started),
             links: out,
+            failover: self
+                .failover
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
@@ -294,32 +327,84 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StatusErr
         .map_err(|source| StatusError::Bind { addr, source })
 }
 
-/// Serve `/status` and `/metrics` until `shutdown` resolves.
+/// A request from the local listener to the agent's main loop.
+#[derive(Debug)]
+pub enum Control {
+    /// `linkwatch prefer LINK` (Some) or `--auto` (None); the reply is the
+    /// message to show, or an error.
+    Prefer {
+        link: Option<String>,
+        reply: tokio::sync::oneshot::Sender<Result<String, String>>,
+    },
+}
+
+/// Body of `POST /prefer`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreferRequest {
+    pub link: Option<String>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    shared: Arc<Shared>,
+    control: tokio::sync::mpsc::UnboundedSender<Control>,
+}
+
+/// Serve `/status`, `/metrics` and `POST /prefer` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
+    control: tokio::sync::mpsc::UnboundedSender<Control>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), StatusError> {
-    use axum::{Json, Router, extract::State, http::header, response::IntoResponse, routing::get};
+    use axum::{
+        Json, Router,
+        extract::State,
+        http::{StatusCode, header},
+        response::IntoResponse,
+        routing::{get, post},
+    };
     let addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
-    async fn status(State(s): State<Arc<Shared>>) -> Json<AgentStatus> {
-        Json(s.snapshot())
+    async fn status(State(s): State<AppState>) -> Json<AgentStatus> {
+        Json(s.shared.snapshot())
     }
-    async fn metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         (
             [(
                 header::CONTENT_TYPE,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             )],
-            s.metrics.encode(),
+            s.shared.metrics.encode(),
         )
+    }
+    async fn prefer(
+        State(s): State<AppState>,
+        Json(req): Json<PreferRequest>,
+    ) -> (StatusCode, String) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if s.control
+            .send(Control::Prefer {
+                link: req.link,
+                reply: tx,
+            })
+            .is_err()
+        {
+            return (StatusCode::SERVICE_UNAVAILABLE, "agent is stopping".into());
+        }
+        match rx.await {
+            Ok(Ok(msg)) => (StatusCode::OK, msg),
+            Ok(Err(msg)) => (StatusCode::BAD_REQUEST, msg),
+            Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "agent is stopping".into()),
+        }
     }
     let app = Router::new()
         .route("/status", get(status))
         .route("/metrics", get(metrics))
-        .with_state(shared);
+        .route("/prefer", post(prefer))
+        .with_state(AppState { shared, control });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -16,6 +16,16 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+/// What a worker tells the agent's main loop: a link changed state.
+#[derive(Debug, Clone)]
+pub struct StateNote {
+    pub link: String,
+    pub kind: String,
+    pub from: LinkState,
+    pub to: LinkState,
+    pub reason: Option<String>,
+}
+
 /// Messages to a link worker.
 #[derive(Debug)]
 pub enum LinkMsg {
@@ -76,6 +86,7 @@ pub struct Worker {
     rotate: usize,
     probe_bytes: u64,
     last_app: Option<Instant>,
+    notes: mpsc::UnboundedSender<StateNote>,
 }
 
 impl Worker {
@@ -85,6 +96,7 @@ impl Worker {
         prober: Arc<dyn Prober>,
         shared: Arc<Shared>,
         clock: Clock,
+        notes: mpsc::UnboundedSender<StateNote>,
     ) -> Self {
         let health = LinkHealth::new(HealthParams::from_config(&hcfg, plan.quorum), clock.now());
         Worker {
@@ -101,6 +113,7 @@ impl Worker {
             rotate: 0,
             probe_bytes: 0,
             last_app: None,
+            notes,
         }
     }
 
@@ -168,6 +181,7 @@ impl Worker {
             state: self.health.state(),
             reason: self.health.reason().map(str::to_string),
             since: self.clock.wall(self.health.since()),
+            since_ms: self.health.since(),
             rtt_ms: self.health.rtt_ms(),
             loss_pct: self.health.loss_pct(),
             active: self.active,
@@ -198,8 +212,19 @@ impl Worker {
 
     fn observe(&mut self, obs: Observation) {
         let t = self.health.observe(self.clock.now(), obs);
-        self.note(t);
+        self.note(t.clone());
         self.publish();
+        if let Some(t) = t
+            && t.from != t.to
+        {
+            let _ = self.notes.send(StateNote {
+                link: self.plan.name.clone(),
+                kind: self.plan.kind.to_string(),
+                from: t.from,
+                to: t.to,
+                reason: t.reason,
+            });
+        }
     }
 
     fn count_probe(&mut self, spec_label: &str, kind: &str, o: &ProbeOutcome) {

@@ -204,11 +204,85 @@ impl Default for HealthSection {
             quorum: 1,
             timeout_min: Duration::from_millis(300),
             timeout_max: Duration::from_secs(3),
-            window: 20,
-            loss_degraded_pct: 10.0,
+            window: 60,
+            loss_degraded_pct: 30.0,
             latency_degraded: Duration::from_millis(800),
             app_fail_after: 2,
             icmp_payload: 8,
+        }
+    }
+}
+
+/// How the agent acts on its decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailoverMode {
+    /// Measure and report only (laptops managed by NetworkManager).
+    #[default]
+    Observe,
+    /// Own the default routes (office gateways).
+    Routes,
+}
+
+/// When to flush connection-tracking entries of a link we moved away from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConntrackFlush {
+    #[default]
+    Keep,
+    /// Flush the old link's flows on failover (so NATed flows re-establish on the new link).
+    OnFailover,
+    /// Flush the backup's flows on fail-back (so nothing stays pinned to a metered link).
+    OnFailback,
+    Both,
+}
+
+/// `[failover]`: which link carries the default route, and how it moves.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailoverSection {
+    pub mode: FailoverMode,
+    /// Log route changes instead of making them (`routes` mode only).
+    pub dry_run: bool,
+    /// A better link must be clean this long before traffic fails back to it.
+    #[serde(with = "humantime_serde")]
+    pub hold_down: Duration,
+    /// The hold-down doubles on every flap within `flap_window`, up to this.
+    #[serde(with = "humantime_serde")]
+    pub hold_down_max: Duration,
+    #[serde(with = "humantime_serde")]
+    pub flap_window: Duration,
+    /// Never fail back automatically while the current link is up.
+    pub sticky: bool,
+    /// Metric of the chosen link's default route; the others get +10 per rank.
+    pub metric_base: u32,
+    /// Links whose default routes the agent manages (default: every watched link).
+    pub manage: Option<Vec<String>>,
+    /// Start with a manual preference for this link (as `linkwatch prefer`).
+    pub prefer: Option<String>,
+    pub conntrack_flush: ConntrackFlush,
+    /// Command run on every link state change and every failover, with the
+    /// facts in `LINKWATCH_*` environment variables.
+    pub hook: Option<PathBuf>,
+    #[serde(with = "humantime_serde")]
+    pub hook_timeout: Duration,
+}
+
+impl Default for FailoverSection {
+    fn default() -> Self {
+        FailoverSection {
+            mode: FailoverMode::Observe,
+            dry_run: false,
+            hold_down: Duration::from_secs(10),
+            hold_down_max: Duration::from_secs(300),
+            flap_window: Duration::from_secs(600),
+            sticky: false,
+            metric_base: 10,
+            manage: None,
+            prefer: None,
+            conntrack_flush: ConntrackFlush::Keep,
+            hook: None,
+            hook_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -231,6 +305,9 @@ pub struct LinkConfig {
     pub probes: Option<Vec<ProbeSpec>>,
     /// Round quorum for this link (default: `health.quorum`).
     pub quorum: Option<u32>,
+    /// IPv4 gateway for the agent's own default route through this link
+    /// (`routes` mode; default: learned from the route DHCP installed).
+    pub gateway: Option<std::net::Ipv4Addr>,
 }
 
 /// The whole agent configuration file.
@@ -243,6 +320,8 @@ pub struct AgentConfig {
     pub discovery: DiscoverySection,
     #[serde(default)]
     pub health: HealthSection,
+    #[serde(default)]
+    pub failover: FailoverSection,
     /// Presets used by links that name none (`internet`, `whatsapp`).
     #[serde(default = "default_presets")]
     pub presets: Vec<String>,
@@ -353,6 +432,7 @@ impl AgentConfig {
         if h.icmp_payload > 1400 {
             return Err(self.invalid("health.icmp_payload", "must be 1400 bytes or fewer"));
         }
+        self.validate_failover()?;
         check_presets(self, "presets", &self.presets)?;
         check_probes(self, "probes", &self.probes)?;
         let mut names = HashSet::new();
@@ -404,6 +484,77 @@ impl AgentConfig {
         Ok(())
     }
 
+    fn validate_failover(&self) -> Result<(), ConfigError> {
+        let f = &self.failover;
+        if f.hold_down.is_zero() || f.hold_down > f.hold_down_max {
+            return Err(self.invalid(
+                "failover.hold_down",
+                "must be above zero and not above failover.hold_down_max",
+            ));
+        }
+        if f.flap_window.is_zero() {
+            return Err(self.invalid("failover.flap_window", "must be above zero"));
+        }
+        if f.metric_base == 0 || f.metric_base > 1_000_000 {
+            return Err(self.invalid(
+                "failover.metric_base",
+                "must be between 1 and 1000000 (below the metrics DHCP uses, e.g. 10)",
+            ));
+        }
+        if f.hook_timeout.is_zero() {
+            return Err(self.invalid("failover.hook_timeout", "must be above zero"));
+        }
+        let declared: Vec<&str> = self.links.iter().map(|l| l.name.as_str()).collect();
+        let unknown = |key: String, name: &str| {
+            self.invalid(
+                key,
+                format!(
+                    "unknown link `{name}`: declare it with [[link]] name = \"{name}\" (declared: {})",
+                    if declared.is_empty() {
+                        "none".to_string()
+                    } else {
+                        declared.join(", ")
+                    }
+                ),
+            )
+        };
+        if let Some(m) = &f.manage {
+            for (i, n) in m.iter().enumerate() {
+                if !declared.contains(&n.as_str()) {
+                    return Err(unknown(format!("failover.manage[{i}]"), n));
+                }
+            }
+        }
+        if let Some(p) = &f.prefer
+            && !declared.contains(&p.as_str())
+        {
+            return Err(unknown("failover.prefer".into(), p));
+        }
+        if let Some(h) = &f.hook
+            && !h.is_absolute()
+        {
+            return Err(self.invalid("failover.hook", "must be an absolute path to an executable"));
+        }
+        if f.mode == FailoverMode::Routes {
+            for (i, a) in self.links.iter().enumerate() {
+                for b in &self.links[..i] {
+                    if a.priority.is_some() && a.priority == b.priority {
+                        return Err(self.invalid(
+                            format!("link[{i}].priority"),
+                            format!(
+                                "links `{}` and `{}` both have priority {}: in routes mode give each link its own priority",
+                                b.name,
+                                a.name,
+                                a.priority.unwrap_or_default()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The full plan for a link, declared or discovered (`kind` is the
     /// classification for discovered links).
     pub fn plan_for(&self, link: &LinkConfig, discovered_kind: LinkKind) -> LinkPlan {
@@ -436,6 +587,7 @@ impl AgentConfig {
             presets: None,
             probes: None,
             quorum: None,
+            gateway: None,
         };
         let mut plan = self.plan_for(&link, kind);
         let reach = plan

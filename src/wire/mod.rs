@@ -84,6 +84,25 @@ pub struct LinkStatus {
     pub warnings: Vec<String>,
 }
 
+/// Which link the policy chose and why (see `[failover]`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FailoverStatus {
+    /// `observe` (routes untouched) or `routes` (the agent owns the default routes).
+    pub mode: String,
+    /// The link the policy chose.
+    pub chosen: Option<String>,
+    /// Why (`initial`, `current-down`, `current-degraded`, `fail-back`, `manual`, ...).
+    pub cause: String,
+    /// One sentence for IT staff.
+    pub reason: String,
+    /// Manual preference set with `linkwatch prefer`.
+    pub preferred: Option<String>,
+    /// A better link waiting out its hold-down: name and when it becomes eligible (RFC 3339).
+    pub pending: Option<(String, String)>,
+    /// Failovers and fail-backs since the agent started.
+    pub switches: u64,
+}
+
 /// The whole document served by the agent's status listener.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentStatus {
@@ -92,4 +111,6 @@ pub struct AgentStatus {
     pub agent_version: String,
     pub started: String,
     pub links: Vec<LinkStatus>,
+    #[serde(default)]
+    pub failover: FailoverStatus,
 }

@@ -30,6 +30,8 @@
 //! tails of the server logs are then printed to stderr). Set `LW_TESTBED_KEEP_LOGS=1` to keep
 //! the log directory (its path is printed).
 
+pub mod agent;
+
 use std::ffi::OsStr;
 use std::fs;
 use std::net::Ipv4Addr;

@@ -1,0 +1,538 @@
+//! Which link carries the default route, as pure code: the candidates' states
+//! (with when each last changed) and a timestamp in, a [`Decision`] out. It
+//! never reads a clock or a socket, so tests drive hours of simulated time in
+//! milliseconds.
+//!
+//! Rules:
+//! - ranking, best first: online (`up`/`degraded`) before not; `up` before
+//!   `degraded`; non-metered before metered; lower `priority` first; then name
+//!   (the name only breaks ties: it never causes a fail-back on its own);
+//! - no current link, or the current one not online (or gone from the list) →
+//!   switch at once to the best online link (`Initial` / `CurrentDown`); none
+//!   online → no link (`NoLink`), `order` still filled;
+//! - current `degraded` while some link is `up` → switch at once to the best
+//!   `up` one (`CurrentDegraded`);
+//! - otherwise a better-ranked link takes over only once it has kept its state
+//!   for its hold-down (`FailBack`); until then it is reported as `pending`.
+//!   Sticky mode never fails back while the current link is online;
+//! - a *flap* of X is recorded whenever the route leaves X because X went
+//!   down or degraded (`CurrentDown`, `CurrentDegraded`, or `NoLink` after X
+//!   failed). X's hold-down is `hold_down` for 0 or 1 flap within the
+//!   `flap_window`, and doubles with each further one, capped at
+//!   `hold_down_max`; flaps older than the window are forgotten (it decays);
+//! - a manual preference wins whenever that link is online (`Manual`); when it
+//!   is not, the rules above apply and the reason says so. Clearing it picks
+//!   the best online link at once, without hold-down (`ManualCleared`).
+
+use crate::shared::time::Millis;
+use crate::wire::LinkState;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::time::Duration;
+
+/// Tuning of the fail-over policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyParams {
+    /// A better link must keep its state this long before we fail back to it.
+    pub hold_down: Duration,
+    /// Cap of the hold-down as it grows with flaps.
+    pub hold_down_max: Duration,
+    /// Failovers away from a link within this window count as its flaps.
+    pub flap_window: Duration,
+    /// Never fail back automatically while the current link is online.
+    pub sticky: bool,
+}
+
+impl Default for PolicyParams {
+    fn default() -> Self {
+        PolicyParams {
+            hold_down: Duration::from_secs(10),
+            hold_down_max: Duration::from_secs(5 * 60),
+            flap_window: Duration::from_secs(10 * 60),
+            sticky: false,
+        }
+    }
+}
+
+/// One link as the policy sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub name: String,
+    /// Lower is preferred.
+    pub priority: u32,
+    pub metered: bool,
+    pub state: LinkState,
+    /// When the link's state last changed (from `LinkHealth::since`).
+    pub since: Millis,
+}
+
+/// Why the decision chose what it chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// There was no current link: the best online one was taken.
+    Initial,
+    /// The current link is not online (or vanished): moved to the best online one.
+    CurrentDown,
+    /// The current link is degraded and a link is up: moved to the best up one.
+    CurrentDegraded,
+    /// A better link kept its state for its hold-down: moved back to it.
+    FailBack,
+    /// The manual preference is online and carries the route.
+    Manual,
+    /// The manual preference was just cleared: the best online link, at once.
+    ManualCleared,
+    /// No link is online.
+    NoLink,
+    /// Nothing to change: the current link stays (the reason says why, e.g. a
+    /// better link waiting out its hold-down).
+    Stay,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Initial => "initial",
+            Cause::CurrentDown => "current-down",
+            Cause::CurrentDegraded => "current-degraded",
+            Cause::FailBack => "fail-back",
+            Cause::Manual => "manual",
+            Cause::ManualCleared => "manual-cleared",
+            Cause::NoLink => "no-link",
+            Cause::Stay => "stay",
+        }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The outcome of one [`Policy::decide`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The link that carries the default route; `None` when no link is online.
+    pub chosen: Option<String>,
+    /// The link that carried it before this decision.
+    pub previous: Option<String>,
+    pub cause: Cause,
+    /// One human sentence: why this link.
+    pub reason: String,
+    /// Every candidate in preference order (the chosen first); the route
+    /// layer gives them increasing metrics.
+    pub order: Vec<String>,
+    /// When a better link is waiting out its hold-down: (name, time it will be
+    /// eligible if nothing changes). If several wait, the one eligible first,
+    /// so a caller can schedule its next `decide` at that time.
+    pub pending: Option<(String, Millis)>,
+}
+
+impl Decision {
+    /// Did this decision move the route?
+    pub fn switched(&self) -> bool {
+        self.chosen != self.previous
+    }
+}
+
+/// At most this many flaps are remembered per link: far beyond the count
+/// at which any hold-down reaches its cap.
+const MAX_FLAPS: usize = 64;
+
+/// The fail-over policy: the current link, the manual preference and each
+/// link's flap history.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    params: PolicyParams,
+    current: Option<String>,
+    manual: Option<String>,
+    /// A manual preference was cleared since the last decision.
+    cleared: bool,
+    /// Per link, when the route left it because it failed (oldest first).
+    flaps: BTreeMap<String, VecDeque<Millis>>,
+}
+
+impl Policy {
+    pub fn new(params: PolicyParams) -> Self {
+        Policy {
+            params,
+            current: None,
+            manual: None,
+            cleared: false,
+            flaps: BTreeMap::new(),
+        }
+    }
+
+    pub fn params(&self) -> &PolicyParams {
+        &self.params
+    }
+
+    /// Replace the tuning (config reload) without losing the state.
+    pub fn set_params(&mut self, p: PolicyParams) {
+        self.params = p;
+    }
+
+    /// Manual override from `linkwatch prefer LINK`; `None` = automatic again.
+    pub fn prefer(&mut self, link: Option<String>) {
+        match link {
+            Some(l) => {
+                self.manual = Some(l);
+                self.cleared = false;
+            }
+            None => {
+                if self.manual.take().is_some() {
+                    self.cleared = true;
+                }
+            }
+        }
+    }
+
+    pub fn preferred(&self) -> Option<&str> {
+        self.manual.as_deref()
+    }
+
+    pub fn current(&self) -> Option<&str> {
+        self.current.as_deref()
+    }
+
+    /// Flaps of `link` that still count at `now`.
+    fn live_flaps<'a>(&'a self, link: &str, now: Millis) -> impl Iterator<Item = Millis> + 'a {
+        let window = self.params.flap_window;
+        self.flaps
+            .get(link)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |f| now.saturating_sub(*f) < window)
+    }
+
+    /// The hold-down for a link with `flaps` flaps in the window.
+    fn hold_down_of(&self, flaps: usize) -> Duration {
+        let p = &self.params;
+        let mut d = p.hold_down;
+        for _ in 1..flaps {
+            if d >= p.hold_down_max {
+                break;
+            }
+            d = d.saturating_mul(2);
+        }
+        d.min(p.hold_down_max)
+    }
+
+    /// The hold-down a link would have to wait now (grows with flaps).
+    pub fn hold_down_for(&self, link: &str, now: Millis) -> Duration {
+        self.hold_down_of(self.live_flaps(link, now).count())
+    }
+
+    /// The earliest time, not before `now`, at which a link whose state last
+    /// changed at `since` has served its hold-down, counting the flaps that
+    /// expire meanwhile (the hold-down only shrinks while no new flap comes).
+    fn eligible_at(&self, link: &str, since: Millis, now: Millis) -> Millis {
+        let mut live: Vec<Millis> = self.live_flaps(link, now).collect();
+        live.sort_unstable();
+        let mut start = now;
+        for k in 0..=live.len() {
+            let t = since.plus(self.hold_down_of(live.len() - k)).max(start);
+            match live.get(k) {
+                // The k-th oldest flap expires at `end`; until then the count holds.
+                Some(f) => {
+                    let end = f.plus(self.params.flap_window);
+                    if t < end {
+                        return t;
+                    }
+                    start = start.max(end);
+                }
+                None => return t,
+            }
+        }
+        unreachable!("the last segment is unbounded")
+    }
+
+    fn record_flap(&mut self, link: &str, now: Millis) {
+        let q = self.flaps.entry(link.to_string()).or_default();
+        q.push_back(now);
+        while q.len() > MAX_FLAPS {
+            q.pop_front();
+        }
+    }
+
+    fn forget_old_flaps(&mut self, now: Millis) {
+        let window = self.params.flap_window;
+        self.flaps.retain(|_, q| {
+            q.retain(|f| now.saturating_sub(*f) < window);
+            !q.is_empty()
+        });
+    }
+
+    /// Decide with the candidates as they are at `now`. Returns the decision
+    /// every time (callers compare `chosen` with `previous`, see
+    /// [`Decision::switched`]); switching updates the internal state.
+    /// Names should be unique; of duplicates only the first counts.
+    pub fn decide(&mut self, now: Millis, candidates: &[Candidate]) -> Decision {
+        self.forget_old_flaps(now);
+        let mut ranked: Vec<&Candidate> = Vec::with_capacity(candidates.len());
+        for c in candidates {
+            if !ranked.iter().any(|r| r.name == c.name) {
+                ranked.push(c);
+            }
+        }
+        ranked.sort_by(|a, b| rank_cmp(a, b));
+        let find = |name: &str| ranked.iter().copied().find(|c| c.name == name);
+        let best = ranked.first().copied().filter(|c| c.state.is_online());
+        let previous = self.current.clone();
+        let cur = previous.as_deref().and_then(find);
+        let cleared = std::mem::take(&mut self.cleared);
+
+        let mut note = None;
+        let mut out: Option<Outcome> = None;
+        if let Some(m) = self.manual.as_deref() {
+            match find(m) {
+                Some(c) if c.state.is_online() => {
+                    out = Some(Outcome::new(
+                        Some(c),
+                        Cause::Manual,
+                        format!("manual preference for {m}"),
+                    ));
+                }
+                Some(c) => {
+                    note = Some(format!(
+                        "manual preference for {m} not usable ({m} is {})",
+                        c.state
+                    ))
+                }
+                None => {
+                    note = Some(format!(
+                        "manual preference for {m} not usable ({m} is not present)"
+                    ))
+                }
+            }
+        }
+
+        let out = match (out, best) {
+            (Some(o), _) => o,
+            (None, None) => Outcome::new(None, Cause::NoLink, "no link is online".into()),
+            (None, Some(b)) if cleared => Outcome::new(
+                Some(b),
+                Cause::ManualCleared,
+                format!("manual preference cleared: {}", first_reason(b)),
+            ),
+            (None, Some(b)) => match (previous.as_deref(), cur) {
+                (None, _) => Outcome::new(Some(b), Cause::Initial, first_reason(b)),
+                (Some(p), None) => Outcome::new(
+                    Some(b),
+                    Cause::CurrentDown,
+                    format!("{p} disappeared: moved to {}", b.name),
+                ),
+                (Some(p), Some(c)) if !c.state.is_online() => {
+                    let how = match c.state {
+                        LinkState::Absent => "is absent",
+                        _ => "went down",
+                    };
+                    Outcome::new(
+                        Some(b),
+                        Cause::CurrentDown,
+                        format!("{p} {how}: moved to {}", b.name),
+                    )
+                }
+                (Some(p), Some(c))
+                    if c.state == LinkState::Degraded && b.state == LinkState::Up =>
+                {
+                    Outcome::new(
+                        Some(b),
+                        Cause::CurrentDegraded,
+                        format!("{p} is degraded: moved to {}, which is up", b.name),
+                    )
+                }
+                (Some(_), Some(c)) => self.fail_back(now, &ranked, c),
+            },
+        };
+
+        let Outcome {
+            chosen,
+            cause,
+            mut reason,
+            pending,
+        } = out;
+        if let Some(n) = note {
+            reason = format!("{n}; {reason}");
+        }
+        // The route leaves a link that failed: a flap of that link.
+        if let Some(p) = previous.as_deref()
+            && chosen.map(|c| c.name.as_str()) != Some(p)
+            && matches!(
+                cause,
+                Cause::CurrentDown | Cause::CurrentDegraded | Cause::NoLink
+            )
+        {
+            self.record_flap(p, now);
+        }
+        let mut order: Vec<String> = Vec::with_capacity(ranked.len());
+        if let Some(c) = chosen {
+            order.push(c.name.clone());
+        }
+        order.extend(
+            ranked
+                .iter()
+                .filter(|r| chosen.is_none_or(|c| c.name != r.name))
+                .map(|r| r.name.clone()),
+        );
+        let chosen = chosen.map(|c| c.name.clone());
+        self.current = chosen.clone();
+        Decision {
+            chosen,
+            previous,
+            cause,
+            reason,
+            order,
+            pending,
+        }
+    }
+
+    /// The current link `c` is online and nothing forces a switch: fail back
+    /// to a better link that served its hold-down, or stay.
+    fn fail_back<'a>(
+        &self,
+        now: Millis,
+        ranked: &[&'a Candidate],
+        c: &'a Candidate,
+    ) -> Outcome<'a> {
+        let better: Vec<&Candidate> = ranked
+            .iter()
+            .copied()
+            .filter(|x| x.state.is_online() && pref_key(x) < pref_key(c))
+            .collect();
+        if better.is_empty() {
+            let why = if ranked.first().is_some_and(|f| f.name == c.name) {
+                first_reason(c)
+            } else {
+                match c.state {
+                    LinkState::Up => format!("{} is up and no link ranks higher", c.name),
+                    _ => format!("{} is degraded, but no link is up", c.name),
+                }
+            };
+            return Outcome::new(Some(c), Cause::Stay, why);
+        }
+        if self.params.sticky {
+            return Outcome::new(
+                Some(c),
+                Cause::Stay,
+                format!(
+                    "sticky: staying on {} while it is online ({} ranks higher)",
+                    c.name, better[0].name
+                ),
+            );
+        }
+        let ready: Vec<(&Candidate, Millis)> = better
+            .iter()
+            .map(|x| (*x, self.eligible_at(&x.name, x.since, now)))
+            .collect();
+        let target = ready.iter().find(|(_, at)| *at <= now).map(|(x, _)| *x);
+        // The waiting link above the target (or above `c`) that is eligible first.
+        let pending = ready
+            .iter()
+            .take_while(|(x, _)| target.is_none_or(|t| rank_cmp(x, t) == Ordering::Less))
+            .filter(|(_, at)| *at > now)
+            .min_by_key(|(_, at)| *at)
+            .map(|(x, at)| (x.name.clone(), *at));
+        let mut out = match target {
+            Some(t) => Outcome::new(
+                Some(t),
+                Cause::FailBack,
+                format!(
+                    "{} clean for {}: failing back from {}",
+                    t.name,
+                    human(now.saturating_sub(t.since), false),
+                    c.name
+                ),
+            ),
+            None => {
+                let (p, at) = pending.as_ref().expect("a better link is waiting");
+                Outcome::new(
+                    Some(c),
+                    Cause::Stay,
+                    format!(
+                        "{p} is waiting out its hold-down ({} left): staying on {}",
+                        human(at.saturating_sub(now), true),
+                        c.name
+                    ),
+                )
+            }
+        };
+        out.pending = pending;
+        out
+    }
+}
+
+/// A decision before it is written down.
+struct Outcome<'a> {
+    chosen: Option<&'a Candidate>,
+    cause: Cause,
+    reason: String,
+    pending: Option<(String, Millis)>,
+}
+
+impl<'a> Outcome<'a> {
+    fn new(chosen: Option<&'a Candidate>, cause: Cause, reason: String) -> Self {
+        Outcome {
+            chosen,
+            cause,
+            reason,
+            pending: None,
+        }
+    }
+}
+
+/// `up` 0, `degraded` 1, anything not online 2.
+fn health_rank(s: LinkState) -> u8 {
+    match s {
+        LinkState::Up => 0,
+        LinkState::Degraded => 1,
+        LinkState::Down | LinkState::Absent => 2,
+    }
+}
+
+/// What makes a link better than another (smaller is better); the name is
+/// left out, so equals never fail back to each other.
+fn pref_key(c: &Candidate) -> (u8, bool, u32) {
+    (health_rank(c.state), c.metered, c.priority)
+}
+
+/// The full ranking, best first.
+fn rank_cmp(a: &Candidate, b: &Candidate) -> Ordering {
+    pref_key(a)
+        .cmp(&pref_key(b))
+        .then_with(|| a.name.cmp(&b.name))
+}
+
+/// Why the best-ranked link is chosen.
+fn first_reason(c: &Candidate) -> String {
+    match c.state {
+        LinkState::Up => format!("{} is up and ranks first", c.name),
+        _ => format!("{} is degraded, but no link is up", c.name),
+    }
+}
+
+/// `25 s`, `2 min`, `4 min 10 s`, `1 h 5 min`; whole seconds, rounded up or down.
+fn human(d: Duration, round_up: bool) -> String {
+    let mut s = d.as_secs();
+    if round_up && d.subsec_nanos() > 0 {
+        s += 1;
+    }
+    if s < 120 {
+        format!("{s} s")
+    } else if s < 3600 {
+        match s % 60 {
+            0 => format!("{} min", s / 60),
+            r => format!("{} min {r} s", s / 60),
+        }
+    } else {
+        match (s % 3600) / 60 {
+            0 => format!("{} h", s / 3600),
+            m => format!("{} h {m} min", s / 3600),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

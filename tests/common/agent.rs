@@ -1,0 +1,203 @@
+//! Running the real agent inside a testbed's device namespace, and reading its
+//! state the way IT staff do (`linkwatch status --json`).
+
+use super::{Testbed, wait_until};
+use linkwatch::wire::{AgentStatus, LinkState};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_linkwatch");
+
+pub struct Agent<'a> {
+    pub tb: &'a Testbed,
+    pub child: Option<Child>,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl<'a> Agent<'a> {
+    pub fn start(tb: &'a Testbed, config_text: &str) -> Self {
+        let a = Self::spawn(tb, config_text);
+        wait_until(Duration::from_secs(10), "agent status listener", || {
+            a.try_status().is_some()
+        });
+        a
+    }
+
+    /// Start the agent without waiting for its listener (it may refuse to start).
+    pub fn spawn(tb: &'a Testbed, config_text: &str) -> Self {
+        Self::spawn_with(tb, config_text, &[])
+    }
+
+    /// Start `prefix... linkwatch agent --config ...` (e.g. setpriv to drop capabilities).
+    pub fn spawn_with(tb: &'a Testbed, config_text: &str, prefix: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("agent.toml");
+        std::fs::write(&config, config_text).expect("write config");
+        let log = dir.path().join("agent.log");
+        let logf = std::fs::File::create(&log).expect("log file");
+        let mut args: Vec<&str> = prefix.to_vec();
+        args.extend([BIN, "agent", "--config", config.to_str().unwrap()]);
+        let child = tb
+            .exec_dev(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("start agent");
+        Agent {
+            tb,
+            child: Some(child),
+            config,
+            log,
+            dir,
+        }
+    }
+
+    /// Restart after the process ended (or was killed), same config and log.
+    pub fn restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let logf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        self.child = Some(
+            self.tb
+                .exec_dev([BIN, "agent", "--config", self.config.to_str().unwrap()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(logf)
+                .spawn()
+                .expect("restart agent"),
+        );
+        wait_until(Duration::from_secs(10), "agent status listener", || {
+            self.try_status().is_some()
+        });
+    }
+
+    /// Wait for the process to exit by itself; its exit status.
+    pub fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let start = Instant::now();
+        loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                self.child = None;
+                return s;
+            }
+            assert!(
+                start.elapsed() < deadline,
+                "agent did not exit within {deadline:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Run `linkwatch ARGS --config CONFIG` in the device namespace.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut a: Vec<&str> = vec![BIN];
+        a.extend(args);
+        a.extend(["--config", self.config.to_str().unwrap()]);
+        self.tb
+            .exec_dev(a)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run linkwatch")
+    }
+
+    pub fn try_status(&self) -> Option<AgentStatus> {
+        let out = self
+            .tb
+            .exec_dev([BIN, "status", "--json", "--config", self.config.to_str()?])
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    pub fn status(&self) -> AgentStatus {
+        self.try_status()
+            .unwrap_or_else(|| panic!("agent gave no status; log:\n{}", self.log_text()))
+    }
+
+    pub fn state(&self, link: &str) -> (LinkState, Option<String>) {
+        let s = self.status();
+        let l = s
+            .links
+            .iter()
+            .find(|l| l.name == link)
+            .unwrap_or_else(|| panic!("link {link} not in status {s:?}"));
+        (l.state, l.reason.clone())
+    }
+
+    /// Wait until `link` is in `state`, checking `invariant` on every status
+    /// seen meanwhile. Returns the time it took.
+    pub fn wait_state(
+        &self,
+        link: &str,
+        state: LinkState,
+        deadline: Duration,
+        mut invariant: impl FnMut(&AgentStatus),
+    ) -> Duration {
+        let start = Instant::now();
+        loop {
+            let s = self.status();
+            invariant(&s);
+            if s.links.iter().any(|l| l.name == link && l.state == state) {
+                return start.elapsed();
+            }
+            if start.elapsed() > deadline {
+                panic!(
+                    "{link} not {state} within {deadline:?}; last status {s:#?}\nagent log:\n{}",
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn all_up(&self) {
+        for l in ["bb0", "wl0", "mb0"] {
+            self.wait_state(l, LinkState::Up, Duration::from_secs(20), |_| {});
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn log_tail(&self) -> String {
+        let t = self.log_text();
+        let lines: Vec<&str> = t.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    }
+
+    pub fn pid_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}
+
+impl Drop for Agent<'_> {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- agent log ---\n{}", self.log_tail());
+        }
+    }
+}

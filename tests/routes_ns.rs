@@ -1,0 +1,273 @@
+//! The agent's own default routes (`linkwatch::agent::routes`) for real,
+//! inside a throw-away network namespace `lwrt<pid>` with three veth links
+//! and "DHCP" default routes: install, swap the chosen link, repair, remove.
+//! Needs root (skipped otherwise); only 10.x and documentation addresses, and
+//! no traffic leaves the namespace.
+
+use linkwatch::agent::routes::{
+    RTPROT_LINKWATCH, RouteOp, WantedRoute, learned_gateway, own_routes, remove_all,
+    set_ignore_linkdown, sync, wanted,
+};
+use nix::sched::{CloneFlags, setns};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::time::Instant;
+
+/// Deletes the namespace when dropped, also when the test fails.
+struct Netns(String);
+
+impl Netns {
+    fn create(name: &str) -> Result<Netns, String> {
+        let out = Command::new("ip")
+            .args(["netns", "add", name])
+            .output()
+            .map_err(|e| format!("cannot run ip: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(Netns(name.to_string()))
+    }
+
+    /// Run `ip -n <ns> <args>` and return its output, panicking with its
+    /// error output on failure.
+    fn ip(&self, args: &str) -> String {
+        let out = Command::new("ip")
+            .arg("-n")
+            .arg(&self.0)
+            .args(args.split_whitespace())
+            .output()
+            .expect("run ip");
+        assert!(
+            out.status.success(),
+            "ip -n {} {args}: {}",
+            self.0,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The interface the kernel sends 198.51.100.7 through.
+    fn picks(&self) -> String {
+        let v: Value =
+            serde_json::from_str(&self.ip("-j route get 198.51.100.7")).expect("route get JSON");
+        v[0]["dev"].as_str().expect("dev in route get").to_string()
+    }
+
+    /// The IPv4 main-table default routes as `(dev, gateway, metric,
+    /// protocol)`, sorted by metric.
+    fn defaults(&self) -> Vec<(String, String, u64, String)> {
+        let v: Value =
+            serde_json::from_str(&self.ip("-j -4 route show default")).expect("route show JSON");
+        let mut out: Vec<_> = v
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|r| {
+                (
+                    r["dev"].as_str().unwrap_or_default().to_string(),
+                    r["gateway"].as_str().unwrap_or_default().to_string(),
+                    r["metric"].as_u64().unwrap_or(0),
+                    r["protocol"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        out.sort_by_key(|r| r.2);
+        out
+    }
+
+    /// The default routes that are not the agent's.
+    fn foreign(&self) -> Vec<(String, String, u64, String)> {
+        let own = RTPROT_LINKWATCH.to_string();
+        self.defaults().into_iter().filter(|r| r.3 != own).collect()
+    }
+
+    /// The agent's default routes as `(dev, gateway, metric)`.
+    fn own(&self) -> Vec<(String, String, u64)> {
+        let own = RTPROT_LINKWATCH.to_string();
+        self.defaults()
+            .into_iter()
+            .filter(|r| r.3 == own)
+            .map(|r| (r.0, r.1, r.2))
+            .collect()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn own3(a: (&str, &str), b: (&str, &str), c: (&str, &str)) -> Vec<(String, String, u64)> {
+    [(a, 10), (b, 20), (c, 30)]
+        .into_iter()
+        .map(|((dev, gw), m)| (dev.to_string(), gw.to_string(), m))
+        .collect()
+}
+
+#[test]
+fn own_default_routes_in_a_namespace() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: routes_ns needs root (creates a network namespace)");
+        return;
+    }
+    let name = format!("lwrt{}", std::process::id());
+    let ns = match Netns::create(&name) {
+        Ok(ns) => ns,
+        Err(e) => {
+            eprintln!("skipped: cannot create network namespace {name}: {e}");
+            return;
+        }
+    };
+    ns.ip("link set lo up");
+    for (i, metric) in [(1, 100), (2, 200), (3, 300)] {
+        ns.ip(&format!("link add r{i} type veth peer name r{i}p"));
+        ns.ip(&format!("addr add 10.3{i}.0.2/24 dev r{i}"));
+        ns.ip(&format!("addr add 10.3{i}.0.1/24 dev r{i}p"));
+        ns.ip(&format!("link set r{i} up"));
+        ns.ip(&format!("link set r{i}p up"));
+        ns.ip(&format!(
+            "route add default via 10.3{i}.0.1 dev r{i} metric {metric}"
+        ));
+    }
+
+    let path = format!("/run/netns/{name}");
+    // The namespace is entered by a thread of its own: the test's other
+    // threads (and the harness) stay where they are.
+    let result = std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("open namespace file");
+        setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(scenario(&ns));
+        ns
+    })
+    .join();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn scenario(ns: &Netns) {
+    let dhcp = ns.foreign();
+    assert_eq!(dhcp.len(), 3, "{dhcp:?}");
+    assert_eq!(ns.picks(), "r1");
+
+    // Start: nothing left over to remove.
+    assert_eq!(remove_all().await.expect("remove_all"), 0);
+    assert!(own_routes().await.expect("own_routes").is_empty());
+
+    // The gateways DHCP gave each link.
+    let mut gws: HashMap<String, Ipv4Addr> = HashMap::new();
+    for l in ["r1", "r2", "r3"] {
+        if let Some(g) = learned_gateway(l).await.expect("learned_gateway") {
+            gws.insert(l.to_string(), g);
+        }
+    }
+    assert_eq!(gws.get("r1"), Some(&Ipv4Addr::new(10, 31, 0, 1)));
+    assert_eq!(gws.len(), 3, "{gws:?}");
+    assert_eq!(
+        learned_gateway("nosuch0").await.expect("learned_gateway"),
+        None
+    );
+    let gateways = |n: &str| gws.get(n).map(|g| Some(*g));
+    let order = |v: [&str; 3]| -> Vec<WantedRoute> {
+        let v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        wanted(&v, &gateways, 10)
+    };
+
+    // Install: r2 chosen.
+    let ops = sync(&order(["r2", "r1", "r3"])).await.expect("sync");
+    assert_eq!(ops.len(), 3, "{ops:?}");
+    assert_eq!(ns.picks(), "r2");
+    assert_eq!(
+        ns.own(),
+        own3(
+            ("r2", "10.32.0.1"),
+            ("r1", "10.31.0.1"),
+            ("r3", "10.33.0.1")
+        )
+    );
+    assert_eq!(ns.foreign(), dhcp, "the DHCP routes are untouched");
+    let mine = own_routes().await.expect("own_routes");
+    assert_eq!(
+        mine.iter()
+            .map(|r| (r.ifname.as_str(), r.metric))
+            .collect::<Vec<_>>(),
+        vec![("r2", 10), ("r1", 20), ("r3", 30)]
+    );
+    assert!(mine.iter().all(|r| r.ifindex != 0));
+
+    // Fail over to r3.
+    let want = order(["r3", "r1", "r2"]);
+    let t0 = Instant::now();
+    let ops = sync(&want).await.expect("sync");
+    let took = t0.elapsed();
+    eprintln!(
+        "sync swapping the chosen link r2 -> r3 took {took:?} ({} operations: {})",
+        ops.len(),
+        ops.iter()
+            .map(RouteOp::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    assert_eq!(ns.picks(), "r3");
+    assert_eq!(
+        ns.own(),
+        own3(
+            ("r3", "10.33.0.1"),
+            ("r1", "10.31.0.1"),
+            ("r2", "10.32.0.1")
+        ),
+        "exactly three own routes"
+    );
+    assert_eq!(ns.foreign(), dhcp, "the DHCP routes are untouched");
+
+    // Nothing to do when nothing changed.
+    assert!(sync(&want).await.expect("sync").is_empty());
+
+    // Someone deletes r3's own route: the next sync puts it back.
+    ns.ip("route del default via 10.33.0.1 dev r3 proto 252 metric 10");
+    assert_eq!(ns.picks(), "r1");
+    let ops = sync(&want).await.expect("sync");
+    assert_eq!(ops, vec![RouteOp::Add(want[0].clone())]);
+    assert_eq!(ns.picks(), "r3");
+    assert_eq!(ns.own().len(), 3);
+
+    // An on-link route (as for ppp): `default dev r3 scope link`.
+    let onlink = vec![WantedRoute {
+        ifname: "r3".into(),
+        gateway: None,
+        metric: 10,
+    }];
+    sync(&onlink).await.expect("sync on-link");
+    assert_eq!(
+        ns.own(),
+        vec![("r3".to_string(), String::new(), 10)],
+        "{}",
+        ns.ip("route show default")
+    );
+    assert_eq!(ns.picks(), "r3");
+    sync(&want).await.expect("sync back");
+    assert_eq!(ns.own().len(), 3);
+
+    // Clean stop: only the DHCP routes are left, and r1 is used again.
+    assert_eq!(remove_all().await.expect("remove_all"), 3);
+    assert!(ns.own().is_empty());
+    assert_eq!(ns.foreign(), dhcp);
+    assert_eq!(ns.defaults(), dhcp);
+    assert_eq!(ns.picks(), "r1");
+
+    set_ignore_linkdown("r1").expect("set_ignore_linkdown");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "cat"])
+        .arg("/proc/sys/net/ipv4/conf/r1/ignore_routes_with_linkdown")
+        .output()
+        .expect("run ip netns exec");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+}
