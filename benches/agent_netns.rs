@@ -2,14 +2,16 @@
 //! only). Prints figures, never pass/fail:
 //! - silent upstream failure → `down`, over N trials (default 20);
 //! - carrier loss → `down`, from the `ip link set down` to the agent's transition;
-//! - false `down`s under 20% random loss for M minutes (default 10);
+//! - failover (routes mode): silent failure and carrier loss -> route switched,
+//!   decision -> route in kernel, fail-back delay beyond the hold-down;
+//! - false `down`s and failovers under 20% random loss for M minutes (default 10);
 //! - footprint with three links at default settings: RSS, CPU, and probe bytes
 //!   on the wire per link per day (counted by nftables in the ISP namespaces).
 //!
 //! Times come from the agent's own JSON log (the transition's timestamp) against
 //! the wall clock read right before the fault was injected, on the same machine.
 //!
-//! `cargo bench --bench agent_netns -- [detect] [carrier] [loss] [footprint]
+//! `cargo bench --bench agent_netns -- [detect] [carrier] [failover] [loss] [footprint]
 //!  [--trials N] [--loss-minutes M] [--footprint-secs S]` (no selection = all).
 
 #[path = "../tests/common/mod.rs"]
@@ -24,6 +26,11 @@ use std::time::{Duration, Instant, SystemTime};
 const BIN: &str = env!("CARGO_BIN_EXE_linkwatch");
 
 fn config(health: &str) -> String {
+    config_mode(health, "observe\"")
+}
+
+/// `mode` is the rest of the `mode = "` line, so a caller can add keys.
+fn config_mode(health: &str, mode: &str) -> String {
     format!(
         r#"presets = []
 probes = [
@@ -41,6 +48,8 @@ log_level = "info"
 enabled = false
 [health]
 {health}
+[failover]
+mode = "{mode}
 [[link]]
 name = "bb0"
 kind = "broadband"
@@ -206,10 +215,20 @@ fn bench_carrier(trials: usize) {
 
 fn bench_loss(minutes: u64) {
     let tb = Testbed::new();
-    let agent = Agent::start(&tb, &config(""));
+    let agent = Agent::start(&tb, &config_mode("", "routes\""));
     tb.set_loss(Uplink::Broadband, 20);
     let t0 = SystemTime::now();
     std::thread::sleep(Duration::from_secs(minutes * 60));
+    let switches = std::fs::read_to_string(&agent.log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("chosen link changed"))
+        .count()
+        .saturating_sub(1); // the initial choice
+    println!(
+        "20% random loss on the active link for {minutes} min (routes mode): {switches} failovers (target 0); route still on {}",
+        kernel_route(&tb)
+    );
     let tr = agent.transitions("bb0");
     let downs = tr.iter().filter(|t| t.0 >= t0 && t.1 == "down").count();
     let degraded = tr.iter().filter(|t| t.0 >= t0 && t.1 == "degraded").count();
@@ -217,6 +236,98 @@ fn bench_loss(minutes: u64) {
         "20% random loss on the active link for {minutes} min: {downs} false down (target 0); \
          {degraded} transitions to degraded (loss is over the 10% threshold, so degraded is right)"
     );
+}
+
+/// The interface the kernel routes internet traffic through, in the device namespace.
+fn kernel_route(tb: &Testbed) -> String {
+    let out = common::run(&mut tb.exec_dev(["ip", "-j", "route", "get", "192.0.2.1"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v[0]["dev"].as_str().unwrap_or_default().to_string()
+}
+
+fn wait_route(tb: &Testbed, link: &str, deadline: Duration) -> Duration {
+    let start = Instant::now();
+    while kernel_route(tb) != link {
+        assert!(start.elapsed() < deadline, "route never moved to {link}");
+    }
+    start.elapsed()
+}
+
+/// Time the agent took from decision to routes in the kernel, from its log.
+fn route_apply_times(log: &std::path::Path) -> Vec<Duration> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "routes in place")
+        .filter_map(|v| v["fields"]["took_us"].as_u64())
+        .map(Duration::from_micros)
+        .collect()
+}
+
+fn bench_failover(trials: usize) {
+    let tb = Testbed::new();
+    let agent = Agent::start(
+        &tb,
+        &config_mode(
+            "",
+            "routes\"\n# each trial starts from the base hold-down\nflap_window = \"1s\"",
+        ),
+    );
+    wait_route(&tb, "bb0", Duration::from_secs(10));
+    let hold_down = Duration::from_secs(10);
+    let (mut silent, mut carrier, mut failback_over) = (vec![], vec![], vec![]);
+    for i in 0..trials {
+        std::thread::sleep(Duration::from_millis(137 * (i as u64 % 7) + 300));
+        tb.cut_upstream(Uplink::Broadband);
+        silent.push(wait_route(&tb, "wl0", Duration::from_secs(30)));
+        let healed = SystemTime::now();
+        tb.heal_upstream(Uplink::Broadband);
+        let up = agent.wait_transition("bb0", "up", healed, Duration::from_secs(30));
+        let back = wait_route(&tb, "bb0", Duration::from_secs(120));
+        let since_heal = SystemTime::now().duration_since(healed).unwrap_or_default();
+        let _ = back;
+        // Fail-back time beyond what the rules demand (link up, then the hold-down).
+        failback_over.push(since_heal.saturating_sub(up + hold_down));
+        // Let the flap history age out so every trial sees the base hold-down.
+        if i + 1 < trials {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    summary(
+        "silent failure on the active link -> route switched (routes mode)",
+        &mut silent,
+        Duration::from_secs(3),
+        &[("pfSense/dpinger", 15.5), ("mwan3", 70.0)],
+    );
+    summary(
+        "fail-back after heal: time beyond (link up + 10 s hold-down)",
+        &mut failback_over,
+        Duration::from_secs(1),
+        &[],
+    );
+    for _ in 0..trials {
+        tb.drop_carrier(Uplink::Broadband);
+        let t0 = Instant::now();
+        wait_route(&tb, "wl0", Duration::from_secs(5));
+        carrier.push(t0.elapsed());
+        tb.restore_carrier(Uplink::Broadband);
+        wait_route(&tb, "bb0", Duration::from_secs(400));
+    }
+    summary(
+        "carrier loss on the active link -> route switched",
+        &mut carrier,
+        Duration::from_millis(200),
+        &[],
+    );
+    let mut apply = route_apply_times(&agent.log);
+    if !apply.is_empty() {
+        summary(
+            "decision -> routes in the kernel (agent's own timing)",
+            &mut apply,
+            Duration::from_millis(50),
+            &[],
+        );
+    }
 }
 
 fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
@@ -241,7 +352,7 @@ fn bench_footprint(secs: u64) {
     // Count every byte crossing each device link, in the ISP namespace.
     for link in [Uplink::Broadband, Uplink::Wifi, Uplink::Mobile] {
         let ns = tb.isp_netns(link).to_string();
-        let script = "table inet lwcount {\n chain c { type filter hook prerouting priority -300; iifname \"dn0\" counter }\n chain o { type filter hook postrouting priority 300; oifname \"dn0\" counter }\n}\n";
+        let script = "table inet lwcount {\n chain c {\n  type filter hook prerouting priority -300;\n  iifname \"dn0\" counter\n }\n chain o {\n  type filter hook postrouting priority 300;\n  oifname \"dn0\" counter\n }\n}\n";
         let mut c = common::exec_in(&ns, ["nft", "-f", "-"]);
         c.stdin(Stdio::piped());
         let mut child = c.spawn().unwrap();
@@ -328,7 +439,7 @@ fn main() {
             .unwrap_or(default)
     };
     let trials = num("--trials", 20) as usize;
-    let selected: Vec<&str> = ["detect", "carrier", "loss", "footprint"]
+    let selected: Vec<&str> = ["detect", "carrier", "failover", "loss", "footprint"]
         .into_iter()
         .filter(|s| args.iter().any(|a| a == s))
         .collect();
@@ -339,6 +450,9 @@ fn main() {
     }
     if want("carrier") {
         bench_carrier(trials);
+    }
+    if want("failover") {
+        bench_failover(trials);
     }
     if want("footprint") {
         bench_footprint(num("--footprint-secs", 120));
