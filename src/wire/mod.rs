@@ -1,6 +1,8 @@
 //! The words both sides share: link kinds and states, and the status document
 //! the agent publishes. Later the agent-collector protocol v1 lives here too.
 
+pub mod v1;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

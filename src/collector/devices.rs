@@ -1,0 +1,1 @@
+//! Device registry: tokens and the administrative hierarchy.

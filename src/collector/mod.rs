@@ -1,0 +1,7 @@
+//! The collector: authenticated ingest of the agents' records, storage on
+//! SQLite (default) or PostgreSQL, device registry and administrative
+//! hierarchy. Uptime, alerts and reports come later.
+
+pub mod api;
+pub mod devices;
+pub mod store;

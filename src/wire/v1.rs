@@ -1,0 +1,439 @@
+//! Protocol v1 between agent and collector (documented in `docs/protocol.md`):
+//! the record types the agent spools and uploads, the batch that carries them,
+//! the collector's acknowledgement, and the validation both sides apply.
+//! Unknown fields and out-of-range values are rejected with the field's path.
+
+use crate::wire::{LinkKind, LinkState};
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+/// Most records in one batch.
+pub const MAX_RECORDS: usize = 5_000;
+/// Largest accepted request body, compressed (bytes).
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+/// Largest accepted request body once decompressed (bytes).
+pub const MAX_BODY_DECOMPRESSED: usize = 32 * 1024 * 1024;
+/// Longest accepted name (device, link, reason, ...).
+pub const MAX_NAME: usize = 128;
+/// Oldest accepted measurement time: 2024-01-01T00:00:00Z, in ms.
+pub const MIN_TIME_MS: i64 = 1_704_067_200_000;
+
+/// One upload: records of one device, in sequence order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// Protocol version, 1.
+    pub v: u32,
+    /// The device's name; must be the device the bearer token belongs to.
+    pub device: String,
+    pub records: Vec<Record>,
+}
+
+/// One thing the agent learned, with its place in the device's sequence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// Per-device sequence number, from 1, never reused.
+    pub seq: u64,
+    /// When several records were folded into this one (disk budget), the last
+    /// sequence number it stands for; the collector counts `seq..=seq_end` as received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq_end: Option<u64>,
+    /// Wall-clock time of the measurement, Unix milliseconds (UTC).
+    pub at: i64,
+    /// Monotonic milliseconds since boot (CLOCK_BOOTTIME) at the measurement:
+    /// orders records within a boot even when the wall clock steps.
+    pub mono_ms: u64,
+    /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`).
+    pub boot_id: String,
+    pub body: Body,
+}
+
+/// What a record says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Body {
+    /// A link changed state.
+    LinkState {
+        link: String,
+        kind: LinkKind,
+        from: LinkState,
+        to: LinkState,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// Probing summary of one link over `minutes` minutes ending at `at`.
+    LinkMinutes {
+        link: String,
+        kind: LinkKind,
+        minutes: u32,
+        sent: u32,
+        lost: u32,
+        #[serde(default)]
+        rtt_p50_ms: Option<f64>,
+        #[serde(default)]
+        rtt_p95_ms: Option<f64>,
+        #[serde(default)]
+        rtt_max_ms: Option<f64>,
+        /// Probe bytes spent on the wire.
+        bytes: u64,
+    },
+    /// The chosen link changed.
+    Failover {
+        #[serde(default)]
+        from: Option<String>,
+        #[serde(default)]
+        to: Option<String>,
+        cause: String,
+        #[serde(default)]
+        reason: String,
+    },
+    /// The agent started, stopped cleanly, or saw the wall clock step.
+    Lifecycle {
+        event: LifecycleEvent,
+        /// Boot time of the machine, Unix seconds.
+        #[serde(default)]
+        boot_time: Option<i64>,
+        #[serde(default)]
+        detail: Option<String>,
+    },
+    /// The agent is running; `count` > 1 when folded (one per minute).
+    Heartbeat {
+        online: bool,
+        #[serde(default = "one")]
+        count: u32,
+    },
+    /// What the device is (sent at start and when it changes).
+    Facts {
+        hostname: String,
+        os: String,
+        agent_version: String,
+        links: Vec<LinkFact>,
+    },
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleEvent {
+    Start,
+    /// Clean stop (system shutdown or service stop): not an outage.
+    Stop,
+    /// The wall clock moved by more than a few seconds against the monotonic clock.
+    ClockStep,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkFact {
+    pub name: String,
+    pub kind: LinkKind,
+    pub metered: bool,
+    pub priority: u32,
+}
+
+impl Body {
+    /// The `type` word.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::LinkState { .. } => "link_state",
+            Body::LinkMinutes { .. } => "link_minutes",
+            Body::Failover { .. } => "failover",
+            Body::Lifecycle { .. } => "lifecycle",
+            Body::Heartbeat { .. } => "heartbeat",
+            Body::Facts { .. } => "facts",
+        }
+    }
+}
+
+/// The collector's answer to an accepted batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ack {
+    /// Every record of this device with `seq <= acked` is durably stored: the
+    /// agent may delete them.
+    pub acked: u64,
+    /// Records of this batch that were new.
+    pub stored: u32,
+    /// Records of this batch already stored before (replays).
+    pub duplicates: u32,
+}
+
+/// A batch that breaks the protocol: `path` names the field (`records[3].at`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct Invalid {
+    pub path: String,
+    pub message: String,
+}
+
+fn bad(path: impl Into<String>, message: impl Into<String>) -> Invalid {
+    Invalid {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+fn name_ok(path: &str, s: &str) -> Result<(), Invalid> {
+    if s.is_empty() || s.len() > MAX_NAME || s.chars().any(|c| c.is_control()) {
+        return Err(bad(
+            path,
+            format!("must be 1 to {MAX_NAME} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Parse a batch from JSON; the error names the failing field's path.
+pub fn parse_batch(json: &[u8]) -> Result<Batch, Invalid> {
+    let de = &mut serde_json::Deserializer::from_slice(json);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        bad(
+            if path.is_empty() || path == "." {
+                "body".to_string()
+            } else {
+                path
+            },
+            e.into_inner().to_string(),
+        )
+    })
+}
+
+impl Batch {
+    /// Check every rule the types cannot: version, sizes, ranges, order.
+    /// `now_ms` bounds measurement times from above (with a day of slack for
+    /// clocks that run ahead).
+    pub fn validate(&self, now_ms: i64) -> Result<(), Invalid> {
+        if self.v != VERSION {
+            return Err(bad(
+                "v",
+                format!(
+                    "unsupported protocol version {} (this collector speaks {VERSION})",
+                    self.v
+                ),
+            ));
+        }
+        name_ok("device", &self.device)?;
+        if self.records.len() > MAX_RECORDS {
+            return Err(bad(
+                "records",
+                format!(
+                    "{} records, at most {MAX_RECORDS} per batch",
+                    self.records.len()
+                ),
+            ));
+        }
+        let mut prev: Option<u64> = None;
+        for (i, r) in self.records.iter().enumerate() {
+            let p = |f: &str| format!("records[{i}].{f}");
+            if r.seq == 0 {
+                return Err(bad(p("seq"), "must be 1 or more"));
+            }
+            if let Some(end) = r.seq_end
+                && end < r.seq
+            {
+                return Err(bad(p("seq_end"), "must not be below seq"));
+            }
+            if let Some(prev) = prev
+                && r.seq <= prev
+            {
+                return Err(bad(
+                    p("seq"),
+                    "records must be in increasing sequence order",
+                ));
+            }
+            prev = Some(r.seq_end.unwrap_or(r.seq));
+            if r.at < MIN_TIME_MS || r.at > now_ms + 86_400_000 {
+                return Err(bad(
+                    p("at"),
+                    "measurement time out of range (Unix milliseconds, 2024 or later, not in the future)",
+                ));
+            }
+            if r.boot_id.len() > 64 || r.boot_id.is_empty() {
+                return Err(bad(p("boot_id"), "must be 1 to 64 characters"));
+            }
+            match &r.body {
+                Body::LinkState { link, reason, .. } => {
+                    name_ok(&p("body.link"), link)?;
+                    if let Some(r) = reason {
+                        name_ok(&p("body.reason"), r)?;
+                    }
+                }
+                Body::LinkMinutes {
+                    link,
+                    minutes,
+                    sent,
+                    lost,
+                    rtt_p50_ms,
+                    rtt_p95_ms,
+                    rtt_max_ms,
+                    ..
+                } => {
+                    name_ok(&p("body.link"), link)?;
+                    if *minutes == 0 || *minutes > 60 * 24 * 31 {
+                        return Err(bad(p("body.minutes"), "must be 1 to 44640"));
+                    }
+                    if lost > sent {
+                        return Err(bad(p("body.lost"), "cannot exceed sent"));
+                    }
+                    for (f, v) in [
+                        ("body.rtt_p50_ms", rtt_p50_ms),
+                        ("body.rtt_p95_ms", rtt_p95_ms),
+                        ("body.rtt_max_ms", rtt_max_ms),
+                    ] {
+                        if let Some(v) = v
+                            && !(v.is_finite() && *v >= 0.0 && *v < 600_000.0)
+                        {
+                            return Err(bad(p(f), "must be a duration in ms between 0 and 600000"));
+                        }
+                    }
+                }
+                Body::Failover {
+                    from,
+                    to,
+                    cause,
+                    reason,
+                } => {
+                    for (f, v) in [("body.from", from), ("body.to", to)] {
+                        if let Some(v) = v {
+                            name_ok(&p(f), v)?;
+                        }
+                    }
+                    name_ok(&p("body.cause"), cause)?;
+                    if reason.len() > 512 {
+                        return Err(bad(p("body.reason"), "at most 512 characters"));
+                    }
+                }
+                Body::Lifecycle { detail, .. } => {
+                    if detail.as_ref().is_some_and(|d| d.len() > 512) {
+                        return Err(bad(p("body.detail"), "at most 512 characters"));
+                    }
+                }
+                Body::Heartbeat { count, .. } => {
+                    if *count == 0 {
+                        return Err(bad(p("body.count"), "must be 1 or more"));
+                    }
+                }
+                Body::Facts {
+                    hostname,
+                    os,
+                    agent_version,
+                    links,
+                } => {
+                    name_ok(&p("body.hostname"), hostname)?;
+                    name_ok(&p("body.os"), os)?;
+                    name_ok(&p("body.agent_version"), agent_version)?;
+                    if links.len() > 64 {
+                        return Err(bad(p("body.links"), "at most 64 links"));
+                    }
+                    for (j, l) in links.iter().enumerate() {
+                        name_ok(&p(&format!("body.links[{j}].name")), &l.name)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn sample() -> String {
+        r#"{"v":1,"device":"dhaka-gw1","records":[
+          {"seq":1,"at":1790000000000,"mono_ms":1000,"boot_id":"b1",
+           "body":{"type":"lifecycle","event":"start","boot_time":1789999990}},
+          {"seq":2,"at":1790000001000,"mono_ms":2000,"boot_id":"b1",
+           "body":{"type":"link_state","link":"eth0","kind":"broadband","from":"down","to":"up","reason":null}},
+          {"seq":3,"seq_end":5,"at":1790000060000,"mono_ms":61000,"boot_id":"b1",
+           "body":{"type":"heartbeat","online":true,"count":3}}
+        ]}"#
+        .to_string()
+    }
+
+    #[test]
+    fn a_good_batch_parses_and_validates_and_round_trips() {
+        let b = parse_batch(sample().as_bytes()).unwrap();
+        b.validate(NOW).unwrap();
+        assert_eq!(b.records.len(), 3);
+        let again = parse_batch(&serde_json::to_vec(&b).unwrap()).unwrap();
+        assert_eq!(again, b);
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_name_the_path() {
+        let e = parse_batch(
+            sample()
+                .replace("\"mono_ms\":2000", "\"mono_ms\":2000,\"x\":1")
+                .as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "records[1].x", "{e}");
+        assert!(e.message.contains("unknown field `x`"), "{e}");
+        let e = parse_batch(
+            sample()
+                .replace("\"to\":\"up\"", "\"to\":\"sideways\"")
+                .as_bytes(),
+        )
+        .unwrap_err();
+        assert!(e.path.starts_with("records[1].body"), "{e}");
+        let e = parse_batch(
+            sample()
+                .replace("\"seq\":1,", "\"seq\":\"one\",")
+                .as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "records[0].seq", "{e}");
+        let e = parse_batch(b"{not json").unwrap_err();
+        assert!(!e.message.is_empty());
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_path() {
+        let cases = [
+            (sample().replace("\"v\":1", "\"v\":2"), "v"),
+            (
+                sample().replace("\"seq\":1,", "\"seq\":0,"),
+                "records[0].seq",
+            ),
+            (
+                sample().replace("\"seq\":2,", "\"seq\":1,"),
+                "records[1].seq",
+            ),
+            (
+                sample().replace("\"seq_end\":5", "\"seq_end\":2"),
+                "records[2].seq_end",
+            ),
+            (sample().replace("1790000001000", "99"), "records[1].at"),
+            (
+                sample().replace("1790000001000", "1900000000000"),
+                "records[1].at",
+            ),
+            (
+                sample().replace("\"count\":3", "\"count\":0"),
+                "records[2].body.count",
+            ),
+            (
+                sample().replace("\"link\":\"eth0\"", "\"link\":\"\""),
+                "records[1].body.link",
+            ),
+            (
+                sample().replace("\"device\":\"dhaka-gw1\"", "\"device\":\"\""),
+                "device",
+            ),
+        ];
+        for (text, path) in cases {
+            let b = parse_batch(text.as_bytes()).unwrap();
+            let e = b.validate(NOW).unwrap_err();
+            assert_eq!(e.path, path, "{e}");
+        }
+    }
+}
