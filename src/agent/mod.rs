@@ -9,6 +9,7 @@ pub mod links;
 pub mod netlink;
 pub mod policy;
 pub mod probe;
+pub mod record;
 pub mod routes;
 pub mod run;
 pub mod status;

@@ -119,6 +119,7 @@ struct Agent {
     /// Last known gateway per link (kept when DHCP's route vanishes for a while).
     gateways: HashMap<String, Ipv4Addr>,
     last_order: Vec<String>,
+    recorder: crate::agent::record::Recorder,
 }
 
 impl Agent {
@@ -132,6 +133,7 @@ impl Agent {
             self.shared.clone(),
             self.clock,
             self.notes_tx.clone(),
+            self.recorder.clone(),
         );
         tokio::spawn(w.run(rx).instrument(span));
         info!(link = %plan.name, kind = %plan.kind, priority = plan.priority,
@@ -334,6 +336,12 @@ impl Agent {
                 })
                 .inc();
             self.hooks.fire(HookEvent::Failover {
+                from: self.chosen.clone(),
+                to: d.chosen.clone(),
+                cause: d.cause.as_str().into(),
+                reason: d.reason.clone(),
+            });
+            self.recorder.record(crate::wire::v1::Body::Failover {
                 from: self.chosen.clone(),
                 to: d.chosen.clone(),
                 cause: d.cause.as_str().into(),
@@ -566,6 +574,7 @@ pub async fn run_with(
         recheck: None,
         gateways: HashMap::new(),
         last_order: vec![],
+        recorder: crate::agent::record::Recorder::disabled(),
     };
     agent.policy = Policy::new(policy_params(&agent.cfg.failover));
     agent.policy.prefer(agent.cfg.failover.prefer.clone());

@@ -5,10 +5,12 @@
 
 use crate::agent::health::{HealthParams, LinkHealth, Observation, Round, Transition};
 use crate::agent::probe::{ProbeFailure, ProbeOutcome, Prober};
+use crate::agent::record::Recorder;
 use crate::agent::status::{LinkLabels, LinkView, ProbeLabels, Shared, TransitionLabels};
 use crate::config::agent::{HealthSection, LinkPlan, ProbeRole, ProbeSpec};
 use crate::shared::time::Clock;
 use crate::wire::LinkState;
+use crate::wire::v1::Body;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +73,44 @@ fn round_failure(outcomes: &[(String, ProbeOutcome)]) -> Option<String> {
     words.first().map(|w| w.to_string())
 }
 
+/// Probing figures of the current minute, for the `link_minutes` record.
+#[derive(Debug, Default)]
+struct MinuteAcc {
+    sent: u32,
+    lost: u32,
+    rtts_ms: Vec<f64>,
+    bytes: u64,
+}
+
+impl MinuteAcc {
+    fn body(&mut self, link: &str, kind: crate::wire::LinkKind) -> Option<Body> {
+        if self.sent == 0 && self.bytes == 0 {
+            return None;
+        }
+        let mut r = std::mem::take(&mut self.rtts_ms);
+        r.sort_by(|a, b| a.total_cmp(b));
+        let pick = |q: f64| -> Option<f64> {
+            (!r.is_empty()).then(|| {
+                let i = ((r.len() - 1) as f64 * q).round() as usize;
+                (r[i] * 100.0).round() / 100.0
+            })
+        };
+        let body = Body::LinkMinutes {
+            link: link.to_string(),
+            kind,
+            minutes: 1,
+            sent: self.sent,
+            lost: self.lost,
+            rtt_p50_ms: pick(0.5),
+            rtt_p95_ms: pick(0.95),
+            rtt_max_ms: pick(1.0),
+            bytes: self.bytes,
+        };
+        *self = MinuteAcc::default();
+        Some(body)
+    }
+}
+
 pub struct Worker {
     plan: LinkPlan,
     hcfg: HealthSection,
@@ -87,6 +127,8 @@ pub struct Worker {
     probe_bytes: u64,
     last_app: Option<Instant>,
     notes: mpsc::UnboundedSender<StateNote>,
+    recorder: Recorder,
+    minute: MinuteAcc,
 }
 
 impl Worker {
@@ -97,6 +139,7 @@ impl Worker {
         shared: Arc<Shared>,
         clock: Clock,
         notes: mpsc::UnboundedSender<StateNote>,
+        recorder: Recorder,
     ) -> Self {
         let health = LinkHealth::new(HealthParams::from_config(&hcfg, plan.quorum), clock.now());
         Worker {
@@ -114,6 +157,8 @@ impl Worker {
             probe_bytes: 0,
             last_app: None,
             notes,
+            recorder,
+            minute: MinuteAcc::default(),
         }
     }
 
@@ -217,6 +262,13 @@ impl Worker {
         if let Some(t) = t
             && t.from != t.to
         {
+            self.recorder.record(Body::LinkState {
+                link: self.plan.name.clone(),
+                kind: self.plan.kind,
+                from: t.from,
+                to: t.to,
+                reason: t.reason.clone(),
+            });
             let _ = self.notes.send(StateNote {
                 link: self.plan.name.clone(),
                 kind: self.plan.kind.to_string(),
@@ -229,6 +281,7 @@ impl Worker {
 
     fn count_probe(&mut self, spec_label: &str, kind: &str, o: &ProbeOutcome) {
         self.probe_bytes += o.bytes;
+        self.minute.bytes += o.bytes;
         let labels = LinkLabels {
             link: self.plan.name.clone(),
             kind: self.plan.kind.to_string(),
@@ -265,6 +318,11 @@ impl Worker {
     fn round_done(&mut self, round: Round, outcomes: Vec<(String, ProbeOutcome)>) {
         let mut warnings = vec![];
         let round_clean = round.answered >= self.plan.quorum.min(round.sent).max(1);
+        self.minute.sent += round.sent;
+        self.minute.lost += round.sent.saturating_sub(round.answered);
+        self.minute
+            .rtts_ms
+            .extend(round.rtts.iter().map(|d| d.as_secs_f64() * 1000.0));
         for (label, o) in &outcomes {
             let kind = label.split(' ').next().unwrap_or("probe").to_string();
             self.count_probe(label, &kind, o);
@@ -309,6 +367,11 @@ impl Worker {
         let mut next_round = Instant::now();
         let mut present = true;
         let mut carrier = true;
+        let mut minute = tokio::time::interval_at(
+            Instant::now() + Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
+        minute.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.publish();
         loop {
             let can_probe = present && carrier;
@@ -321,6 +384,11 @@ impl Worker {
                 && self.health.state().is_online()
                 && !self.app_checks().is_empty();
             tokio::select! {
+                _ = minute.tick() => {
+                    if let Some(b) = self.minute.body(&self.plan.name, self.plan.kind) {
+                        self.recorder.record(b);
+                    }
+                }
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
                     match msg {
@@ -433,6 +501,9 @@ impl Worker {
                     });
                 }
             }
+        }
+        if let Some(b) = self.minute.body(&self.plan.name, self.plan.kind) {
+            self.recorder.record(b);
         }
         // Published views must not outlive the worker (a late round result may
         // have re-published after the agent forgot the link).

@@ -1,0 +1,153 @@
+//! The agent's record of what it learned: a cheap handle the workers and the
+//! main loop use to hand protocol-v1 bodies to the spool writer, and the
+//! stamping of each record with wall-clock time, monotonic time since boot
+//! and the boot id (so the collector can order records and tell reboots).
+
+use crate::wire::v1::Body;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// Hands bodies to the spool writer. Cloning is cheap; recording never blocks.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    tx: Option<mpsc::UnboundedSender<(i64, u64, Body)>>,
+    stamp: Stamp,
+}
+
+impl Recorder {
+    /// A recorder and the receiving end the spool writer drains.
+    pub fn new(stamp: Stamp) -> (Self, mpsc::UnboundedReceiver<(i64, u64, Body)>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Recorder {
+                tx: Some(tx),
+                stamp,
+            },
+            rx,
+        )
+    }
+    /// A recorder that records nothing (tests, `check`).
+    pub fn disabled() -> Self {
+        Recorder {
+            tx: None,
+            stamp: Stamp::now(),
+        }
+    }
+    /// Record `body`, stamped now.
+    pub fn record(&self, body: Body) {
+        if let Some(tx) = &self.tx {
+            let (at, mono) = self.stamp.now_pair();
+            let _ = tx.send((at, mono, body));
+        }
+    }
+    pub fn stamp(&self) -> &Stamp {
+        &self.stamp
+    }
+}
+
+/// Clock readings for records: the wall clock, and milliseconds since boot
+/// (uptime at start plus the runtime's monotonic clock).
+#[derive(Clone, Debug)]
+pub struct Stamp {
+    pub boot_id: String,
+    boot_offset: Duration,
+    start: std::time::Instant,
+}
+
+impl Stamp {
+    /// Read the boot id and uptime from /proc.
+    pub fn now() -> Self {
+        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "unknown".into());
+        let uptime = std::fs::read_to_string("/proc/uptime")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+            .map(Duration::from_secs_f64)
+            .unwrap_or_default();
+        Stamp {
+            boot_id,
+            boot_offset: uptime,
+            start: std::time::Instant::now(),
+        }
+    }
+    /// (wall-clock Unix ms, monotonic ms since boot).
+    pub fn now_pair(&self) -> (i64, u64) {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let mono = (self.boot_offset + self.start.elapsed()).as_millis() as u64;
+        (wall, mono)
+    }
+    /// Boot time of the machine, Unix seconds.
+    pub fn boot_time(&self) -> i64 {
+        let (wall, mono) = self.now_pair();
+        (wall - mono as i64) / 1000
+    }
+}
+
+/// Watches the wall clock against the monotonic one and reports steps.
+#[derive(Debug, Clone)]
+pub struct ClockWatch {
+    last: Option<(i64, u64)>,
+    /// Steps smaller than this are drift or NTP slewing, not worth a record.
+    pub threshold_ms: i64,
+}
+
+impl Default for ClockWatch {
+    fn default() -> Self {
+        ClockWatch {
+            last: None,
+            threshold_ms: 5_000,
+        }
+    }
+}
+
+impl ClockWatch {
+    /// Feed a (wall, mono) reading; returns the step in ms when the wall clock
+    /// moved differently from the monotonic clock by more than the threshold.
+    pub fn check(&mut self, wall: i64, mono: u64) -> Option<i64> {
+        let step = self
+            .last
+            .map(|(w0, m0)| (wall - w0) - (mono as i64 - m0 as i64))
+            .filter(|s| s.abs() > self.threshold_ms);
+        self.last = Some((wall, mono));
+        step
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_steps_are_seen_both_ways_and_drift_is_not() {
+        let mut w = ClockWatch::default();
+        // (wall, mono) one minute apart; `offset` is what the wall clock did extra.
+        let mut offset = 0i64;
+        let mut at = |w: &mut ClockWatch, minute: i64, extra: i64| {
+            offset += extra;
+            w.check(
+                1_000_000 + minute * 60_000 + offset,
+                (10_000 + minute * 60_000) as u64,
+            )
+        };
+        assert_eq!(at(&mut w, 0, 0), None);
+        assert_eq!(at(&mut w, 1, 0), None);
+        assert_eq!(at(&mut w, 2, 2_000), None, "2 s of drift is not a step");
+        assert_eq!(at(&mut w, 3, -3_600_000), Some(-3_600_000));
+        assert_eq!(at(&mut w, 4, 0), None);
+        assert_eq!(at(&mut w, 5, 86_400_000), Some(86_400_000));
+    }
+
+    #[test]
+    fn stamps_are_monotonic_and_boot_id_is_read() {
+        let s = Stamp::now();
+        assert!(!s.boot_id.is_empty());
+        let (w1, m1) = s.now_pair();
+        let (w2, m2) = s.now_pair();
+        assert!(m2 >= m1 && w2 >= w1 - 1000);
+        assert!(s.boot_time() > 1_600_000_000);
+    }
+}
