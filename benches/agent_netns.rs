@@ -365,10 +365,7 @@ fn bench_footprint(secs: u64) {
             .unwrap();
         assert!(child.wait().unwrap().success());
     }
-    let agent = Agent::start(
-        &tb,
-        &config("").replace("log_level = \"info\"", "log_level = \"warn\""),
-    );
+    let agent = Agent::start(&tb, &config(""));
     let pid = agent.child.id();
     let reset = |link: Uplink| {
         common::run(&mut common::exec_in(

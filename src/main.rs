@@ -1,11 +1,13 @@
 //! The `linkwatch` command line: `agent` (the daemon), `status` (ask a running
-//! agent), `check` (probe every link once, now). The collector side arrives
-//! with its own subcommands.
+//! agent), `check` (probe every link once, now); on the collector side
+//! `collector` (the daemon) and `device add|list|revoke|import` (the registry,
+//! straight on the collector's database).
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use linkwatch::agent;
 use linkwatch::config::agent::AgentConfig;
+use linkwatch::config::collector::CollectorConfig;
 use linkwatch::shared::logging::{self, LogFormat};
 use linkwatch::wire::AgentStatus;
 use std::path::{Path, PathBuf};
@@ -70,6 +72,71 @@ enum Command {
         #[arg(long, short, default_value = DEFAULT_CONFIG, env = "LINKWATCH_CONFIG")]
         config: PathBuf,
     },
+    /// Run the collector daemon (SIGTERM stops cleanly). Without --config:
+    /// SQLite file `linkwatch-collector.db` in the current directory, plain
+    /// HTTP on 127.0.0.1:8080.
+    Collector {
+        #[command(flatten)]
+        config: CollectorConfigArg,
+        /// Log format: auto (journald under systemd, text otherwise), text, json, journald.
+        #[arg(long)]
+        log_format: Option<LogFormat>,
+    },
+    /// Register, list and revoke devices; import the office hierarchy. Works
+    /// directly on the collector's database (`database` of the collector config).
+    Device {
+        #[command(subcommand)]
+        command: DeviceCommand,
+    },
+}
+
+/// The collector's config file; none means the embedded default.
+#[derive(clap::Args)]
+struct CollectorConfigArg {
+    /// Collector config file (default: the embedded default, SQLite in the current directory).
+    #[arg(long, short, env = "LINKWATCH_COLLECTOR_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl CollectorConfigArg {
+    fn load(&self) -> Result<CollectorConfig> {
+        Ok(match &self.config {
+            Some(p) => CollectorConfig::load(p)?,
+            None => CollectorConfig::embedded(),
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Register a device and print its token, once: the collector keeps only a hash.
+    Add {
+        /// The device's name, as its agent sends it (default there: the host name).
+        name: String,
+        /// Office code from the imported hierarchy.
+        #[arg(long)]
+        office: Option<String>,
+        #[command(flatten)]
+        config: CollectorConfigArg,
+    },
+    /// List the registered devices.
+    List {
+        #[command(flatten)]
+        config: CollectorConfigArg,
+    },
+    /// Revoke a device's token: its uploads are refused (403) from now on.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        config: CollectorConfigArg,
+    },
+    /// Import offices: CSV with header code,name,division,district,upazila, or
+    /// TOML with [[office]] tables (by file extension). Existing codes are updated.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        config: CollectorConfigArg,
+    },
 }
 
 fn load(path: &Path) -> Result<AgentConfig> {
@@ -97,6 +164,27 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn real_main(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Collector { config, log_format } => {
+            let cfg = config.load()?;
+            logging::init(
+                log_format.unwrap_or(cfg.collector.log_format),
+                &cfg.collector.log_level,
+            );
+            if config.config.is_none() {
+                tracing::info!(
+                    database = %cfg.collector.database,
+                    listen = %cfg.collector.listen,
+                    "no --config: using the embedded default"
+                );
+            }
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(linkwatch::collector::server::run(cfg))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Device { command } => device_command(command),
         Command::Agent { config, log_format } => {
             let cfg = load(&config)?;
             logging::init(
@@ -210,6 +298,98 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn device_command(command: DeviceCommand) -> Result<ExitCode> {
+    use linkwatch::collector::{devices, store};
+    let config = match &command {
+        DeviceCommand::Add { config, .. }
+        | DeviceCommand::List { config }
+        | DeviceCommand::Revoke { config, .. }
+        | DeviceCommand::Import { config, .. } => config.load()?,
+    };
+    logging::init(LogFormat::Text, "warn");
+    let url = config.collector.database.clone();
+    runtime()?.block_on(async move {
+        let store = store::open(&url)
+            .await
+            .with_context(|| format!("collector database of {}", config.path.display()))?;
+        match command {
+            DeviceCommand::Add { name, office, .. } => {
+                let (device, token) =
+                    devices::add_device(store.as_ref(), &name, office.as_deref(), now_ms()).await?;
+                // The token alone on stdout (`TOKEN=$(linkwatch device add ...)`),
+                // the explanation on stderr.
+                println!("{token}");
+                eprintln!(
+                    "device `{}` registered{}. The line above is its token: put it in the \
+                     agent's configuration now. It is shown only this once; the collector \
+                     stores only its SHA-256 hash (lost token: revoke and add again).",
+                    device.name,
+                    device
+                        .office
+                        .map(|o| format!(" in office {o}"))
+                        .unwrap_or_default()
+                );
+            }
+            DeviceCommand::List { .. } => {
+                let list = store.list_devices().await?;
+                print!("{}", render_devices(&list));
+            }
+            DeviceCommand::Revoke { name, .. } => {
+                if !store.revoke_device(&name).await? {
+                    bail!("no device named `{name}` (see `linkwatch device list`)");
+                }
+                println!("device `{name}` revoked: its token is refused from now on");
+            }
+            DeviceCommand::Import { file, .. } => {
+                let n = devices::import_offices(store.as_ref(), &file).await?;
+                println!("imported {n} offices from {}", file.display());
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn render_devices(list: &[linkwatch::collector::store::Device]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let w = list.iter().map(|d| d.name.len()).max().unwrap_or(0).max(4);
+    let wo = list
+        .iter()
+        .map(|d| d.office.as_deref().map_or(1, str::len))
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let _ = writeln!(
+        out,
+        "{:<w$}  {:<wo$}  {:<7}  {:>10}  CREATED",
+        "NAME", "OFFICE", "REVOKED", "ACKED SEQ"
+    );
+    for d in list {
+        let created = std::time::UNIX_EPOCH
+            + Duration::from_millis(u64::try_from(d.created_at_ms).unwrap_or(0));
+        let _ = writeln!(
+            out,
+            "{:<w$}  {:<wo$}  {:<7}  {:>10}  {}",
+            d.name,
+            d.office.as_deref().unwrap_or("-"),
+            if d.revoked { "yes" } else { "no" },
+            d.acked,
+            humantime::format_rfc3339_seconds(created)
+        );
+    }
+    if list.is_empty() {
+        out.push_str("(no devices: add one with `linkwatch device add NAME`)\n");
+    }
+    out
 }
 
 /// The status listener's address from the config. A config with errors (being

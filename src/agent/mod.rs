@@ -12,5 +12,7 @@ pub mod probe;
 pub mod record;
 pub mod routes;
 pub mod run;
+pub mod spool;
 pub mod status;
+pub mod upload;
 pub mod worker;

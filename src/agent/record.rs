@@ -7,16 +7,25 @@ use crate::wire::v1::Body;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
+/// What the spool writer receives, in order.
+#[derive(Debug)]
+pub enum ToSpool {
+    /// A record: wall-clock ms, monotonic ms since boot, body.
+    Record(i64, u64, Body),
+    /// Answer once everything sent before is on disk.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
 /// Hands bodies to the spool writer. Cloning is cheap; recording never blocks.
 #[derive(Clone, Debug)]
 pub struct Recorder {
-    tx: Option<mpsc::UnboundedSender<(i64, u64, Body)>>,
+    tx: Option<mpsc::UnboundedSender<ToSpool>>,
     stamp: Stamp,
 }
 
 impl Recorder {
     /// A recorder and the receiving end the spool writer drains.
-    pub fn new(stamp: Stamp) -> (Self, mpsc::UnboundedReceiver<(i64, u64, Body)>) {
+    pub fn new(stamp: Stamp) -> (Self, mpsc::UnboundedReceiver<ToSpool>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (
             Recorder {
@@ -37,7 +46,16 @@ impl Recorder {
     pub fn record(&self, body: Body) {
         if let Some(tx) = &self.tx {
             let (at, mono) = self.stamp.now_pair();
-            let _ = tx.send((at, mono, body));
+            let _ = tx.send(ToSpool::Record(at, mono, body));
+        }
+    }
+    /// Wait until everything recorded so far is on disk.
+    pub async fn flush(&self) {
+        if let Some(tx) = &self.tx {
+            let (done, wait) = tokio::sync::oneshot::channel();
+            if tx.send(ToSpool::Flush(done)).is_ok() {
+                let _ = wait.await;
+            }
         }
     }
     pub fn stamp(&self) -> &Stamp {

@@ -4,4 +4,7 @@
 
 pub mod api;
 pub mod devices;
+pub mod schedule;
+pub mod server;
 pub mod store;
+pub mod uptime;

@@ -287,6 +287,82 @@ impl Default for FailoverSection {
     }
 }
 
+/// `[upload]`: the local spool and the upload of its records to the collector.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadSection {
+    /// Collector base URL (`https://...`; `http://` only to a loopback
+    /// address). None: records are spooled and never uploaded.
+    pub collector_url: Option<String>,
+    /// File holding this device's bearer token (required with `collector_url`).
+    pub token_file: Option<PathBuf>,
+    /// Extra CA certificate(s), PEM, trusted besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// The spool's SQLite file.
+    pub spool_path: PathBuf,
+    /// Payload budget of the spool; beyond it old minute summaries and
+    /// heartbeats are folded (transitions are never dropped).
+    pub spool_max_bytes: u64,
+    /// Most records per upload request (at most 5000).
+    pub batch_max_records: usize,
+    /// How often a heartbeat record is written.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// How often the spool is drained (also at once when a link comes back).
+    #[serde(with = "humantime_serde")]
+    pub upload_interval: Duration,
+    /// Longest wait between failed attempts (back-off from 1 s, doubling, jittered).
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// When the only links online are metered, hold a large backlog back.
+    pub hold_backlog_on_metered: bool,
+    /// A backlog of this many records or more is "large".
+    pub metered_backlog_threshold: u64,
+}
+
+impl Default for UploadSection {
+    fn default() -> Self {
+        UploadSection {
+            collector_url: None,
+            token_file: None,
+            ca_file: None,
+            spool_path: PathBuf::from("/var/lib/linkwatch/spool.db"),
+            spool_max_bytes: 64 * 1024 * 1024,
+            batch_max_records: 2000,
+            heartbeat: Duration::from_secs(60),
+            upload_interval: Duration::from_secs(60),
+            backoff_max: Duration::from_secs(300),
+            hold_backlog_on_metered: false,
+            metered_backlog_threshold: 5000,
+        }
+    }
+}
+
+impl UploadSection {
+    /// Check a collector URL: `https://`, or `http://` to a loopback
+    /// address; returns the parsed URL or what is wrong with it.
+    pub fn check_collector_url(url: &str) -> Result<reqwest::Url, String> {
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a valid URL ({e})"))?;
+        let host = parsed.host_str().unwrap_or("");
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|a| a.is_loopback());
+        match parsed.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            _ => {
+                return Err(format!(
+                    "`{url}` must start with https:// (http:// only to a loopback address)"
+                ));
+            }
+        }
+        if host.is_empty() {
+            return Err(format!("`{url}` has no host"));
+        }
+        Ok(parsed)
+    }
+}
+
 /// `[[link]]`: a link declared by hand. Overrides discovery for that interface.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -322,6 +398,8 @@ pub struct AgentConfig {
     pub health: HealthSection,
     #[serde(default)]
     pub failover: FailoverSection,
+    #[serde(default)]
+    pub upload: UploadSection,
     /// Presets used by links that name none (`internet`, `whatsapp`).
     #[serde(default = "default_presets")]
     pub presets: Vec<String>,
@@ -433,6 +511,7 @@ impl AgentConfig {
             return Err(self.invalid("health.icmp_payload", "must be 1400 bytes or fewer"));
         }
         self.validate_failover()?;
+        self.validate_upload()?;
         check_presets(self, "presets", &self.presets)?;
         check_probes(self, "probes", &self.probes)?;
         let mut names = HashSet::new();
@@ -550,6 +629,46 @@ impl AgentConfig {
                         ));
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_upload(&self) -> Result<(), ConfigError> {
+        let u = &self.upload;
+        if let Some(url) = &u.collector_url {
+            UploadSection::check_collector_url(url)
+                .map_err(|m| self.invalid("upload.collector_url", m))?;
+            if u.token_file.is_none() {
+                return Err(self.invalid(
+                    "upload.token_file",
+                    "is required with upload.collector_url: the file holding this device's token \
+                     (from `linkwatch device add`)",
+                ));
+            }
+        }
+        if u.spool_path.as_os_str().is_empty() {
+            return Err(self.invalid("upload.spool_path", "must be a file path"));
+        }
+        if u.spool_max_bytes < 64 * 1024 {
+            return Err(self.invalid(
+                "upload.spool_max_bytes",
+                "must be at least 65536 (64 KiB); the default is 67108864 (64 MiB)",
+            ));
+        }
+        if u.batch_max_records == 0 || u.batch_max_records > crate::wire::v1::MAX_RECORDS {
+            return Err(self.invalid(
+                "upload.batch_max_records",
+                format!("must be 1 to {}", crate::wire::v1::MAX_RECORDS),
+            ));
+        }
+        for (key, d) in [
+            ("upload.heartbeat", u.heartbeat),
+            ("upload.upload_interval", u.upload_interval),
+            ("upload.backoff_max", u.backoff_max),
+        ] {
+            if d < Duration::from_secs(1) {
+                return Err(self.invalid(key, "must be at least 1s, for example \"60s\""));
             }
         }
         Ok(())

@@ -194,7 +194,7 @@ pub fn parse_batch(json: &[u8]) -> Result<Batch, Invalid> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         bad(
-            if path.is_empty() || path == "." {
+            if path.is_empty() || path == "." || path == "?" {
                 "body".to_string()
             } else {
                 path
@@ -254,8 +254,11 @@ impl Batch {
                     "measurement time out of range (Unix milliseconds, 2024 or later, not in the future)",
                 ));
             }
-            if r.boot_id.len() > 64 || r.boot_id.is_empty() {
-                return Err(bad(p("boot_id"), "must be 1 to 64 characters"));
+            if r.boot_id.len() > 64
+                || r.boot_id.is_empty()
+                || r.boot_id.chars().any(|c| c.is_control())
+            {
+                return Err(bad(p("boot_id"), "must be 1 to 64 printable characters"));
             }
             match &r.body {
                 Body::LinkState { link, reason, .. } => {

@@ -1,51 +1,458 @@
-//! PostgreSQL adapter of the [`super::Store`] trait.
+//! PostgreSQL adapter of the [`super::Store`] trait: the store of larger
+//! deployments, possibly shared by several collector replicas.
+//!
+//! An ingest locks the device's row (`SELECT ... FOR UPDATE`) first, which
+//! serialises concurrent batches of one device across replicas while batches
+//! of different devices proceed in parallel. Records go in with one
+//! `INSERT ... SELECT FROM UNNEST(arrays)` per batch (one round trip).
+//!
+//! Semantics shared with the SQLite adapter:
+//! - a record is a duplicate when a record of the device with the same `seq`
+//!   is already stored; a record whose `seq` merely falls inside an earlier
+//!   folded record's `seq..=seq_end` is stored (and counted as stored);
+//! - `acked` advances over the stored ranges `seq..=seq_end` while they are
+//!   contiguous (see [`super::advance_contiguous`]); it never goes back;
+//! - ingest for an unknown device id fails with
+//!   `StoreError::Query { op: "ingest", source: sqlx::Error::RowNotFound }`.
 
-use super::{Ack, Device, Office, Record, Store, StoreError, StoredRecord};
+use super::{Ack, Device, Office, Record, Store, StoreError, StoredRecord, advance_contiguous};
+use sqlx::PgConnection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
 
-pub struct PgStore {}
+/// Connections per collector process.
+const MAX_CONNECTIONS: u32 = 16;
+/// Stored ranges read per step while advancing `acked`.
+const SCAN_CHUNK: i64 = 4_096;
+
+/// Columns `id, name, office, revoked, acked, created_at` of a device row.
+type DeviceRow = (i64, String, Option<String>, bool, i64, i64);
+
+/// Columns of a record row, in [`StoredRecord`] field order.
+type RecordRow = (i64, i64, i64, i64, String, String, String, i64);
+
+fn device(r: DeviceRow) -> Device {
+    Device {
+        id: r.0,
+        name: r.1,
+        office: r.2,
+        revoked: r.3,
+        acked: r.4,
+        created_at_ms: r.5,
+    }
+}
+
+fn stored_record(r: RecordRow) -> StoredRecord {
+    StoredRecord {
+        seq: r.0,
+        seq_end: r.1,
+        at_ms: r.2,
+        mono_ms: r.3,
+        boot_id: r.4,
+        kind: r.5,
+        body: r.6,
+        received_ms: r.7,
+    }
+}
+
+fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { op, source }
+}
+
+fn int(v: u64, what: &str) -> Result<i64, sqlx::Error> {
+    i64::try_from(v).map_err(|_| sqlx::Error::Encode(format!("{what} {v} out of range").into()))
+}
+
+/// A batch as column arrays, for `UNNEST`.
+#[derive(Default)]
+struct Columns {
+    seq: Vec<i64>,
+    seq_end: Vec<i64>,
+    at_ms: Vec<i64>,
+    mono_ms: Vec<i64>,
+    boot_id: Vec<String>,
+    kind: Vec<&'static str>,
+    body: Vec<String>,
+}
+
+impl Columns {
+    fn of(records: &[Record]) -> Result<Self, sqlx::Error> {
+        let mut c = Columns::default();
+        for r in records {
+            let seq = int(r.seq, "seq")?;
+            c.seq.push(seq);
+            c.seq_end.push(match r.seq_end {
+                Some(e) => int(e, "seq_end")?,
+                None => seq,
+            });
+            c.at_ms.push(r.at);
+            c.mono_ms.push(int(r.mono_ms, "mono_ms")?);
+            c.boot_id.push(r.boot_id.clone());
+            c.kind.push(r.body.kind());
+            c.body.push(
+                serde_json::to_string(&r.body).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+            );
+        }
+        Ok(c)
+    }
+}
+
+/// `url` with the password (if any) replaced by `***`, for error messages.
+fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+/// The PostgreSQL store (a connection pool).
+pub struct PgStore {
+    pool: PgPool,
+}
 
 impl PgStore {
+    /// Connect to `url` (`postgres://USER:PASSWORD@HOST/DB?...`; PostgreSQL
+    /// connection options such as `options[search_path]=SCHEMA` apply) and
+    /// run the migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        Err(StoreError::BadUrl(url.to_string()))
+        let open_err = |source| StoreError::Open {
+            url: redact(url),
+            source,
+        };
+        let options = PgConnectOptions::from_str(url).map_err(open_err)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PgStore { pool })
     }
+
+    async fn device_where(
+        &self,
+        sql: &'static str,
+        key: &str,
+        op: &'static str,
+    ) -> Result<Option<Device>, StoreError> {
+        sqlx::query_as::<_, DeviceRow>(sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map(|r| r.map(device))
+            .map_err(query_err(op))
+    }
+}
+
+/// The highest contiguous sequence number stored for `device_id`, starting
+/// from `acked`. Every ingest leaves no stored range with
+/// `seq <= acked < seq_end`, so only records of the batch (`seqs`,
+/// `seq_ends`) can start at or below `acked` and still reach beyond it; the
+/// rest is a scan of `seq > acked` along the primary key.
+async fn advance(
+    conn: &mut PgConnection,
+    device_id: i64,
+    acked: i64,
+    seqs: &[i64],
+    seq_ends: &[i64],
+) -> Result<i64, sqlx::Error> {
+    let mut h = acked;
+    for (&seq, _) in seqs
+        .iter()
+        .zip(seq_ends)
+        .filter(|&(&s, &e)| s <= acked && e > acked)
+    {
+        let end: Option<i64> =
+            sqlx::query_scalar("SELECT seq_end FROM records WHERE device_id = $1 AND seq = $2")
+                .bind(device_id)
+                .bind(seq)
+                .fetch_optional(&mut *conn)
+                .await?;
+        h = h.max(end.unwrap_or(h));
+    }
+    let mut cursor = acked;
+    loop {
+        let mut ranges: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT seq, seq_end FROM records WHERE device_id = $1 AND seq > $2 \
+             ORDER BY seq LIMIT $3",
+        )
+        .bind(device_id)
+        .bind(cursor)
+        .bind(SCAN_CHUNK)
+        .fetch_all(&mut *conn)
+        .await?;
+        let Some(&(last, _)) = ranges.last() else {
+            break;
+        };
+        let full = ranges.len() as i64 == SCAN_CHUNK;
+        h = advance_contiguous(h, &mut ranges);
+        if !full || last > h + 1 {
+            break;
+        }
+        cursor = last;
+    }
+    Ok(h)
 }
 
 #[async_trait::async_trait]
 impl Store for PgStore {
     async fn add_device(
         &self,
-        _: &str,
-        _: Option<&str>,
-        _: &str,
-        _: i64,
+        name: &str,
+        office: Option<&str>,
+        token_hash: &str,
+        now_ms: i64,
     ) -> Result<Device, StoreError> {
-        todo!()
+        let e = query_err;
+        if let Some(code) = office {
+            let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM offices WHERE code = $1")
+                .bind(code)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(e("add device: office"))?;
+            if found.is_none() {
+                return Err(StoreError::UnknownOffice(code.to_string()));
+            }
+        }
+        let inserted = sqlx::query_as::<_, DeviceRow>(
+            "INSERT INTO devices (name, office, token_hash, created_at) VALUES ($1, $2, $3, $4) \
+             RETURNING id, name, office, revoked, acked, created_at",
+        )
+        .bind(name)
+        .bind(office)
+        .bind(token_hash)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await;
+        let err = match inserted {
+            Ok(row) => return Ok(device(row)),
+            Err(err) => err,
+        };
+        if let sqlx::Error::Database(d) = &err {
+            if d.is_foreign_key_violation() {
+                return Err(StoreError::UnknownOffice(
+                    office.unwrap_or_default().to_string(),
+                ));
+            }
+            // The name or the token hash is taken: tell which.
+            if d.is_unique_violation() && self.device_by_name(name).await?.is_some() {
+                return Err(StoreError::DeviceExists(name.to_string()));
+            }
+        }
+        Err(e("add device")(err))
     }
-    async fn device_by_token(&self, _: &str) -> Result<Option<Device>, StoreError> {
-        todo!()
+
+    async fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>, StoreError> {
+        self.device_where(
+            "SELECT id, name, office, revoked, acked, created_at FROM devices \
+             WHERE token_hash = $1",
+            token_hash,
+            "device by token",
+        )
+        .await
     }
-    async fn device_by_name(&self, _: &str) -> Result<Option<Device>, StoreError> {
-        todo!()
+
+    async fn device_by_name(&self, name: &str) -> Result<Option<Device>, StoreError> {
+        self.device_where(
+            "SELECT id, name, office, revoked, acked, created_at FROM devices WHERE name = $1",
+            name,
+            "device by name",
+        )
+        .await
     }
+
     async fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
-        todo!()
+        sqlx::query_as::<_, DeviceRow>(
+            "SELECT id, name, office, revoked, acked, created_at FROM devices ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map(|rows| rows.into_iter().map(device).collect())
+        .map_err(query_err("list devices"))
     }
-    async fn revoke_device(&self, _: &str) -> Result<bool, StoreError> {
-        todo!()
+
+    async fn revoke_device(&self, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE devices SET revoked = true WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("revoke device"))?;
+        Ok(done.rows_affected() > 0)
     }
-    async fn upsert_offices(&self, _: &[Office]) -> Result<usize, StoreError> {
-        todo!()
+
+    async fn upsert_offices(&self, offices: &[Office]) -> Result<usize, StoreError> {
+        // One row per code, the last one given winning (as row-by-row upserts
+        // would); one statement cannot update the same row twice.
+        let mut last: HashMap<&str, usize> = HashMap::new();
+        for (i, o) in offices.iter().enumerate() {
+            last.insert(&o.code, i);
+        }
+        let mut cols: [Vec<&str>; 5] = Default::default();
+        for (i, o) in offices.iter().enumerate() {
+            if last[o.code.as_str()] == i {
+                for (col, v) in
+                    cols.iter_mut()
+                        .zip([&o.code, &o.name, &o.division, &o.district, &o.upazila])
+                {
+                    col.push(v);
+                }
+            }
+        }
+        let [code, name, division, district, upazila] = cols;
+        let done = sqlx::query(
+            "INSERT INTO offices (code, name, division, district, upazila) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+             ON CONFLICT (code) DO UPDATE SET name = excluded.name, \
+             division = excluded.division, district = excluded.district, \
+             upazila = excluded.upazila",
+        )
+        .bind(code)
+        .bind(name)
+        .bind(division)
+        .bind(district)
+        .bind(upazila)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("upsert offices"))?;
+        Ok(done.rows_affected() as usize)
     }
+
     async fn list_offices(&self) -> Result<Vec<Office>, StoreError> {
-        todo!()
+        let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
+            "SELECT code, name, division, district, upazila FROM offices ORDER BY code",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("list offices"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(code, name, division, district, upazila)| Office {
+                code,
+                name,
+                division,
+                district,
+                upazila,
+            })
+            .collect())
     }
-    async fn ingest(&self, _: i64, _: &[Record], _: i64) -> Result<Ack, StoreError> {
-        todo!()
+
+    async fn ingest(
+        &self,
+        device_id: i64,
+        records: &[Record],
+        now_ms: i64,
+    ) -> Result<Ack, StoreError> {
+        let e = query_err;
+        let c = Columns::of(records).map_err(e("ingest"))?;
+        let mut tx = self.pool.begin().await.map_err(e("ingest: begin"))?;
+        let acked: i64 = sqlx::query_scalar("SELECT acked FROM devices WHERE id = $1 FOR UPDATE")
+            .bind(device_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(e("ingest: device"))?
+            .ok_or_else(|| e("ingest")(sqlx::Error::RowNotFound))?;
+        let stored = if records.is_empty() {
+            0
+        } else {
+            sqlx::query(
+                "INSERT INTO records (device_id, seq, seq_end, at_ms, mono_ms, boot_id, kind, \
+                 body, received_ms) \
+                 SELECT $1, t.seq, t.seq_end, t.at_ms, t.mono_ms, t.boot_id, t.kind, t.body, $2 \
+                 FROM UNNEST($3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], \
+                 $7::text[], $8::text[], $9::text[]) \
+                 AS t(seq, seq_end, at_ms, mono_ms, boot_id, kind, body) \
+                 ON CONFLICT (device_id, seq) DO NOTHING",
+            )
+            .bind(device_id)
+            .bind(now_ms)
+            .bind(&c.seq)
+            .bind(&c.seq_end)
+            .bind(&c.at_ms)
+            .bind(&c.mono_ms)
+            .bind(&c.boot_id)
+            .bind(&c.kind)
+            .bind(&c.body)
+            .execute(&mut *tx)
+            .await
+            .map_err(e("ingest: insert"))?
+            .rows_affected()
+        };
+        let new_acked = advance(&mut tx, device_id, acked, &c.seq, &c.seq_end)
+            .await
+            .map_err(e("ingest: advance"))?;
+        if new_acked != acked {
+            sqlx::query("UPDATE devices SET acked = $1 WHERE id = $2")
+                .bind(new_acked)
+                .bind(device_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(e("ingest: update acked"))?;
+        }
+        tx.commit().await.map_err(e("ingest: commit"))?;
+        let total = records.len() as u64;
+        Ok(Ack {
+            acked: new_acked as u64,
+            stored: u32::try_from(stored).unwrap_or(u32::MAX),
+            duplicates: u32::try_from(total.saturating_sub(stored)).unwrap_or(u32::MAX),
+        })
     }
-    async fn records(&self, _: i64, _: i64, _: i64) -> Result<Vec<StoredRecord>, StoreError> {
-        todo!()
+
+    async fn records(
+        &self,
+        device_id: i64,
+        from_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        sqlx::query_as::<_, RecordRow>(
+            "SELECT seq, seq_end, at_ms, mono_ms, boot_id, kind, body, received_ms \
+             FROM records WHERE device_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(device_id)
+        .bind(from_seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map(|rows| rows.into_iter().map(stored_record).collect())
+        .map_err(query_err("records"))
     }
+
     async fn ping(&self) -> Result<(), StoreError> {
-        todo!()
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(query_err("ping"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://lw:secret@db:5432/lw?sslmode=require"),
+            "postgres://lw:***@db:5432/lw?sslmode=require"
+        );
+        assert_eq!(redact("postgres://lw@db/lw"), "postgres://lw@db/lw");
+        assert_eq!(redact("postgres://db/lw"), "postgres://db/lw");
+        assert_eq!(redact("postgres://a:b@c@db/x"), "postgres://a:***@db/x");
     }
 }

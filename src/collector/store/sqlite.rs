@@ -1,51 +1,463 @@
-//! SQLite adapter of the [`super::Store`] trait.
+//! SQLite adapter of the [`super::Store`] trait: the default store of a
+//! single collector.
+//!
+//! The database runs in WAL mode with `synchronous = FULL`, so a batch is on
+//! disk when [`Store::ingest`] returns. Every write transaction starts with
+//! `BEGIN IMMEDIATE` (it takes the write lock up front, so two writers never
+//! deadlock on a lock upgrade) and, inside this process, also holds a mutex so
+//! that concurrent requests queue instead of polling the busy handler. Another
+//! process writing the same file (the CLI) waits up to 5 s (`busy_timeout`).
+//!
+//! Semantics shared with the PostgreSQL adapter:
+//! - a record is a duplicate when a record of the device with the same `seq`
+//!   is already stored; a record whose `seq` merely falls inside an earlier
+//!   folded record's `seq..=seq_end` is stored (and counted as stored);
+//! - `acked` advances over the stored ranges `seq..=seq_end` while they are
+//!   contiguous (see [`super::advance_contiguous`]); it never goes back;
+//! - ingest for an unknown device id fails with
+//!   `StoreError::Query { op: "ingest", source: sqlx::Error::RowNotFound }`.
 
-use super::{Ack, Device, Office, Record, Store, StoreError, StoredRecord};
+use super::{Ack, Device, Office, Record, Store, StoreError, StoredRecord, advance_contiguous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Sqlite};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
 
-pub struct SqliteStore {}
+/// Records per multi-row `INSERT` (9 bind parameters each; SQLite allows 32766).
+const INSERT_CHUNK: usize = 1_000;
+/// Stored ranges read per step while advancing `acked`.
+const SCAN_CHUNK: i64 = 4_096;
+/// Connections of a file database (one writer at a time, readers in parallel).
+const MAX_CONNECTIONS: u32 = 8;
+
+/// Columns `id, name, office, revoked, acked, created_at` of a device row.
+type DeviceRow = (i64, String, Option<String>, bool, i64, i64);
+
+/// Columns of a record row, in [`StoredRecord`] field order.
+type RecordRow = (i64, i64, i64, i64, String, String, String, i64);
+
+fn device(r: DeviceRow) -> Device {
+    Device {
+        id: r.0,
+        name: r.1,
+        office: r.2,
+        revoked: r.3,
+        acked: r.4,
+        created_at_ms: r.5,
+    }
+}
+
+fn stored_record(r: RecordRow) -> StoredRecord {
+    StoredRecord {
+        seq: r.0,
+        seq_end: r.1,
+        at_ms: r.2,
+        mono_ms: r.3,
+        boot_id: r.4,
+        kind: r.5,
+        body: r.6,
+        received_ms: r.7,
+    }
+}
+
+fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { op, source }
+}
+
+/// A record flattened to its columns.
+struct Row<'a> {
+    seq: i64,
+    seq_end: i64,
+    at_ms: i64,
+    mono_ms: i64,
+    boot_id: &'a str,
+    kind: &'static str,
+    body: String,
+}
+
+fn int(v: u64, what: &str) -> Result<i64, sqlx::Error> {
+    i64::try_from(v).map_err(|_| sqlx::Error::Encode(format!("{what} {v} out of range").into()))
+}
+
+fn rows(records: &[Record]) -> Result<Vec<Row<'_>>, sqlx::Error> {
+    records
+        .iter()
+        .map(|r| {
+            let seq = int(r.seq, "seq")?;
+            Ok(Row {
+                seq,
+                seq_end: match r.seq_end {
+                    Some(e) => int(e, "seq_end")?,
+                    None => seq,
+                },
+                at_ms: r.at,
+                mono_ms: int(r.mono_ms, "mono_ms")?,
+                boot_id: &r.boot_id,
+                kind: r.body.kind(),
+                body: serde_json::to_string(&r.body)
+                    .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+            })
+        })
+        .collect()
+}
+
+/// The SQLite store (a connection pool on one database file).
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// Serialises this process's write transactions.
+    write: tokio::sync::Mutex<()>,
+}
 
 impl SqliteStore {
+    /// Open (creating when missing) the database `url` names
+    /// (`sqlite://PATH`, `sqlite:PATH`, or `sqlite::memory:` for tests) and
+    /// run the migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        Err(StoreError::BadUrl(url.to_string()))
+        let open_err = |source| StoreError::Open {
+            url: url.to_string(),
+            source,
+        };
+        // An in-memory database lives as long as its one connection: keep it.
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = if memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS)
+        }
+        .connect_with(options)
+        .await
+        .map_err(open_err)?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore {
+            pool,
+            write: tokio::sync::Mutex::new(()),
+        })
     }
+
+    async fn device_where(
+        &self,
+        sql: &'static str,
+        key: &str,
+        op: &'static str,
+    ) -> Result<Option<Device>, StoreError> {
+        sqlx::query_as::<_, DeviceRow>(sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map(|r| r.map(device))
+            .map_err(query_err(op))
+    }
+}
+
+/// The highest contiguous sequence number stored for `device_id`, starting
+/// from `acked`. Every ingest leaves no stored range with
+/// `seq <= acked < seq_end`, so only records of `batch` can start at or below
+/// `acked` and still reach beyond it; the rest is a scan of `seq > acked` along
+/// the primary key.
+async fn advance(
+    conn: &mut SqliteConnection,
+    device_id: i64,
+    acked: i64,
+    batch: &[Row<'_>],
+) -> Result<i64, sqlx::Error> {
+    let mut h = acked;
+    for r in batch.iter().filter(|r| r.seq <= acked && r.seq_end > acked) {
+        let end: Option<i64> =
+            sqlx::query_scalar("SELECT seq_end FROM records WHERE device_id = ? AND seq = ?")
+                .bind(device_id)
+                .bind(r.seq)
+                .fetch_optional(&mut *conn)
+                .await?;
+        h = h.max(end.unwrap_or(h));
+    }
+    let mut cursor = acked;
+    loop {
+        let mut ranges: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT seq, seq_end FROM records WHERE device_id = ? AND seq > ? \
+             ORDER BY seq LIMIT ?",
+        )
+        .bind(device_id)
+        .bind(cursor)
+        .bind(SCAN_CHUNK)
+        .fetch_all(&mut *conn)
+        .await?;
+        let Some(&(last, _)) = ranges.last() else {
+            break;
+        };
+        let full = ranges.len() as i64 == SCAN_CHUNK;
+        h = advance_contiguous(h, &mut ranges);
+        if !full || last > h + 1 {
+            break;
+        }
+        cursor = last;
+    }
+    Ok(h)
 }
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn add_device(
         &self,
-        _: &str,
-        _: Option<&str>,
-        _: &str,
-        _: i64,
+        name: &str,
+        office: Option<&str>,
+        token_hash: &str,
+        now_ms: i64,
     ) -> Result<Device, StoreError> {
-        todo!()
+        let e = query_err;
+        let _w = self.write.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(e("add device"))?;
+        if let Some(code) = office {
+            let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM offices WHERE code = ?")
+                .bind(code)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(e("add device: office"))?;
+            if found.is_none() {
+                return Err(StoreError::UnknownOffice(code.to_string()));
+            }
+        }
+        let taken: Option<i64> = sqlx::query_scalar("SELECT 1 FROM devices WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(e("add device: name"))?;
+        if taken.is_some() {
+            return Err(StoreError::DeviceExists(name.to_string()));
+        }
+        let inserted = sqlx::query_as::<_, DeviceRow>(
+            "INSERT INTO devices (name, office, token_hash, created_at) VALUES (?, ?, ?, ?) \
+             RETURNING id, name, office, revoked, acked, created_at",
+        )
+        .bind(name)
+        .bind(office)
+        .bind(token_hash)
+        .bind(now_ms)
+        .fetch_one(&mut *tx)
+        .await;
+        match inserted {
+            Ok(row) => {
+                tx.commit().await.map_err(e("add device: commit"))?;
+                Ok(device(row))
+            }
+            Err(sqlx::Error::Database(d)) if d.is_foreign_key_violation() => Err(
+                StoreError::UnknownOffice(office.unwrap_or_default().to_string()),
+            ),
+            // Name checked above under the write lock: a unique violation here
+            // is the token hash (or another writer of the file).
+            Err(err) => Err(e("add device")(err)),
+        }
     }
-    async fn device_by_token(&self, _: &str) -> Result<Option<Device>, StoreError> {
-        todo!()
+
+    async fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>, StoreError> {
+        self.device_where(
+            "SELECT id, name, office, revoked, acked, created_at FROM devices \
+             WHERE token_hash = ?",
+            token_hash,
+            "device by token",
+        )
+        .await
     }
-    async fn device_by_name(&self, _: &str) -> Result<Option<Device>, StoreError> {
-        todo!()
+
+    async fn device_by_name(&self, name: &str) -> Result<Option<Device>, StoreError> {
+        self.device_where(
+            "SELECT id, name, office, revoked, acked, created_at FROM devices WHERE name = ?",
+            name,
+            "device by name",
+        )
+        .await
     }
+
     async fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
-        todo!()
+        sqlx::query_as::<_, DeviceRow>(
+            "SELECT id, name, office, revoked, acked, created_at FROM devices ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map(|rows| rows.into_iter().map(device).collect())
+        .map_err(query_err("list devices"))
     }
-    async fn revoke_device(&self, _: &str) -> Result<bool, StoreError> {
-        todo!()
+
+    async fn revoke_device(&self, name: &str) -> Result<bool, StoreError> {
+        let _w = self.write.lock().await;
+        let done = sqlx::query("UPDATE devices SET revoked = 1 WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("revoke device"))?;
+        Ok(done.rows_affected() > 0)
     }
-    async fn upsert_offices(&self, _: &[Office]) -> Result<usize, StoreError> {
-        todo!()
+
+    async fn upsert_offices(&self, offices: &[Office]) -> Result<usize, StoreError> {
+        let e = query_err;
+        let _w = self.write.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(e("upsert offices"))?;
+        // One write per code, the last one given winning (as the PostgreSQL
+        // adapter does), so both count written rows alike.
+        let mut last: HashMap<&str, usize> = HashMap::new();
+        for (i, o) in offices.iter().enumerate() {
+            last.insert(&o.code, i);
+        }
+        let mut written = 0;
+        for (_, o) in offices
+            .iter()
+            .enumerate()
+            .filter(|&(i, o)| last[o.code.as_str()] == i)
+        {
+            written += sqlx::query(
+                "INSERT INTO offices (code, name, division, district, upazila) \
+                 VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (code) DO UPDATE SET name = excluded.name, \
+                 division = excluded.division, district = excluded.district, \
+                 upazila = excluded.upazila",
+            )
+            .bind(&o.code)
+            .bind(&o.name)
+            .bind(&o.division)
+            .bind(&o.district)
+            .bind(&o.upazila)
+            .execute(&mut *tx)
+            .await
+            .map_err(e("upsert offices"))?
+            .rows_affected() as usize;
+        }
+        tx.commit().await.map_err(e("upsert offices: commit"))?;
+        Ok(written)
     }
+
     async fn list_offices(&self) -> Result<Vec<Office>, StoreError> {
-        todo!()
+        let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
+            "SELECT code, name, division, district, upazila FROM offices ORDER BY code",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("list offices"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(code, name, division, district, upazila)| Office {
+                code,
+                name,
+                division,
+                district,
+                upazila,
+            })
+            .collect())
     }
-    async fn ingest(&self, _: i64, _: &[Record], _: i64) -> Result<Ack, StoreError> {
-        todo!()
+
+    async fn ingest(
+        &self,
+        device_id: i64,
+        records: &[Record],
+        now_ms: i64,
+    ) -> Result<Ack, StoreError> {
+        let e = query_err;
+        let rows = rows(records).map_err(e("ingest"))?;
+        let _w = self.write.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(e("ingest: begin"))?;
+        let acked: i64 = sqlx::query_scalar("SELECT acked FROM devices WHERE id = ?")
+            .bind(device_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(e("ingest: device"))?
+            .ok_or_else(|| e("ingest")(sqlx::Error::RowNotFound))?;
+        let mut stored: u64 = 0;
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO records (device_id, seq, seq_end, at_ms, mono_ms, boot_id, kind, \
+                 body, received_ms) ",
+            );
+            insert.push_values(chunk, |mut b, r| {
+                b.push_bind(device_id)
+                    .push_bind(r.seq)
+                    .push_bind(r.seq_end)
+                    .push_bind(r.at_ms)
+                    .push_bind(r.mono_ms)
+                    .push_bind(r.boot_id)
+                    .push_bind(r.kind)
+                    .push_bind(r.body.as_str())
+                    .push_bind(now_ms);
+            });
+            insert.push(" ON CONFLICT (device_id, seq) DO NOTHING");
+            // Keep only the full-chunk statement prepared: the shorter last
+            // chunks differ in length from batch to batch.
+            stored += insert
+                .build()
+                .persistent(chunk.len() == INSERT_CHUNK)
+                .execute(&mut *tx)
+                .await
+                .map_err(e("ingest: insert"))?
+                .rows_affected();
+        }
+        let new_acked = advance(&mut tx, device_id, acked, &rows)
+            .await
+            .map_err(e("ingest: advance"))?;
+        if new_acked != acked {
+            sqlx::query("UPDATE devices SET acked = ? WHERE id = ?")
+                .bind(new_acked)
+                .bind(device_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(e("ingest: update acked"))?;
+        }
+        tx.commit().await.map_err(e("ingest: commit"))?;
+        let total = rows.len() as u64;
+        Ok(Ack {
+            acked: new_acked as u64,
+            stored: u32::try_from(stored).unwrap_or(u32::MAX),
+            duplicates: u32::try_from(total.saturating_sub(stored)).unwrap_or(u32::MAX),
+        })
     }
-    async fn records(&self, _: i64, _: i64, _: i64) -> Result<Vec<StoredRecord>, StoreError> {
-        todo!()
+
+    async fn records(
+        &self,
+        device_id: i64,
+        from_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        sqlx::query_as::<_, RecordRow>(
+            "SELECT seq, seq_end, at_ms, mono_ms, boot_id, kind, body, received_ms \
+             FROM records WHERE device_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
+        )
+        .bind(device_id)
+        .bind(from_seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map(|rows| rows.into_iter().map(stored_record).collect())
+        .map_err(query_err("records"))
     }
+
     async fn ping(&self) -> Result<(), StoreError> {
-        todo!()
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(query_err("ping"))
     }
 }

@@ -1,0 +1,42 @@
+-- linkwatch collector schema, PostgreSQL dialect (same semantics as ../sqlite/0001_init.sql).
+-- Timestamps are Unix milliseconds (BIGINT). Append-only: change the schema in a new file.
+
+CREATE TABLE offices (
+    code     TEXT NOT NULL PRIMARY KEY,
+    name     TEXT NOT NULL,
+    division TEXT NOT NULL,
+    district TEXT NOT NULL,
+    upazila  TEXT NOT NULL
+);
+
+CREATE TABLE devices (
+    id         BIGSERIAL PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    office     TEXT NULL REFERENCES offices (code),
+    token_hash TEXT NOT NULL UNIQUE,
+    revoked    BOOLEAN NOT NULL DEFAULT false,
+    -- highest sequence number up to which every record of the device is stored
+    acked      BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL
+);
+
+CREATE INDEX devices_office ON devices (office);
+
+CREATE TABLE records (
+    device_id   BIGINT NOT NULL REFERENCES devices (id),
+    seq         BIGINT NOT NULL CHECK (seq >= 1),
+    -- last sequence number a folded record stands for (= seq when not folded)
+    seq_end     BIGINT NOT NULL CHECK (seq_end >= seq),
+    at_ms       BIGINT NOT NULL,
+    mono_ms     BIGINT NOT NULL,
+    boot_id     TEXT NOT NULL,
+    -- the body's `type` word (link_state, link_minutes, heartbeat, ...)
+    kind        TEXT NOT NULL,
+    -- the record's body, JSON
+    body        TEXT NOT NULL,
+    received_ms BIGINT NOT NULL,
+    PRIMARY KEY (device_id, seq)
+);
+
+CREATE INDEX records_device_at ON records (device_id, at_ms);
+CREATE INDEX records_kind_at ON records (kind, at_ms);

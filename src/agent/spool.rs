@@ -1,0 +1,908 @@
+//! The durable record: every protocol-v1 record the agent learns is written
+//! here first (SQLite, WAL, `synchronous=FULL`: an [`Spool::append`] that
+//! returned is on disk), then read out in sequence order by the uploader and
+//! deleted once the collector acknowledged it.
+//!
+//! Sequence numbers come from a counter in the `meta` table, advanced in the
+//! same transaction as the insert, so a number is never handed out twice, not
+//! after deletions, not after a crash, not after a reopen.
+//!
+//! # Disk budget and folding
+//! When the records' payload bytes (body JSON + boot id + 24 bytes for the
+//! numbers, per record; the file itself is larger by SQLite's page and index
+//! overhead) exceed `max_bytes`, the oldest `link_minutes` and `heartbeat`
+//! records are folded into coarser ones until the payload is at most 7/8 of
+//! the budget:
+//!
+//! * Only runs of *foldable* records are folded. `link_state`, `failover`,
+//!   `lifecycle` and `facts` records are never folded nor dropped, and a fold
+//!   never crosses one of them, nor a change of boot id, nor a gap in the
+//!   sequence: minutes before and after a transition stay apart.
+//! * A run is cut into chunks such that no group (one link's `link_minutes`,
+//!   or heartbeats with the same `online`) sums to more than
+//!   [`FOLD_MAX_MINUTES`] minutes / [`FOLD_MAX_HEARTBEATS`] heartbeats. Each
+//!   chunk becomes one record per group. The chunk's sequence range
+//!   `first..=last` is split into consecutive sub-ranges, one per group (in
+//!   the order the groups first appear), each as long as the number of
+//!   sequence numbers its members stood for. So the folded records partition
+//!   exactly the numbers they replace: no range overlaps another record's,
+//!   nothing is left uncovered, and the collector's contiguity count is
+//!   unaffected. (When a chunk holds a single group this is simply "keep the
+//!   first seq, `seq_end` = the last seq".) A folded record is stamped with
+//!   the time, monotonic time and boot id of the last record of its group.
+//! * Merging `link_minutes`: `minutes`, `sent`, `lost` and `bytes` are summed,
+//!   `rtt_max_ms` is the maximum. `rtt_p50_ms` and `rtt_p95_ms` are
+//!   approximations: the mean of the parts' percentiles weighted by their
+//!   answered probes (`sent - lost`; an unweighted mean when no part answered),
+//!   `p95` clamped to the merged maximum. The true percentile of the union
+//!   cannot be rebuilt from summaries; the mean stays between the smallest
+//!   and the largest part's value. Heartbeats: `count` is summed.
+//! * Records already handed out by [`Spool::batch`] are never folded again:
+//!   the collector may hold them already, and it de-duplicates by `seq`.
+//! * When everything foldable is folded and the payload is still over budget,
+//!   records are still written (a transition is never lost); every such
+//!   append is counted in [`SpoolStats::over_budget`] and a warning is logged.
+
+use crate::wire::v1::{Body, Record};
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Most minutes one folded `link_minutes` record stands for.
+pub const FOLD_MAX_MINUTES: u32 = 60;
+/// Most heartbeats one folded `heartbeat` record stands for.
+pub const FOLD_MAX_HEARTBEATS: u32 = 60;
+/// Bytes counted per record besides its body and boot id.
+const RECORD_OVERHEAD: u64 = 24;
+/// Rows read per folding transaction.
+const FOLD_PAGE: usize = 4096;
+
+/// A spool operation that failed; names the operation and the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("cannot create the spool's directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open spool {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("spool {path}: migration failed: {source}")]
+    Migrate {
+        path: PathBuf,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("spool {path}: {op} failed: {source}")]
+    Query {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("spool {path}: record {seq} cannot be read back: {source}")]
+    Corrupt {
+        path: PathBuf,
+        seq: u64,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("spool {path}: {op}: cannot encode the record body: {source}")]
+    Encode {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// What the spool holds (for status and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SpoolStats {
+    /// Records waiting (a folded record counts once).
+    pub depth: u64,
+    /// Payload bytes counted against the budget.
+    pub bytes: u64,
+    /// Wall-clock time of the oldest waiting record, Unix ms.
+    pub oldest_at_ms: Option<i64>,
+    /// Highest sequence number ever assigned.
+    pub last_seq: u64,
+    /// Records eliminated by folding since the spool was created.
+    pub folded: u64,
+    /// Appends written while over budget with nothing left to fold.
+    pub over_budget: u64,
+}
+
+/// The durable local record. Cheap to share behind an `Arc`; every method is
+/// one or more SQLite transactions on a single connection.
+pub struct Spool {
+    pool: SqlitePool,
+    path: PathBuf,
+    max_bytes: u64,
+    /// Folding scans from here (records before were folded as far as they go).
+    fold_from: AtomicU64,
+    /// Only one fold at a time.
+    folding: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Spool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spool")
+            .field("path", &self.path)
+            .field("max_bytes", &self.max_bytes)
+            .finish()
+    }
+}
+
+/// One row as read back, with what folding needs.
+#[derive(Debug, Clone)]
+struct SpoolRow {
+    rec: Record,
+    size: u64,
+}
+
+impl Spool {
+    /// Open (or create, with its parent directory) the spool at `path`, with
+    /// a payload budget of `max_bytes`.
+    pub async fn open(path: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|source| SpoolError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts)
+            .await
+            .map_err(|source| SpoolError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations/spool")
+            .run(&pool)
+            .await
+            .map_err(|source| SpoolError::Migrate {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Spool {
+            pool,
+            path: path.to_path_buf(),
+            max_bytes,
+            fold_from: AtomicU64::new(0),
+            folding: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The spool's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The payload budget in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    fn query_err(&self, op: &'static str) -> impl Fn(sqlx::Error) -> SpoolError + '_ {
+        move |source| SpoolError::Query {
+            op,
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Write one record durably and return its sequence number. Folds old
+    /// records when the budget is exceeded (after the record is on disk).
+    pub async fn append(
+        &self,
+        at_ms: i64,
+        mono_ms: u64,
+        boot_id: &str,
+        body: &Body,
+    ) -> Result<u64, SpoolError> {
+        const OP: &str = "append";
+        let json = serde_json::to_string(body).map_err(|source| SpoolError::Encode {
+            op: OP,
+            path: self.path.clone(),
+            source,
+        })?;
+        let size = json.len() as u64 + boot_id.len() as u64 + RECORD_OVERHEAD;
+        let e = self.query_err(OP);
+        let mut tx = self.pool.begin().await.map_err(&e)?;
+        let seq: i64 = sqlx::query_scalar(
+            "UPDATE meta SET value = value + 1 WHERE key = 'last_seq' RETURNING value",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(&e)?;
+        sqlx::query(
+            "INSERT INTO records (seq, seq_end, at_ms, mono_ms, boot_id, kind, link, body, size)
+             VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .bind(seq)
+        .bind(at_ms)
+        .bind(mono_ms as i64)
+        .bind(boot_id)
+        .bind(body.kind())
+        .bind(link_of(body))
+        .bind(&json)
+        .bind(size as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(&e)?;
+        let bytes: i64 = sqlx::query_scalar(
+            "UPDATE meta SET value = value + ?1 WHERE key = 'bytes' RETURNING value",
+        )
+        .bind(size as i64)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(&e)?;
+        tx.commit().await.map_err(&e)?;
+        if bytes as u64 > self.max_bytes {
+            self.enforce_budget().await;
+        }
+        Ok(seq as u64)
+    }
+
+    /// Up to `max_records` records, oldest first (by seq). They count as
+    /// handed out from now on and are never folded again.
+    pub async fn batch(&self, max_records: usize) -> Result<Vec<Record>, SpoolError> {
+        let e = self.query_err("batch");
+        let mut tx = self.pool.begin().await.map_err(&e)?;
+        let rows = sqlx::query(
+            "SELECT seq, seq_end, at_ms, mono_ms, boot_id, body, size FROM records
+             ORDER BY seq LIMIT ?1",
+        )
+        .bind(max_records.min(i64::MAX as usize) as i64)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(&e)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(self.decode(row)?.rec);
+        }
+        if let Some(last) = out.last() {
+            sqlx::query("UPDATE meta SET value = max(value, ?1) WHERE key = 'exposed'")
+                .bind(last.seq_end.unwrap_or(last.seq) as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(&e)?;
+        }
+        tx.commit().await.map_err(&e)?;
+        Ok(out)
+    }
+
+    /// The collector holds every record up to `acked`: delete the records
+    /// whose `seq_end <= acked`. Returns how many were deleted.
+    ///
+    /// An `acked` above the highest seq this spool ever assigned means the
+    /// collector knew this device under an older spool (the file was lost or
+    /// replaced): it took the waiting records for replays. They are then
+    /// renumbered above `acked` (and will be sent again), and new records
+    /// follow them; nothing is deleted.
+    pub async fn ack(&self, acked: u64) -> Result<u64, SpoolError> {
+        let e = self.query_err("ack");
+        let mut tx = self.pool.begin().await.map_err(&e)?;
+        let last_seq = meta(&mut tx, "last_seq").await.map_err(&e)?;
+        if acked > last_seq {
+            let offset = acked as i64;
+            sqlx::query("UPDATE records SET seq = seq + ?1, seq_end = seq_end + ?1")
+                .bind(offset)
+                .execute(&mut *tx)
+                .await
+                .map_err(&e)?;
+            sqlx::query("UPDATE meta SET value = value + ?1 WHERE key = 'last_seq'")
+                .bind(offset)
+                .execute(&mut *tx)
+                .await
+                .map_err(&e)?;
+            sqlx::query("UPDATE meta SET value = 0 WHERE key = 'exposed'")
+                .execute(&mut *tx)
+                .await
+                .map_err(&e)?;
+            tx.commit().await.map_err(&e)?;
+            self.fold_from.store(0, Ordering::Relaxed);
+            tracing::warn!(
+                spool = %self.path.display(),
+                acked,
+                last_seq,
+                "the collector acknowledged sequence numbers this spool never assigned \
+                 (spool file lost or replaced?): renumbering waiting records above {acked}"
+            );
+            return Ok(0);
+        }
+        let row =
+            sqlx::query("SELECT count(*), coalesce(sum(size), 0) FROM records WHERE seq_end <= ?1")
+                .bind(acked as i64)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(&e)?;
+        let (count, size): (i64, i64) = (row.get(0), row.get(1));
+        if count > 0 {
+            sqlx::query("DELETE FROM records WHERE seq_end <= ?1")
+                .bind(acked as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(&e)?;
+            sqlx::query("UPDATE meta SET value = value - ?1 WHERE key = 'bytes'")
+                .bind(size)
+                .execute(&mut *tx)
+                .await
+                .map_err(&e)?;
+        }
+        tx.commit().await.map_err(&e)?;
+        Ok(count as u64)
+    }
+
+    /// Depth, bytes, oldest record, counters.
+    pub async fn stats(&self) -> Result<SpoolStats, SpoolError> {
+        let e = self.query_err("stats");
+        let mut tx = self.pool.begin().await.map_err(&e)?;
+        let row = sqlx::query(
+            "SELECT (SELECT count(*) FROM records),
+                    (SELECT at_ms FROM records ORDER BY seq LIMIT 1)",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(&e)?;
+        let depth: i64 = row.get(0);
+        let oldest: Option<i64> = row.get(1);
+        let stats = SpoolStats {
+            depth: depth as u64,
+            bytes: meta(&mut tx, "bytes").await.map_err(&e)?,
+            oldest_at_ms: oldest,
+            last_seq: meta(&mut tx, "last_seq").await.map_err(&e)?,
+            folded: meta(&mut tx, "folded").await.map_err(&e)?,
+            over_budget: meta(&mut tx, "over_budget").await.map_err(&e)?,
+        };
+        tx.commit().await.map_err(&e)?;
+        Ok(stats)
+    }
+
+    /// Close the connection (checkpoints the write-ahead log).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn decode(&self, row: &SqliteRow) -> Result<SpoolRow, SpoolError> {
+        let seq = row.get::<i64, _>(0) as u64;
+        let seq_end = row.get::<i64, _>(1) as u64;
+        let body: String = row.get(5);
+        let body = serde_json::from_str(&body).map_err(|source| SpoolError::Corrupt {
+            path: self.path.clone(),
+            seq,
+            source,
+        })?;
+        Ok(SpoolRow {
+            rec: Record {
+                seq,
+                seq_end: (seq_end != seq).then_some(seq_end),
+                at: row.get(2),
+                mono_ms: row.get::<i64, _>(3) as u64,
+                boot_id: row.get(4),
+                body,
+            },
+            size: row.get::<i64, _>(6) as u64,
+        })
+    }
+
+    /// Fold until within budget; count and warn when that is not possible.
+    async fn enforce_budget(&self) {
+        let Ok(_guard) = self.folding.try_lock() else {
+            return;
+        };
+        let low_water = self.max_bytes - self.max_bytes / 8;
+        match self.fold(low_water).await {
+            Ok(bytes) if bytes > self.max_bytes => {
+                let e = self.query_err("count over-budget append");
+                let n = sqlx::query_scalar::<_, i64>(
+                    "UPDATE meta SET value = value + 1 WHERE key = 'over_budget' RETURNING value",
+                )
+                .fetch_one(&self.pool)
+                .await
+                .map_err(e);
+                match n {
+                    Ok(n) if n % 1000 == 1 => tracing::warn!(
+                        spool = %self.path.display(),
+                        bytes,
+                        max_bytes = self.max_bytes,
+                        over_budget_appends = n,
+                        "spool over its disk budget with nothing left to fold: still writing \
+                         (transitions are never dropped); it shrinks once uploads resume"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("{e}"),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("folding the spool failed (records are kept): {e}"),
+        }
+    }
+
+    /// Fold the oldest foldable records until the payload is at most
+    /// `target` bytes or nothing is left to fold; returns the payload bytes.
+    async fn fold(&self, target: u64) -> Result<u64, SpoolError> {
+        let e = self.query_err("fold");
+        let mut cursor = self.fold_from.load(Ordering::Relaxed);
+        loop {
+            let mut tx = self.pool.begin().await.map_err(&e)?;
+            let exposed = meta(&mut tx, "exposed").await.map_err(&e)?;
+            cursor = cursor.max(exposed + 1);
+            let rows = sqlx::query(
+                "SELECT seq, seq_end, at_ms, mono_ms, boot_id, body, size FROM records
+                 WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+            )
+            .bind(cursor as i64)
+            .bind(FOLD_PAGE as i64)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(&e)?;
+            let rows = rows
+                .iter()
+                .map(|r| self.decode(r))
+                .collect::<Result<Vec<_>, _>>()?;
+            let full_page = rows.len() == FOLD_PAGE;
+            let recs: Vec<Record> = rows.iter().map(|r| r.rec.clone()).collect();
+            let chunks = chunks(&recs);
+            // The chunk reaching the end of a full page may go on in the next
+            // page: leave it for then (unless it is all the page holds).
+            let mut next = rows.last().map(|r| r.rec.seq + 1).unwrap_or(cursor);
+            let mut apply: &[Range<usize>] = &chunks;
+            if let Some(last) = chunks.last()
+                && last.end == recs.len()
+            {
+                if !full_page {
+                    // The newest records: fold them now, but look at them
+                    // again next time, they may grow with new records.
+                    next = recs[last.start].seq;
+                } else if last.start > 0 {
+                    apply = &chunks[..chunks.len() - 1];
+                    next = recs[last.start].seq;
+                }
+                // else: a chunk as long as the page, closed here.
+            }
+            let mut removed_bytes: i64 = 0;
+            let mut added_bytes: i64 = 0;
+            let mut folded: i64 = 0;
+            for range in apply {
+                let members = &recs[range.clone()];
+                let merged = fold_chunk(members);
+                if merged.len() >= members.len() {
+                    continue;
+                }
+                let first = members[0].seq;
+                let last = &members[members.len() - 1];
+                let last = last.seq_end.unwrap_or(last.seq);
+                sqlx::query("DELETE FROM records WHERE seq BETWEEN ?1 AND ?2")
+                    .bind(first as i64)
+                    .bind(last as i64)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(&e)?;
+                removed_bytes += rows[range.clone()]
+                    .iter()
+                    .map(|r| r.size as i64)
+                    .sum::<i64>();
+                for m in &merged {
+                    let json =
+                        serde_json::to_string(&m.body).map_err(|source| SpoolError::Encode {
+                            op: "fold",
+                            path: self.path.clone(),
+                            source,
+                        })?;
+                    let size = json.len() as u64 + m.boot_id.len() as u64 + RECORD_OVERHEAD;
+                    sqlx::query(
+                        "INSERT INTO records (seq, seq_end, at_ms, mono_ms, boot_id, kind, link, body, size)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )
+                    .bind(m.seq as i64)
+                    .bind(m.seq_end.unwrap_or(m.seq) as i64)
+                    .bind(m.at)
+                    .bind(m.mono_ms as i64)
+                    .bind(&m.boot_id)
+                    .bind(m.body.kind())
+                    .bind(link_of(&m.body))
+                    .bind(&json)
+                    .bind(size as i64)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(&e)?;
+                    added_bytes += size as i64;
+                }
+                folded += (members.len() - merged.len()) as i64;
+            }
+            if folded > 0 {
+                sqlx::query("UPDATE meta SET value = value + ?1 WHERE key = 'bytes'")
+                    .bind(added_bytes - removed_bytes)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(&e)?;
+                sqlx::query("UPDATE meta SET value = value + ?1 WHERE key = 'folded'")
+                    .bind(folded)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(&e)?;
+            }
+            let bytes = meta(&mut tx, "bytes").await.map_err(&e)?;
+            tx.commit().await.map_err(&e)?;
+            if folded > 0 {
+                tracing::debug!(
+                    spool = %self.path.display(),
+                    folded,
+                    bytes,
+                    "folded old link_minutes/heartbeat records to stay within the disk budget"
+                );
+            }
+            let progressed = next > cursor;
+            cursor = next;
+            self.fold_from.store(cursor, Ordering::Relaxed);
+            if bytes <= target || !full_page || !progressed {
+                return Ok(bytes);
+            }
+        }
+    }
+}
+
+async fn meta(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    key: &'static str,
+) -> Result<u64, sqlx::Error> {
+    let v: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
+        .bind(key)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(v.max(0) as u64)
+}
+
+/// The `link` column: the link of link-scoped records.
+fn link_of(body: &Body) -> Option<&str> {
+    match body {
+        Body::LinkState { link, .. } | Body::LinkMinutes { link, .. } => Some(link),
+        _ => None,
+    }
+}
+
+/// What folds together, and how much of the cap a record uses.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Group {
+    Minutes(String, crate::wire::LinkKind),
+    Heartbeat(bool),
+}
+
+fn group_of(body: &Body) -> Option<(Group, u32)> {
+    match body {
+        Body::LinkMinutes {
+            link,
+            kind,
+            minutes,
+            ..
+        } => Some((Group::Minutes(link.clone(), *kind), *minutes)),
+        Body::Heartbeat { online, count } => Some((Group::Heartbeat(*online), *count)),
+        _ => None,
+    }
+}
+
+fn cap(g: &Group) -> u32 {
+    match g {
+        Group::Minutes(..) => FOLD_MAX_MINUTES,
+        Group::Heartbeat(_) => FOLD_MAX_HEARTBEATS,
+    }
+}
+
+fn span(r: &Record) -> u64 {
+    r.seq_end.unwrap_or(r.seq) - r.seq + 1
+}
+
+/// Cut `recs` (in seq order) into chunks of foldable records: never across a
+/// non-foldable record, a boot, or a gap in the sequence, and no group over
+/// its cap. Chunks are returned as index ranges; non-foldable records are in
+/// none.
+fn chunks(recs: &[Record]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut totals: HashMap<Group, u32> = HashMap::new();
+    for (i, r) in recs.iter().enumerate() {
+        let Some((g, n)) = group_of(&r.body) else {
+            if let Some(s) = start.take() {
+                out.push(s..i);
+            }
+            totals.clear();
+            continue;
+        };
+        if let Some(s) = start {
+            let prev = &recs[i - 1];
+            let contiguous = prev.seq_end.unwrap_or(prev.seq) + 1 == r.seq;
+            let over = totals.get(&g).copied().unwrap_or(0).saturating_add(n) > cap(&g);
+            if !contiguous || prev.boot_id != r.boot_id || over {
+                out.push(s..i);
+                totals.clear();
+                start = Some(i);
+            }
+        } else {
+            start = Some(i);
+        }
+        let t = totals.entry(g).or_insert(0);
+        *t = t.saturating_add(n);
+    }
+    if let Some(s) = start {
+        out.push(s..recs.len());
+    }
+    out
+}
+
+/// Fold one chunk (foldable, contiguous, one boot) into one record per group,
+/// partitioning the chunk's sequence range among them.
+fn fold_chunk(members: &[Record]) -> Vec<Record> {
+    let mut order: Vec<Group> = Vec::new();
+    let mut parts: HashMap<Group, Vec<&Record>> = HashMap::new();
+    for r in members {
+        let Some((g, _)) = group_of(&r.body) else {
+            continue;
+        };
+        if !parts.contains_key(&g) {
+            order.push(g.clone());
+        }
+        parts.entry(g).or_default().push(r);
+    }
+    let mut next_seq = members.first().map(|r| r.seq).unwrap_or(0);
+    let mut out = Vec::with_capacity(order.len());
+    for g in order {
+        let group = &parts[&g];
+        let width: u64 = group.iter().map(|r| span(r)).sum();
+        let last = group[group.len() - 1];
+        let seq = next_seq;
+        let seq_end = seq + width - 1;
+        next_seq = seq_end + 1;
+        out.push(Record {
+            seq,
+            seq_end: (seq_end != seq).then_some(seq_end),
+            at: last.at,
+            mono_ms: last.mono_ms,
+            boot_id: last.boot_id.clone(),
+            body: merge_bodies(group),
+        });
+    }
+    out
+}
+
+/// Merge the bodies of one group (see the module documentation).
+fn merge_bodies(group: &[&Record]) -> Body {
+    match &group[0].body {
+        Body::Heartbeat { online, .. } => Body::Heartbeat {
+            online: *online,
+            count: group
+                .iter()
+                .map(|r| match r.body {
+                    Body::Heartbeat { count, .. } => count,
+                    _ => 0,
+                })
+                .fold(0u32, u32::saturating_add),
+        },
+        Body::LinkMinutes { link, kind, .. } => {
+            let (mut minutes, mut sent, mut lost, mut bytes) = (0u32, 0u32, 0u32, 0u64);
+            let mut max: Option<f64> = None;
+            let mut p50 = WeightedMean::default();
+            let mut p95 = WeightedMean::default();
+            for r in group {
+                if let Body::LinkMinutes {
+                    minutes: m,
+                    sent: s,
+                    lost: l,
+                    rtt_p50_ms,
+                    rtt_p95_ms,
+                    rtt_max_ms,
+                    bytes: b,
+                    ..
+                } = &r.body
+                {
+                    minutes = minutes.saturating_add(*m);
+                    sent = sent.saturating_add(*s);
+                    lost = lost.saturating_add(*l);
+                    bytes = bytes.saturating_add(*b);
+                    if let Some(x) = rtt_max_ms {
+                        max = Some(max.map_or(*x, |m: f64| m.max(*x)));
+                    }
+                    let w = f64::from(s.saturating_sub(*l));
+                    p50.add(*rtt_p50_ms, w);
+                    p95.add(*rtt_p95_ms, w);
+                }
+            }
+            let mut rtt_p95_ms = p95.value();
+            if let (Some(p), Some(m)) = (rtt_p95_ms, max) {
+                rtt_p95_ms = Some(p.min(m));
+            }
+            Body::LinkMinutes {
+                link: link.clone(),
+                kind: *kind,
+                minutes,
+                sent,
+                lost: lost.min(sent),
+                rtt_p50_ms: p50.value(),
+                rtt_p95_ms,
+                rtt_max_ms: max,
+                bytes,
+            }
+        }
+        other => other.clone(),
+    }
+}
+
+/// Mean weighted by answered probes, falling back to the plain mean.
+#[derive(Default)]
+struct WeightedMean {
+    sum_w: f64,
+    sum_wx: f64,
+    sum_x: f64,
+    n: u32,
+}
+
+impl WeightedMean {
+    fn add(&mut self, x: Option<f64>, w: f64) {
+        if let Some(x) = x {
+            self.sum_w += w;
+            self.sum_wx += w * x;
+            self.sum_x += x;
+            self.n += 1;
+        }
+    }
+    fn value(&self) -> Option<f64> {
+        if self.n == 0 {
+            None
+        } else if self.sum_w > 0.0 {
+            Some(self.sum_wx / self.sum_w)
+        } else {
+            Some(self.sum_x / f64::from(self.n))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{LinkKind, LinkState};
+
+    fn rec(seq: u64, body: Body) -> Record {
+        Record {
+            seq,
+            seq_end: None,
+            at: 1_800_000_000_000 + seq as i64 * 1000,
+            mono_ms: seq * 1000,
+            boot_id: "b".into(),
+            body,
+        }
+    }
+    fn mins(link: &str, sent: u32, lost: u32, p50: f64) -> Body {
+        Body::LinkMinutes {
+            link: link.into(),
+            kind: LinkKind::Broadband,
+            minutes: 1,
+            sent,
+            lost,
+            rtt_p50_ms: Some(p50),
+            rtt_p95_ms: Some(p50 * 2.0),
+            rtt_max_ms: Some(p50 * 3.0),
+            bytes: 100,
+        }
+    }
+    fn hb() -> Body {
+        Body::Heartbeat {
+            online: true,
+            count: 1,
+        }
+    }
+    fn state() -> Body {
+        Body::LinkState {
+            link: "eth0".into(),
+            kind: LinkKind::Broadband,
+            from: LinkState::Up,
+            to: LinkState::Down,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn interleaved_groups_fold_into_a_partition_of_the_chunk() {
+        let recs: Vec<Record> = (1..=9)
+            .map(|s| match s % 3 {
+                1 => rec(s, mins("eth0", 10, 0, 10.0)),
+                2 => rec(s, mins("wwan0", 10, 5, 50.0)),
+                _ => rec(s, hb()),
+            })
+            .collect();
+        let cs = chunks(&recs);
+        assert_eq!(cs, vec![0..9]);
+        let out = fold_chunk(&recs);
+        let ranges: Vec<(u64, u64)> = out
+            .iter()
+            .map(|r| (r.seq, r.seq_end.unwrap_or(r.seq)))
+            .collect();
+        assert_eq!(ranges, vec![(1, 3), (4, 6), (7, 9)]);
+        match &out[1].body {
+            Body::LinkMinutes {
+                link,
+                minutes,
+                sent,
+                lost,
+                rtt_p50_ms,
+                ..
+            } => {
+                assert_eq!(link, "wwan0");
+                assert_eq!((*minutes, *sent, *lost), (3, 30, 15));
+                assert_eq!(*rtt_p50_ms, Some(50.0));
+            }
+            b => panic!("{b:?}"),
+        }
+        assert_eq!(
+            out[2].body,
+            Body::Heartbeat {
+                online: true,
+                count: 3
+            }
+        );
+        assert_eq!(out[2].at, recs[8].at);
+    }
+
+    #[test]
+    fn chunks_stop_at_transitions_boots_gaps_and_caps() {
+        let mut recs = vec![
+            rec(1, hb()),
+            rec(2, hb()),
+            rec(3, state()),
+            rec(4, hb()),
+            rec(5, hb()),
+            rec(7, hb()),
+        ];
+        recs[4].boot_id = "other".into();
+        assert_eq!(chunks(&recs), vec![0..2, 3..4, 4..5, 5..6]);
+        let many: Vec<Record> = (1..=130).map(|s| rec(s, hb())).collect();
+        assert_eq!(chunks(&many), vec![0..60, 60..120, 120..130]);
+    }
+
+    #[test]
+    fn percentiles_are_weighted_by_answered_probes() {
+        let a = rec(1, mins("eth0", 10, 0, 10.0));
+        let b = rec(2, mins("eth0", 10, 10, 1000.0));
+        let c = rec(3, mins("eth0", 30, 0, 30.0));
+        match merge_bodies(&[&a, &b, &c]) {
+            Body::LinkMinutes {
+                rtt_p50_ms,
+                rtt_max_ms,
+                minutes,
+                ..
+            } => {
+                // weights 10, 0, 30
+                assert_eq!(rtt_p50_ms, Some(25.0));
+                assert_eq!(rtt_max_ms, Some(3000.0));
+                assert_eq!(minutes, 3);
+            }
+            b => panic!("{b:?}"),
+        }
+    }
+}

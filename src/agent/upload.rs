@@ -1,0 +1,592 @@
+//! Upload of the spool to the collector: batches in sequence order, gzip'd
+//! JSON (`wire::v1::Batch`) POSTed to `{collector_url}/api/v1/ingest` with the
+//! device's bearer token; records are deleted from the spool only once the
+//! collector's `Ack` covers them, so a lost answer, a crash or days offline
+//! lose nothing (the collector de-duplicates by sequence number).
+//!
+//! [`Uploader::drain`] sends everything ready, once; [`Uploader::run`] drains
+//! every `upload_interval` and whenever a link comes back, backing off
+//! exponentially with full jitter on failure and honouring `Retry-After`.
+
+use crate::agent::spool::{Spool, SpoolError};
+use crate::config::agent::UploadSection;
+use crate::wire::v1::{Ack, Batch, MAX_RECORDS, Record, VERSION};
+use rand::Rng;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// First back-off step; it doubles on every consecutive failure.
+const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Longest `Retry-After` honoured.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(3600);
+/// Longest part of a collector's error answer kept in messages.
+const MESSAGE_MAX: usize = 300;
+
+/// Why the uploader could not be built, or an upload failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("cannot read the upload token file {path}: {source}")]
+    TokenFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the upload token file {path} is empty: put the device's token in it")]
+    EmptyToken { path: PathBuf },
+    #[error("upload.token_file is required with upload.collector_url")]
+    NoToken,
+    #[error("cannot read the CA file {path}: {source}")]
+    CaFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the CA file {path} holds no usable PEM certificate: {message}")]
+    CaPem { path: PathBuf, message: String },
+    #[error("collector URL: {0}")]
+    BadUrl(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error("cannot encode a batch: {0}")]
+    Encode(String),
+    #[error("cannot reach the collector at {url}: {message}")]
+    Network { url: String, message: String },
+    #[error("the collector refused a batch of {records} records with {status}: {message}")]
+    Rejected {
+        status: u16,
+        message: String,
+        records: usize,
+        retry_after: Option<Duration>,
+    },
+    #[error("the collector's acknowledgement cannot be read: {0}")]
+    BadAck(String),
+    #[error(
+        "the collector acknowledged up to seq {acked} of a batch {first}..={last}: \
+         the rest stays spooled and is sent again"
+    )]
+    PartialAck { acked: u64, first: u64, last: u64 },
+}
+
+/// What one [`Uploader::drain`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DrainReport {
+    /// Batches the collector accepted.
+    pub batches: u64,
+    /// Records in those batches.
+    pub records: u64,
+    /// The highest sequence number the collector acknowledged (0: none).
+    pub acked: u64,
+    /// Records deleted from the spool.
+    pub deleted: u64,
+    /// Request bytes sent (compressed).
+    pub bytes: u64,
+}
+
+/// Upload figures for metrics and status.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UploadStats {
+    /// Is a collector configured at all?
+    pub enabled: bool,
+    /// Batches accepted since start.
+    pub batches: u64,
+    /// Records in accepted batches.
+    pub records: u64,
+    /// Request bytes sent, compressed (every attempt, accepted or not).
+    pub bytes_sent: u64,
+    /// The same requests before compression.
+    pub bytes_raw: u64,
+    /// Highest sequence number acknowledged.
+    pub acked: u64,
+    /// Last accepted batch, Unix ms.
+    pub last_success_ms: Option<i64>,
+    /// Last failure and when (Unix ms).
+    pub last_error: Option<String>,
+    pub last_error_ms: Option<i64>,
+    /// Failed attempts since the last success.
+    pub consecutive_failures: u32,
+    /// Records per batch now (halved on 413).
+    pub batch_size: usize,
+    /// Holding a large backlog while only metered links are online.
+    pub held_for_metered: bool,
+}
+
+/// A cheap, cloneable view of an uploader's figures (take it before `run`).
+#[derive(Debug, Clone, Default)]
+pub struct UploadStatsHandle(Arc<Mutex<UploadStats>>);
+
+impl UploadStatsHandle {
+    /// A copy of the current figures.
+    pub fn get(&self) -> UploadStats {
+        self.lock().clone()
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, UploadStats> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The HTTP side, present when a collector is configured.
+struct Net {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    token_file: PathBuf,
+    token: Mutex<String>,
+    /// Re-read the token file before the next attempt (after 401/403).
+    reload_token: AtomicBool,
+}
+
+/// Uploads the spool to the collector.
+pub struct Uploader {
+    net: Option<Net>,
+    device: String,
+    spool: Arc<Spool>,
+    batch_size: AtomicUsize,
+    upload_interval: Duration,
+    backoff_max: Duration,
+    hold_backlog_on_metered: bool,
+    metered_backlog_threshold: u64,
+    stats: UploadStatsHandle,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn read_token(path: &Path) -> Result<String, UploadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| UploadError::TokenFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(UploadError::EmptyToken {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(token.to_string())
+}
+
+/// An error and its causes, one line (reqwest's own message is vague).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+fn shorten(s: &str) -> String {
+    let s = s.trim();
+    if s.len() <= MESSAGE_MAX {
+        return s.to_string();
+    }
+    let mut end = MESSAGE_MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not understood and ignored).
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    let v = resp.headers().get(reqwest::header::RETRY_AFTER)?;
+    let secs: u64 = v.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(secs).min(RETRY_AFTER_MAX))
+}
+
+impl Uploader {
+    /// Build the uploader: reads the token file (trimmed), the extra CA file
+    /// and builds the HTTP client. Without `collector_url` the uploader is
+    /// disabled: `drain` does nothing and `run` waits for `stop`.
+    pub fn new(
+        cfg: &UploadSection,
+        device: String,
+        spool: Arc<Spool>,
+    ) -> Result<Self, UploadError> {
+        let batch_size = cfg.batch_max_records.clamp(1, MAX_RECORDS);
+        let net = match &cfg.collector_url {
+            None => None,
+            Some(base) => Some(Self::net(cfg, base)?),
+        };
+        let stats = UploadStatsHandle::default();
+        {
+            let mut s = stats.lock();
+            s.enabled = net.is_some();
+            s.batch_size = batch_size;
+        }
+        Ok(Uploader {
+            net,
+            device,
+            spool,
+            batch_size: AtomicUsize::new(batch_size),
+            upload_interval: cfg.upload_interval.max(Duration::from_millis(100)),
+            backoff_max: cfg.backoff_max.max(BACKOFF_BASE),
+            hold_backlog_on_metered: cfg.hold_backlog_on_metered,
+            metered_backlog_threshold: cfg.metered_backlog_threshold,
+            stats,
+        })
+    }
+
+    fn net(cfg: &UploadSection, base: &str) -> Result<Net, UploadError> {
+        let parsed = UploadSection::check_collector_url(base).map_err(UploadError::BadUrl)?;
+        let mut url_text = parsed.as_str().trim_end_matches('/').to_string();
+        url_text.push_str("/api/v1/ingest");
+        let url = reqwest::Url::parse(&url_text)
+            .map_err(|e| UploadError::BadUrl(format!("`{url_text}`: {e}")))?;
+        let token_file = cfg.token_file.clone().ok_or(UploadError::NoToken)?;
+        let token = read_token(&token_file)?;
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(15))
+            .timeout(Duration::from_secs(120))
+            .read_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(50))
+            .user_agent(concat!("linkwatch-agent/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &cfg.ca_file {
+            let pem = std::fs::read(ca).map_err(|source| UploadError::CaFile {
+                path: ca.clone(),
+                source,
+            })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| UploadError::CaPem {
+                    path: ca.clone(),
+                    message: chain(&e),
+                })?;
+            if certs.is_empty() {
+                return Err(UploadError::CaPem {
+                    path: ca.clone(),
+                    message: "no `-----BEGIN CERTIFICATE-----` block".into(),
+                });
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| UploadError::Client(chain(&e)))?;
+        Ok(Net {
+            client,
+            url,
+            token_file,
+            token: Mutex::new(token),
+            reload_token: AtomicBool::new(false),
+        })
+    }
+
+    /// Is a collector configured?
+    pub fn enabled(&self) -> bool {
+        self.net.is_some()
+    }
+
+    /// A copy of the upload figures.
+    pub fn stats(&self) -> UploadStats {
+        self.stats.get()
+    }
+
+    /// A handle on the figures that outlives `run(self)`.
+    pub fn stats_handle(&self) -> UploadStatsHandle {
+        self.stats.clone()
+    }
+
+    /// Upload everything ready, in order, until the spool is empty or an
+    /// error (a failed request, a refusal, an acknowledgement that stops
+    /// short of the batch). A 413 halves the batch size and tries again at
+    /// once. Records are deleted only once acknowledged.
+    pub async fn drain(&self) -> Result<DrainReport, UploadError> {
+        let mut report = DrainReport::default();
+        let Some(net) = &self.net else {
+            return Ok(report);
+        };
+        loop {
+            let size = self.batch_size.load(Ordering::Relaxed);
+            let records = self.spool.batch(size).await?;
+            let (Some(first), Some(last)) = (records.first(), records.last()) else {
+                return Ok(report);
+            };
+            let (first, last) = (first.seq, last.seq_end.unwrap_or(last.seq));
+            let n = records.len();
+            match self.send(net, records).await {
+                Ok((ack, bytes)) => {
+                    report.bytes += bytes;
+                    let deleted = self.spool.ack(ack.acked).await?;
+                    report.deleted += deleted;
+                    report.acked = report.acked.max(ack.acked);
+                    if ack.acked < last {
+                        let e = UploadError::PartialAck {
+                            acked: ack.acked,
+                            first,
+                            last,
+                        };
+                        if ack.acked + 1 < first {
+                            tracing::error!(
+                                "the collector holds this device only up to seq {} but the spool \
+                                 starts at {first}: it lost records this agent already deleted and \
+                                 will not advance (collector restored from an old backup?)",
+                                ack.acked
+                            );
+                        }
+                        self.failed(&e);
+                        return Err(e);
+                    }
+                    report.batches += 1;
+                    report.records += n as u64;
+                    let mut s = self.stats.lock();
+                    s.batches += 1;
+                    s.records += n as u64;
+                    s.acked = s.acked.max(ack.acked);
+                    s.last_success_ms = Some(now_ms());
+                    s.consecutive_failures = 0;
+                }
+                Err(UploadError::Rejected {
+                    status: 413,
+                    message,
+                    ..
+                }) if n > 1 => {
+                    let smaller = (n / 2).max(1);
+                    self.batch_size.store(smaller, Ordering::Relaxed);
+                    self.stats.lock().batch_size = smaller;
+                    tracing::warn!(
+                        "the collector found a batch of {n} records too large ({message}): \
+                         sending {smaller} per batch from now on"
+                    );
+                }
+                Err(e) => {
+                    self.failed(&e);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn failed(&self, e: &UploadError) {
+        let mut s = self.stats.lock();
+        s.last_error = Some(e.to_string());
+        s.last_error_ms = Some(now_ms());
+        s.consecutive_failures = s.consecutive_failures.saturating_add(1);
+    }
+
+    /// POST one batch; the acknowledgement and the compressed size.
+    async fn send(&self, net: &Net, records: Vec<Record>) -> Result<(Ack, u64), UploadError> {
+        if net.reload_token.swap(false, Ordering::Relaxed) {
+            match read_token(&net.token_file) {
+                Ok(t) => *net.token.lock().unwrap_or_else(|p| p.into_inner()) = t,
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        let n = records.len();
+        let batch = Batch {
+            v: VERSION,
+            device: self.device.clone(),
+            records,
+        };
+        let json = serde_json::to_vec(&batch).map_err(|e| UploadError::Encode(e.to_string()))?;
+        let mut gz = flate2::write::GzEncoder::new(
+            Vec::with_capacity(json.len() / 4),
+            flate2::Compression::default(),
+        );
+        gz.write_all(&json)
+            .map_err(|e| UploadError::Encode(e.to_string()))?;
+        let body = gz
+            .finish()
+            .map_err(|e| UploadError::Encode(e.to_string()))?;
+        let bytes = body.len() as u64;
+        {
+            let mut s = self.stats.lock();
+            s.bytes_sent += bytes;
+            s.bytes_raw += json.len() as u64;
+        }
+        let token = net.token.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let network = |e: reqwest::Error| UploadError::Network {
+            url: net.url.to_string(),
+            message: chain(&e),
+        };
+        let resp = net
+            .client
+            .post(net.url.clone())
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_ENCODING, "gzip")
+            .body(body)
+            .send()
+            .await
+            .map_err(network)?;
+        let status = resp.status();
+        let retry_after = retry_after(&resp);
+        let text = resp.bytes().await.map_err(network)?;
+        if status == reqwest::StatusCode::OK {
+            let ack: Ack = serde_json::from_slice(&text).map_err(|e| {
+                UploadError::BadAck(format!(
+                    "{e} in `{}`",
+                    shorten(&String::from_utf8_lossy(&text))
+                ))
+            })?;
+            return Ok((ack, bytes));
+        }
+        if matches!(status.as_u16(), 401 | 403) {
+            net.reload_token.store(true, Ordering::Relaxed);
+        }
+        Err(UploadError::Rejected {
+            status: status.as_u16(),
+            message: shorten(&String::from_utf8_lossy(&text)),
+            records: n,
+            retry_after,
+        })
+    }
+
+    /// Full-jitter exponential back-off after `failures` consecutive failures.
+    fn backoff(&self, failures: u32) -> Duration {
+        let exp = BACKOFF_BASE.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
+        let cap = exp.min(self.backoff_max);
+        let ms = rand::rng().random_range(0..=cap.as_millis() as u64);
+        Duration::from_millis(ms.max(100))
+    }
+
+    /// How long to wait after a failed drain, and whether a `wake` may cut
+    /// the wait short (not when the collector said how long, nor for a
+    /// token problem).
+    fn after_failure(&self, e: &UploadError, failures: u32) -> (Duration, bool) {
+        match e {
+            UploadError::Rejected {
+                status: 401 | 403,
+                message,
+                ..
+            } => {
+                tracing::error!(
+                    "the collector refused this device's token (check upload.token_file, or \
+                     whether the device was revoked); next try in {}: {message}",
+                    humantime::format_duration(self.backoff_max)
+                );
+                (self.backoff_max, false)
+            }
+            UploadError::Rejected {
+                retry_after: Some(after),
+                ..
+            } => (*after, false),
+            UploadError::Rejected { status: 400, .. } => {
+                tracing::error!("{e} (nothing is deleted; retrying later)");
+                (self.backoff(failures), true)
+            }
+            _ => (self.backoff(failures), true),
+        }
+    }
+
+    /// Drain every `upload_interval`, at once when `wake` is notified (a
+    /// link came back), with back-off on failure; return when `stop` is
+    /// notified (a drain in progress is abandoned: what was not
+    /// acknowledged stays spooled). When `only_metered()` says the only
+    /// online links are metered and `hold_backlog_on_metered` is set,
+    /// nothing is sent while the spool holds `metered_backlog_threshold`
+    /// records or more.
+    pub async fn run(
+        self,
+        wake: Arc<Notify>,
+        stop: Arc<Notify>,
+        only_metered: Arc<dyn Fn() -> bool + Send + Sync>,
+    ) {
+        let stopped = stop.notified();
+        tokio::pin!(stopped);
+        stopped.as_mut().enable();
+        if self.net.is_none() {
+            stopped.await;
+            return;
+        }
+        let mut woken = Box::pin(wake.notified());
+        woken.as_mut().enable();
+        let mut failures: u32 = 0;
+        let mut last_logged: Option<String> = None;
+        loop {
+            let (wait, wake_cuts) = if self.hold_for_metered(only_metered.as_ref()).await {
+                (self.upload_interval, true)
+            } else {
+                let result = tokio::select! {
+                    _ = &mut stopped => return,
+                    r = self.drain() => r,
+                };
+                match result {
+                    Ok(report) => {
+                        if failures > 0 {
+                            tracing::info!(
+                                "uploads resumed after {failures} failed attempts \
+                                 ({} records in {} batches)",
+                                report.records,
+                                report.batches
+                            );
+                        }
+                        failures = 0;
+                        last_logged = None;
+                        (self.upload_interval, true)
+                    }
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        let (wait, cuts) = self.after_failure(&e, failures);
+                        let msg = e.to_string();
+                        if last_logged.as_deref() != Some(msg.as_str())
+                            || failures.is_multiple_of(10)
+                        {
+                            tracing::warn!(
+                                "upload failed ({failures} in a row), next try in {}: {msg}",
+                                humantime::format_duration(Duration::from_millis(
+                                    wait.as_millis() as u64
+                                ))
+                            );
+                            last_logged = Some(msg);
+                        }
+                        (wait, cuts)
+                    }
+                }
+            };
+            let deadline = Instant::now() + wait;
+            tokio::select! {
+                _ = &mut stopped => return,
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = woken.as_mut(), if wake_cuts => {
+                    // A link came back: start the back-off afresh.
+                    failures = 0;
+                }
+            }
+            // Re-arm: a wake from now on (also during the coming drain)
+            // cuts the next wait short.
+            woken.set(wake.notified());
+            woken.as_mut().enable();
+        }
+    }
+
+    /// Hold the backlog back? (metered-only links and a large spool)
+    async fn hold_for_metered(&self, only_metered: &(dyn Fn() -> bool + Send + Sync)) -> bool {
+        let hold = self.hold_backlog_on_metered
+            && only_metered()
+            && match self.spool.stats().await {
+                Ok(s) => s.depth >= self.metered_backlog_threshold,
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    false
+                }
+            };
+        let mut s = self.stats.lock();
+        if hold != s.held_for_metered {
+            if hold {
+                tracing::info!(
+                    "only metered links are online: holding the upload backlog \
+                     ({} records or more) until another link is up",
+                    self.metered_backlog_threshold
+                );
+            }
+            s.held_for_metered = hold;
+        }
+        hold
+    }
+}

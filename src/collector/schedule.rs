@@ -1,0 +1,515 @@
+//! When uptime counts: a schedule turns a report window into the intervals
+//! during which the device is expected online ("the mask" the uptime figures
+//! are restricted to). Pure code: no clock, no file reading (a holiday file's
+//! text is handed in as `&str`).
+//!
+//! Spellings accepted by [`parse_schedule`]:
+//! - `always`: every millisecond of the window counts (24/7; holidays do not
+//!   apply);
+//! - `office`: office hours with the defaults of the government circular:
+//!   time zone `Asia/Dhaka`, Sunday to Thursday, 09:00 to 17:00;
+//! - `office:<time zone>[:<days>[:<HH:MM>-<HH:MM>]]`, e.g.
+//!   `office:Asia/Dhaka:sun-thu:09:00-17:00`. Days are three-letter (or full)
+//!   English day names, ranges (`sun-thu`, wrapping like `fri-sun`) and lists
+//!   (`sun-tue,thu`). The closing time may be `24:00` (end of the day); opening
+//!   must be before closing (no shifts over midnight).
+//!
+//! Holidays ([`parse_holidays`]) are whole local days, one `YYYY-MM-DD` per
+//! line, `#` starting a comment. Opening and closing times are local wall
+//! times: on a day with a daylight-saving change they are resolved the
+//! "compatible" way (a time in a gap moves forward, an ambiguous time takes
+//! the earlier instant). Asia/Dhaka has had no DST since 2009.
+
+use jiff::civil::{Date, DateTime};
+use jiff::tz::{TimeZone, TimeZoneDatabase};
+use jiff::Timestamp;
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// The default office time zone.
+pub const DEFAULT_TZ: &str = "Asia/Dhaka";
+/// Day names, Sunday first (the index into [`Schedule::OfficeHours::days`]).
+const DAY_NAMES: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+const FULL_DAY_NAMES: [&str; 7] = [
+    "sunday",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+];
+
+/// When the device is expected online.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    /// All the time.
+    Always,
+    /// On the given weekdays between `open` and `close` local time, except holidays.
+    OfficeHours {
+        tz: TimeZone,
+        /// Sunday first: `days[0]` is Sunday, `days[6]` Saturday.
+        days: [bool; 7],
+        /// Opening time (hour, minute).
+        open: (u8, u8),
+        /// Closing time (hour, minute); `(24, 0)` is the end of the day.
+        close: (u8, u8),
+        holidays: BTreeSet<Date>,
+    },
+}
+
+/// A schedule or holiday list that cannot be used; the message names the bad
+/// part and how to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error(
+        "unknown schedule `{0}`: write `always`, `office`, or \
+         `office:<time zone>:<days>:<HH:MM>-<HH:MM>` (e.g. `office:Asia/Dhaka:sun-thu:09:00-17:00`)"
+    )]
+    Unknown(String),
+    #[error(
+        "unknown time zone `{0}` in the schedule: use an IANA time zone name such as `Asia/Dhaka`"
+    )]
+    UnknownTimeZone(String),
+    #[error(
+        "bad days `{days}` in the schedule ({why}): use day names or ranges such as \
+         `sun-thu` or `sun,mon,tue`"
+    )]
+    BadDays { days: String, why: String },
+    #[error(
+        "bad office hours `{hours}` in the schedule ({why}): write `HH:MM-HH:MM` with opening \
+         before closing, e.g. `09:00-17:00` (closing may be `24:00`)"
+    )]
+    BadHours { hours: String, why: String },
+    #[error(
+        "holiday file, line {line}: `{text}` is not a date: write one `YYYY-MM-DD` per line \
+         (`#` starts a comment)"
+    )]
+    BadHoliday { line: usize, text: String },
+}
+
+/// Parse a schedule spelling (see the module documentation).
+pub fn parse_schedule(spec: &str) -> Result<Schedule, ScheduleError> {
+    let spec = spec.trim();
+    if spec.eq_ignore_ascii_case("always") {
+        return Ok(Schedule::Always);
+    }
+    let mut parts = spec.splitn(4, ':');
+    let kind = parts.next().unwrap_or_default();
+    if !kind.eq_ignore_ascii_case("office") {
+        return Err(ScheduleError::Unknown(spec.to_string()));
+    }
+    let tz_name = parts.next().unwrap_or(DEFAULT_TZ).trim();
+    let days = match parts.next() {
+        Some(d) => parse_days(d.trim())?,
+        // Sunday to Thursday.
+        None => [true, true, true, true, true, false, false],
+    };
+    let (open, close) = match parts.next() {
+        Some(h) => parse_hours(h.trim())?,
+        None => ((9, 0), (17, 0)),
+    };
+    Ok(Schedule::OfficeHours {
+        tz: time_zone(tz_name)?,
+        days,
+        open,
+        close,
+        holidays: BTreeSet::new(),
+    })
+}
+
+/// Look a time zone up in the system database, falling back to the copy
+/// bundled into the binary (so it works without `/usr/share/zoneinfo`).
+fn time_zone(name: &str) -> Result<TimeZone, ScheduleError> {
+    if name.is_empty() {
+        return Err(ScheduleError::UnknownTimeZone(name.to_string()));
+    }
+    jiff::tz::db()
+        .get(name)
+        .or_else(|_| TimeZoneDatabase::bundled().get(name))
+        .map_err(|_| ScheduleError::UnknownTimeZone(name.to_string()))
+}
+
+fn day_index(word: &str) -> Option<usize> {
+    let w = word.trim().to_ascii_lowercase();
+    DAY_NAMES
+        .iter()
+        .position(|d| *d == w)
+        .or_else(|| FULL_DAY_NAMES.iter().position(|d| *d == w))
+}
+
+fn parse_days(text: &str) -> Result<[bool; 7], ScheduleError> {
+    let bad = |why: String| ScheduleError::BadDays {
+        days: text.to_string(),
+        why,
+    };
+    let mut days = [false; 7];
+    for part in text.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err(bad("an empty entry".into()));
+        }
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (part, part),
+        };
+        let a = day_index(a).ok_or_else(|| bad(format!("`{a}` is not a day")))?;
+        let b = day_index(b).ok_or_else(|| bad(format!("`{b}` is not a day")))?;
+        let mut i = a;
+        loop {
+            days[i] = true;
+            if i == b {
+                break;
+            }
+            i = (i + 1) % 7;
+        }
+    }
+    Ok(days)
+}
+
+fn parse_time(text: &str) -> Option<(u8, u8)> {
+    let (h, m) = text.trim().split_once(':')?;
+    if h.is_empty() || h.len() > 2 || m.len() != 2 {
+        return None;
+    }
+    let h: u8 = h.parse().ok()?;
+    let m: u8 = m.parse().ok()?;
+    ((h < 24 && m < 60) || (h == 24 && m == 0)).then_some((h, m))
+}
+
+fn parse_hours(text: &str) -> Result<((u8, u8), (u8, u8)), ScheduleError> {
+    let bad = |why: &str| ScheduleError::BadHours {
+        hours: text.to_string(),
+        why: why.to_string(),
+    };
+    let (a, b) = text.split_once('-').ok_or_else(|| bad("no `-` between the times"))?;
+    let open = parse_time(a).ok_or_else(|| bad("the opening time is not HH:MM"))?;
+    let close = parse_time(b).ok_or_else(|| bad("the closing time is not HH:MM"))?;
+    if open.0 == 24 {
+        return Err(bad("the office cannot open at 24:00"));
+    }
+    if open >= close {
+        return Err(bad("opening is not before closing"));
+    }
+    Ok((open, close))
+}
+
+/// Parse a holiday list: one `YYYY-MM-DD` per line; blank lines and `#`
+/// comments (whole-line or trailing) are ignored. The error names the line.
+pub fn parse_holidays(text: &str) -> Result<BTreeSet<Date>, ScheduleError> {
+    let mut out = BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let content = line.split('#').next().unwrap_or_default().trim();
+        if content.is_empty() {
+            continue;
+        }
+        let date = parse_date(content).ok_or_else(|| ScheduleError::BadHoliday {
+            line: i + 1,
+            text: content.to_string(),
+        })?;
+        out.insert(date);
+    }
+    Ok(out)
+}
+
+/// Strictly `YYYY-MM-DD` (jiff alone would also take other ISO 8601 forms).
+fn parse_date(s: &str) -> Option<Date> {
+    let b = s.as_bytes();
+    let shape = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b
+            .iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !shape {
+        return None;
+    }
+    Date::new(s[0..4].parse().ok()?, s[5..7].parse().ok()?, s[8..10].parse().ok()?).ok()
+}
+
+impl Schedule {
+    /// Add holidays (office hours only: `always` means 24/7, holidays included).
+    pub fn with_holidays(self, extra: BTreeSet<Date>) -> Self {
+        match self {
+            Schedule::Always => Schedule::Always,
+            Schedule::OfficeHours {
+                tz,
+                days,
+                open,
+                close,
+                mut holidays,
+            } => {
+                holidays.extend(extra);
+                Schedule::OfficeHours {
+                    tz,
+                    days,
+                    open,
+                    close,
+                    holidays,
+                }
+            }
+        }
+    }
+
+    /// The open intervals `[start, end)` within `[from, to)`, Unix
+    /// milliseconds, sorted, non-overlapping and non-adjacent (touching
+    /// intervals, e.g. `00:00-24:00` on consecutive days, are merged).
+    pub fn mask(&self, from: i64, to: i64) -> Vec<(i64, i64)> {
+        if from >= to {
+            return Vec::new();
+        }
+        let Schedule::OfficeHours {
+            tz,
+            days,
+            open,
+            close,
+            holidays,
+        } = self
+        else {
+            return vec![(from, to)];
+        };
+        let local_date = |ms: i64| {
+            Timestamp::from_millisecond(ms)
+                .ok()
+                .map(|t| t.to_zoned_datetime(tz.clone()).date())
+        };
+        let (Some(first), Some(last)) = (local_date(from), local_date(to)) else {
+            return Vec::new();
+        };
+        // One day of margin each side: an office day's hours stay within its
+        // local date, but be generous about offsets.
+        let mut day = first.yesterday().unwrap_or(first);
+        let last = last.tomorrow().unwrap_or(last);
+        let mut out: Vec<(i64, i64)> = Vec::new();
+        loop {
+            let weekday = day.weekday().to_sunday_zero_offset() as usize;
+            if days[weekday] && !holidays.contains(&day) {
+                let start = instant(tz, day, *open);
+                let end = instant(tz, day, *close);
+                if let (Some(s), Some(e)) = (start, end) {
+                    let (s, e) = (s.max(from), e.min(to));
+                    if s < e {
+                        match out.last_mut() {
+                            Some(prev) if prev.1 >= s => prev.1 = prev.1.max(e),
+                            _ => out.push((s, e)),
+                        }
+                    }
+                }
+            }
+            if day >= last {
+                break;
+            }
+            match day.tomorrow() {
+                Ok(d) => day = d,
+                Err(_) => break,
+            }
+        }
+        out
+    }
+}
+
+/// The Unix ms of local time `hm` on `day` in `tz` (`24:00` = next midnight).
+fn instant(tz: &TimeZone, day: Date, hm: (u8, u8)) -> Option<i64> {
+    let (day, h) = if hm.0 == 24 {
+        (day.tomorrow().ok()?, 0)
+    } else {
+        (day, hm.0)
+    };
+    let dt: DateTime = day.at(h as i8, hm.1 as i8, 0, 0);
+    tz.to_timestamp(dt).ok().map(|t| t.as_millisecond())
+}
+
+impl fmt::Display for Schedule {
+    /// The canonical spelling, parsed back by [`parse_schedule`] (holidays
+    /// are not part of it).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Schedule::Always => f.write_str("always"),
+            Schedule::OfficeHours {
+                tz,
+                days,
+                open,
+                close,
+                ..
+            } => {
+                let names: Vec<&str> = (0..7)
+                    .filter(|i| days[*i])
+                    .map(|i| DAY_NAMES[i])
+                    .collect();
+                write!(
+                    f,
+                    "office:{}:{}:{:02}:{:02}-{:02}:{:02}",
+                    tz.iana_name().unwrap_or("UTC"),
+                    names.join(","),
+                    open.0,
+                    open.1,
+                    close.0,
+                    close.1
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    const HOUR: i64 = 3_600_000;
+    const DAY: i64 = 24 * HOUR;
+
+    /// Unix ms of a local time in Asia/Dhaka.
+    fn dhaka(y: i16, m: i8, d: i8, h: i8, min: i8) -> i64 {
+        local("Asia/Dhaka", (y, m, d), (h, min))
+    }
+
+    fn local(tz: &str, (y, m, d): (i16, i8, i8), (h, min): (i8, i8)) -> i64 {
+        time_zone(tz)
+            .unwrap()
+            .to_timestamp(date(y, m, d).at(h, min, 0, 0))
+            .unwrap()
+            .as_millisecond()
+    }
+
+    #[test]
+    fn always_and_the_office_defaults() {
+        assert_eq!(parse_schedule("always").unwrap(), Schedule::Always);
+        assert_eq!(parse_schedule(" Always ").unwrap(), Schedule::Always);
+        let s = parse_schedule("office").unwrap();
+        assert_eq!(s.to_string(), "office:Asia/Dhaka:sun,mon,tue,wed,thu:09:00-17:00");
+        assert_eq!(
+            s,
+            parse_schedule("office:Asia/Dhaka:sun-thu:09:00-17:00").unwrap()
+        );
+        assert_eq!(parse_schedule(&s.to_string()).unwrap(), s);
+        assert_eq!(Schedule::Always.mask(5, 10), vec![(5, 10)]);
+        assert!(Schedule::Always.mask(10, 10).is_empty());
+    }
+
+    #[test]
+    fn dhaka_is_utc_plus_six() {
+        let tz = time_zone("Asia/Dhaka").unwrap();
+        let ts = Timestamp::from_millisecond(dhaka(2026, 11, 29, 9, 0)).unwrap();
+        assert_eq!(ts.to_zoned_datetime(tz).offset().seconds(), 6 * 3600);
+        // 09:00 in Dhaka is 03:00 UTC.
+        assert_eq!(ts.to_string(), "2026-11-29T03:00:00Z");
+    }
+
+    #[test]
+    fn sunday_to_thursday_mask_over_a_week() {
+        let s = parse_schedule("office").unwrap();
+        // Saturday 2026-11-28 00:00 to Saturday 2026-12-05 00:00, Dhaka.
+        let from = dhaka(2026, 11, 28, 0, 0);
+        let to = from + 7 * DAY;
+        let m = s.mask(from, to);
+        let expect: Vec<(i64, i64)> = (29..=30)
+            .map(|d| (dhaka(2026, 11, d, 9, 0), dhaka(2026, 11, d, 17, 0)))
+            .chain((1..=3).map(|d| (dhaka(2026, 12, d, 9, 0), dhaka(2026, 12, d, 17, 0))))
+            .collect();
+        assert_eq!(m, expect);
+        let total: i64 = m.iter().map(|(a, b)| b - a).sum();
+        assert_eq!(total, 5 * 8 * HOUR);
+        // Clamped to the window: from 10:00 Sunday to 12:00 Monday.
+        let m = s.mask(dhaka(2026, 11, 29, 10, 0), dhaka(2026, 11, 30, 12, 0));
+        assert_eq!(
+            m,
+            vec![
+                (dhaka(2026, 11, 29, 10, 0), dhaka(2026, 11, 29, 17, 0)),
+                (dhaka(2026, 11, 30, 9, 0), dhaka(2026, 11, 30, 12, 0)),
+            ]
+        );
+        // Friday and Saturday only: nothing.
+        assert!(s.mask(dhaka(2026, 12, 4, 0, 0), dhaka(2026, 12, 6, 0, 0)).is_empty());
+    }
+
+    #[test]
+    fn holidays_are_removed() {
+        let h = parse_holidays("# Victory Day\n2026-12-16\n\n2026-12-01  # made up\n").unwrap();
+        assert_eq!(h.len(), 2);
+        let s = parse_schedule("office").unwrap().with_holidays(h);
+        let from = dhaka(2026, 11, 29, 0, 0);
+        let m = s.mask(from, from + 7 * DAY);
+        // Sun, Mon, (Tue 1 Dec is a holiday), Wed, Thu.
+        assert_eq!(m.len(), 4);
+        assert!(!m.contains(&(dhaka(2026, 12, 1, 9, 0), dhaka(2026, 12, 1, 17, 0))));
+        // Victory Day 2026 is a Wednesday.
+        let m = s.mask(dhaka(2026, 12, 16, 0, 0), dhaka(2026, 12, 17, 0, 0));
+        assert!(m.is_empty());
+        // `always` ignores holidays.
+        let a = Schedule::Always.with_holidays(parse_holidays("2026-12-16").unwrap());
+        assert_eq!(a.mask(0, 10), vec![(0, 10)]);
+    }
+
+    #[test]
+    fn other_zones_days_and_hours() {
+        let s = parse_schedule("office:Europe/Berlin:mon-fri:08:30-24:00").unwrap();
+        let Schedule::OfficeHours { days, open, close, .. } = &s else {
+            panic!("{s:?}")
+        };
+        assert_eq!(*days, [false, true, true, true, true, true, false]);
+        assert_eq!((*open, *close), ((8, 30), (24, 0)));
+        // Wrapping range and lists.
+        let s = parse_schedule("office:UTC:fri-sun,Wednesday:00:00-24:00").unwrap();
+        let Schedule::OfficeHours { days, .. } = &s else {
+            panic!()
+        };
+        assert_eq!(*days, [true, false, false, true, false, true, true]);
+        // Fri 00:00 to Mon 00:00 UTC is one merged interval.
+        let fri = local("UTC", (2026, 11, 20), (0, 0));
+        assert_eq!(s.mask(fri, fri + 3 * DAY), vec![(fri, fri + 3 * DAY)]);
+        // Summer in Berlin: 08:30 local is 06:30 UTC.
+        let s = parse_schedule("office:Europe/Berlin:mon-fri:08:30-17:00").unwrap();
+        let sun = local("UTC", (2026, 6, 21), (0, 0));
+        let m = s.mask(sun, sun + 2 * DAY);
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            Timestamp::from_millisecond(m[0].0).unwrap().to_string(),
+            "2026-06-22T06:30:00Z"
+        );
+        // Spring forward (Sunday 2026-03-29, 02:00 -> 03:00): 01:00-04:00 local is 2 h.
+        let s = parse_schedule("office:Europe/Berlin:sun:01:00-04:00").unwrap();
+        let day = local("UTC", (2026, 3, 29), (0, 0));
+        let m = s.mask(day - DAY, day + DAY);
+        assert_eq!(m, vec![(day, day + 2 * HOUR)]);
+    }
+
+    #[test]
+    fn errors_name_the_bad_part() {
+        let e = parse_schedule("office:Asia/Dhakka").unwrap_err();
+        assert_eq!(e, ScheduleError::UnknownTimeZone("Asia/Dhakka".into()));
+        assert!(e.to_string().contains("`Asia/Dhakka`"), "{e}");
+        assert!(e.to_string().contains("Asia/Dhaka"), "{e}");
+        let e = parse_schedule("sometimes").unwrap_err();
+        assert!(e.to_string().contains("`sometimes`"), "{e}");
+        assert!(e.to_string().contains("office:Asia/Dhaka:sun-thu:09:00-17:00"), "{e}");
+        let e = parse_schedule("office:Asia/Dhaka:sun-thr").unwrap_err();
+        assert!(e.to_string().contains("`thr` is not a day"), "{e}");
+        for hours in ["17:00-09:00", "9-17", "09:00-25:00", "24:00-24:00", "09:0-17:00"] {
+            let e = parse_schedule(&format!("office:Asia/Dhaka:sun-thu:{hours}")).unwrap_err();
+            assert!(
+                matches!(&e, ScheduleError::BadHours { hours: h, .. } if h == hours),
+                "{hours}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_holiday_line_is_named() {
+        let e = parse_holidays("2026-12-16\n# ok\n2026-02-30\n").unwrap_err();
+        assert_eq!(
+            e,
+            ScheduleError::BadHoliday {
+                line: 3,
+                text: "2026-02-30".into()
+            }
+        );
+        assert!(e.to_string().contains("line 3"), "{e}");
+        let e = parse_holidays("\n\n\n16/12/2026").unwrap_err();
+        assert!(e.to_string().starts_with("holiday file, line 4:"), "{e}");
+        let e = parse_holidays("2026-12-16T00:00").unwrap_err();
+        assert!(matches!(e, ScheduleError::BadHoliday { line: 1, .. }));
+        assert!(parse_holidays("").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,169 @@
+//! Runs the collector daemon: opens the store, binds the listener, serves the
+//! API over TLS (rustls, via axum-server) or plain HTTP, and shuts down
+//! gracefully on SIGTERM or SIGINT. [`serve_on`] is the same server on a
+//! listener and store the caller provides (tests start it in-process).
+
+use crate::collector::api::{self, ApiOptions, ApiState};
+use crate::collector::store::{self, Store, StoreError};
+use crate::config::collector::CollectorConfig;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long in-flight requests may finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// A connection must send its first request within this (slow handshakes and
+/// idle sockets do not pile up).
+pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why the collector could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot load the TLS certificate {cert} and key {key}: {source}")]
+    Tls {
+        cert: PathBuf,
+        key: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the collector's listener failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Run the collector until SIGTERM or SIGINT.
+pub async fn run(cfg: CollectorConfig) -> Result<(), CollectorError> {
+    let store = store::open(&cfg.collector.database).await?;
+    let addr = cfg.collector.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| CollectorError::Bind { addr, source })?;
+    serve_on(listener, store, &cfg, shutdown_signal()).await
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; stop with SIGINT");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+/// Serve the API on `listener` with `store` and the limits and TLS settings of
+/// `cfg` (its `listen` and `database` are not used) until `shutdown` resolves;
+/// then stop accepting, let requests in flight finish (up to
+/// [`SHUTDOWN_GRACE`]) and return.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    store: Arc<dyn Store>,
+    cfg: &CollectorConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), CollectorError> {
+    let c = &cfg.collector;
+    let local = listener
+        .local_addr()
+        .map_err(|source| CollectorError::Bind {
+            addr: c.listen,
+            source,
+        })?;
+    let state = ApiState::new(
+        store,
+        ApiOptions {
+            max_body_bytes: c.max_body_bytes,
+            max_inflight: c.max_inflight,
+        },
+    );
+    let app = api::router(state).into_make_service();
+    let std_listener = listener.into_std().map_err(CollectorError::Serve)?;
+    let handle = axum_server::Handle::new();
+    {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        });
+    }
+    let result = match cfg.tls() {
+        Some((cert, key)) => {
+            // axum-server's `tls-rustls` feature builds its ServerConfig with
+            // an explicit aws-lc-rs provider, so no process-wide default
+            // provider has to be installed (and none is: `ring` is not built).
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|source| CollectorError::Tls {
+                    cert: cert.to_path_buf(),
+                    key: key.to_path_buf(),
+                    source,
+                })?;
+            tracing::info!(addr = %local, tls = true, database = %redact(&c.database), "collector listening (HTTPS)");
+            axum_server::tls_rustls::from_tcp_rustls(std_listener, tls)
+                .map_err(CollectorError::Serve)?
+                .handle(handle)
+                .first_request_timeout(FIRST_REQUEST_TIMEOUT)
+                .serve(app)
+                .await
+        }
+        None => {
+            if let Some(w) = cfg.plain_http_warning() {
+                tracing::warn!("{w}");
+            }
+            tracing::info!(addr = %local, tls = false, database = %redact(&c.database), "collector listening (plain HTTP)");
+            axum_server::from_tcp(std_listener)
+                .map_err(CollectorError::Serve)?
+                .handle(handle)
+                .first_request_timeout(FIRST_REQUEST_TIMEOUT)
+                .serve(app)
+                .await
+        }
+    };
+    result.map_err(CollectorError::Serve)?;
+    tracing::info!("collector stopped");
+    Ok(())
+}
+
+/// A database URL fit for logs: the password of `postgres://user:pw@host` hidden.
+pub fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((creds, host)) = rest.split_once('@')
+        && let Some((user, _pw)) = creds.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_hidden_in_logged_urls() {
+        assert_eq!(
+            redact("postgres://lw:secret@db:5432/lw"),
+            "postgres://lw:***@db:5432/lw"
+        );
+        assert_eq!(redact("postgres://lw@db/lw"), "postgres://lw@db/lw");
+        assert_eq!(redact("sqlite:///var/lib/x.db"), "sqlite:///var/lib/x.db");
+    }
+}

@@ -1,0 +1,965 @@
+//! The uptime engine, as pure code: one device's records in (any arrival
+//! order, duplicates allowed), a timeline of device and link states out, and
+//! from it the figures of a report (uptime, outages, per-link-kind time, loss
+//! and latency). It never reads a clock: the caller says what "now" is, so the
+//! engine can tell time that has no data *yet* from time that is over.
+//!
+//! # The four device states (see PRODUCT.md)
+//! - `online`: the agent runs and at least one link is `up` or `degraded`;
+//! - `offline`: the agent runs and no link is (cause `all links down`);
+//! - `not_running`: the agent was stopped (cause `stopped`), or the device was
+//!   off or the agent not running (cause `device off or agent not running`),
+//!   or the device slept / the agent stalled (cause `device asleep or agent
+//!   stalled`);
+//! - `no_data`: nothing tells (causes `no records`, `no data yet`,
+//!   `records missing`, `link states unknown`, `in the future`).
+//!
+//! # Rules
+//! **Order and duplicates.** Records are de-duplicated by `seq` (when two
+//! records claim the same `seq`, the one with the smallest
+//! `(boot_id, mono_ms, at_ms, seq_end)` is kept; the protocol makes them
+//! identical anyway). Boots are ordered by their first appearance in time (the
+//! placed time of their first record, then boot id); within a boot records are
+//! ordered by `(mono_ms, seq)`, so a stepped wall clock cannot reorder them.
+//!
+//! **Placing records in time.** A record is placed at its `at_ms`, except in a
+//! boot that declared a `lifecycle clock_step`: from the last heartbeat before
+//! the first step (the reading the agent's clock watch compared against; the
+//! record before the step if there is no heartbeat, the step itself if it is
+//! the boot's first record) every later record of that boot is placed at that
+//! anchor's time plus the monotonic time elapsed since it. CLOCK_BOOTTIME
+//! counts suspend and is slewed by NTP like the wall clock, so this is as good
+//! as the wall clock was before the step; the pre-step clock is trusted
+//! (weaker when the step was NTP correcting a wrong clock at boot). Placed
+//! times never go backwards: each is at least the previous one (a record whose
+//! boot overlaps the previous boot in time is pushed to the previous boot's
+//! last time). Undeclared steps are not detected.
+//!
+//! **Evidence of running.** Every record proves the agent ran at its placed
+//! time; a heartbeat also covers the `count × heartbeat_ms` before it and a
+//! `link_minutes` record the `minutes` before it (both clamped to the start of
+//! their session). Evidence closer than `heartbeat_ms + grace_ms` is bridged.
+//!
+//! **Sessions.** A session is one run of the agent: it begins at a `lifecycle
+//! start`, at a change of boot id, or at the first record after a `stop`, and
+//! lasts until the next such point. A session that begins with a start is
+//! *complete* when it has no hole in the sequence numbers; one that begins
+//! without a start (the data begins mid-run, or the start record is missing)
+//! is not.
+//! - Between a clean `stop` and the next session: `not_running`, `stopped`.
+//! - A session that ends without a stop ends at its last record (the last
+//!   evidence, even if the crash came up to a heartbeat later); up to the next
+//!   session: `not_running`, `device off or agent not running`, however short.
+//! - Silence longer than `heartbeat_ms + grace_ms` inside one session (same
+//!   boot, no start: the process lived on): `not_running`, `device asleep or
+//!   agent stalled` (a suspended laptop; CLOCK_BOOTTIME counts the sleep).
+//! - Any such gap across which sequence numbers are missing (no record we have
+//!   covers them) is `no_data`, `records missing`: those records may still come.
+//! - After the device's last record, with no stop: the agent is presumed still
+//!   running, in its last known state, until `last + heartbeat_ms + grace_ms`
+//!   (but not after `now`); then `no_data`, `no data yet`, until `now`. After a
+//!   clean stop: `not_running`, `stopped`, until `now`. Time after `now` (or
+//!   after the last record, if that is later) is `no_data`, `in the future`.
+//!   Records are never discarded because they are later than `now`.
+//! - Before the first record: `no_data`, `no records`. Callers should hand in
+//!   records from before the window (at least back to the last start before
+//!   it) so the engine knows the state at the window's beginning.
+//!
+//! **Online or offline, while running.** Link states come from `link_state`
+//! records (their `to` and `reason`). In a session that began with a start,
+//! every link starts `down` (the agent's health machine does, and records only
+//! changes), so the device is online exactly when some link's last recorded
+//! state in the session is `up` or `degraded`, offline otherwise — heartbeats
+//! are not needed. In an incomplete session a link's state is unknown until
+//! its first `link_state`; there the heartbeats fill in: a heartbeat's
+//! `online` flag holds for the minutes it covers (and after, until the next
+//! heartbeat's coverage); the device is online when a known link is up or the
+//! heartbeat says online, offline when the heartbeat says offline or when some
+//! link is known and none is up (`all known links down`), and `no_data`
+//! (`link states unknown`) when nothing is known.
+//!
+//! **Link timelines.** A link's intervals cover only time the agent runs *and*
+//! the link's state is known: in a complete session from the first record
+//! naming the link (`facts`, `link_state`, `link_minutes`; `down` without a
+//! cause until its first transition), in an incomplete one from its first
+//! `link_state`. They are sorted and non-overlapping but may have gaps. The
+//! kind shown is the last one recorded for the link.
+//!
+//! All intervals are clamped to the window `[from, to)`; device intervals are
+//! contiguous, sorted, non-overlapping, non-empty, cover exactly the window,
+//! and adjacent intervals with the same state and cause are merged. Nothing a
+//! record arriving late says changes the timeline before the time it covers
+//! (its placed time, minus its coverage; for a clock step, from its anchor).
+//!
+//! # Figures
+//! Only time inside the mask (the schedule's open intervals) counts.
+//! - `uptime = online / (online + offline)`, `None` when that is 0: "no data"
+//!   is said, never 100 % or 0 %. Not-running and no-data time are reported
+//!   beside it.
+//! - `per_kind_ms`: online time carried by each link kind. At each moment the
+//!   carrier is the link chosen by the agent's last `failover` record of the
+//!   session if that link is online, otherwise the best online link: `up`
+//!   before `degraded`, then broadband before Wi-Fi before mobile, then by
+//!   name. Online time no known link carries (heartbeat-only) is not
+//!   attributed, so the kinds may sum to less than `online_ms`.
+//! - Outages: maximal runs of `offline` and unclean `not_running` (device off,
+//!   asleep or agent stalled) within one piece of the mask; a clean stop is
+//!   not an outage, and `no_data` ends one. A run mixing both is one outage
+//!   (e.g. a power cut followed by the seconds links need to come up after
+//!   boot) whose cause is the one covering more of it (`device_off` on a tie).
+//!   An outage cut by the window or the mask counts with its part inside.
+//!   `mttr_ms` is the mean outage length, `longest_outage_ms` the longest.
+//! - `failovers`: `failover` records inside the mask that switch from one
+//!   link to another (the initial choice and "no link left" are not counted).
+//! - `loss_pct` and `rtt_p50_ms` from `link_minutes` records of all links,
+//!   each weighted by the share of its minutes inside the mask: loss is
+//!   `lost / sent` over those (sent-weighted); `rtt_p50_ms` is the median of
+//!   the per-record medians weighted by answered probes (an approximation: the
+//!   true median cannot be rebuilt from summaries).
+
+use crate::wire::v1::{Body, LifecycleEvent, Record};
+use crate::wire::{LinkKind, LinkState};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Causes the engine writes into intervals.
+pub mod cause {
+    pub const ALL_LINKS_DOWN: &str = "all links down";
+    pub const ALL_KNOWN_LINKS_DOWN: &str = "all known links down";
+    pub const STOPPED: &str = "stopped";
+    pub const DEVICE_OFF: &str = "device off or agent not running";
+    pub const ASLEEP: &str = "device asleep or agent stalled";
+    pub const NO_RECORDS: &str = "no records";
+    pub const NOT_YET: &str = "no data yet";
+    pub const MISSING: &str = "records missing";
+    pub const LINKS_UNKNOWN: &str = "link states unknown";
+    pub const FUTURE: &str = "in the future";
+}
+
+/// One record of the device, as the store hands it over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rec {
+    pub seq: u64,
+    /// Last sequence number this record stands for (`seq` when not folded).
+    pub seq_end: u64,
+    pub at_ms: i64,
+    pub mono_ms: u64,
+    pub boot_id: String,
+    pub body: Body,
+}
+
+impl From<Record> for Rec {
+    fn from(r: Record) -> Self {
+        Rec {
+            seq: r.seq,
+            seq_end: r.seq_end.unwrap_or(r.seq).max(r.seq),
+            at_ms: r.at,
+            mono_ms: r.mono_ms,
+            boot_id: r.boot_id,
+            body: r.body,
+        }
+    }
+}
+
+/// What the device was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceState {
+    Online,
+    Offline,
+    NotRunning,
+    NoData,
+}
+
+/// `[start, end)` in Unix ms, in one state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interval<S> {
+    pub start: i64,
+    pub end: i64,
+    pub state: S,
+    pub cause: Option<String>,
+}
+
+impl<S> Interval<S> {
+    pub fn duration_ms(&self) -> i64 {
+        self.end - self.start
+    }
+}
+
+/// The device's states over the window, and each link's.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Timeline {
+    pub device: Vec<Interval<DeviceState>>,
+    pub links: BTreeMap<String, (LinkKind, Vec<Interval<LinkState>>)>,
+}
+
+/// How the agent behaves: heartbeat interval and the silence tolerated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params {
+    /// The agent's heartbeat interval (one a minute).
+    pub heartbeat_ms: i64,
+    /// Silence longer than `heartbeat_ms + grace_ms` while running means the
+    /// agent is not running (or its data has not arrived yet).
+    pub grace_ms: i64,
+}
+
+impl Default for Params {
+    /// One heartbeat a minute; two missed heartbeats tolerated.
+    fn default() -> Self {
+        Params {
+            heartbeat_ms: 60_000,
+            grace_ms: 120_000,
+        }
+    }
+}
+
+impl Params {
+    fn bridge(&self) -> i64 {
+        self.heartbeat_ms.max(0).saturating_add(self.grace_ms.max(0))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Placing records in time
+
+/// A record with its place on the time axis.
+#[derive(Debug, Clone, Copy)]
+struct Placed<'a> {
+    rec: &'a Rec,
+    /// Placed time.
+    t: i64,
+}
+
+fn is_event(r: &Rec, e: LifecycleEvent) -> bool {
+    matches!(&r.body, Body::Lifecycle { event, .. } if *event == e)
+}
+
+/// De-duplicate, order and place the records (see the module documentation).
+fn place(recs: &[Rec]) -> Vec<Placed<'_>> {
+    let mut v: Vec<&Rec> = recs.iter().collect();
+    v.sort_by(|a, b| {
+        (a.seq, &a.boot_id, a.mono_ms, a.at_ms, a.seq_end).cmp(&(
+            b.seq,
+            &b.boot_id,
+            b.mono_ms,
+            b.at_ms,
+            b.seq_end,
+        ))
+    });
+    v.dedup_by_key(|r| r.seq);
+    let mut boots: BTreeMap<&str, Vec<&Rec>> = BTreeMap::new();
+    for r in v {
+        boots.entry(r.boot_id.as_str()).or_default().push(r);
+    }
+    let mut placed_boots: Vec<Vec<Placed<'_>>> = boots
+        .into_values()
+        .map(|mut b| {
+            b.sort_by_key(|r| (r.mono_ms, r.seq));
+            place_boot(&b)
+        })
+        .collect();
+    placed_boots.sort_by(|a, b| (a[0].t, &a[0].rec.boot_id).cmp(&(b[0].t, &b[0].rec.boot_id)));
+    let mut out: Vec<Placed<'_>> = placed_boots.into_iter().flatten().collect();
+    for i in 1..out.len() {
+        out[i].t = out[i].t.max(out[i - 1].t);
+    }
+    out
+}
+
+/// Place one boot's records (ordered by monotonic time).
+fn place_boot<'a>(b: &[&'a Rec]) -> Vec<Placed<'a>> {
+    let step = b
+        .iter()
+        .position(|r| is_event(r, LifecycleEvent::ClockStep));
+    let anchor = step.map(|k| {
+        b[..k]
+            .iter()
+            .rposition(|r| matches!(r.body, Body::Heartbeat { .. }))
+            .unwrap_or(k.saturating_sub(1))
+    });
+    let mut out: Vec<Placed<'a>> = Vec::with_capacity(b.len());
+    for (i, r) in b.iter().enumerate() {
+        let mut t = match anchor {
+            Some(j) if i > j => {
+                let a = b[j];
+                let dm = i64::try_from(r.mono_ms.saturating_sub(a.mono_ms)).unwrap_or(i64::MAX);
+                a.at_ms.saturating_add(dm)
+            }
+            _ => r.at_ms,
+        };
+        if let Some(prev) = out.last() {
+            t = t.max(prev.t);
+        }
+        out.push(Placed { rec: r, t });
+    }
+    out
+}
+
+/// How far back before its placed time a record proves the agent ran.
+fn coverage(r: &Rec, p: &Params) -> i64 {
+    match r.body {
+        Body::Heartbeat { count, .. } => i64::from(count).saturating_mul(p.heartbeat_ms.max(0)),
+        Body::LinkMinutes { minutes, .. } => i64::from(minutes) * 60_000,
+        _ => 0,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Sessions
+
+/// One run of the agent.
+#[derive(Debug)]
+struct Session {
+    complete: bool,
+    stopped: bool,
+    /// Are sequence numbers missing between this session's last record and
+    /// the next session's first?
+    missing_after: bool,
+    /// Time of the last record (the stop, if any).
+    end: i64,
+    /// Running stretches `[start, end]` (bridged evidence), sorted.
+    stretches: Vec<(i64, i64)>,
+    /// What the device is between the stretches (one entry per gap).
+    gaps: Vec<(DeviceState, &'static str)>,
+    /// Link state changes: link -> [(time, state (None = unknown), cause)].
+    links: BTreeMap<String, Vec<(i64, LinkState, Option<String>)>>,
+    /// Heartbeat step function (incomplete sessions only): (from, online).
+    hb: Vec<(i64, bool)>,
+    /// All times at which the device state may change.
+    breaks: Vec<i64>,
+}
+
+/// The index of the last change at or before `t`.
+fn link_at(changes: &[(i64, LinkState, Option<String>)], t: i64) -> Option<usize> {
+    changes.partition_point(|c| c.0 <= t).checked_sub(1)
+}
+
+impl Session {
+
+    fn hb_at(&self, t: i64) -> Option<bool> {
+        let i = self.hb.partition_point(|h| h.0 <= t).checked_sub(1)?;
+        Some(self.hb[i].1)
+    }
+
+    /// The device state at `t` while the agent runs.
+    fn device_at(&self, t: i64) -> (DeviceState, Option<&'static str>) {
+        let mut known = false;
+        for changes in self.links.values() {
+            if let Some(i) = link_at(changes, t) {
+                known = true;
+                if changes[i].1.is_online() {
+                    return (DeviceState::Online, None);
+                }
+            }
+        }
+        if self.complete {
+            return (DeviceState::Offline, Some(cause::ALL_LINKS_DOWN));
+        }
+        match self.hb_at(t) {
+            Some(true) => (DeviceState::Online, None),
+            Some(false) => (DeviceState::Offline, Some(cause::ALL_LINKS_DOWN)),
+            None if known => (DeviceState::Offline, Some(cause::ALL_KNOWN_LINKS_DOWN)),
+            None => (DeviceState::NoData, Some(cause::LINKS_UNKNOWN)),
+        }
+    }
+}
+
+/// Are sequence numbers missing between placed records `i` and `i + 1`?
+/// (`pre_max[i]` = highest `seq_end` up to `i`, `suf_min[i]` = lowest `seq`
+/// from `i` on.)
+fn missing(pre_max: &[u64], suf_min: &[u64], i: usize) -> bool {
+    i + 1 < suf_min.len() && suf_min[i + 1] > pre_max[i].saturating_add(1)
+}
+
+fn sessions(placed: &[Placed<'_>], p: &Params) -> Vec<Session> {
+    let n = placed.len();
+    let mut pre_max = vec![0u64; n];
+    let mut suf_min = vec![u64::MAX; n];
+    for i in 0..n {
+        let s = placed[i].rec.seq_end.max(placed[i].rec.seq);
+        pre_max[i] = if i == 0 { s } else { pre_max[i - 1].max(s) };
+    }
+    for i in (0..n).rev() {
+        let s = placed[i].rec.seq;
+        suf_min[i] = if i + 1 == n { s } else { suf_min[i + 1].min(s) };
+    }
+    let mut out: Vec<Session> = Vec::new();
+    let mut i = 0;
+    let mut prev_end: Option<i64> = None;
+    while i < n {
+        let lo = i;
+        let boot = &placed[lo].rec.boot_id;
+        let started = is_event(placed[lo].rec, LifecycleEvent::Start);
+        let mut stopped = is_event(placed[lo].rec, LifecycleEvent::Stop);
+        i += 1;
+        while i < n
+            && !stopped
+            && placed[i].rec.boot_id == *boot
+            && !is_event(placed[i].rec, LifecycleEvent::Start)
+        {
+            stopped = is_event(placed[i].rec, LifecycleEvent::Stop);
+            i += 1;
+        }
+        let hi = i;
+        let recs = &placed[lo..hi];
+        let begin = if started {
+            recs[0].t
+        } else {
+            let earliest = recs
+                .iter()
+                .map(|r| r.t.saturating_sub(coverage(r.rec, p)))
+                .min()
+                .unwrap_or(recs[0].t);
+            prev_end.map_or(earliest, |e| earliest.max(e))
+        };
+        let end = recs[recs.len() - 1].t;
+        // Evidence, bridged.
+        let mut ev: Vec<(i64, i64)> = recs
+            .iter()
+            .map(|r| (r.t.saturating_sub(coverage(r.rec, p)).max(begin), r.t))
+            .collect();
+        ev.sort_unstable();
+        let mut stretches: Vec<(i64, i64)> = Vec::new();
+        for (s, e) in ev {
+            match stretches.last_mut() {
+                Some(last) if s <= last.1.saturating_add(p.bridge()) => last.1 = last.1.max(e),
+                _ => stretches.push((s, e)),
+            }
+        }
+        let gaps = stretches
+            .windows(2)
+            .map(|w| {
+                let k = lo + placed[lo..hi].partition_point(|r| r.t <= w[0].1) - 1;
+                if missing(&pre_max, &suf_min, k) {
+                    (DeviceState::NoData, cause::MISSING)
+                } else {
+                    (DeviceState::NotRunning, cause::ASLEEP)
+                }
+            })
+            .collect();
+        let complete = started && (lo..hi - 1).all(|k| !missing(&pre_max, &suf_min, k));
+        let (links, hb) = link_states(recs, started, complete, begin, p);
+        let mut breaks: Vec<i64> = links
+            .values()
+            .flat_map(|c| c.iter().map(|x| x.0))
+            .chain(hb.iter().map(|h| h.0))
+            .collect();
+        breaks.sort_unstable();
+        breaks.dedup();
+        out.push(Session {
+            complete,
+            stopped,
+            missing_after: missing(&pre_max, &suf_min, hi - 1),
+            end,
+            stretches,
+            gaps,
+            links,
+            hb,
+            breaks,
+        });
+        prev_end = Some(end);
+    }
+    out
+}
+
+type LinkChanges = BTreeMap<String, Vec<(i64, LinkState, Option<String>)>>;
+
+/// Link state changes and the heartbeat step function of one session.
+fn link_states(
+    recs: &[Placed<'_>],
+    started: bool,
+    complete: bool,
+    begin: i64,
+    p: &Params,
+) -> (LinkChanges, Vec<(i64, bool)>) {
+    let mut links: LinkChanges = BTreeMap::new();
+    let list = |links: &mut LinkChanges, name: &str, t: i64| {
+        if started && !links.contains_key(name) {
+            links.insert(name.to_string(), vec![(t, LinkState::Down, None)]);
+        }
+    };
+    let mut hbs: Vec<(i64, i64, u64, bool)> = Vec::new();
+    for r in recs {
+        match &r.rec.body {
+            Body::LinkState {
+                link, to, reason, ..
+            } => links
+                .entry(link.clone())
+                .or_default()
+                .push((r.t, *to, reason.clone())),
+            Body::Facts { links: facts, .. } => {
+                for f in facts {
+                    list(&mut links, &f.name, r.t);
+                }
+            }
+            Body::LinkMinutes { link, .. } => list(&mut links, link, r.t),
+            Body::Heartbeat { online, .. } if !complete => {
+                let from = r.t.saturating_sub(coverage(r.rec, p)).max(begin);
+                hbs.push((from, r.t, r.rec.seq, *online));
+            }
+            _ => {}
+        }
+    }
+    // A heartbeat's flag holds from the start of its coverage; where
+    // coverages overlap, the latest heartbeat (by time, then seq) wins.
+    hbs.sort_unstable();
+    let mut hb: Vec<(i64, bool)> = Vec::new();
+    let mut best: Option<(i64, u64, bool)> = None;
+    for (from, t, seq, online) in hbs {
+        if best.is_none_or(|(bt, bs, _)| (t, seq) > (bt, bs)) {
+            best = Some((t, seq, online));
+        }
+        let v = best.map_or(online, |b| b.2);
+        match hb.last_mut() {
+            Some(last) if last.0 == from => last.1 = v,
+            _ => hb.push((from, v)),
+        }
+    }
+    (links, hb)
+}
+
+// ---------------------------------------------------------------------------
+// The timeline
+
+/// A piece of the device's history before clipping.
+enum Seg {
+    /// The agent runs (session index).
+    Running(usize),
+    Fixed(DeviceState, &'static str),
+}
+
+/// The device's and its links' states over `[from, to)` (see the module
+/// documentation for the rules).
+pub fn timeline(recs: &[Rec], from: i64, to: i64, now: i64, p: &Params) -> Timeline {
+    let mut tl = Timeline::default();
+    if from >= to {
+        return tl;
+    }
+    let placed = place(recs);
+    let sessions = sessions(&placed, p);
+    let mut segs: Vec<(i64, i64, Seg)> = Vec::new();
+    match sessions.first() {
+        None => {
+            segs.push((i64::MIN, now, Seg::Fixed(DeviceState::NoData, cause::NO_RECORDS)));
+            segs.push((now, i64::MAX, Seg::Fixed(DeviceState::NoData, cause::FUTURE)));
+        }
+        Some(first) => segs.push((
+            i64::MIN,
+            first.stretches[0].0,
+            Seg::Fixed(DeviceState::NoData, cause::NO_RECORDS),
+        )),
+    }
+    for (k, s) in sessions.iter().enumerate() {
+        for (j, st) in s.stretches.iter().enumerate() {
+            if j > 0 {
+                let (state, why) = s.gaps[j - 1];
+                segs.push((s.stretches[j - 1].1, st.0, Seg::Fixed(state, why)));
+            }
+            segs.push((st.0, st.1, Seg::Running(k)));
+        }
+        if let Some(next) = sessions.get(k + 1) {
+            let (state, why) = if s.missing_after {
+                (DeviceState::NoData, cause::MISSING)
+            } else if s.stopped {
+                (DeviceState::NotRunning, cause::STOPPED)
+            } else {
+                (DeviceState::NotRunning, cause::DEVICE_OFF)
+            };
+            segs.push((s.end, next.stretches[0].0, Seg::Fixed(state, why)));
+            continue;
+        }
+        // The device's last session.
+        let horizon = now.max(s.end);
+        if s.stopped {
+            segs.push((
+                s.end,
+                horizon,
+                Seg::Fixed(DeviceState::NotRunning, cause::STOPPED),
+            ));
+        } else {
+            let presumed = s.end.saturating_add(p.bridge()).min(horizon);
+            segs.push((s.end, presumed, Seg::Running(k)));
+            segs.push((
+                presumed,
+                horizon,
+                Seg::Fixed(DeviceState::NoData, cause::NOT_YET),
+            ));
+        }
+        segs.push((
+            horizon,
+            i64::MAX,
+            Seg::Fixed(DeviceState::NoData, cause::FUTURE),
+        ));
+    }
+
+    let mut device: Vec<Interval<DeviceState>> = Vec::new();
+    let mut links: BTreeMap<String, (LinkKind, Vec<Interval<LinkState>>)> = BTreeMap::new();
+    let kinds = link_kinds(&placed);
+    for (a, b, seg) in segs {
+        let (a, b) = (a.max(from), b.min(to));
+        if a >= b {
+            continue;
+        }
+        match seg {
+            Seg::Fixed(state, why) => push(&mut device, a, b, state, Some(why)),
+            Seg::Running(k) => {
+                let s = &sessions[k];
+                let lo = s.breaks.partition_point(|x| *x <= a);
+                let hi = s.breaks.partition_point(|x| *x < b);
+                let mut x = a;
+                for &y in s.breaks[lo..hi].iter().chain(std::iter::once(&b)) {
+                    if y > x {
+                        let (state, why) = s.device_at(x);
+                        push(&mut device, x, y, state, why);
+                        x = y;
+                    }
+                }
+                for (name, changes) in &s.links {
+                    let kind = kinds.get(name).copied().unwrap_or(LinkKind::Broadband);
+                    let entry = links.entry(name.clone()).or_insert((kind, Vec::new()));
+                    let mut x = a;
+                    let lo = changes.partition_point(|c| c.0 <= a);
+                    let hi = changes.partition_point(|c| c.0 < b);
+                    for y in changes[lo..hi].iter().map(|c| c.0).chain(std::iter::once(b)) {
+                        if y > x {
+                            if let Some(i) = link_at(changes, x) {
+                                let c = &changes[i];
+                                push(&mut entry.1, x, y, c.1, c.2.as_deref());
+                            }
+                            x = y;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    links.retain(|_, (_, v)| !v.is_empty());
+    // Fill anything left uncovered (nothing should be) so the intervals
+    // always cover exactly the window.
+    let mut full: Vec<Interval<DeviceState>> = Vec::with_capacity(device.len());
+    let mut x = from;
+    for iv in device {
+        if iv.start > x {
+            push(&mut full, x, iv.start, DeviceState::NoData, Some(cause::NO_RECORDS));
+        }
+        let start = iv.start.max(x);
+        if iv.end > start {
+            push(&mut full, start, iv.end, iv.state, iv.cause.as_deref());
+            x = iv.end;
+        }
+    }
+    if x < to {
+        push(&mut full, x, to, DeviceState::NoData, Some(cause::NO_RECORDS));
+    }
+    tl.device = full;
+    tl.links = links;
+    tl
+}
+
+/// The last kind recorded for each link.
+fn link_kinds(placed: &[Placed<'_>]) -> BTreeMap<String, LinkKind> {
+    let mut kinds = BTreeMap::new();
+    for r in placed {
+        match &r.rec.body {
+            Body::LinkState { link, kind, .. } | Body::LinkMinutes { link, kind, .. } => {
+                kinds.insert(link.clone(), *kind);
+            }
+            Body::Facts { links, .. } => {
+                for l in links {
+                    kinds.insert(l.name.clone(), l.kind);
+                }
+            }
+            _ => {}
+        }
+    }
+    kinds
+}
+
+/// Append `[a, b)` in `state`, merging with the previous interval when it
+/// touches it with the same state and cause.
+fn push<S: PartialEq>(v: &mut Vec<Interval<S>>, a: i64, b: i64, state: S, why: Option<&str>) {
+    if a >= b {
+        return;
+    }
+    if let Some(last) = v.last_mut()
+        && last.end == a
+        && last.state == state
+        && last.cause.as_deref() == why
+    {
+        last.end = b;
+        return;
+    }
+    v.push(Interval {
+        start: a,
+        end: b,
+        state,
+        cause: why.map(str::to_string),
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Figures
+
+/// Why an outage happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutageCause {
+    /// The agent ran but no link reached the internet.
+    AllLinksDown,
+    /// The device was off or asleep, or the agent not running, without a clean stop.
+    DeviceOff,
+}
+
+/// A stretch of time the officer could not be reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outage {
+    pub start: i64,
+    pub end: i64,
+    pub cause: OutageCause,
+}
+
+/// A report's numbers for one device over a window and schedule.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Figures {
+    pub online_ms: i64,
+    pub offline_ms: i64,
+    pub not_running_ms: i64,
+    pub no_data_ms: i64,
+    /// `online / (online + offline)`, a fraction; `None` when both are 0.
+    pub uptime: Option<f64>,
+    /// Online time carried by each link kind (see the module documentation).
+    pub per_kind_ms: BTreeMap<LinkKind, i64>,
+    pub outages: Vec<Outage>,
+    pub outage_count: u32,
+    /// Mean outage length.
+    pub mttr_ms: Option<i64>,
+    pub longest_outage_ms: Option<i64>,
+    pub failovers: u32,
+    pub rtt_p50_ms: Option<f64>,
+    pub loss_pct: Option<f64>,
+}
+
+/// Sorted, merged, non-empty mask intervals.
+fn normalize(mask: &[(i64, i64)]) -> Vec<(i64, i64)> {
+    let mut m: Vec<(i64, i64)> = mask.iter().copied().filter(|(a, b)| a < b).collect();
+    m.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::with_capacity(m.len());
+    for (a, b) in m {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// The parts of `[a, b)` inside the mask.
+fn clip(mask: &[(i64, i64)], a: i64, b: i64) -> impl Iterator<Item = (i64, i64)> + '_ {
+    let first = mask.partition_point(|m| m.1 <= a);
+    mask[first..]
+        .iter()
+        .take_while(move |m| m.0 < b)
+        .map(move |m| (m.0.max(a), m.1.min(b)))
+        .filter(|(x, y)| x < y)
+}
+
+fn inside(mask: &[(i64, i64)], t: i64) -> bool {
+    let i = mask.partition_point(|m| m.1 <= t);
+    mask.get(i).is_some_and(|m| m.0 <= t)
+}
+
+/// The figures of a report: `tl` from [`timeline`] over the window, `recs`
+/// the same records, `mask` the schedule's open intervals within the window.
+/// Only time inside the mask counts.
+pub fn figures(tl: &Timeline, recs: &[Rec], mask: &[(i64, i64)]) -> Figures {
+    let mask = normalize(mask);
+    let mut f = Figures::default();
+    // Outage under construction: start, end, device-off ms, links-down ms.
+    let mut cur: Option<(i64, i64, i64, i64)> = None;
+    let mut outages: Vec<Outage> = Vec::new();
+    let close = |cur: &mut Option<(i64, i64, i64, i64)>, outages: &mut Vec<Outage>| {
+        if let Some((s, e, off, down)) = cur.take() {
+            outages.push(Outage {
+                start: s,
+                end: e,
+                cause: if off >= down {
+                    OutageCause::DeviceOff
+                } else {
+                    OutageCause::AllLinksDown
+                },
+            });
+        }
+    };
+    for iv in &tl.device {
+        for (a, b) in clip(&mask, iv.start, iv.end) {
+            let d = b - a;
+            match iv.state {
+                DeviceState::Online => f.online_ms += d,
+                DeviceState::Offline => f.offline_ms += d,
+                DeviceState::NotRunning => f.not_running_ms += d,
+                DeviceState::NoData => f.no_data_ms += d,
+            }
+            let kind = match iv.state {
+                DeviceState::Offline => Some(OutageCause::AllLinksDown),
+                DeviceState::NotRunning if iv.cause.as_deref() != Some(cause::STOPPED) => {
+                    Some(OutageCause::DeviceOff)
+                }
+                _ => None,
+            };
+            match kind {
+                Some(k) => {
+                    if !matches!(cur, Some(o) if o.1 == a) {
+                        close(&mut cur, &mut outages);
+                        cur = Some((a, a, 0, 0));
+                    }
+                    if let Some(o) = cur.as_mut() {
+                        o.1 = b;
+                        match k {
+                            OutageCause::DeviceOff => o.2 += d,
+                            OutageCause::AllLinksDown => o.3 += d,
+                        }
+                    }
+                }
+                None => close(&mut cur, &mut outages),
+            }
+        }
+    }
+    close(&mut cur, &mut outages);
+    let total = f.online_ms + f.offline_ms;
+    f.uptime = (total > 0).then(|| f.online_ms as f64 / total as f64);
+    f.outage_count = outages.len() as u32;
+    f.mttr_ms = (!outages.is_empty())
+        .then(|| outages.iter().map(|o| o.end - o.start).sum::<i64>() / outages.len() as i64);
+    f.longest_outage_ms = outages.iter().map(|o| o.end - o.start).max();
+    f.outages = outages;
+
+    let placed = place(recs);
+    f.per_kind_ms = per_kind(tl, &placed, &mask);
+    f.failovers = placed
+        .iter()
+        .filter(|r| inside(&mask, r.t))
+        .filter(|r| {
+            matches!(&r.rec.body, Body::Failover { from: Some(a), to: Some(b), .. } if a != b)
+        })
+        .count() as u32;
+    let (loss, rtt) = quality(&placed, &mask);
+    f.loss_pct = loss;
+    f.rtt_p50_ms = rtt;
+    f
+}
+
+/// Online time per link kind (see the module documentation).
+fn per_kind(tl: &Timeline, placed: &[Placed<'_>], mask: &[(i64, i64)]) -> BTreeMap<LinkKind, i64> {
+    // The chosen link as a step function: reset at every start.
+    let mut chosen: Vec<(i64, Option<&str>)> = Vec::new();
+    for r in placed {
+        match &r.rec.body {
+            Body::Lifecycle {
+                event: LifecycleEvent::Start,
+                ..
+            } => chosen.push((r.t, None)),
+            Body::Failover { to, .. } => chosen.push((r.t, to.as_deref())),
+            _ => {}
+        }
+    }
+    let chosen_at = |t: i64| {
+        let i = chosen.partition_point(|c| c.0 <= t).checked_sub(1)?;
+        chosen[i].1
+    };
+    let state_at = |v: &[Interval<LinkState>], t: i64| {
+        let i = v.partition_point(|iv| iv.start <= t).checked_sub(1)?;
+        (v[i].end > t).then_some(v[i].state)
+    };
+    let mut out: BTreeMap<LinkKind, i64> = BTreeMap::new();
+    for iv in tl.device.iter().filter(|iv| iv.state == DeviceState::Online) {
+        for (a, b) in clip(mask, iv.start, iv.end) {
+            let mut breaks: Vec<i64> = tl
+                .links
+                .values()
+                .flat_map(|(_, v)| v.iter().flat_map(|x| [x.start, x.end]))
+                .chain(chosen.iter().map(|c| c.0))
+                .filter(|x| *x > a && *x < b)
+                .collect();
+            breaks.push(b);
+            breaks.sort_unstable();
+            breaks.dedup();
+            let mut x = a;
+            for y in breaks {
+                let online: Vec<(&str, LinkKind, LinkState)> = tl
+                    .links
+                    .iter()
+                    .filter_map(|(name, (kind, v))| {
+                        state_at(v, x)
+                            .filter(|s| s.is_online())
+                            .map(|s| (name.as_str(), *kind, s))
+                    })
+                    .collect();
+                let carrier = chosen_at(x)
+                    .and_then(|c| online.iter().find(|o| o.0 == c))
+                    .or_else(|| {
+                        online
+                            .iter()
+                            .min_by_key(|o| (o.2 != LinkState::Up, o.1, o.0))
+                    });
+                if let Some(c) = carrier {
+                    *out.entry(c.1).or_default() += y - x;
+                }
+                x = y;
+            }
+        }
+    }
+    out
+}
+
+/// Loss (percent) and median RTT from `link_minutes` records inside the mask.
+fn quality(placed: &[Placed<'_>], mask: &[(i64, i64)]) -> (Option<f64>, Option<f64>) {
+    let (mut sent, mut lost) = (0.0f64, 0.0f64);
+    let mut rtts: Vec<(f64, f64)> = Vec::new();
+    for r in placed {
+        let Body::LinkMinutes {
+            minutes,
+            sent: s,
+            lost: l,
+            rtt_p50_ms,
+            ..
+        } = &r.rec.body
+        else {
+            continue;
+        };
+        let len = i64::from(*minutes) * 60_000;
+        if len <= 0 {
+            continue;
+        }
+        let share = clip(mask, r.t - len, r.t).map(|(a, b)| b - a).sum::<i64>() as f64 / len as f64;
+        if share <= 0.0 {
+            continue;
+        }
+        sent += f64::from(*s) * share;
+        lost += f64::from((*l).min(*s)) * share;
+        let answered = f64::from(s.saturating_sub(*l)) * share;
+        if let Some(p50) = rtt_p50_ms
+            && answered > 0.0
+            && p50.is_finite()
+        {
+            rtts.push((*p50, answered));
+        }
+    }
+    let loss = (sent > 0.0).then(|| 100.0 * lost / sent);
+    rtts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let half = rtts.iter().map(|x| x.1).sum::<f64>() / 2.0;
+    let mut acc = 0.0;
+    let rtt = rtts.iter().find_map(|(v, w)| {
+        acc += w;
+        (acc >= half).then_some(*v)
+    });
+    (loss, rtt)
+}
+
+/// Does the device meet the target (percent)? `None` when there is no
+/// uptime to judge (no online or offline time in the window).
+pub fn compliant(f: &Figures, target_pct: f64) -> Option<bool> {
+    f.uptime.map(|u| u * 100.0 + 1e-9 >= target_pct)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,345 @@
+//! The collector's configuration: where it listens, which database it uses,
+//! TLS, request limits and logging. One `[collector]` table; unknown keys are
+//! rejected and every error names the file, the key and the fix.
+//!
+//! ```toml
+//! [collector]
+//! listen = "0.0.0.0:8443"
+//! database = "sqlite:///var/lib/linkwatch/collector.db"   # or postgres://user@host/db
+//! tls_cert = "/etc/linkwatch/collector.crt"                # PEM; both or neither
+//! tls_key = "/etc/linkwatch/collector.key"
+//! max_body_bytes = 4194304
+//! max_inflight = 256
+//! log_format = "auto"
+//! log_level = "info"
+//! ```
+//!
+//! Without a file, [`CollectorConfig::embedded`] is the one-command start:
+//! `sqlite://linkwatch-collector.db` in the current directory, plain HTTP on
+//! `127.0.0.1:8080`.
+
+use super::{ConfigError, read_file};
+use crate::shared::logging::LogFormat;
+use crate::wire::v1::{MAX_BODY, MAX_BODY_DECOMPRESSED};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Database of the embedded default (relative: the current directory).
+pub const EMBEDDED_DATABASE: &str = "sqlite://linkwatch-collector.db";
+/// Listener of the embedded default.
+pub const EMBEDDED_LISTEN: &str = "127.0.0.1:8080";
+/// Most concurrent ingest requests a config may allow.
+pub const MAX_INFLIGHT_LIMIT: usize = 100_000;
+
+/// `[collector]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorSection {
+    /// Address and port of the ingest API.
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` (`sqlite:///abs/path`) or `postgres://...`.
+    pub database: String,
+    /// PEM certificate chain; with `tls_key`, the API is served over HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Largest request body accepted, as sent (compressed or not), in bytes.
+    pub max_body_bytes: usize,
+    /// Ingest requests handled at once; more are answered 429.
+    pub max_inflight: usize,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+impl Default for CollectorSection {
+    fn default() -> Self {
+        CollectorSection {
+            listen: "127.0.0.1:8443".parse().expect("static address"),
+            database: "sqlite:///var/lib/linkwatch/collector.db".into(),
+            tls_cert: None,
+            tls_key: None,
+            max_body_bytes: MAX_BODY,
+            max_inflight: 256,
+            log_format: LogFormat::Auto,
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// The whole collector configuration file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    #[serde(default)]
+    pub collector: CollectorSection,
+    /// Where this configuration was read from (not a key); empty for the
+    /// embedded default.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+impl CollectorConfig {
+    /// Read, parse and validate a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = read_file(path)?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse and validate config text; `path` is only used in messages (and
+    /// to resolve nothing: relative paths stay relative to the working directory).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut cfg: CollectorConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        cfg.path = path.to_path_buf();
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The configuration used when no file is given: SQLite in the current
+    /// directory, plain HTTP on loopback port 8080.
+    pub fn embedded() -> Self {
+        CollectorConfig {
+            collector: CollectorSection {
+                listen: EMBEDDED_LISTEN.parse().expect("static address"),
+                database: EMBEDDED_DATABASE.into(),
+                ..CollectorSection::default()
+            },
+            path: PathBuf::from("(embedded default)"),
+        }
+    }
+
+    /// The (certificate, key) PEM paths when the API is served over TLS.
+    pub fn tls(&self) -> Option<(&Path, &Path)> {
+        match (&self.collector.tls_cert, &self.collector.tls_key) {
+            (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+            _ => None,
+        }
+    }
+
+    /// The warning to log when the API is served without TLS, stronger when
+    /// the listener is not on loopback. `None` with TLS.
+    pub fn plain_http_warning(&self) -> Option<String> {
+        if self.tls().is_some() {
+            return None;
+        }
+        let listen = self.collector.listen;
+        Some(if listen.ip().is_loopback() {
+            format!(
+                "serving plain HTTP on {listen} (no tls_cert/tls_key): bearer tokens travel unencrypted; \
+                 keep it on loopback or behind a TLS-terminating proxy"
+            )
+        } else {
+            format!(
+                "serving plain HTTP on {listen}, which is NOT a loopback address: bearer tokens and \
+                 records travel unencrypted. Set tls_cert and tls_key, or listen on 127.0.0.1 behind \
+                 a TLS-terminating proxy"
+            )
+        })
+    }
+
+    fn invalid(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Check every rule the types cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let c = &self.collector;
+        check_database(&c.database).map_err(|m| self.invalid("collector.database", m))?;
+        match (&c.tls_cert, &c.tls_key) {
+            (Some(_), None) => {
+                return Err(self.invalid(
+                    "collector.tls_key",
+                    "tls_cert is set but tls_key is not: set both (PEM files) or neither",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(self.invalid(
+                    "collector.tls_cert",
+                    "tls_key is set but tls_cert is not: set both (PEM files) or neither",
+                ));
+            }
+            (Some(cert), Some(key)) => {
+                for (k, p) in [("collector.tls_cert", cert), ("collector.tls_key", key)] {
+                    if !p.is_file() {
+                        return Err(self.invalid(
+                            k,
+                            format!(
+                                "{} is not a readable file: give the path of a PEM file",
+                                p.display()
+                            ),
+                        ));
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+        if c.max_body_bytes < 1024 || c.max_body_bytes > MAX_BODY_DECOMPRESSED {
+            return Err(self.invalid(
+                "collector.max_body_bytes",
+                format!(
+                    "must be between 1024 and {MAX_BODY_DECOMPRESSED} bytes (default {MAX_BODY})"
+                ),
+            ));
+        }
+        if c.max_inflight == 0 || c.max_inflight > MAX_INFLIGHT_LIMIT {
+            return Err(self.invalid(
+                "collector.max_inflight",
+                format!("must be between 1 and {MAX_INFLIGHT_LIMIT} (default 256)"),
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&c.log_level).is_err() {
+            return Err(self.invalid(
+                "collector.log_level",
+                format!(
+                    "`{}` is not a log level: use error, warn, info, debug or trace",
+                    c.log_level
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `Ok` when `url` names a database the store can open; the message says how
+/// to write one otherwise.
+fn check_database(url: &str) -> Result<(), String> {
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let path = rest.trim_start_matches("//");
+        if path.is_empty() {
+            return Err(format!(
+                "`{url}` names no file: use sqlite:///var/lib/linkwatch/collector.db (absolute) \
+                 or sqlite://collector.db (relative to the working directory)"
+            ));
+        }
+        return Ok(());
+    }
+    for scheme in ["postgres://", "postgresql://"] {
+        if let Some(rest) = url.strip_prefix(scheme) {
+            if rest.is_empty() || rest.starts_with('/') && rest.len() == 1 {
+                return Err(format!(
+                    "`{url}` names no server: use postgres://USER:PASSWORD@HOST:5432/DATABASE"
+                ));
+            }
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "`{url}` is not a supported database URL: use sqlite:///PATH or postgres://USER@HOST/DATABASE"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<CollectorConfig, ConfigError> {
+        CollectorConfig::parse(text, Path::new("/etc/linkwatch/collector.toml"))
+    }
+
+    fn key_of(e: ConfigError) -> (String, String) {
+        match e {
+            ConfigError::Invalid { key, message, .. } => (key, message),
+            other => panic!("expected an Invalid error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn empty_file_gets_the_production_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.collector, CollectorSection::default());
+        assert_eq!(c.collector.listen.to_string(), "127.0.0.1:8443");
+        assert_eq!(c.collector.max_body_bytes, MAX_BODY);
+        assert_eq!(c.collector.max_inflight, 256);
+        assert!(c.tls().is_none());
+    }
+
+    #[test]
+    fn embedded_default_is_local_sqlite_on_8080() {
+        let c = CollectorConfig::embedded();
+        c.validate().unwrap();
+        assert_eq!(c.collector.database, "sqlite://linkwatch-collector.db");
+        assert_eq!(c.collector.listen.to_string(), "127.0.0.1:8080");
+        assert!(c.plain_http_warning().unwrap().contains("loopback"));
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("c.pem");
+        let key = dir.path().join("k.pem");
+        std::fs::write(&cert, "x").unwrap();
+        std::fs::write(&key, "x").unwrap();
+        let c = parse(&format!(
+            "[collector]\nlisten = \"0.0.0.0:9443\"\ndatabase = \"postgres://lw@db/lw\"\n\
+             tls_cert = {:?}\ntls_key = {:?}\nmax_body_bytes = 2048\nmax_inflight = 8\n\
+             log_format = \"json\"\nlog_level = \"debug\"\n",
+            cert, key
+        ))
+        .unwrap();
+        assert_eq!(c.collector.max_inflight, 8);
+        assert_eq!(c.collector.log_format, LogFormat::Json);
+        assert!(c.tls().is_some());
+        assert!(c.plain_http_warning().is_none());
+    }
+
+    #[test]
+    fn unknown_key_names_the_key() {
+        let e = parse("[collector]\nlisten_addr = \"127.0.0.1:1\"\n").unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("collector.toml"), "{s}");
+        assert!(s.contains("listen_addr"), "{s}");
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let (k, m) = key_of(parse("[collector]\ntls_cert = \"/x.pem\"\n").unwrap_err());
+        assert_eq!(k, "collector.tls_key");
+        assert!(m.contains("both"), "{m}");
+        let (k, _) = key_of(parse("[collector]\ntls_key = \"/x.pem\"\n").unwrap_err());
+        assert_eq!(k, "collector.tls_cert");
+        let (k, m) = key_of(
+            parse("[collector]\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n")
+                .unwrap_err(),
+        );
+        assert_eq!(k, "collector.tls_cert");
+        assert!(m.contains("/nonexistent/c.pem"), "{m}");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_fix() {
+        let cases = [
+            (
+                "database = \"mysql://x\"",
+                "collector.database",
+                "postgres://",
+            ),
+            (
+                "database = \"sqlite://\"",
+                "collector.database",
+                "sqlite:///",
+            ),
+            ("database = \"postgres://\"", "collector.database", "HOST"),
+            ("max_body_bytes = 10", "collector.max_body_bytes", "1024"),
+            ("max_inflight = 0", "collector.max_inflight", "between 1"),
+            ("log_level = \"loud[\"", "collector.log_level", "info"),
+        ];
+        for (line, key, fix) in cases {
+            let (k, m) = key_of(parse(&format!("[collector]\n{line}\n")).unwrap_err());
+            assert_eq!(k, key, "{line}");
+            assert!(m.contains(fix), "{line}: {m}");
+        }
+    }
+
+    #[test]
+    fn non_loopback_plain_http_gets_the_strong_warning() {
+        let c = parse("[collector]\nlisten = \"0.0.0.0:8080\"\n").unwrap();
+        assert!(c.plain_http_warning().unwrap().contains("NOT a loopback"));
+    }
+}

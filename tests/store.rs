@@ -1,0 +1,635 @@
+//! Storage adapter tests: every scenario runs against SQLite (a fresh file in
+//! a temporary directory) and against PostgreSQL (a fresh schema in the
+//! database `LINKWATCH_TEST_PG_URL` names; skipped with a message when unset).
+
+use linkwatch::collector::store::{self, Office, Store, StoreError};
+use linkwatch::wire::v1::{Ack, Body, Record};
+use linkwatch::wire::{LinkKind, LinkState};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// 2026-09-13T12:26:40Z in ms.
+const T0: i64 = 1_789_302_400_000;
+const NOW: i64 = T0 + 86_400_000;
+
+// ---------------------------------------------------------------------------
+// Databases
+
+/// One test's database: a SQLite file or a PostgreSQL schema.
+enum TestDb {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        url: String,
+    },
+    Postgres {
+        base: String,
+        schema: String,
+        url: String,
+    },
+}
+
+impl TestDb {
+    async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("collector.db").display());
+        TestDb::Sqlite { _dir: dir, url }
+    }
+
+    /// None (after saying so) when no PostgreSQL is configured.
+    async fn postgres() -> Option<TestDb> {
+        let Ok(base) = std::env::var("LINKWATCH_TEST_PG_URL") else {
+            eprintln!("skipped: LINKWATCH_TEST_PG_URL not set");
+            return None;
+        };
+        let schema = format!("lwtest_{:016x}", rand::random::<u64>());
+        let mut conn = PgConnection::connect(&base).await.unwrap();
+        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options[search_path]={schema}");
+        Some(TestDb::Postgres { base, schema, url })
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } => url,
+        }
+    }
+
+    /// A new store (new pool) on this database.
+    async fn open(&self) -> Arc<dyn Store> {
+        store::open(self.url()).await.unwrap()
+    }
+
+    async fn drop_db(self) {
+        if let TestDb::Postgres { base, schema, .. } = self {
+            let mut conn = PgConnection::connect(&base).await.unwrap();
+            sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+
+    /// Run `scenario` on this database, then drop it (also when the scenario
+    /// panics; the panic is passed on).
+    async fn run<F, Fut>(self, scenario: F)
+    where
+        F: FnOnce(Arc<TestDb>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let db = Arc::new(self);
+        let outcome = tokio::spawn(scenario(db.clone())).await;
+        let db = Arc::into_inner(db).expect("scenario kept the database");
+        db.drop_db().await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+}
+
+/// For each scenario `name(db: Arc<TestDb>)`, a test `sqlite::name` and a
+/// test `postgres::name`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::TestDb::sqlite().await.run(super::$name).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if let Some(db) = super::TestDb::postgres().await {
+                        db.run(super::$name).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both!(
+    devices_and_offices,
+    ingest_is_idempotent,
+    acked_waits_for_gaps_and_follows_folded_records,
+    records_read_back_in_order,
+    concurrent_overlapping_batches,
+    devices_do_not_interfere,
+    data_survives_reopening,
+    ingest_throughput,
+);
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+fn office(code: &str, name: &str) -> Office {
+    Office {
+        code: code.into(),
+        name: name.into(),
+        division: "Dhaka".into(),
+        district: "Dhaka".into(),
+        upazila: "Savar".into(),
+    }
+}
+
+/// A record with a body that depends on `seq` (all body types appear).
+fn rec(seq: u64) -> Record {
+    let body = match seq % 5 {
+        0 => Body::LinkState {
+            link: "eth0".into(),
+            kind: LinkKind::Broadband,
+            from: LinkState::Down,
+            to: LinkState::Up,
+            reason: Some("carrier".into()),
+        },
+        1 => Body::LinkMinutes {
+            link: "wwan0".into(),
+            kind: LinkKind::Mobile,
+            minutes: 1,
+            sent: 60,
+            lost: 3,
+            rtt_p50_ms: Some(41.25),
+            rtt_p95_ms: Some(120.5),
+            rtt_max_ms: None,
+            bytes: 5_040,
+        },
+        2 => Body::Failover {
+            from: Some("eth0".into()),
+            to: Some("wwan0".into()),
+            cause: "link_down".into(),
+            reason: "eth0 down for 30 s".into(),
+        },
+        3 => Body::Heartbeat {
+            online: true,
+            count: 1,
+        },
+        _ => Body::Facts {
+            hostname: "uno-savar".into(),
+            os: "Debian 12".into(),
+            agent_version: "0.1.0".into(),
+            links: vec![],
+        },
+    };
+    Record {
+        seq,
+        seq_end: None,
+        at: T0 + seq as i64 * 1_000,
+        mono_ms: seq * 1_000,
+        boot_id: "3f1c2b9e-0d7a-4a53-9a61-5bb0f2c1e001".into(),
+        body,
+    }
+}
+
+/// Records `seqs`, one each.
+fn recs(seqs: impl IntoIterator<Item = u64>) -> Vec<Record> {
+    seqs.into_iter().map(rec).collect()
+}
+
+/// A folded heartbeat record standing for `seq..=seq_end`.
+fn folded(seq: u64, seq_end: u64) -> Record {
+    Record {
+        seq_end: Some(seq_end),
+        body: Body::Heartbeat {
+            online: true,
+            count: (seq_end - seq + 1) as u32,
+        },
+        ..rec(seq)
+    }
+}
+
+fn ack(acked: u64, stored: u32, duplicates: u32) -> Ack {
+    Ack {
+        acked,
+        stored,
+        duplicates,
+    }
+}
+
+async fn new_device(s: &dyn Store, name: &str) -> i64 {
+    s.add_device(name, None, &format!("hash-of-{name}"), NOW)
+        .await
+        .unwrap()
+        .id
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios
+
+async fn devices_and_offices(db: Arc<TestDb>) {
+    let s = db.open().await;
+    s.ping().await.unwrap();
+    assert!(s.list_offices().await.unwrap().is_empty());
+    assert!(s.list_devices().await.unwrap().is_empty());
+
+    // Offices: insert, then update by code (the last of duplicate codes wins).
+    let written = s
+        .upsert_offices(&[
+            office("dhk-savar-uno", "UNO Savar"),
+            office("dhk-ac-land", "AC Land"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(written, 2);
+    let written = s
+        .upsert_offices(&[
+            office("dhk-savar-uno", "first"),
+            office("dhk-savar-uno", "Upazila Nirbahi Office, Savar"),
+            office("ctg-uno", "UNO Chattogram"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(written, 2);
+    assert_eq!(s.upsert_offices(&[]).await.unwrap(), 0);
+    let offices = s.list_offices().await.unwrap();
+    assert_eq!(
+        offices,
+        vec![
+            office("ctg-uno", "UNO Chattogram"),
+            office("dhk-ac-land", "AC Land"),
+            office("dhk-savar-uno", "Upazila Nirbahi Office, Savar"),
+        ]
+    );
+
+    // Devices.
+    let a = s
+        .add_device("savar-gw1", Some("dhk-savar-uno"), "hash-a", NOW)
+        .await
+        .unwrap();
+    assert_eq!(a.name, "savar-gw1");
+    assert_eq!(a.office.as_deref(), Some("dhk-savar-uno"));
+    assert!(!a.revoked);
+    assert_eq!(a.acked, 0);
+    assert_eq!(a.created_at_ms, NOW);
+    let b = s
+        .add_device("laptop-17", None, "hash-b", NOW + 1)
+        .await
+        .unwrap();
+    assert_ne!(a.id, b.id);
+    assert_eq!(b.office, None);
+
+    match s.add_device("savar-gw1", None, "hash-c", NOW).await {
+        Err(StoreError::DeviceExists(n)) => assert_eq!(n, "savar-gw1"),
+        other => panic!("expected DeviceExists, got {other:?}"),
+    }
+    match s
+        .add_device("laptop-18", Some("nowhere"), "hash-d", NOW)
+        .await
+    {
+        Err(StoreError::UnknownOffice(c)) => assert_eq!(c, "nowhere"),
+        other => panic!("expected UnknownOffice, got {other:?}"),
+    }
+    // A taken token hash is an error, and not a "device exists".
+    match s.add_device("laptop-19", None, "hash-a", NOW).await {
+        Err(StoreError::Query { .. }) => {}
+        other => panic!("expected a query error, got {other:?}"),
+    }
+    assert_eq!(
+        s.list_devices()
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>(),
+        ["laptop-17", "savar-gw1"]
+    );
+
+    // Lookups.
+    assert_eq!(s.device_by_token("hash-a").await.unwrap(), Some(a.clone()));
+    assert_eq!(s.device_by_token("hash-x").await.unwrap(), None);
+    assert_eq!(
+        s.device_by_name("laptop-17").await.unwrap(),
+        Some(b.clone())
+    );
+    assert_eq!(s.device_by_name("laptop-99").await.unwrap(), None);
+
+    // Revocation: the token still finds the device, marked revoked.
+    assert!(s.revoke_device("savar-gw1").await.unwrap());
+    assert!(s.revoke_device("savar-gw1").await.unwrap());
+    assert!(!s.revoke_device("no-such-device").await.unwrap());
+    let revoked = s.device_by_token("hash-a").await.unwrap().unwrap();
+    assert!(revoked.revoked);
+    assert_eq!(revoked.id, a.id);
+    assert!(
+        !s.device_by_name("laptop-17")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+}
+
+async fn ingest_is_idempotent(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let d = new_device(&*s, "gw").await;
+    let batch = recs(1..=50);
+    assert_eq!(s.ingest(d, &batch, NOW).await.unwrap(), ack(50, 50, 0));
+    assert_eq!(s.ingest(d, &batch, NOW).await.unwrap(), ack(50, 0, 50));
+    // Partly new.
+    assert_eq!(
+        s.ingest(d, &recs(41..=60), NOW).await.unwrap(),
+        ack(60, 10, 10)
+    );
+    // Empty batch: nothing changes.
+    assert_eq!(s.ingest(d, &[], NOW).await.unwrap(), ack(60, 0, 0));
+    assert_eq!(s.device_by_name("gw").await.unwrap().unwrap().acked, 60);
+    assert_eq!(s.records(d, 0, 1_000).await.unwrap().len(), 60);
+    // Unknown device.
+    match s.ingest(d + 1_000, &recs(1..=1), NOW).await {
+        Err(StoreError::Query {
+            source: sqlx::Error::RowNotFound,
+            ..
+        }) => {}
+        other => panic!("expected RowNotFound, got {other:?}"),
+    }
+}
+
+async fn acked_waits_for_gaps_and_follows_folded_records(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let d = new_device(&*s, "gw").await;
+    assert_eq!(
+        s.ingest(d, &recs([1, 2, 4]), NOW).await.unwrap(),
+        ack(2, 3, 0)
+    );
+    assert_eq!(s.ingest(d, &recs([3]), NOW).await.unwrap(), ack(4, 1, 0));
+    assert_eq!(
+        s.ingest(d, &[folded(5, 9)], NOW).await.unwrap(),
+        ack(9, 1, 0)
+    );
+    assert_eq!(s.ingest(d, &recs([10]), NOW).await.unwrap(), ack(10, 1, 0));
+
+    // A folded record arriving after the records beyond it.
+    assert_eq!(
+        s.ingest(d, &recs([16, 17]), NOW).await.unwrap(),
+        ack(10, 2, 0)
+    );
+    assert_eq!(
+        s.ingest(d, &[folded(11, 15)], NOW).await.unwrap(),
+        ack(17, 1, 0)
+    );
+    // A gap that stays open: acked stays, later records are stored.
+    assert_eq!(
+        s.ingest(d, &recs(19..=30), NOW).await.unwrap(),
+        ack(17, 12, 0)
+    );
+    // A replay of a folded record: a duplicate on its seq, acked unchanged.
+    assert_eq!(
+        s.ingest(d, &[folded(5, 9)], NOW).await.unwrap(),
+        ack(17, 0, 1)
+    );
+    assert_eq!(s.ingest(d, &recs([18]), NOW).await.unwrap(), ack(30, 1, 0));
+    assert_eq!(s.device_by_name("gw").await.unwrap().unwrap().acked, 30);
+
+    // Only (device, seq) conflicts are duplicates: a record inside an
+    // earlier folded range is stored and does not move acked back.
+    assert_eq!(s.ingest(d, &recs([7]), NOW).await.unwrap(), ack(30, 1, 0));
+    // A range starting at or below acked and reaching beyond it counts.
+    assert_eq!(
+        s.ingest(d, &[folded(8, 35)], NOW).await.unwrap(),
+        ack(35, 1, 0)
+    );
+
+    // A long contiguous stretch after a gap (more than one scan step).
+    let e = new_device(&*s, "long").await;
+    assert_eq!(
+        s.ingest(e, &recs(2..=5_000), NOW).await.unwrap(),
+        ack(0, 4_999, 0)
+    );
+    assert_eq!(
+        s.ingest(e, &recs(5_001..=10_000), NOW).await.unwrap(),
+        ack(0, 5_000, 0)
+    );
+    assert_eq!(
+        s.ingest(e, &recs([1]), NOW).await.unwrap(),
+        ack(10_000, 1, 0)
+    );
+}
+
+async fn records_read_back_in_order(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let d = new_device(&*s, "gw").await;
+    let mut sent = recs([1, 2, 3, 4]);
+    sent.push(folded(5, 9));
+    sent.extend(recs(10..=20));
+    s.ingest(d, &sent, NOW + 7).await.unwrap();
+
+    let got = s.records(d, 0, 100).await.unwrap();
+    assert_eq!(got.len(), sent.len());
+    for (g, r) in got.iter().zip(&sent) {
+        assert_eq!(g.seq, r.seq as i64);
+        assert_eq!(g.seq_end, r.seq_end.unwrap_or(r.seq) as i64);
+        assert_eq!(g.at_ms, r.at);
+        assert_eq!(g.mono_ms, r.mono_ms as i64);
+        assert_eq!(g.boot_id, r.boot_id);
+        assert_eq!(g.kind, r.body.kind());
+        assert_eq!(g.received_ms, NOW + 7);
+        let body: Body = serde_json::from_str(&g.body).unwrap();
+        assert_eq!(body, r.body);
+    }
+    // Paging: from a seq, at most `limit`.
+    let page: Vec<i64> = s
+        .records(d, 5, 3)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(page, [5, 10, 11]);
+    let page: Vec<i64> = s
+        .records(d, 6, 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(page, [10, 11]);
+    assert!(s.records(d, 21, 10).await.unwrap().is_empty());
+}
+
+async fn concurrent_overlapping_batches(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let d = new_device(&*s, "gw").await;
+    // Task i sends seqs 1..=400 in batches of 50, starting at a different
+    // batch and wrapping around: every seq is sent by all 8 tasks.
+    const N: u64 = 400;
+    const B: u64 = 50;
+    let tasks: Vec<_> = (0..8u64)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut stored = 0u64;
+                let mut dups = 0u64;
+                let mut max_acked = 0;
+                for k in 0..N / B {
+                    let start = ((i + k) % (N / B)) * B + 1;
+                    let a = s.ingest(d, &recs(start..start + B), NOW).await.unwrap();
+                    assert!(a.acked >= max_acked, "acked went back");
+                    max_acked = a.acked;
+                    stored += u64::from(a.stored);
+                    dups += u64::from(a.duplicates);
+                }
+                (stored, dups)
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    let mut dups = 0;
+    for t in tasks {
+        let (s, d) = t.await.unwrap();
+        stored += s;
+        dups += d;
+    }
+    assert_eq!(stored, N, "every seq stored exactly once");
+    assert_eq!(dups, 7 * N);
+    let dev = s.device_by_name("gw").await.unwrap().unwrap();
+    assert_eq!(dev.acked, N as i64);
+    let seqs: Vec<i64> = s
+        .records(d, 0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(seqs, (1..=N as i64).collect::<Vec<_>>());
+}
+
+async fn devices_do_not_interfere(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let a = new_device(&*s, "a").await;
+    let b = new_device(&*s, "b").await;
+    assert_eq!(
+        s.ingest(a, &recs(1..=10), NOW).await.unwrap(),
+        ack(10, 10, 0)
+    );
+    // Same seqs on another device are new there.
+    assert_eq!(s.ingest(b, &recs(1..=5), NOW).await.unwrap(), ack(5, 5, 0));
+    assert_eq!(s.ingest(b, &recs([7]), NOW).await.unwrap(), ack(5, 1, 0));
+    assert_eq!(
+        s.ingest(a, &recs(11..=12), NOW).await.unwrap(),
+        ack(12, 2, 0)
+    );
+    // Concurrently, one task per device.
+    let (ra, rb) = tokio::join!(
+        {
+            let s = s.clone();
+            async move { s.ingest(a, &recs(13..=2_000), NOW).await.unwrap() }
+        },
+        {
+            let s = s.clone();
+            async move { s.ingest(b, &recs([6]), NOW).await.unwrap() }
+        }
+    );
+    assert_eq!(ra, ack(2_000, 1_988, 0));
+    assert_eq!(rb, ack(7, 1, 0));
+    let acked: BTreeSet<(String, i64)> = s
+        .list_devices()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.name, d.acked))
+        .collect();
+    assert_eq!(
+        acked,
+        BTreeSet::from([("a".to_string(), 2_000), ("b".to_string(), 7)])
+    );
+    assert_eq!(s.records(b, 0, 100).await.unwrap().len(), 7);
+    assert_eq!(s.records(a, 0, 10_000).await.unwrap().len(), 2_000);
+}
+
+async fn data_survives_reopening(db: Arc<TestDb>) {
+    let (d, before) = {
+        let s = db.open().await;
+        s.upsert_offices(&[office("dhk-savar-uno", "UNO Savar")])
+            .await
+            .unwrap();
+        let dev = s
+            .add_device("gw", Some("dhk-savar-uno"), "hash-gw", NOW)
+            .await
+            .unwrap();
+        s.ingest(dev.id, &recs([1, 2, 3, 5]), NOW).await.unwrap();
+        (dev.id, s.records(dev.id, 0, 100).await.unwrap())
+    };
+    // A new store (new pool; the old one dropped), migrations run again.
+    let s = db.open().await;
+    let dev = s.device_by_token("hash-gw").await.unwrap().unwrap();
+    assert_eq!(dev.id, d);
+    assert_eq!(dev.acked, 3);
+    assert_eq!(dev.office.as_deref(), Some("dhk-savar-uno"));
+    assert_eq!(s.list_offices().await.unwrap().len(), 1);
+    assert_eq!(s.records(d, 0, 100).await.unwrap(), before);
+    assert_eq!(s.ingest(d, &recs([4]), NOW).await.unwrap(), ack(5, 1, 0));
+    // A third opening sees the last ingest too.
+    drop(s);
+    let s = db.open().await;
+    assert_eq!(s.device_by_name("gw").await.unwrap().unwrap().acked, 5);
+}
+
+/// Measures ingest of `BATCHES` batches of `PER_BATCH` records (more with
+/// `LINKWATCH_STORE_BENCH_BATCHES`) and prints records/s.
+async fn ingest_throughput(db: Arc<TestDb>) {
+    const PER_BATCH: u64 = 1_000;
+    let batches: u64 = std::env::var("LINKWATCH_STORE_BENCH_BATCHES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let s = db.open().await;
+    let d = new_device(&*s, "bench").await;
+    let all: Vec<Vec<Record>> = (0..batches)
+        .map(|b| recs(b * PER_BATCH + 1..=(b + 1) * PER_BATCH))
+        .collect();
+    let t = Instant::now();
+    for batch in &all {
+        s.ingest(d, batch, NOW).await.unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let n = batches * PER_BATCH;
+    eprintln!(
+        "ingest throughput ({}): {batches} batches x {PER_BATCH} records in {secs:.2} s = {:.0} records/s",
+        match &*db {
+            TestDb::Sqlite { .. } => "sqlite",
+            TestDb::Postgres { .. } => "postgres",
+        },
+        n as f64 / secs
+    );
+    assert_eq!(
+        s.device_by_name("bench").await.unwrap().unwrap().acked,
+        n as i64
+    );
+}
+
+// ---------------------------------------------------------------------------
+// SQLite only
+
+/// The file is in WAL mode, and `sqlite::memory:` works (one connection).
+#[tokio::test]
+async fn sqlite_file_is_wal_and_memory_works() {
+    let db = TestDb::sqlite().await;
+    let s = db.open().await;
+    let d = new_device(&*s, "gw").await;
+    assert_eq!(s.ingest(d, &recs(1..=3), NOW).await.unwrap(), ack(3, 3, 0));
+    let mut conn = sqlx::SqliteConnection::connect(db.url()).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    conn.close().await.unwrap();
+
+    let m = store::open("sqlite::memory:").await.unwrap();
+    let d = new_device(&*m, "gw").await;
+    assert_eq!(m.ingest(d, &recs(1..=3), NOW).await.unwrap(), ack(3, 3, 0));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(m.records(d, 0, 10).await.unwrap().len(), 3);
+    assert_eq!(m.list_devices().await.unwrap().len(), 1);
+}
