@@ -73,6 +73,10 @@ impl Agent {
     fn start(tb: &Testbed, cfg: &str) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("agent.toml");
+        let cfg = format!(
+            "{cfg}\n[upload]\nspool_path = \"{}\"\n",
+            dir.path().join("spool.db").display()
+        );
         std::fs::write(&path, cfg).unwrap();
         let log = dir.path().join("agent.log");
         let child = tb

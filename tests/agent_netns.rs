@@ -379,6 +379,10 @@ fn probe_without_permission_is_named_and_other_links_keep_being_measured() {
         .replace("[[link]]\nname = \"mb0\"\nkind = \"mobile\"\n", "");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.toml");
+    let cfg = format!(
+        "{cfg}\n[upload]\nspool_path = \"{}\"\n",
+        dir.path().join("spool.db").display()
+    );
     std::fs::write(&path, &cfg).unwrap();
     let log = dir.path().join("agent.log");
     let mut child = tb

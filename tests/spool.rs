@@ -494,7 +494,7 @@ async fn spool_figures() {
             worst_at = n;
         }
         n += 1;
-        if n % 300 == 0 && n > worst_at + 3000 && spool.stats().await.unwrap().folded > 0 {
+        if n.is_multiple_of(300) && n > worst_at + 3000 && spool.stats().await.unwrap().folded > 0 {
             break;
         }
     }

@@ -565,7 +565,7 @@ async fn a_400_keeps_the_records_and_reports_the_collectors_message() {
     c.fake().faults.push_back(Fault::Status(
         400,
         None,
-        "records[3].at: measurement time out of range",
+        r#"{"error":"measurement time out of range","field":"records[3].at"}"#,
     ));
     let up = Uploader::new(
         &section(&c.url(), &s.token_file),
@@ -575,7 +575,11 @@ async fn a_400_keeps_the_records_and_reports_the_collectors_message() {
     .unwrap();
     let err = up.drain().await.unwrap_err();
     assert!(matches!(err, UploadError::Rejected { status: 400, .. }));
-    assert!(err.to_string().contains("records[3].at"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("records[3].at: measurement time out of range"),
+        "{err}"
+    );
     assert_eq!(depth(&s.spool).await, 10);
     assert!(up.stats().last_error.unwrap().contains("records[3].at"));
 }

@@ -10,6 +10,7 @@ pub mod netlink;
 pub mod policy;
 pub mod probe;
 pub mod record;
+pub mod report;
 pub mod routes;
 pub mod run;
 pub mod spool;

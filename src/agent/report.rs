@@ -91,7 +91,7 @@ impl Reporting {
         let (uploader, drainer) = match &up.collector_url {
             Some(url) => {
                 let run = Uploader::new(up, device.to_string(), spool.clone())?;
-                let drain = Uploader::new(up, device.to_string(), spool.clone())?;
+                let drain = run.clone();
                 let wake = Arc::new(Notify::new());
                 let stop = Arc::new(Notify::new());
                 let h = tokio::spawn(run.run(wake.clone(), stop.clone(), only_metered));
@@ -142,8 +142,7 @@ impl Reporting {
                 detail: Some(format!("wall clock moved by {step} ms")),
             });
         }
-        self.recorder
-            .record(Body::Heartbeat { online, count: 1 });
+        self.recorder.record(Body::Heartbeat { online, count: 1 });
     }
 
     /// A link came back: try uploading now rather than at the next interval.
@@ -155,6 +154,30 @@ impl Reporting {
 
     pub async fn stats(&self) -> Option<SpoolStats> {
         self.spool.stats().await.ok()
+    }
+
+    /// Spool and upload figures for `status` and metrics.
+    pub async fn status(&self) -> crate::wire::RecordStatus {
+        let s = self.stats().await.unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let up = self.drainer.as_ref().map(|d| d.stats());
+        let ms_to_rfc = |ms: i64| {
+            crate::shared::time::rfc3339(
+                std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64),
+            )
+        };
+        crate::wire::RecordStatus {
+            depth: s.depth,
+            bytes: s.bytes,
+            oldest_unsent_age_s: s.oldest_at_ms.map(|o| ((now - o).max(0) / 1000) as u64),
+            upload_enabled: up.is_some(),
+            last_upload: up.as_ref().and_then(|u| u.last_success_ms).map(ms_to_rfc),
+            last_error: up.as_ref().and_then(|u| u.last_error.clone()),
+            upload_bytes: up.as_ref().map(|u| u.bytes_sent).unwrap_or(0),
+        }
     }
 
     /// Clean stop: record it, flush the spool, and send what can be sent

@@ -8,6 +8,7 @@ use crate::agent::links;
 use crate::agent::netlink::{self, LinkEvent};
 use crate::agent::policy::{Candidate, Cause, Policy, PolicyParams};
 use crate::agent::probe::{NetProber, Prober};
+use crate::agent::report::Reporting;
 use crate::agent::routes;
 use crate::agent::status::{self, Control, Shared, SwitchLabels};
 use crate::agent::worker::{LinkMsg, StateNote, Worker};
@@ -576,6 +577,25 @@ pub async fn run_with(
         last_order: vec![],
         recorder: crate::agent::record::Recorder::disabled(),
     };
+    // The durable record: everything from here on is spooled first.
+    let only_metered: Arc<dyn Fn() -> bool + Send + Sync> = {
+        let shared = agent.shared.clone();
+        Arc::new(move || {
+            let links = shared.links.read().unwrap_or_else(|e| e.into_inner());
+            let online: Vec<_> = links.values().filter(|l| l.state.is_online()).collect();
+            !online.is_empty() && online.iter().all(|l| l.plan.metered)
+        })
+    };
+    let mut reporting = match Reporting::start(&agent.cfg, &hostname, only_metered).await {
+        Ok(r) => {
+            agent.recorder = r.recorder.clone();
+            Some(r)
+        }
+        Err(e) => {
+            error!("NOT RECORDING: cannot open the spool ({e}); measuring and failover go on");
+            None
+        }
+    };
     agent.policy = Policy::new(policy_params(&agent.cfg.failover));
     agent.policy.prefer(agent.cfg.failover.prefer.clone());
     agent.hooks = Hooks::new(
@@ -602,6 +622,12 @@ pub async fn run_with(
     if agent.workers.is_empty() {
         warn!("no links to watch: declare [[link]] entries or check [discovery]");
     }
+    if let Some(r) = &reporting {
+        let plans: Vec<LinkPlan> = agent.workers.values().map(|w| w.plan.clone()).collect();
+        r.facts(&hostname, &plans);
+    }
+    let mut heartbeat = tokio::time::interval(agent.cfg.upload.heartbeat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     if agent.routes_mode() {
         for name in agent.workers.keys().filter(|n| agent.managed(n)) {
             if let Err(e) = routes::set_ignore_linkdown(name) {
@@ -623,12 +649,23 @@ pub async fn run_with(
                 }
             }
             Some(n) = notes_rx.recv() => {
+                let mut back = !n.from.is_online() && n.to.is_online();
                 agent.on_note(n);
                 // Several links may change at once: take them all, decide once.
                 while let Ok(n) = notes_rx.try_recv() {
+                    back |= !n.from.is_online() && n.to.is_online();
                     agent.on_note(n);
                 }
                 agent.decide().await;
+                if back && let Some(r) = &reporting {
+                    r.link_back();
+                }
+            }
+            _ = heartbeat.tick() => {
+                if let Some(r) = reporting.as_mut() {
+                    let online = agent.shared.snapshot().online;
+                    r.heartbeat(online);
+                }
             }
             Some(c) = control_rx.recv() => {
                 if agent.on_control(c) {
@@ -640,6 +677,14 @@ pub async fn run_with(
                 agent.decide().await;
             }
             _ = tick.tick() => {
+                if let Some(r) = &reporting {
+                    let st = r.status().await;
+                    let m = &agent.shared.metrics;
+                    m.spool_depth.set(st.depth as i64);
+                    m.spool_oldest.set(st.oldest_unsent_age_s.unwrap_or(0) as i64);
+                    m.upload_bytes.set(st.upload_bytes as i64);
+                    *agent.shared.record.write().unwrap_or_else(|e| e.into_inner()) = st;
+                }
                 agent.resync().await;
                 agent.decide().await;
                 agent.sync_routes().await;
@@ -656,6 +701,11 @@ pub async fn run_with(
         let _ = w.tx.send(LinkMsg::Stop);
     }
     watcher.abort();
+    if let Some(r) = reporting.take() {
+        // Let the workers hand over their last minute first.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        r.stop(Duration::from_secs(3)).await;
+    }
     if agent.routes_mode() && !agent.cfg.failover.dry_run {
         match routes::remove_all().await {
             Ok(n) => info!(

@@ -827,6 +827,23 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn the_file_is_wal_with_full_sync() {
+        let dir = std::env::temp_dir().join(format!("lw-spool-unit-{}", std::process::id()));
+        let spool = Spool::open(&dir.join("s.db"), 1 << 20).await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&spool.pool)
+            .await
+            .unwrap();
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&spool.pool)
+            .await
+            .unwrap();
+        assert_eq!((mode.as_str(), sync), ("wal", 2));
+        spool.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn interleaved_groups_fold_into_a_partition_of_the_chunk() {
         let recs: Vec<Record> = (1..=9)

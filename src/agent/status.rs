@@ -5,7 +5,7 @@
 use crate::config::agent::LinkPlan;
 use crate::shared::time::Millis;
 use crate::shared::time::rfc3339;
-use crate::wire::{AgentStatus, FailoverStatus, LinkState, LinkStatus};
+use crate::wire::{AgentStatus, FailoverStatus, LinkState, LinkStatus, RecordStatus};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -77,6 +77,9 @@ pub struct Metrics {
     pub online: Gauge,
     pub switches: Family<SwitchLabels, Counter>,
     pub route_apply: Histogram,
+    pub spool_depth: Gauge,
+    pub spool_oldest: Gauge,
+    pub upload_bytes: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -160,8 +163,31 @@ impl Metrics {
             "Time from a decision to its routes being in the kernel",
             route_apply.clone(),
         );
+        let spool_depth = Gauge::default();
+        registry.register(
+            "spool_records",
+            "Records in the spool not yet acknowledged by the collector",
+            spool_depth.clone(),
+        );
+        let spool_oldest = Gauge::default();
+        registry.register_with_unit(
+            "spool_oldest_unsent_age",
+            "Age of the oldest record not yet acknowledged",
+            prometheus_client::registry::Unit::Seconds,
+            spool_oldest.clone(),
+        );
+        let upload_bytes = Gauge::default();
+        registry.register_with_unit(
+            "upload_sent",
+            "Compressed bytes sent to the collector since start",
+            prometheus_client::registry::Unit::Bytes,
+            upload_bytes.clone(),
+        );
         Metrics {
             registry,
+            spool_depth,
+            spool_oldest,
+            upload_bytes,
             switches,
             route_apply,
             link_state,
@@ -224,6 +250,7 @@ pub struct Shared {
     pub started: SystemTime,
     pub hostname: String,
     pub failover: RwLock<FailoverStatus>,
+    pub record: RwLock<RecordStatus>,
     /// Serialises online-gauge updates.
     online_lock: Mutex<()>,
 }
@@ -236,6 +263,7 @@ impl Shared {
             started: SystemTime::now(),
             hostname,
             failover: RwLock::new(FailoverStatus::default()),
+            record: RwLock::new(RecordStatus::default()),
             online_lock: Mutex::new(()),
         })
     }
@@ -296,6 +324,11 @@ impl Shared {
             links: out,
             failover: self
                 .failover
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            record: self
+                .record
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),

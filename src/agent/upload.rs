@@ -141,12 +141,15 @@ struct Net {
     reload_token: AtomicBool,
 }
 
-/// Uploads the spool to the collector.
+/// Uploads the spool to the collector. Clones share everything (client,
+/// figures, batch size): keep one to call [`Uploader::drain`] once more at a
+/// clean stop after handing another to [`Uploader::run`].
+#[derive(Clone)]
 pub struct Uploader {
-    net: Option<Net>,
+    net: Option<Arc<Net>>,
     device: String,
     spool: Arc<Spool>,
-    batch_size: AtomicUsize,
+    batch_size: Arc<AtomicUsize>,
     upload_interval: Duration,
     backoff_max: Duration,
     hold_backlog_on_metered: bool,
@@ -202,6 +205,25 @@ fn shorten(s: &str) -> String {
     format!("{}...", &s[..end])
 }
 
+/// The collector's error answer, `{"error": "...", "field": "..."}`, as
+/// `field: error`; any other body as text.
+fn error_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        error: String,
+        #[serde(default)]
+        field: Option<String>,
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody {
+            error,
+            field: Some(f),
+        }) => shorten(&format!("{f}: {error}")),
+        Ok(ErrorBody { error, field: None }) => shorten(&error),
+        Err(_) => shorten(&String::from_utf8_lossy(body)),
+    }
+}
+
 /// `Retry-After` in seconds (the HTTP-date form is not understood and ignored).
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
     let v = resp.headers().get(reqwest::header::RETRY_AFTER)?;
@@ -221,7 +243,7 @@ impl Uploader {
         let batch_size = cfg.batch_max_records.clamp(1, MAX_RECORDS);
         let net = match &cfg.collector_url {
             None => None,
-            Some(base) => Some(Self::net(cfg, base)?),
+            Some(base) => Some(Arc::new(Self::net(cfg, base)?)),
         };
         let stats = UploadStatsHandle::default();
         {
@@ -233,7 +255,7 @@ impl Uploader {
             net,
             device,
             spool,
-            batch_size: AtomicUsize::new(batch_size),
+            batch_size: Arc::new(AtomicUsize::new(batch_size)),
             upload_interval: cfg.upload_interval.max(Duration::from_millis(100)),
             backoff_max: cfg.backoff_max.max(BACKOFF_BASE),
             hold_backlog_on_metered: cfg.hold_backlog_on_metered,
@@ -441,7 +463,7 @@ impl Uploader {
         }
         Err(UploadError::Rejected {
             status: status.as_u16(),
-            message: shorten(&String::from_utf8_lossy(&text)),
+            message: error_message(&text),
             records: n,
             retry_after,
         })
@@ -491,6 +513,10 @@ impl Uploader {
     /// online links are metered and `hold_backlog_on_metered` is set,
     /// nothing is sent while the spool holds `metered_backlog_threshold`
     /// records or more.
+    ///
+    /// Signal `stop` and `wake` with `notify_one` (a permit is kept if the
+    /// task is busy or not started yet); `notify_waiters` works too once
+    /// `run` has started.
     pub async fn run(
         self,
         wake: Arc<Notify>,

@@ -121,7 +121,7 @@ pub struct Worker {
     active: bool,
     ipv6: bool,
     /// Consecutive failures per reachability target, for warnings.
-    target_fails: HashMap<String, u32>,
+    target_fails: HashMap<String, (u32, Option<ProbeFailure>)>,
     warnings: Vec<String>,
     rotate: usize,
     probe_bytes: u64,
@@ -326,26 +326,29 @@ impl Worker {
         for (label, o) in &outcomes {
             let kind = label.split(' ').next().unwrap_or("probe").to_string();
             self.count_probe(label, &kind, o);
-            let n = self.target_fails.entry(label.clone()).or_insert(0);
+            let entry = self.target_fails.entry(label.clone()).or_insert((0, None));
             match &o.result {
-                Ok(_) => *n = 0,
+                Ok(_) => *entry = (0, None),
                 Err(f) => {
-                    *n += 1;
-                    if matches!(
-                        f,
-                        ProbeFailure::Permission(_) | ProbeFailure::NoSuchInterface
-                    ) {
-                        warnings.push(format!("{label}: {f}"));
-                    }
+                    entry.0 += 1;
+                    entry.1 = Some(f.clone());
                 }
             }
         }
-        // A target that keeps failing while the link works is worth a warning.
-        for (label, n) in &self.target_fails {
-            if *n >= 10 && round_clean {
-                warnings.push(format!(
+        // Warnings come from every target's last outcome, not only this
+        // round's (a standby round probes one target at a time).
+        for (label, (n, last)) in &self.target_fails {
+            match last {
+                Some(
+                    f @ (ProbeFailure::Permission(_)
+                    | ProbeFailure::NoSuchInterface
+                    | ProbeFailure::Resolve(_)),
+                ) => warnings.push(format!("{label}: {f}")),
+                // A target that keeps failing while the link works.
+                Some(_) if *n >= 10 && round_clean => warnings.push(format!(
                     "{label}: no answer for {n} probes in a row (the link itself works)"
-                ));
+                )),
+                _ => {}
             }
         }
         warnings.sort();

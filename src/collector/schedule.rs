@@ -20,9 +20,9 @@
 //! "compatible" way (a time in a gap moves forward, an ambiguous time takes
 //! the earlier instant). Asia/Dhaka has had no DST since 2009.
 
+use jiff::Timestamp;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::{TimeZone, TimeZoneDatabase};
-use jiff::Timestamp;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -177,12 +177,17 @@ fn parse_time(text: &str) -> Option<(u8, u8)> {
     ((h < 24 && m < 60) || (h == 24 && m == 0)).then_some((h, m))
 }
 
-fn parse_hours(text: &str) -> Result<((u8, u8), (u8, u8)), ScheduleError> {
+/// Hour and minute.
+type Hm = (u8, u8);
+
+fn parse_hours(text: &str) -> Result<(Hm, Hm), ScheduleError> {
     let bad = |why: &str| ScheduleError::BadHours {
         hours: text.to_string(),
         why: why.to_string(),
     };
-    let (a, b) = text.split_once('-').ok_or_else(|| bad("no `-` between the times"))?;
+    let (a, b) = text
+        .split_once('-')
+        .ok_or_else(|| bad("no `-` between the times"))?;
     let open = parse_time(a).ok_or_else(|| bad("the opening time is not HH:MM"))?;
     let close = parse_time(b).ok_or_else(|| bad("the closing time is not HH:MM"))?;
     if open.0 == 24 {
@@ -218,14 +223,18 @@ fn parse_date(s: &str) -> Option<Date> {
     let shape = b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b
-            .iter()
+        && b.iter()
             .enumerate()
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
     if !shape {
         return None;
     }
-    Date::new(s[0..4].parse().ok()?, s[5..7].parse().ok()?, s[8..10].parse().ok()?).ok()
+    Date::new(
+        s[0..4].parse().ok()?,
+        s[5..7].parse().ok()?,
+        s[8..10].parse().ok()?,
+    )
+    .ok()
 }
 
 impl Schedule {
@@ -333,10 +342,25 @@ impl fmt::Display for Schedule {
                 close,
                 ..
             } => {
-                let names: Vec<&str> = (0..7)
-                    .filter(|i| days[*i])
-                    .map(|i| DAY_NAMES[i])
-                    .collect();
+                // Runs of three days or more as ranges (`sun-thu`).
+                let mut names: Vec<String> = Vec::new();
+                let mut i = 0;
+                while i < 7 {
+                    if !days[i] {
+                        i += 1;
+                        continue;
+                    }
+                    let mut j = i;
+                    while j + 1 < 7 && days[j + 1] {
+                        j += 1;
+                    }
+                    if j >= i + 2 {
+                        names.push(format!("{}-{}", DAY_NAMES[i], DAY_NAMES[j]));
+                    } else {
+                        names.extend((i..=j).map(|k| DAY_NAMES[k].to_string()));
+                    }
+                    i = j + 1;
+                }
                 write!(
                     f,
                     "office:{}:{}:{:02}:{:02}-{:02}:{:02}",
@@ -378,7 +402,7 @@ mod tests {
         assert_eq!(parse_schedule("always").unwrap(), Schedule::Always);
         assert_eq!(parse_schedule(" Always ").unwrap(), Schedule::Always);
         let s = parse_schedule("office").unwrap();
-        assert_eq!(s.to_string(), "office:Asia/Dhaka:sun,mon,tue,wed,thu:09:00-17:00");
+        assert_eq!(s.to_string(), "office:Asia/Dhaka:sun-thu:09:00-17:00");
         assert_eq!(
             s,
             parse_schedule("office:Asia/Dhaka:sun-thu:09:00-17:00").unwrap()
@@ -386,6 +410,18 @@ mod tests {
         assert_eq!(parse_schedule(&s.to_string()).unwrap(), s);
         assert_eq!(Schedule::Always.mask(5, 10), vec![(5, 10)]);
         assert!(Schedule::Always.mask(10, 10).is_empty());
+    }
+
+    #[test]
+    fn the_bundled_database_knows_dhaka() {
+        // What the collector uses on a machine without /usr/share/zoneinfo.
+        let tz = TimeZoneDatabase::bundled().get("Asia/Dhaka").unwrap();
+        let ts = Timestamp::from_millisecond(dhaka(2026, 11, 29, 9, 0)).unwrap();
+        assert_eq!(tz.to_offset(ts).seconds(), 6 * 3600);
+        let s = parse_schedule("office:UTC:fri,sat:10:00-11:00").unwrap();
+        assert_eq!(s.to_string(), "office:UTC:fri,sat:10:00-11:00");
+        let s = parse_schedule("office:UTC:mon-wed,fri,sat:10:00-11:00").unwrap();
+        assert_eq!(s.to_string(), "office:UTC:mon-wed,fri,sat:10:00-11:00");
     }
 
     #[test]
@@ -421,7 +457,10 @@ mod tests {
             ]
         );
         // Friday and Saturday only: nothing.
-        assert!(s.mask(dhaka(2026, 12, 4, 0, 0), dhaka(2026, 12, 6, 0, 0)).is_empty());
+        assert!(
+            s.mask(dhaka(2026, 12, 4, 0, 0), dhaka(2026, 12, 6, 0, 0))
+                .is_empty()
+        );
     }
 
     #[test]
@@ -445,7 +484,10 @@ mod tests {
     #[test]
     fn other_zones_days_and_hours() {
         let s = parse_schedule("office:Europe/Berlin:mon-fri:08:30-24:00").unwrap();
-        let Schedule::OfficeHours { days, open, close, .. } = &s else {
+        let Schedule::OfficeHours {
+            days, open, close, ..
+        } = &s
+        else {
             panic!("{s:?}")
         };
         assert_eq!(*days, [false, true, true, true, true, true, false]);
@@ -483,10 +525,20 @@ mod tests {
         assert!(e.to_string().contains("Asia/Dhaka"), "{e}");
         let e = parse_schedule("sometimes").unwrap_err();
         assert!(e.to_string().contains("`sometimes`"), "{e}");
-        assert!(e.to_string().contains("office:Asia/Dhaka:sun-thu:09:00-17:00"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("office:Asia/Dhaka:sun-thu:09:00-17:00"),
+            "{e}"
+        );
         let e = parse_schedule("office:Asia/Dhaka:sun-thr").unwrap_err();
         assert!(e.to_string().contains("`thr` is not a day"), "{e}");
-        for hours in ["17:00-09:00", "9-17", "09:00-25:00", "24:00-24:00", "09:0-17:00"] {
+        for hours in [
+            "17:00-09:00",
+            "9-17",
+            "09:00-25:00",
+            "24:00-24:00",
+            "09:0-17:00",
+        ] {
             let e = parse_schedule(&format!("office:Asia/Dhaka:sun-thu:{hours}")).unwrap_err();
             assert!(
                 matches!(&e, ScheduleError::BadHours { hours: h, .. } if h == hours),

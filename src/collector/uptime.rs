@@ -18,9 +18,11 @@
 //! **Order and duplicates.** Records are de-duplicated by `seq` (when two
 //! records claim the same `seq`, the one with the smallest
 //! `(boot_id, mono_ms, at_ms, seq_end)` is kept; the protocol makes them
-//! identical anyway). Boots are ordered by their first appearance in time (the
-//! placed time of their first record, then boot id); within a boot records are
-//! ordered by `(mono_ms, seq)`, so a stepped wall clock cannot reorder them.
+//! identical anyway). Boots are ordered by their first appearance in the
+//! agent's own numbering (their lowest `seq`: the per-device sequence runs on
+//! across boots, and unlike the wall clock it cannot be wrong); within a boot
+//! records are ordered by `(mono_ms, seq)`, so a stepped wall clock cannot
+//! reorder them.
 //!
 //! **Placing records in time.** A record is placed at its `at_ms`, except in a
 //! boot that declared a `lifecycle clock_step`: from the last heartbeat before
@@ -30,10 +32,11 @@
 //! anchor's time plus the monotonic time elapsed since it. CLOCK_BOOTTIME
 //! counts suspend and is slewed by NTP like the wall clock, so this is as good
 //! as the wall clock was before the step; the pre-step clock is trusted
-//! (weaker when the step was NTP correcting a wrong clock at boot). Placed
-//! times never go backwards: each is at least the previous one (a record whose
-//! boot overlaps the previous boot in time is pushed to the previous boot's
-//! last time). Undeclared steps are not detected.
+//! (wrong when the step was NTP correcting a bad clock at boot: that boot is
+//! then placed as far off as its clock was). Placed times never go backwards:
+//! each is at least the previous one (records of a boot that overlaps the
+//! previous boot in time are pushed to the previous boot's last time).
+//! Undeclared steps (a step just before a crash or stop) are not detected.
 //!
 //! **Evidence of running.** Every record proves the agent ran at its placed
 //! time; a heartbeat also covers the `count × heartbeat_ms` before it and a
@@ -68,15 +71,16 @@
 //! **Online or offline, while running.** Link states come from `link_state`
 //! records (their `to` and `reason`). In a session that began with a start,
 //! every link starts `down` (the agent's health machine does, and records only
-//! changes), so the device is online exactly when some link's last recorded
-//! state in the session is `up` or `degraded`, offline otherwise — heartbeats
-//! are not needed. In an incomplete session a link's state is unknown until
-//! its first `link_state`; there the heartbeats fill in: a heartbeat's
-//! `online` flag holds for the minutes it covers (and after, until the next
-//! heartbeat's coverage); the device is online when a known link is up or the
-//! heartbeat says online, offline when the heartbeat says offline or when some
-//! link is known and none is up (`all known links down`), and `no_data`
-//! (`link states unknown`) when nothing is known.
+//! changes), so in a complete session the device is online exactly when some
+//! link's last recorded state in the session is `up` or `degraded`, offline
+//! otherwise; heartbeats are not needed. In a session without a start a
+//! link's state is unknown until its first `link_state`. In incomplete
+//! sessions (no start, or records missing) the heartbeats fill in: a
+//! heartbeat's `online` flag holds for the minutes it covers (and after, until
+//! the next heartbeat's coverage); the device is online when a known link is
+//! up or the heartbeat says online, offline when the heartbeat says offline or,
+//! before any heartbeat, when some link is known and none is up (`all known
+//! links down`), and `no_data` (`link states unknown`) when nothing is known.
 //!
 //! **Link timelines.** A link's intervals cover only time the agent runs *and*
 //! the link's state is known: in a complete session from the first record
@@ -87,9 +91,16 @@
 //!
 //! All intervals are clamped to the window `[from, to)`; device intervals are
 //! contiguous, sorted, non-overlapping, non-empty, cover exactly the window,
-//! and adjacent intervals with the same state and cause are merged. Nothing a
-//! record arriving late says changes the timeline before the time it covers
-//! (its placed time, minus its coverage; for a clock step, from its anchor).
+//! and adjacent intervals with the same state and cause are merged.
+//!
+//! **Late records.** The agent uploads in sequence order, so what arrives late
+//! is the records after the last one received. Such a backlog changes nothing
+//! before the time it covers (a record's placed time minus its coverage; for
+//! a clock step, from its anchor), given `now` no earlier than the last record
+//! received (the property tests check exactly this). One reach further back
+//! is inherent: a late record whose coverage starts within `heartbeat_ms +
+//! grace_ms` of earlier evidence turns what looked like a silence just before
+//! it into running time.
 //!
 //! # Figures
 //! Only time inside the mask (the schedule's open intervals) counts.
@@ -215,7 +226,9 @@ impl Default for Params {
 
 impl Params {
     fn bridge(&self) -> i64 {
-        self.heartbeat_ms.max(0).saturating_add(self.grace_ms.max(0))
+        self.heartbeat_ms
+            .max(0)
+            .saturating_add(self.grace_ms.max(0))
     }
 }
 
@@ -238,13 +251,8 @@ fn is_event(r: &Rec, e: LifecycleEvent) -> bool {
 fn place(recs: &[Rec]) -> Vec<Placed<'_>> {
     let mut v: Vec<&Rec> = recs.iter().collect();
     v.sort_by(|a, b| {
-        (a.seq, &a.boot_id, a.mono_ms, a.at_ms, a.seq_end).cmp(&(
-            b.seq,
-            &b.boot_id,
-            b.mono_ms,
-            b.at_ms,
-            b.seq_end,
-        ))
+        (a.seq, &a.boot_id, a.mono_ms, a.at_ms, a.seq_end)
+            .cmp(&(b.seq, &b.boot_id, b.mono_ms, b.at_ms, b.seq_end))
     });
     v.dedup_by_key(|r| r.seq);
     let mut boots: BTreeMap<&str, Vec<&Rec>> = BTreeMap::new();
@@ -258,7 +266,10 @@ fn place(recs: &[Rec]) -> Vec<Placed<'_>> {
             place_boot(&b)
         })
         .collect();
-    placed_boots.sort_by(|a, b| (a[0].t, &a[0].rec.boot_id).cmp(&(b[0].t, &b[0].rec.boot_id)));
+    // Boots in the order the agent numbered their records (sequence numbers
+    // run on across boots); a wrong clock cannot reorder them.
+    let key = |b: &[Placed<'_>]| b.iter().map(|r| r.rec.seq).min().unwrap_or(0);
+    placed_boots.sort_by_key(|b| key(b));
     let mut out: Vec<Placed<'_>> = placed_boots.into_iter().flatten().collect();
     for i in 1..out.len() {
         out[i].t = out[i].t.max(out[i - 1].t);
@@ -321,7 +332,8 @@ struct Session {
     stretches: Vec<(i64, i64)>,
     /// What the device is between the stretches (one entry per gap).
     gaps: Vec<(DeviceState, &'static str)>,
-    /// Link state changes: link -> [(time, state (None = unknown), cause)].
+    /// Link state changes: link -> [(time, state, cause)]; a link is unknown
+    /// before its first entry.
     links: BTreeMap<String, Vec<(i64, LinkState, Option<String>)>>,
     /// Heartbeat step function (incomplete sessions only): (from, online).
     hb: Vec<(i64, bool)>,
@@ -335,7 +347,6 @@ fn link_at(changes: &[(i64, LinkState, Option<String>)], t: i64) -> Option<usize
 }
 
 impl Session {
-
     fn hb_at(&self, t: i64) -> Option<bool> {
         let i = self.hb.partition_point(|h| h.0 <= t).checked_sub(1)?;
         Some(self.hb[i].1)
@@ -540,8 +551,16 @@ pub fn timeline(recs: &[Rec], from: i64, to: i64, now: i64, p: &Params) -> Timel
     let mut segs: Vec<(i64, i64, Seg)> = Vec::new();
     match sessions.first() {
         None => {
-            segs.push((i64::MIN, now, Seg::Fixed(DeviceState::NoData, cause::NO_RECORDS)));
-            segs.push((now, i64::MAX, Seg::Fixed(DeviceState::NoData, cause::FUTURE)));
+            segs.push((
+                i64::MIN,
+                now,
+                Seg::Fixed(DeviceState::NoData, cause::NO_RECORDS),
+            ));
+            segs.push((
+                now,
+                i64::MAX,
+                Seg::Fixed(DeviceState::NoData, cause::FUTURE),
+            ));
         }
         Some(first) => segs.push((
             i64::MIN,
@@ -620,7 +639,11 @@ pub fn timeline(recs: &[Rec], from: i64, to: i64, now: i64, p: &Params) -> Timel
                     let mut x = a;
                     let lo = changes.partition_point(|c| c.0 <= a);
                     let hi = changes.partition_point(|c| c.0 < b);
-                    for y in changes[lo..hi].iter().map(|c| c.0).chain(std::iter::once(b)) {
+                    for y in changes[lo..hi]
+                        .iter()
+                        .map(|c| c.0)
+                        .chain(std::iter::once(b))
+                    {
                         if y > x {
                             if let Some(i) = link_at(changes, x) {
                                 let c = &changes[i];
@@ -640,7 +663,13 @@ pub fn timeline(recs: &[Rec], from: i64, to: i64, now: i64, p: &Params) -> Timel
     let mut x = from;
     for iv in device {
         if iv.start > x {
-            push(&mut full, x, iv.start, DeviceState::NoData, Some(cause::NO_RECORDS));
+            push(
+                &mut full,
+                x,
+                iv.start,
+                DeviceState::NoData,
+                Some(cause::NO_RECORDS),
+            );
         }
         let start = iv.start.max(x);
         if iv.end > start {
@@ -649,7 +678,13 @@ pub fn timeline(recs: &[Rec], from: i64, to: i64, now: i64, p: &Params) -> Timel
         }
     }
     if x < to {
-        push(&mut full, x, to, DeviceState::NoData, Some(cause::NO_RECORDS));
+        push(
+            &mut full,
+            x,
+            to,
+            DeviceState::NoData,
+            Some(cause::NO_RECORDS),
+        );
     }
     tl.device = full;
     tl.links = links;
@@ -838,9 +873,9 @@ pub fn figures(tl: &Timeline, recs: &[Rec], mask: &[(i64, i64)]) -> Figures {
     f.failovers = placed
         .iter()
         .filter(|r| inside(&mask, r.t))
-        .filter(|r| {
-            matches!(&r.rec.body, Body::Failover { from: Some(a), to: Some(b), .. } if a != b)
-        })
+        .filter(
+            |r| matches!(&r.rec.body, Body::Failover { from: Some(a), to: Some(b), .. } if a != b),
+        )
         .count() as u32;
     let (loss, rtt) = quality(&placed, &mask);
     f.loss_pct = loss;
@@ -870,21 +905,25 @@ fn per_kind(tl: &Timeline, placed: &[Placed<'_>], mask: &[(i64, i64)]) -> BTreeM
         let i = v.partition_point(|iv| iv.start <= t).checked_sub(1)?;
         (v[i].end > t).then_some(v[i].state)
     };
+    let mut breaks: Vec<i64> = tl
+        .links
+        .values()
+        .flat_map(|(_, v)| v.iter().flat_map(|x| [x.start, x.end]))
+        .chain(chosen.iter().map(|c| c.0))
+        .collect();
+    breaks.sort_unstable();
+    breaks.dedup();
     let mut out: BTreeMap<LinkKind, i64> = BTreeMap::new();
-    for iv in tl.device.iter().filter(|iv| iv.state == DeviceState::Online) {
+    for iv in tl
+        .device
+        .iter()
+        .filter(|iv| iv.state == DeviceState::Online)
+    {
         for (a, b) in clip(mask, iv.start, iv.end) {
-            let mut breaks: Vec<i64> = tl
-                .links
-                .values()
-                .flat_map(|(_, v)| v.iter().flat_map(|x| [x.start, x.end]))
-                .chain(chosen.iter().map(|c| c.0))
-                .filter(|x| *x > a && *x < b)
-                .collect();
-            breaks.push(b);
-            breaks.sort_unstable();
-            breaks.dedup();
+            let lo = breaks.partition_point(|x| *x <= a);
+            let hi = breaks.partition_point(|x| *x < b);
             let mut x = a;
-            for y in breaks {
+            for &y in breaks[lo..hi].iter().chain(std::iter::once(&b)) {
                 let online: Vec<(&str, LinkKind, LinkState)> = tl
                     .links
                     .iter()

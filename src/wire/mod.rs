@@ -105,6 +105,24 @@ pub struct FailoverStatus {
     pub switches: u64,
 }
 
+/// The durable record and its upload, as `status` shows them.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RecordStatus {
+    /// Records in the spool not yet acknowledged by the collector.
+    pub depth: u64,
+    /// Spool payload bytes.
+    pub bytes: u64,
+    /// Age of the oldest unsent record, seconds.
+    pub oldest_unsent_age_s: Option<u64>,
+    /// Is a collector configured?
+    pub upload_enabled: bool,
+    /// Last accepted upload (RFC 3339).
+    pub last_upload: Option<String>,
+    pub last_error: Option<String>,
+    /// Compressed bytes sent to the collector since start.
+    pub upload_bytes: u64,
+}
+
 /// The whole document served by the agent's status listener.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentStatus {
@@ -115,4 +133,6 @@ pub struct AgentStatus {
     pub links: Vec<LinkStatus>,
     #[serde(default)]
     pub failover: FailoverStatus,
+    #[serde(default)]
+    pub record: RecordStatus,
 }

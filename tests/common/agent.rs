@@ -35,7 +35,15 @@ impl<'a> Agent<'a> {
     pub fn spawn_with(tb: &'a Testbed, config_text: &str, prefix: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("agent.toml");
-        std::fs::write(&config, config_text).expect("write config");
+        let mut text = config_text.to_string();
+        if !text.contains("[upload]") {
+            // Each agent keeps its own spool, never the system's.
+            text.push_str(&format!(
+                "\n[upload]\nspool_path = \"{}\"\n",
+                dir.path().join("spool.db").display()
+            ));
+        }
+        std::fs::write(&config, text).expect("write config");
         let log = dir.path().join("agent.log");
         let logf = std::fs::File::create(&log).expect("log file");
         let mut args: Vec<&str> = prefix.to_vec();
