@@ -260,12 +260,16 @@ impl LinkHealth {
                     self.lose_reach("absent");
                 } else if !self.present {
                     self.carrier = true;
+                    self.reach_reason = "probing".into();
                 }
                 self.present = p;
             }
             Observation::Carrier(c) => {
                 if !c {
                     self.lose_reach("carrier");
+                } else if !self.carrier && self.reach_down {
+                    // Carrier is back: down until probes prove the link.
+                    self.reach_reason = "probing".into();
                 }
                 self.carrier = c;
             }

@@ -259,9 +259,9 @@ impl Worker {
         let t = self.health.observe(self.clock.now(), obs);
         self.note(t.clone());
         self.publish();
-        if let Some(t) = t
-            && t.from != t.to
-        {
+        if let Some(t) = &t {
+            // Reason changes are recorded too (`probes` -> `carrier` tells
+            // IT staff the cable went, not the ISP).
             self.recorder.record(Body::LinkState {
                 link: self.plan.name.clone(),
                 kind: self.plan.kind,
@@ -269,6 +269,10 @@ impl Worker {
                 to: t.to,
                 reason: t.reason.clone(),
             });
+        }
+        if let Some(t) = t
+            && t.from != t.to
+        {
             let _ = self.notes.send(StateNote {
                 link: self.plan.name.clone(),
                 kind: self.plan.kind.to_string(),

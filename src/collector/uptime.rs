@@ -39,9 +39,10 @@
 //! Undeclared steps (a step just before a crash or stop) are not detected.
 //!
 //! **Evidence of running.** Every record proves the agent ran at its placed
-//! time; a heartbeat also covers the `count × heartbeat_ms` before it and a
-//! `link_minutes` record the `minutes` before it (both clamped to the start of
-//! their session). Evidence closer than `heartbeat_ms + grace_ms` is bridged.
+//! time; a heartbeat also covers the `count × heartbeat_ms` before it, a
+//! `link_minutes` record the `minutes` before it, and a `clock_step` (written
+//! by the heartbeat tick just before its heartbeat) one `heartbeat_ms` (all
+//! clamped to the start of their session). Evidence closer than `heartbeat_ms + grace_ms` is bridged.
 //!
 //! **Sessions.** A session is one run of the agent: it begins at a `lifecycle
 //! start`, at a change of boot id, or at the first record after a `stop`, and
@@ -311,6 +312,11 @@ fn coverage(r: &Rec, p: &Params) -> i64 {
     match r.body {
         Body::Heartbeat { count, .. } => i64::from(count).saturating_mul(p.heartbeat_ms.max(0)),
         Body::LinkMinutes { minutes, .. } => i64::from(minutes) * 60_000,
+        // Written by the heartbeat tick just before its heartbeat.
+        Body::Lifecycle {
+            event: LifecycleEvent::ClockStep,
+            ..
+        } => p.heartbeat_ms.max(0),
         _ => 0,
     }
 }

@@ -433,3 +433,14 @@ fn a_link_that_never_comes_up_says_why_after_down_after_rounds() {
     assert_eq!(h.state(), LinkState::Down);
     assert_eq!(h.reason(), Some("probes"));
 }
+
+#[test]
+fn carrier_back_says_probing_until_the_link_is_proven() {
+    let p = HealthParams::default();
+    let mut h = up_link(p.clone());
+    h.observe(Millis(1), Observation::Carrier(false));
+    assert_eq!(h.reason(), Some("carrier"));
+    let t = h.observe(Millis(2), Observation::Carrier(true)).unwrap();
+    assert_eq!((t.from, t.to), (LinkState::Down, LinkState::Down));
+    assert_eq!(h.reason(), Some("probing"));
+}

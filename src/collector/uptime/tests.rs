@@ -958,7 +958,7 @@ fn influence(placed: &[Placed<'_>], i: usize, p: &Params) -> i64 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(6000))]
 
     #[test]
     fn states_cover_the_window_and_order_and_duplicates_do_not_matter(
@@ -1098,7 +1098,7 @@ fn garbage() -> impl Strategy<Value = Rec> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(6000))]
 
     /// Whatever comes in, the timeline is well formed, adds up, and does not
     /// depend on arrival order.

@@ -1,0 +1,306 @@
+//! The durable record end to end: the agent in the device namespace uploads
+//! over HTTPS to a real collector in the "internet" namespace, whose only way
+//! in is through the device's links. Cutting the links really cuts the
+//! collector off; afterwards it must hold every record exactly once, each at
+//! its measured time.
+
+mod common;
+
+use common::agent::{Agent, BIN};
+use common::{Testbed, Uplink, testbed_available, wait_until};
+use linkwatch::collector::store::{self, Store, StoredRecord};
+use linkwatch::wire::LinkState;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+const COLLECTOR_ADDR: &str = "203.0.113.20";
+
+struct Collector {
+    child: Child,
+    db_url: String,
+    config: PathBuf,
+    ca: PathBuf,
+    log: PathBuf,
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- collector log ---\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn start_collector(tb: &Testbed, dir: &Path) -> Collector {
+    common::run(&mut tb.exec_inet([
+        "ip",
+        "addr",
+        "add",
+        &format!("{COLLECTOR_ADDR}/32"),
+        "dev",
+        "lo",
+    ]));
+    let ck = rcgen::generate_simple_self_signed(vec![COLLECTOR_ADDR.to_string()]).unwrap();
+    let cert = dir.join("collector.crt");
+    let key = dir.join("collector.key");
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let db = dir.join("collector.db");
+    let db_url = format!("sqlite://{}", db.display());
+    let config = dir.join("collector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[collector]\nlisten = \"{COLLECTOR_ADDR}:8443\"\ndatabase = \"{db_url}\"\n\
+             tls_cert = \"{}\"\ntls_key = \"{}\"\nlog_format = \"text\"\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.join("collector.log");
+    let child = tb
+        .exec_inet([BIN, "collector", "--config", config.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let c = Collector {
+        child,
+        db_url,
+        config,
+        ca: cert,
+        log,
+    };
+    wait_until(Duration::from_secs(10), "collector listening", || {
+        std::fs::read_to_string(&c.log).is_ok_and(|l| l.contains(COLLECTOR_ADDR))
+            && tb
+                .exec_inet([
+                    "python3",
+                    "-c",
+                    &format!("import socket;socket.create_connection(('{COLLECTOR_ADDR}',8443),1)"),
+                ])
+                .status()
+                .is_ok_and(|s| s.success())
+    });
+    c
+}
+
+fn add_device(c: &Collector, name: &str, dir: &Path) -> PathBuf {
+    let out = std::process::Command::new(BIN)
+        .args([
+            "device",
+            "add",
+            name,
+            "--config",
+            c.config.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let path = dir.join("token");
+    std::fs::write(&path, token).unwrap();
+    path
+}
+
+fn agent_config(c: &Collector, token: &Path, dir: &Path) -> String {
+    format!(
+        r#"presets = []
+probes = [
+  {{ type = "icmp", target = "192.0.2.1" }},
+  {{ type = "icmp", target = "192.0.2.2" }},
+]
+[agent]
+device_name = "dev1"
+status_listen = "127.0.0.1:9477"
+log_format = "text"
+log_level = "debug"
+[discovery]
+enabled = false
+[health]
+interval_standby = "1s"
+interval_metered_standby = "1s"
+[upload]
+collector_url = "https://{COLLECTOR_ADDR}:8443"
+token_file = "{}"
+ca_file = "{}"
+spool_path = "{}"
+heartbeat = "1s"
+upload_interval = "1s"
+backoff_max = "2s"
+[[link]]
+name = "bb0"
+kind = "broadband"
+[[link]]
+name = "wl0"
+kind = "wifi"
+[[link]]
+name = "mb0"
+kind = "mobile"
+"#,
+        token.display(),
+        c.ca.display(),
+        dir.join("spool.db").display()
+    )
+}
+
+async fn stored(c: &Collector) -> (Arc<dyn Store>, i64, Vec<StoredRecord>) {
+    let s = store::open(&c.db_url).await.unwrap();
+    let d = s.device_by_name("dev1").await.unwrap().expect("device");
+    let recs = s.records(d.id, 0, 1_000_000).await.unwrap();
+    (s, d.acked, recs)
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Every sequence number from 1 to the last is covered exactly once.
+fn assert_contiguous(recs: &[StoredRecord]) {
+    let mut next = 1;
+    for r in recs {
+        assert_eq!(r.seq, next, "gap or overlap before seq {}", r.seq);
+        next = r.seq_end + 1;
+    }
+}
+
+#[test]
+fn offline_for_a_while_with_flapping_links_loses_nothing_and_keeps_measured_times() {
+    if !testbed_available() {
+        return;
+    }
+    let tb = Testbed::new();
+    let dir = tempfile::tempdir().unwrap();
+    let c = start_collector(&tb, dir.path());
+    let token = add_device(&c, "dev1", dir.path());
+    let agent = Agent::start(&tb, &agent_config(&c, &token, dir.path()));
+    agent.all_up();
+    let rt = rt();
+    wait_until(Duration::from_secs(15), "first upload", || {
+        rt.block_on(stored(&c)).1 > 3
+    });
+
+    // Cut every link from the collector, and flap the broadband carrier meanwhile.
+    for l in Uplink::ALL {
+        tb.cut_upstream(l);
+    }
+    for l in ["bb0", "wl0", "mb0"] {
+        agent.wait_state(l, LinkState::Down, Duration::from_secs(15), |_| {});
+    }
+    let offline_from = now_ms();
+    let acked_before = rt.block_on(stored(&c)).1;
+    for _ in 0..2 {
+        tb.drop_carrier(Uplink::Broadband);
+        agent.wait_state("bb0", LinkState::Down, Duration::from_secs(3), |_| {});
+        tb.restore_carrier(Uplink::Broadband);
+    }
+    std::thread::sleep(Duration::from_secs(3)); // heartbeats pile up in the spool
+    let s = agent.status();
+    assert!(!s.online);
+    assert!(
+        s.record.depth > 0,
+        "records wait in the spool: {:?}",
+        s.record
+    );
+    assert_eq!(
+        rt.block_on(stored(&c)).1,
+        acked_before,
+        "nothing can reach the collector while every link is cut"
+    );
+    let offline_to = now_ms();
+
+    for l in Uplink::ALL {
+        tb.heal_upstream(l);
+    }
+    wait_until(Duration::from_secs(30), "backlog delivered", || {
+        agent.status().record.depth == 0
+    });
+    let (_s, acked, recs) = rt.block_on(stored(&c));
+    assert_contiguous(&recs);
+    assert_eq!(acked, recs.last().unwrap().seq_end);
+    // The carrier flaps were recorded while offline and keep their measured time.
+    let carrier_downs: Vec<&StoredRecord> = recs
+        .iter()
+        .filter(|r| {
+            r.kind == "link_state" && r.body.contains("\"bb0\"") && r.body.contains("\"carrier\"")
+        })
+        .collect();
+    assert!(
+        carrier_downs.len() >= 2,
+        "two carrier losses: {carrier_downs:#?}"
+    );
+    for r in carrier_downs {
+        assert!(
+            r.at_ms >= offline_from - 1000 && r.at_ms <= offline_to,
+            "measured at {} but stored as {}",
+            r.at_ms,
+            r.received_ms
+        );
+        assert!(r.received_ms > r.at_ms, "arrived later than measured");
+    }
+}
+
+#[test]
+fn sigkill_mid_upload_and_restart_keep_every_record_exactly_once_and_sigterm_says_goodbye() {
+    if !testbed_available() {
+        return;
+    }
+    let tb = Testbed::new();
+    let dir = tempfile::tempdir().unwrap();
+    let c = start_collector(&tb, dir.path());
+    let token = add_device(&c, "dev1", dir.path());
+    let mut agent = Agent::start(&tb, &agent_config(&c, &token, dir.path()));
+    agent.all_up();
+    let rt = rt();
+    wait_until(Duration::from_secs(15), "first upload", || {
+        rt.block_on(stored(&c)).1 > 3
+    });
+    for _ in 0..3 {
+        agent.signal("-KILL");
+        agent.wait_exit(Duration::from_secs(5));
+        agent.restart();
+        agent.all_up();
+    }
+    wait_until(Duration::from_secs(20), "caught up", || {
+        agent.status().record.depth == 0
+    });
+    agent.signal("-TERM");
+    assert!(agent.wait_exit(Duration::from_secs(10)).success());
+    let (_s, acked, recs) = rt.block_on(stored(&c));
+    assert_contiguous(&recs);
+    assert_eq!(acked, recs.last().unwrap().seq_end);
+    let starts = recs
+        .iter()
+        .filter(|r| r.kind == "lifecycle" && r.body.contains("\"start\""))
+        .count();
+    assert_eq!(starts, 4, "one start per run");
+    let last = recs.last().unwrap();
+    assert_eq!(last.kind, "lifecycle", "{last:?}");
+    assert!(
+        last.body.contains("\"stop\""),
+        "the clean stop reached the collector: {last:?}"
+    );
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
