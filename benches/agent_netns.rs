@@ -356,7 +356,9 @@ fn bench_footprint(secs: u64) {
     // Count every byte crossing each device link, in the ISP namespace.
     for link in [Uplink::Broadband, Uplink::Wifi, Uplink::Mobile] {
         let ns = tb.isp_netns(link).to_string();
-        let script = "table inet lwcount {\n chain c {\n  type filter hook prerouting priority -300;\n  iifname \"dn0\" counter\n }\n chain o {\n  type filter hook postrouting priority 300;\n  oifname \"dn0\" counter\n }\n}\n";
+        // Reachability probes (ICMP) and application checks (everything
+        // else: DNS, HTTP) are counted apart.
+        let script = "table inet lwcount {\n chain c {\n  type filter hook prerouting priority -300;\n  iifname \"dn0\" meta l4proto icmp counter\n  iifname \"dn0\" meta l4proto != icmp counter\n }\n chain o {\n  type filter hook postrouting priority 300;\n  oifname \"dn0\" meta l4proto icmp counter\n  oifname \"dn0\" meta l4proto != icmp counter\n }\n}\n";
         let mut c = common::exec_in(&ns, ["nft", "-f", "-"]);
         c.stdin(Stdio::piped());
         let mut child = c.spawn().unwrap();
@@ -380,6 +382,7 @@ fn bench_footprint(secs: u64) {
     for l in [Uplink::Broadband, Uplink::Wifi, Uplink::Mobile] {
         reset(l);
     }
+    let apps_before = app_checks(&tb);
     let ticks0 = cpu_ticks(pid);
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(secs));
@@ -395,30 +398,105 @@ fn bench_footprint(secs: u64) {
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
-    for (link, role) in [
-        (Uplink::Broadband, "active, 500 ms rounds x 3 targets"),
-        (Uplink::Wifi, "standby, 5 s rounds x 1 target"),
-        (Uplink::Mobile, "standby metered, 15 s rounds x 1 target"),
-    ] {
+    let apps_after = app_checks(&tb);
+    let links = [
+        (
+            Uplink::Broadband,
+            "active: 500 ms rounds x 3 targets, apps every 30 s",
+            30.0,
+        ),
+        (
+            Uplink::Wifi,
+            "standby: 5 s rounds x 1 target, apps every 5 min",
+            300.0,
+        ),
+        (
+            Uplink::Mobile,
+            "standby metered: 15 s rounds x 1 target, apps every 30 min",
+            1800.0,
+        ),
+    ];
+    let mut measured = vec![];
+    for (link, _, _) in links {
         let out = common::run(&mut common::exec_in(
             tb.isp_netns(link),
             ["nft", "list", "table", "inet", "lwcount"],
         ));
         let text = String::from_utf8_lossy(&out.stdout);
-        let bytes: u64 = text
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .windows(2)
-            .filter(|w| w[0] == "bytes")
-            .filter_map(|w| w[1].parse::<u64>().ok())
-            .sum();
-        let per_day = bytes as f64 / elapsed * 86_400.0;
+        let (mut icmp, mut other) = (0u64, 0u64);
+        for line in text.lines().filter(|l| l.contains("counter")) {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            let b = w
+                .windows(2)
+                .find(|p| p[0] == "bytes")
+                .and_then(|p| p[1].parse::<u64>().ok())
+                .unwrap_or(0);
+            if line.contains("!= icmp") {
+                other += b;
+            } else {
+                icmp += b;
+            }
+        }
+        let name = link.iface();
+        let batches = apps_after.get(name).copied().unwrap_or(0)
+            - apps_before.get(name).copied().unwrap_or(0);
+        measured.push((icmp, other, batches));
+    }
+    // Bytes of one application batch (same checks on every link here).
+    let (ob, bb) = measured
+        .iter()
+        .fold((0u64, 0u64), |(o, b), m| (o + m.1, b + m.2));
+    let per_batch = (bb > 0).then(|| ob as f64 / bb as f64);
+    if let Some(p) = per_batch {
+        println!("  one application check batch (DNS + HTTP captive check): {p:.0} B on the wire");
+    }
+    for ((link, role, app_interval), (icmp, other, batches)) in links.iter().zip(measured) {
+        let icmp_day = icmp as f64 / elapsed * 86_400.0;
+        let app_day = match per_batch {
+            Some(p) => p * 86_400.0 / app_interval,
+            None => other as f64 / elapsed * 86_400.0,
+        };
         println!(
-            "  probe bytes on the wire, {} ({role}): {:.2} MB/day (measured {bytes} B in {elapsed:.0} s)",
+            "  probe bytes on the wire, {} ({role}): {:.2} MB/day = reachability {:.2} MB \
+             (measured {icmp} B in {elapsed:.0} s) + application checks {:.2} MB \
+             ({batches} batches seen, {other} B)",
             link.iface(),
-            per_day / 1e6
+            (icmp_day + app_day) / 1e6,
+            icmp_day / 1e6,
+            app_day / 1e6
         );
     }
+}
+
+/// Application check batches run so far per link (HTTP checks counted from
+/// the agent's own metrics; one per batch with the testbed's probe set).
+fn app_checks(tb: &Testbed) -> std::collections::HashMap<String, u64> {
+    let out = tb
+        .exec_dev([
+            "python3",
+            "-c",
+            "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9477/metrics').read().decode())",
+        ])
+        .output()
+        .unwrap();
+    let mut m = std::collections::HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if line.starts_with("linkwatch_probes_total{") && line.contains("probe=\"http\"") {
+            let link = line
+                .split("link=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_default()
+                .to_string();
+            let v: u64 = line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            *m.entry(link).or_insert(0) += v;
+        }
+    }
+    m
 }
 
 fn main() {

@@ -191,7 +191,13 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 log_format.unwrap_or(cfg.agent.log_format),
                 &cfg.agent.log_level,
             );
-            runtime()?.block_on(agent::run::run(cfg, &config))?;
+            // One thread is plenty for an I/O-bound daemon and keeps its
+            // memory small (the footprint target is a few MB).
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(agent::run::run(cfg, &config))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { config, json } => {

@@ -171,7 +171,10 @@ impl Spool {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // A small page cache: the spool is written and read sequentially,
+            // and the agent's memory budget is a few MB.
+            .pragma("cache_size", "-256");
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
