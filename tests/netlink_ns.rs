@@ -6,48 +6,11 @@
 use linkwatch::agent::netlink::{
     LinkEvent, active_link, default_routes, has_global_ipv6, interfaces, watch,
 };
-use nix::sched::{CloneFlags, setns};
-use std::process::Command;
+mod common;
+
+use common::netns::Netns;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-/// Deletes the namespace when dropped, also when the test fails.
-struct Netns(String);
-
-impl Netns {
-    fn create(name: &str) -> Result<Netns, String> {
-        let out = Command::new("ip")
-            .args(["netns", "add", name])
-            .output()
-            .map_err(|e| format!("cannot run ip: {e}"))?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-        }
-        Ok(Netns(name.to_string()))
-    }
-
-    /// Run `ip -n <ns> <args>`, panicking with its error output on failure.
-    fn ip(&self, args: &str) {
-        let out = Command::new("ip")
-            .arg("-n")
-            .arg(&self.0)
-            .args(args.split_whitespace())
-            .output()
-            .expect("run ip");
-        assert!(
-            out.status.success(),
-            "ip -n {} {args}: {}",
-            self.0,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 /// Receive events until one matches, or fail at the deadline.
 async fn wait_for(
@@ -97,22 +60,8 @@ fn netlink_in_a_namespace() {
     ns.ip("route add default via 10.77.0.2 dev a0 metric 100");
     ns.ip("route add default via 10.78.0.2 dev b0 metric 200");
 
-    let path = format!("/run/netns/{name}");
-    // The namespace is entered by a thread of its own: the test's other
-    // threads (and the harness) stay where they are.
-    let result = std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("open namespace file");
-        setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(scenario(ns))
-    })
-    .join();
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    let inside = Netns(ns.0.clone());
+    ns.run_inside(move || scenario(inside));
 }
 
 async fn scenario(ns: Netns) {

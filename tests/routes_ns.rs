@@ -4,50 +4,28 @@
 //! Needs root (skipped otherwise); only 10.x and documentation addresses, and
 //! no traffic leaves the namespace.
 
+mod common;
+
+use common::netns::Netns;
 use linkwatch::agent::routes::{
     RTPROT_LINKWATCH, RouteOp, WantedRoute, learned_gateway, own_routes, remove_all,
     set_ignore_linkdown, sync, wanted,
 };
-use nix::sched::{CloneFlags, setns};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::Instant;
 
-/// Deletes the namespace when dropped, also when the test fails.
-struct Netns(String);
+/// What the tests read back from the namespace's routing table.
+trait Routes {
+    fn picks(&self) -> String;
+    fn defaults(&self) -> Vec<(String, String, u64, String)>;
+    fn foreign(&self) -> Vec<(String, String, u64, String)>;
+    fn own(&self) -> Vec<(String, String, u64)>;
+}
 
-impl Netns {
-    fn create(name: &str) -> Result<Netns, String> {
-        let out = Command::new("ip")
-            .args(["netns", "add", name])
-            .output()
-            .map_err(|e| format!("cannot run ip: {e}"))?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-        }
-        Ok(Netns(name.to_string()))
-    }
-
-    /// Run `ip -n <ns> <args>` and return its output, panicking with its
-    /// error output on failure.
-    fn ip(&self, args: &str) -> String {
-        let out = Command::new("ip")
-            .arg("-n")
-            .arg(&self.0)
-            .args(args.split_whitespace())
-            .output()
-            .expect("run ip");
-        assert!(
-            out.status.success(),
-            "ip -n {} {args}: {}",
-            self.0,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
+impl Routes for Netns {
     /// The interface the kernel sends 198.51.100.7 through.
     fn picks(&self) -> String {
         let v: Value =
@@ -94,12 +72,6 @@ impl Netns {
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 fn own3(a: (&str, &str), b: (&str, &str), c: (&str, &str)) -> Vec<(String, String, u64)> {
     [(a, 10), (b, 20), (c, 30)]
         .into_iter()
@@ -133,23 +105,13 @@ fn own_default_routes_in_a_namespace() {
         ));
     }
 
-    let path = format!("/run/netns/{name}");
-    // The namespace is entered by a thread of its own: the test's other
-    // threads (and the harness) stay where they are.
-    let result = std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("open namespace file");
-        setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(scenario(&ns));
-        ns
-    })
-    .join();
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    let inside = Netns(ns.0.clone());
+    let inside = ns.run_inside(move || async move {
+        scenario(&inside).await;
+        inside
+    });
+    // Both handles name the same namespace: delete it once.
+    std::mem::forget(inside);
 }
 
 async fn scenario(ns: &Netns) {

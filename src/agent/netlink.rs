@@ -91,7 +91,7 @@ pub enum LinkEvent {
 
 /// Aborts the spawned netlink connection task when dropped, so a snapshot
 /// never leaks its socket.
-struct ConnGuard(JoinHandle<()>);
+pub(crate) struct ConnGuard(JoinHandle<()>);
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
@@ -99,10 +99,14 @@ impl Drop for ConnGuard {
     }
 }
 
-fn connect(op: &'static str) -> Result<(Handle, ConnGuard), NetlinkError> {
-    let (conn, handle, _messages) =
-        rtnetlink::new_connection().map_err(|source| NetlinkError::Open { op, source })?;
+/// A short-lived rtnetlink connection (also used by [`super::routes`]).
+pub(crate) fn open_connection() -> std::io::Result<(Handle, ConnGuard)> {
+    let (conn, handle, _messages) = rtnetlink::new_connection()?;
     Ok((handle, ConnGuard(tokio::spawn(conn))))
+}
+
+fn connect(op: &'static str) -> Result<(Handle, ConnGuard), NetlinkError> {
+    open_connection().map_err(|source| NetlinkError::Open { op, source })
 }
 
 /// Carrier from a link message: oper state Up; Unknown (drivers that do not

@@ -16,7 +16,7 @@
 //! Like [`super::netlink`], each function opens its own short-lived netlink
 //! socket in the caller's network namespace.
 
-use super::netlink::{NetlinkError, interfaces};
+use super::netlink::{ConnGuard, NetlinkError, interfaces, open_connection};
 use futures::stream::TryStreamExt;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::route::{
@@ -27,7 +27,6 @@ use rtnetlink::{Handle, RouteMessageBuilder};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
-use tokio::task::JoinHandle;
 
 /// The routing protocol number marking the agent's own routes (`proto 252`
 /// in `ip route`). Everything else in the routing table is left alone.
@@ -236,20 +235,8 @@ pub fn plan(have: &[OwnRoute], want: &[WantedRoute]) -> Vec<RouteOp> {
     ops
 }
 
-/// Aborts the spawned netlink connection task when dropped (as in
-/// [`super::netlink`]), so no socket leaks.
-struct ConnGuard(JoinHandle<()>);
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 fn connect(op: &'static str) -> Result<(Handle, ConnGuard), RouteError> {
-    let (conn, handle, _messages) =
-        rtnetlink::new_connection().map_err(|source| RouteError::Open { op, source })?;
-    Ok((handle, ConnGuard(tokio::spawn(conn))))
+    open_connection().map_err(|source| RouteError::Open { op, source })
 }
 
 /// The errno of a netlink NACK.
