@@ -466,3 +466,60 @@ fn conflicting_priorities_and_unknown_links_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(err.contains("bogus") && err.contains("routes"), "{err}");
 }
+
+#[test]
+fn dry_run_logs_route_changes_and_makes_none() {
+    if !testbed_available() {
+        return;
+    }
+    let tb = Testbed::new();
+    let agent = Agent::start(&tb, &config("routes", "dry_run = true"));
+    agent.all_up();
+    tb.cut_upstream(Uplink::Broadband);
+    wait_until(Duration::from_secs(10), "policy moved to wl0", || {
+        agent.status().failover.chosen.as_deref() == Some("wl0")
+    });
+    wait_until(Duration::from_secs(5), "dry-run log", || {
+        agent.log_text().contains("dry run: would change route")
+    });
+    assert!(own_routes(&tb).is_empty(), "{:?}", own_routes(&tb));
+    assert_eq!(kernel_route(&tb), "bb0", "the kernel's table is untouched");
+}
+
+#[test]
+fn failover_flushes_the_old_links_tracked_flows() {
+    if !testbed_available() || !common::require_tool("conntrack") {
+        return;
+    }
+    let tb = Testbed::new();
+    // Make the device namespace track connections, as a NAT gateway does.
+    common::run(&mut tb.exec_dev(["nft", "add", "table", "inet", "lwct"]));
+    common::run(&mut tb.exec_dev([
+        "nft",
+        "add chain inet lwct out { type filter hook output priority 0; }",
+    ]));
+    common::run(&mut tb.exec_dev(["nft", "add rule inet lwct out ct state new counter"]));
+    let agent = Agent::start(&tb, &config("routes", "conntrack_flush = \"on-failover\""));
+    agent.all_up();
+    wait_route(&tb, &agent, "bb0", Duration::from_secs(5));
+    // A flow of the officer's, leaving through bb0.
+    common::run(&mut tb.exec_dev([
+        "python3",
+        "-c",
+        "import socket;socket.socket(socket.AF_INET,socket.SOCK_DGRAM).sendto(b'x',('192.0.2.1',9))",
+    ]));
+    let flows = || {
+        let out = common::run(&mut tb.exec_dev(["conntrack", "-L", "-p", "udp"]));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("src=10.11.0.2") && l.contains("dport=9 "))
+            .count()
+    };
+    assert_eq!(flows(), 1, "the flow is tracked");
+    tb.cut_upstream(Uplink::Broadband);
+    wait_route(&tb, &agent, "wl0", Duration::from_secs(10));
+    wait_until(Duration::from_secs(5), "old link's flow flushed", || {
+        flows() == 0
+    });
+    assert!(agent.log_text().contains("connection tracking flushed"));
+}

@@ -790,10 +790,13 @@ fn boots_follow_the_sequence_even_when_a_clock_ran_ahead() {
     let t = dhaka(29, 7, 50);
     d.boot("b0", t);
     d.offset = 37 * MIN;
-    d.start(t).link(t, "eth0", Down, Up, "").hbs(t, t + 10 * MIN, true);
+    d.start(t)
+        .link(t, "eth0", Down, Up, "")
+        .hbs(t, t + 10 * MIN, true);
     let b1 = t + 10 * MIN + 1_000;
     d.boot("b1", b1).start(b1).facts(b1);
-    d.hbs(b1, b1 + 60 * MIN, true);
+    d.link(b1, "eth0", Down, Up, "")
+        .hbs(b1, b1 + 60 * MIN, true);
     assert!(d.recs[0].at_ms > b1, "boot 0 says it began after boot 1");
     for k in 1..d.recs.len() {
         assert_prefix_stable(&d.recs, k, b1 + 60 * MIN);
