@@ -1,7 +1,8 @@
 //! The `linkwatch` command line: `agent` (the daemon), `status` (ask a running
 //! agent), `check` (probe every link once, now); on the collector side
-//! `collector` (the daemon) and `device add|list|revoke|import` (the registry,
-//! straight on the collector's database).
+//! `collector` (the daemon), `device add|list|revoke|import` (the registry,
+//! straight on the collector's database) and `report` (uptime reports, also
+//! straight on the database).
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -88,6 +89,39 @@ enum Command {
         #[command(subcommand)]
         command: DeviceCommand,
     },
+    /// Uptime report over a window, straight from the collector's database:
+    /// per device, office, upazila, district or division, within a schedule.
+    /// Bad parameters exit 2 naming the parameter.
+    Report {
+        /// Start: RFC 3339 (2026-11-29T09:00:00+06:00) or a date (midnight, Asia/Dhaka).
+        #[arg(long)]
+        from: String,
+        /// End (exclusive), as --from.
+        #[arg(long)]
+        to: String,
+        /// Grouping: device, office, upazila, district, division.
+        #[arg(long, default_value = "office")]
+        by: String,
+        /// `office` (Asia/Dhaka, sun-thu, 09:00-17:00), `always`, or
+        /// `office:TZ:DAYS:HH:MM-HH:MM`.
+        #[arg(long, default_value = "office")]
+        schedule: String,
+        /// Target uptime in percent: rows say whether they meet it.
+        #[arg(long)]
+        target: Option<String>,
+        /// Output: table, json or csv.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+        #[command(flatten)]
+        config: CollectorConfigArg,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Table,
+    Json,
+    Csv,
 }
 
 /// The collector's config file; none means the embedded default.
@@ -185,6 +219,44 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Device { command } => device_command(command),
+        Command::Report {
+            from,
+            to,
+            by,
+            schedule,
+            target,
+            format,
+            config,
+        } => {
+            use linkwatch::collector::report;
+            let raw = report::RawQuery {
+                from: Some(&from),
+                to: Some(&to),
+                by: Some(&by),
+                schedule: Some(&schedule),
+                target: target.as_deref(),
+            };
+            let q = report::ReportQuery::parse(&raw)
+                .map_err(|e| anyhow::anyhow!("--{}: {}", e.field, e.message))?;
+            let config = config.load()?;
+            logging::init(LogFormat::Text, "warn");
+            let url = config.collector.database.clone();
+            let r = runtime()?.block_on(async {
+                let store = linkwatch::collector::store::open(&url)
+                    .await
+                    .with_context(|| format!("collector database of {}", config.path.display()))?;
+                anyhow::Ok(report::run_report(store.as_ref(), &q, now_ms()).await?)
+            })?;
+            print!(
+                "{}",
+                match format {
+                    ReportFormat::Table => report::render_table(&r),
+                    ReportFormat::Json => report::render_json(&r),
+                    ReportFormat::Csv => report::render_csv(&r),
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Agent { config, log_format } => {
             let cfg = load(&config)?;
             logging::init(

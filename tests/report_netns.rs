@@ -304,3 +304,125 @@ fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+#[test]
+fn collector_sigkilled_mid_batch_then_restarted_ends_with_every_record_once() {
+    if !testbed_available() {
+        return;
+    }
+    let tb = Testbed::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start_collector(&tb, dir.path());
+    let token = add_device(&c, "dev1", dir.path());
+    let agent = Agent::start(&tb, &agent_config(&c, &token, dir.path()));
+    agent.all_up();
+    let rt = rt();
+    wait_until(Duration::from_secs(15), "first upload", || {
+        rt.block_on(stored(&c)).1 > 3
+    });
+    // Kill the collector a few times while the agent keeps uploading.
+    for _ in 0..3 {
+        let _ = c.child.kill(); // SIGKILL
+        let _ = c.child.wait();
+        std::thread::sleep(Duration::from_millis(1500));
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&c.log)
+            .unwrap();
+        c.child = tb
+            .exec_inet([BIN, "collector", "--config", c.config.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    wait_until(Duration::from_secs(30), "caught up", || {
+        agent.status().record.depth == 0
+    });
+    let (_s, acked, recs) = rt.block_on(stored(&c));
+    assert_contiguous(&recs);
+    assert_eq!(acked, recs.last().unwrap().seq_end);
+}
+
+#[test]
+fn a_full_spool_disk_loses_nothing_once_space_is_back() {
+    if !testbed_available() {
+        return;
+    }
+    let tb = Testbed::new();
+    let dir = tempfile::tempdir().unwrap();
+    let c = start_collector(&tb, dir.path());
+    let token = add_device(&c, "dev1", dir.path());
+    // The spool lives on a tiny file system of its own.
+    let spool_dir = dir.path().join("spoolfs");
+    std::fs::create_dir(&spool_dir).unwrap();
+    common::run(std::process::Command::new("mount").args([
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=2m",
+        "tmpfs",
+        spool_dir.to_str().unwrap(),
+    ]));
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(spool_dir.clone());
+    let cfg = agent_config(&c, &token, &spool_dir);
+    let agent = Agent::start(&tb, &cfg);
+    agent.all_up();
+    let rt = rt();
+    wait_until(Duration::from_secs(15), "first upload", || {
+        rt.block_on(stored(&c)).1 > 3
+    });
+    // Cut the collector off, then fill the spool's disk to the last byte.
+    for l in Uplink::ALL {
+        tb.cut_upstream(l);
+    }
+    for l in ["bb0", "wl0", "mb0"] {
+        agent.wait_state(l, LinkState::Down, Duration::from_secs(15), |_| {});
+    }
+    let filler = spool_dir.join("filler");
+    let _ = std::process::Command::new("dd")
+        .args([
+            "if=/dev/zero",
+            &format!("of={}", filler.display()),
+            "bs=64k",
+        ])
+        .stderr(Stdio::null())
+        .status();
+    // Transitions happen while the disk is full.
+    tb.drop_carrier(Uplink::Broadband);
+    std::thread::sleep(Duration::from_secs(3));
+    wait_until(Duration::from_secs(10), "write failures logged", || {
+        agent.log_text().contains("cannot write to the spool")
+    });
+    assert!(
+        agent.status().links.iter().any(|l| l.name == "bb0"),
+        "the agent still runs"
+    );
+    // Space comes back, and so do the links.
+    std::fs::remove_file(&filler).unwrap();
+    tb.restore_carrier(Uplink::Broadband);
+    for l in Uplink::ALL {
+        tb.heal_upstream(l);
+    }
+    wait_until(Duration::from_secs(40), "backlog delivered", || {
+        let s = agent.status();
+        s.record.depth == 0 && s.online
+    });
+    let (_s, acked, recs) = rt.block_on(stored(&c));
+    assert_contiguous(&recs);
+    assert_eq!(acked, recs.last().unwrap().seq_end);
+    assert!(
+        recs.iter().any(|r| r.kind == "link_state"
+            && r.body.contains("\"bb0\"")
+            && r.body.contains("\"carrier\"")),
+        "the transition made while the disk was full was kept"
+    );
+}

@@ -362,6 +362,11 @@ pub fn router(state: ApiState) -> Router {
         .route(INGEST_PATH, post(ingest))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        // Uptime reports (loopback only until read tokens exist: see report.rs).
+        .route(
+            crate::collector::report::UPTIME_PATH,
+            get(crate::collector::report::uptime_endpoint),
+        )
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod devices;
+pub mod report;
 pub mod schedule;
 pub mod server;
 pub mod store;
