@@ -813,7 +813,7 @@ mod tests {
         let csv = render_csv(&r);
         assert!(csv.starts_with(CSV_HEADER), "{csv}");
         assert!(
-            csv.contains("\r\n\"x,y\",1,1,0,0,100.000,100.0%,,0,,\r\n"),
+            csv.contains("\r\n\"x,y\",1,1,0,0,0,100.000,100.0%,,0,,\r\n"),
             "{csv}"
         );
         let t = render_table(&r);

@@ -94,7 +94,7 @@ pub async fn serve_on(
             max_inflight: c.max_inflight,
         },
     );
-    let app = api::router(state).into_make_service();
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let std_listener = listener.into_std().map_err(CollectorError::Serve)?;
     let handle = axum_server::Handle::new();
     {
