@@ -47,4 +47,4 @@ fi
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked -- --test-threads=4
+cargo test --locked --no-fail-fast -- --test-threads=4

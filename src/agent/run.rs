@@ -121,6 +121,8 @@ struct Agent {
     gateways: HashMap<String, Ipv4Addr>,
     last_order: Vec<String>,
     recorder: crate::agent::record::Recorder,
+    /// Why the chosen link is the chosen one: the cause of the last change.
+    last_cause: Cause,
 }
 
 impl Agent {
@@ -323,6 +325,9 @@ impl Agent {
         self.recheck = d.pending.as_ref().map(|(_, at)| {
             tokio::time::Instant::now() + at.saturating_sub(now) + Duration::from_millis(5)
         });
+        if d.chosen != self.chosen || d.cause != Cause::Stay {
+            self.last_cause = d.cause;
+        }
         if d.chosen != self.chosen {
             self.switches += 1;
             info!(from = ?self.chosen, to = ?d.chosen, cause = %d.cause, reason = %d.reason,
@@ -363,7 +368,7 @@ impl Agent {
                     FailoverMode::Routes => "routes".into(),
                 },
                 chosen: d.chosen.clone(),
-                cause: d.cause.as_str().into(),
+                cause: self.last_cause.as_str().into(),
                 reason: d.reason.clone(),
                 preferred: self.policy.preferred().map(str::to_string),
                 pending: d
@@ -576,6 +581,7 @@ pub async fn run_with(
         gateways: HashMap::new(),
         last_order: vec![],
         recorder: crate::agent::record::Recorder::disabled(),
+        last_cause: Cause::Initial,
     };
     // The durable record: everything from here on is spooled first.
     let only_metered: Arc<dyn Fn() -> bool + Send + Sync> = {

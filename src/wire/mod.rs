@@ -93,7 +93,8 @@ pub struct FailoverStatus {
     pub mode: String,
     /// The link the policy chose.
     pub chosen: Option<String>,
-    /// Why (`initial`, `current-down`, `current-degraded`, `fail-back`, `manual`, ...).
+    /// Why the chosen link carries the route: the cause of the last change
+    /// (`initial`, `current-down`, `current-degraded`, `fail-back`, `manual`, ...).
     pub cause: String,
     /// One sentence for IT staff.
     pub reason: String,
