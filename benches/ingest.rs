@@ -6,8 +6,8 @@
 //! - `throughput`: largest sustained rate of one-minute batches (3
 //!   `link_minutes` + 1 `heartbeat`, gzip'd JSON, keep-alive HTTP/1.1 via
 //!   reqwest) with p99 latency under 100 ms, stepping a constant open-loop
-//!   rate up (200, 500, 1000, ... req/s, ~10 s each, then two bisection
-//!   steps), on SQLite and, when `LINKWATCH_TEST_PG_URL` is set, on
+//!   rate up (200, 500, 1000, ... req/s, ~10 s each, then three
+//!   bisection steps), on SQLite and, when `LINKWATCH_TEST_PG_URL` is set, on
 //!   PostgreSQL (a fresh schema, dropped after). Converted to devices at one
 //!   batch per minute. The load generator runs in the same process and shares
 //!   the machine's cores with the collector (and with PostgreSQL).
@@ -104,8 +104,16 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-/// Whole-machine CPU ticks (busy, total) from /proc/stat.
-fn cpu_ticks() -> Option<(u64, u64)> {
+/// CPU clock ticks (USER_HZ) so far: the whole machine's busy and total
+/// (all cores, from /proc/stat) and this process's own (from /proc/self/stat).
+#[derive(Debug, Clone, Copy)]
+struct Ticks {
+    busy: u64,
+    total: u64,
+    own: u64,
+}
+
+fn cpu_ticks() -> Option<Ticks> {
     let text = std::fs::read_to_string("/proc/stat").ok()?;
     let line = text.lines().next()?;
     let v: Vec<u64> = line
@@ -116,7 +124,15 @@ fn cpu_ticks() -> Option<(u64, u64)> {
         .collect();
     let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
     let total: u64 = v.iter().sum();
-    Some((total - idle, total))
+    // Fields after the command name: state is the first, utime the 12th, stime the 13th.
+    let me = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let f: Vec<&str> = me.rsplit_once(')')?.1.split_whitespace().collect();
+    let own = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(Ticks {
+        busy: total - idle,
+        total,
+        own,
+    })
 }
 
 fn cores() -> usize {
@@ -125,11 +141,34 @@ fn cores() -> usize {
         .unwrap_or(1)
 }
 
-/// Busy share of the whole machine between two samples, in "% of one core".
-fn cpu_pct(a: Option<(u64, u64)>, b: Option<(u64, u64)>) -> Option<f64> {
-    let (a, b) = (a?, b?);
-    let total = b.1.checked_sub(a.1)?;
-    (total > 0).then(|| (b.0 - a.0) as f64 / total as f64 * 100.0 * cores() as f64)
+/// CPU use between two samples, in % of one core: (whole machine, this process).
+#[derive(Debug, Clone, Copy)]
+struct Cpu {
+    machine: f64,
+    own: f64,
+}
+
+impl Cpu {
+    fn between(a: Option<Ticks>, b: Option<Ticks>) -> Option<Cpu> {
+        let (a, b) = (a?, b?);
+        let total = b.total.checked_sub(a.total)?;
+        let pct = |d: u64| d as f64 / total as f64 * 100.0 * cores() as f64;
+        (total > 0).then(|| Cpu {
+            machine: pct(b.busy.saturating_sub(a.busy)),
+            own: pct(b.own.saturating_sub(a.own)),
+        })
+    }
+    /// Everything else on the machine (other processes, the database server).
+    fn others(&self) -> f64 {
+        (self.machine - self.own).max(0.0)
+    }
+}
+
+/// What other processes use while this one idles for a second.
+async fn background_cpu() -> Option<Cpu> {
+    let a = cpu_ticks();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Cpu::between(a, cpu_ticks())
 }
 
 /// The file system type and device of the mount holding `path`.
@@ -487,7 +526,7 @@ struct StepResult {
     p99: Duration,
     max: Duration,
     lag_p99: Duration,
-    cpu: Option<f64>,
+    cpu: Option<Cpu>,
     stored: u64,
     duplicates: u64,
     /// None: passed; Some(why not).
@@ -557,7 +596,7 @@ async fn run_step(
     let send_span = start.elapsed().max(Duration::from_secs_f64(period));
     let outcomes = futures::future::join_all(handles).await;
     let all_done = start.elapsed();
-    let cpu = cpu_pct(cpu0, cpu_ticks());
+    let cpu = Cpu::between(cpu0, cpu_ticks());
 
     let mut latencies = Vec::with_capacity(n);
     let mut lags = Vec::with_capacity(n);
@@ -634,7 +673,14 @@ fn print_step(label: &str, r: &StepResult) {
     };
     let cpu = r
         .cpu
-        .map(|c| format!(", machine CPU {c:.0}% of {}00%", cores()))
+        .map(|c| {
+            format!(
+                ", CPU {:.0}% bench process (collector + generator) + {:.0}% others of {}00%",
+                c.own,
+                c.others(),
+                cores()
+            )
+        })
         .unwrap_or_default();
     println!(
         "  {label} {:>6.0} req/s: sent {:.0}/s, ok {}/{} ({:.0}/s), p50 {:.1} ms, p99 {:.1} ms, \
@@ -655,6 +701,18 @@ fn print_step(label: &str, r: &StepResult) {
 }
 
 async fn throughput_on(label: &str, url: &str) {
+    if let Some(c) = background_cpu().await {
+        let capacity = 100.0 * cores() as f64;
+        println!(
+            "{label}: before starting, other processes use {:.0}% of {capacity:.0}% CPU{}",
+            c.others(),
+            if c.others() > 0.2 * capacity {
+                " -- the machine is busy with other work: the figures below are lower than on a quiet machine"
+            } else {
+                ""
+            }
+        );
+    }
     let started = Instant::now();
     let store = store::open(url).await.expect("open the store");
     let t = Instant::now();
@@ -692,7 +750,7 @@ async fn throughput_on(label: &str, url: &str) {
         }
     };
     let mut best: Option<StepResult> = None;
-    let mut failed_at: Option<(f64, String)> = None;
+    let mut failed_at: Option<(f64, String, Option<Cpu>)> = None;
     for rate in LADDER {
         if started.elapsed() > BACKEND_BUDGET {
             break;
@@ -701,15 +759,15 @@ async fn throughput_on(label: &str, url: &str) {
         match r.fail.clone() {
             None => best = Some(r),
             Some(why) => {
-                failed_at = Some((rate, why));
+                failed_at = Some((rate, why, r.cpu));
                 break;
             }
         }
     }
-    // Two bisection steps between the last passing and the first failing rate.
-    if let Some((mut hi, _)) = failed_at.clone() {
+    // Three bisection steps between the last passing and the first failing rate.
+    if let Some((mut hi, _, _)) = failed_at.clone() {
         let mut lo = best.as_ref().map_or(0.0, |b| b.target);
-        for _ in 0..2 {
+        for _ in 0..3 {
             let mid = ((lo + hi) / 2.0 / 50.0).round() * 50.0;
             if mid <= lo || mid >= hi || started.elapsed() > BACKEND_BUDGET {
                 break;
@@ -720,14 +778,31 @@ async fn throughput_on(label: &str, url: &str) {
                 best = Some(r);
             } else {
                 hi = mid;
-                failed_at = Some((mid, r.fail.clone().unwrap_or_default()));
+                failed_at = Some((mid, r.fail.clone().unwrap_or_default(), r.cpu));
             }
         }
     }
     collector.stop().await;
 
     let stop = match &failed_at {
-        Some((rate, why)) => format!("stopped at {rate:.0} req/s: {why}"),
+        Some((rate, why, cpu)) => {
+            let capacity = 100.0 * cores() as f64;
+            let hint = match cpu {
+                Some(c) if c.machine < 0.75 * capacity => format!(
+                    " (machine CPU {:.0}% of {capacity:.0}% there: not CPU-bound, so sharing the \
+                     cores with the generator is not what limits it)",
+                    c.machine
+                ),
+                Some(c) => format!(
+                    " (machine CPU {:.0}% of {capacity:.0}% there, {:.0}% of it outside this process: \
+                     near saturation, the generator's share of the CPU counts against the collector)",
+                    c.machine,
+                    c.others()
+                ),
+                None => String::new(),
+            };
+            format!("stopped at {rate:.0} req/s: {why}{hint}")
+        }
         None => format!(
             "every step passed up to {:.0} req/s (ladder or time budget exhausted: the real limit is higher)",
             best.as_ref().map_or(0.0, |b| b.target)
