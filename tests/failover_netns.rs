@@ -521,5 +521,7 @@ fn failover_flushes_the_old_links_tracked_flows() {
     wait_until(Duration::from_secs(5), "old link's flow flushed", || {
         flows() == 0
     });
-    assert!(agent.log_text().contains("connection tracking flushed"));
+    wait_until(Duration::from_secs(5), "flush logged", || {
+        agent.log_text().contains("connection tracking flushed")
+    });
 }
