@@ -6,16 +6,17 @@
 //! TLS with a self-signed certificate, a failing store (503), and the
 //! `linkwatch collector` / `linkwatch device ...` command line.
 
+mod common;
+
+use common::db::{TestDb, on_both};
 use linkwatch::collector::api::ErrorBody;
 use linkwatch::collector::devices;
 use linkwatch::collector::server::{self, CollectorError};
-use linkwatch::collector::store::{self, Device, Office, Store, StoreError, StoredRecord};
+use linkwatch::collector::store::{Device, Office, Store, StoreError, StoredRecord};
 use linkwatch::config::collector::CollectorConfig;
 use linkwatch::wire::v1::{Ack, Record};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
-use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,120 +27,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_linkwatch");
 
 // ---------------------------------------------------------------------------
 // Databases (as in tests/store.rs)
-
-/// One test's database: a SQLite file or a PostgreSQL schema.
-enum TestDb {
-    Sqlite {
-        dir: tempfile::TempDir,
-        url: String,
-    },
-    Postgres {
-        dir: tempfile::TempDir,
-        base: String,
-        schema: String,
-        url: String,
-    },
-}
-
-impl TestDb {
-    fn sqlite() -> TestDb {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("collector.db").display());
-        TestDb::Sqlite { dir, url }
-    }
-
-    /// None (after saying so) when no PostgreSQL is configured.
-    async fn postgres() -> Option<TestDb> {
-        let Ok(base) = std::env::var("LINKWATCH_TEST_PG_URL") else {
-            eprintln!("skipped: LINKWATCH_TEST_PG_URL not set");
-            return None;
-        };
-        let schema = format!("lwapi_{:016x}", rand::random::<u64>());
-        let mut conn = PgConnection::connect(&base).await.unwrap();
-        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options[search_path]={schema}");
-        Some(TestDb::Postgres {
-            dir: tempfile::tempdir().unwrap(),
-            base,
-            schema,
-            url,
-        })
-    }
-
-    fn url(&self) -> &str {
-        match self {
-            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } => url,
-        }
-    }
-
-    /// A scratch directory for config files, certificates, ...
-    fn dir(&self) -> &std::path::Path {
-        match self {
-            TestDb::Sqlite { dir, .. } | TestDb::Postgres { dir, .. } => dir.path(),
-        }
-    }
-
-    async fn open(&self) -> Arc<dyn Store> {
-        store::open(self.url()).await.unwrap()
-    }
-
-    async fn drop_db(self) {
-        if let TestDb::Postgres { base, schema, .. } = self {
-            let mut conn = PgConnection::connect(&base).await.unwrap();
-            sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-        }
-    }
-
-    /// Run `scenario` on this database, then drop it (also when the scenario
-    /// panics; the panic is passed on).
-    async fn run<F, Fut>(self, scenario: F)
-    where
-        F: FnOnce(Arc<TestDb>) -> Fut,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let db = Arc::new(self);
-        let outcome = tokio::spawn(scenario(db.clone())).await;
-        let db = Arc::into_inner(db).expect("scenario kept the database");
-        db.drop_db().await;
-        if let Err(e) = outcome {
-            std::panic::resume_unwind(e.into_panic());
-        }
-    }
-}
-
-/// For each scenario `name(db: Arc<TestDb>)`, a test `sqlite::name` and a
-/// test `postgres::name`.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::TestDb::sqlite().run(super::$name).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    if let Some(db) = super::TestDb::postgres().await {
-                        db.run(super::$name).await;
-                    }
-                }
-            )*
-        }
-    };
-}
 
 on_both!(
     good_batch_is_acked_and_replay_counts_duplicates,

@@ -31,6 +31,7 @@
 //! the log directory (its path is printed).
 
 pub mod agent;
+pub mod db;
 pub mod netns;
 
 use std::ffi::OsStr;
