@@ -128,6 +128,7 @@ on_both!(
     concurrent_overlapping_batches,
     devices_do_not_interfere,
     data_survives_reopening,
+    failing_batches_do_not_undo_concurrent_ones,
     ingest_throughput,
 );
 
@@ -545,6 +546,38 @@ async fn devices_do_not_interfere(db: Arc<TestDb>) {
     );
     assert_eq!(s.records(b, 0, 100).await.unwrap().len(), 7);
     assert_eq!(s.records(a, 0, 10_000).await.unwrap().len(), 2_000);
+}
+
+/// Many devices ingest at once (the SQLite writer then commits them in
+/// groups) while batches for a device that does not exist fail in between:
+/// each failure is answered alone, every good batch is stored.
+async fn failing_batches_do_not_undo_concurrent_ones(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(new_device(&*s, &format!("dev-{i:02}")).await);
+    }
+    let missing = ids.iter().max().unwrap() + 1_000;
+    let tasks: Vec<_> = (0..20u64)
+        .flat_map(|k| ids.iter().map(move |&d| (k, d)))
+        .map(|(k, d)| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let good = s.ingest(d, &recs(k * 5 + 1..=k * 5 + 5), NOW).await;
+                let bad = s.ingest(missing, &recs([k + 1]), NOW).await;
+                (good.map(|a| a.stored), bad.is_err())
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (good, bad_failed) = t.await.unwrap();
+        assert_eq!(good.unwrap(), 5);
+        assert!(bad_failed, "a batch for an unknown device must fail");
+    }
+    for d in s.list_devices().await.unwrap() {
+        assert_eq!(d.acked, 100, "device {}", d.name);
+        assert_eq!(s.records(d.id, 0, 1_000).await.unwrap().len(), 100);
+    }
 }
 
 async fn data_survives_reopening(db: Arc<TestDb>) {
