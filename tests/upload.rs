@@ -522,13 +522,22 @@ async fn a_connection_dropped_after_storing_is_replayed_without_duplicates() {
         s.spool.clone(),
     )
     .unwrap();
-    let err = up.drain().await.unwrap_err();
-    assert!(matches!(err, UploadError::Network { .. }), "{err}");
-    assert_eq!(depth(&s.spool).await, 120, "unacknowledged: kept");
+    // One drop (a connection the network lost): sent again at once.
     up.drain().await.unwrap();
     assert_eq!(depth(&s.spool).await, 0);
     c.assert_has_exactly(120);
     assert_eq!(c.fake().duplicates, 120);
+    assert_eq!(c.fake().requests.len(), 2);
+    // Two in a row: the drain fails and keeps what was not acknowledged.
+    fill(&s.spool, 50).await;
+    c.fake().faults.push_back(Fault::DropAfterStore);
+    c.fake().faults.push_back(Fault::DropAfterStore);
+    let err = up.drain().await.unwrap_err();
+    assert!(matches!(err, UploadError::Network { .. }), "{err}");
+    assert_eq!(depth(&s.spool).await, 50, "unacknowledged: kept");
+    up.drain().await.unwrap();
+    assert_eq!(depth(&s.spool).await, 0);
+    c.assert_has_exactly(170);
 }
 
 #[tokio::test]
@@ -878,4 +887,80 @@ async fn https_with_an_extra_ca_file_is_trusted_and_without_it_is_not() {
     assert_eq!(depth(&s.spool).await, 0);
     assert_eq!(fake.lock().unwrap().store.len(), 25);
     server.abort();
+}
+
+/// Minute summaries and heartbeats wait for the upload interval; an urgent
+/// record (here a link state change, announced as the spool writer does)
+/// takes everything written so far out after `urgent_delay`.
+#[tokio::test]
+async fn urgent_records_go_out_after_the_urgent_delay_and_the_rest_waits() {
+    let c = Collector::start().await;
+    let s = setup(0).await;
+    let mut cfg = section(&c.url(), &s.token_file);
+    cfg.upload_interval = Duration::from_secs(3600);
+    cfg.urgent_delay = Duration::from_millis(300);
+    let up = Uploader::new(&cfg, "dev-1".into(), s.spool.clone()).unwrap();
+    let urgent = up.urgent_handle();
+    let t0 = now_ms();
+    let start = Body::Lifecycle {
+        event: linkwatch::wire::v1::LifecycleEvent::Start,
+        boot_time: None,
+        detail: None,
+    };
+    s.spool.append(t0 - 10, 0, "boot-u", &start).await.unwrap();
+    let (wake, stop) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let task = tokio::spawn(up.run(wake, stop.clone(), Arc::new(|| false)));
+    // `run` begins with a drain.
+    wait_for("the first drain", 5, async || depth(&s.spool).await == 0).await;
+    assert_eq!(c.fake().requests.len(), 1);
+    let minutes = Body::LinkMinutes {
+        link: "eth0".into(),
+        kind: LinkKind::Broadband,
+        minutes: 1,
+        sent: 120,
+        lost: 0,
+        rtt_p50_ms: Some(9.0),
+        rtt_p95_ms: Some(12.0),
+        rtt_max_ms: Some(15.0),
+        bytes: 6720,
+    };
+    let heartbeat = Body::Heartbeat {
+        online: true,
+        count: 1,
+    };
+    s.spool.append(t0, 1, "boot-u", &minutes).await.unwrap();
+    s.spool
+        .append(t0 + 1, 2, "boot-u", &heartbeat)
+        .await
+        .unwrap();
+    // Not urgent: an hour's interval means nothing is sent now.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        c.fake().requests.len(),
+        1,
+        "minute summaries must wait for the interval"
+    );
+    let change = Body::LinkState {
+        link: "eth0".into(),
+        kind: LinkKind::Broadband,
+        from: LinkState::Up,
+        to: LinkState::Down,
+        reason: Some("probes".into()),
+    };
+    s.spool.append(t0 + 2, 3, "boot-u", &change).await.unwrap();
+    let announced = Instant::now();
+    urgent.notify_one();
+    wait_for("the urgent upload", 5, async || depth(&s.spool).await == 0).await;
+    let waited = announced.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300),
+        "sent after {waited:?}, before urgent_delay"
+    );
+    c.assert_has_exactly(4);
+    assert_eq!(c.fake().requests.len(), 2, "one request for the three");
+    stop.notify_one();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
 }

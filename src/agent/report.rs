@@ -5,7 +5,7 @@
 
 use crate::agent::record::{ClockWatch, Recorder, Stamp, ToSpool};
 use crate::agent::spool::{Spool, SpoolError, SpoolStats};
-use crate::agent::upload::{UploadError, Uploader};
+use crate::agent::upload::{UploadError, Uploader, is_urgent};
 use crate::config::agent::{AgentConfig, LinkPlan};
 use crate::wire::v1::{Body, LifecycleEvent, LinkFact};
 use std::sync::Arc;
@@ -58,6 +58,22 @@ impl Reporting {
         let boot_id = stamp.boot_id.clone();
         let boot_time = stamp.boot_time();
         let (recorder, mut rx) = Recorder::new(stamp);
+        let (uploader, drainer, urgent) = match &up.collector_url {
+            Some(url) => {
+                let run = Uploader::new(up, device.to_string(), spool.clone())?;
+                let drain = run.clone();
+                let wake = Arc::new(Notify::new());
+                let stop = Arc::new(Notify::new());
+                let urgent = run.urgent_handle();
+                let h = tokio::spawn(run.run(wake.clone(), stop.clone(), only_metered));
+                info!(collector = %url, "uploading to the collector");
+                (Some((h, wake, stop)), Some(drain), Some(urgent))
+            }
+            None => {
+                warn!("no upload.collector_url: records are kept in the spool only");
+                (None, None, None)
+            }
+        };
         let w_spool = spool.clone();
         let writer = tokio::spawn(async move {
             while let Some(item) = rx.recv().await {
@@ -73,7 +89,12 @@ impl Reporting {
                 let mut delay = Duration::from_millis(100);
                 loop {
                     match w_spool.append(at, mono, &boot_id, &body).await {
-                        Ok(_) => break,
+                        Ok(_) => {
+                            if let Some(u) = urgent.as_ref().filter(|_| is_urgent(&body)) {
+                                u.notify_one();
+                            }
+                            break;
+                        }
                         Err(e) => {
                             error!("cannot write to the spool, retrying: {e}");
                             tokio::time::sleep(delay).await;
@@ -88,21 +109,6 @@ impl Reporting {
             boot_time: Some(boot_time),
             detail: Some(format!("linkwatch {}", env!("CARGO_PKG_VERSION"))),
         });
-        let (uploader, drainer) = match &up.collector_url {
-            Some(url) => {
-                let run = Uploader::new(up, device.to_string(), spool.clone())?;
-                let drain = run.clone();
-                let wake = Arc::new(Notify::new());
-                let stop = Arc::new(Notify::new());
-                let h = tokio::spawn(run.run(wake.clone(), stop.clone(), only_metered));
-                info!(collector = %url, "uploading to the collector");
-                (Some((h, wake, stop)), Some(drain))
-            }
-            None => {
-                warn!("no upload.collector_url: records are kept in the spool only");
-                (None, None)
-            }
-        };
         Ok(Reporting {
             recorder,
             spool,

@@ -5,12 +5,20 @@
 //! lose nothing (the collector de-duplicates by sequence number).
 //!
 //! [`Uploader::drain`] sends everything ready, once; [`Uploader::run`] drains
-//! every `upload_interval` and whenever a link comes back, backing off
-//! exponentially with full jitter on failure and honouring `Retry-After`.
+//! every `upload_interval`, whenever a link comes back, and `urgent_delay`
+//! after an urgent record (see [`is_urgent`]), backing off exponentially with
+//! full jitter on failure and honouring `Retry-After`.
+//!
+//! Bytes on the wire matter (mobile data is metered): the HTTP client keeps
+//! its connection for longer than the upload interval, so a network that
+//! keeps idle connections pays no new TCP and TLS handshake per upload, and a
+//! request that fails on a connection the network dropped meanwhile is sent
+//! again at once on a new one (the collector de-duplicates, so a repeat is
+//! harmless).
 
 use crate::agent::spool::{Spool, SpoolError};
 use crate::config::agent::UploadSection;
-use crate::wire::v1::{Ack, Batch, MAX_RECORDS, Record, VERSION};
+use crate::wire::v1::{Ack, Batch, Body, MAX_RECORDS, Record, VERSION};
 use rand::Rng;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -151,10 +159,25 @@ pub struct Uploader {
     spool: Arc<Spool>,
     batch_size: Arc<AtomicUsize>,
     upload_interval: Duration,
+    urgent_delay: Duration,
+    /// Notified (by the spool writer) after an urgent record was written.
+    urgent: Arc<Notify>,
     backoff_max: Duration,
     hold_backlog_on_metered: bool,
     metered_backlog_threshold: u64,
     stats: UploadStatsHandle,
+}
+
+/// Records worth sending before the next upload interval: what changes the
+/// picture at the collector (a link's state, a failover, a start or stop, a
+/// clock step, what the device is). Minute summaries and heartbeats wait.
+pub fn is_urgent(body: &Body) -> bool {
+    !matches!(body, Body::LinkMinutes { .. } | Body::Heartbeat { .. })
+}
+
+/// How long the HTTP client keeps an idle connection: past the next upload.
+fn idle_timeout(upload_interval: Duration) -> Duration {
+    upload_interval + Duration::from_secs(30)
 }
 
 fn now_ms() -> i64 {
@@ -257,6 +280,11 @@ impl Uploader {
             spool,
             batch_size: Arc::new(AtomicUsize::new(batch_size)),
             upload_interval: cfg.upload_interval.max(Duration::from_millis(100)),
+            urgent_delay: cfg
+                .urgent_delay
+                .min(cfg.upload_interval)
+                .max(Duration::from_millis(10)),
+            urgent: Arc::new(Notify::new()),
             backoff_max: cfg.backoff_max.max(BACKOFF_BASE),
             hold_backlog_on_metered: cfg.hold_backlog_on_metered,
             metered_backlog_threshold: cfg.metered_backlog_threshold,
@@ -277,7 +305,7 @@ impl Uploader {
             .connect_timeout(Duration::from_secs(15))
             .timeout(Duration::from_secs(120))
             .read_timeout(Duration::from_secs(60))
-            .pool_idle_timeout(Duration::from_secs(50))
+            .pool_idle_timeout(idle_timeout(cfg.upload_interval))
             .user_agent(concat!("linkwatch-agent/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &cfg.ca_file {
             let pem = std::fs::read(ca).map_err(|source| UploadError::CaFile {
@@ -307,6 +335,12 @@ impl Uploader {
             token: Mutex::new(token),
             reload_token: AtomicBool::new(false),
         })
+    }
+
+    /// Notify this after writing an urgent record ([`is_urgent`]): the next
+    /// upload then starts `urgent_delay` later at the latest.
+    pub fn urgent_handle(&self) -> Arc<Notify> {
+        self.urgent.clone()
     }
 
     /// Is a collector configured?
@@ -436,16 +470,27 @@ impl Uploader {
             url: net.url.to_string(),
             message: chain(&e),
         };
-        let resp = net
-            .client
-            .post(net.url.clone())
-            .bearer_auth(token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(reqwest::header::CONTENT_ENCODING, "gzip")
-            .body(body)
-            .send()
-            .await
-            .map_err(network)?;
+        let request = || {
+            net.client
+                .post(net.url.clone())
+                .bearer_auth(&token)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::CONTENT_ENCODING, "gzip")
+                .body(body.clone())
+                .send()
+        };
+        let resp = match request().await {
+            Ok(r) => r,
+            // A kept connection the network dropped while idle (a NAT
+            // forgetting it) fails the first request on it: once more, on a
+            // new connection. Not after a timeout (that took long already).
+            Err(e) if !e.is_timeout() => {
+                tracing::debug!("upload request failed, retrying once: {}", chain(&e));
+                self.stats.lock().bytes_sent += bytes;
+                request().await.map_err(network)?
+            }
+            Err(e) => return Err(network(e)),
+        };
         let status = resp.status();
         let retry_after = retry_after(&resp);
         let text = resp.bytes().await.map_err(network)?;
@@ -532,6 +577,9 @@ impl Uploader {
         }
         let mut woken = Box::pin(wake.notified());
         woken.as_mut().enable();
+        let urgent_notify = self.urgent.clone();
+        let mut urgent = Box::pin(urgent_notify.notified());
+        urgent.as_mut().enable();
         let mut failures: u32 = 0;
         let mut last_logged: Option<String> = None;
         loop {
@@ -575,19 +623,32 @@ impl Uploader {
                     }
                 }
             };
-            let deadline = Instant::now() + wait;
-            tokio::select! {
-                _ = &mut stopped => return,
-                _ = tokio::time::sleep_until(deadline) => {}
-                _ = woken.as_mut(), if wake_cuts => {
-                    // A link came back: start the back-off afresh.
-                    failures = 0;
+            // Wait for the interval (or back-off), a link coming back, or,
+            // while uploads succeed, an urgent record (then `urgent_delay`).
+            let mut deadline = Instant::now() + wait;
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = woken.as_mut(), if wake_cuts => {
+                        // A link came back: start the back-off afresh.
+                        failures = 0;
+                        break;
+                    }
+                    _ = urgent.as_mut(), if failures == 0 => {
+                        deadline = deadline.min(Instant::now() + self.urgent_delay);
+                        urgent.set(self.urgent.notified());
+                        urgent.as_mut().enable();
+                    }
                 }
             }
             // Re-arm: a wake from now on (also during the coming drain)
             // cuts the next wait short.
             woken.set(wake.notified());
             woken.as_mut().enable();
+            // The coming drain sends every urgent record written so far.
+            urgent.set(urgent_notify.notified());
+            urgent.as_mut().enable();
         }
     }
 

@@ -311,6 +311,12 @@ pub struct UploadSection {
     /// How often the spool is drained (also at once when a link comes back).
     #[serde(with = "humantime_serde")]
     pub upload_interval: Duration,
+    /// Records that matter at once (link state changes, failovers, start,
+    /// stop, clock steps, facts) are sent this long after they are made
+    /// rather than at the next interval (the wait gathers a burst into one
+    /// request). Never longer than `upload_interval`.
+    #[serde(with = "humantime_serde")]
+    pub urgent_delay: Duration,
     /// Longest wait between failed attempts (back-off from 1 s, doubling, jittered).
     #[serde(with = "humantime_serde")]
     pub backoff_max: Duration,
@@ -330,7 +336,8 @@ impl Default for UploadSection {
             spool_max_bytes: 64 * 1024 * 1024,
             batch_max_records: 2000,
             heartbeat: Duration::from_secs(60),
-            upload_interval: Duration::from_secs(60),
+            upload_interval: Duration::from_secs(300),
+            urgent_delay: Duration::from_secs(5),
             backoff_max: Duration::from_secs(300),
             hold_backlog_on_metered: false,
             metered_backlog_threshold: 5000,
