@@ -9,10 +9,11 @@
 mod common;
 
 use common::db::{TestDb, on_both};
+use linkwatch::collector::access::{Branch, Role};
 use linkwatch::collector::api::ErrorBody;
 use linkwatch::collector::devices;
 use linkwatch::collector::server::{self, CollectorError};
-use linkwatch::collector::store::{Device, Office, Store, StoreError, StoredRecord};
+use linkwatch::collector::store::{ApiToken, Device, Office, Store, StoreError, StoredRecord};
 use linkwatch::config::collector::CollectorConfig;
 use linkwatch::wire::v1::{Ack, Record};
 use reqwest::StatusCode;
@@ -867,6 +868,25 @@ impl Store for DownStore {
         Err(down())
     }
     async fn ping(&self) -> Result<(), StoreError> {
+        Err(down())
+    }
+    async fn add_api_token(
+        &self,
+        _: &str,
+        _: Role,
+        _: Option<&Branch>,
+        _: &str,
+        _: i64,
+    ) -> Result<ApiToken, StoreError> {
+        Err(down())
+    }
+    async fn api_token_by_hash(&self, _: &str) -> Result<Option<ApiToken>, StoreError> {
+        Err(down())
+    }
+    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        Err(down())
+    }
+    async fn revoke_api_token(&self, _: &str) -> Result<bool, StoreError> {
         Err(down())
     }
 }

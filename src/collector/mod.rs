@@ -1,7 +1,9 @@
 //! The collector: authenticated ingest of the agents' records, storage on
 //! SQLite (default) or PostgreSQL, device registry and administrative
-//! hierarchy. Uptime, alerts and reports come later.
+//! hierarchy, API tokens with roles and branch limits, the uptime engine and
+//! reports. Alerts come later.
 
+pub mod access;
 pub mod api;
 pub mod devices;
 pub mod report;
