@@ -899,6 +899,15 @@ async fn store_failure_is_503_and_unhealthy() {
     assert!(a.headers.contains_key("retry-after"));
     // The database error is logged, not shown to the client.
     assert!(!a.text.contains("pool"), "{}", a.text);
+    // The read API too: the token cannot be checked, so 503, not 401.
+    let rep = client()
+        .get(r.url("/api/v1/reports/uptime?from=2026-11-29&to=2026-11-30"))
+        .bearer_auth(devices::new_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rep.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(rep.headers().contains_key("retry-after"));
     let h = client().get(r.url("/health")).send().await.unwrap();
     assert_eq!(h.status(), StatusCode::SERVICE_UNAVAILABLE);
     r.stop().await;
