@@ -1,8 +1,9 @@
 //! The `linkwatch` command line: `agent` (the daemon), `status` (ask a running
 //! agent), `check` (probe every link once, now); on the collector side
 //! `collector` (the daemon), `device add|list|revoke|import` (the registry,
-//! straight on the collector's database) and `report` (uptime reports, also
-//! straight on the database).
+//! straight on the collector's database), `token add|list|revoke` (API tokens
+//! of the read API, likewise) and `report` (uptime reports, also straight on
+//! the database).
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -89,6 +90,13 @@ enum Command {
         #[command(subcommand)]
         command: DeviceCommand,
     },
+    /// Make, list and revoke API tokens for the read API (reports, timelines,
+    /// outages; admin tokens also list and revoke devices). Works directly on
+    /// the collector's database, as `device` does.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Uptime report over a window, straight from the collector's database:
     /// per device, office, upazila, district or division, within a schedule.
     /// Bad parameters exit 2 naming the parameter.
@@ -112,6 +120,78 @@ enum Command {
         /// Output: table, json or csv.
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
+        /// Only the worst N rows.
+        #[arg(long, value_name = "N")]
+        limit: Option<String>,
+        #[command(flatten)]
+        branch: BranchArgs,
+        #[command(flatten)]
+        config: CollectorConfigArg,
+    },
+}
+
+/// One branch of the hierarchy (at most one of these flags).
+#[derive(clap::Args, Default)]
+#[group(multiple = false)]
+struct BranchArgs {
+    /// Only this division.
+    #[arg(long, value_name = "DIVISION")]
+    division: Option<String>,
+    /// Only this district (`Division / District`, or the district alone when unique).
+    #[arg(long, value_name = "DISTRICT")]
+    district: Option<String>,
+    /// Only this upazila (`Division / District / Upazila`, or the upazila alone when unique).
+    #[arg(long, value_name = "UPAZILA")]
+    upazila: Option<String>,
+    /// Only this office (its code).
+    #[arg(long, value_name = "CODE")]
+    office: Option<String>,
+}
+
+impl BranchArgs {
+    fn get(&self) -> Option<(linkwatch::collector::access::Level, &str)> {
+        use linkwatch::collector::access::Level;
+        [
+            (Level::Division, &self.division),
+            (Level::District, &self.district),
+            (Level::Upazila, &self.upazila),
+            (Level::Office, &self.office),
+        ]
+        .into_iter()
+        .find_map(|(l, v)| v.as_deref().map(|v| (l, v)))
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TokenRole {
+    /// Reports, timelines and outages.
+    Read,
+    /// As read, plus listing and revoking devices.
+    Admin,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make an API token and print it, once: the collector keeps only a hash.
+    Add {
+        /// A name for the token (who holds it), e.g. `dhaka-district-it`.
+        name: String,
+        #[arg(long, value_enum)]
+        role: TokenRole,
+        /// Limit the token to one branch of the hierarchy (default: all of it).
+        #[command(flatten)]
+        branch: BranchArgs,
+        #[command(flatten)]
+        config: CollectorConfigArg,
+    },
+    /// List the API tokens (never the tokens themselves).
+    List {
+        #[command(flatten)]
+        config: CollectorConfigArg,
+    },
+    /// Revoke an API token: it is refused (401) from now on.
+    Revoke {
+        name: String,
         #[command(flatten)]
         config: CollectorConfigArg,
     },
@@ -219,6 +299,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Device { command } => device_command(command),
+        Command::Token { command } => token_command(command),
         Command::Report {
             from,
             to,
@@ -226,6 +307,8 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             schedule,
             target,
             format,
+            limit,
+            branch,
             config,
         } => {
             use linkwatch::collector::report;
@@ -235,6 +318,11 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 by: Some(&by),
                 schedule: Some(&schedule),
                 target: target.as_deref(),
+                limit: limit.as_deref(),
+                division: branch.division.as_deref(),
+                district: branch.district.as_deref(),
+                upazila: branch.upazila.as_deref(),
+                office: branch.office.as_deref(),
             };
             let q = report::ReportQuery::parse(&raw)
                 .map_err(|e| anyhow::anyhow!("--{}: {}", e.field, e.message))?;
@@ -245,7 +333,12 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 let store = linkwatch::collector::store::open(&url)
                     .await
                     .with_context(|| format!("collector database of {}", config.path.display()))?;
-                anyhow::Ok(report::run_report(store.as_ref(), &q, now_ms()).await?)
+                match report::run_report(store.as_ref(), &q, None, now_ms()).await {
+                    Err(report::ReportError::Param(e)) => {
+                        Err(anyhow::anyhow!("--{}: {}", e.field, e.message))
+                    }
+                    r => anyhow::Ok(r?),
+                }
             })?;
             print!(
                 "{}",
@@ -434,6 +527,98 @@ fn device_command(command: DeviceCommand) -> Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn token_command(command: TokenCommand) -> Result<ExitCode> {
+    use linkwatch::collector::access::Role;
+    use linkwatch::collector::{devices, store};
+    let config = match &command {
+        TokenCommand::Add { config, .. }
+        | TokenCommand::List { config }
+        | TokenCommand::Revoke { config, .. } => config.load()?,
+    };
+    logging::init(LogFormat::Text, "warn");
+    let url = config.collector.database.clone();
+    runtime()?.block_on(async move {
+        let store = store::open(&url)
+            .await
+            .with_context(|| format!("collector database of {}", config.path.display()))?;
+        match command {
+            TokenCommand::Add {
+                name, role, branch, ..
+            } => {
+                let role = match role {
+                    TokenRole::Read => Role::Read,
+                    TokenRole::Admin => Role::Admin,
+                };
+                let (t, token) =
+                    devices::add_api_token(store.as_ref(), &name, role, branch.get(), now_ms())
+                        .await?;
+                // The token alone on stdout, the explanation on stderr.
+                println!("{token}");
+                eprintln!(
+                    "API token `{}` ({} role, {}) made. The line above is the token: hand it \
+                     over now. It is shown only this once; the collector stores only its \
+                     SHA-256 hash (lost token: revoke and add again).",
+                    t.name,
+                    t.role,
+                    t.branch
+                        .map(|b| format!("limited to {b}"))
+                        .unwrap_or_else(|| "whole hierarchy".into())
+                );
+            }
+            TokenCommand::List { .. } => {
+                let list = store.list_api_tokens().await?;
+                print!("{}", render_tokens(&list));
+            }
+            TokenCommand::Revoke { name, .. } => {
+                if !store.revoke_api_token(&name).await? {
+                    bail!("no API token named `{name}` (see `linkwatch token list`)");
+                }
+                println!("API token `{name}` revoked: it is refused from now on");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn render_tokens(list: &[linkwatch::collector::store::ApiToken]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let branch = |t: &linkwatch::collector::store::ApiToken| {
+        t.branch
+            .as_ref()
+            .map_or_else(|| "(all)".to_string(), |b| b.to_string())
+    };
+    let w = list.iter().map(|t| t.name.len()).max().unwrap_or(0).max(4);
+    let wb = list
+        .iter()
+        .map(|t| branch(t).len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let _ = writeln!(
+        out,
+        "{:<w$}  {:<5}  {:<wb$}  {:<7}  CREATED",
+        "NAME", "ROLE", "BRANCH", "REVOKED"
+    );
+    for t in list {
+        let created = std::time::UNIX_EPOCH
+            + Duration::from_millis(u64::try_from(t.created_at_ms).unwrap_or(0));
+        let _ = writeln!(
+            out,
+            "{:<w$}  {:<5}  {:<wb$}  {:<7}  {}",
+            t.name,
+            t.role.as_str(),
+            branch(t),
+            if t.revoked { "yes" } else { "no" },
+            humantime::format_rfc3339_seconds(created)
+        );
+    }
+    if list.is_empty() {
+        out.push_str("(no API tokens: make one with `linkwatch token add NAME --role read`)\n");
+    }
+    out
 }
 
 fn render_devices(list: &[linkwatch::collector::store::Device]) -> String {

@@ -9,10 +9,11 @@
 mod common;
 
 use common::db::{TestDb, on_both};
+use linkwatch::collector::access::{Branch, Role};
 use linkwatch::collector::api::ErrorBody;
 use linkwatch::collector::devices;
 use linkwatch::collector::server::{self, CollectorError};
-use linkwatch::collector::store::{Device, Office, Store, StoreError, StoredRecord};
+use linkwatch::collector::store::{ApiToken, Device, Office, Store, StoreError, StoredRecord};
 use linkwatch::config::collector::CollectorConfig;
 use linkwatch::wire::v1::{Ack, Record};
 use reqwest::StatusCode;
@@ -869,6 +870,25 @@ impl Store for DownStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Err(down())
     }
+    async fn add_api_token(
+        &self,
+        _: &str,
+        _: Role,
+        _: Option<&Branch>,
+        _: &str,
+        _: i64,
+    ) -> Result<ApiToken, StoreError> {
+        Err(down())
+    }
+    async fn api_token_by_hash(&self, _: &str) -> Result<Option<ApiToken>, StoreError> {
+        Err(down())
+    }
+    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        Err(down())
+    }
+    async fn revoke_api_token(&self, _: &str) -> Result<bool, StoreError> {
+        Err(down())
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -879,6 +899,15 @@ async fn store_failure_is_503_and_unhealthy() {
     assert!(a.headers.contains_key("retry-after"));
     // The database error is logged, not shown to the client.
     assert!(!a.text.contains("pool"), "{}", a.text);
+    // The read API too: the token cannot be checked, so 503, not 401.
+    let rep = client()
+        .get(r.url("/api/v1/reports/uptime?from=2026-11-29&to=2026-11-30"))
+        .bearer_auth(devices::new_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rep.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(rep.headers().contains_key("retry-after"));
     let h = client().get(r.url("/health")).send().await.unwrap();
     assert_eq!(h.status(), StatusCode::SERVICE_UNAVAILABLE);
     r.stop().await;

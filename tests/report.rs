@@ -293,9 +293,13 @@ async fn fixture_by_office_through_the_cli(db: Arc<TestDb>) {
     assert_eq!(lines[0], report::CSV_HEADER);
     assert_eq!(
         lines[1],
-        "dhk-savar-uno,1,23400000,1800000,3600000,0,92.857,92.9%,,2,3600000,2700000"
+        "dhk-savar-uno,1,23400000,1800000,3600000,0,92.857,92.9%,,2,3600000,2700000,\
+         23400000,0,0,100.000,0.000,0.000,0,,"
     );
-    assert_eq!(lines[2], "(no office),1,0,0,0,28800000,,no data,,0,,");
+    assert_eq!(
+        lines[2],
+        "(no office),1,0,0,0,28800000,,no data,,0,,,0,0,0,,,,0,,"
+    );
     assert_eq!(lines.len(), 3);
 
     // Table, by device.
@@ -381,10 +385,9 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// The API router served on 127.0.0.1:0 with the peer address available
-/// (`ConnectInfo`), as the report endpoint needs; stops when the returned
-/// sender is dropped.
-async fn serve_with_peer(store: Arc<dyn Store>) -> (String, tokio::sync::oneshot::Sender<()>) {
+/// The API router served on 127.0.0.1:0; stops when the returned sender is
+/// dropped.
+async fn serve_api(store: Arc<dyn Store>) -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let cfg = CollectorConfig::embedded();
@@ -408,8 +411,8 @@ async fn serve_with_peer(store: Arc<dyn Store>) -> (String, tokio::sync::oneshot
     (format!("http://{addr}{}", report::UPTIME_PATH), tx)
 }
 
-async fn get(url: &str) -> (StatusCode, String, String) {
-    let resp = client().get(url).send().await.unwrap();
+async fn get(url: &str, token: &str) -> (StatusCode, String, String) {
+    let resp = client().get(url).bearer_auth(token).send().await.unwrap();
     let ct = resp
         .headers()
         .get("content-type")
@@ -421,11 +424,22 @@ async fn get(url: &str) -> (StatusCode, String, String) {
 async fn fixture_by_office_through_the_api(db: Arc<TestDb>) {
     let store = db.open().await;
     load_fixture(store.as_ref()).await;
-    let (base, _stop) = serve_with_peer(store.clone()).await;
+    let (_, token) = devices::add_api_token(
+        store.as_ref(),
+        "ministry-it",
+        linkwatch::collector::access::Role::Read,
+        None,
+        day0(),
+    )
+    .await
+    .unwrap();
+    let t = token.as_str();
+    let (base, _stop) = serve_api(store.clone()).await;
 
-    let (status, ct, text) = get(&format!(
-        "{base}?from=2026-11-29&to=2026-11-30&by=office&schedule=office&target=90"
-    ))
+    let (status, ct, text) = get(
+        &format!("{base}?from=2026-11-29&to=2026-11-30&by=office&schedule=office&target=90"),
+        t,
+    )
     .await;
     assert_eq!(status, StatusCode::OK, "{text}");
     assert!(ct.starts_with("application/json"), "{ct}");
@@ -436,9 +450,10 @@ async fn fixture_by_office_through_the_api(db: Arc<TestDb>) {
     check_no_office_row(&rows[1]);
 
     // RFC 3339 bounds, CSV.
-    let (status, ct, text) = get(&format!(
-        "{base}?from=2026-11-29T00:00:00%2B06:00&to=2026-11-29T18:00:00Z&format=csv"
-    ))
+    let (status, ct, text) = get(
+        &format!("{base}?from=2026-11-29T00:00:00%2B06:00&to=2026-11-29T18:00:00Z&format=csv"),
+        t,
+    )
     .await;
     assert_eq!(status, StatusCode::OK, "{text}");
     assert!(ct.starts_with("text/csv"), "{ct}");
@@ -458,16 +473,15 @@ async fn fixture_by_office_through_the_api(db: Arc<TestDb>) {
         ("to=2026-11-30", "from"),
         ("from=2026-11-29&to=2026-11-30&format=xml", "format"),
     ] {
-        let (status, _, text) = get(&format!("{base}?{query}")).await;
+        let (status, _, text) = get(&format!("{base}?{query}"), t).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {text}");
         let e: ErrorBody = serde_json::from_str(&text).unwrap();
         assert_eq!(e.field.as_deref(), Some(field), "{query}: {text}");
     }
-    let (_, _, text) = get(&format!("{base}?from=2026-11-30&to=2026-11-29")).await;
+    let (_, _, text) = get(&format!("{base}?from=2026-11-30&to=2026-11-29"), t).await;
     assert!(text.contains("`to` must be after `from`"), "{text}");
 
-    // The collector as `serve_on` runs it hands the peer address to the
-    // router: over loopback the report is served.
+    // The collector as `serve_on` runs it serves the report to the token.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -479,10 +493,13 @@ async fn fixture_by_office_through_the_api(db: Arc<TestDb>) {
         })
         .await
     });
-    let (status, _, text) = get(&format!(
-        "http://{addr}{}?from=2026-11-29&to=2026-11-30",
-        report::UPTIME_PATH
-    ))
+    let (status, _, text) = get(
+        &format!(
+            "http://{addr}{}?from=2026-11-29&to=2026-11-30",
+            report::UPTIME_PATH
+        ),
+        t,
+    )
     .await;
     assert_eq!(status, StatusCode::OK, "{text}");
     assert!(text.contains("92.9"), "{text}");

@@ -2,6 +2,7 @@
 //! a temporary directory) and against PostgreSQL (a fresh schema in the
 //! database `LINKWATCH_TEST_PG_URL` names; skipped with a message when unset).
 
+use linkwatch::collector::access::{Branch, Level, Role};
 use linkwatch::collector::store::{self, Office, Store, StoreError};
 use linkwatch::wire::v1::{Ack, Body, Record};
 use linkwatch::wire::{LinkKind, LinkState};
@@ -130,6 +131,7 @@ on_both!(
     data_survives_reopening,
     failing_batches_do_not_undo_concurrent_ones,
     ingest_throughput,
+    api_tokens,
 );
 
 // ---------------------------------------------------------------------------
@@ -610,6 +612,77 @@ async fn data_survives_reopening(db: Arc<TestDb>) {
 
 /// Measures ingest of `BATCHES` batches of `PER_BATCH` records (more with
 /// `LINKWATCH_STORE_BENCH_BATCHES`) and prints records/s.
+/// API tokens: added with role and branch, found by hash, listed by name
+/// (byte order on both), names unique, revoked (and reported when unknown).
+async fn api_tokens(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let savar = Branch {
+        level: Level::Upazila,
+        name: "Dhaka / Dhaka / Savar".into(),
+    };
+    let a = s
+        .add_api_token("b-upazila", Role::Read, Some(&savar), "hash-b", T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            a.name.as_str(),
+            a.role,
+            a.branch.as_ref(),
+            a.revoked,
+            a.created_at_ms
+        ),
+        ("b-upazila", Role::Read, Some(&savar), false, T0)
+    );
+    s.add_api_token("A-admin", Role::Admin, None, "hash-a", T0 + 1)
+        .await
+        .unwrap();
+    s.add_api_token("a_read", Role::Read, None, "hash-c", T0 + 2)
+        .await
+        .unwrap();
+    match s
+        .add_api_token("b-upazila", Role::Admin, None, "hash-d", T0)
+        .await
+    {
+        Err(StoreError::ApiTokenExists(n)) => assert_eq!(n, "b-upazila"),
+        other => panic!("{other:?}"),
+    }
+    // Another token's hash: refused, and not as a name clash.
+    assert!(!matches!(
+        s.add_api_token("other", Role::Read, None, "hash-a", T0)
+            .await,
+        Ok(_) | Err(StoreError::ApiTokenExists(_))
+    ));
+    let names: Vec<String> = s
+        .list_api_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["A-admin", "a_read", "b-upazila"]);
+    let found = s.api_token_by_hash("hash-b").await.unwrap().unwrap();
+    assert_eq!(found, a);
+    assert_eq!(s.api_token_by_hash("hash-x").await.unwrap(), None);
+    // A device token's hash is no API token.
+    s.add_device("gw", None, "hash-dev", T0).await.unwrap();
+    assert_eq!(s.api_token_by_hash("hash-dev").await.unwrap(), None);
+    assert!(s.revoke_api_token("b-upazila").await.unwrap());
+    assert!(!s.revoke_api_token("nobody").await.unwrap());
+    assert!(
+        s.api_token_by_hash("hash-b")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    let admin = s.api_token_by_hash("hash-a").await.unwrap().unwrap();
+    assert_eq!(
+        (admin.role, admin.branch, admin.revoked),
+        (Role::Admin, None, false)
+    );
+}
+
 async fn ingest_throughput(db: Arc<TestDb>) {
     const PER_BATCH: u64 = 1_000;
     let batches: u64 = std::env::var("LINKWATCH_STORE_BENCH_BATCHES")

@@ -1,5 +1,6 @@
 //! The collector's HTTP API: `POST /api/v1/ingest` (protocol v1, see
-//! `docs/protocol.md`), `GET /health` and `GET /metrics`. Owns the request
+//! `docs/protocol.md`), `GET /health` and `GET /metrics`; the read API for
+//! IT staff is merged in from [`crate::collector::read_api`]. Owns the request
 //! checks (overload, bearer token, size, encoding, batch validation), their
 //! mapping to status codes, and the collector's Prometheus metrics.
 
@@ -362,11 +363,8 @@ pub fn router(state: ApiState) -> Router {
         .route(INGEST_PATH, post(ingest))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        // Uptime reports (loopback only until read tokens exist: see report.rs).
-        .route(
-            crate::collector::report::UPTIME_PATH,
-            get(crate::collector::report::uptime_endpoint),
-        )
+        // Reports, timelines, outages, admin: API tokens (see read_api.rs).
+        .merge(crate::collector::read_api::routes())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

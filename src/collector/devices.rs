@@ -1,8 +1,10 @@
 //! Device registry: bearer tokens (made here, stored only as SHA-256 hashes),
 //! device names, and the import of the administrative hierarchy (offices) from
-//! CSV or TOML files into the store.
+//! CSV or TOML files into the store. API tokens for the read API are made
+//! here too ([`add_api_token`]), the same way.
 
-use super::store::{Device, Office, Store, StoreError};
+use super::access::{self, BranchError, Level, Role};
+use super::store::{ApiToken, Device, Office, Store, StoreError};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -83,6 +85,44 @@ pub enum AddDeviceError {
     Name(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why an API token could not be added.
+#[derive(Debug, thiserror::Error)]
+pub enum AddApiTokenError {
+    #[error("{0}")]
+    Name(String),
+    /// The branch named for `--division`, `--district`, `--upazila` or `--office`.
+    #[error("--{}: {}", .0.level, .0.message)]
+    Branch(BranchError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Register an API token with `role`, limited to the branch `branch` names
+/// (checked against the imported offices) when given. Returns the token as
+/// stored and the token itself, which exists nowhere else afterwards: show
+/// it once.
+pub async fn add_api_token(
+    store: &dyn Store,
+    name: &str,
+    role: Role,
+    branch: Option<(Level, &str)>,
+    now_ms: i64,
+) -> Result<(ApiToken, String), AddApiTokenError> {
+    access::check_token_name(name).map_err(AddApiTokenError::Name)?;
+    let branch = match branch {
+        None => None,
+        Some((level, text)) => {
+            let offices = store.list_offices().await?;
+            Some(access::resolve_branch(level, text, &offices).map_err(AddApiTokenError::Branch)?)
+        }
+    };
+    let token = new_token();
+    let t = store
+        .add_api_token(name, role, branch.as_ref(), &token_hash(&token), now_ms)
+        .await?;
+    Ok((t, token))
 }
 
 /// A hierarchy file that could not be imported. Names the file and, where

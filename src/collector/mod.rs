@@ -1,9 +1,13 @@
 //! The collector: authenticated ingest of the agents' records, storage on
 //! SQLite (default) or PostgreSQL, device registry and administrative
-//! hierarchy. Uptime, alerts and reports come later.
+//! hierarchy, the uptime engine, reports and the read API (API tokens with
+//! roles and branch limits). Alerts come later.
 
+pub mod access;
 pub mod api;
 pub mod devices;
+pub mod outages;
+pub mod read_api;
 pub mod report;
 pub mod schedule;
 pub mod server;

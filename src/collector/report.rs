@@ -6,25 +6,33 @@
 //!
 //! Groups are weighted by time: their durations are the sums of their
 //! devices' milliseconds, and their uptime is `online / (online + offline)`
-//! over those sums, `None` ("no data") when there is neither.
+//! over those sums, `None` ("no data") when there is neither. The share of
+//! each link kind is its milliseconds over the group's online milliseconds.
+//! Loss is `lost / sent` over the group's probes (probe-weighted); the RTT
+//! median of a group is the median of its devices' medians weighted by their
+//! answered probes (the engine keeps only per-summary medians, so the true
+//! median cannot be rebuilt: an approximation, as within one device).
+//!
+//! Which devices a report covers: every registered device, or only those in
+//! the branch the reader's API token is limited to ([`Access`]), further
+//! restricted to one branch when the query asks (`division`, `district`,
+//! `upazila`, `office`). The HTTP side lives in
+//! [`crate::collector::read_api`].
 
-use crate::collector::api::{ApiState, ErrorBody};
+use crate::collector::access::{Access, Branch, Level, resolve_branch};
 use crate::collector::schedule::{self, Schedule};
 use crate::collector::store::{Device, Office, Store, StoreError};
 use crate::collector::uptime::{self, Figures, Params, Rec};
+use crate::wire::LinkKind;
 use crate::wire::v1::Body;
-use axum::Json;
-use axum::extract::{ConnectInfo, Query, Request, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::{self, Write};
-use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Path of the uptime report endpoint (served by [`crate::collector::read_api`]).
+pub const UPTIME_PATH: &str = "/api/v1/reports/uptime";
 /// Longest window a report may cover.
 pub const MAX_RANGE_DAYS: i64 = 400;
 /// Time zone of `YYYY-MM-DD` dates in `from` and `to` (midnight there).
@@ -83,7 +91,15 @@ pub struct ReportQuery {
     pub schedule: Schedule,
     /// Target uptime in percent; rows then say whether they meet it.
     pub target_pct: Option<f64>,
+    /// Only the worst this many rows.
+    pub limit: Option<usize>,
+    /// Only this branch (level and name as given; resolved against the
+    /// offices when the report runs).
+    pub branch: Option<(Level, String)>,
 }
+
+/// Largest `limit` accepted.
+pub const MAX_LIMIT: usize = 100_000;
 
 /// A report parameter that cannot be used; `field` names it (`from`, `to`,
 /// `by`, `schedule`, `target`).
@@ -109,6 +125,76 @@ pub struct RawQuery<'a> {
     pub by: Option<&'a str>,
     pub schedule: Option<&'a str>,
     pub target: Option<&'a str>,
+    pub limit: Option<&'a str>,
+    pub division: Option<&'a str>,
+    pub district: Option<&'a str>,
+    pub upazila: Option<&'a str>,
+    pub office: Option<&'a str>,
+}
+
+impl RawQuery<'_> {
+    /// The one branch filter given, if any; two or more are refused, naming
+    /// the second.
+    pub fn branch(&self) -> Result<Option<(Level, String)>, ParamError> {
+        let given = [
+            (Level::Division, self.division),
+            (Level::District, self.district),
+            (Level::Upazila, self.upazila),
+            (Level::Office, self.office),
+        ];
+        let mut found: Option<(Level, String)> = None;
+        for (level, v) in given {
+            let Some(v) = v else { continue };
+            if let Some((first, _)) = &found {
+                return Err(param(
+                    level.as_str(),
+                    format!(
+                        "give one of division, district, upazila, office: `{first}` and `{level}` both given"
+                    ),
+                ));
+            }
+            found = Some((level, v.to_string()));
+        }
+        Ok(found)
+    }
+}
+
+/// The window `[from, to)` of `from` and `to` (both required), checked: `to`
+/// after `from`, at most [`MAX_RANGE_DAYS`] long.
+pub fn parse_window(from: Option<&str>, to: Option<&str>) -> Result<(i64, i64), ParamError> {
+    let from = from.ok_or_else(|| param("from", "`from` is required (RFC 3339 or YYYY-MM-DD)"))?;
+    let to = to.ok_or_else(|| param("to", "`to` is required (RFC 3339 or YYYY-MM-DD)"))?;
+    let from_ms = parse_instant("from", from)?;
+    let to_ms = parse_instant("to", to)?;
+    if to_ms <= from_ms {
+        return Err(param("to", "`to` must be after `from`"));
+    }
+    if to_ms - from_ms > MAX_RANGE_DAYS * DAY_MS {
+        return Err(param(
+            "to",
+            format!("the range from `from` to `to` is longer than {MAX_RANGE_DAYS} days"),
+        ));
+    }
+    Ok((from_ms, to_ms))
+}
+
+/// `by`: defaults to `office`.
+pub fn parse_by(by: Option<&str>) -> Result<GroupBy, ParamError> {
+    match by {
+        None => Ok(GroupBy::Office),
+        Some(b) => GroupBy::parse(b).ok_or_else(|| {
+            param(
+                "by",
+                format!("unknown `by` = `{b}`: use one of {}", GroupBy::VALID),
+            )
+        }),
+    }
+}
+
+/// `schedule`: defaults to `office`.
+pub fn parse_schedule(text: Option<&str>) -> Result<Schedule, ParamError> {
+    schedule::parse_schedule(text.unwrap_or("office"))
+        .map_err(|e| param("schedule", format!("`schedule`: {e}")))
 }
 
 /// Strictly `YYYY-MM-DD`.
@@ -171,34 +257,9 @@ impl ReportQuery {
     /// defaults to `office`, `schedule` to `office` (Asia/Dhaka, Sunday to
     /// Thursday, 09:00-17:00).
     pub fn parse(raw: &RawQuery<'_>) -> Result<ReportQuery, ParamError> {
-        let from = raw
-            .from
-            .ok_or_else(|| param("from", "`from` is required (RFC 3339 or YYYY-MM-DD)"))?;
-        let to = raw
-            .to
-            .ok_or_else(|| param("to", "`to` is required (RFC 3339 or YYYY-MM-DD)"))?;
-        let from_ms = parse_instant("from", from)?;
-        let to_ms = parse_instant("to", to)?;
-        if to_ms <= from_ms {
-            return Err(param("to", "`to` must be after `from`"));
-        }
-        if to_ms - from_ms > MAX_RANGE_DAYS * DAY_MS {
-            return Err(param(
-                "to",
-                format!("the range from `from` to `to` is longer than {MAX_RANGE_DAYS} days"),
-            ));
-        }
-        let by = match raw.by {
-            None => GroupBy::Office,
-            Some(b) => GroupBy::parse(b).ok_or_else(|| {
-                param(
-                    "by",
-                    format!("unknown `by` = `{b}`: use one of {}", GroupBy::VALID),
-                )
-            })?,
-        };
-        let schedule = schedule::parse_schedule(raw.schedule.unwrap_or("office"))
-            .map_err(|e| param("schedule", format!("`schedule`: {e}")))?;
+        let (from_ms, to_ms) = parse_window(raw.from, raw.to)?;
+        let by = parse_by(raw.by)?;
+        let schedule = parse_schedule(raw.schedule)?;
         let target_pct = match raw.target.map(str::trim) {
             None | Some("") => None,
             Some(t) => {
@@ -214,12 +275,26 @@ impl ReportQuery {
                 Some(v)
             }
         };
+        let limit = match raw.limit.map(str::trim) {
+            None | Some("") => None,
+            Some(t) => match t.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => Some(n),
+                _ => {
+                    return Err(param(
+                        "limit",
+                        format!("`limit` = `{t}` is not a whole number from 1 to {MAX_LIMIT}"),
+                    ));
+                }
+            },
+        };
         Ok(ReportQuery {
             from_ms,
             to_ms,
             by,
             schedule,
             target_pct,
+            limit,
+            branch: raw.branch()?,
         })
     }
 }
@@ -229,6 +304,9 @@ impl ReportQuery {
 pub enum ReportError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A parameter names something that is not there (an unknown branch).
+    #[error(transparent)]
+    Param(#[from] ParamError),
     #[error("stored record {seq} of device `{device}` is unreadable: {error}")]
     BadRecord {
         device: String,
@@ -255,6 +333,21 @@ pub struct Row {
     pub outages: u32,
     pub longest_outage_ms: Option<i64>,
     pub mean_time_to_recover_ms: Option<i64>,
+    /// Online time carried by each kind of link (may sum to less than
+    /// `online_ms`: time only heartbeats tell about is not attributed).
+    pub broadband_ms: i64,
+    pub wifi_ms: i64,
+    pub mobile_ms: i64,
+    /// The same as percentages of `online_ms`; `None` without online time.
+    pub broadband_pct: Option<f64>,
+    pub wifi_pct: Option<f64>,
+    pub mobile_pct: Option<f64>,
+    /// Switches of the default route from one link to another.
+    pub failovers: u32,
+    /// Median probe round-trip time (see the module documentation).
+    pub rtt_p50_ms: Option<f64>,
+    /// Probes lost over probes sent, percent; `None` without probes.
+    pub loss_pct: Option<f64>,
 }
 
 /// A report: its parameters and rows, worst uptime first.
@@ -265,6 +358,12 @@ pub struct Report {
     pub by: GroupBy,
     pub schedule: String,
     pub target_pct: Option<f64>,
+    /// The query's `limit`: only the worst this many rows are shown.
+    pub limit: Option<usize>,
+    /// The branch the query restricted the report to.
+    pub branch: Option<Branch>,
+    /// The branch the reader's token is limited to.
+    pub token_branch: Option<Branch>,
     pub rows: Vec<Row>,
 }
 
@@ -304,6 +403,25 @@ struct Acc {
     outages: u32,
     outage_total: i64,
     longest: Option<i64>,
+    kinds: BTreeMap<LinkKind, i64>,
+    failovers: u32,
+    sent: f64,
+    lost: f64,
+    /// Device RTT medians and their answered probes.
+    rtts: Vec<(f64, f64)>,
+}
+
+/// The weighted median of `(value, weight)` pairs (the smallest value at
+/// which half the weight is reached); `None` without weight.
+pub fn weighted_median(mut v: Vec<(f64, f64)>) -> Option<f64> {
+    v.retain(|(x, w)| x.is_finite() && *w > 0.0);
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let half = v.iter().map(|x| x.1).sum::<f64>() / 2.0;
+    let mut acc = 0.0;
+    v.iter().find_map(|(x, w)| {
+        acc += w;
+        (acc >= half).then_some(*x)
+    })
 }
 
 /// Group the devices' figures into rows, worst uptime first (no data last,
@@ -331,10 +449,21 @@ pub fn build_rows(
         if let Some(l) = f.longest_outage_ms {
             a.longest = Some(a.longest.map_or(l, |x| x.max(l)));
         }
+        for (k, ms) in &f.per_kind_ms {
+            *a.kinds.entry(*k).or_default() += ms;
+        }
+        a.failovers += f.failovers;
+        a.sent += f.probes_sent;
+        a.lost += f.probes_lost;
+        if let Some(r) = f.rtt_p50_ms {
+            a.rtts.push((r, f.probes_sent - f.probes_lost));
+        }
     }
     let mut rows: Vec<Row> = groups
         .into_iter()
         .map(|(group, a)| {
+            let kind = |k: LinkKind| a.kinds.get(&k).copied().unwrap_or(0);
+            let share = |ms: i64| (a.online > 0).then(|| ms as f64 * 100.0 / a.online as f64);
             let judged = a.online + a.offline;
             let uptime_pct = (judged > 0).then(|| a.online as f64 * 100.0 / judged as f64);
             Row {
@@ -351,6 +480,15 @@ pub fn build_rows(
                 longest_outage_ms: a.longest,
                 mean_time_to_recover_ms: (a.outages > 0)
                     .then(|| a.outage_total / i64::from(a.outages)),
+                broadband_ms: kind(LinkKind::Broadband),
+                wifi_ms: kind(LinkKind::Wifi),
+                mobile_ms: kind(LinkKind::Mobile),
+                broadband_pct: share(kind(LinkKind::Broadband)),
+                wifi_pct: share(kind(LinkKind::Wifi)),
+                mobile_pct: share(kind(LinkKind::Mobile)),
+                failovers: a.failovers,
+                rtt_p50_ms: weighted_median(a.rtts),
+                loss_pct: (a.sent > 0.0).then(|| 100.0 * a.lost / a.sent),
             }
         })
         .collect();
@@ -383,7 +521,7 @@ fn to_rec(device: &str, r: crate::collector::store::StoredRecord) -> Result<Rec,
 }
 
 /// All records of a device, paging through the store.
-async fn all_records(store: &dyn Store, device: &Device) -> Result<Vec<Rec>, ReportError> {
+pub async fn all_records(store: &dyn Store, device: &Device) -> Result<Vec<Rec>, ReportError> {
     let mut out = Vec::new();
     let mut from = 0;
     loop {
@@ -405,20 +543,75 @@ pub fn device_figures(recs: &[Rec], q: &ReportQuery, now_ms: i64) -> Figures {
     uptime::figures(&tl, recs, &q.schedule.mask(q.from_ms, q.to_ms))
 }
 
-/// Make the report: every registered device (revoked ones too: their past
-/// counts), grouped as the query says.
-pub async fn run_report(
+/// The devices a reader sees (every registered device, revoked ones too:
+/// their past counts; only those in the token's branch when `access` is
+/// limited), restricted to `branch` when given, and all offices. The branch
+/// is resolved among the offices the reader sees, so a branch outside the
+/// token's is "unknown", as one that does not exist.
+pub fn select_devices(
+    devices: Vec<Device>,
+    offices: &[Office],
+    access: Option<&Access>,
+    branch: Option<&(Level, String)>,
+) -> Result<(Vec<Device>, Option<Branch>), ParamError> {
+    let map: BTreeMap<String, Office> = offices
+        .iter()
+        .map(|o| (o.code.clone(), o.clone()))
+        .collect();
+    let visible = match access {
+        Some(a) => a.visible_offices(offices),
+        None => offices.to_vec(),
+    };
+    let branch = branch
+        .map(|(level, text)| {
+            resolve_branch(*level, text, &visible).map_err(|e| param(e.level.as_str(), e.message))
+        })
+        .transpose()?;
+    let devices = devices
+        .into_iter()
+        .filter(|d| access.is_none_or(|a| a.sees(d, &map)))
+        .filter(|d| branch.as_ref().is_none_or(|b| b.contains_device(d, &map)))
+        .collect();
+    Ok((devices, branch))
+}
+
+/// The figures of every device a reader sees (see [`select_devices`]), and
+/// the offices and the resolved branch filter.
+pub async fn figures_in_scope(
     store: &dyn Store,
     q: &ReportQuery,
+    access: Option<&Access>,
     now_ms: i64,
-) -> Result<Report, ReportError> {
-    let devices = store.list_devices().await?;
+) -> Result<(Vec<(Device, Figures)>, Vec<Office>, Option<Branch>), ReportError> {
     let offices = store.list_offices().await?;
+    let (devices, branch) = select_devices(
+        store.list_devices().await?,
+        &offices,
+        access,
+        q.branch.as_ref(),
+    )?;
     let mut per_device = Vec::with_capacity(devices.len());
     for d in devices {
         let recs = all_records(store, &d).await?;
         let f = device_figures(&recs, q, now_ms);
         per_device.push((d, f));
+    }
+    Ok((per_device, offices, branch))
+}
+
+/// Make the report for a reader (`access`; `None`: everything, as the
+/// command line on the database sees it), grouped as the query says, worst
+/// first, cut to the query's `limit`.
+pub async fn run_report(
+    store: &dyn Store,
+    q: &ReportQuery,
+    access: Option<&Access>,
+    now_ms: i64,
+) -> Result<Report, ReportError> {
+    let (per_device, offices, branch) = figures_in_scope(store, q, access, now_ms).await?;
+    let mut rows = build_rows(q.by, q.target_pct, &per_device, &offices);
+    if let Some(n) = q.limit {
+        rows.truncate(n);
     }
     Ok(Report {
         from_ms: q.from_ms,
@@ -426,7 +619,10 @@ pub async fn run_report(
         by: q.by,
         schedule: q.schedule.to_string(),
         target_pct: q.target_pct,
-        rows: build_rows(q.by, q.target_pct, &per_device, &offices),
+        limit: q.limit,
+        branch,
+        token_branch: access.and_then(|a| a.branch.clone()),
+        rows,
     })
 }
 
@@ -452,7 +648,8 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 }
 
 pub const CSV_HEADER: &str = "group,devices,online_ms,offline_ms,not_running_ms,no_data_ms,\
-uptime_pct,uptime,compliant,outages,longest_outage_ms,mean_time_to_recover_ms";
+uptime_pct,uptime,compliant,outages,longest_outage_ms,mean_time_to_recover_ms,\
+broadband_ms,wifi_ms,mobile_ms,broadband_pct,wifi_pct,mobile_pct,failovers,rtt_p50_ms,loss_pct";
 
 /// CSV: a header line, then one line per row. `uptime_pct` is empty and
 /// `uptime` says `no data` when there is none.
@@ -473,6 +670,15 @@ pub fn render_csv(r: &Report) -> String {
             row.outages.to_string(),
             opt(row.longest_outage_ms),
             opt(row.mean_time_to_recover_ms),
+            row.broadband_ms.to_string(),
+            row.wifi_ms.to_string(),
+            row.mobile_ms.to_string(),
+            opt(row.broadband_pct.map(|p| format!("{p:.3}"))),
+            opt(row.wifi_pct.map(|p| format!("{p:.3}"))),
+            opt(row.mobile_pct.map(|p| format!("{p:.3}"))),
+            row.failovers.to_string(),
+            opt(row.rtt_p50_ms.map(|p| format!("{p:.1}"))),
+            opt(row.loss_pct.map(|p| format!("{p:.3}"))),
         ];
         out.push_str(&fields.join(","));
         out.push_str("\r\n");
@@ -492,10 +698,20 @@ pub fn human_ms(ms: i64) -> String {
     }
 }
 
-fn ts(ms: i64) -> String {
+/// RFC 3339 in UTC (`2026-11-29T04:00:00Z`).
+pub fn ts(ms: i64) -> String {
     Timestamp::from_millisecond(ms)
         .map(|t| t.to_string())
         .unwrap_or_else(|_| ms.to_string())
+}
+
+/// The online shares of broadband, Wi-Fi and mobile: `80/0/20%`, `-` without
+/// online time.
+fn kind_mix(row: &Row) -> String {
+    match (row.broadband_pct, row.wifi_pct, row.mobile_pct) {
+        (Some(b), Some(w), Some(m)) => format!("{b:.0}/{w:.0}/{m:.0}%"),
+        _ => "-".into(),
+    }
 }
 
 /// Aligned text table with a title line.
@@ -503,14 +719,19 @@ pub fn render_table(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "uptime by {} from {} to {}, schedule {}{}",
+        "uptime by {} from {} to {}, schedule {}{}{}{}",
         r.by,
         ts(r.from_ms),
         ts(r.to_ms),
         r.schedule,
         r.target_pct
             .map(|t| format!(", target {t}%"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        r.branch
+            .as_ref()
+            .map(|b| format!(", {b}"))
+            .unwrap_or_default(),
+        r.limit.map(|n| format!(", worst {n}")).unwrap_or_default()
     );
     let header = [
         "GROUP",
@@ -524,8 +745,12 @@ pub fn render_table(r: &Report) -> String {
         "LONGEST",
         "MTTR",
         "COMPLIANT",
+        "BB/WIFI/MOB",
+        "FAILOVERS",
+        "RTT",
+        "LOSS",
     ];
-    let rows: Vec<[String; 11]> = r
+    let rows: Vec<[String; 15]> = r
         .rows
         .iter()
         .map(|row| {
@@ -545,6 +770,10 @@ pub fn render_table(r: &Report) -> String {
                     Some(false) => "no".into(),
                     None => "-".into(),
                 },
+                kind_mix(row),
+                row.failovers.to_string(),
+                row.rtt_p50_ms.map_or("-".into(), |v| format!("{v:.0}ms")),
+                row.loss_pct.map_or("-".into(), |v| format!("{v:.1}%")),
             ]
         })
         .collect();
@@ -579,95 +808,6 @@ pub fn render_table(r: &Report) -> String {
         out.push_str("(no devices)\n");
     }
     out
-}
-
-// ---------------------------------------------------------------------------
-// HTTP
-
-/// Path of the uptime report endpoint.
-pub const UPTIME_PATH: &str = "/api/v1/reports/uptime";
-/// Why a non-loopback client is refused.
-pub const LOOPBACK_ONLY: &str = "reports are available on loopback only until read tokens exist";
-
-/// `GET /api/v1/reports/uptime?from=&to=&by=&schedule=&target=&format=json|csv`.
-///
-/// Authentication: read tokens with roles (who may see which offices) are not
-/// built yet. Until they are, reports are served only to clients on a
-/// loopback address (the collector's own host, e.g. through an SSH tunnel);
-/// everyone else gets 403. The peer address comes from axum's
-/// `ConnectInfo<SocketAddr>`: when the server does not provide it (a router
-/// not served with `into_make_service_with_connect_info`), the request is
-/// refused too — fail closed, never open to the world.
-pub async fn uptime_endpoint(State(st): State<ApiState>, req: Request) -> Response {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    if !peer.is_some_and(|ip| ip.is_loopback() || ip.to_canonical().is_loopback()) {
-        return error(StatusCode::FORBIDDEN, LOOPBACK_ONLY, None);
-    }
-    let params: HashMap<String, String> = match Query::try_from_uri(req.uri()) {
-        Ok(Query(p)) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.body_text(), None),
-    };
-    let get = |k: &str| params.get(k).map(String::as_str);
-    let csv = match get("format").map(str::trim) {
-        None | Some("") | Some("json") => false,
-        Some("csv") => true,
-        Some(f) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!("unknown `format` = `{f}`: use json or csv"),
-                Some("format"),
-            );
-        }
-    };
-    let raw = RawQuery {
-        from: get("from"),
-        to: get("to"),
-        by: get("by"),
-        schedule: get("schedule"),
-        target: get("target"),
-    };
-    let q = match ReportQuery::parse(&raw) {
-        Ok(q) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.message, Some(e.field)),
-    };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    match run_report(st.store().as_ref(), &q, now).await {
-        Ok(r) if csv => (
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            render_csv(&r),
-        )
-            .into_response(),
-        Ok(r) => Json(r).into_response(),
-        Err(ReportError::Store(e)) => {
-            tracing::error!(error = %e, "uptime report: store failed");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage unavailable: retry later",
-                None,
-            )
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "uptime report failed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), None)
-        }
-    }
-}
-
-fn error(status: StatusCode, message: &str, field: Option<&str>) -> Response {
-    (
-        status,
-        Json(ErrorBody {
-            error: message.to_string(),
-            field: field.map(String::from),
-        }),
-    )
-        .into_response()
 }
 
 #[cfg(test)]
@@ -789,6 +929,96 @@ mod tests {
     }
 
     #[test]
+    fn groups_weight_kinds_by_time_and_loss_by_probes() {
+        let mut a = fig(600, 0);
+        a.per_kind_ms = [(LinkKind::Broadband, 600)].into_iter().collect();
+        a.probes_sent = 100.0;
+        a.probes_lost = 50.0;
+        a.loss_pct = Some(50.0);
+        a.rtt_p50_ms = Some(100.0);
+        a.failovers = 2;
+        let mut b = fig(200, 200);
+        b.per_kind_ms = [(LinkKind::Mobile, 150)].into_iter().collect();
+        b.probes_sent = 900.0;
+        b.probes_lost = 0.0;
+        b.loss_pct = Some(0.0);
+        b.rtt_p50_ms = Some(30.0);
+        b.failovers = 1;
+        let per = vec![(dev(1, "a", None), a), (dev(2, "b", None), b)];
+        let rows = build_rows(GroupBy::Office, None, &per, &[]);
+        let r = &rows[0];
+        assert_eq!((r.online_ms, r.offline_ms), (800, 200));
+        assert_eq!(r.uptime_pct, Some(80.0));
+        assert_eq!((r.broadband_ms, r.wifi_ms, r.mobile_ms), (600, 0, 150));
+        assert_eq!(r.broadband_pct, Some(75.0));
+        assert_eq!(r.mobile_pct, Some(18.75));
+        assert_eq!(r.wifi_pct, Some(0.0));
+        // 50 of 1000 probes, not the mean of 50 % and 0 %.
+        assert_eq!(r.loss_pct, Some(5.0));
+        // 50 answered at 100 ms, 900 at 30 ms.
+        assert_eq!(r.rtt_p50_ms, Some(30.0));
+        assert_eq!(r.failovers, 3);
+        let none = build_rows(
+            GroupBy::Device,
+            None,
+            &[(dev(3, "c", None), fig(0, 0))],
+            &[],
+        );
+        assert_eq!(
+            (none[0].broadband_pct, none[0].loss_pct, none[0].rtt_p50_ms),
+            (None, None, None)
+        );
+        assert_eq!(weighted_median(vec![]), None);
+        assert_eq!(
+            weighted_median(vec![(5.0, 1.0), (1.0, 1.0), (9.0, 3.0)]),
+            Some(9.0)
+        );
+    }
+
+    #[test]
+    fn limit_and_branch_are_parsed_and_named() {
+        let mut r = raw("2026-11-29", "2026-11-30");
+        r.limit = Some("5");
+        r.upazila = Some("Savar");
+        let q = ReportQuery::parse(&r).unwrap();
+        assert_eq!(q.limit, Some(5));
+        assert_eq!(q.branch, Some((Level::Upazila, "Savar".to_string())));
+        for bad in ["0", "-1", "x", "100001"] {
+            r.limit = Some(bad);
+            assert_eq!(ReportQuery::parse(&r).unwrap_err().field, "limit", "{bad}");
+        }
+        r.limit = None;
+        r.division = Some("Dhaka");
+        let e = ReportQuery::parse(&r).unwrap_err();
+        assert_eq!(e.field, "upazila");
+        let offices = vec![Office {
+            code: "o1".into(),
+            name: "O".into(),
+            division: "Dhaka".into(),
+            district: "Dhaka".into(),
+            upazila: "Savar".into(),
+        }];
+        let devices = vec![dev(1, "a", Some("o1")), dev(2, "b", None)];
+        let (sel, b) = select_devices(
+            devices.clone(),
+            &offices,
+            None,
+            Some(&(Level::Office, "o1".into())),
+        )
+        .unwrap();
+        assert_eq!(sel.len(), 1);
+        assert_eq!(b.unwrap().name, "o1");
+        let e = select_devices(
+            devices,
+            &offices,
+            None,
+            Some(&(Level::District, "Khulna".into())),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "district");
+    }
+
+    #[test]
     fn csv_quotes_and_table_aligns() {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
@@ -803,6 +1033,9 @@ mod tests {
             by: GroupBy::Device,
             schedule: "always".into(),
             target_pct: None,
+            limit: None,
+            branch: None,
+            token_branch: None,
             rows: build_rows(
                 GroupBy::Device,
                 None,
@@ -813,7 +1046,9 @@ mod tests {
         let csv = render_csv(&r);
         assert!(csv.starts_with(CSV_HEADER), "{csv}");
         assert!(
-            csv.contains("\r\n\"x,y\",1,1,0,0,0,100.000,100.0%,,0,,\r\n"),
+            csv.contains(
+                "\r\n\"x,y\",1,1,0,0,0,100.000,100.0%,,0,,,0,0,0,0.000,0.000,0.000,0,,\r\n"
+            ),
             "{csv}"
         );
         let t = render_table(&r);

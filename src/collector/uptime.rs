@@ -778,6 +778,11 @@ pub struct Figures {
     pub failovers: u32,
     pub rtt_p50_ms: Option<f64>,
     pub loss_pct: Option<f64>,
+    /// Probes sent and lost behind `loss_pct` (weighted by the share of each
+    /// summary inside the mask, hence fractional), so that groups of devices
+    /// can be weighted by probes.
+    pub probes_sent: f64,
+    pub probes_lost: f64,
 }
 
 /// Sorted, merged, non-empty mask intervals.
@@ -883,9 +888,11 @@ pub fn figures(tl: &Timeline, recs: &[Rec], mask: &[(i64, i64)]) -> Figures {
             |r| matches!(&r.rec.body, Body::Failover { from: Some(a), to: Some(b), .. } if a != b),
         )
         .count() as u32;
-    let (loss, rtt) = quality(&placed, &mask);
-    f.loss_pct = loss;
-    f.rtt_p50_ms = rtt;
+    let q = quality(&placed, &mask);
+    f.loss_pct = q.loss_pct;
+    f.rtt_p50_ms = q.rtt_p50_ms;
+    f.probes_sent = q.sent;
+    f.probes_lost = q.lost;
     f
 }
 
@@ -956,8 +963,16 @@ fn per_kind(tl: &Timeline, placed: &[Placed<'_>], mask: &[(i64, i64)]) -> BTreeM
     out
 }
 
+/// Probe quality over the mask.
+struct Quality {
+    loss_pct: Option<f64>,
+    rtt_p50_ms: Option<f64>,
+    sent: f64,
+    lost: f64,
+}
+
 /// Loss (percent) and median RTT from `link_minutes` records inside the mask.
-fn quality(placed: &[Placed<'_>], mask: &[(i64, i64)]) -> (Option<f64>, Option<f64>) {
+fn quality(placed: &[Placed<'_>], mask: &[(i64, i64)]) -> Quality {
     let (mut sent, mut lost) = (0.0f64, 0.0f64);
     let mut rtts: Vec<(f64, f64)> = Vec::new();
     for r in placed {
@@ -997,7 +1012,12 @@ fn quality(placed: &[Placed<'_>], mask: &[(i64, i64)]) -> (Option<f64>, Option<f
         acc += w;
         (acc >= half).then_some(*v)
     });
-    (loss, rtt)
+    Quality {
+        loss_pct: loss,
+        rtt_p50_ms: rtt,
+        sent,
+        lost,
+    }
 }
 
 /// Does the device meet the target (percent)? `None` when there is no

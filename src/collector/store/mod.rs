@@ -5,6 +5,7 @@
 pub mod postgres;
 pub mod sqlite;
 
+use crate::collector::access::{Branch, Level, Role};
 use crate::wire::v1::{Ack, Record};
 use std::sync::Arc;
 
@@ -31,6 +32,8 @@ pub enum StoreError {
     UnknownOffice(String),
     #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://...")]
     BadUrl(String),
+    #[error("API token `{0}` already exists")]
+    ApiTokenExists(String),
 }
 
 /// A registered device.
@@ -56,6 +59,57 @@ pub struct Office {
     pub division: String,
     pub district: String,
     pub upazila: String,
+}
+
+/// An API token of the read API, as stored (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    /// The branch it is limited to; `None`: the whole hierarchy.
+    pub branch: Option<Branch>,
+    pub revoked: bool,
+    pub created_at_ms: i64,
+}
+
+/// Columns `id, name, role, scope_level, scope_value, revoked, created_at` of
+/// an API token row (both adapters).
+pub(crate) type ApiTokenRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    bool,
+    i64,
+);
+
+/// An API token row as the type, or a decode error naming the bad column.
+pub(crate) fn api_token(r: ApiTokenRow) -> Result<ApiToken, sqlx::Error> {
+    let bad = |what: String| sqlx::Error::Decode(what.into());
+    let role = Role::parse(&r.2).ok_or_else(|| bad(format!("api_tokens.role `{}`", r.2)))?;
+    let branch = match (r.3, r.4) {
+        (None, None) => None,
+        (Some(level), Some(name)) => Some(Branch {
+            level: Level::parse(&level)
+                .ok_or_else(|| bad(format!("api_tokens.scope_level `{level}`")))?,
+            name,
+        }),
+        _ => {
+            return Err(bad(
+                "api_tokens scope_level/scope_value: one without the other".into(),
+            ));
+        }
+    };
+    Ok(ApiToken {
+        id: r.0,
+        name: r.1,
+        role,
+        branch,
+        revoked: r.5,
+        created_at_ms: r.6,
+    })
 }
 
 /// A stored record, as read back.
@@ -111,6 +165,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<StoredRecord>, StoreError>;
     /// Cheap liveness check for `/health`.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Register an API token; `token_hash` is the SHA-256 of the token (hex).
+    /// [`StoreError::ApiTokenExists`] when the name is taken.
+    async fn add_api_token(
+        &self,
+        name: &str,
+        role: Role,
+        branch: Option<&Branch>,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<ApiToken, StoreError>;
+    /// The (revoked or not) API token a hash belongs to.
+    async fn api_token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError>;
+    /// Every API token, by name.
+    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
+    /// Revoke an API token; false when no such token.
+    async fn revoke_api_token(&self, name: &str) -> Result<bool, StoreError>;
 }
 
 /// Open the store a URL names (`sqlite://PATH`, `sqlite::memory:`,

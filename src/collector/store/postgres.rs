@@ -15,7 +15,11 @@
 //! - ingest for an unknown device id fails with
 //!   `StoreError::Query { op: "ingest", source: sqlx::Error::RowNotFound }`.
 
-use super::{Ack, Device, Office, Record, Store, StoreError, StoredRecord, advance_contiguous};
+use super::{
+    Ack, ApiToken, ApiTokenRow, Device, Office, Record, Store, StoreError, StoredRecord,
+    advance_contiguous, api_token,
+};
+use crate::collector::access::{Branch, Role};
 use sqlx::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::collections::HashMap;
@@ -438,6 +442,80 @@ impl Store for PgStore {
             .await
             .map(|_| ())
             .map_err(query_err("ping"))
+    }
+
+    async fn add_api_token(
+        &self,
+        name: &str,
+        role: Role,
+        branch: Option<&Branch>,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<ApiToken, StoreError> {
+        let e = query_err;
+        let inserted = sqlx::query_as::<_, ApiTokenRow>(
+            "INSERT INTO api_tokens (name, role, scope_level, scope_value, token_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             RETURNING id, name, role, scope_level, scope_value, revoked, created_at",
+        )
+        .bind(name)
+        .bind(role.as_str())
+        .bind(branch.map(|b| b.level.as_str()))
+        .bind(branch.map(|b| b.name.as_str()))
+        .bind(token_hash)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await;
+        let err = match inserted {
+            Ok(row) => return api_token(row).map_err(e("add API token")),
+            Err(err) => err,
+        };
+        // The name or the token hash is taken: tell which.
+        if let sqlx::Error::Database(d) = &err
+            && d.is_unique_violation()
+        {
+            let taken: Option<i32> = sqlx::query_scalar("SELECT 1 FROM api_tokens WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(e("add API token: name"))?;
+            if taken.is_some() {
+                return Err(StoreError::ApiTokenExists(name.to_string()));
+            }
+        }
+        Err(e("add API token")(err))
+    }
+
+    async fn api_token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError> {
+        sqlx::query_as::<_, ApiTokenRow>(
+            "SELECT id, name, role, scope_level, scope_value, revoked, created_at \
+             FROM api_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .and_then(|r| r.map(api_token).transpose())
+        .map_err(query_err("API token by hash"))
+    }
+
+    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        sqlx::query_as::<_, ApiTokenRow>(
+            "SELECT id, name, role, scope_level, scope_value, revoked, created_at \
+             FROM api_tokens ORDER BY name COLLATE \"C\"",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .and_then(|rows| rows.into_iter().map(api_token).collect())
+        .map_err(query_err("list API tokens"))
+    }
+
+    async fn revoke_api_token(&self, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE api_tokens SET revoked = true WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("revoke API token"))?;
+        Ok(done.rows_affected() > 0)
     }
 }
 
