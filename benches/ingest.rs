@@ -14,7 +14,8 @@
 //! - `backlog`: a spool holding 7 days of records at default rates for a
 //!   3-link device, drained with `Uploader::drain` to a SQLite collector;
 //!   also the spool's file size (`.db` + `-wal`).
-//! - `bytes`: one day of uploads at the default interval (1440 requests) with
+//! - `bytes`: one day of uploads at the default interval (and one per state
+//!   change, as urgent records make) with
 //!   the uploader's own counters, plus the HTTP request/response bytes
 //!   counted by a TCP relay, TLS bytes measured through a TLS collector (kept
 //!   alive, and a new connection per upload), and an estimate of TCP/IP
@@ -1251,9 +1252,11 @@ impl Series {
     }
 }
 
-/// Record and upload minutes `range` one minute at a time (append, then
-/// drain: one request per minute, as at the default upload interval), with
-/// `pause` after each upload; returns the counts of that span.
+/// Record minutes `range` and upload them as the agent does at defaults:
+/// a drain every `per_upload` minutes (the upload interval), and one right
+/// after each transition (an urgent record, sent `urgent_delay` later with
+/// whatever was written by then), with `pause` after each upload; returns
+/// the counts of that span.
 #[allow(clippy::too_many_arguments)]
 async fn upload_minutes(
     up: &Uploader,
@@ -1262,6 +1265,7 @@ async fn upload_minutes(
     rng: &mut StdRng,
     t0: i64,
     range: std::ops::Range<u64>,
+    per_upload: u64,
     every: u64,
     transitions: &mut usize,
     pause: Duration,
@@ -1270,18 +1274,15 @@ async fn upload_minutes(
     let b0 = up.stats().bytes_sent;
     let batches0 = up.stats().batches;
     for m in range {
+        let before = *transitions;
         fill_minutes(spool, rng, t0, m..m + 1, every, transitions).await;
-        let mut tries = 0;
-        loop {
-            match up.drain().await {
-                Ok(_) => break,
-                // A reused connection the relay just closed: try once more.
-                Err(e) if tries == 0 => {
-                    eprintln!("  (retrying an upload: {e})");
-                    tries += 1;
-                }
-                Err(e) => panic!("upload failed: {e}"),
-            }
+        let urgent = *transitions > before;
+        if !urgent && (m + 1) % per_upload != 0 {
+            continue;
+        }
+        // The uploader itself resends once on a dropped connection.
+        if let Err(e) = up.drain().await {
+            panic!("upload failed: {e}");
         }
         if !pause.is_zero() {
             tokio::time::sleep(pause).await;
@@ -1299,8 +1300,14 @@ async fn upload_minutes(
 }
 
 async fn bench_bytes() {
+    let defaults = UploadSection::default();
+    let per_upload = (defaults.upload_interval.as_secs() / 60).max(1);
     println!(
-        "== bytes per device per day on the wire: default upload interval 60 s => one batch per minute, 1440 requests/day"
+        "== bytes per device per day on the wire at defaults: a 3-link device, upload every {} min ({} uploads/day) \
+         + one upload {} after each of ~20 state changes a day",
+        per_upload,
+        1440 / per_upload,
+        humantime::format_duration(defaults.urgent_delay)
     );
     let disk = tempfile::tempdir().expect("temporary directory");
     let (spools, _) = fill_dir();
@@ -1309,7 +1316,6 @@ async fn bench_bytes() {
     let plain = Collector::start(store.clone(), &url, None).await;
     let (ca, cert, key) = make_certs(disk.path());
     let tls = Collector::start(store.clone(), &url, Some((cert, key))).await;
-    let defaults = UploadSection::default();
     let t0 = now_ms() - 86_400_000 - 60_000;
     let mut rng = StdRng::seed_from_u64(13);
 
@@ -1337,6 +1343,7 @@ async fn bench_bytes() {
         &mut rng,
         t0,
         0..1440,
+        per_upload,
         72,
         &mut transitions,
         Duration::ZERO,
@@ -1344,10 +1351,11 @@ async fn bench_bytes() {
     .await;
     let stats = up_a.stats();
     let records = stats.records;
+    let per_day = day.requests as f64;
     let header = day.per_req(day.up - day.body);
     let resp = day.per_req(day.down);
     println!(
-        "  uploaded {} records/day ({} heartbeats, {} link_minutes, {transitions} transitions) in {} requests over {} connection(s)",
+        "  uploaded {} records/day ({} heartbeats, {} link_minutes, {transitions} transitions) in {} requests over {} connection(s) (kept alive)",
         thousands(records),
         thousands(1440),
         thousands(1440 * 3),
@@ -1364,11 +1372,11 @@ async fn bench_bytes() {
     );
     println!(
         "  HTTP/1.1 request line + headers (measured on the wire): {header:.0} B/request = {:.1} KB/day",
-        header * 1440.0 / 1e3
+        header * per_day / 1e3
     );
     println!(
         "  HTTP response: status line + headers + ack JSON (measured): {resp:.0} B/request = {:.1} KB/day",
-        resp * 1440.0 / 1e3
+        resp * per_day / 1e3
     );
     spool_a.close().await;
     relay_a.task.abort();
@@ -1396,7 +1404,8 @@ async fn bench_bytes() {
         &relay_b,
         &mut rng,
         t0,
-        0..1,
+        0..5,
+        per_upload,
         72,
         &mut tb,
         Duration::from_millis(200),
@@ -1408,7 +1417,8 @@ async fn bench_bytes() {
         &relay_b,
         &mut rng,
         t0,
-        1..121,
+        5..125,
+        per_upload,
         72,
         &mut tb,
         Duration::ZERO,
@@ -1444,7 +1454,8 @@ async fn bench_bytes() {
         &relay_c,
         &mut rng,
         t0,
-        0..1,
+        0..5,
+        per_upload,
         72,
         &mut tc,
         pause,
@@ -1457,7 +1468,8 @@ async fn bench_bytes() {
         &relay_c,
         &mut rng,
         t0,
-        1..31,
+        5..155,
+        per_upload,
         72,
         &mut tc,
         pause,
@@ -1474,7 +1486,7 @@ async fn bench_bytes() {
          overhead over plain HTTP (~22 B per TLS 1.3 record, 29 with TLS 1.2 AES-GCM) = {:.1} KB/day",
         kept.requests,
         kept.conns + first_b.conns,
-        tls_kept_overhead * 1440.0 / 1e3,
+        tls_kept_overhead * per_day / 1e3,
     );
     println!(
         "  TLS new connection per upload (measured, {} uploads over {} connections): {fresh_wire:.0} B/request on the wire, \
@@ -1485,7 +1497,7 @@ async fn bench_bytes() {
         fresh.conns,
         relay_c.counts.resumed.load(Ordering::Relaxed) - first_resumed,
         fresh.conns,
-        fresh_wire * 1440.0 / 1e3,
+        fresh_wire * per_day / 1e3,
         if first_resumed > 0 {
             "resumed"
         } else {
@@ -1499,16 +1511,17 @@ async fn bench_bytes() {
     let kept_packets = 4.0; // request, ACK, response, ACK
     let fresh_packets = 14.0; // 3 handshake + ~5 TLS/HTTP flights + ~2 ACKs + 4 for the close
     let body_day = stats.bytes_sent as f64;
-    let http_day = (header + resp) * 1440.0;
-    let kept_total = body_day + http_day + (tls_kept_overhead + kept_packets * per_packet) * 1440.0;
-    let fresh_total = (fresh_wire - fresh.per_req(fresh.body)) * 1440.0
+    let http_day = (header + resp) * per_day;
+    let kept_total =
+        body_day + http_day + (tls_kept_overhead + kept_packets * per_packet) * per_day;
+    let fresh_total = (fresh_wire - fresh.per_req(fresh.body)) * per_day
         + body_day
-        + fresh_packets * per_packet * 1440.0;
+        + fresh_packets * per_packet * per_day;
     println!(
         "  TCP/IP headers (estimate, {per_packet:.0} B per packet: IPv4 20 + TCP 32 with timestamps): ~{kept_packets:.0} packets per upload \
          kept alive = {:.1} KB/day, ~{fresh_packets:.0} with a new connection = {:.1} KB/day",
-        kept_packets * per_packet * 1440.0 / 1e3,
-        fresh_packets * per_packet * 1440.0 / 1e3
+        kept_packets * per_packet * per_day / 1e3,
+        fresh_packets * per_packet * per_day / 1e3
     );
     println!(
         "  bytes per device per day: bodies alone {:.1} KB (measured); bodies + HTTP {:.1} KB (measured); \
@@ -1524,9 +1537,10 @@ async fn bench_bytes() {
         fresh_total / 1e6
     );
     println!(
-        "  note: the uploader's HTTP client drops connections idle for 50 s (pool_idle_timeout in src/agent/upload.rs) \
-         and uploads every 60 s, so at defaults every upload opens a new TCP+TLS connection: the last figure is \
-         the one that applies; a NAT or mobile network may drop idle connections sooner anyway"
+        "  note: the uploader's HTTP client keeps an idle connection for the upload interval + 30 s, so where the \
+         network keeps idle TCP connections for {} min the kept-alive figure applies; a NAT or mobile network that \
+         drops them sooner gets the new-connection figure (resumed TLS: the collector remembers 131,072 sessions)",
+        per_upload
     );
     plain.stop().await;
     tls.stop().await;

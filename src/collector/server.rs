@@ -116,6 +116,7 @@ pub async fn serve_on(
                     key: key.to_path_buf(),
                     source,
                 })?;
+            tls.reload_from_config(resumable(&tls.get_inner()));
             tracing::info!(addr = %local, tls = true, database = %redact(&c.database), "collector listening (HTTPS)");
             axum_server::tls_rustls::from_tcp_rustls(std_listener, tls)
                 .map_err(CollectorError::Serve)?
@@ -140,6 +141,23 @@ pub async fn serve_on(
     result.map_err(CollectorError::Serve)?;
     tracing::info!("collector stopped");
     Ok(())
+}
+
+/// TLS sessions the collector remembers for resumption: about one per device
+/// of a large fleet (a few hundred bytes each). A resumed handshake skips
+/// the certificate chain: on a metered link that is most of a reconnect's
+/// cost. rustls' default remembers 256.
+const TLS_SESSION_CACHE: usize = 131_072;
+
+/// `config` with a session cache sized for a fleet and one resumption ticket
+/// per handshake (rustls sends 2 by default; an agent needs one at a time).
+fn resumable(config: &rustls::ServerConfig) -> Arc<rustls::ServerConfig> {
+    let mut c = config.clone();
+    c.session_storage = rustls::server::ServerSessionMemoryCache::new(TLS_SESSION_CACHE);
+    c.send_tls13_tickets = 1;
+    // HTTP/1.1 only: the router is built without HTTP/2.
+    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(c)
 }
 
 /// A database URL fit for logs: the password of `postgres://user:pw@host` hidden.
