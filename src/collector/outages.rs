@@ -5,7 +5,7 @@
 //! [`crate::collector::report::figures_in_scope`].
 
 use crate::collector::access::Branch;
-use crate::collector::report::{GroupBy, ParamError, group_of, ts};
+use crate::collector::report::{GroupBy, ParamError, csv_field, group_of, ts};
 use crate::collector::store::{Device, Office};
 use crate::collector::uptime::{Figures, OutageCause};
 use serde::Serialize;
@@ -108,14 +108,6 @@ fn cause_word(c: OutageCause) -> &'static str {
     match c {
         OutageCause::AllLinksDown => "all_links_down",
         OutageCause::DeviceOff => "device_off",
-    }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ') {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
     }
 }
 

@@ -635,7 +635,7 @@ pub fn render_json(r: &Report) -> String {
 }
 
 /// One CSV field, quoted when needed (RFC 4180).
-fn csv_field(s: &str) -> String {
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ') {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
