@@ -13,6 +13,7 @@ command -v ip >/dev/null || need_pkgs+=(iproute2)
 command -v python3 >/dev/null || need_pkgs+=(python3)
 command -v setpriv >/dev/null || need_pkgs+=(util-linux)
 command -v conntrack >/dev/null || need_pkgs+=(conntrack)
+command -v faketime >/dev/null || need_pkgs+=(faketime)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_pkgs+=(postgresql-15)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
