@@ -109,7 +109,7 @@ async fn ingest(State(fake): State<Shared>, headers: HeaderMap, body: Bytes) -> 
         f.note(0, 0, 400);
         return (StatusCode::BAD_REQUEST, format!("bad gzip: {e}")).into_response();
     }
-    let batch = match parse_batch(&text).and_then(|b| b.validate(now_ms()).map(|_| b)) {
+    let batch = match parse_batch(&text).and_then(|b| b.validate().map(|_| b)) {
         Ok(b) => b,
         Err(e) => {
             f.note(0, 0, 400);

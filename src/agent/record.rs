@@ -4,7 +4,7 @@
 //! and the boot id (so the collector can order records and tell reboots).
 
 use crate::wire::v1::Body;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 /// What the spool writer receives, in order.
@@ -64,39 +64,43 @@ impl Recorder {
 }
 
 /// Clock readings for records: the wall clock, and milliseconds since boot
-/// (uptime at start plus the runtime's monotonic clock).
+/// from CLOCK_BOOTTIME, which keeps counting while the machine is suspended
+/// (std's `Instant` is CLOCK_MONOTONIC, which stops: a laptop that slept
+/// would look as if its wall clock had stepped).
 #[derive(Clone, Debug)]
 pub struct Stamp {
     pub boot_id: String,
-    boot_offset: Duration,
-    start: std::time::Instant,
+}
+
+/// CLOCK_BOOTTIME in milliseconds (the kernel has it since Linux 2.6.39).
+fn boottime_ms() -> u64 {
+    use nix::time::{ClockId, clock_gettime};
+    match clock_gettime(ClockId::CLOCK_BOOTTIME) {
+        Ok(ts) => (ts.tv_sec().max(0) as u64) * 1000 + (ts.tv_nsec().max(0) as u64) / 1_000_000,
+        // Not on any kernel the agent supports; /proc/uptime is the same clock.
+        Err(_) => std::fs::read_to_string("/proc/uptime")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+            .map(|s| (s * 1000.0) as u64)
+            .unwrap_or(0),
+    }
 }
 
 impl Stamp {
-    /// Read the boot id and uptime from /proc.
+    /// Read the boot id from /proc.
     pub fn now() -> Self {
         let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "unknown".into());
-        let uptime = std::fs::read_to_string("/proc/uptime")
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-            .map(Duration::from_secs_f64)
-            .unwrap_or_default();
-        Stamp {
-            boot_id,
-            boot_offset: uptime,
-            start: std::time::Instant::now(),
-        }
+        Stamp { boot_id }
     }
-    /// (wall-clock Unix ms, monotonic ms since boot).
+    /// (wall-clock Unix ms, CLOCK_BOOTTIME ms).
     pub fn now_pair(&self) -> (i64, u64) {
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        let mono = (self.boot_offset + self.start.elapsed()).as_millis() as u64;
-        (wall, mono)
+        (wall, boottime_ms())
     }
     /// Boot time of the machine, Unix seconds.
     pub fn boot_time(&self) -> i64 {
@@ -138,6 +142,25 @@ impl ClockWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The stamp's monotonic reading is time since boot (what /proc/uptime
+    /// says, to the rounding of that file) and never goes back.
+    #[test]
+    fn monotonic_stamps_count_from_boot() {
+        let s = Stamp::now();
+        let (_, a) = s.now_pair();
+        let uptime_ms = std::fs::read_to_string("/proc/uptime")
+            .ok()
+            .and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok())
+            .map(|v| (v * 1000.0) as u64)
+            .expect("/proc/uptime");
+        let (_, b) = s.now_pair();
+        assert!(
+            a <= uptime_ms + 20 && uptime_ms <= b + 20,
+            "{a} {uptime_ms} {b}"
+        );
+        assert!(a <= b);
+    }
 
     #[test]
     fn clock_steps_are_seen_both_ways_and_drift_is_not() {

@@ -228,7 +228,7 @@ pub fn decode_body(encoding: Encoding, body: Bytes, cap: usize) -> Result<Bytes,
 }
 
 /// Parse a batch, check it belongs to `device`, and validate it.
-pub fn check_batch(json: &[u8], device: &Device, now_ms: i64) -> Result<Batch, ApiError> {
+pub fn check_batch(json: &[u8], device: &Device) -> Result<Batch, ApiError> {
     let batch = v1::parse_batch(json).map_err(|mut i| {
         // serde_path_to_error says `?` when the JSON breaks before any field.
         if i.path == "?" {
@@ -241,7 +241,7 @@ pub fn check_batch(json: &[u8], device: &Device, now_ms: i64) -> Result<Batch, A
             token_device: device.name.clone(),
         });
     }
-    batch.validate(now_ms).map_err(ApiError::Invalid)?;
+    batch.validate().map_err(ApiError::Invalid)?;
     Ok(batch)
 }
 
@@ -438,7 +438,7 @@ async fn ingest_inner(st: &ApiState, req: Request) -> Result<Ack, ApiError> {
     // Decompression and parsing are CPU work on up to 32 MiB: off the async threads.
     let batch = tokio::task::spawn_blocking(move || {
         let json = decode_body(encoding, body, v1::MAX_BODY_DECOMPRESSED)?;
-        check_batch(&json, &dev, now)
+        check_batch(&json, &dev)
     })
     .await
     .map_err(|e| {
@@ -650,22 +650,21 @@ mod tests {
             acked: 0,
             created_at_ms: 0,
         };
-        let now = 1_800_000_000_000;
         let ok = br#"{"v":1,"device":"gw1","records":[]}"#;
-        check_batch(ok, &dev, now).unwrap();
+        check_batch(ok, &dev).unwrap();
         let other = br#"{"v":1,"device":"gw2","records":[]}"#;
         assert_eq!(
-            check_batch(other, &dev, now).unwrap_err(),
+            check_batch(other, &dev).unwrap_err(),
             ApiError::WrongDevice {
                 token_device: "gw1".into()
             }
         );
         let bad = br#"{"v":2,"device":"gw1","records":[]}"#;
-        match check_batch(bad, &dev, now).unwrap_err() {
+        match check_batch(bad, &dev).unwrap_err() {
             ApiError::Invalid(i) => assert_eq!(i.path, "v"),
             e => panic!("{e:?}"),
         }
-        match check_batch(b"{", &dev, now).unwrap_err() {
+        match check_batch(b"{", &dev).unwrap_err() {
             ApiError::Invalid(i) => assert_eq!(i.path, "body"),
             e => panic!("{e:?}"),
         }

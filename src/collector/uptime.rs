@@ -31,9 +31,11 @@
 //! the boot's first record) every later record of that boot is placed at that
 //! anchor's time plus the monotonic time elapsed since it. CLOCK_BOOTTIME
 //! counts suspend and is slewed by NTP like the wall clock, so this is as good
-//! as the wall clock was before the step; the pre-step clock is trusted
-//! (wrong when the step was NTP correcting a bad clock at boot: that boot is
-//! then placed as far off as its clock was). Placed times never go backwards:
+//! as the wall clock was before the step; the pre-step clock is trusted,
+//! unless its anchor reads before 2024 (a dead clock battery, corrected by
+//! NTP after boot): then the whole boot is placed
+//! by the step record's own (corrected) reading instead, each record at the
+//! step's time minus the monotonic time between them. Placed times never go backwards:
 //! each is at least the previous one (records of a boot that overlaps the
 //! previous boot in time are pushed to the previous boot's last time).
 //! Undeclared steps (a step just before a crash or stop) are not detected.
@@ -129,7 +131,7 @@
 //!   the per-record medians weighted by answered probes (an approximation: the
 //!   true median cannot be rebuilt from summaries).
 
-use crate::wire::v1::{Body, LifecycleEvent, Record};
+use crate::wire::v1::{Body, LifecycleEvent, MIN_TIME_MS, Record};
 use crate::wire::{LinkKind, LinkState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -199,7 +201,7 @@ impl<S> Interval<S> {
 }
 
 /// The device's states over the window, and each link's.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Timeline {
     pub device: Vec<Interval<DeviceState>>,
     pub links: BTreeMap<String, (LinkKind, Vec<Interval<LinkState>>)>,
@@ -284,19 +286,30 @@ fn place_boot<'a>(b: &[&'a Rec]) -> Vec<Placed<'a>> {
         .iter()
         .position(|r| is_event(r, LifecycleEvent::ClockStep));
     let anchor = step.map(|k| {
-        b[..k]
+        let j = b[..k]
             .iter()
             .rposition(|r| matches!(r.body, Body::Heartbeat { .. }))
-            .unwrap_or(k.saturating_sub(1))
+            .unwrap_or(k.saturating_sub(1));
+        // A pre-step clock that cannot be right: trust the corrected one.
+        let at = b[j].at_ms;
+        if at < MIN_TIME_MS {
+            (k, true)
+        } else {
+            (j, false)
+        }
     });
+    // `t` of a record `r` from anchor `a`: `a`'s time plus the monotonic
+    // time between them (either way).
+    let by_mono = |a: &Rec, r: &Rec| {
+        let dm = i128::from(r.mono_ms) - i128::from(a.mono_ms);
+        let t = i128::from(a.at_ms) + dm;
+        i64::try_from(t).unwrap_or(if dm < 0 { i64::MIN } else { i64::MAX })
+    };
     let mut out: Vec<Placed<'a>> = Vec::with_capacity(b.len());
     for (i, r) in b.iter().enumerate() {
         let mut t = match anchor {
-            Some(j) if i > j => {
-                let a = b[j];
-                let dm = i64::try_from(r.mono_ms.saturating_sub(a.mono_ms)).unwrap_or(i64::MAX);
-                a.at_ms.saturating_add(dm)
-            }
+            Some((j, false)) if i > j => by_mono(b[j], r),
+            Some((j, true)) if i < j => by_mono(b[j], r),
             _ => r.at_ms,
         };
         if let Some(prev) = out.last() {
@@ -783,6 +796,13 @@ pub struct Figures {
     /// can be weighted by probes.
     pub probes_sent: f64,
     pub probes_lost: f64,
+    /// Sum of the outages' lengths (what `mttr_ms` is the mean of).
+    #[serde(skip)]
+    pub outage_ms: i64,
+    /// The per-summary RTT medians behind `rtt_p50_ms` and their weights
+    /// (answered probes inside the mask), for roll-ups.
+    #[serde(skip)]
+    pub rtt_weights: Vec<(f64, f64)>,
 }
 
 /// Sorted, merged, non-empty mask intervals.
@@ -874,6 +894,7 @@ pub fn figures(tl: &Timeline, recs: &[Rec], mask: &[(i64, i64)]) -> Figures {
     let total = f.online_ms + f.offline_ms;
     f.uptime = (total > 0).then(|| f.online_ms as f64 / total as f64);
     f.outage_count = outages.len() as u32;
+    f.outage_ms = outages.iter().map(|o| o.end - o.start).sum();
     f.mttr_ms = (!outages.is_empty())
         .then(|| outages.iter().map(|o| o.end - o.start).sum::<i64>() / outages.len() as i64);
     f.longest_outage_ms = outages.iter().map(|o| o.end - o.start).max();
@@ -893,6 +914,7 @@ pub fn figures(tl: &Timeline, recs: &[Rec], mask: &[(i64, i64)]) -> Figures {
     f.rtt_p50_ms = q.rtt_p50_ms;
     f.probes_sent = q.sent;
     f.probes_lost = q.lost;
+    f.rtt_weights = q.rtts;
     f
 }
 
@@ -969,6 +991,7 @@ struct Quality {
     rtt_p50_ms: Option<f64>,
     sent: f64,
     lost: f64,
+    rtts: Vec<(f64, f64)>,
 }
 
 /// Loss (percent) and median RTT from `link_minutes` records inside the mask.
@@ -1017,6 +1040,7 @@ fn quality(placed: &[Placed<'_>], mask: &[(i64, i64)]) -> Quality {
         rtt_p50_ms: rtt,
         sent,
         lost,
+        rtts,
     }
 }
 

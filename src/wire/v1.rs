@@ -16,8 +16,13 @@ pub const MAX_BODY: usize = 4 * 1024 * 1024;
 pub const MAX_BODY_DECOMPRESSED: usize = 32 * 1024 * 1024;
 /// Longest accepted name (device, link, reason, ...).
 pub const MAX_NAME: usize = 128;
-/// Oldest accepted measurement time: 2024-01-01T00:00:00Z, in ms.
+/// Measurement times before this (2024-01-01T00:00:00Z, in ms) come from a
+/// clock that cannot be right (a dead clock battery); they are accepted (the
+/// agent measured them) and the uptime engine places such a boot by its
+/// corrected clock.
 pub const MIN_TIME_MS: i64 = 1_704_067_200_000;
+/// Latest accepted measurement time: the last millisecond of year 9999.
+pub const MAX_TIME_MS: i64 = 253_402_300_799_999;
 
 /// One upload: records of one device, in sequence order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,9 +211,8 @@ pub fn parse_batch(json: &[u8]) -> Result<Batch, Invalid> {
 
 impl Batch {
     /// Check every rule the types cannot: version, sizes, ranges, order.
-    /// `now_ms` bounds measurement times from above (with a day of slack for
-    /// clocks that run ahead).
-    pub fn validate(&self, now_ms: i64) -> Result<(), Invalid> {
+    /// Nothing depends on the collector's clock (see `at` below).
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.v != VERSION {
             return Err(bad(
                 "v",
@@ -248,10 +252,13 @@ impl Batch {
                 ));
             }
             prev = Some(r.seq_end.unwrap_or(r.seq));
-            if r.at < MIN_TIME_MS || r.at > now_ms + 86_400_000 {
+            // Any reading of a real clock is accepted, however wrong: a batch
+            // refused for it would be refused for ever (the agent keeps it
+            // first in its spool), and the records after it with it.
+            if !(0..=MAX_TIME_MS).contains(&r.at) {
                 return Err(bad(
                     p("at"),
-                    "measurement time out of range (Unix milliseconds, 2024 or later, not in the future)",
+                    "measurement time out of range (Unix milliseconds, 1970 to 9999)",
                 ));
             }
             if r.boot_id.len() > 64
@@ -348,8 +355,6 @@ impl Batch {
 mod tests {
     use super::*;
 
-    const NOW: i64 = 1_800_000_000_000;
-
     fn sample() -> String {
         r#"{"v":1,"device":"dhaka-gw1","records":[
           {"seq":1,"at":1790000000000,"mono_ms":1000,"boot_id":"b1",
@@ -365,10 +370,20 @@ mod tests {
     #[test]
     fn a_good_batch_parses_and_validates_and_round_trips() {
         let b = parse_batch(sample().as_bytes()).unwrap();
-        b.validate(NOW).unwrap();
+        b.validate().unwrap();
         assert_eq!(b.records.len(), 3);
         let again = parse_batch(&serde_json::to_vec(&b).unwrap()).unwrap();
         assert_eq!(again, b);
+    }
+
+    /// A dead clock battery (the year 2000) or a clock years ahead: the
+    /// records are what the agent measured and must not block its spool.
+    #[test]
+    fn times_from_a_wrong_clock_are_accepted() {
+        for at in ["946684800000", "2524608000000", "0"] {
+            let b = parse_batch(sample().replace("1790000001000", at).as_bytes()).unwrap();
+            b.validate().unwrap();
+        }
     }
 
     #[test]
@@ -415,9 +430,9 @@ mod tests {
                 sample().replace("\"seq_end\":5", "\"seq_end\":2"),
                 "records[2].seq_end",
             ),
-            (sample().replace("1790000001000", "99"), "records[1].at"),
+            (sample().replace("1790000001000", "-1"), "records[1].at"),
             (
-                sample().replace("1790000001000", "1900000000000"),
+                sample().replace("1790000001000", "253402300800000"),
                 "records[1].at",
             ),
             (
@@ -435,7 +450,7 @@ mod tests {
         ];
         for (text, path) in cases {
             let b = parse_batch(text.as_bytes()).unwrap();
-            let e = b.validate(NOW).unwrap_err();
+            let e = b.validate().unwrap_err();
             assert_eq!(e.path, path, "{e}");
         }
     }

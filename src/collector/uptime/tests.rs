@@ -638,6 +638,43 @@ fn a_clock_step_is_undone_with_monotonic_time() {
 }
 
 #[test]
+fn a_boot_with_a_dead_clock_battery_is_placed_by_the_corrected_clock() {
+    let mut d = Dev::new();
+    let t = dhaka(29, 9, 0);
+    // The laptop boots at 09:00 believing it is 1 January 2000 (the clock
+    // battery is dead); NTP corrects the clock at 09:20:30, the agent
+    // notices at the 09:21 heartbeat. The link was down 09:10-09:12.
+    d.boot("b1", t);
+    d.offset = 946_684_800_000 - t;
+    d.start(t).link(t, "eth0", Down, Up, "");
+    d.hbs(t, dhaka(29, 9, 10), true);
+    d.link(dhaka(29, 9, 10), "eth0", Up, Down, "carrier");
+    d.link(dhaka(29, 9, 12), "eth0", Down, Up, "");
+    d.hbs(dhaka(29, 9, 12), dhaka(29, 9, 20), true);
+    d.offset = 0;
+    d.life(dhaka(29, 9, 21), LifecycleEvent::ClockStep);
+    d.hbs(dhaka(29, 9, 20), dhaka(29, 10, 0), true);
+    assert!(d.recs.iter().any(|r| r.at_ms < 1_000_000_000_000));
+    let (from, to) = (dhaka(29, 9, 0), dhaka(29, 10, 0));
+    let tl = timeline(&d.recs, from, to, to, &p());
+    check_timeline(&tl, from, to);
+    use DeviceState::*;
+    assert_eq!(
+        tl.device,
+        vec![
+            iv(from, dhaka(29, 9, 10), Online, None),
+            iv(
+                dhaka(29, 9, 10),
+                dhaka(29, 9, 12),
+                Offline,
+                Some(cause::ALL_LINKS_DOWN)
+            ),
+            iv(dhaka(29, 9, 12), to, Online, None),
+        ]
+    );
+}
+
+#[test]
 fn data_that_begins_mid_run_uses_heartbeats_until_links_are_known() {
     let mut d = Dev::new();
     let t = dhaka(29, 9, 0);
