@@ -1,14 +1,16 @@
 //! The collector: authenticated ingest of the agents' records, storage on
 //! SQLite (default) or PostgreSQL, device registry and administrative
-//! hierarchy, the uptime engine, reports and the read API (API tokens with
+//! hierarchy, the uptime engine, its daily roll-ups, reports and the read API (API tokens with
 //! roles and branch limits). Alerts come later.
 
 pub mod access;
 pub mod api;
 pub mod devices;
+pub mod maintainer;
 pub mod outages;
 pub mod read_api;
 pub mod report;
+pub mod rollup;
 pub mod schedule;
 pub mod server;
 pub mod store;

@@ -20,6 +20,7 @@ use crate::collector::report::{
     self, ParamError, RawQuery, ReportError, ReportQuery, parse_by, parse_schedule, parse_window,
     ts,
 };
+use crate::collector::rollup;
 use crate::collector::store::{Office, StoreError};
 use crate::collector::uptime::{self, DeviceState, Interval, Params};
 use crate::wire::{LinkKind, LinkState};
@@ -137,7 +138,7 @@ impl From<ReportError> for ReadError {
         match e {
             ReportError::Store(e) => store_failed("report", &e),
             ReportError::Param(p) => ReadError::Param(p),
-            e @ ReportError::BadRecord { .. } => {
+            e @ (ReportError::BadRecord { .. } | ReportError::Internal(_)) => {
                 tracing::error!(error = %e, "read API: report failed");
                 ReadError::Internal(e.to_string())
             }
@@ -483,9 +484,61 @@ async fn timeline_inner(
         p.get("to").map(String::as_str),
     )?;
     let d = visible_device(st, &access, name).await?;
-    let recs = report::all_records(st.store().as_ref(), &d).await?;
-    let tl = uptime::timeline(&recs, from_ms, to_ms, now_ms(), &Params::default());
+    let tl = device_timeline_of(st.store().as_ref(), &d, from_ms, to_ms, now_ms()).await?;
     Ok(Json(timeline_body(&d, &tl, from_ms, to_ms)).into_response())
+}
+
+/// A device's timeline over `[from_ms, to_ms)`: the settled whole days from
+/// the stored day timelines when all of them are there and current, the rest
+/// computed from the records.
+pub async fn device_timeline_of(
+    store: &dyn crate::collector::store::Store,
+    d: &crate::collector::store::Device,
+    from_ms: i64,
+    to_ms: i64,
+    now: i64,
+) -> Result<uptime::Timeline, ReportError> {
+    let raw = |a: i64, b: i64| async move {
+        let recs = report::records_around(store, d, a, b).await?;
+        Ok::<_, ReportError>(uptime::timeline(&recs, a, b, now, &Params::default()))
+    };
+    let tz = rollup::day_tz();
+    let (r0, r1) = rollup::whole_days(&tz, from_ms, to_ms);
+    let mark = store
+        .dirty_marks()
+        .await?
+        .into_iter()
+        .find(|m| m.device_id == d.id)
+        .map(|m| rollup::day_start(&tz, m.from_ms));
+    let r1 = r1
+        .min(rollup::day_start(&tz, now))
+        .min(mark.unwrap_or(r0))
+        .max(r0);
+    let days = rollup::days_between(&tz, r0, r1);
+    if days.is_empty() {
+        return raw(from_ms, to_ms).await;
+    }
+    let stored = store.rollup_timelines(d.id, r0, r1).await?;
+    let parsed: Option<Vec<uptime::Timeline>> = (stored.len() == days.len())
+        .then(|| {
+            stored
+                .iter()
+                .map(|(_, body)| serde_json::from_str(body).ok())
+                .collect()
+        })
+        .flatten();
+    let Some(parsed) = parsed else {
+        return raw(from_ms, to_ms).await;
+    };
+    let mut parts = Vec::with_capacity(parsed.len() + 2);
+    if from_ms < r0 {
+        parts.push(raw(from_ms, r0).await?);
+    }
+    parts.extend(parsed);
+    if r1 < to_ms {
+        parts.push(raw(r1, to_ms).await?);
+    }
+    Ok(rollup::concat_timelines(parts))
 }
 
 /// A device as the admin list shows it (never its token).

@@ -20,6 +20,7 @@
 //! [`crate::collector::read_api`].
 
 use crate::collector::access::{Access, Branch, Level, resolve_branch};
+use crate::collector::rollup;
 use crate::collector::schedule::{self, Schedule};
 use crate::collector::store::{Device, Office, Store, StoreError};
 use crate::collector::uptime::{self, Figures, Params, Rec};
@@ -28,7 +29,7 @@ use crate::wire::v1::Body;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write};
 
 /// Path of the uptime report endpoint (served by [`crate::collector::read_api`]).
@@ -307,6 +308,8 @@ pub enum ReportError {
     /// A parameter names something that is not there (an unknown branch).
     #[error(transparent)]
     Param(#[from] ParamError),
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("stored record {seq} of device `{device}` is unreadable: {error}")]
     BadRecord {
         device: String,
@@ -445,7 +448,7 @@ pub fn build_rows(
         a.not_running += f.not_running_ms;
         a.no_data += f.no_data_ms;
         a.outages += f.outage_count;
-        a.outage_total += f.outages.iter().map(|o| o.end - o.start).sum::<i64>();
+        a.outage_total += f.outage_ms;
         if let Some(l) = f.longest_outage_ms {
             a.longest = Some(a.longest.map_or(l, |x| x.max(l)));
         }
@@ -577,6 +580,12 @@ pub fn select_devices(
 
 /// The figures of every device a reader sees (see [`select_devices`]), and
 /// the offices and the resolved branch filter.
+///
+/// Whole settled days are taken from the roll-ups of the query's schedule
+/// when every one of them is there and current for the device; the parts of
+/// the window before and after them are computed from the records, and the
+/// pieces joined ([`rollup::Seg`]). Devices without such roll-ups are
+/// computed from their records.
 pub async fn figures_in_scope(
     store: &dyn Store,
     q: &ReportQuery,
@@ -590,13 +599,129 @@ pub async fn figures_in_scope(
         access,
         q.branch.as_ref(),
     )?;
+    let tz = rollup::day_tz();
+    let (r0, r1) = rollup::whole_days(&tz, q.from_ms, q.to_ms);
+    let r1 = r1.min(rollup::day_start(&tz, now_ms)).max(r0);
+    let ndays = rollup::days_between(&tz, r0, r1).len() as i64;
+    let key = q.schedule.to_string();
+    let mut sums: HashMap<i64, rollup::DeviceSums> = HashMap::new();
+    let mut marks: HashMap<i64, i64> = HashMap::new();
+    let mut ends: HashMap<i64, Vec<rollup::DayEnds>> = HashMap::new();
+    if ndays > 0 {
+        sums = store
+            .rollup_sums(&key, r0, r1)
+            .await?
+            .into_iter()
+            .filter(|s| s.days == ndays)
+            .map(|s| (s.device_id, s))
+            .collect();
+        if !sums.is_empty() {
+            marks = store
+                .dirty_marks()
+                .await?
+                .into_iter()
+                .map(|m| (m.device_id, rollup::day_start(&tz, m.from_ms)))
+                .collect();
+            for e in store.rollup_ends(&key, r0, r1).await? {
+                ends.entry(e.device_id).or_default().push(e);
+            }
+        }
+    }
     let mut per_device = Vec::with_capacity(devices.len());
     for d in devices {
-        let recs = all_records(store, &d).await?;
-        let f = device_figures(&recs, q, now_ms);
+        let current = sums
+            .get(&d.id)
+            .filter(|_| marks.get(&d.id).is_some_and(|m| *m >= r1));
+        let f = match current {
+            Some(s) => {
+                let seg =
+                    rollup::days_seg(&tz, s, ends.get(&d.id).map_or(&[], Vec::as_slice), r0, r1);
+                let mut pieces = Vec::new();
+                let mut joined = rollup::Seg::default();
+                if q.from_ms < r0 {
+                    let (f, sg) = piece(store, &d, q, q.from_ms, r0, now_ms).await?;
+                    joined = sg;
+                    pieces.push(f);
+                }
+                joined = joined.join(seg);
+                if r1 < q.to_ms {
+                    let (f, sg) = piece(store, &d, q, r1, q.to_ms, now_ms).await?;
+                    joined = joined.join(sg);
+                    pieces.push(f);
+                }
+                rollup::figures_from(s, &pieces.iter().collect::<Vec<_>>(), joined)
+            }
+            None => {
+                let recs = records_around(store, &d, q.from_ms, q.to_ms).await?;
+                device_figures(&recs, q, now_ms)
+            }
+        };
         per_device.push((d, f));
     }
     Ok((per_device, offices, branch))
+}
+
+/// Figures and outage runs of `[a, b)` of a device from its records.
+async fn piece(
+    store: &dyn Store,
+    d: &Device,
+    q: &ReportQuery,
+    a: i64,
+    b: i64,
+    now_ms: i64,
+) -> Result<(Figures, rollup::Seg), ReportError> {
+    let recs = records_around(store, d, a, b).await?;
+    let tl = uptime::timeline(&recs, a - 60_000, b, now_ms, &Params::default());
+    let f = uptime::figures(&tl, &recs, &q.schedule.mask(a, b));
+    let seg = rollup::Seg::of(&f, a, b, rollup::continues(&tl, &q.schedule, a));
+    Ok((f, seg))
+}
+
+/// Records read before a window: everything from this long before it...
+const LOOKBACK_MS: i64 = DAY_MS;
+/// ...and before that, this many state-setting records.
+const LOOKBACK_TRANSITIONS: i64 = 500;
+/// Records read after a window (a folded heartbeat or summary after the
+/// window can cover time inside it; a record after it says the agent ran).
+const LOOKAHEAD_MS: i64 = DAY_MS;
+
+/// The records of a device the engine needs for the window `[from, to)`:
+/// every record placed from a day before the window to a day after it, and
+/// the last state-setting records before that (`link_state`, `lifecycle`,
+/// `failover`, `facts`: what the state at the window's start depends on).
+/// The sequence numbers between those sparse early records are marked as
+/// covered, so the engine does not take them for records still missing.
+pub async fn records_around(
+    store: &dyn Store,
+    device: &Device,
+    from: i64,
+    to: i64,
+) -> Result<Vec<Rec>, ReportError> {
+    let start = from.saturating_sub(LOOKBACK_MS);
+    let near = store
+        .records_between(device.id, start, to.saturating_add(LOOKAHEAD_MS))
+        .await?;
+    let early = store
+        .transitions_before(device.id, start, LOOKBACK_TRANSITIONS)
+        .await?;
+    let mut all: Vec<(bool, crate::collector::store::StoredRecord)> = early
+        .into_iter()
+        .map(|r| (true, r))
+        .chain(near.into_iter().map(|r| (false, r)))
+        .collect();
+    all.sort_by_key(|(_, r)| r.seq);
+    all.dedup_by_key(|(_, r)| r.seq);
+    let mut out = Vec::with_capacity(all.len());
+    for i in 0..all.len() {
+        let next_seq = all.get(i + 1).map(|(_, r)| r.seq);
+        let (sparse, r) = &all[i];
+        let mut rec = to_rec(&device.name, r.clone())?;
+        if *sparse && let Some(n) = next_seq {
+            rec.seq_end = rec.seq_end.max(u64::try_from(n - 1).unwrap_or(0));
+        }
+        out.push(rec);
+    }
+    Ok(out)
 }
 
 /// Make the report for a reader (`access`; `None`: everything, as the

@@ -87,6 +87,11 @@ pub async fn serve_on(
             addr: c.listen,
             source,
         })?;
+    // Stopped when the server returns, however it returns.
+    let _maintainer = AbortOnDrop(tokio::spawn(crate::collector::maintainer::run(
+        store.clone(),
+        cfg.rollup_settings(),
+    )));
     let state = ApiState::new(
         store,
         ApiOptions {
@@ -141,6 +146,15 @@ pub async fn serve_on(
     result.map_err(CollectorError::Serve)?;
     tracing::info!("collector stopped");
     Ok(())
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// TLS sessions the collector remembers for resumption: about one per device

@@ -12,6 +12,9 @@
 //! max_inflight = 256
 //! log_format = "auto"
 //! log_level = "info"
+//! rollup_interval = "1m"                  # how often roll-ups are brought up to date
+//! rollup_schedules = ["always", "office"] # schedules reports over whole days read from roll-ups
+//! raw_retention_days = 90                 # minute summaries kept this long; 0 keeps them for ever
 //! ```
 //!
 //! Without a file, [`CollectorConfig::embedded`] is the one-command start:
@@ -24,6 +27,7 @@ use crate::wire::v1::{MAX_BODY, MAX_BODY_DECOMPRESSED};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Database of the embedded default (relative: the current directory).
 pub const EMBEDDED_DATABASE: &str = "sqlite://linkwatch-collector.db";
@@ -50,6 +54,14 @@ pub struct CollectorSection {
     pub max_inflight: usize,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// How often the roll-ups are brought up to date.
+    #[serde(with = "humantime_serde")]
+    pub rollup_interval: Duration,
+    /// Schedules rolled up per day (spelled as the report's `schedule`).
+    pub rollup_schedules: Vec<String>,
+    /// Raw minute summaries older than this many days are deleted (and days
+    /// older are not recomputed); 0 keeps them for ever.
+    pub raw_retention_days: u32,
 }
 
 impl Default for CollectorSection {
@@ -63,6 +75,9 @@ impl Default for CollectorSection {
             max_inflight: 256,
             log_format: LogFormat::Auto,
             log_level: "info".into(),
+            rollup_interval: Duration::from_secs(60),
+            rollup_schedules: vec!["always".into(), "office".into()],
+            raw_retention_days: 90,
         }
     }
 }
@@ -116,6 +131,21 @@ impl CollectorConfig {
         match (&self.collector.tls_cert, &self.collector.tls_key) {
             (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
             _ => None,
+        }
+    }
+
+    /// What the roll-up maintainer does.
+    pub fn rollup_settings(&self) -> crate::collector::maintainer::RollupSettings {
+        let c = &self.collector;
+        crate::collector::maintainer::RollupSettings {
+            schedules: c
+                .rollup_schedules
+                .iter()
+                .filter_map(|s| crate::collector::schedule::parse_schedule(s).ok())
+                .collect(),
+            raw_retention_days: (c.raw_retention_days > 0)
+                .then_some(i64::from(c.raw_retention_days)),
+            interval: c.rollup_interval,
         }
     }
 
@@ -192,6 +222,25 @@ impl CollectorConfig {
             return Err(self.invalid(
                 "collector.max_inflight",
                 format!("must be between 1 and {MAX_INFLIGHT_LIMIT} (default 256)"),
+            ));
+        }
+        if c.rollup_interval < Duration::from_secs(1)
+            || c.rollup_interval > Duration::from_secs(3600)
+        {
+            return Err(self.invalid(
+                "collector.rollup_interval",
+                "must be between 1s and 1h (default \"1m\")",
+            ));
+        }
+        for (i, spec) in c.rollup_schedules.iter().enumerate() {
+            if let Err(e) = crate::collector::schedule::parse_schedule(spec) {
+                return Err(self.invalid(format!("collector.rollup_schedules[{i}]"), e.to_string()));
+            }
+        }
+        if c.raw_retention_days != 0 && c.raw_retention_days < 7 {
+            return Err(self.invalid(
+                "collector.raw_retention_days",
+                "must be 0 (keep for ever) or at least 7 days (default 90): late data up to a week old is common",
             ));
         }
         if tracing_subscriber::EnvFilter::try_new(&c.log_level).is_err() {

@@ -6,6 +6,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use crate::collector::access::{Branch, Level, Role};
+use crate::collector::rollup::{DayEnds, DayRow, DeviceSums, RTT_BUCKETS};
 use crate::wire::v1::{Ack, Record};
 use std::sync::Arc;
 
@@ -181,6 +182,149 @@ pub trait Store: Send + Sync + 'static {
     async fn list_api_tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
     /// Revoke an API token; false when no such token.
     async fn revoke_api_token(&self, name: &str) -> Result<bool, StoreError>;
+
+    // Roll-ups (see `collector::rollup` and `collector::maintainer`).
+
+    /// Records of a device placed (by `at_ms`) in `[from_ms, to_ms)`, in
+    /// sequence order.
+    async fn records_between(
+        &self,
+        device_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<StoredRecord>, StoreError>;
+    /// The last `limit` state-setting records (`link_state`, `lifecycle`,
+    /// `failover`, `facts`) of a device before `before_ms`, in sequence order.
+    async fn transitions_before(
+        &self,
+        device_id: i64,
+        before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredRecord>, StoreError>;
+    /// Devices whose roll-ups are due: dirty from before `before_ms`, oldest
+    /// first, at most `limit`.
+    async fn dirty_due(&self, before_ms: i64, limit: i64) -> Result<Vec<Dirty>, StoreError>;
+    /// Every device's dirty mark.
+    async fn dirty_marks(&self) -> Result<Vec<Dirty>, StoreError>;
+    /// Store day rows and day timelines of one device (replacing those of
+    /// the same keys) and, if the device's mark still has `version`, move it
+    /// to `new_from_ms`. One transaction; true when the mark was moved.
+    async fn put_rollups(
+        &self,
+        device_id: i64,
+        rows: &[DayRow],
+        timelines: &[(i64, String)],
+        version: i64,
+        new_from_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Day rows of `schedule` for days in `[from_day, to_day)` summed per device.
+    async fn rollup_sums(
+        &self,
+        schedule: &str,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<DeviceSums>, StoreError>;
+    /// Ends of the day rows of `schedule` in `[from_day, to_day)` that have
+    /// an outage at the day's start or end, by device and day.
+    async fn rollup_ends(
+        &self,
+        schedule: &str,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<DayEnds>, StoreError>;
+    /// Stored day timelines (JSON) of a device in `[from_day, to_day)`, by day.
+    async fn rollup_timelines(
+        &self,
+        device_id: i64,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError>;
+    /// Delete raw minute summaries (`link_minutes`) placed before `before_ms`;
+    /// how many were deleted (at most `limit`).
+    async fn delete_minutes_before(&self, before_ms: i64, limit: i64) -> Result<u64, StoreError>;
+}
+
+/// A device's roll-up mark: days from `from_ms`'s on need computing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dirty {
+    pub device_id: i64,
+    pub from_ms: i64,
+    pub version: i64,
+}
+
+/// Columns of `rollup_days`, in [`day_row_values`] order.
+pub(crate) fn day_row_columns() -> String {
+    let mut c = String::from(
+        "schedule, device_id, day_ms, online_ms, offline_ms, not_running_ms, no_data_ms, \
+         broadband_ms, wifi_ms, mobile_ms, outages, outage_ms, longest_ms, head_ms, tail_ms, \
+         whole, cont, failovers, sent, lost",
+    );
+    for i in 0..RTT_BUCKETS {
+        c.push_str(&format!(", rtt_h{i:02}"));
+    }
+    c.push_str(", computed_ms");
+    c
+}
+
+/// `SUM(...)` expressions of the per-device aggregate, in [`DeviceSums`] order
+/// after `device_id, COUNT(*)`.
+pub(crate) fn day_sums_select(int_cast: &str) -> String {
+    let sum = |c: &str| format!("SUM({c}){int_cast}");
+    let mut c = format!("device_id, COUNT(*){int_cast}");
+    for col in [
+        "online_ms",
+        "offline_ms",
+        "not_running_ms",
+        "no_data_ms",
+        "broadband_ms",
+        "wifi_ms",
+        "mobile_ms",
+        "outages",
+        "outage_ms",
+    ] {
+        c.push_str(", ");
+        c.push_str(&sum(col));
+    }
+    c.push_str(&format!(
+        ", MAX(longest_ms){int_cast}, {}, SUM(sent), SUM(lost)",
+        sum("failovers")
+    ));
+    for i in 0..RTT_BUCKETS {
+        c.push_str(&format!(", SUM(rtt_h{i:02})"));
+    }
+    c
+}
+
+/// A [`DeviceSums`] from an aggregate row (integer sums as i64, the rest f64).
+pub(crate) fn device_sums<R: sqlx::Row>(r: &R) -> Result<DeviceSums, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    f64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let i = |k: usize| r.try_get::<i64, _>(k);
+    let mut rtt = [0.0; RTT_BUCKETS];
+    for (k, v) in rtt.iter_mut().enumerate() {
+        *v = r.try_get::<f64, _>(15 + k)?;
+    }
+    Ok(DeviceSums {
+        device_id: i(0)?,
+        days: i(1)?,
+        online_ms: i(2)?,
+        offline_ms: i(3)?,
+        not_running_ms: i(4)?,
+        no_data_ms: i(5)?,
+        broadband_ms: i(6)?,
+        wifi_ms: i(7)?,
+        mobile_ms: i(8)?,
+        outages: i(9)?,
+        outage_ms: i(10)?,
+        longest_ms: i(11)?,
+        failovers: i(12)?,
+        sent: r.try_get::<f64, _>(13)?,
+        lost: r.try_get::<f64, _>(14)?,
+        rtt,
+    })
 }
 
 /// Open the store a URL names (`sqlite://PATH`, `sqlite::memory:`,

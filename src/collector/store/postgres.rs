@@ -16,10 +16,12 @@
 //!   `StoreError::Query { op: "ingest", source: sqlx::Error::RowNotFound }`.
 
 use super::{
-    Ack, ApiToken, ApiTokenRow, Device, Office, Record, Store, StoreError, StoredRecord,
-    advance_contiguous, api_token,
+    Ack, ApiToken, ApiTokenRow, Device, Dirty, Office, Record, Store, StoreError, StoredRecord,
+    advance_contiguous, api_token, day_row_columns, day_sums_select, device_sums,
 };
 use crate::collector::access::{Branch, Role};
+use crate::collector::rollup::{self, DayEnds, DayRow, DeviceSums};
+use crate::collector::uptime::Params;
 use sqlx::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::collections::HashMap;
@@ -79,18 +81,28 @@ struct Columns {
     boot_id: Vec<String>,
     kind: Vec<&'static str>,
     body: Vec<String>,
+    /// Earliest time these records can change the device's timeline.
+    reach_ms: Option<i64>,
 }
 
 impl Columns {
-    fn of(records: &[Record]) -> Result<Self, sqlx::Error> {
+    /// The records not already covered by `acked` (stored, or stored and
+    /// removed by retention: never inserted again).
+    fn of(records: &[Record], acked: i64) -> Result<Self, sqlx::Error> {
         let mut c = Columns::default();
         for r in records {
             let seq = int(r.seq, "seq")?;
-            c.seq.push(seq);
-            c.seq_end.push(match r.seq_end {
+            let seq_end = match r.seq_end {
                 Some(e) => int(e, "seq_end")?,
                 None => seq,
-            });
+            };
+            if seq_end <= acked {
+                continue;
+            }
+            let reach = rollup::reach_back_ms(r, &Params::default());
+            c.reach_ms = Some(c.reach_ms.map_or(reach, |x: i64| x.min(reach)));
+            c.seq.push(seq);
+            c.seq_end.push(seq_end);
             c.at_ms.push(r.at);
             c.mono_ms.push(int(r.mono_ms, "mono_ms")?);
             c.boot_id.push(r.boot_id.clone());
@@ -363,7 +375,6 @@ impl Store for PgStore {
         now_ms: i64,
     ) -> Result<Ack, StoreError> {
         let e = query_err;
-        let c = Columns::of(records).map_err(e("ingest"))?;
         let mut tx = self.pool.begin().await.map_err(e("ingest: begin"))?;
         let acked: i64 = sqlx::query_scalar("SELECT acked FROM devices WHERE id = $1 FOR UPDATE")
             .bind(device_id)
@@ -371,7 +382,8 @@ impl Store for PgStore {
             .await
             .map_err(e("ingest: device"))?
             .ok_or_else(|| e("ingest")(sqlx::Error::RowNotFound))?;
-        let stored = if records.is_empty() {
+        let c = Columns::of(records, acked).map_err(e("ingest"))?;
+        let stored = if c.seq.is_empty() {
             0
         } else {
             sqlx::query(
@@ -407,6 +419,19 @@ impl Store for PgStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(e("ingest: update acked"))?;
+        }
+        if let Some(reach) = c.reach_ms {
+            sqlx::query(
+                "INSERT INTO rollup_dirty (device_id, from_ms, version) VALUES ($1, $2, 1) \
+                 ON CONFLICT (device_id) DO UPDATE SET \
+                 from_ms = LEAST(rollup_dirty.from_ms, excluded.from_ms), \
+                 version = rollup_dirty.version + 1",
+            )
+            .bind(device_id)
+            .bind(reach)
+            .execute(&mut *tx)
+            .await
+            .map_err(e("ingest: mark roll-ups"))?;
         }
         tx.commit().await.map_err(e("ingest: commit"))?;
         let total = records.len() as u64;
@@ -516,6 +541,246 @@ impl Store for PgStore {
             .await
             .map_err(query_err("revoke API token"))?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn records_between(
+        &self,
+        device_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        sqlx::query_as::<_, RecordRow>(
+            "SELECT seq, seq_end, at_ms, mono_ms, boot_id, kind, body, received_ms \
+             FROM records WHERE device_id = $1 AND at_ms >= $2 AND at_ms < $3 ORDER BY seq",
+        )
+        .bind(device_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map(|rows| rows.into_iter().map(stored_record).collect())
+        .map_err(query_err("records between"))
+    }
+
+    async fn transitions_before(
+        &self,
+        device_id: i64,
+        before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let mut v = sqlx::query_as::<_, RecordRow>(
+            "SELECT seq, seq_end, at_ms, mono_ms, boot_id, kind, body, received_ms \
+             FROM records WHERE device_id = $1 AND at_ms < $2 \
+             AND kind IN ('link_state', 'lifecycle', 'failover', 'facts') \
+             ORDER BY at_ms DESC LIMIT $3",
+        )
+        .bind(device_id)
+        .bind(before_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("transitions before"))?;
+        v.sort_by_key(|r| r.0);
+        Ok(v.into_iter().map(stored_record).collect())
+    }
+
+    async fn dirty_due(&self, before_ms: i64, limit: i64) -> Result<Vec<Dirty>, StoreError> {
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT device_id, from_ms, version FROM rollup_dirty WHERE from_ms < $1 \
+             ORDER BY from_ms LIMIT $2",
+        )
+        .bind(before_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("dirty roll-ups"))?;
+        Ok(rows.into_iter().map(dirty).collect())
+    }
+
+    async fn dirty_marks(&self) -> Result<Vec<Dirty>, StoreError> {
+        let rows: Vec<(i64, i64, i64)> =
+            sqlx::query_as("SELECT device_id, from_ms, version FROM rollup_dirty")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_err("roll-up marks"))?;
+        Ok(rows.into_iter().map(dirty).collect())
+    }
+
+    async fn put_rollups(
+        &self,
+        device_id: i64,
+        rows: &[DayRow],
+        timelines: &[(i64, String)],
+        version: i64,
+        new_from_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let e = query_err;
+        let mut tx = self.pool.begin().await.map_err(e("store roll-ups"))?;
+        let cols = day_row_columns();
+        let mut set = String::new();
+        for c in cols.split(", ").skip(3) {
+            if !set.is_empty() {
+                set.push_str(", ");
+            }
+            set.push_str(&format!("{c} = excluded.{c}"));
+        }
+        for chunk in rows.chunks(200) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!(
+                "INSERT INTO rollup_days ({cols}) "
+            ));
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.schedule.as_str())
+                    .push_bind(r.device_id)
+                    .push_bind(r.day_ms)
+                    .push_bind(r.online_ms)
+                    .push_bind(r.offline_ms)
+                    .push_bind(r.not_running_ms)
+                    .push_bind(r.no_data_ms)
+                    .push_bind(r.broadband_ms)
+                    .push_bind(r.wifi_ms)
+                    .push_bind(r.mobile_ms)
+                    .push_bind(r.outages)
+                    .push_bind(r.outage_ms)
+                    .push_bind(r.longest_ms)
+                    .push_bind(r.head_ms)
+                    .push_bind(r.tail_ms)
+                    .push_bind(r.whole)
+                    .push_bind(r.cont)
+                    .push_bind(r.failovers)
+                    .push_bind(r.sent)
+                    .push_bind(r.lost);
+                for h in r.rtt {
+                    b.push_bind(h);
+                }
+                b.push_bind(r.computed_ms);
+            });
+            q.push(format!(
+                " ON CONFLICT (schedule, device_id, day_ms) DO UPDATE SET {set}"
+            ));
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(e("store roll-ups: days"))?;
+        }
+        for (day, body) in timelines {
+            sqlx::query(
+                "INSERT INTO rollup_timelines (device_id, day_ms, body) VALUES ($1, $2, $3) \
+                 ON CONFLICT (device_id, day_ms) DO UPDATE SET body = excluded.body",
+            )
+            .bind(device_id)
+            .bind(day)
+            .bind(body)
+            .execute(&mut *tx)
+            .await
+            .map_err(e("store roll-ups: timelines"))?;
+        }
+        let moved = sqlx::query(
+            "UPDATE rollup_dirty SET from_ms = $1 WHERE device_id = $2 AND version = $3",
+        )
+        .bind(new_from_ms)
+        .bind(device_id)
+        .bind(version)
+        .execute(&mut *tx)
+        .await
+        .map_err(e("store roll-ups: mark"))?
+        .rows_affected()
+            > 0;
+        tx.commit().await.map_err(e("store roll-ups: commit"))?;
+        Ok(moved)
+    }
+
+    async fn rollup_sums(
+        &self,
+        schedule: &str,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<DeviceSums>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM rollup_days WHERE schedule = $1 AND day_ms >= $2 AND day_ms < $3 \
+             GROUP BY device_id",
+            day_sums_select("::BIGINT")
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(schedule)
+            .bind(from_day)
+            .bind(to_day)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("roll-up sums"))?;
+        rows.iter()
+            .map(device_sums)
+            .collect::<Result<_, _>>()
+            .map_err(query_err("roll-up sums: decode"))
+    }
+
+    async fn rollup_ends(
+        &self,
+        schedule: &str,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<DayEnds>, StoreError> {
+        let rows: Vec<(i64, i64, i64, i64, bool, bool)> = sqlx::query_as(
+            "SELECT device_id, day_ms, head_ms, tail_ms, whole, cont FROM rollup_days \
+             WHERE schedule = $1 AND day_ms >= $2 AND day_ms < $3 \
+             AND (head_ms > 0 OR tail_ms > 0) ORDER BY device_id, day_ms",
+        )
+        .bind(schedule)
+        .bind(from_day)
+        .bind(to_day)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("roll-up ends"))?;
+        Ok(rows.into_iter().map(day_ends).collect())
+    }
+
+    async fn rollup_timelines(
+        &self,
+        device_id: i64,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        sqlx::query_as(
+            "SELECT day_ms, body FROM rollup_timelines \
+             WHERE device_id = $1 AND day_ms >= $2 AND day_ms < $3 ORDER BY day_ms",
+        )
+        .bind(device_id)
+        .bind(from_day)
+        .bind(to_day)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("roll-up timelines"))
+    }
+
+    async fn delete_minutes_before(&self, before_ms: i64, limit: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM records WHERE (device_id, seq) IN (SELECT device_id, seq FROM records \
+             WHERE kind = 'link_minutes' AND at_ms < $1 LIMIT $2)",
+        )
+        .bind(before_ms)
+        .bind(limit)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("delete raw minutes"))?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn dirty(r: (i64, i64, i64)) -> Dirty {
+    Dirty {
+        device_id: r.0,
+        from_ms: r.1,
+        version: r.2,
+    }
+}
+
+fn day_ends(r: (i64, i64, i64, i64, bool, bool)) -> DayEnds {
+    DayEnds {
+        device_id: r.0,
+        day_ms: r.1,
+        head_ms: r.2,
+        tail_ms: r.3,
+        whole: r.4,
+        cont: r.5,
     }
 }
 

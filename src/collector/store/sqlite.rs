@@ -18,18 +18,22 @@
 //!
 //! Semantics shared with the PostgreSQL adapter:
 //! - a record is a duplicate when a record of the device with the same `seq`
-//!   is already stored; a record whose `seq` merely falls inside an earlier
-//!   folded record's `seq..=seq_end` is stored (and counted as stored);
+//!   is already stored, or when its whole range `seq..=seq_end` is at or
+//!   below `acked` (already stored, or stored and since deleted by
+//!   retention); a record whose `seq` merely falls inside an earlier folded
+//!   record's range but reaches beyond `acked` is stored;
 //! - `acked` advances over the stored ranges `seq..=seq_end` while they are
 //!   contiguous (see [`super::advance_contiguous`]); it never goes back;
 //! - ingest for an unknown device id fails with
 //!   `StoreError::Query { op: "ingest", source: sqlx::Error::RowNotFound }`.
 
 use super::{
-    Ack, ApiToken, ApiTokenRow, Device, Office, Record, Store, StoreError, StoredRecord,
-    advance_contiguous, api_token,
+    Ack, ApiToken, ApiTokenRow, Device, Dirty, Office, Record, Store, StoreError, StoredRecord,
+    advance_contiguous, api_token, day_row_columns, day_sums_select, device_sums,
 };
 use crate::collector::access::{Branch, Role};
+use crate::collector::rollup::{self, DayEnds, DayRow, DeviceSums};
+use crate::collector::uptime::Params;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -97,6 +101,8 @@ struct Row {
     boot_id: String,
     kind: &'static str,
     body: String,
+    /// How far back the record can change the device's timeline.
+    reach_ms: i64,
 }
 
 fn int(v: u64, what: &str) -> Result<i64, sqlx::Error> {
@@ -120,6 +126,7 @@ fn rows(records: &[Record]) -> Result<Vec<Row>, sqlx::Error> {
                 kind: r.body.kind(),
                 body: serde_json::to_string(&r.body)
                     .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+                reach_ms: rollup::reach_back_ms(r, &Params::default()),
             })
         })
         .collect()
@@ -333,8 +340,11 @@ async fn ingest_one(
         .await
         .map_err(e("ingest: device"))?
         .ok_or_else(|| e("ingest")(sqlx::Error::RowNotFound))?;
+    // Records the device's `acked` already covers are stored (or were, and
+    // retention removed them): never insert them again.
+    let fresh: Vec<&Row> = rows.iter().filter(|r| r.seq_end > acked).collect();
     let mut stored: u64 = 0;
-    for chunk in rows.chunks(INSERT_CHUNK) {
+    for chunk in fresh.chunks(INSERT_CHUNK) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO records (device_id, seq, seq_end, at_ms, mono_ms, boot_id, kind, \
              body, received_ms) ",
@@ -371,6 +381,19 @@ async fn ingest_one(
             .execute(&mut *conn)
             .await
             .map_err(e("ingest: update acked"))?;
+    }
+    if let Some(reach) = fresh.iter().map(|r| r.reach_ms).min() {
+        sqlx::query(
+            "INSERT INTO rollup_dirty (device_id, from_ms, version) VALUES (?, ?, 1) \
+             ON CONFLICT (device_id) DO UPDATE SET \
+             from_ms = MIN(from_ms, excluded.from_ms), version = version + 1",
+        )
+        .bind(device_id)
+        .bind(reach)
+        .persistent(true)
+        .execute(&mut *conn)
+        .await
+        .map_err(e("ingest: mark roll-ups"))?;
     }
     let total = rows.len() as u64;
     Ok(Ack {
@@ -660,5 +683,240 @@ impl Store for SqliteStore {
             .await
             .map_err(query_err("revoke API token"))?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn records_between(
+        &self,
+        device_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        sqlx::query_as::<_, RecordRow>(
+            "SELECT seq, seq_end, at_ms, mono_ms, boot_id, kind, body, received_ms \
+             FROM records WHERE device_id = ? AND at_ms >= ? AND at_ms < ? ORDER BY seq",
+        )
+        .bind(device_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map(|rows| rows.into_iter().map(stored_record).collect())
+        .map_err(query_err("records between"))
+    }
+
+    async fn transitions_before(
+        &self,
+        device_id: i64,
+        before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let mut v = sqlx::query_as::<_, RecordRow>(
+            "SELECT seq, seq_end, at_ms, mono_ms, boot_id, kind, body, received_ms \
+             FROM records INDEXED BY records_device_transitions \
+             WHERE device_id = ? AND at_ms < ? \
+             AND kind IN ('link_state', 'lifecycle', 'failover', 'facts') \
+             ORDER BY at_ms DESC LIMIT ?",
+        )
+        .bind(device_id)
+        .bind(before_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("transitions before"))?;
+        v.sort_by_key(|r| r.0);
+        Ok(v.into_iter().map(stored_record).collect())
+    }
+
+    async fn dirty_due(&self, before_ms: i64, limit: i64) -> Result<Vec<Dirty>, StoreError> {
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT device_id, from_ms, version FROM rollup_dirty WHERE from_ms < ? \
+             ORDER BY from_ms LIMIT ?",
+        )
+        .bind(before_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("dirty roll-ups"))?;
+        Ok(rows.into_iter().map(dirty).collect())
+    }
+
+    async fn dirty_marks(&self) -> Result<Vec<Dirty>, StoreError> {
+        let rows: Vec<(i64, i64, i64)> =
+            sqlx::query_as("SELECT device_id, from_ms, version FROM rollup_dirty")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_err("roll-up marks"))?;
+        Ok(rows.into_iter().map(dirty).collect())
+    }
+
+    async fn put_rollups(
+        &self,
+        device_id: i64,
+        rows: &[DayRow],
+        timelines: &[(i64, String)],
+        version: i64,
+        new_from_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let e = query_err;
+        let _w = self.write.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(e("store roll-ups"))?;
+        let cols = day_row_columns();
+        for chunk in rows.chunks(200) {
+            let mut q = QueryBuilder::<Sqlite>::new(format!(
+                "INSERT OR REPLACE INTO rollup_days ({cols}) "
+            ));
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.schedule.as_str())
+                    .push_bind(r.device_id)
+                    .push_bind(r.day_ms)
+                    .push_bind(r.online_ms)
+                    .push_bind(r.offline_ms)
+                    .push_bind(r.not_running_ms)
+                    .push_bind(r.no_data_ms)
+                    .push_bind(r.broadband_ms)
+                    .push_bind(r.wifi_ms)
+                    .push_bind(r.mobile_ms)
+                    .push_bind(r.outages)
+                    .push_bind(r.outage_ms)
+                    .push_bind(r.longest_ms)
+                    .push_bind(r.head_ms)
+                    .push_bind(r.tail_ms)
+                    .push_bind(r.whole)
+                    .push_bind(r.cont)
+                    .push_bind(r.failovers)
+                    .push_bind(r.sent)
+                    .push_bind(r.lost);
+                for h in r.rtt {
+                    b.push_bind(h);
+                }
+                b.push_bind(r.computed_ms);
+            });
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(e("store roll-ups: days"))?;
+        }
+        for (day, body) in timelines {
+            sqlx::query(
+                "INSERT OR REPLACE INTO rollup_timelines (device_id, day_ms, body) VALUES (?, ?, ?)",
+            )
+            .bind(device_id)
+            .bind(day)
+            .bind(body)
+            .execute(&mut *tx)
+            .await
+            .map_err(e("store roll-ups: timelines"))?;
+        }
+        let moved =
+            sqlx::query("UPDATE rollup_dirty SET from_ms = ? WHERE device_id = ? AND version = ?")
+                .bind(new_from_ms)
+                .bind(device_id)
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(e("store roll-ups: mark"))?
+                .rows_affected()
+                > 0;
+        tx.commit().await.map_err(e("store roll-ups: commit"))?;
+        Ok(moved)
+    }
+
+    async fn rollup_sums(
+        &self,
+        schedule: &str,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<DeviceSums>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM rollup_days WHERE schedule = ? AND day_ms >= ? AND day_ms < ? \
+             GROUP BY device_id",
+            day_sums_select("")
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(schedule)
+            .bind(from_day)
+            .bind(to_day)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("roll-up sums"))?;
+        rows.iter()
+            .map(device_sums)
+            .collect::<Result<_, _>>()
+            .map_err(query_err("roll-up sums: decode"))
+    }
+
+    async fn rollup_ends(
+        &self,
+        schedule: &str,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<DayEnds>, StoreError> {
+        let rows: Vec<(i64, i64, i64, i64, bool, bool)> = sqlx::query_as(
+            "SELECT device_id, day_ms, head_ms, tail_ms, whole, cont FROM rollup_days \
+             WHERE schedule = ? AND day_ms >= ? AND day_ms < ? AND (head_ms > 0 OR tail_ms > 0) \
+             ORDER BY device_id, day_ms",
+        )
+        .bind(schedule)
+        .bind(from_day)
+        .bind(to_day)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("roll-up ends"))?;
+        Ok(rows.into_iter().map(day_ends).collect())
+    }
+
+    async fn rollup_timelines(
+        &self,
+        device_id: i64,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        sqlx::query_as(
+            "SELECT day_ms, body FROM rollup_timelines \
+             WHERE device_id = ? AND day_ms >= ? AND day_ms < ? ORDER BY day_ms",
+        )
+        .bind(device_id)
+        .bind(from_day)
+        .bind(to_day)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("roll-up timelines"))
+    }
+
+    async fn delete_minutes_before(&self, before_ms: i64, limit: i64) -> Result<u64, StoreError> {
+        let _w = self.write.lock().await;
+        let done = sqlx::query(
+            "DELETE FROM records WHERE (device_id, seq) IN (SELECT device_id, seq FROM records \
+             INDEXED BY records_kind_at WHERE kind = 'link_minutes' AND at_ms < ? LIMIT ?)",
+        )
+        .bind(before_ms)
+        .bind(limit)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("delete raw minutes"))?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn dirty(r: (i64, i64, i64)) -> Dirty {
+    Dirty {
+        device_id: r.0,
+        from_ms: r.1,
+        version: r.2,
+    }
+}
+
+fn day_ends(r: (i64, i64, i64, i64, bool, bool)) -> DayEnds {
+    DayEnds {
+        device_id: r.0,
+        day_ms: r.1,
+        head_ms: r.2,
+        tail_ms: r.3,
+        whole: r.4,
+        cont: r.5,
     }
 }

@@ -1,0 +1,207 @@
+//! Keeps the roll-ups current: the thin I/O side of
+//! [`crate::collector::rollup`]. Ingest marks a device dirty from the
+//! earliest time a batch can change ([`crate::collector::rollup::reach_back_ms`]);
+//! every `rollup_interval` the maintainer computes the settled days (local
+//! days that ended at least [`SETTLE_MS`] ago) from each dirty mark on, for
+//! every rolled-up schedule, stores them with the day timelines, and moves
+//! the mark past them unless more data arrived meanwhile (then the device is
+//! simply computed again on the next round). It also deletes raw minute
+//! summaries older than the retention.
+//!
+//! A device's days are computed from its records around them
+//! ([`crate::collector::report::records_around`]): everything from a day
+//! before, and the state-setting records before that.
+
+use crate::collector::report::{self, ReportError};
+use crate::collector::rollup::{self, DayRow};
+use crate::collector::schedule::Schedule;
+use crate::collector::store::{Device, Store};
+use crate::collector::uptime::{self, Params};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A day is computed once it has been over this long (uploads come every
+/// five minutes; later data marks it dirty again).
+pub const SETTLE_MS: i64 = 15 * 60_000;
+/// Devices computed per round (the rest wait for the next).
+const DEVICES_PER_ROUND: i64 = 2_000;
+/// Days computed per device and step (bounds the records held at once).
+const DAYS_PER_STEP: usize = 7;
+/// Raw summaries deleted per statement.
+const DELETE_CHUNK: i64 = 20_000;
+
+/// What the maintainer rolls up and keeps.
+#[derive(Debug, Clone)]
+pub struct RollupSettings {
+    /// The schedules rolled up, by their canonical spelling (the report's
+    /// `schedule` parameter must spell the same schedule to use them).
+    pub schedules: Vec<Schedule>,
+    /// Days before this many are never (re)computed; raw minute summaries
+    /// older are deleted. `None`: keep raw data for ever, back-fill at most
+    /// [`crate::collector::report::MAX_RANGE_DAYS`].
+    pub raw_retention_days: Option<i64>,
+    pub interval: Duration,
+}
+
+impl Default for RollupSettings {
+    fn default() -> Self {
+        RollupSettings {
+            schedules: vec![
+                Schedule::Always,
+                crate::collector::schedule::parse_schedule("office").expect("built-in schedule"),
+            ],
+            raw_retention_days: Some(90),
+            interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoundStats {
+    pub devices: u64,
+    pub days: u64,
+    /// Devices whose mark moved on meanwhile (computed again next round).
+    pub raced: u64,
+    pub minutes_deleted: u64,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// One round at `now_ms`.
+pub async fn run_once(
+    store: &Arc<dyn Store>,
+    s: &RollupSettings,
+    now_ms: i64,
+) -> Result<RoundStats, ReportError> {
+    let tz = rollup::day_tz();
+    let mut stats = RoundStats::default();
+    let settled = rollup::day_start(&tz, now_ms - SETTLE_MS);
+    let back_days = s
+        .raw_retention_days
+        .unwrap_or(report::MAX_RANGE_DAYS)
+        .max(1);
+    let oldest = rollup::day_start(&tz, now_ms - back_days * DAY_MS);
+    let due = store.dirty_due(settled, DEVICES_PER_ROUND).await?;
+    if !due.is_empty() {
+        let devices: HashMap<i64, Device> = store
+            .list_devices()
+            .await?
+            .into_iter()
+            .map(|d| (d.id, d))
+            .collect();
+        let keys: Vec<(String, Schedule)> = s
+            .schedules
+            .iter()
+            .map(|x| (x.to_string(), x.clone()))
+            .collect();
+        for mark in due {
+            let Some(dev) = devices.get(&mark.device_id) else {
+                continue;
+            };
+            let first = rollup::day_start(&tz, mark.from_ms)
+                .max(oldest)
+                .max(rollup::day_start(&tz, dev.created_at_ms) - DAY_MS);
+            let days = rollup::days_between(&tz, first, settled);
+            stats.devices += 1;
+            if days.is_empty() {
+                if !store
+                    .put_rollups(dev.id, &[], &[], mark.version, settled)
+                    .await?
+                {
+                    stats.raced += 1;
+                }
+                continue;
+            }
+            for step in days.chunks(DAYS_PER_STEP) {
+                let a = step[0];
+                let b = rollup::next_day(&tz, step[step.len() - 1]);
+                let recs = report::records_around(store.as_ref(), dev, a, b).await?;
+                let (rows, tls) = {
+                    let keys = keys.clone();
+                    let tz = tz.clone();
+                    let step = step.to_vec();
+                    let id = dev.id;
+                    tokio::task::spawn_blocking(move || {
+                        compute(&keys, &tz, id, &recs, &step, b, now_ms)
+                    })
+                    .await
+                    .map_err(|e| ReportError::Internal(format!("roll-up task: {e}")))?
+                };
+                stats.days += step.len() as u64;
+                let next = if b >= settled { settled } else { b };
+                if !store
+                    .put_rollups(dev.id, &rows, &tls, mark.version, next)
+                    .await?
+                {
+                    stats.raced += 1;
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(days) = s.raw_retention_days {
+        let cutoff = now_ms - days * DAY_MS;
+        loop {
+            let n = store.delete_minutes_before(cutoff, DELETE_CHUNK).await?;
+            stats.minutes_deleted += n;
+            if n < DELETE_CHUNK as u64 {
+                break;
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// The rows and day timelines of `days` (ending at `end`) of one device.
+fn compute(
+    keys: &[(String, Schedule)],
+    tz: &jiff::tz::TimeZone,
+    device_id: i64,
+    recs: &[uptime::Rec],
+    days: &[i64],
+    end: i64,
+    now_ms: i64,
+) -> (Vec<DayRow>, Vec<(i64, String)>) {
+    let p = Params::default();
+    // A minute before the first day: whether its first outage continues one.
+    let tl = uptime::timeline(recs, days[0] - 60_000, end, now_ms, &p);
+    let mut rows = Vec::with_capacity(days.len() * keys.len());
+    let mut tls = Vec::with_capacity(days.len());
+    for &day in days {
+        let day_end = rollup::next_day(tz, day);
+        for (key, sched) in keys {
+            rows.push(rollup::day_row(
+                key, sched, device_id, &tl, recs, day, day_end, now_ms,
+            ));
+        }
+        let t = rollup::day_timeline(&tl, day, day_end);
+        tls.push((day, serde_json::to_string(&t).unwrap_or_default()));
+    }
+    (rows, tls)
+}
+
+/// Run rounds every `interval` until the task is dropped; errors are logged
+/// and the next round tries again.
+pub async fn run(store: Arc<dyn Store>, s: RollupSettings) {
+    let mut tick = tokio::time::interval(s.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = jiff::Timestamp::now().as_millisecond();
+        let started = std::time::Instant::now();
+        match run_once(&store, &s, now).await {
+            Ok(st) if st.devices > 0 || st.minutes_deleted > 0 => tracing::info!(
+                devices = st.devices,
+                days = st.days,
+                raced = st.raced,
+                minutes_deleted = st.minutes_deleted,
+                took_ms = started.elapsed().as_millis() as u64,
+                "roll-ups updated"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "roll-up round failed; trying again next round"),
+        }
+    }
+}

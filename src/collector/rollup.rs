@@ -1,0 +1,512 @@
+//! Roll-ups, as pure code: the figures of one device over one local day
+//! (Asia/Dhaka midnight to midnight) inside one schedule ([`DayRow`], what
+//! the maintainer stores), and the way a report puts days and raw-computed
+//! pieces back together ([`Seg`], [`DeviceSums`]).
+//!
+//! Every figure of a report is a sum over days except three: the outage
+//! count, the longest outage and the RTT median. An outage running over
+//! midnight is one outage, not two: a day row says how long the outage at
+//! its start (`head_ms`) and at its end (`tail_ms`) are, whether one outage
+//! covers the whole day (`whole`), and whether its head continues an outage
+//! of the day before (`cont`, only where the schedule is open on both sides
+//! of midnight); [`Seg::join`] glues them. The RTT median is kept as a
+//! histogram of the per-summary medians ([`RttHist`]): the group median read
+//! from it is exact to the bucket (a factor of √2), where the engine's own is
+//! the weighted median of the summaries' medians.
+//!
+//! Which records can change which days ([`reach_back_ms`]): a record can
+//! change the timeline from its coverage (a heartbeat's `count` minutes, a
+//! summary's `minutes`) minus the silence the engine bridges, onwards.
+
+use crate::collector::schedule::{DEFAULT_TZ, Schedule};
+use crate::collector::uptime::{
+    self, DeviceState, Figures, Interval, Params, Rec, Timeline, cause,
+};
+use crate::wire::v1::{Body, Record};
+use crate::wire::{LinkKind, LinkState};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use std::collections::BTreeMap;
+
+/// Buckets of the RTT histogram.
+pub const RTT_BUCKETS: usize = 24;
+/// Weights (answered probes) of per-summary RTT medians by half-octave:
+/// bucket `i` holds medians in `[2^(i/2), 2^((i+1)/2))` ms, the first
+/// everything below √2 ms, the last everything from 2^11.5 ms (≈ 2.9 s) up.
+pub type RttHist = [f64; RTT_BUCKETS];
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The histogram bucket of an RTT in ms.
+pub fn rtt_bucket(ms: f64) -> usize {
+    if ms.is_nan() || ms <= 1.0 {
+        return 0;
+    }
+    ((2.0 * ms.log2()).floor() as usize).min(RTT_BUCKETS - 1)
+}
+
+/// Add `(rtt, weight)` pairs to a histogram.
+pub fn add_rtts(h: &mut RttHist, v: &[(f64, f64)]) {
+    for (ms, w) in v {
+        if ms.is_finite() && *w > 0.0 {
+            h[rtt_bucket(*ms)] += w;
+        }
+    }
+}
+
+/// The median of a histogram, interpolated geometrically inside its bucket;
+/// `None` without weight.
+pub fn hist_median(h: &RttHist) -> Option<f64> {
+    let total: f64 = h.iter().sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let half = total / 2.0;
+    let mut acc = 0.0;
+    for (i, w) in h.iter().enumerate() {
+        if *w > 0.0 && acc + w >= half {
+            let lo = 2f64.powf(i as f64 / 2.0);
+            let frac = ((half - acc) / w).clamp(0.0, 1.0);
+            return Some(lo * 2f64.powf(frac / 2.0));
+        }
+        acc += w;
+    }
+    None
+}
+
+/// The time zone of roll-up days (that of report dates).
+pub fn day_tz() -> TimeZone {
+    jiff::tz::db()
+        .get(DEFAULT_TZ)
+        .or_else(|_| jiff::tz::TimeZoneDatabase::bundled().get(DEFAULT_TZ))
+        .unwrap_or(TimeZone::UTC)
+}
+
+/// The start of the local day containing `t` (Unix ms).
+pub fn day_start(tz: &TimeZone, t: i64) -> i64 {
+    let Ok(ts) = Timestamp::from_millisecond(t) else {
+        return t - t.rem_euclid(DAY_MS);
+    };
+    let date = ts.to_zoned_datetime(tz.clone()).date();
+    tz.to_timestamp(date.at(0, 0, 0, 0))
+        .map(|x| x.as_millisecond())
+        .unwrap_or(t - t.rem_euclid(DAY_MS))
+}
+
+/// The start of the local day after the one starting at `day`.
+pub fn next_day(tz: &TimeZone, day: i64) -> i64 {
+    // Local days are 23 to 25 hours long: 36 hours from the start is always
+    // inside the next one.
+    day_start(tz, day + DAY_MS + DAY_MS / 2)
+}
+
+/// The whole local days inside `[from, to)`: `(first day start, end of the
+/// last)`, empty when `start >= end`.
+pub fn whole_days(tz: &TimeZone, from: i64, to: i64) -> (i64, i64) {
+    let d = day_start(tz, from);
+    let first = if d == from { d } else { next_day(tz, d) };
+    (first, day_start(tz, to).max(first))
+}
+
+/// The days starting in `[from, to)` (both day starts).
+pub fn days_between(tz: &TimeZone, from: i64, to: i64) -> Vec<i64> {
+    let mut out = Vec::new();
+    let mut d = from;
+    while d < to {
+        out.push(d);
+        d = next_day(tz, d);
+    }
+    out
+}
+
+/// How far back a record can change the timeline: its placed time minus
+/// what it covers minus the silence the engine bridges.
+pub fn reach_back_ms(r: &Record, p: &Params) -> i64 {
+    let covers = match &r.body {
+        Body::Heartbeat { count, .. } => i64::from(*count) * p.heartbeat_ms,
+        Body::LinkMinutes { minutes, .. } => i64::from(*minutes) * 60_000,
+        _ => p.heartbeat_ms,
+    };
+    r.at.saturating_sub(covers + p.heartbeat_ms + p.grace_ms)
+}
+
+/// Outage runs of a report piece (a day, or the raw part of a window), as
+/// much as is needed to join pieces: how many, their total and longest, and
+/// the ones touching the piece's start (`head`) and end (`tail`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Seg {
+    pub count: i64,
+    pub total: i64,
+    pub longest: i64,
+    /// Length of the outage at the piece's start (0: none).
+    pub head: i64,
+    /// Length of the outage at the piece's end (0: none).
+    pub tail: i64,
+    /// One outage covers the piece from start to end.
+    pub whole: bool,
+    /// The head continues an outage from just before the piece.
+    pub cont: bool,
+}
+
+impl Seg {
+    /// The outage runs of `f` (figures over `[a, b)`); `cont` as defined.
+    pub fn of(f: &Figures, a: i64, b: i64, cont: bool) -> Seg {
+        let len = |o: &uptime::Outage| o.end - o.start;
+        let head = f.outages.first().filter(|o| o.start == a).map_or(0, len);
+        let tail = f.outages.last().filter(|o| o.end == b).map_or(0, len);
+        Seg {
+            count: f.outages.len() as i64,
+            total: f.outage_ms,
+            longest: f.longest_outage_ms.unwrap_or(0),
+            head,
+            tail,
+            whole: f.outages.len() == 1 && head > 0 && tail > 0,
+            cont: cont && head > 0,
+        }
+    }
+
+    /// `self` then `next` (which starts where `self` ends).
+    pub fn join(self, next: Seg) -> Seg {
+        if self.tail > 0 && next.cont {
+            Seg {
+                count: self.count + next.count - 1,
+                total: self.total + next.total,
+                longest: self.longest.max(next.longest).max(self.tail + next.head),
+                head: if self.whole {
+                    self.head + next.head
+                } else {
+                    self.head
+                },
+                tail: if next.whole {
+                    self.tail + next.tail
+                } else {
+                    next.tail
+                },
+                whole: self.whole && next.whole,
+                cont: self.cont,
+            }
+        } else if self == Seg::default() && !self.cont {
+            // Nothing before: keep `next` as it is (its `cont` included).
+            next
+        } else {
+            Seg {
+                count: self.count + next.count,
+                total: self.total + next.total,
+                longest: self.longest.max(next.longest),
+                head: self.head,
+                tail: next.tail,
+                whole: false,
+                cont: self.cont,
+            }
+        }
+    }
+}
+
+/// Is the device in an outage (offline, or not running without a clean
+/// stop) at `t` by the timeline?
+pub fn in_outage(tl: &Timeline, t: i64) -> bool {
+    let i = tl.device.partition_point(|iv| iv.start <= t);
+    let Some(iv) = i.checked_sub(1).map(|i| &tl.device[i]) else {
+        return false;
+    };
+    iv.end > t
+        && match iv.state {
+            DeviceState::Offline => true,
+            DeviceState::NotRunning => iv.cause.as_deref() != Some(cause::STOPPED),
+            _ => false,
+        }
+}
+
+/// Does the outage at `t` continue one from just before it (the schedule is
+/// open on both sides and the device was in an outage just before)?
+pub fn continues(tl: &Timeline, sched: &Schedule, t: i64) -> bool {
+    !sched.mask(t - 1, t).is_empty() && in_outage(tl, t - 1)
+}
+
+/// The stored figures of one device, day and schedule.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DayRow {
+    pub schedule: String,
+    pub device_id: i64,
+    pub day_ms: i64,
+    pub online_ms: i64,
+    pub offline_ms: i64,
+    pub not_running_ms: i64,
+    pub no_data_ms: i64,
+    pub broadband_ms: i64,
+    pub wifi_ms: i64,
+    pub mobile_ms: i64,
+    /// Outages of the day, not counting one continued from the day before.
+    pub outages: i64,
+    pub outage_ms: i64,
+    /// Longest outage touching neither end of the day (0: none).
+    pub longest_ms: i64,
+    pub head_ms: i64,
+    pub tail_ms: i64,
+    pub whole: bool,
+    pub cont: bool,
+    pub failovers: i64,
+    pub sent: f64,
+    pub lost: f64,
+    pub rtt: RttHist,
+    pub computed_ms: i64,
+}
+
+/// The row of the day `[day, day_end)` from a timeline covering it and at
+/// least a millisecond before it, the records behind it, and the schedule
+/// (`key` its stored name).
+#[allow(clippy::too_many_arguments)]
+pub fn day_row(
+    key: &str,
+    sched: &Schedule,
+    device_id: i64,
+    tl: &Timeline,
+    recs: &[Rec],
+    day: i64,
+    day_end: i64,
+    computed_ms: i64,
+) -> DayRow {
+    let f = uptime::figures(tl, recs, &sched.mask(day, day_end));
+    let seg = Seg::of(&f, day, day_end, continues(tl, sched, day));
+    let inner = f
+        .outages
+        .iter()
+        .filter(|o| o.start != day && o.end != day_end)
+        .map(|o| o.end - o.start)
+        .max()
+        .unwrap_or(0);
+    let kind = |k: LinkKind| f.per_kind_ms.get(&k).copied().unwrap_or(0);
+    let mut rtt = [0.0; RTT_BUCKETS];
+    add_rtts(&mut rtt, &f.rtt_weights);
+    DayRow {
+        schedule: key.to_string(),
+        device_id,
+        day_ms: day,
+        online_ms: f.online_ms,
+        offline_ms: f.offline_ms,
+        not_running_ms: f.not_running_ms,
+        no_data_ms: f.no_data_ms,
+        broadband_ms: kind(LinkKind::Broadband),
+        wifi_ms: kind(LinkKind::Wifi),
+        mobile_ms: kind(LinkKind::Mobile),
+        outages: seg.count - i64::from(seg.cont),
+        outage_ms: seg.total,
+        longest_ms: inner,
+        head_ms: seg.head,
+        tail_ms: seg.tail,
+        whole: seg.whole,
+        cont: seg.cont,
+        failovers: i64::from(f.failovers),
+        sent: f.probes_sent,
+        lost: f.probes_lost,
+        rtt,
+        computed_ms,
+    }
+}
+
+/// A device's day rows summed over a range of days (what the store's
+/// aggregate query returns).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeviceSums {
+    pub device_id: i64,
+    /// How many day rows were summed.
+    pub days: i64,
+    pub online_ms: i64,
+    pub offline_ms: i64,
+    pub not_running_ms: i64,
+    pub no_data_ms: i64,
+    pub broadband_ms: i64,
+    pub wifi_ms: i64,
+    pub mobile_ms: i64,
+    pub outages: i64,
+    pub outage_ms: i64,
+    /// Largest `longest_ms`.
+    pub longest_ms: i64,
+    pub failovers: i64,
+    pub sent: f64,
+    pub lost: f64,
+    pub rtt: RttHist,
+}
+
+/// The ends of a day row (only rows with `head_ms` or `tail_ms` are read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayEnds {
+    pub device_id: i64,
+    pub day_ms: i64,
+    pub head_ms: i64,
+    pub tail_ms: i64,
+    pub whole: bool,
+    pub cont: bool,
+}
+
+/// The outage runs of days `[r0, r1)` from the sums and the rows with ends
+/// (in day order), as one [`Seg`].
+pub fn days_seg(tz: &TimeZone, sums: &DeviceSums, ends: &[DayEnds], r0: i64, r1: i64) -> Seg {
+    let mut longest = sums.longest_ms;
+    let first_cont = ends.first().is_some_and(|e| e.day_ms == r0 && e.cont);
+    let mut head = 0;
+    let mut tail = 0;
+    // The outage under way: (started on day r0 at midnight, length).
+    let mut chain: Option<(bool, i64)> = None;
+    let mut prev: Option<DayEnds> = None;
+    let close = |chain: &mut Option<(bool, i64)>, longest: &mut i64, head: &mut i64| {
+        if let Some((at_r0, len)) = chain.take() {
+            *longest = (*longest).max(len);
+            if at_r0 {
+                *head = len;
+            }
+        }
+    };
+    for e in ends {
+        let joined = e.cont
+            && prev.is_some_and(|p| p.tail_ms > 0 && next_day(tz, p.day_ms) == e.day_ms)
+            && chain.is_some();
+        if joined {
+            if let Some(c) = chain.as_mut() {
+                c.1 += e.head_ms;
+            }
+        } else {
+            close(&mut chain, &mut longest, &mut head);
+            if e.head_ms > 0 {
+                chain = Some((e.day_ms == r0, e.head_ms));
+            }
+        }
+        if !e.whole {
+            close(&mut chain, &mut longest, &mut head);
+            if e.tail_ms > 0 {
+                chain = Some((false, e.tail_ms));
+            }
+        }
+        prev = Some(*e);
+    }
+    let whole = ends.len() as i64 == sums.days
+        && sums.days > 0
+        && ends.iter().all(|e| e.whole)
+        && prev.is_some_and(|p| next_day(tz, p.day_ms) == r1);
+    if let (Some((at_r0, len)), Some(p)) = (chain, prev)
+        && next_day(tz, p.day_ms) == r1
+        && p.tail_ms > 0
+    {
+        tail = len;
+        if at_r0 {
+            head = len;
+        }
+    }
+    close(&mut chain, &mut longest, &mut head);
+    Seg {
+        count: sums.outages + i64::from(first_cont),
+        total: sums.outage_ms,
+        longest,
+        head,
+        tail,
+        whole,
+        cont: first_cont,
+    }
+}
+
+/// A device's figures from summed days and raw-computed pieces before
+/// (`pre`) and after (`post`) them; `seg` the joined outage runs.
+pub fn figures_from(sums: &DeviceSums, pieces: &[&Figures], seg: Seg) -> Figures {
+    let mut f = Figures {
+        online_ms: sums.online_ms,
+        offline_ms: sums.offline_ms,
+        not_running_ms: sums.not_running_ms,
+        no_data_ms: sums.no_data_ms,
+        failovers: u32::try_from(sums.failovers).unwrap_or(u32::MAX),
+        probes_sent: sums.sent,
+        probes_lost: sums.lost,
+        ..Default::default()
+    };
+    let mut kinds: BTreeMap<LinkKind, i64> = [
+        (LinkKind::Broadband, sums.broadband_ms),
+        (LinkKind::Wifi, sums.wifi_ms),
+        (LinkKind::Mobile, sums.mobile_ms),
+    ]
+    .into_iter()
+    .collect();
+    let mut rtt = sums.rtt;
+    for p in pieces {
+        f.online_ms += p.online_ms;
+        f.offline_ms += p.offline_ms;
+        f.not_running_ms += p.not_running_ms;
+        f.no_data_ms += p.no_data_ms;
+        f.failovers += p.failovers;
+        f.probes_sent += p.probes_sent;
+        f.probes_lost += p.probes_lost;
+        for (k, ms) in &p.per_kind_ms {
+            *kinds.entry(*k).or_default() += ms;
+        }
+        add_rtts(&mut rtt, &p.rtt_weights);
+    }
+    kinds.retain(|_, v| *v > 0);
+    f.per_kind_ms = kinds;
+    let judged = f.online_ms + f.offline_ms;
+    f.uptime = (judged > 0).then(|| f.online_ms as f64 / judged as f64);
+    f.outage_count = u32::try_from(seg.count).unwrap_or(u32::MAX);
+    f.outage_ms = seg.total;
+    f.mttr_ms = (seg.count > 0).then(|| seg.total / seg.count);
+    f.longest_outage_ms = (seg.count > 0).then_some(seg.longest);
+    f.rtt_p50_ms = hist_median(&rtt);
+    f.loss_pct = (f.probes_sent > 0.0).then(|| 100.0 * f.probes_lost / f.probes_sent);
+    f
+}
+
+/// A day's slice of a timeline, as stored for the timeline endpoint.
+pub fn day_timeline(tl: &Timeline, day: i64, day_end: i64) -> Timeline {
+    fn cut<S: Copy>(v: &[Interval<S>], a: i64, b: i64) -> Vec<Interval<S>> {
+        v.iter()
+            .filter(|iv| iv.end > a && iv.start < b)
+            .map(|iv| Interval {
+                start: iv.start.max(a),
+                end: iv.end.min(b),
+                state: iv.state,
+                cause: iv.cause.clone(),
+            })
+            .collect()
+    }
+    Timeline {
+        device: cut(&tl.device, day, day_end),
+        links: tl
+            .links
+            .iter()
+            .map(|(n, (k, v))| (n.clone(), (*k, cut(v, day, day_end))))
+            .filter(|(_, (_, v))| !v.is_empty())
+            .collect(),
+    }
+}
+
+/// Timelines of consecutive pieces put together: adjacent intervals in the
+/// same state and cause are merged; a link's kind is the last one seen.
+pub fn concat_timelines(parts: Vec<Timeline>) -> Timeline {
+    fn push<S: PartialEq>(v: &mut Vec<Interval<S>>, iv: Interval<S>) {
+        if let Some(last) = v.last_mut()
+            && last.end == iv.start
+            && last.state == iv.state
+            && last.cause == iv.cause
+        {
+            last.end = iv.end;
+            return;
+        }
+        v.push(iv);
+    }
+    let mut out = Timeline::default();
+    for p in parts {
+        for iv in p.device {
+            push(&mut out.device, iv);
+        }
+        for (name, (kind, v)) in p.links {
+            let e = out
+                .links
+                .entry(name)
+                .or_insert_with(|| (kind, Vec::<Interval<LinkState>>::new()));
+            e.0 = kind;
+            for iv in v {
+                push(&mut e.1, iv);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

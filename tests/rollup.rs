@@ -1,0 +1,488 @@
+//! Roll-ups end to end, on SQLite and PostgreSQL: a week of records of an
+//! always-on gateway (outages over midnight and over two days, failovers, a
+//! sleep) and of a laptop (started every morning, stopped every evening, one
+//! crash) go in through `ingest`; the maintainer computes the days; reports
+//! over aligned and unaligned windows read from the roll-ups must equal the
+//! engine's answer on all the records (RTT medians to the histogram's
+//! bucket). Late data must make the device fall back to its records at once
+//! and the next round must bring the roll-ups up to date. Day timelines must
+//! equal the engine's. Retention deletes old minute summaries, and a replay
+//! of deleted records is not stored again.
+
+mod common;
+
+use common::db::{TestDb, on_both};
+use linkwatch::collector::devices;
+use linkwatch::collector::maintainer::{self, RollupSettings};
+use linkwatch::collector::read_api;
+use linkwatch::collector::report::{self, RawQuery, ReportQuery, Row};
+use linkwatch::collector::rollup;
+use linkwatch::collector::store::{Device, Store};
+use linkwatch::collector::uptime::{self, Params};
+use linkwatch::wire::v1::{Body, LifecycleEvent, Record};
+use linkwatch::wire::{LinkKind, LinkState};
+use std::sync::Arc;
+
+const MIN: i64 = 60_000;
+const HOUR: i64 = 60 * MIN;
+const DAY: i64 = 24 * HOUR;
+
+on_both!(
+    rollups_answer_as_the_records_do,
+    late_data_is_used_at_once_and_rolled_up_next_round,
+    retention_deletes_old_minutes_and_replays_stay_out,
+);
+
+/// 00:00 Sunday 2026-11-01, Asia/Dhaka.
+fn day0() -> i64 {
+    "2026-10-31T18:00:00Z"
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_millisecond()
+}
+
+/// When the tests run: Monday 2026-11-09 10:00 Dhaka.
+fn now() -> i64 {
+    day0() + 8 * DAY + 10 * HOUR
+}
+
+struct Gen {
+    seq: u64,
+    out: Vec<Record>,
+    boot: String,
+    boot_at: i64,
+}
+
+impl Gen {
+    fn new() -> Gen {
+        Gen {
+            seq: 0,
+            out: Vec::new(),
+            boot: String::new(),
+            boot_at: 0,
+        }
+    }
+    fn push(&mut self, t: i64, body: Body) {
+        self.seq += 1;
+        self.out.push(Record {
+            seq: self.seq,
+            seq_end: None,
+            at: t,
+            mono_ms: (t - self.boot_at + 30_000) as u64,
+            boot_id: self.boot.clone(),
+            body,
+        });
+    }
+    fn start(&mut self, t: i64, boot: &str) {
+        self.boot = boot.into();
+        self.boot_at = t;
+        self.push(
+            t,
+            Body::Lifecycle {
+                event: LifecycleEvent::Start,
+                boot_time: None,
+                detail: None,
+            },
+        );
+    }
+    fn stop(&mut self, t: i64) {
+        self.push(
+            t,
+            Body::Lifecycle {
+                event: LifecycleEvent::Stop,
+                boot_time: None,
+                detail: None,
+            },
+        );
+    }
+    fn link(&mut self, t: i64, link: &str, kind: LinkKind, from: LinkState, to: LinkState) {
+        self.push(
+            t,
+            Body::LinkState {
+                link: link.into(),
+                kind,
+                from,
+                to,
+                reason: (to == LinkState::Down).then(|| "no reply".into()),
+            },
+        );
+    }
+    fn failover(&mut self, t: i64, from: Option<&str>, to: Option<&str>) {
+        self.push(
+            t,
+            Body::Failover {
+                from: from.map(String::from),
+                to: to.map(String::from),
+                cause: "health".into(),
+                reason: String::new(),
+            },
+        );
+    }
+    /// Heartbeats every minute in `(a, b]`, five-minute summaries of both
+    /// links; `online(t)` says what the heartbeat says.
+    fn run(&mut self, a: i64, b: i64, online: impl Fn(i64) -> bool) {
+        let mut t = a + MIN;
+        while t <= b {
+            self.push(
+                t,
+                Body::Heartbeat {
+                    online: online(t),
+                    count: 1,
+                },
+            );
+            if (t - a) % (5 * MIN) == 0 {
+                for (i, (link, kind)) in
+                    [("eth0", LinkKind::Broadband), ("wwan0", LinkKind::Mobile)]
+                        .into_iter()
+                        .enumerate()
+                {
+                    let up = online(t);
+                    let k = (t / (5 * MIN)) % 7;
+                    self.push(
+                        t,
+                        Body::LinkMinutes {
+                            link: link.into(),
+                            kind,
+                            minutes: 5,
+                            sent: 30,
+                            lost: if up { (k % 3) as u32 } else { 30 },
+                            rtt_p50_ms: up.then_some(12.0 + 9.0 * k as f64 + 40.0 * i as f64),
+                            rtt_p95_ms: None,
+                            rtt_max_ms: None,
+                            bytes: 3_000,
+                        },
+                    );
+                }
+            }
+            t += MIN;
+        }
+    }
+}
+
+const E: (&str, LinkKind) = ("eth0", LinkKind::Broadband);
+const W: (&str, LinkKind) = ("wwan0", LinkKind::Mobile);
+
+fn both(g: &mut Gen, t: i64, from: LinkState, to: LinkState) {
+    g.link(t, E.0, E.1, from, to);
+    g.link(t, W.0, W.1, from, to);
+}
+
+/// The gateway: one boot from a day before day 0 to now; all links down
+/// 23:30 day 2 to 00:40 day 3 and 20:00 day 3 to 02:00 day 5; on mobile
+/// 10:00-11:00 day 1; silent (asleep) 01:00-03:00 day 6.
+fn gateway() -> Vec<Record> {
+    use LinkState::{Down, Up};
+    let d = day0();
+    let mut g = Gen::new();
+    let t0 = d - DAY;
+    g.start(t0, "gw-boot");
+    both(&mut g, t0, Down, Up);
+    g.failover(t0, None, Some("eth0"));
+    let outages = [
+        (d + 2 * DAY + 23 * HOUR + 30 * MIN, d + 3 * DAY + 40 * MIN),
+        (d + 3 * DAY + 20 * HOUR, d + 5 * DAY + 2 * HOUR),
+    ];
+    let sleep = (d + 6 * DAY + HOUR, d + 6 * DAY + 3 * HOUR);
+    let offline = move |t: i64| outages.iter().any(|(a, b)| t > *a && t <= *b);
+    // Pieces between events.
+    let events = [
+        d + DAY + 10 * HOUR,
+        d + DAY + 11 * HOUR,
+        outages[0].0,
+        outages[0].1,
+        outages[1].0,
+        outages[1].1,
+        sleep.0,
+        sleep.1,
+        now() - 2 * MIN,
+    ];
+    let mut t = t0;
+    for (i, &e) in events.iter().enumerate() {
+        if !(sleep.0 < e && e <= sleep.1 && t >= sleep.0) {
+            g.run(t, e, |x| !offline(x));
+        }
+        match i {
+            0 => {
+                g.link(e, E.0, E.1, Up, Down);
+                g.failover(e, Some("eth0"), Some("wwan0"));
+            }
+            1 => {
+                g.link(e, E.0, E.1, Down, Up);
+                g.failover(e, Some("wwan0"), Some("eth0"));
+            }
+            2 | 4 => both(&mut g, e, Up, Down),
+            3 | 5 => both(&mut g, e, Down, Up),
+            _ => {}
+        }
+        t = e;
+    }
+    g.out
+}
+
+/// The laptop: on 08:30-18:00 every day (new boot, clean stop), except day
+/// 4 when it crashes at 12:00; Wi-Fi down 14:00-14:20 on day 2.
+fn laptop() -> Vec<Record> {
+    use LinkState::{Down, Up};
+    let d = day0();
+    let mut g = Gen::new();
+    for day in 0..8 {
+        let a = d + day * DAY + 8 * HOUR + 30 * MIN;
+        let b = if day == 4 {
+            d + day * DAY + 12 * HOUR
+        } else {
+            d + day * DAY + 18 * HOUR
+        };
+        g.start(a, &format!("lt-boot-{day}"));
+        g.link(a, "wlan0", LinkKind::Wifi, Down, Up);
+        g.failover(a, None, Some("wlan0"));
+        if day == 2 {
+            let x = d + day * DAY + 14 * HOUR;
+            let y = x + 20 * MIN;
+            g.run(a, x, |_| true);
+            g.link(x, "wlan0", LinkKind::Wifi, Up, Down);
+            g.run(x, y, |_| false);
+            g.link(y, "wlan0", LinkKind::Wifi, Down, Up);
+            g.run(y, b, |_| true);
+        } else {
+            g.run(a, b, |_| true);
+        }
+        if day != 4 {
+            g.stop(b);
+        }
+    }
+    g.out
+}
+
+async fn ingest(store: &dyn Store, d: &Device, recs: &[Record]) {
+    for chunk in recs.chunks(2_000) {
+        store.ingest(d.id, chunk, now()).await.unwrap();
+    }
+}
+
+async fn setup(store: &dyn Store) -> Vec<Device> {
+    let t = day0() - 3 * DAY;
+    let (gw, _) = devices::add_device(store, "gw", None, t).await.unwrap();
+    let (lt, _) = devices::add_device(store, "lt", None, t).await.unwrap();
+    let (idle, _) = devices::add_device(store, "idle", None, t).await.unwrap();
+    ingest(store, &gw, &gateway()).await;
+    ingest(store, &lt, &laptop()).await;
+    vec![gw, lt, idle]
+}
+
+fn settings() -> RollupSettings {
+    RollupSettings {
+        raw_retention_days: None,
+        ..Default::default()
+    }
+}
+
+/// Rounds until nothing is due; how many device-days were computed.
+async fn maintain(store: &Arc<dyn Store>, at: i64) -> u64 {
+    let mut days = 0;
+    for _ in 0..10 {
+        let st = maintainer::run_once(store, &settings(), at).await.unwrap();
+        days += st.days;
+        if st.devices == 0 {
+            return days;
+        }
+    }
+    panic!("the maintainer never caught up");
+}
+
+fn query(from: i64, to: i64, schedule: &str) -> ReportQuery {
+    let (f, t) = (report::ts(from), report::ts(to));
+    ReportQuery::parse(&RawQuery {
+        from: Some(&f),
+        to: Some(&t),
+        by: Some("device"),
+        schedule: Some(schedule),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// The engine's rows on every record of every device (the truth).
+async fn truth(store: &dyn Store, q: &ReportQuery) -> Vec<Row> {
+    let mut per = Vec::new();
+    for d in store.list_devices().await.unwrap() {
+        let recs = report::all_records(store, &d).await.unwrap();
+        per.push((d, report::device_figures(&recs, q, now())));
+    }
+    report::build_rows(q.by, q.target_pct, &per, &[])
+}
+
+fn same(got: &[Row], want: &[Row], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: rows");
+    for (g, w) in got.iter().zip(want) {
+        let at = format!("{what}, {}", w.group);
+        assert_eq!(g.group, w.group, "{at}");
+        assert_eq!(
+            (g.online_ms, g.offline_ms, g.not_running_ms, g.no_data_ms),
+            (w.online_ms, w.offline_ms, w.not_running_ms, w.no_data_ms),
+            "{at}: online, offline, not running, no data"
+        );
+        assert_eq!(
+            (g.outages, g.longest_outage_ms, g.mean_time_to_recover_ms),
+            (w.outages, w.longest_outage_ms, w.mean_time_to_recover_ms),
+            "{at}: outages, longest, MTTR"
+        );
+        assert_eq!(
+            (g.broadband_ms, g.wifi_ms, g.mobile_ms, g.failovers),
+            (w.broadband_ms, w.wifi_ms, w.mobile_ms, w.failovers),
+            "{at}: kinds, failovers"
+        );
+        match (g.loss_pct, w.loss_pct) {
+            (Some(a), Some(b)) => assert!((a - b).abs() < 1e-6, "{at}: loss {a} vs {b}"),
+            (a, b) => assert_eq!(a, b, "{at}: loss"),
+        }
+        match (g.rtt_p50_ms, w.rtt_p50_ms) {
+            (Some(a), Some(b)) => assert!(
+                a / b < 1.42 && b / a < 1.42,
+                "{at}: RTT median {a} vs {b} (more than a bucket apart)"
+            ),
+            (a, b) => assert_eq!(a, b, "{at}: RTT"),
+        }
+    }
+}
+
+async fn rollups_answer_as_the_records_do(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let devs = setup(store.as_ref()).await;
+    let days = maintain(&store, now()).await;
+    assert!(days >= 16, "computed {days} device-days");
+    let d = day0();
+    // Day rows are there and current for the gateway and the laptop.
+    let tz = rollup::day_tz();
+    let sums = store.rollup_sums("always", d, d + 7 * DAY).await.unwrap();
+    assert_eq!(sums.len(), 2, "{sums:?}");
+    assert!(sums.iter().all(|s| s.days == 7), "{sums:?}");
+    let marks = store.dirty_marks().await.unwrap();
+    assert!(
+        marks
+            .iter()
+            .all(|m| rollup::day_start(&tz, m.from_ms) == d + 8 * DAY),
+        "{marks:?}"
+    );
+    for (from, to, what) in [
+        (d, d + 7 * DAY, "aligned week"),
+        (d + 5 * HOUR, d + 6 * DAY + 2 * HOUR, "unaligned"),
+        (d + 2 * DAY, now(), "to now"),
+        (
+            d + 3 * DAY + 21 * HOUR,
+            d + 4 * DAY + 3 * HOUR,
+            "inside an outage",
+        ),
+    ] {
+        for sched in ["always", "office", "office:Asia/Dhaka:sun-sat:00:00-24:00"] {
+            let q = query(from, to, sched);
+            let got = report::run_report(store.as_ref(), &q, None, now())
+                .await
+                .unwrap();
+            let want = truth(store.as_ref(), &q).await;
+            same(&got.rows, &want, &format!("{what}, {sched}"));
+        }
+    }
+    // The two-day outage is one outage, the longest.
+    let q = query(d, d + 7 * DAY, "always");
+    let r = report::run_report(store.as_ref(), &q, None, now())
+        .await
+        .unwrap();
+    let gw = r.rows.iter().find(|r| r.group == "gw").unwrap();
+    assert_eq!(gw.longest_outage_ms, Some(DAY + 6 * HOUR), "{gw:?}");
+    // Timelines from day timelines equal the engine's.
+    for (from, to) in [(d, d + 7 * DAY), (d + 7 * HOUR, now())] {
+        for dev in &devs {
+            let got = read_api::device_timeline_of(store.as_ref(), dev, from, to, now())
+                .await
+                .unwrap();
+            let recs = report::all_records(store.as_ref(), dev).await.unwrap();
+            let want = uptime::timeline(&recs, from, to, now(), &Params::default());
+            assert_eq!(got.device, want.device, "{} device timeline", dev.name);
+            assert_eq!(got.links, want.links, "{} link timelines", dev.name);
+        }
+    }
+}
+
+async fn late_data_is_used_at_once_and_rolled_up_next_round(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let d = day0();
+    let t = d - 3 * DAY;
+    let (lt, _) = devices::add_device(store.as_ref(), "lt", None, t)
+        .await
+        .unwrap();
+    let all = laptop();
+    // Only the first three days arrive; the rest later.
+    let cut = all.iter().position(|r| r.at >= d + 3 * DAY).unwrap();
+    ingest(store.as_ref(), &lt, &all[..cut]).await;
+    maintain(&store, now()).await;
+    let q = query(d, d + 7 * DAY, "office");
+    let before = report::run_report(store.as_ref(), &q, None, now())
+        .await
+        .unwrap();
+    same(&before.rows, &truth(store.as_ref(), &q).await, "before");
+    // The backlog lands: the report is right at once (from the records) ...
+    ingest(store.as_ref(), &lt, &all[cut..]).await;
+    let want = truth(store.as_ref(), &q).await;
+    assert_ne!(before.rows[0].online_ms, want[0].online_ms);
+    let mid = report::run_report(store.as_ref(), &q, None, now())
+        .await
+        .unwrap();
+    same(&mid.rows, &want, "backlog, before the round");
+    // ... and after the next round, from the corrected roll-ups.
+    let days = maintain(&store, now()).await;
+    assert!(
+        (5..=8).contains(&days),
+        "recomputed {days} days, expected the ones from the backlog on"
+    );
+    let marks = store.dirty_marks().await.unwrap();
+    assert_eq!(
+        rollup::day_start(&rollup::day_tz(), marks[0].from_ms),
+        d + 8 * DAY
+    );
+    let after = report::run_report(store.as_ref(), &q, None, now())
+        .await
+        .unwrap();
+    same(&after.rows, &want, "backlog, after the round");
+}
+
+async fn retention_deletes_old_minutes_and_replays_stay_out(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let d = day0();
+    let (lt, _) = devices::add_device(store.as_ref(), "lt", None, d - DAY)
+        .await
+        .unwrap();
+    let all = laptop();
+    ingest(store.as_ref(), &lt, &all).await;
+    let minutes_before = |cut: i64| {
+        all.iter()
+            .filter(|r| matches!(r.body, Body::LinkMinutes { .. }) && r.at < cut)
+            .count() as u64
+    };
+    // Ten days later, with a seven-day retention, ...
+    let later = now() + 10 * DAY;
+    let s = RollupSettings {
+        raw_retention_days: Some(7),
+        ..Default::default()
+    };
+    let mut deleted = 0;
+    for _ in 0..10 {
+        let st = maintainer::run_once(&store, &s, later).await.unwrap();
+        deleted += st.minutes_deleted;
+        if st.devices == 0 {
+            break;
+        }
+    }
+    let cut = later - 7 * DAY;
+    assert_eq!(deleted, minutes_before(cut));
+    let left = report::all_records(store.as_ref(), &lt).await.unwrap();
+    assert!(
+        left.iter()
+            .all(|r| r.at_ms >= cut || !matches!(r.body, Body::LinkMinutes { .. }))
+    );
+    assert_eq!(left.len() as u64, all.len() as u64 - deleted);
+    // A replay of everything stores nothing again.
+    let ack = store.ingest(lt.id, &all[..500], later).await.unwrap();
+    assert_eq!((ack.stored, ack.duplicates), (0, 500));
+    let again = report::all_records(store.as_ref(), &lt).await.unwrap();
+    assert_eq!(again.len(), left.len());
+}
