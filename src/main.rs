@@ -327,6 +327,11 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             let q = report::ReportQuery::parse(&raw)
                 .map_err(|e| anyhow::anyhow!("--{}: {}", e.field, e.message))?;
             let config = config.load()?;
+            // The collector's holidays, as its API and roll-ups apply them.
+            let q = report::ReportQuery {
+                schedule: q.schedule.with_holidays(config.holidays.clone()),
+                ..q
+            };
             logging::init(LogFormat::Text, "warn");
             let url = config.collector.database.clone();
             let r = runtime()?.block_on(async {

@@ -943,6 +943,12 @@ impl Store for DownStore {
     async fn delete_minutes_before(&self, _: i64, _: i64) -> Result<u64, StoreError> {
         Err(down())
     }
+    async fn mark_all_dirty(&self, _: i64) -> Result<u64, StoreError> {
+        Err(down())
+    }
+    async fn has_rollups(&self, _: &str) -> Result<bool, StoreError> {
+        Err(down())
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -309,6 +309,7 @@ async fn serve(store: Arc<dyn Store>) -> Server {
         ApiOptions {
             max_body_bytes: cfg.collector.max_body_bytes,
             max_inflight: cfg.collector.max_inflight,
+            holidays: Default::default(),
         },
     );
     let app = api::router(state);

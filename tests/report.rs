@@ -396,6 +396,7 @@ async fn serve_api(store: Arc<dyn Store>) -> (String, tokio::sync::oneshot::Send
         ApiOptions {
             max_body_bytes: cfg.collector.max_body_bytes,
             max_inflight: cfg.collector.max_inflight,
+            holidays: Default::default(),
         },
     );
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();

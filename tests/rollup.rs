@@ -31,6 +31,7 @@ on_both!(
     rollups_answer_as_the_records_do,
     late_data_is_used_at_once_and_rolled_up_next_round,
     retention_deletes_old_minutes_and_replays_stay_out,
+    a_new_holiday_list_is_rolled_up_afresh,
 );
 
 /// 00:00 Sunday 2026-11-01, Asia/Dhaka.
@@ -485,4 +486,54 @@ async fn retention_deletes_old_minutes_and_replays_stay_out(db: Arc<TestDb>) {
     assert_eq!((ack.stored, ack.duplicates), (0, 500));
     let again = report::all_records(store.as_ref(), &lt).await.unwrap();
     assert_eq!(again.len(), left.len());
+}
+
+async fn a_new_holiday_list_is_rolled_up_afresh(db: Arc<TestDb>) {
+    let store = db.open().await;
+    setup(store.as_ref()).await;
+    maintain(&store, now()).await;
+    let d = day0();
+    // Tuesday 2026-11-03 becomes a holiday.
+    let holidays: std::collections::BTreeSet<jiff::civil::Date> =
+        [jiff::civil::date(2026, 11, 3)].into_iter().collect();
+    let office = linkwatch::collector::schedule::parse_schedule("office")
+        .unwrap()
+        .with_holidays(holidays.clone());
+    let key = rollup::schedule_key(&office);
+    assert!(!store.has_rollups(&key).await.unwrap());
+    let s = RollupSettings {
+        schedules: vec![office.clone()],
+        raw_retention_days: None,
+        ..Default::default()
+    };
+    // The collector starts with the new list: every device is due again.
+    assert_eq!(maintainer::start(&store, &s, now()).await.unwrap(), 2);
+    for _ in 0..10 {
+        if maintainer::run_once(&store, &s, now())
+            .await
+            .unwrap()
+            .devices
+            == 0
+        {
+            break;
+        }
+    }
+    assert!(store.has_rollups(&key).await.unwrap());
+    let plain = query(d, d + 7 * DAY, "office");
+    let q = ReportQuery {
+        schedule: plain.schedule.clone().with_holidays(holidays),
+        ..plain.clone()
+    };
+    let got = report::run_report(store.as_ref(), &q, None, now())
+        .await
+        .unwrap();
+    let want = truth(store.as_ref(), &q).await;
+    same(&got.rows, &want, "office with a holiday");
+    // The holiday's office hours are gone: the laptop's 8 h less.
+    let without = truth(store.as_ref(), &plain).await;
+    let lt = |rows: &[Row]| {
+        let r = rows.iter().find(|r| r.group == "lt").unwrap();
+        r.online_ms + r.offline_ms + r.not_running_ms + r.no_data_ms
+    };
+    assert_eq!(lt(&without) - lt(&got.rows), 8 * HOUR);
 }

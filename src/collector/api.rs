@@ -322,10 +322,12 @@ impl CollectorMetrics {
 }
 
 /// Limits of the API (from `[collector]`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ApiOptions {
     pub max_body_bytes: usize,
     pub max_inflight: usize,
+    /// Holidays applied to every office-hours schedule of the read API.
+    pub holidays: std::collections::BTreeSet<jiff::civil::Date>,
 }
 
 struct Inner {
@@ -333,6 +335,7 @@ struct Inner {
     metrics: CollectorMetrics,
     inflight: Semaphore,
     max_body_bytes: usize,
+    holidays: std::collections::BTreeSet<jiff::civil::Date>,
 }
 
 /// What the handlers share.
@@ -346,7 +349,12 @@ impl ApiState {
             metrics: CollectorMetrics::new(),
             inflight: Semaphore::new(opts.max_inflight.min(Semaphore::MAX_PERMITS)),
             max_body_bytes: opts.max_body_bytes,
+            holidays: opts.holidays,
         }))
+    }
+    /// Holidays applied to office-hours schedules of reports.
+    pub fn holidays(&self) -> &std::collections::BTreeSet<jiff::civil::Date> {
+        &self.0.holidays
     }
     pub fn metrics(&self) -> &CollectorMetrics {
         &self.0.metrics

@@ -34,8 +34,9 @@ const DELETE_CHUNK: i64 = 20_000;
 /// What the maintainer rolls up and keeps.
 #[derive(Debug, Clone)]
 pub struct RollupSettings {
-    /// The schedules rolled up, by their canonical spelling (the report's
-    /// `schedule` parameter must spell the same schedule to use them).
+    /// The schedules rolled up (holidays applied), stored under
+    /// [`rollup::schedule_key`]: a report uses them when its schedule, with
+    /// the collector's holidays, is the same.
     pub schedules: Vec<Schedule>,
     /// Days before this many are never (re)computed; raw minute summaries
     /// older are deleted. `None`: keep raw data for ever, back-fill at most
@@ -69,6 +70,38 @@ pub struct RoundStats {
 
 const DAY_MS: i64 = 86_400_000;
 
+/// When the collector starts: a schedule with no day rows yet (newly
+/// configured, or its holiday list changed) while others have some makes
+/// every device's days from the oldest kept day on due again. Returns how
+/// many devices were marked.
+pub async fn start(
+    store: &Arc<dyn Store>,
+    s: &RollupSettings,
+    now_ms: i64,
+) -> Result<u64, ReportError> {
+    let tz = rollup::day_tz();
+    let mut missing = false;
+    for sched in &s.schedules {
+        missing |= !store.has_rollups(&rollup::schedule_key(sched)).await?;
+    }
+    if !missing {
+        return Ok(0);
+    }
+    let back_days = s
+        .raw_retention_days
+        .unwrap_or(report::MAX_RANGE_DAYS)
+        .max(1);
+    let oldest = rollup::day_start(&tz, now_ms - back_days * DAY_MS);
+    let n = store.mark_all_dirty(oldest).await?;
+    if n > 0 {
+        tracing::info!(
+            devices = n,
+            "a rolled-up schedule has no day rows yet: computing every device's days again"
+        );
+    }
+    Ok(n)
+}
+
 /// One round at `now_ms`.
 pub async fn run_once(
     store: &Arc<dyn Store>,
@@ -94,7 +127,7 @@ pub async fn run_once(
         let keys: Vec<(String, Schedule)> = s
             .schedules
             .iter()
-            .map(|x| (x.to_string(), x.clone()))
+            .map(|x| (rollup::schedule_key(x), x.clone()))
             .collect();
         for mark in due {
             let Some(dev) = devices.get(&mark.device_id) else {
@@ -185,6 +218,10 @@ fn compute(
 /// Run rounds every `interval` until the task is dropped; errors are logged
 /// and the next round tries again.
 pub async fn run(store: Arc<dyn Store>, s: RollupSettings) {
+    let now = jiff::Timestamp::now().as_millisecond();
+    if let Err(e) = start(&store, &s, now).await {
+        tracing::warn!(error = %e, "cannot check the rolled-up schedules");
+    }
     let mut tick = tokio::time::interval(s.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -278,6 +278,10 @@ async fn uptime_inner(
         upazila: get("upazila"),
         office: get("office"),
     })?;
+    let q = ReportQuery {
+        schedule: q.schedule.with_holidays(st.holidays().clone()),
+        ..q
+    };
     let r = report::run_report(st.store().as_ref(), &q, Some(&access), now_ms()).await?;
     Ok(if as_csv {
         csv(report::render_csv(&r))
@@ -308,7 +312,7 @@ async fn outages_inner(
     let get = |k: &str| p.get(k).map(String::as_str);
     let (from_ms, to_ms) = parse_window(get("from"), get("to"))?;
     let by = parse_by(get("by"))?;
-    let schedule = parse_schedule(get("schedule"))?;
+    let schedule = parse_schedule(get("schedule"))?.with_holidays(st.holidays().clone());
     let group = match get("group").map(str::trim) {
         Some("") => {
             return Err(ReadError::Param(ParamError {

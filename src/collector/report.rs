@@ -603,7 +603,7 @@ pub async fn figures_in_scope(
     let (r0, r1) = rollup::whole_days(&tz, q.from_ms, q.to_ms);
     let r1 = r1.min(rollup::day_start(&tz, now_ms)).max(r0);
     let ndays = rollup::days_between(&tz, r0, r1).len() as i64;
-    let key = q.schedule.to_string();
+    let key = rollup::schedule_key(&q.schedule);
     let mut sums: HashMap<i64, rollup::DeviceSums> = HashMap::new();
     let mut marks: HashMap<i64, i64> = HashMap::new();
     let mut ends: HashMap<i64, Vec<rollup::DayEnds>> = HashMap::new();

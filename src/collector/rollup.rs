@@ -37,6 +37,27 @@ pub type RttHist = [f64; RTT_BUCKETS];
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The name under which a schedule's day rows are stored: its canonical
+/// spelling, and for office hours with holidays a fingerprint of the
+/// holiday list (a changed list is a different schedule: its days are
+/// computed afresh rather than read from rows made with the old list).
+pub fn schedule_key(s: &Schedule) -> String {
+    match s {
+        Schedule::OfficeHours { holidays, .. } if !holidays.is_empty() => {
+            // FNV-1a over the dates, in order.
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for d in holidays {
+                for b in d.to_string().bytes() {
+                    h ^= u64::from(b);
+                    h = h.wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+            format!("{s}+holidays:{h:016x}")
+        }
+        _ => s.to_string(),
+    }
+}
+
 /// The histogram bucket of an RTT in ms.
 pub fn rtt_bucket(ms: f64) -> usize {
     if ms.is_nan() || ms <= 1.0 {

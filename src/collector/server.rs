@@ -97,6 +97,7 @@ pub async fn serve_on(
         ApiOptions {
             max_body_bytes: c.max_body_bytes,
             max_inflight: c.max_inflight,
+            holidays: cfg.holidays.clone(),
         },
     );
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();

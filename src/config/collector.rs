@@ -15,6 +15,7 @@
 //! rollup_interval = "1m"                  # how often roll-ups are brought up to date
 //! rollup_schedules = ["always", "office"] # schedules reports over whole days read from roll-ups
 //! raw_retention_days = 90                 # minute summaries kept this long; 0 keeps them for ever
+//! holidays_file = "/etc/linkwatch/holidays.txt"  # optional: one YYYY-MM-DD per line
 //! ```
 //!
 //! Without a file, [`CollectorConfig::embedded`] is the one-command start:
@@ -25,6 +26,7 @@ use super::{ConfigError, read_file};
 use crate::shared::logging::LogFormat;
 use crate::wire::v1::{MAX_BODY, MAX_BODY_DECOMPRESSED};
 use serde::Deserialize;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -62,6 +64,9 @@ pub struct CollectorSection {
     /// Raw minute summaries older than this many days are deleted (and days
     /// older are not recomputed); 0 keeps them for ever.
     pub raw_retention_days: u32,
+    /// Public holidays (one `YYYY-MM-DD` per line, `#` comments): no office
+    /// hours on those days, in reports and roll-ups alike.
+    pub holidays_file: Option<PathBuf>,
 }
 
 impl Default for CollectorSection {
@@ -78,6 +83,7 @@ impl Default for CollectorSection {
             rollup_interval: Duration::from_secs(60),
             rollup_schedules: vec!["always".into(), "office".into()],
             raw_retention_days: 90,
+            holidays_file: None,
         }
     }
 }
@@ -92,6 +98,9 @@ pub struct CollectorConfig {
     /// embedded default.
     #[serde(skip)]
     pub path: PathBuf,
+    /// The holidays of `holidays_file` (not a key), read when the file is loaded.
+    #[serde(skip)]
+    pub holidays: BTreeSet<jiff::civil::Date>,
 }
 
 impl CollectorConfig {
@@ -110,6 +119,23 @@ impl CollectorConfig {
         })?;
         cfg.path = path.to_path_buf();
         cfg.validate()?;
+        if let Some(file) = &cfg.collector.holidays_file {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                cfg.invalid(
+                    "collector.holidays_file",
+                    format!(
+                        "cannot read {}: {e}; give the path of a text file with one YYYY-MM-DD per line",
+                        file.display()
+                    ),
+                )
+            })?;
+            cfg.holidays = crate::collector::schedule::parse_holidays(&text).map_err(|e| {
+                cfg.invalid(
+                    "collector.holidays_file",
+                    format!("{}: {e}", file.display()),
+                )
+            })?;
+        }
         Ok(cfg)
     }
 
@@ -123,6 +149,7 @@ impl CollectorConfig {
                 ..CollectorSection::default()
             },
             path: PathBuf::from("(embedded default)"),
+            holidays: BTreeSet::new(),
         }
     }
 
@@ -142,6 +169,7 @@ impl CollectorConfig {
                 .rollup_schedules
                 .iter()
                 .filter_map(|s| crate::collector::schedule::parse_schedule(s).ok())
+                .map(|s| s.with_holidays(self.holidays.clone()))
                 .collect(),
             raw_retention_days: (c.raw_retention_days > 0)
                 .then_some(i64::from(c.raw_retention_days)),
@@ -390,5 +418,37 @@ mod tests {
     fn non_loopback_plain_http_gets_the_strong_warning() {
         let c = parse("[collector]\nlisten = \"0.0.0.0:8080\"\n").unwrap();
         assert!(c.plain_http_warning().unwrap().contains("NOT a loopback"));
+    }
+
+    #[test]
+    fn holiday_file_errors_name_the_key_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("holidays.txt");
+        std::fs::write(&f, "# national\n2026-12-16\n2026-13-01\n").unwrap();
+        let text = format!(
+            "[collector]\nholidays_file = {:?}\n",
+            f.display().to_string()
+        );
+        let (key, message) = key_of(parse(&text).unwrap_err());
+        assert_eq!(key, "collector.holidays_file");
+        assert!(message.contains("line 3"), "{message}");
+        std::fs::write(&f, "2026-12-16 # Victory Day\n").unwrap();
+        let cfg = parse(&text).unwrap();
+        assert_eq!(cfg.holidays.len(), 1);
+        let office = &cfg.rollup_settings().schedules[1];
+        assert!(
+            crate::collector::rollup::schedule_key(office).contains("+holidays:"),
+            "{office:?}"
+        );
+        let (key, _) = key_of(
+            parse("[collector]\nholidays_file = \"/nonexistent/holidays.txt\"\n").unwrap_err(),
+        );
+        assert_eq!(key, "collector.holidays_file");
+        let (key, _) = key_of(
+            parse("[collector]\nrollup_schedules = [\"always\", \"weekly\"]\n").unwrap_err(),
+        );
+        assert_eq!(key, "collector.rollup_schedules[1]");
+        let (key, _) = key_of(parse("[collector]\nraw_retention_days = 3\n").unwrap_err());
+        assert_eq!(key, "collector.raw_retention_days");
     }
 }

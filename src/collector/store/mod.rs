@@ -206,6 +206,11 @@ pub trait Store: Send + Sync + 'static {
     async fn dirty_due(&self, before_ms: i64, limit: i64) -> Result<Vec<Dirty>, StoreError>;
     /// Every device's dirty mark.
     async fn dirty_marks(&self) -> Result<Vec<Dirty>, StoreError>;
+    /// Mark every device with records dirty from `from_ms` (at the latest);
+    /// how many marks there are.
+    async fn mark_all_dirty(&self, from_ms: i64) -> Result<u64, StoreError>;
+    /// Are there any day rows of `schedule`?
+    async fn has_rollups(&self, schedule: &str) -> Result<bool, StoreError>;
     /// Store day rows and day timelines of one device (replacing those of
     /// the same keys) and, if the device's mark still has `version`, move it
     /// to `new_from_ms`. One transaction; true when the mark was moved.

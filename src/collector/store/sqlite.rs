@@ -749,6 +749,27 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(dirty).collect())
     }
 
+    async fn mark_all_dirty(&self, from_ms: i64) -> Result<u64, StoreError> {
+        let _w = self.write.lock().await;
+        let done =
+            sqlx::query("UPDATE rollup_dirty SET from_ms = MIN(from_ms, ?), version = version + 1")
+                .bind(from_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(query_err("mark roll-ups"))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn has_rollups(&self, schedule: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM rollup_days WHERE schedule = ? LIMIT 1")
+                .bind(schedule)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_err("roll-ups present"))?;
+        Ok(found.is_some())
+    }
+
     async fn put_rollups(
         &self,
         device_id: i64,
