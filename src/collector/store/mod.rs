@@ -271,6 +271,47 @@ pub(crate) fn day_row_columns() -> String {
     c
 }
 
+/// `VALUES (...), (...)` of day rows, in [`day_row_columns`] order (both
+/// adapters).
+pub(crate) fn push_day_rows<'a, DB>(q: &mut sqlx::QueryBuilder<DB>, rows: &'a [DayRow])
+where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    f64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    q.push_values(rows, |mut b, r| {
+        b.push_bind(r.schedule.as_str());
+        for v in [
+            r.device_id,
+            r.day_ms,
+            r.online_ms,
+            r.offline_ms,
+            r.not_running_ms,
+            r.no_data_ms,
+            r.broadband_ms,
+            r.wifi_ms,
+            r.mobile_ms,
+            r.outages,
+            r.outage_ms,
+            r.longest_ms,
+            r.head_ms,
+            r.tail_ms,
+        ] {
+            b.push_bind(v);
+        }
+        b.push_bind(r.whole)
+            .push_bind(r.cont)
+            .push_bind(r.failovers);
+        b.push_bind(r.sent).push_bind(r.lost);
+        for h in r.rtt {
+            b.push_bind(h);
+        }
+        b.push_bind(r.computed_ms);
+    });
+}
+
 /// `SUM(...)` expressions of the per-device aggregate, in [`DeviceSums`] order
 /// after `device_id, COUNT(*)`.
 pub(crate) fn day_sums_select(int_cast: &str) -> String {

@@ -17,7 +17,7 @@
 
 use super::{
     Ack, ApiToken, ApiTokenRow, Device, Dirty, Office, Record, Store, StoreError, StoredRecord,
-    advance_contiguous, api_token, day_row_columns, day_sums_select, device_sums,
+    advance_contiguous, api_token, day_row_columns, day_sums_select, device_sums, push_day_rows,
 };
 use crate::collector::access::{Branch, Role};
 use crate::collector::rollup::{self, DayEnds, DayRow, DeviceSums};
@@ -649,32 +649,7 @@ impl Store for PgStore {
             let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!(
                 "INSERT INTO rollup_days ({cols}) "
             ));
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(r.schedule.as_str())
-                    .push_bind(r.device_id)
-                    .push_bind(r.day_ms)
-                    .push_bind(r.online_ms)
-                    .push_bind(r.offline_ms)
-                    .push_bind(r.not_running_ms)
-                    .push_bind(r.no_data_ms)
-                    .push_bind(r.broadband_ms)
-                    .push_bind(r.wifi_ms)
-                    .push_bind(r.mobile_ms)
-                    .push_bind(r.outages)
-                    .push_bind(r.outage_ms)
-                    .push_bind(r.longest_ms)
-                    .push_bind(r.head_ms)
-                    .push_bind(r.tail_ms)
-                    .push_bind(r.whole)
-                    .push_bind(r.cont)
-                    .push_bind(r.failovers)
-                    .push_bind(r.sent)
-                    .push_bind(r.lost);
-                for h in r.rtt {
-                    b.push_bind(h);
-                }
-                b.push_bind(r.computed_ms);
-            });
+            push_day_rows(&mut q, chunk);
             q.push(format!(
                 " ON CONFLICT (schedule, device_id, day_ms) DO UPDATE SET {set}"
             ));
