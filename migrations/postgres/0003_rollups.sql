@@ -59,6 +59,15 @@ CREATE TABLE rollup_days (
     PRIMARY KEY (schedule, device_id, day_ms)
 );
 
+-- A window's days among years of them (the planner scans the table when
+-- the window is most of it).
+CREATE INDEX rollup_days_window ON rollup_days (schedule, day_ms);
+
+-- The day rows whose outages reach midnight (what reports chain), covering.
+CREATE INDEX rollup_days_ends ON rollup_days
+    (schedule, device_id, day_ms, head_ms, tail_ms, whole, cont)
+    WHERE head_ms > 0 OR tail_ms > 0;
+
 -- The device's timeline (device and link intervals, JSON) of each local day,
 -- for the timeline endpoint.
 CREATE TABLE rollup_timelines (

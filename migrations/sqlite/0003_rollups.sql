@@ -10,6 +10,8 @@
 -- `longest_ms` is the longest outage touching neither end of the day. RTT
 -- medians of the day's link summaries, weighted by answered probes, are kept
 -- as a histogram of 24 half-octave buckets from 1 ms (rtt_h00..rtt_h23).
+-- Here `sent`, `lost` and the histogram are in thousandths, as integers:
+-- SQLite sums integers much faster than reals (compensated summation).
 CREATE TABLE rollup_days (
     schedule       TEXT NOT NULL,
     device_id      INTEGER NOT NULL REFERENCES devices (id),
@@ -29,35 +31,40 @@ CREATE TABLE rollup_days (
     whole          INTEGER NOT NULL CHECK (whole IN (0, 1)),
     cont           INTEGER NOT NULL CHECK (cont IN (0, 1)),
     failovers      INTEGER NOT NULL,
-    sent           REAL NOT NULL,
-    lost           REAL NOT NULL,
-    rtt_h00         REAL NOT NULL DEFAULT 0,
-    rtt_h01         REAL NOT NULL DEFAULT 0,
-    rtt_h02         REAL NOT NULL DEFAULT 0,
-    rtt_h03         REAL NOT NULL DEFAULT 0,
-    rtt_h04         REAL NOT NULL DEFAULT 0,
-    rtt_h05         REAL NOT NULL DEFAULT 0,
-    rtt_h06         REAL NOT NULL DEFAULT 0,
-    rtt_h07         REAL NOT NULL DEFAULT 0,
-    rtt_h08         REAL NOT NULL DEFAULT 0,
-    rtt_h09         REAL NOT NULL DEFAULT 0,
-    rtt_h10         REAL NOT NULL DEFAULT 0,
-    rtt_h11         REAL NOT NULL DEFAULT 0,
-    rtt_h12         REAL NOT NULL DEFAULT 0,
-    rtt_h13         REAL NOT NULL DEFAULT 0,
-    rtt_h14         REAL NOT NULL DEFAULT 0,
-    rtt_h15         REAL NOT NULL DEFAULT 0,
-    rtt_h16         REAL NOT NULL DEFAULT 0,
-    rtt_h17         REAL NOT NULL DEFAULT 0,
-    rtt_h18         REAL NOT NULL DEFAULT 0,
-    rtt_h19         REAL NOT NULL DEFAULT 0,
-    rtt_h20         REAL NOT NULL DEFAULT 0,
-    rtt_h21         REAL NOT NULL DEFAULT 0,
-    rtt_h22         REAL NOT NULL DEFAULT 0,
-    rtt_h23         REAL NOT NULL DEFAULT 0,
+    sent           INTEGER NOT NULL,
+    lost           INTEGER NOT NULL,
+    rtt_h00         INTEGER NOT NULL DEFAULT 0,
+    rtt_h01         INTEGER NOT NULL DEFAULT 0,
+    rtt_h02         INTEGER NOT NULL DEFAULT 0,
+    rtt_h03         INTEGER NOT NULL DEFAULT 0,
+    rtt_h04         INTEGER NOT NULL DEFAULT 0,
+    rtt_h05         INTEGER NOT NULL DEFAULT 0,
+    rtt_h06         INTEGER NOT NULL DEFAULT 0,
+    rtt_h07         INTEGER NOT NULL DEFAULT 0,
+    rtt_h08         INTEGER NOT NULL DEFAULT 0,
+    rtt_h09         INTEGER NOT NULL DEFAULT 0,
+    rtt_h10         INTEGER NOT NULL DEFAULT 0,
+    rtt_h11         INTEGER NOT NULL DEFAULT 0,
+    rtt_h12         INTEGER NOT NULL DEFAULT 0,
+    rtt_h13         INTEGER NOT NULL DEFAULT 0,
+    rtt_h14         INTEGER NOT NULL DEFAULT 0,
+    rtt_h15         INTEGER NOT NULL DEFAULT 0,
+    rtt_h16         INTEGER NOT NULL DEFAULT 0,
+    rtt_h17         INTEGER NOT NULL DEFAULT 0,
+    rtt_h18         INTEGER NOT NULL DEFAULT 0,
+    rtt_h19         INTEGER NOT NULL DEFAULT 0,
+    rtt_h20         INTEGER NOT NULL DEFAULT 0,
+    rtt_h21         INTEGER NOT NULL DEFAULT 0,
+    rtt_h22         INTEGER NOT NULL DEFAULT 0,
+    rtt_h23         INTEGER NOT NULL DEFAULT 0,
     computed_ms    INTEGER NOT NULL,
     PRIMARY KEY (schedule, device_id, day_ms)
 ) WITHOUT ROWID;
+
+-- The day rows whose outages reach midnight (what reports chain), covering.
+CREATE INDEX rollup_days_ends ON rollup_days
+    (schedule, device_id, day_ms, head_ms, tail_ms, whole, cont)
+    WHERE head_ms > 0 OR tail_ms > 0;
 
 -- The device's timeline (device and link intervals, JSON) of each local day,
 -- for the timeline endpoint.

@@ -592,40 +592,38 @@ pub async fn figures_in_scope(
     access: Option<&Access>,
     now_ms: i64,
 ) -> Result<(Vec<(Device, Figures)>, Vec<Office>, Option<Branch>), ReportError> {
-    let offices = store.list_offices().await?;
-    let (devices, branch) = select_devices(
-        store.list_devices().await?,
-        &offices,
-        access,
-        q.branch.as_ref(),
-    )?;
     let tz = rollup::day_tz();
     let (r0, r1) = rollup::whole_days(&tz, q.from_ms, q.to_ms);
     let r1 = r1.min(rollup::day_start(&tz, now_ms)).max(r0);
     let ndays = rollup::days_between(&tz, r0, r1).len() as i64;
     let key = rollup::schedule_key(&q.schedule);
-    let mut sums: HashMap<i64, rollup::DeviceSums> = HashMap::new();
-    let mut marks: HashMap<i64, i64> = HashMap::new();
-    let mut ends: HashMap<i64, Vec<rollup::DayEnds>> = HashMap::new();
-    if ndays > 0 {
-        sums = store
-            .rollup_sums(&key, r0, r1)
-            .await?
-            .into_iter()
-            .filter(|s| s.days == ndays)
-            .map(|s| (s.device_id, s))
-            .collect();
-        if !sums.is_empty() {
-            marks = store
-                .dirty_marks()
-                .await?
-                .into_iter()
-                .map(|m| (m.device_id, rollup::day_start(&tz, m.from_ms)))
-                .collect();
-            for e in store.rollup_ends(&key, r0, r1).await? {
-                ends.entry(e.device_id).or_default().push(e);
-            }
+    let rolled = async {
+        if ndays == 0 {
+            return Ok((Vec::new(), Vec::new(), Vec::new()));
         }
+        // Independent reads, side by side (SQLite readers run in parallel
+        // under WAL, each on its own connection).
+        tokio::try_join!(
+            store.rollup_sums(&key, r0, r1),
+            store.dirty_marks(),
+            store.rollup_ends(&key, r0, r1),
+        )
+    };
+    let (offices, all_devices, (sums, marks, all_ends)) =
+        tokio::try_join!(store.list_offices(), store.list_devices(), rolled)?;
+    let (devices, branch) = select_devices(all_devices, &offices, access, q.branch.as_ref())?;
+    let sums: HashMap<i64, rollup::DeviceSums> = sums
+        .into_iter()
+        .filter(|s| s.days == ndays)
+        .map(|s| (s.device_id, s))
+        .collect();
+    let marks: HashMap<i64, i64> = marks
+        .into_iter()
+        .map(|m| (m.device_id, rollup::day_start(&tz, m.from_ms)))
+        .collect();
+    let mut ends: HashMap<i64, Vec<rollup::DayEnds>> = HashMap::new();
+    for e in all_ends {
+        ends.entry(e.device_id).or_default().push(e);
     }
     let mut per_device = Vec::with_capacity(devices.len());
     for d in devices {

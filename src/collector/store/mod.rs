@@ -271,9 +271,13 @@ pub(crate) fn day_row_columns() -> String {
     c
 }
 
+/// Fractional roll-up columns (`sent`, `lost`, the RTT histogram) in
+/// thousandths as integers: how the SQLite dialect stores them.
+pub(crate) const MILLI: f64 = 1000.0;
+
 /// `VALUES (...), (...)` of day rows, in [`day_row_columns`] order (both
-/// adapters).
-pub(crate) fn push_day_rows<'a, DB>(q: &mut sqlx::QueryBuilder<DB>, rows: &'a [DayRow])
+/// adapters); `milli`: the fractional columns as integer thousandths.
+pub(crate) fn push_day_rows<'a, DB>(q: &mut sqlx::QueryBuilder<DB>, rows: &'a [DayRow], milli: bool)
 where
     DB: sqlx::Database,
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
@@ -304,9 +308,12 @@ where
         b.push_bind(r.whole)
             .push_bind(r.cont)
             .push_bind(r.failovers);
-        b.push_bind(r.sent).push_bind(r.lost);
-        for h in r.rtt {
-            b.push_bind(h);
+        for v in [r.sent, r.lost].into_iter().chain(r.rtt) {
+            if milli {
+                b.push_bind((v * MILLI).round() as i64);
+            } else {
+                b.push_bind(v);
+            }
         }
         b.push_bind(r.computed_ms);
     });
@@ -341,17 +348,25 @@ pub(crate) fn day_sums_select(int_cast: &str) -> String {
     c
 }
 
-/// A [`DeviceSums`] from an aggregate row (integer sums as i64, the rest f64).
-pub(crate) fn device_sums<R: sqlx::Row>(r: &R) -> Result<DeviceSums, sqlx::Error>
+/// A [`DeviceSums`] from an aggregate row (integer sums as i64, the rest f64,
+/// or integer thousandths when `milli`).
+pub(crate) fn device_sums<R: sqlx::Row>(r: &R, milli: bool) -> Result<DeviceSums, sqlx::Error>
 where
     usize: sqlx::ColumnIndex<R>,
     i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     f64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
     let i = |k: usize| r.try_get::<i64, _>(k);
+    let f = |k: usize| {
+        if milli {
+            r.try_get::<i64, _>(k).map(|v| v as f64 / MILLI)
+        } else {
+            r.try_get::<f64, _>(k)
+        }
+    };
     let mut rtt = [0.0; RTT_BUCKETS];
     for (k, v) in rtt.iter_mut().enumerate() {
-        *v = r.try_get::<f64, _>(15 + k)?;
+        *v = f(15 + k)?;
     }
     Ok(DeviceSums {
         device_id: i(0)?,
@@ -367,8 +382,8 @@ where
         outage_ms: i(10)?,
         longest_ms: i(11)?,
         failovers: i(12)?,
-        sent: r.try_get::<f64, _>(13)?,
-        lost: r.try_get::<f64, _>(14)?,
+        sent: f(13)?,
+        lost: f(14)?,
         rtt,
     })
 }

@@ -649,7 +649,7 @@ impl Store for PgStore {
             let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!(
                 "INSERT INTO rollup_days ({cols}) "
             ));
-            push_day_rows(&mut q, chunk);
+            push_day_rows(&mut q, chunk, false);
             q.push(format!(
                 " ON CONFLICT (schedule, device_id, day_ms) DO UPDATE SET {set}"
             ));
@@ -704,7 +704,7 @@ impl Store for PgStore {
             .await
             .map_err(query_err("roll-up sums"))?;
         rows.iter()
-            .map(device_sums)
+            .map(|r| device_sums(r, false))
             .collect::<Result<_, _>>()
             .map_err(query_err("roll-up sums: decode"))
     }

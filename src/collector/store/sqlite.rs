@@ -790,7 +790,7 @@ impl Store for SqliteStore {
             let mut q = QueryBuilder::<Sqlite>::new(format!(
                 "INSERT OR REPLACE INTO rollup_days ({cols}) "
             ));
-            push_day_rows(&mut q, chunk);
+            push_day_rows(&mut q, chunk, true);
             q.build()
                 .execute(&mut *tx)
                 .await
@@ -828,8 +828,12 @@ impl Store for SqliteStore {
         to_day: i64,
     ) -> Result<Vec<DeviceSums>, StoreError> {
         let sql = format!(
-            "SELECT {} FROM rollup_days WHERE schedule = ? AND day_ms >= ? AND day_ms < ? \
-             GROUP BY device_id",
+            // Devices first (CROSS JOIN keeps SQLite's join order): one seek
+            // into each device's days, groups in key order, however many
+            // other days are stored.
+            "SELECT {} FROM devices d CROSS JOIN rollup_days r \
+             ON r.schedule = ? AND r.device_id = d.id AND r.day_ms >= ? AND r.day_ms < ? \
+             GROUP BY d.id",
             day_sums_select("")
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -840,7 +844,7 @@ impl Store for SqliteStore {
             .await
             .map_err(query_err("roll-up sums"))?;
         rows.iter()
-            .map(device_sums)
+            .map(|r| device_sums(r, true))
             .collect::<Result<_, _>>()
             .map_err(query_err("roll-up sums: decode"))
     }
@@ -852,9 +856,10 @@ impl Store for SqliteStore {
         to_day: i64,
     ) -> Result<Vec<DayEnds>, StoreError> {
         let rows: Vec<(i64, i64, i64, i64, bool, bool)> = sqlx::query_as(
-            "SELECT device_id, day_ms, head_ms, tail_ms, whole, cont FROM rollup_days \
-             WHERE schedule = ? AND day_ms >= ? AND day_ms < ? AND (head_ms > 0 OR tail_ms > 0) \
-             ORDER BY device_id, day_ms",
+            "SELECT device_id, day_ms, head_ms, tail_ms, whole, cont \
+             FROM devices d CROSS JOIN rollup_days r INDEXED BY rollup_days_ends \
+             ON r.schedule = ? AND r.device_id = d.id AND r.day_ms >= ? AND r.day_ms < ? \
+             AND (r.head_ms > 0 OR r.tail_ms > 0) ORDER BY d.id, r.day_ms",
         )
         .bind(schedule)
         .bind(from_day)
