@@ -314,6 +314,32 @@ async fn fixture_by_office_through_the_cli(db: Arc<TestDb>) {
     let line = out.lines().find(|l| l.starts_with("spare")).unwrap();
     assert!(line.contains("no data"), "{out}");
 
+    // With the day a holiday in the collector's configuration: no office
+    // hours, so nothing to judge.
+    let holidays = db.dir().join("holidays.txt");
+    std::fs::write(&holidays, "2026-11-29 # a holiday\n").unwrap();
+    let with_holidays = db.dir().join("collector-holidays.toml");
+    std::fs::write(
+        &with_holidays,
+        format!(
+            "[collector]\ndatabase = {:?}\nholidays_file = {:?}\n",
+            db.url(),
+            holidays.display().to_string()
+        ),
+    )
+    .unwrap();
+    let cfg = with_holidays.to_str().unwrap();
+    let mut args = vec!["report", "--config", cfg];
+    args.extend(day);
+    args.extend(["--format", "csv"]);
+    let (code, out, err) = linkwatch(&args, db.dir()).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("dhk-savar-uno,1,0,0,0,0,,no data,")),
+        "{out}"
+    );
+
     // A period with no data at all (the week before): "no data".
     let (code, out, err) = report_cli(
         &db,

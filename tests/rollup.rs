@@ -32,6 +32,7 @@ on_both!(
     late_data_is_used_at_once_and_rolled_up_next_round,
     retention_deletes_old_minutes_and_replays_stay_out,
     a_new_holiday_list_is_rolled_up_afresh,
+    the_running_collector_keeps_roll_ups_current,
 );
 
 /// 00:00 Sunday 2026-11-01, Asia/Dhaka.
@@ -536,4 +537,38 @@ async fn a_new_holiday_list_is_rolled_up_afresh(db: Arc<TestDb>) {
         r.online_ms + r.offline_ms + r.not_running_ms + r.no_data_ms
     };
     assert_eq!(lt(&without) - lt(&got.rows), 8 * HOUR);
+}
+
+async fn the_running_collector_keeps_roll_ups_current(db: Arc<TestDb>) {
+    let store = db.open().await;
+    setup(store.as_ref()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let mut cfg = linkwatch::config::collector::CollectorConfig::embedded();
+    cfg.collector.database = db.url().to_string();
+    cfg.collector.rollup_interval = std::time::Duration::from_secs(1);
+    let server_store = store.clone();
+    let task = tokio::spawn(async move {
+        linkwatch::collector::server::serve_on(listener, server_store, &cfg, async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    // The maintainer of the serving collector (real clock: these days are
+    // long settled) rolls both devices' week up, with no call from here.
+    let d = day0();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let sums = store.rollup_sums("always", d, d + 7 * DAY).await.unwrap();
+        if sums.len() == 2 && sums.iter().all(|s| s.days == 7) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the collector did not roll the week up within 120 s: {sums:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
 }
