@@ -384,6 +384,20 @@ async fn rollups_answer_as_the_records_do(db: Arc<TestDb>) {
             same(&got.rows, &want, &format!("{what}, {sched}"));
         }
     }
+    // Outage lists (roll-ups hold only sums) are the engine's, in full.
+    for sched in ["always", "office"] {
+        let q = query(d, d + 7 * DAY, sched);
+        let (got, _, _) =
+            report::figures_in_scope(store.as_ref(), &q, None, now(), report::Uses::Outages)
+                .await
+                .unwrap();
+        for (dev, f) in &got {
+            let recs = report::all_records(store.as_ref(), dev).await.unwrap();
+            let want = report::device_figures(&recs, &q, now());
+            assert_eq!(f.outages, want.outages, "{} outages, {sched}", dev.name);
+        }
+        assert!(got.iter().any(|(_, f)| !f.outages.is_empty()));
+    }
     // The two-day outage is one outage, the longest.
     let q = query(d, d + 7 * DAY, "always");
     let r = report::run_report(store.as_ref(), &q, None, now())

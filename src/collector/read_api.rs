@@ -338,8 +338,14 @@ async fn outages_inner(
         limit: None,
         branch: raw.branch()?,
     };
-    let (per_device, offices, branch) =
-        report::figures_in_scope(st.store().as_ref(), &q, Some(&access), now_ms()).await?;
+    let (per_device, offices, branch) = report::figures_in_scope(
+        st.store().as_ref(),
+        &q,
+        Some(&access),
+        now_ms(),
+        report::Uses::Outages,
+    )
+    .await?;
     let rows = outages::outage_rows(by, group, &per_device, &offices)?;
     let list = OutageList {
         from_ms,

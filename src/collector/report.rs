@@ -586,11 +586,15 @@ pub fn select_devices(
 /// the window before and after them are computed from the records, and the
 /// pieces joined ([`rollup::Seg`]). Devices without such roll-ups are
 /// computed from their records.
+///
+/// `Uses::Outages`: every outage is listed (roll-ups hold only sums), so
+/// every device is computed from its records.
 pub async fn figures_in_scope(
     store: &dyn Store,
     q: &ReportQuery,
     access: Option<&Access>,
     now_ms: i64,
+    uses: Uses,
 ) -> Result<(Vec<(Device, Figures)>, Vec<Office>, Option<Branch>), ReportError> {
     let tz = rollup::day_tz();
     let (r0, r1) = rollup::whole_days(&tz, q.from_ms, q.to_ms);
@@ -598,7 +602,7 @@ pub async fn figures_in_scope(
     let ndays = rollup::days_between(&tz, r0, r1).len() as i64;
     let key = rollup::schedule_key(&q.schedule);
     let rolled = async {
-        if ndays == 0 {
+        if ndays == 0 || uses == Uses::Outages {
             return Ok((Vec::new(), Vec::new(), Vec::new()));
         }
         // Independent reads, side by side (SQLite readers run in parallel
@@ -657,6 +661,15 @@ pub async fn figures_in_scope(
         per_device.push((d, f));
     }
     Ok((per_device, offices, branch))
+}
+
+/// What the figures are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uses {
+    /// A report: sums, counts, longest (roll-ups can serve it).
+    Report,
+    /// An outage list: every outage with its start and end.
+    Outages,
 }
 
 /// Figures and outage runs of `[a, b)` of a device from its records.
@@ -731,7 +744,8 @@ pub async fn run_report(
     access: Option<&Access>,
     now_ms: i64,
 ) -> Result<Report, ReportError> {
-    let (per_device, offices, branch) = figures_in_scope(store, q, access, now_ms).await?;
+    let (per_device, offices, branch) =
+        figures_in_scope(store, q, access, now_ms, Uses::Report).await?;
     let mut rows = build_rows(q.by, q.target_pct, &per_device, &offices);
     if let Some(n) = q.limit {
         rows.truncate(n);
