@@ -515,10 +515,8 @@ pub async fn device_timeline_of(
     let tz = rollup::day_tz();
     let (r0, r1) = rollup::whole_days(&tz, from_ms, to_ms);
     let mark = store
-        .dirty_marks()
+        .dirty_mark(d.id)
         .await?
-        .into_iter()
-        .find(|m| m.device_id == d.id)
         .map(|m| rollup::day_start(&tz, m.from_ms));
     let r1 = r1
         .min(rollup::day_start(&tz, now))

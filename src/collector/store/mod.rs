@@ -206,6 +206,8 @@ pub trait Store: Send + Sync + 'static {
     async fn dirty_due(&self, before_ms: i64, limit: i64) -> Result<Vec<Dirty>, StoreError>;
     /// Every device's dirty mark.
     async fn dirty_marks(&self) -> Result<Vec<Dirty>, StoreError>;
+    /// One device's dirty mark (none before its first records).
+    async fn dirty_mark(&self, device_id: i64) -> Result<Option<Dirty>, StoreError>;
     /// Mark every device with records dirty from `from_ms` (at the latest);
     /// how many marks there are.
     async fn mark_all_dirty(&self, from_ms: i64) -> Result<u64, StoreError>;

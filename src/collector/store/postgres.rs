@@ -606,6 +606,17 @@ impl Store for PgStore {
         Ok(rows.into_iter().map(dirty).collect())
     }
 
+    async fn dirty_mark(&self, device_id: i64) -> Result<Option<Dirty>, StoreError> {
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT device_id, from_ms, version FROM rollup_dirty WHERE device_id = $1",
+        )
+        .bind(device_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_err("roll-up mark"))?;
+        Ok(row.map(dirty))
+    }
+
     async fn mark_all_dirty(&self, from_ms: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE rollup_dirty SET from_ms = LEAST(from_ms, $1), version = version + 1",

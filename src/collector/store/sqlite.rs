@@ -749,6 +749,17 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(dirty).collect())
     }
 
+    async fn dirty_mark(&self, device_id: i64) -> Result<Option<Dirty>, StoreError> {
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT device_id, from_ms, version FROM rollup_dirty WHERE device_id = ?",
+        )
+        .bind(device_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_err("roll-up mark"))?;
+        Ok(row.map(dirty))
+    }
+
     async fn mark_all_dirty(&self, from_ms: i64) -> Result<u64, StoreError> {
         let _w = self.write.lock().await;
         let done =
