@@ -21,9 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A day is computed once it has been over this long (uploads come every
-/// five minutes; later data marks it dirty again).
-pub const SETTLE_MS: i64 = 15 * 60_000;
+pub use crate::collector::rollup::SETTLE_MS;
 /// Devices computed per round (the rest wait for the next).
 const DEVICES_PER_ROUND: i64 = 2_000;
 /// Days computed per device and step (bounds the records held at once).
@@ -110,7 +108,7 @@ pub async fn run_once(
 ) -> Result<RoundStats, ReportError> {
     let tz = rollup::day_tz();
     let mut stats = RoundStats::default();
-    let settled = rollup::day_start(&tz, now_ms - SETTLE_MS);
+    let settled = rollup::settled_before(now_ms);
     let back_days = s
         .raw_retention_days
         .unwrap_or(report::MAX_RANGE_DAYS)

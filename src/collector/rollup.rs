@@ -97,10 +97,40 @@ pub fn hist_median(h: &RttHist) -> Option<f64> {
 
 /// The time zone of roll-up days (that of report dates).
 pub fn day_tz() -> TimeZone {
-    jiff::tz::db()
-        .get(DEFAULT_TZ)
-        .or_else(|_| jiff::tz::TimeZoneDatabase::bundled().get(DEFAULT_TZ))
-        .unwrap_or(TimeZone::UTC)
+    static TZ: std::sync::OnceLock<TimeZone> = std::sync::OnceLock::new();
+    TZ.get_or_init(|| {
+        jiff::tz::db()
+            .get(DEFAULT_TZ)
+            .or_else(|_| jiff::tz::TimeZoneDatabase::bundled().get(DEFAULT_TZ))
+            .unwrap_or(TimeZone::UTC)
+    })
+    .clone()
+}
+
+/// A day is rolled up once it has been over this long (uploads come every
+/// five minutes; later data marks it dirty again).
+pub const SETTLE_MS: i64 = 15 * 60_000;
+
+/// The start of the first day not yet due at `now_ms`: the days before it
+/// are settled (the maintainer computes them).
+pub fn settled_before(now_ms: i64) -> i64 {
+    day_start(&day_tz(), now_ms - SETTLE_MS)
+}
+
+/// How far ahead of its own clock ingest looks for the settled boundary:
+/// tolerance for collectors sharing one database with clocks apart, and for
+/// a maintainer round that started a little later.
+pub const MARK_MARGIN_MS: i64 = 3_600_000;
+
+/// Must a batch that can change the timeline from `reach_ms` on lower its
+/// device's mark? Only when it reaches into days that are settled, or will
+/// be within [`MARK_MARGIN_MS`]. A device's mark is never later than the
+/// settled boundary (the maintainer moves it at most there, ingest only
+/// lowers it), so a batch reaching no further back is already covered, and
+/// live uploads write nothing but the first mark (except in the last hour
+/// of a day).
+pub fn lowers_mark(reach_ms: i64, now_ms: i64) -> bool {
+    reach_ms < settled_before(now_ms.saturating_add(MARK_MARGIN_MS))
 }
 
 /// The start of the local day containing `t` (Unix ms).

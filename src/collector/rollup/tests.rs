@@ -165,3 +165,22 @@ fn day_timelines_concatenate_back() {
     assert_eq!(parts[0].device.len(), 1);
     assert_eq!(concat_timelines(parts), tl);
 }
+
+#[test]
+fn only_batches_reaching_settled_days_lower_the_mark() {
+    let tz = day_tz();
+    let day = day_start(&tz, 1_790_000_000_000);
+    // 10:00 local: today is not settled, yesterday is.
+    let now = day + 10 * H;
+    assert_eq!(settled_before(now), day);
+    assert!(!lowers_mark(now - 8 * 60_000, now));
+    assert!(!lowers_mark(day, now));
+    assert!(lowers_mark(day - 1, now));
+    // 23:30: within the margin, today counts as settled already.
+    assert!(lowers_mark(day + 23 * H, day + 23 * H + 30 * 60_000));
+    // 00:10: yesterday settles only at 00:15, but is covered.
+    assert!(lowers_mark(
+        day + DAY_MS - 60_000,
+        day + DAY_MS + 10 * 60_000
+    ));
+}

@@ -421,17 +421,23 @@ impl Store for PgStore {
                 .map_err(e("ingest: update acked"))?;
         }
         if let Some(reach) = c.reach_ms {
-            sqlx::query(
+            // Lower the mark only for a batch reaching into settled days
+            // (see `rollup::lowers_mark`); otherwise just make sure there is one.
+            let sql = if rollup::lowers_mark(reach, now_ms) {
                 "INSERT INTO rollup_dirty (device_id, from_ms, version) VALUES ($1, $2, 1) \
                  ON CONFLICT (device_id) DO UPDATE SET \
                  from_ms = LEAST(rollup_dirty.from_ms, excluded.from_ms), \
-                 version = rollup_dirty.version + 1",
-            )
-            .bind(device_id)
-            .bind(reach)
-            .execute(&mut *tx)
-            .await
-            .map_err(e("ingest: mark roll-ups"))?;
+                 version = rollup_dirty.version + 1"
+            } else {
+                "INSERT INTO rollup_dirty (device_id, from_ms, version) VALUES ($1, $2, 1) \
+                 ON CONFLICT (device_id) DO NOTHING"
+            };
+            sqlx::query(sql)
+                .bind(device_id)
+                .bind(reach)
+                .execute(&mut *tx)
+                .await
+                .map_err(e("ingest: mark roll-ups"))?;
         }
         tx.commit().await.map_err(e("ingest: commit"))?;
         let total = records.len() as u64;

@@ -383,17 +383,23 @@ async fn ingest_one(
             .map_err(e("ingest: update acked"))?;
     }
     if let Some(reach) = fresh.iter().map(|r| r.reach_ms).min() {
-        sqlx::query(
+        // Lower the mark only for a batch reaching into settled days (see
+        // `rollup::lowers_mark`); otherwise just make sure there is one.
+        let sql = if rollup::lowers_mark(reach, now_ms) {
             "INSERT INTO rollup_dirty (device_id, from_ms, version) VALUES (?, ?, 1) \
              ON CONFLICT (device_id) DO UPDATE SET \
-             from_ms = MIN(from_ms, excluded.from_ms), version = version + 1",
-        )
-        .bind(device_id)
-        .bind(reach)
-        .persistent(true)
-        .execute(&mut *conn)
-        .await
-        .map_err(e("ingest: mark roll-ups"))?;
+             from_ms = MIN(from_ms, excluded.from_ms), version = version + 1"
+        } else {
+            "INSERT INTO rollup_dirty (device_id, from_ms, version) VALUES (?, ?, 1) \
+             ON CONFLICT (device_id) DO NOTHING"
+        };
+        sqlx::query(sql)
+            .bind(device_id)
+            .bind(reach)
+            .persistent(true)
+            .execute(&mut *conn)
+            .await
+            .map_err(e("ingest: mark roll-ups"))?;
     }
     let total = rows.len() as u64;
     Ok(Ack {
