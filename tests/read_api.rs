@@ -7,13 +7,14 @@
 mod common;
 
 use common::db::{TestDb, on_both};
+use common::records::Recs;
 use linkwatch::collector::access::{Level, Role};
 use linkwatch::collector::api::{self, ApiOptions, ApiState, ErrorBody};
 use linkwatch::collector::devices;
 use linkwatch::collector::report;
 use linkwatch::collector::store::{Office, Store};
 use linkwatch::config::collector::CollectorConfig;
-use linkwatch::wire::v1::{Body, LifecycleEvent, Record};
+use linkwatch::wire::v1::Record;
 use linkwatch::wire::{LinkKind, LinkState};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -47,90 +48,6 @@ fn d0() -> i64 {
 const WINDOW: &str =
     "from=2026-11-01T00:00:00%2B06:00&to=2026-11-01T12:00:00%2B06:00&schedule=always";
 
-/// Builds one device's records: sequence numbers and boots.
-struct Recs {
-    seq: u64,
-    boot: String,
-    boot_start: i64,
-    out: Vec<Record>,
-}
-
-impl Recs {
-    fn new() -> Recs {
-        Recs {
-            seq: 0,
-            boot: String::new(),
-            boot_start: 0,
-            out: vec![],
-        }
-    }
-    fn push(&mut self, t: i64, body: Body) {
-        self.seq += 1;
-        self.out.push(Record {
-            seq: self.seq,
-            seq_end: None,
-            at: t,
-            mono_ms: (t - self.boot_start + HOUR) as u64,
-            boot_id: self.boot.clone(),
-            body,
-        });
-    }
-    fn start(&mut self, t: i64, boot: &str) {
-        self.boot = boot.into();
-        self.boot_start = t;
-        self.push(
-            t,
-            Body::Lifecycle {
-                event: LifecycleEvent::Start,
-                boot_time: None,
-                detail: None,
-            },
-        );
-    }
-    fn link(&mut self, t: i64, link: &str, kind: LinkKind, from: LinkState, to: LinkState) {
-        self.push(
-            t,
-            Body::LinkState {
-                link: link.into(),
-                kind,
-                from,
-                to,
-                reason: (to == LinkState::Down).then(|| "no reply".into()),
-            },
-        );
-    }
-    fn failover(&mut self, t: i64, from: Option<&str>, to: Option<&str>) {
-        self.push(
-            t,
-            Body::Failover {
-                from: from.map(String::from),
-                to: to.map(String::from),
-                cause: "test".into(),
-                reason: String::new(),
-            },
-        );
-    }
-    fn minutes(&mut self, t: i64, link: &str, kind: LinkKind, sent: u32, lost: u32, rtt: f64) {
-        self.push(
-            t,
-            Body::LinkMinutes {
-                link: link.into(),
-                kind,
-                minutes: 60,
-                sent,
-                lost,
-                rtt_p50_ms: Some(rtt),
-                rtt_p95_ms: None,
-                rtt_max_ms: None,
-                bytes: 0,
-            },
-        );
-    }
-    fn heartbeat(&mut self, t: i64, online: bool) {
-        self.push(t, Body::Heartbeat { online, count: 1 });
-    }
-}
-
 use LinkKind::{Broadband, Mobile, Wifi};
 use LinkState::{Down, Up};
 
@@ -149,12 +66,12 @@ fn savar() -> Vec<Record> {
         let t = t0 + m * MIN;
         r.heartbeat(t, !(481..=510).contains(&m));
         match m {
-            60 => r.minutes(t, "eth0", Broadband, 600, 6, 20.0),
+            60 => r.minutes(t, "eth0", Broadband, 60, 600, 6, Some(20.0)),
             360 => {
                 r.link(t, "eth0", Broadband, Up, Down);
                 r.failover(t, Some("eth0"), Some("wwan0"));
             }
-            420 => r.minutes(t, "wwan0", Mobile, 400, 40, 80.0),
+            420 => r.minutes(t, "wwan0", Mobile, 60, 400, 40, Some(80.0)),
             480 => {
                 r.link(t, "wwan0", Mobile, Up, Down);
                 r.failover(t, Some("wwan0"), None);
@@ -178,7 +95,7 @@ fn gazipur() -> Vec<Record> {
     for m in 1..=720 {
         r.heartbeat(t0 + m * MIN, true);
         if m == 120 {
-            r.minutes(t0 + m * MIN, "eth0", Broadband, 3000, 0, 10.0);
+            r.minutes(t0 + m * MIN, "eth0", Broadband, 60, 3000, 0, Some(10.0));
         }
     }
     r.out
@@ -194,7 +111,7 @@ fn ctg() -> Vec<Record> {
     for m in 1..=240 {
         r.heartbeat(t0 + m * MIN, true);
         if m == 60 {
-            r.minutes(t0 + m * MIN, "wlan0", Wifi, 1000, 100, 50.0);
+            r.minutes(t0 + m * MIN, "wlan0", Wifi, 60, 1000, 100, Some(50.0));
         }
     }
     let b = t0 + 6 * HOUR;

@@ -12,6 +12,7 @@
 mod common;
 
 use common::db::{TestDb, on_both};
+use common::records::Recs;
 use linkwatch::collector::devices;
 use linkwatch::collector::maintainer::{self, RollupSettings};
 use linkwatch::collector::read_api;
@@ -19,7 +20,7 @@ use linkwatch::collector::report::{self, RawQuery, ReportQuery, Row};
 use linkwatch::collector::rollup;
 use linkwatch::collector::store::{Device, Store};
 use linkwatch::collector::uptime::{self, Params};
-use linkwatch::wire::v1::{Body, LifecycleEvent, Record};
+use linkwatch::wire::v1::{Body, Record};
 use linkwatch::wire::{LinkKind, LinkState};
 use std::sync::Arc;
 
@@ -48,123 +49,32 @@ fn now() -> i64 {
     day0() + 8 * DAY + 10 * HOUR
 }
 
-struct Gen {
-    seq: u64,
-    out: Vec<Record>,
-    boot: String,
-    boot_at: i64,
-}
-
-impl Gen {
-    fn new() -> Gen {
-        Gen {
-            seq: 0,
-            out: Vec::new(),
-            boot: String::new(),
-            boot_at: 0,
-        }
-    }
-    fn push(&mut self, t: i64, body: Body) {
-        self.seq += 1;
-        self.out.push(Record {
-            seq: self.seq,
-            seq_end: None,
-            at: t,
-            mono_ms: (t - self.boot_at + 30_000) as u64,
-            boot_id: self.boot.clone(),
-            body,
-        });
-    }
-    fn start(&mut self, t: i64, boot: &str) {
-        self.boot = boot.into();
-        self.boot_at = t;
-        self.push(
-            t,
-            Body::Lifecycle {
-                event: LifecycleEvent::Start,
-                boot_time: None,
-                detail: None,
-            },
-        );
-    }
-    fn stop(&mut self, t: i64) {
-        self.push(
-            t,
-            Body::Lifecycle {
-                event: LifecycleEvent::Stop,
-                boot_time: None,
-                detail: None,
-            },
-        );
-    }
-    fn link(&mut self, t: i64, link: &str, kind: LinkKind, from: LinkState, to: LinkState) {
-        self.push(
-            t,
-            Body::LinkState {
-                link: link.into(),
-                kind,
-                from,
-                to,
-                reason: (to == LinkState::Down).then(|| "no reply".into()),
-            },
-        );
-    }
-    fn failover(&mut self, t: i64, from: Option<&str>, to: Option<&str>) {
-        self.push(
-            t,
-            Body::Failover {
-                from: from.map(String::from),
-                to: to.map(String::from),
-                cause: "health".into(),
-                reason: String::new(),
-            },
-        );
-    }
-    /// Heartbeats every minute in `(a, b]`, five-minute summaries of both
-    /// links; `online(t)` says what the heartbeat says.
-    fn run(&mut self, a: i64, b: i64, online: impl Fn(i64) -> bool) {
-        let mut t = a + MIN;
-        while t <= b {
-            self.push(
-                t,
-                Body::Heartbeat {
-                    online: online(t),
-                    count: 1,
-                },
-            );
-            if (t - a) % (5 * MIN) == 0 {
-                for (i, (link, kind)) in
-                    [("eth0", LinkKind::Broadband), ("wwan0", LinkKind::Mobile)]
-                        .into_iter()
-                        .enumerate()
-                {
-                    let up = online(t);
-                    let k = (t / (5 * MIN)) % 7;
-                    self.push(
-                        t,
-                        Body::LinkMinutes {
-                            link: link.into(),
-                            kind,
-                            minutes: 5,
-                            sent: 30,
-                            lost: if up { (k % 3) as u32 } else { 30 },
-                            rtt_p50_ms: up.then_some(12.0 + 9.0 * k as f64 + 40.0 * i as f64),
-                            rtt_p95_ms: None,
-                            rtt_max_ms: None,
-                            bytes: 3_000,
-                        },
-                    );
-                }
+/// Heartbeats every minute in `(a, b]` and five-minute summaries of both
+/// links; `online(t)` says what the heartbeat says.
+fn run(g: &mut Recs, a: i64, b: i64, online: impl Fn(i64) -> bool) {
+    let mut t = a + MIN;
+    while t <= b {
+        g.heartbeat(t, online(t));
+        if (t - a) % (5 * MIN) == 0 {
+            for (i, (link, kind)) in [("eth0", LinkKind::Broadband), ("wwan0", LinkKind::Mobile)]
+                .into_iter()
+                .enumerate()
+            {
+                let up = online(t);
+                let k = (t / (5 * MIN)) % 7;
+                let lost = if up { (k % 3) as u32 } else { 30 };
+                let rtt = up.then_some(12.0 + 9.0 * k as f64 + 40.0 * i as f64);
+                g.minutes(t, link, kind, 5, 30, lost, rtt);
             }
-            t += MIN;
         }
+        t += MIN;
     }
 }
 
 const E: (&str, LinkKind) = ("eth0", LinkKind::Broadband);
 const W: (&str, LinkKind) = ("wwan0", LinkKind::Mobile);
 
-fn both(g: &mut Gen, t: i64, from: LinkState, to: LinkState) {
+fn both(g: &mut Recs, t: i64, from: LinkState, to: LinkState) {
     g.link(t, E.0, E.1, from, to);
     g.link(t, W.0, W.1, from, to);
 }
@@ -175,7 +85,7 @@ fn both(g: &mut Gen, t: i64, from: LinkState, to: LinkState) {
 fn gateway() -> Vec<Record> {
     use LinkState::{Down, Up};
     let d = day0();
-    let mut g = Gen::new();
+    let mut g = Recs::new();
     let t0 = d - DAY;
     g.start(t0, "gw-boot");
     both(&mut g, t0, Down, Up);
@@ -201,7 +111,7 @@ fn gateway() -> Vec<Record> {
     let mut t = t0;
     for (i, &e) in events.iter().enumerate() {
         if !(sleep.0 < e && e <= sleep.1 && t >= sleep.0) {
-            g.run(t, e, |x| !offline(x));
+            run(&mut g, t, e, |x| !offline(x));
         }
         match i {
             0 => {
@@ -226,7 +136,7 @@ fn gateway() -> Vec<Record> {
 fn laptop() -> Vec<Record> {
     use LinkState::{Down, Up};
     let d = day0();
-    let mut g = Gen::new();
+    let mut g = Recs::new();
     for day in 0..8 {
         let a = d + day * DAY + 8 * HOUR + 30 * MIN;
         let b = if day == 4 {
@@ -240,13 +150,13 @@ fn laptop() -> Vec<Record> {
         if day == 2 {
             let x = d + day * DAY + 14 * HOUR;
             let y = x + 20 * MIN;
-            g.run(a, x, |_| true);
+            run(&mut g, a, x, |_| true);
             g.link(x, "wlan0", LinkKind::Wifi, Up, Down);
-            g.run(x, y, |_| false);
+            run(&mut g, x, y, |_| false);
             g.link(y, "wlan0", LinkKind::Wifi, Down, Up);
-            g.run(y, b, |_| true);
+            run(&mut g, y, b, |_| true);
         } else {
-            g.run(a, b, |_| true);
+            run(&mut g, a, b, |_| true);
         }
         if day != 4 {
             g.stop(b);

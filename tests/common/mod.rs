@@ -33,6 +33,7 @@
 pub mod agent;
 pub mod db;
 pub mod netns;
+pub mod records;
 
 use std::ffi::OsStr;
 use std::fs;

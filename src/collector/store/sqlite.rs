@@ -200,6 +200,27 @@ impl SqliteStore {
             .map(|r| r.map(device))
             .map_err(query_err(op))
     }
+
+    /// A write transaction of this process: the write mutex (held while the
+    /// guard lives), then `BEGIN IMMEDIATE`.
+    async fn write_tx(
+        &self,
+        op: &'static str,
+    ) -> Result<
+        (
+            tokio::sync::MutexGuard<'_, ()>,
+            sqlx::Transaction<'static, Sqlite>,
+        ),
+        StoreError,
+    > {
+        let guard = self.write.lock().await;
+        let tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query_err(op))?;
+        Ok((guard, tx))
+    }
 }
 
 /// The highest contiguous sequence number stored for `device_id`, starting
@@ -419,12 +440,7 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> Result<Device, StoreError> {
         let e = query_err;
-        let _w = self.write.lock().await;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(e("add device"))?;
+        let (_w, mut tx) = self.write_tx("add device").await?;
         if let Some(code) = office {
             let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM offices WHERE code = ?")
                 .bind(code)
@@ -508,12 +524,7 @@ impl Store for SqliteStore {
 
     async fn upsert_offices(&self, offices: &[Office]) -> Result<usize, StoreError> {
         let e = query_err;
-        let _w = self.write.lock().await;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(e("upsert offices"))?;
+        let (_w, mut tx) = self.write_tx("upsert offices").await?;
         // One write per code, the last one given winning (as the PostgreSQL
         // adapter does), so both count written rows alike.
         let mut last: HashMap<&str, usize> = HashMap::new();
@@ -625,12 +636,7 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> Result<ApiToken, StoreError> {
         let e = query_err;
-        let _w = self.write.lock().await;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(e("add API token"))?;
+        let (_w, mut tx) = self.write_tx("add API token").await?;
         let taken: Option<i64> = sqlx::query_scalar("SELECT 1 FROM api_tokens WHERE name = ?")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -796,12 +802,7 @@ impl Store for SqliteStore {
         new_from_ms: i64,
     ) -> Result<bool, StoreError> {
         let e = query_err;
-        let _w = self.write.lock().await;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(e("store roll-ups"))?;
+        let (_w, mut tx) = self.write_tx("store roll-ups").await?;
         let cols = day_row_columns();
         for chunk in rows.chunks(200) {
             let mut q = QueryBuilder::<Sqlite>::new(format!(
