@@ -25,6 +25,9 @@
 //! Without `--bench` (as under `cargo test --all-targets`) it prints one line
 //! and returns.
 
+mod common;
+
+use common::db::Db;
 use futures::StreamExt;
 use linkwatch::agent::spool::Spool;
 use linkwatch::agent::upload::Uploader;
@@ -312,70 +315,6 @@ fn gzip(json: &[u8]) -> Vec<u8> {
 
 // ---------------------------------------------------------------------------
 // Databases and the collector
-
-/// A throughput database: a SQLite file or a PostgreSQL schema.
-enum Db {
-    Sqlite {
-        dir: tempfile::TempDir,
-        url: String,
-    },
-    Postgres {
-        base: String,
-        schema: String,
-        url: String,
-    },
-}
-
-impl Db {
-    fn sqlite() -> Db {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("collector.db").display());
-        Db::Sqlite { dir, url }
-    }
-
-    async fn postgres(base: &str) -> Db {
-        let schema = format!("lwbench_{:016x}", rand::random::<u64>());
-        let mut conn = PgConnection::connect(base)
-            .await
-            .expect("connect to LINKWATCH_TEST_PG_URL");
-        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut conn)
-            .await
-            .expect("create a schema");
-        conn.close().await.expect("close");
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options[search_path]={schema}");
-        Db::Postgres {
-            base: base.to_string(),
-            schema,
-            url,
-        }
-    }
-
-    fn url(&self) -> &str {
-        match self {
-            Db::Sqlite { url, .. } | Db::Postgres { url, .. } => url,
-        }
-    }
-
-    async fn drop_db(self) {
-        if let Db::Postgres { base, schema, .. } = self {
-            match PgConnection::connect(&base).await {
-                Ok(mut conn) => {
-                    if let Err(e) =
-                        sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                            .execute(&mut conn)
-                            .await
-                    {
-                        eprintln!("cannot drop schema {schema}: {e}");
-                    }
-                    let _ = conn.close().await;
-                }
-                Err(e) => eprintln!("cannot drop schema {schema}: {e}"),
-            }
-        }
-    }
-}
 
 struct Collector {
     base: String,
@@ -853,11 +792,11 @@ async fn bench_throughput() {
         }
     );
     let sqlite = Db::sqlite();
-    if let Db::Sqlite { dir, .. } = &sqlite {
+    if let Some(dir) = sqlite.sqlite_dir() {
         println!(
             "   sqlite: file on {}, synchronous=FULL; a 4 KiB write+fdatasync there takes {:.2} ms (median)",
-            filesystem_of(dir.path()),
-            fsync_ms(dir.path())
+            filesystem_of(dir),
+            fsync_ms(dir)
         );
     }
     throughput_on("sqlite", sqlite.url()).await;

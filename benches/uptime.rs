@@ -22,6 +22,9 @@
 //! Without `--bench` (as under `cargo test --all-targets`) it prints one line
 //! and returns.
 
+mod common;
+
+use common::db::Db;
 use futures::StreamExt;
 use linkwatch::collector::maintainer::{self, RollupSettings};
 use linkwatch::collector::read_api;
@@ -34,7 +37,6 @@ use linkwatch::wire::v1::{Body, LifecycleEvent, Record};
 use linkwatch::wire::{LinkKind, LinkState};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -107,82 +109,6 @@ fn bench_devices() -> usize {
             .filter(|n| *n > 0)
             .unwrap_or_else(|| panic!("LINKWATCH_BENCH_DEVICES = `{v}` is not a device count")),
         Err(_) => 10_000,
-    }
-}
-
-/// A database to bench on: a SQLite file or a fresh PostgreSQL schema.
-enum Db {
-    Sqlite {
-        _dir: tempfile::TempDir,
-        url: String,
-    },
-    Postgres {
-        base: String,
-        schema: String,
-        url: String,
-    },
-}
-
-impl Db {
-    fn sqlite() -> Db {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("collector.db").display());
-        Db::Sqlite { _dir: dir, url }
-    }
-
-    /// None when `LINKWATCH_TEST_PG_URL` is not set.
-    async fn postgres() -> Option<Db> {
-        let base = std::env::var("LINKWATCH_TEST_PG_URL").ok()?;
-        let schema = format!("lwbench_{:016x}", rand::random::<u64>());
-        let mut conn = PgConnection::connect(&base)
-            .await
-            .expect("connect to LINKWATCH_TEST_PG_URL");
-        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut conn)
-            .await
-            .expect("create schema");
-        conn.close().await.expect("close");
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options[search_path]={schema}");
-        Some(Db::Postgres { base, schema, url })
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Db::Sqlite { .. } => "SQLite",
-            Db::Postgres { .. } => "PostgreSQL",
-        }
-    }
-
-    fn url(&self) -> &str {
-        match self {
-            Db::Sqlite { url, .. } | Db::Postgres { url, .. } => url,
-        }
-    }
-
-    async fn drop_db(self) {
-        if let Db::Postgres { base, schema, .. } = self {
-            let mut conn = PgConnection::connect(&base).await.expect("connect");
-            sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .execute(&mut conn)
-                .await
-                .expect("drop schema");
-            conn.close().await.expect("close");
-        }
-    }
-
-    /// Run `scenario` on this database, then drop it (also when the
-    /// scenario panics; the panic is passed on).
-    async fn run<F, Fut>(self, scenario: F)
-    where
-        F: FnOnce(String, &'static str) -> Fut,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let outcome = tokio::spawn(scenario(self.url().to_string(), self.name())).await;
-        self.drop_db().await;
-        if let Err(e) = outcome {
-            std::panic::resume_unwind(e.into_panic());
-        }
     }
 }
 
@@ -861,14 +787,14 @@ fn main() {
     rt.block_on(async {
         if want("report") {
             Db::sqlite().run(bench_report).await;
-            match Db::postgres().await {
+            match Db::postgres_from_env().await {
                 Some(db) => db.run(bench_report).await,
                 None => println!("report [PostgreSQL]: skipped (LINKWATCH_TEST_PG_URL not set)"),
             }
         }
         if want("timeline") {
             Db::sqlite().run(bench_timeline).await;
-            match Db::postgres().await {
+            match Db::postgres_from_env().await {
                 Some(db) => db.run(bench_timeline).await,
                 None => {
                     println!("timeline [PostgreSQL]: skipped (LINKWATCH_TEST_PG_URL not set)")

@@ -1,0 +1,4 @@
+//! What the benchmarks share.
+#![allow(dead_code)]
+
+pub mod db;
