@@ -639,13 +639,12 @@ pub async fn figures_in_scope(
                 let seg =
                     rollup::days_seg(&tz, s, ends.get(&d.id).map_or(&[], Vec::as_slice), r0, r1);
                 let mut pieces = Vec::new();
-                let mut joined = rollup::Seg::default();
+                let mut joined = seg;
                 if q.from_ms < r0 {
                     let (f, sg) = piece(store, &d, q, q.from_ms, r0, now_ms).await?;
-                    joined = sg;
+                    joined = sg.join(seg);
                     pieces.push(f);
                 }
-                joined = joined.join(seg);
                 if r1 < q.to_ms {
                     let (f, sg) = piece(store, &d, q, r1, q.to_ms, now_ms).await?;
                     joined = joined.join(sg);

@@ -236,9 +236,6 @@ impl Seg {
                 whole: self.whole && next.whole,
                 cont: self.cont,
             }
-        } else if self == Seg::default() && !self.cont {
-            // Nothing before: keep `next` as it is (its `cont` included).
-            next
         } else {
             Seg {
                 count: self.count + next.count,

@@ -79,12 +79,15 @@ proptest! {
         points.push(len);
         points.sort_unstable();
         points.dedup();
-        let mut joined = Seg::default();
-        for w in points.windows(2) {
-            let (a, b) = (w[0], w[1]);
-            let cont = a > 0 && in_out(&outs, a - 1);
-            joined = joined.join(Seg::of(&figures_in(&outs, a, b), a, b, cont));
-        }
+        let joined = points
+            .windows(2)
+            .map(|w| {
+                let (a, b) = (w[0], w[1]);
+                let cont = a > 0 && in_out(&outs, a - 1);
+                Seg::of(&figures_in(&outs, a, b), a, b, cont)
+            })
+            .reduce(Seg::join)
+            .unwrap();
         prop_assert_eq!(
             (joined.count, joined.total, joined.longest, joined.head, joined.tail, joined.whole),
             (whole.count, whole.total, whole.longest, whole.head, whole.tail, whole.whole)
@@ -130,11 +133,11 @@ proptest! {
             d += DAY_MS;
         }
         let mid = days_seg(&tz, &sums, &ends, base + r0, base + r1);
-        let mut joined = Seg::default();
-        if from < r0 {
-            joined = Seg::of(&figures_in(&outs, from, r0), from, r0, false);
-        }
-        joined = joined.join(mid);
+        let joined = if from < r0 {
+            Seg::of(&figures_in(&outs, from, r0), from, r0, false).join(mid)
+        } else {
+            mid
+        };
         prop_assert_eq!(
             (joined.count, joined.total, joined.longest, joined.head, joined.tail, joined.whole),
             (whole.count, whole.total, whole.longest, whole.head, whole.tail, whole.whole)
