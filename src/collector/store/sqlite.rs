@@ -310,9 +310,12 @@ async fn group_writer(
     }
 }
 
-/// Write a group in one transaction, each batch in a savepoint of its own.
-/// `Err` (operation, message) when the transaction as a whole failed: then
-/// nothing of the group is stored.
+/// Write a group in one transaction. The batches of devices that appear once
+/// in the group go first, together (see [`write_together`]) inside one
+/// savepoint; when that fails, or for a device's second batch in the group,
+/// each batch is written alone inside a savepoint of its own (a failing batch
+/// is rolled back alone). `Err` (operation, message) when the transaction as
+/// a whole failed: then nothing of the group is stored.
 async fn write_group(
     pool: &SqlitePool,
     group: &[Job],
@@ -321,15 +324,50 @@ async fn write_group(
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(|e| ("ingest: begin", e.to_string()))?;
-    let mut results = Vec::with_capacity(group.len());
+    let savepoint = |sql: &'static str| sqlx::query(sql).persistent(true);
+    let mut results: Vec<Option<Result<Ack, StoreError>>> = group.iter().map(|_| None).collect();
+    let mut seen: HashMap<i64, usize> = HashMap::with_capacity(group.len());
     for job in group {
-        let savepoint = |sql: &'static str| sqlx::query(sql).persistent(true);
+        *seen.entry(job.device_id).or_default() += 1;
+    }
+    let single: Vec<usize> = (0..group.len())
+        .filter(|&i| seen[&group[i].device_id] == 1)
+        .collect();
+    if single.len() > 1 {
+        savepoint("SAVEPOINT together")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| ("ingest: savepoint", e.to_string()))?;
+        let jobs: Vec<&Job> = single.iter().map(|&i| &group[i]).collect();
+        match write_together(&mut tx, &jobs).await {
+            Ok(acks) => {
+                for (&i, ack) in single.iter().zip(acks) {
+                    results[i] = Some(Ok(ack));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, batches = jobs.len(), "ingest: writing the group together failed; writing its batches one by one");
+                savepoint("ROLLBACK TO together")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| ("ingest: rollback to savepoint", e.to_string()))?;
+            }
+        }
+        savepoint("RELEASE together")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| ("ingest: release savepoint", e.to_string()))?;
+    }
+    for (job, result) in group.iter().zip(results.iter_mut()) {
+        if result.is_some() {
+            continue;
+        }
         savepoint("SAVEPOINT batch")
             .execute(&mut *tx)
             .await
             .map_err(|e| ("ingest: savepoint", e.to_string()))?;
-        let result = ingest_one(&mut tx, job.device_id, &job.rows, job.now_ms).await;
-        if result.is_err() {
+        let outcome = ingest_one(&mut tx, job.device_id, &job.rows, job.now_ms).await;
+        if outcome.is_err() {
             savepoint("ROLLBACK TO batch")
                 .execute(&mut *tx)
                 .await
@@ -339,12 +377,162 @@ async fn write_group(
             .execute(&mut *tx)
             .await
             .map_err(|e| ("ingest: release savepoint", e.to_string()))?;
-        results.push(result);
+        *result = Some(outcome);
     }
     tx.commit()
         .await
         .map_err(|e| ("ingest: commit", e.to_string()))?;
-    Ok(results)
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every batch of the group was written"))
+        .collect())
+}
+
+/// Write the batches of distinct devices with a handful of statements for
+/// the whole group instead of a handful per batch: one read of the devices'
+/// `acked`, multi-row `INSERT ... RETURNING` across batches, one count of
+/// each device's records beyond its `acked`, one `UPDATE` of the advanced
+/// `acked`s and one or two roll-up mark inserts. Same semantics as
+/// [`ingest_one`] run batch by batch (the batches touch different devices):
+/// where the stored records beyond `acked` are exactly the ones just
+/// inserted, `acked` follows from them; otherwise (records stored out of
+/// order earlier, a replayed batch) [`advance`] scans that device.
+async fn write_together(
+    conn: &mut SqliteConnection,
+    jobs: &[&Job],
+) -> Result<Vec<Ack>, sqlx::Error> {
+    let mut read = QueryBuilder::<Sqlite>::new("SELECT id, acked FROM devices WHERE id IN (");
+    let mut ids = read.separated(", ");
+    for job in jobs {
+        ids.push_bind(job.device_id);
+    }
+    read.push(")");
+    let acked: HashMap<i64, i64> = read
+        .build_query_as::<(i64, i64)>()
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+    let mut fresh: Vec<(i64, i64, &Row)> = Vec::new();
+    for job in jobs {
+        let a = *acked.get(&job.device_id).ok_or(sqlx::Error::RowNotFound)?;
+        fresh.extend(
+            job.rows
+                .iter()
+                .filter(|r| r.seq_end > a)
+                .map(|r| (job.device_id, job.now_ms, r)),
+        );
+    }
+    // Inserted ranges per device.
+    let mut inserted: HashMap<i64, Vec<(i64, i64)>> = HashMap::with_capacity(jobs.len());
+    for chunk in fresh.chunks(INSERT_CHUNK) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO records (device_id, seq, seq_end, at_ms, mono_ms, boot_id, kind, \
+             body, received_ms) ",
+        );
+        insert.push_values(chunk, |mut b, &(device_id, now_ms, r)| {
+            b.push_bind(device_id)
+                .push_bind(r.seq)
+                .push_bind(r.seq_end)
+                .push_bind(r.at_ms)
+                .push_bind(r.mono_ms)
+                .push_bind(r.boot_id.as_str())
+                .push_bind(r.kind)
+                .push_bind(r.body.as_str())
+                .push_bind(now_ms);
+        });
+        insert.push(" ON CONFLICT (device_id, seq) DO NOTHING RETURNING device_id, seq, seq_end");
+        let rows: Vec<(i64, i64, i64)> = insert
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?;
+        for (device_id, seq, seq_end) in rows {
+            inserted.entry(device_id).or_default().push((seq, seq_end));
+        }
+    }
+    // How many records each device has beyond its `acked`.
+    let mut count = QueryBuilder::<Sqlite>::new(
+        "SELECT q.column1, (SELECT COUNT(*) FROM records r \
+         WHERE r.device_id = q.column1 AND r.seq > q.column2) FROM (",
+    );
+    count.push_values(jobs, |mut b, job| {
+        b.push_bind(job.device_id).push_bind(acked[&job.device_id]);
+    });
+    count.push(") AS q");
+    let beyond: HashMap<i64, i64> = count
+        .build_query_as::<(i64, i64)>()
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+    let mut acks = Vec::with_capacity(jobs.len());
+    let mut moved: Vec<(i64, i64)> = Vec::new();
+    let mut lower: Vec<(i64, i64)> = Vec::new();
+    let mut keep: Vec<(i64, i64)> = Vec::new();
+    for job in jobs {
+        let a = acked[&job.device_id];
+        let mut ranges = inserted.remove(&job.device_id).unwrap_or_default();
+        let stored = ranges.len() as u64;
+        let new_acked = if beyond.get(&job.device_id).copied().unwrap_or(0)
+            == ranges.iter().filter(|&&(s, _)| s > a).count() as i64
+        {
+            advance_contiguous(a, &mut ranges)
+        } else {
+            advance(conn, job.device_id, a, &job.rows).await?
+        };
+        if new_acked != a {
+            moved.push((job.device_id, new_acked));
+        }
+        if let Some(reach) = job
+            .rows
+            .iter()
+            .filter(|r| r.seq_end > a)
+            .map(|r| r.reach_ms)
+            .min()
+        {
+            if rollup::lowers_mark(reach, job.now_ms) {
+                lower.push((job.device_id, reach));
+            } else {
+                keep.push((job.device_id, reach));
+            }
+        }
+        let total = job.rows.len() as u64;
+        acks.push(Ack {
+            acked: new_acked as u64,
+            stored: u32::try_from(stored).unwrap_or(u32::MAX),
+            duplicates: u32::try_from(total.saturating_sub(stored)).unwrap_or(u32::MAX),
+        });
+    }
+    if !moved.is_empty() {
+        let mut update = QueryBuilder::<Sqlite>::new("UPDATE devices SET acked = v.column2 FROM (");
+        update.push_values(&moved, |mut b, &(id, a)| {
+            b.push_bind(id).push_bind(a);
+        });
+        update.push(") AS v WHERE devices.id = v.column1");
+        update.build().persistent(false).execute(&mut *conn).await?;
+    }
+    for (marks, conflict) in [
+        (
+            &lower,
+            " ON CONFLICT (device_id) DO UPDATE SET \
+             from_ms = MIN(from_ms, excluded.from_ms), version = version + 1",
+        ),
+        (&keep, " ON CONFLICT (device_id) DO NOTHING"),
+    ] {
+        if marks.is_empty() {
+            continue;
+        }
+        let mut mark =
+            QueryBuilder::<Sqlite>::new("INSERT INTO rollup_dirty (device_id, from_ms, version) ");
+        mark.push_values(marks.iter(), |mut b, &(id, reach)| {
+            b.push_bind(id).push_bind(reach).push_bind(1_i64);
+        });
+        mark.push(conflict);
+        mark.build().persistent(false).execute(&mut *conn).await?;
+    }
+    Ok(acks)
 }
 
 /// Store one device's batch inside the writer's transaction; the new `acked`.
