@@ -2,6 +2,7 @@
 //! behave identically (the same tests run against both). Migrations are
 //! embedded, one folder per dialect, append-only.
 
+mod group;
 pub mod postgres;
 pub mod sqlite;
 

@@ -1,10 +1,15 @@
 //! PostgreSQL adapter of the [`super::Store`] trait: the store of larger
 //! deployments, possibly shared by several collector replicas.
 //!
-//! An ingest locks the device's row (`SELECT ... FOR UPDATE`) first, which
-//! serialises concurrent batches of one device across replicas while batches
-//! of different devices proceed in parallel. Records go in with one
-//! `INSERT ... SELECT FROM UNNEST(arrays)` per batch (one round trip).
+//! **Group commit.** Ingest goes through [`WRITERS`] writer tasks (see
+//! `super::group`): the batches that queued while a writer was busy are
+//! written in one transaction, which first locks every device of the group
+//! (`SELECT ... ORDER BY id FOR UPDATE`: one order for all writers and
+//! replicas, so they never deadlock; concurrent batches of one device are
+//! serialised across replicas). The batches of distinct devices then go in
+//! together with one `INSERT ... SELECT FROM UNNEST(arrays)` and a handful
+//! of other statements for the whole group; a batch that fails there is
+//! written again alone, in a savepoint, so it fails alone.
 //!
 //! Semantics shared with the SQLite adapter:
 //! - a record is a duplicate when a record of the device with the same `seq`
@@ -15,21 +20,26 @@
 //! - ingest for an unknown device id fails with
 //!   `StoreError::Query { op: "ingest", source: sqlx::Error::RowNotFound }`.
 
+use super::group::{self, Job, Row};
 use super::{
     Ack, ApiToken, ApiTokenRow, Device, Dirty, Office, Record, Store, StoreError, StoredRecord,
     advance_contiguous, api_token, day_row_columns, day_sums_select, device_sums, push_day_rows,
 };
 use crate::collector::access::{Branch, Role};
-use crate::collector::rollup::{self, DayEnds, DayRow, DeviceSums};
-use crate::collector::uptime::Params;
+use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
 use sqlx::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// Connections per collector process.
 const MAX_CONNECTIONS: u32 = 16;
+/// Group-commit writers per collector process (each writes one group at a
+/// time; two let one build its group while the other waits for a commit).
+const WRITERS: usize = 2;
 /// Stored ranges read per step while advancing `acked`.
 const SCAN_CHUNK: i64 = 4_096;
 
@@ -67,54 +77,6 @@ fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { op, source }
 }
 
-fn int(v: u64, what: &str) -> Result<i64, sqlx::Error> {
-    i64::try_from(v).map_err(|_| sqlx::Error::Encode(format!("{what} {v} out of range").into()))
-}
-
-/// A batch as column arrays, for `UNNEST`.
-#[derive(Default)]
-struct Columns {
-    seq: Vec<i64>,
-    seq_end: Vec<i64>,
-    at_ms: Vec<i64>,
-    mono_ms: Vec<i64>,
-    boot_id: Vec<String>,
-    kind: Vec<&'static str>,
-    body: Vec<String>,
-    /// Earliest time these records can change the device's timeline.
-    reach_ms: Option<i64>,
-}
-
-impl Columns {
-    /// The records not already covered by `acked` (stored, or stored and
-    /// removed by retention: never inserted again).
-    fn of(records: &[Record], acked: i64) -> Result<Self, sqlx::Error> {
-        let mut c = Columns::default();
-        for r in records {
-            let seq = int(r.seq, "seq")?;
-            let seq_end = match r.seq_end {
-                Some(e) => int(e, "seq_end")?,
-                None => seq,
-            };
-            if seq_end <= acked {
-                continue;
-            }
-            let reach = rollup::reach_back_ms(r, &Params::default());
-            c.reach_ms = Some(c.reach_ms.map_or(reach, |x: i64| x.min(reach)));
-            c.seq.push(seq);
-            c.seq_end.push(seq_end);
-            c.at_ms.push(r.at);
-            c.mono_ms.push(int(r.mono_ms, "mono_ms")?);
-            c.boot_id.push(r.boot_id.clone());
-            c.kind.push(r.body.kind());
-            c.body.push(
-                serde_json::to_string(&r.body).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
-            );
-        }
-        Ok(c)
-    }
-}
-
 /// `url` with the password (if any) replaced by `***`, for error messages.
 fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
@@ -139,6 +101,8 @@ fn redact(url: &str) -> String {
 /// The PostgreSQL store (a connection pool).
 pub struct PgStore {
     pool: PgPool,
+    /// To the group-commit writers (see the module documentation).
+    jobs: mpsc::Sender<Job>,
 }
 
 impl PgStore {
@@ -158,7 +122,13 @@ impl PgStore {
             .await
             .map_err(open_err)?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PgStore { pool })
+        let (jobs, queue) = mpsc::channel(group::QUEUE);
+        let queue = Arc::new(tokio::sync::Mutex::new(queue));
+        for _ in 0..WRITERS {
+            // Each ends when the store (the only sender) is dropped.
+            tokio::spawn(group_writer(pool.clone(), queue.clone()));
+        }
+        Ok(PgStore { pool, jobs })
     }
 
     async fn device_where(
@@ -178,21 +148,20 @@ impl PgStore {
 
 /// The highest contiguous sequence number stored for `device_id`, starting
 /// from `acked`. Every ingest leaves no stored range with
-/// `seq <= acked < seq_end`, so only records of the batch (`seqs`,
-/// `seq_ends`) can start at or below `acked` and still reach beyond it; the
-/// rest is a scan of `seq > acked` along the primary key.
+/// `seq <= acked < seq_end`, so only records of `batch` can start at or
+/// below `acked` and still reach beyond it; the rest is a scan of
+/// `seq > acked` along the primary key.
 async fn advance(
     conn: &mut PgConnection,
     device_id: i64,
     acked: i64,
-    seqs: &[i64],
-    seq_ends: &[i64],
+    batch: &[Row],
 ) -> Result<i64, sqlx::Error> {
     let mut h = acked;
-    for (&seq, _) in seqs
+    for seq in batch
         .iter()
-        .zip(seq_ends)
-        .filter(|&(&s, &e)| s <= acked && e > acked)
+        .filter(|r| r.seq <= acked && r.seq_end > acked)
+        .map(|r| r.seq)
     {
         let end: Option<i64> =
             sqlx::query_scalar("SELECT seq_end FROM records WHERE device_id = $1 AND seq = $2")
@@ -224,6 +193,264 @@ async fn advance(
         cursor = last;
     }
     Ok(h)
+}
+
+/// A group-commit writer: takes what has queued (sharing the queue with the
+/// other writers), writes it in one transaction, answers every caller after
+/// the commit.
+async fn group_writer(pool: PgPool, queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+    let mut group: Vec<Job> = Vec::with_capacity(group::GROUP_MAX_BATCHES);
+    loop {
+        let more = group::next_group(&mut *queue.lock().await, &mut group).await;
+        if !more {
+            break;
+        }
+        let results = write_group(&pool, &group).await;
+        group::answer(&mut group, results);
+    }
+}
+
+/// Write a group in one transaction. Devices are locked in id order, all at
+/// once (so writers and replicas never deadlock): by [`write_together`]
+/// when every device appears once in the group, else up front. The
+/// batches of devices that appear once in the group go together
+/// ([`write_together`]) inside one savepoint; when that fails, and for a
+/// device's further batches, each batch is written alone inside a savepoint
+/// of its own, so that a failing batch is rolled back alone. `Err`
+/// (operation, message) when the transaction as a whole failed: then nothing
+/// of the group is stored.
+async fn write_group(
+    pool: &PgPool,
+    group: &[Job],
+) -> Result<Vec<Result<Ack, StoreError>>, (&'static str, String)> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(|e| ("ingest: begin", e.to_string()))?;
+    let together = group::distinct(group);
+    if together.len() < group.len() {
+        // `write_together` locks its devices; lock the rest with them.
+        let mut ids: Vec<i64> = group.iter().map(|j| j.device_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        sqlx::query("SELECT id FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| ("ingest: lock devices", e.to_string()))?;
+    }
+    let mut results: Vec<Option<Result<Ack, StoreError>>> = group.iter().map(|_| None).collect();
+    // In device order, so that the roll-up marks are also written in id order.
+    let mut together = together;
+    together.sort_by_key(|&i| group[i].device_id);
+    let jobs: Vec<&Job> = together.iter().map(|&i| &group[i]).collect();
+    if let Ok(acks) = in_savepoint(&mut tx, &jobs).await? {
+        for (&i, ack) in together.iter().zip(acks) {
+            results[i] = Some(Ok(ack));
+        }
+    } else if jobs.len() > 1 {
+        tracing::warn!(
+            batches = jobs.len(),
+            "ingest: writing a group together failed; writing its batches one by one"
+        );
+    }
+    // Alone, in device order: a rolled-back savepoint released its row locks,
+    // and taking them again in id order keeps writers from deadlocking.
+    let mut alone: Vec<usize> = (0..group.len()).filter(|&i| results[i].is_none()).collect();
+    alone.sort_by_key(|&i| group[i].device_id);
+    for i in alone {
+        {
+            let (job, result) = (&group[i], &mut results[i]);
+            let outcome = in_savepoint(&mut tx, &[job]).await?;
+            *result = Some(
+                outcome
+                    .map(|mut acks| acks.remove(0))
+                    .map_err(query_err("ingest")),
+            );
+        }
+    }
+    tx.commit()
+        .await
+        .map_err(|e| ("ingest: commit", e.to_string()))?;
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// [`write_together`] inside a savepoint, rolled back when it fails. The
+/// outer `Err` (operation, message) is a failure of the savepoint statements
+/// themselves, which ends the whole transaction.
+async fn in_savepoint(
+    conn: &mut PgConnection,
+    jobs: &[&Job],
+) -> Result<Result<Vec<Ack>, sqlx::Error>, (&'static str, String)> {
+    let exec = async |conn: &mut PgConnection, op: &'static str, sql: &'static str| {
+        sqlx::query(sql)
+            .execute(conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| (op, e.to_string()))
+    };
+    exec(conn, "ingest: savepoint", "SAVEPOINT batch").await?;
+    let outcome = write_together(conn, jobs).await;
+    if outcome.is_err() {
+        exec(
+            conn,
+            "ingest: rollback to savepoint",
+            "ROLLBACK TO SAVEPOINT batch",
+        )
+        .await?;
+    }
+    exec(conn, "ingest: release savepoint", "RELEASE SAVEPOINT batch").await?;
+    Ok(outcome)
+}
+
+/// Write the batches of distinct devices (one, or a group's) with a handful of statements for all of them: one read (and lock,
+/// in id order) of the devices' `acked`, one `INSERT ... SELECT FROM UNNEST(arrays) RETURNING`
+/// across batches, one count of each device's records beyond its `acked`,
+/// one `UPDATE` of the advanced `acked`s and one or two roll-up mark inserts.
+/// Where the stored records beyond `acked` are exactly the ones just
+/// inserted, `acked` follows from them ([`group::acked_after`]); otherwise
+/// (records stored out of order earlier, replays) [`advance`] scans that
+/// device's records.
+async fn write_together(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Ack>, sqlx::Error> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = jobs.iter().map(|j| j.device_id).collect();
+    let acked: HashMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(
+        "SELECT id, acked FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    let mut c = Columns::default();
+    for job in jobs {
+        let a = *acked.get(&job.device_id).ok_or(sqlx::Error::RowNotFound)?;
+        for r in job.fresh(a) {
+            c.push(job, r);
+        }
+    }
+    let mut inserted: HashMap<i64, Vec<(i64, i64)>> = HashMap::with_capacity(jobs.len());
+    if !c.seq.is_empty() {
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "INSERT INTO records (device_id, seq, seq_end, at_ms, mono_ms, boot_id, kind, \
+             body, received_ms) \
+             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], \
+             $5::bigint[], $6::text[], $7::text[], $8::text[], $9::bigint[]) \
+             ON CONFLICT (device_id, seq) DO NOTHING \
+             RETURNING device_id, seq, seq_end",
+        )
+        .bind(&c.device_id)
+        .bind(&c.seq)
+        .bind(&c.seq_end)
+        .bind(&c.at_ms)
+        .bind(&c.mono_ms)
+        .bind(&c.boot_id)
+        .bind(&c.kind)
+        .bind(&c.body)
+        .bind(&c.received_ms)
+        .fetch_all(&mut *conn)
+        .await?;
+        for (device_id, seq, seq_end) in rows {
+            inserted.entry(device_id).or_default().push((seq, seq_end));
+        }
+    }
+    let befores: Vec<i64> = ids.iter().map(|id| acked[id]).collect();
+    let beyond: HashMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(
+        "SELECT q.d, (SELECT COUNT(*) FROM records r WHERE r.device_id = q.d AND r.seq > q.a) \
+         FROM UNNEST($1::bigint[], $2::bigint[]) AS q(d, a)",
+    )
+    .bind(&ids)
+    .bind(&befores)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    let mut acks = Vec::with_capacity(jobs.len());
+    let (mut moved_id, mut moved_acked) = (Vec::new(), Vec::new());
+    let mut marks: [(Vec<i64>, Vec<i64>); 2] = Default::default();
+    for job in jobs {
+        let a = acked[&job.device_id];
+        let mut ranges = inserted.remove(&job.device_id).unwrap_or_default();
+        let stored = ranges.len() as u64;
+        let after = match group::acked_after(a, &mut ranges, beyond[&job.device_id]) {
+            Some(after) => after,
+            None => advance(conn, job.device_id, a, &job.rows).await?,
+        };
+        let settled = group::settle(job, a, after, stored);
+        if let Some(after) = settled.acked {
+            moved_id.push(job.device_id);
+            moved_acked.push(after);
+        }
+        if let Some((reach, lower)) = settled.mark {
+            let m = &mut marks[usize::from(lower)];
+            m.0.push(job.device_id);
+            m.1.push(reach);
+        }
+        acks.push(settled.ack);
+    }
+    if !moved_id.is_empty() {
+        sqlx::query(
+            "UPDATE devices SET acked = v.a FROM UNNEST($1::bigint[], $2::bigint[]) AS v(id, a) \
+             WHERE devices.id = v.id",
+        )
+        .bind(&moved_id)
+        .bind(&moved_acked)
+        .execute(&mut *conn)
+        .await?;
+    }
+    // [0]: make sure there is a mark; [1]: lower it (see `rollup::lowers_mark`).
+    for (lower, (id, from)) in [false, true].into_iter().zip(&marks) {
+        if id.is_empty() {
+            continue;
+        }
+        let sql = if lower {
+            "INSERT INTO rollup_dirty (device_id, from_ms, version) \
+             SELECT d, f, 1 FROM UNNEST($1::bigint[], $2::bigint[]) AS m(d, f) \
+             ON CONFLICT (device_id) DO UPDATE SET \
+             from_ms = LEAST(rollup_dirty.from_ms, excluded.from_ms), \
+             version = rollup_dirty.version + 1"
+        } else {
+            "INSERT INTO rollup_dirty (device_id, from_ms, version) \
+             SELECT d, f, 1 FROM UNNEST($1::bigint[], $2::bigint[]) AS m(d, f) \
+             ON CONFLICT (device_id) DO NOTHING"
+        };
+        sqlx::query(sql)
+            .bind(id)
+            .bind(from)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(acks)
+}
+
+/// Records of several batches as column arrays, for `UNNEST`.
+#[derive(Default)]
+struct Columns {
+    device_id: Vec<i64>,
+    seq: Vec<i64>,
+    seq_end: Vec<i64>,
+    at_ms: Vec<i64>,
+    mono_ms: Vec<i64>,
+    boot_id: Vec<String>,
+    kind: Vec<&'static str>,
+    body: Vec<String>,
+    received_ms: Vec<i64>,
+}
+
+impl Columns {
+    fn push(&mut self, job: &Job, r: &Row) {
+        self.device_id.push(job.device_id);
+        self.seq.push(r.seq);
+        self.seq_end.push(r.seq_end);
+        self.at_ms.push(r.at_ms);
+        self.mono_ms.push(r.mono_ms);
+        self.boot_id.push(r.boot_id.clone());
+        self.kind.push(r.kind);
+        self.body.push(r.body.clone());
+        self.received_ms.push(job.now_ms);
+    }
 }
 
 #[async_trait::async_trait]
@@ -374,78 +601,7 @@ impl Store for PgStore {
         records: &[Record],
         now_ms: i64,
     ) -> Result<Ack, StoreError> {
-        let e = query_err;
-        let mut tx = self.pool.begin().await.map_err(e("ingest: begin"))?;
-        let acked: i64 = sqlx::query_scalar("SELECT acked FROM devices WHERE id = $1 FOR UPDATE")
-            .bind(device_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(e("ingest: device"))?
-            .ok_or_else(|| e("ingest")(sqlx::Error::RowNotFound))?;
-        let c = Columns::of(records, acked).map_err(e("ingest"))?;
-        let stored = if c.seq.is_empty() {
-            0
-        } else {
-            sqlx::query(
-                "INSERT INTO records (device_id, seq, seq_end, at_ms, mono_ms, boot_id, kind, \
-                 body, received_ms) \
-                 SELECT $1, t.seq, t.seq_end, t.at_ms, t.mono_ms, t.boot_id, t.kind, t.body, $2 \
-                 FROM UNNEST($3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], \
-                 $7::text[], $8::text[], $9::text[]) \
-                 AS t(seq, seq_end, at_ms, mono_ms, boot_id, kind, body) \
-                 ON CONFLICT (device_id, seq) DO NOTHING",
-            )
-            .bind(device_id)
-            .bind(now_ms)
-            .bind(&c.seq)
-            .bind(&c.seq_end)
-            .bind(&c.at_ms)
-            .bind(&c.mono_ms)
-            .bind(&c.boot_id)
-            .bind(&c.kind)
-            .bind(&c.body)
-            .execute(&mut *tx)
-            .await
-            .map_err(e("ingest: insert"))?
-            .rows_affected()
-        };
-        let new_acked = advance(&mut tx, device_id, acked, &c.seq, &c.seq_end)
-            .await
-            .map_err(e("ingest: advance"))?;
-        if new_acked != acked {
-            sqlx::query("UPDATE devices SET acked = $1 WHERE id = $2")
-                .bind(new_acked)
-                .bind(device_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(e("ingest: update acked"))?;
-        }
-        if let Some(reach) = c.reach_ms {
-            // Lower the mark only for a batch reaching into settled days
-            // (see `rollup::lowers_mark`); otherwise just make sure there is one.
-            let sql = if rollup::lowers_mark(reach, now_ms) {
-                "INSERT INTO rollup_dirty (device_id, from_ms, version) VALUES ($1, $2, 1) \
-                 ON CONFLICT (device_id) DO UPDATE SET \
-                 from_ms = LEAST(rollup_dirty.from_ms, excluded.from_ms), \
-                 version = rollup_dirty.version + 1"
-            } else {
-                "INSERT INTO rollup_dirty (device_id, from_ms, version) VALUES ($1, $2, 1) \
-                 ON CONFLICT (device_id) DO NOTHING"
-            };
-            sqlx::query(sql)
-                .bind(device_id)
-                .bind(reach)
-                .execute(&mut *tx)
-                .await
-                .map_err(e("ingest: mark roll-ups"))?;
-        }
-        tx.commit().await.map_err(e("ingest: commit"))?;
-        let total = records.len() as u64;
-        Ok(Ack {
-            acked: new_acked as u64,
-            stored: u32::try_from(stored).unwrap_or(u32::MAX),
-            duplicates: u32::try_from(total.saturating_sub(stored)).unwrap_or(u32::MAX),
-        })
+        group::submit(&self.jobs, device_id, records, now_ms).await
     }
 
     async fn records(

@@ -27,13 +27,13 @@
 //! - ingest for an unknown device id fails with
 //!   `StoreError::Query { op: "ingest", source: sqlx::Error::RowNotFound }`.
 
+use super::group::{self, Job, Row};
 use super::{
     Ack, ApiToken, ApiTokenRow, Device, Dirty, Office, Record, Store, StoreError, StoredRecord,
     advance_contiguous, api_token, day_row_columns, day_sums_select, device_sums, push_day_rows,
 };
 use crate::collector::access::{Branch, Role};
-use crate::collector::rollup::{self, DayEnds, DayRow, DeviceSums};
-use crate::collector::uptime::Params;
+use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -43,7 +43,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// Records per multi-row `INSERT` (9 bind parameters each; SQLite allows 32766).
 const INSERT_CHUNK: usize = 1_000;
@@ -51,12 +51,6 @@ const INSERT_CHUNK: usize = 1_000;
 const SCAN_CHUNK: i64 = 4_096;
 /// Connections of a file database (one writer at a time, readers in parallel).
 const MAX_CONNECTIONS: u32 = 8;
-/// Most batches written in one group commit.
-const GROUP_MAX_BATCHES: usize = 256;
-/// Most records written in one group commit (a batch is never split).
-const GROUP_MAX_RECORDS: usize = 20_000;
-/// Batches waiting for the writer before callers wait to queue.
-const QUEUE: usize = 4_096;
 
 /// Columns `id, name, office, revoked, acked, created_at` of a device row.
 type DeviceRow = (i64, String, Option<String>, bool, i64, i64);
@@ -90,54 +84,6 @@ fn stored_record(r: RecordRow) -> StoredRecord {
 
 fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { op, source }
-}
-
-/// A record flattened to its columns.
-struct Row {
-    seq: i64,
-    seq_end: i64,
-    at_ms: i64,
-    mono_ms: i64,
-    boot_id: String,
-    kind: &'static str,
-    body: String,
-    /// How far back the record can change the device's timeline.
-    reach_ms: i64,
-}
-
-fn int(v: u64, what: &str) -> Result<i64, sqlx::Error> {
-    i64::try_from(v).map_err(|_| sqlx::Error::Encode(format!("{what} {v} out of range").into()))
-}
-
-fn rows(records: &[Record]) -> Result<Vec<Row>, sqlx::Error> {
-    records
-        .iter()
-        .map(|r| {
-            let seq = int(r.seq, "seq")?;
-            Ok(Row {
-                seq,
-                seq_end: match r.seq_end {
-                    Some(e) => int(e, "seq_end")?,
-                    None => seq,
-                },
-                at_ms: r.at,
-                mono_ms: int(r.mono_ms, "mono_ms")?,
-                boot_id: r.boot_id.clone(),
-                kind: r.body.kind(),
-                body: serde_json::to_string(&r.body)
-                    .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
-                reach_ms: rollup::reach_back_ms(r, &Params::default()),
-            })
-        })
-        .collect()
-}
-
-/// One batch waiting for the group-commit writer.
-struct Job {
-    device_id: i64,
-    rows: Vec<Row>,
-    now_ms: i64,
-    reply: oneshot::Sender<Result<Ack, StoreError>>,
 }
 
 /// The SQLite store (a connection pool on one database file).
@@ -181,7 +127,7 @@ impl SqliteStore {
         .map_err(open_err)?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let write = Arc::new(tokio::sync::Mutex::new(()));
-        let (jobs, queue) = mpsc::channel(QUEUE);
+        let (jobs, queue) = mpsc::channel(group::QUEUE);
         // Ends when the store (the only sender) is dropped.
         tokio::spawn(group_writer(pool.clone(), write.clone(), queue));
         Ok(SqliteStore { pool, write, jobs })
@@ -275,47 +221,22 @@ async fn group_writer(
     write: Arc<tokio::sync::Mutex<()>>,
     mut queue: mpsc::Receiver<Job>,
 ) {
-    let mut group: Vec<Job> = Vec::with_capacity(GROUP_MAX_BATCHES);
-    while let Some(first) = queue.recv().await {
-        let mut records = first.rows.len();
-        group.push(first);
-        while group.len() < GROUP_MAX_BATCHES && records < GROUP_MAX_RECORDS {
-            match queue.try_recv() {
-                Ok(job) => {
-                    records += job.rows.len();
-                    group.push(job);
-                }
-                Err(_) => break,
-            }
-        }
+    let mut group: Vec<Job> = Vec::with_capacity(group::GROUP_MAX_BATCHES);
+    while group::next_group(&mut queue, &mut group).await {
         let results = {
             let _w = write.lock().await;
             write_group(&pool, &group).await
         };
-        match results {
-            Ok(results) => {
-                for (job, result) in group.drain(..).zip(results) {
-                    // A caller that went away (request cancelled) is fine: its
-                    // records are stored and the agent learns so next time.
-                    let _ = job.reply.send(result);
-                }
-            }
-            Err((op, message)) => {
-                for job in group.drain(..) {
-                    let source = sqlx::Error::Protocol(message.clone());
-                    let _ = job.reply.send(Err(StoreError::Query { op, source }));
-                }
-            }
-        }
+        group::answer(&mut group, results);
     }
 }
 
 /// Write a group in one transaction. The batches of devices that appear once
-/// in the group go first, together (see [`write_together`]) inside one
-/// savepoint; when that fails, or for a device's second batch in the group,
-/// each batch is written alone inside a savepoint of its own (a failing batch
-/// is rolled back alone). `Err` (operation, message) when the transaction as
-/// a whole failed: then nothing of the group is stored.
+/// in the group go first, together ([`write_together`]), inside one
+/// savepoint; when that fails, and for a device's further batches in the
+/// group, each batch is written alone inside a savepoint of its own, so that a
+/// failing batch is rolled back alone. `Err` (operation, message) when the
+/// transaction as a whole failed: then nothing of the group is stored.
 async fn write_group(
     pool: &SqlitePool,
     group: &[Job],
@@ -324,83 +245,74 @@ async fn write_group(
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(|e| ("ingest: begin", e.to_string()))?;
-    let savepoint = |sql: &'static str| sqlx::query(sql).persistent(true);
     let mut results: Vec<Option<Result<Ack, StoreError>>> = group.iter().map(|_| None).collect();
-    let mut seen: HashMap<i64, usize> = HashMap::with_capacity(group.len());
-    for job in group {
-        *seen.entry(job.device_id).or_default() += 1;
-    }
-    let single: Vec<usize> = (0..group.len())
-        .filter(|&i| seen[&group[i].device_id] == 1)
-        .collect();
-    if single.len() > 1 {
-        savepoint("SAVEPOINT together")
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| ("ingest: savepoint", e.to_string()))?;
-        let jobs: Vec<&Job> = single.iter().map(|&i| &group[i]).collect();
-        match write_together(&mut tx, &jobs).await {
-            Ok(acks) => {
-                for (&i, ack) in single.iter().zip(acks) {
-                    results[i] = Some(Ok(ack));
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, batches = jobs.len(), "ingest: writing the group together failed; writing its batches one by one");
-                savepoint("ROLLBACK TO together")
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| ("ingest: rollback to savepoint", e.to_string()))?;
-            }
+    let together = group::distinct(group);
+    let jobs: Vec<&Job> = together.iter().map(|&i| &group[i]).collect();
+    if let Ok(acks) = in_savepoint(&mut tx, &jobs).await? {
+        for (&i, ack) in together.iter().zip(acks) {
+            results[i] = Some(Ok(ack));
         }
-        savepoint("RELEASE together")
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| ("ingest: release savepoint", e.to_string()))?;
+    } else if jobs.len() > 1 {
+        tracing::warn!(
+            batches = jobs.len(),
+            "ingest: writing a group together failed; writing its batches one by one"
+        );
     }
     for (job, result) in group.iter().zip(results.iter_mut()) {
-        if result.is_some() {
-            continue;
+        if result.is_none() {
+            let outcome = in_savepoint(&mut tx, &[job]).await?;
+            *result = Some(
+                outcome
+                    .map(|mut acks| acks.remove(0))
+                    .map_err(query_err("ingest")),
+            );
         }
-        savepoint("SAVEPOINT batch")
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| ("ingest: savepoint", e.to_string()))?;
-        let outcome = ingest_one(&mut tx, job.device_id, &job.rows, job.now_ms).await;
-        if outcome.is_err() {
-            savepoint("ROLLBACK TO batch")
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| ("ingest: rollback to savepoint", e.to_string()))?;
-        }
-        savepoint("RELEASE batch")
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| ("ingest: release savepoint", e.to_string()))?;
-        *result = Some(outcome);
     }
     tx.commit()
         .await
         .map_err(|e| ("ingest: commit", e.to_string()))?;
-    Ok(results
-        .into_iter()
-        .map(|r| r.expect("every batch of the group was written"))
-        .collect())
+    Ok(results.into_iter().flatten().collect())
 }
 
-/// Write the batches of distinct devices with a handful of statements for
-/// the whole group instead of a handful per batch: one read of the devices'
-/// `acked`, multi-row `INSERT ... RETURNING` across batches, one count of
-/// each device's records beyond its `acked`, one `UPDATE` of the advanced
-/// `acked`s and one or two roll-up mark inserts. Same semantics as
-/// [`ingest_one`] run batch by batch (the batches touch different devices):
-/// where the stored records beyond `acked` are exactly the ones just
-/// inserted, `acked` follows from them; otherwise (records stored out of
-/// order earlier, a replayed batch) [`advance`] scans that device.
+/// [`write_together`] inside a savepoint, rolled back when it fails. The
+/// outer `Err` (operation, message) is a failure of the savepoint statements
+/// themselves, which ends the whole transaction.
+async fn in_savepoint(
+    conn: &mut SqliteConnection,
+    jobs: &[&Job],
+) -> Result<Result<Vec<Ack>, sqlx::Error>, (&'static str, String)> {
+    let exec = async |conn: &mut SqliteConnection, op: &'static str, sql: &'static str| {
+        sqlx::query(sql)
+            .persistent(true)
+            .execute(conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| (op, e.to_string()))
+    };
+    exec(conn, "ingest: savepoint", "SAVEPOINT batch").await?;
+    let outcome = write_together(conn, jobs).await;
+    if outcome.is_err() {
+        exec(conn, "ingest: rollback to savepoint", "ROLLBACK TO batch").await?;
+    }
+    exec(conn, "ingest: release savepoint", "RELEASE batch").await?;
+    Ok(outcome)
+}
+
+/// Write the batches of distinct devices (one, or a group's) with a
+/// handful of statements for all of them: one read of the devices' `acked`,
+/// multi-row `INSERT ... RETURNING` across batches, one count of each
+/// device's records beyond its `acked`, one `UPDATE` of the advanced
+/// `acked`s and one or two roll-up mark inserts. Where the stored records
+/// beyond `acked` are exactly the ones just inserted, `acked` follows from
+/// them ([`group::acked_after`]); otherwise (records stored out of order
+/// earlier, replays) [`advance`] scans that device's records.
 async fn write_together(
     conn: &mut SqliteConnection,
     jobs: &[&Job],
 ) -> Result<Vec<Ack>, sqlx::Error> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut read = QueryBuilder::<Sqlite>::new("SELECT id, acked FROM devices WHERE id IN (");
     let mut ids = read.separated(", ");
     for job in jobs {
@@ -416,12 +328,7 @@ async fn write_together(
     let mut fresh: Vec<(i64, i64, &Row)> = Vec::new();
     for job in jobs {
         let a = *acked.get(&job.device_id).ok_or(sqlx::Error::RowNotFound)?;
-        fresh.extend(
-            job.rows
-                .iter()
-                .filter(|r| r.seq_end > a)
-                .map(|r| (job.device_id, job.now_ms, r)),
-        );
+        fresh.extend(job.fresh(a).map(|r| (job.device_id, job.now_ms, r)));
     }
     // Inserted ranges per device.
     let mut inserted: HashMap<i64, Vec<(i64, i64)>> = HashMap::with_capacity(jobs.len());
@@ -475,35 +382,18 @@ async fn write_together(
         let a = acked[&job.device_id];
         let mut ranges = inserted.remove(&job.device_id).unwrap_or_default();
         let stored = ranges.len() as u64;
-        let new_acked = if beyond.get(&job.device_id).copied().unwrap_or(0)
-            == ranges.iter().filter(|&&(s, _)| s > a).count() as i64
-        {
-            advance_contiguous(a, &mut ranges)
-        } else {
-            advance(conn, job.device_id, a, &job.rows).await?
+        let after = match group::acked_after(a, &mut ranges, beyond[&job.device_id]) {
+            Some(after) => after,
+            None => advance(conn, job.device_id, a, &job.rows).await?,
         };
-        if new_acked != a {
-            moved.push((job.device_id, new_acked));
+        let settled = group::settle(job, a, after, stored);
+        moved.extend(settled.acked.map(|after| (job.device_id, after)));
+        match settled.mark {
+            Some((reach, true)) => lower.push((job.device_id, reach)),
+            Some((reach, false)) => keep.push((job.device_id, reach)),
+            None => {}
         }
-        if let Some(reach) = job
-            .rows
-            .iter()
-            .filter(|r| r.seq_end > a)
-            .map(|r| r.reach_ms)
-            .min()
-        {
-            if rollup::lowers_mark(reach, job.now_ms) {
-                lower.push((job.device_id, reach));
-            } else {
-                keep.push((job.device_id, reach));
-            }
-        }
-        let total = job.rows.len() as u64;
-        acks.push(Ack {
-            acked: new_acked as u64,
-            stored: u32::try_from(stored).unwrap_or(u32::MAX),
-            duplicates: u32::try_from(total.saturating_sub(stored)).unwrap_or(u32::MAX),
-        });
+        acks.push(settled.ack);
     }
     if !moved.is_empty() {
         let mut update = QueryBuilder::<Sqlite>::new("UPDATE devices SET acked = v.column2 FROM (");
@@ -533,89 +423,6 @@ async fn write_together(
         mark.build().persistent(false).execute(&mut *conn).await?;
     }
     Ok(acks)
-}
-
-/// Store one device's batch inside the writer's transaction; the new `acked`.
-async fn ingest_one(
-    conn: &mut SqliteConnection,
-    device_id: i64,
-    rows: &[Row],
-    now_ms: i64,
-) -> Result<Ack, StoreError> {
-    let e = query_err;
-    let acked: i64 = sqlx::query_scalar("SELECT acked FROM devices WHERE id = ?")
-        .bind(device_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(e("ingest: device"))?
-        .ok_or_else(|| e("ingest")(sqlx::Error::RowNotFound))?;
-    // Records the device's `acked` already covers are stored (or were, and
-    // retention removed them): never insert them again.
-    let fresh: Vec<&Row> = rows.iter().filter(|r| r.seq_end > acked).collect();
-    let mut stored: u64 = 0;
-    for chunk in fresh.chunks(INSERT_CHUNK) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO records (device_id, seq, seq_end, at_ms, mono_ms, boot_id, kind, \
-             body, received_ms) ",
-        );
-        insert.push_values(chunk, |mut b, r| {
-            b.push_bind(device_id)
-                .push_bind(r.seq)
-                .push_bind(r.seq_end)
-                .push_bind(r.at_ms)
-                .push_bind(r.mono_ms)
-                .push_bind(r.boot_id.as_str())
-                .push_bind(r.kind)
-                .push_bind(r.body.as_str())
-                .push_bind(now_ms);
-        });
-        insert.push(" ON CONFLICT (device_id, seq) DO NOTHING");
-        // Keep only the full-chunk statement prepared: the shorter last
-        // chunks differ in length from batch to batch.
-        stored += insert
-            .build()
-            .persistent(chunk.len() == INSERT_CHUNK)
-            .execute(&mut *conn)
-            .await
-            .map_err(e("ingest: insert"))?
-            .rows_affected();
-    }
-    let new_acked = advance(conn, device_id, acked, rows)
-        .await
-        .map_err(e("ingest: advance"))?;
-    if new_acked != acked {
-        sqlx::query("UPDATE devices SET acked = ? WHERE id = ?")
-            .bind(new_acked)
-            .bind(device_id)
-            .execute(&mut *conn)
-            .await
-            .map_err(e("ingest: update acked"))?;
-    }
-    if let Some(reach) = fresh.iter().map(|r| r.reach_ms).min() {
-        // Lower the mark only for a batch reaching into settled days (see
-        // `rollup::lowers_mark`); otherwise just make sure there is one.
-        let sql = if rollup::lowers_mark(reach, now_ms) {
-            "INSERT INTO rollup_dirty (device_id, from_ms, version) VALUES (?, ?, 1) \
-             ON CONFLICT (device_id) DO UPDATE SET \
-             from_ms = MIN(from_ms, excluded.from_ms), version = version + 1"
-        } else {
-            "INSERT INTO rollup_dirty (device_id, from_ms, version) VALUES (?, ?, 1) \
-             ON CONFLICT (device_id) DO NOTHING"
-        };
-        sqlx::query(sql)
-            .bind(device_id)
-            .bind(reach)
-            .persistent(true)
-            .execute(&mut *conn)
-            .await
-            .map_err(e("ingest: mark roll-ups"))?;
-    }
-    let total = rows.len() as u64;
-    Ok(Ack {
-        acked: new_acked as u64,
-        stored: u32::try_from(stored).unwrap_or(u32::MAX),
-        duplicates: u32::try_from(total.saturating_sub(stored)).unwrap_or(u32::MAX),
-    })
 }
 
 #[async_trait::async_trait]
@@ -771,21 +578,7 @@ impl Store for SqliteStore {
         records: &[Record],
         now_ms: i64,
     ) -> Result<Ack, StoreError> {
-        // Flattened (and the bodies serialised) here, in the caller's task,
-        // so the single writer only writes.
-        let rows = rows(records).map_err(query_err("ingest"))?;
-        let (reply, answer) = oneshot::channel();
-        let gone = || query_err("ingest")(sqlx::Error::PoolClosed);
-        self.jobs
-            .send(Job {
-                device_id,
-                rows,
-                now_ms,
-                reply,
-            })
-            .await
-            .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        group::submit(&self.jobs, device_id, records, now_ms).await
     }
 
     async fn records(

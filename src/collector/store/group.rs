@@ -1,0 +1,265 @@
+//! Group commit, shared by both adapters: request tasks flatten their batch
+//! into [`Row`]s and queue it as a [`Job`]; a writer task takes what has
+//! queued ([`next_group`]) and writes it in one transaction. The batches of
+//! devices that appear once in a group are written together, with a handful
+//! of statements for the whole group; this module holds the pure part of
+//! that: which batches qualify ([`distinct`]), what a device's `acked`
+//! becomes ([`acked_after`]) and each batch's answer and roll-up mark
+//! ([`settle`]).
+
+use super::{Ack, Record, StoreError, advance_contiguous};
+use crate::collector::rollup;
+use crate::collector::uptime::Params;
+use std::collections::HashMap;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most batches written in one group commit.
+pub(super) const GROUP_MAX_BATCHES: usize = 256;
+/// Most records written in one group commit (a batch is never split).
+pub(super) const GROUP_MAX_RECORDS: usize = 20_000;
+/// Batches waiting for the writer before callers wait to queue.
+pub(super) const QUEUE: usize = 4_096;
+
+/// One record, flattened for an `INSERT`.
+pub(super) struct Row {
+    pub seq: i64,
+    pub seq_end: i64,
+    pub at_ms: i64,
+    pub mono_ms: i64,
+    pub boot_id: String,
+    pub kind: &'static str,
+    pub body: String,
+    /// How far back the record can change the device's timeline.
+    pub reach_ms: i64,
+}
+
+fn int(v: u64, what: &str) -> Result<i64, sqlx::Error> {
+    i64::try_from(v).map_err(|_| sqlx::Error::Encode(format!("{what} {v} out of range").into()))
+}
+
+/// Flatten a batch (bodies serialised to JSON).
+pub(super) fn rows(records: &[Record]) -> Result<Vec<Row>, sqlx::Error> {
+    records
+        .iter()
+        .map(|r| {
+            let seq = int(r.seq, "seq")?;
+            Ok(Row {
+                seq,
+                seq_end: match r.seq_end {
+                    Some(e) => int(e, "seq_end")?,
+                    None => seq,
+                },
+                at_ms: r.at,
+                mono_ms: int(r.mono_ms, "mono_ms")?,
+                boot_id: r.boot_id.clone(),
+                kind: r.body.kind(),
+                body: serde_json::to_string(&r.body)
+                    .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+                reach_ms: rollup::reach_back_ms(r, &Params::default()),
+            })
+        })
+        .collect()
+}
+
+/// One batch waiting for a writer.
+pub(super) struct Job {
+    pub device_id: i64,
+    pub rows: Vec<Row>,
+    pub now_ms: i64,
+    pub reply: oneshot::Sender<Result<Ack, StoreError>>,
+}
+
+impl Job {
+    /// The records `acked` does not already cover (stored, or stored and
+    /// removed by retention: never inserted again).
+    pub fn fresh(&self, acked: i64) -> impl Iterator<Item = &Row> {
+        self.rows.iter().filter(move |r| r.seq_end > acked)
+    }
+}
+
+/// Queue a batch and wait for the writer's answer (after its commit).
+pub(super) async fn submit(
+    jobs: &mpsc::Sender<Job>,
+    device_id: i64,
+    records: &[Record],
+    now_ms: i64,
+) -> Result<Ack, StoreError> {
+    let err = |source| StoreError::Query {
+        op: "ingest",
+        source,
+    };
+    // Flattened here, in the caller's task, so the writer only writes.
+    let rows = rows(records).map_err(err)?;
+    let (reply, answer) = oneshot::channel();
+    jobs.send(Job {
+        device_id,
+        rows,
+        now_ms,
+        reply,
+    })
+    .await
+    .map_err(|_| err(sqlx::Error::PoolClosed))?;
+    answer.await.map_err(|_| err(sqlx::Error::PoolClosed))?
+}
+
+/// Wait for a batch, then take whatever else has queued, up to the group
+/// limits. `false` when the queue is closed (the store was dropped).
+pub(super) async fn next_group(queue: &mut mpsc::Receiver<Job>, group: &mut Vec<Job>) -> bool {
+    let Some(first) = queue.recv().await else {
+        return false;
+    };
+    let mut records = first.rows.len();
+    group.push(first);
+    while group.len() < GROUP_MAX_BATCHES && records < GROUP_MAX_RECORDS {
+        match queue.try_recv() {
+            Ok(job) => {
+                records += job.rows.len();
+                group.push(job);
+            }
+            Err(_) => break,
+        }
+    }
+    true
+}
+
+/// Answer every caller of a written group: each batch's own result, or the
+/// transaction's failure (operation, message) for all.
+pub(super) fn answer(
+    group: &mut Vec<Job>,
+    results: Result<Vec<Result<Ack, StoreError>>, (&'static str, String)>,
+) {
+    // A caller that went away (request cancelled) is fine: its records are
+    // stored and the agent learns so next time.
+    match results {
+        Ok(results) => {
+            for (job, result) in group.drain(..).zip(results) {
+                let _ = job.reply.send(result);
+            }
+        }
+        Err((op, message)) => {
+            for job in group.drain(..) {
+                let source = sqlx::Error::Protocol(message.clone());
+                let _ = job.reply.send(Err(StoreError::Query { op, source }));
+            }
+        }
+    }
+}
+
+/// Indices of the batches whose device appears only once in `group`: those
+/// can be written together. (A device's second batch depends on the first's
+/// outcome, so it is written on its own after them.)
+pub(super) fn distinct(group: &[Job]) -> Vec<usize> {
+    let mut seen: HashMap<i64, usize> = HashMap::with_capacity(group.len());
+    for job in group {
+        *seen.entry(job.device_id).or_default() += 1;
+    }
+    (0..group.len())
+        .filter(|&i| seen[&group[i].device_id] == 1)
+        .collect()
+}
+
+/// A device's new `acked` after a batch written together, when it follows
+/// from what this batch inserted: `inserted` are the ranges just inserted,
+/// `beyond` how many records the device now has with `seq > acked`. When
+/// those are exactly the inserted ones, nothing else can extend the run;
+/// otherwise (records stored out of order earlier, replays) `None`: the
+/// adapter scans the device's records.
+pub(super) fn acked_after(acked: i64, inserted: &mut [(i64, i64)], beyond: i64) -> Option<i64> {
+    let mine = inserted.iter().filter(|&&(s, _)| s > acked).count() as i64;
+    (beyond == mine).then(|| advance_contiguous(acked, inserted))
+}
+
+/// What a batch written together leaves to write besides its records.
+pub(super) struct Settled {
+    pub ack: Ack,
+    /// `acked` moved: the device's new value.
+    pub acked: Option<i64>,
+    /// The roll-up mark: (from_ms, lower an existing mark?).
+    pub mark: Option<(i64, bool)>,
+}
+
+/// The answer to a batch and its writes, from the device's `acked` before
+/// and after and the number of records stored.
+pub(super) fn settle(job: &Job, before: i64, after: i64, stored: u64) -> Settled {
+    let total = job.rows.len() as u64;
+    Settled {
+        ack: Ack {
+            acked: after as u64,
+            stored: u32::try_from(stored).unwrap_or(u32::MAX),
+            duplicates: u32::try_from(total.saturating_sub(stored)).unwrap_or(u32::MAX),
+        },
+        acked: (after != before).then_some(after),
+        mark: job
+            .fresh(before)
+            .map(|r| r.reach_ms)
+            .min()
+            .map(|reach| (reach, rollup::lowers_mark(reach, job.now_ms))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(device_id: i64, seqs: &[(i64, i64)]) -> Job {
+        Job {
+            device_id,
+            rows: seqs
+                .iter()
+                .map(|&(seq, seq_end)| Row {
+                    seq,
+                    seq_end,
+                    at_ms: 0,
+                    mono_ms: 0,
+                    boot_id: String::new(),
+                    kind: "heartbeat",
+                    body: String::new(),
+                    reach_ms: seq * 1_000,
+                })
+                .collect(),
+            now_ms: 10_000_000_000,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn only_devices_appearing_once_go_together() {
+        let g = [job(1, &[]), job(2, &[]), job(1, &[]), job(3, &[])];
+        assert_eq!(distinct(&g), [1, 3]);
+        assert_eq!(distinct(&[]), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn acked_follows_inserted_ranges_only_when_they_are_all_there_is() {
+        // Nothing else stored beyond acked: the run over what was inserted.
+        assert_eq!(acked_after(4, &mut [(6, 6), (5, 5)], 2), Some(6));
+        assert_eq!(acked_after(4, &mut [(6, 6)], 1), Some(4));
+        // A folded record starting at or before acked counts toward the run
+        // but not toward `beyond`.
+        assert_eq!(acked_after(4, &mut [(3, 7), (8, 8)], 1), Some(8));
+        // Other records beyond acked (stored earlier): scan instead.
+        assert_eq!(acked_after(4, &mut [(5, 5)], 2), None);
+        assert_eq!(acked_after(4, &mut [], 1), None);
+        assert_eq!(acked_after(4, &mut [], 0), Some(4));
+    }
+
+    #[test]
+    fn settle_answers_and_marks_from_fresh_records() {
+        let j = job(1, &[(3, 3), (5, 5), (6, 6)]);
+        let s = settle(&j, 4, 6, 2);
+        assert_eq!(
+            s.ack,
+            Ack {
+                acked: 6,
+                stored: 2,
+                duplicates: 1
+            }
+        );
+        assert_eq!(s.acked, Some(6));
+        // The mark starts at the earliest fresh record (seq 5), not seq 3.
+        assert_eq!(s.mark.map(|m| m.0), Some(5_000));
+        let unchanged = settle(&j, 6, 6, 0);
+        assert_eq!(unchanged.acked, None);
+        assert!(unchanged.mark.is_none(), "nothing fresh, nothing to mark");
+    }
+}
