@@ -128,6 +128,7 @@ fn offices() -> Vec<Office> {
                         division: format!("Division {d}"),
                         district: format!("District {d}.{k}"),
                         upazila: format!("Upazila {d}.{k}.{u}"),
+                        hours: None,
                     });
                 }
             }

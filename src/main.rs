@@ -244,8 +244,10 @@ enum DeviceCommand {
         #[command(flatten)]
         config: CollectorConfigArg,
     },
-    /// Import offices: CSV with header code,name,division,district,upazila, or
-    /// TOML with [[office]] tables (by file extension). Existing codes are updated.
+    /// Import offices: CSV with header code,name,division,district,upazila and
+    /// optionally hours (the office's own hours, e.g.
+    /// office:Asia/Dhaka:sun-thu:08:00-16:00), or TOML with [[office]] tables
+    /// (by file extension). Existing codes are updated.
     Import {
         file: PathBuf,
         #[command(flatten)]

@@ -720,7 +720,7 @@ async fn cli_import_names_the_bad_line(db: Arc<TestDb>) {
     std::fs::write(
         &toml,
         "[[office]]\ncode = \"dhk-savar-uno\"\nname = \"Savar UNO\"\ndivision = \"Dhaka\"\n\
-         district = \"Dhaka\"\nupazila = \"Savar\"\n",
+         district = \"Dhaka\"\nupazila = \"Savar\"\nhours = \"office:Asia/Dhaka:sun-thu:08:00-16:00\"\n",
     )
     .unwrap();
     let (code, out, err) = linkwatch(
@@ -738,6 +738,7 @@ async fn cli_import_names_the_bad_line(db: Arc<TestDb>) {
             division: "Dhaka".into(),
             district: "Dhaka".into(),
             upazila: "Savar".into(),
+            hours: Some("office:Asia/Dhaka:sun-thu:08:00-16:00".into()),
         }]
     );
 }

@@ -130,6 +130,7 @@ fn office(code: &str, division: &str, district: &str, upazila: &str) -> Office {
         division: division.into(),
         district: district.into(),
         upazila: upazila.into(),
+        hours: None,
     }
 }
 

@@ -177,6 +177,7 @@ async fn load_fixture(store: &dyn Store) -> Device {
             division: "Dhaka".into(),
             district: "Dhaka".into(),
             upazila: "Savar".into(),
+            hours: None,
         }])
         .await
         .unwrap();
@@ -277,7 +278,8 @@ async fn fixture_by_office_through_the_cli(db: Arc<TestDb>) {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["by"], "office");
-    assert_eq!(v["schedule"], "office:Asia/Dhaka:sun-thu:09:00-17:00");
+    // Each office's own hours; this office has none: the circular's.
+    assert_eq!(v["schedule"], "office");
     let rows = v["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "{out}");
     check_office_row(&rows[0]);
@@ -358,6 +360,47 @@ async fn fixture_by_office_through_the_cli(db: Arc<TestDb>) {
         assert!(line.contains(",,no data,"), "{out}");
     }
     assert!(!out.contains("100.0%") && !out.contains("0.0%"), "{out}");
+
+    // The office gets its own hours, 10:00-16:00, imported through the
+    // command line: within them 4 h 30 min online, 30 min offline, 1 h not
+    // running, 270/300 = 90.0 %. A spelled-out schedule still applies alike.
+    let offices = db.dir().join("offices.csv");
+    std::fs::write(
+        &offices,
+        "code,name,division,district,upazila,hours\n\
+         dhk-savar-uno,\"UNO Office, Savar\",Dhaka,Dhaka,Savar,office:Asia/Dhaka:sun-thu:10:00-16:00\n",
+    )
+    .unwrap();
+    let cfg = config_file(&db);
+    let (code, _, err) = linkwatch(
+        &[
+            "device",
+            "import",
+            offices.to_str().unwrap(),
+            "--config",
+            &cfg,
+        ],
+        db.dir(),
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let mut args = day.to_vec();
+    args.extend(["--format", "csv"]);
+    let (code, out, err) = report_cli(&db, &args).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("dhk-savar-uno,1,16200000,1800000,3600000,0,90.000,90.0%,")),
+        "{out}"
+    );
+    args.extend(["--schedule", "office:Asia/Dhaka:sun-thu:09:00-17:00"]);
+    let (code, out, err) = report_cli(&db, &args).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("dhk-savar-uno,1,23400000,1800000,3600000,0,92.857,")),
+        "{out}"
+    );
 }
 
 async fn bad_parameters_are_named(db: Arc<TestDb>) {

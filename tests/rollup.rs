@@ -18,7 +18,8 @@ use linkwatch::collector::maintainer::{self, RollupSettings};
 use linkwatch::collector::read_api;
 use linkwatch::collector::report::{self, RawQuery, ReportQuery, Row};
 use linkwatch::collector::rollup;
-use linkwatch::collector::store::{Device, Store};
+use linkwatch::collector::schedule::Schedule;
+use linkwatch::collector::store::{Device, Office, Store};
 use linkwatch::collector::uptime::{self, Params};
 use linkwatch::wire::v1::{Body, Record};
 use linkwatch::wire::{LinkKind, LinkState};
@@ -33,6 +34,7 @@ on_both!(
     late_data_is_used_at_once_and_rolled_up_next_round,
     retention_deletes_old_minutes_and_replays_stay_out,
     a_new_holiday_list_is_rolled_up_afresh,
+    each_office_keeps_its_own_hours,
     the_running_collector_keeps_roll_ups_current,
 );
 
@@ -171,10 +173,37 @@ async fn ingest(store: &dyn Store, d: &Device, recs: &[Record]) {
     }
 }
 
+/// An office; `hours`: its own office hours.
+fn office(code: &str, hours: Option<&str>) -> Office {
+    Office {
+        code: code.into(),
+        name: format!("Office {code}"),
+        division: "Dhaka".into(),
+        district: "Dhaka".into(),
+        upazila: "Savar".into(),
+        hours: hours.map(String::from),
+    }
+}
+
+/// The laptop's office keeps its own hours (seven days, 07:00-20:00), the
+/// gateway's the circular's defaults.
+const LT_HOURS: &str = "office:Asia/Dhaka:sun-sat:07:00-20:00";
+
 async fn setup(store: &dyn Store) -> Vec<Device> {
     let t = day0() - 3 * DAY;
-    let (gw, _) = devices::add_device(store, "gw", None, t).await.unwrap();
-    let (lt, _) = devices::add_device(store, "lt", None, t).await.unwrap();
+    store
+        .upsert_offices(&[
+            office("gw-office", None),
+            office("lt-office", Some(LT_HOURS)),
+        ])
+        .await
+        .unwrap();
+    let (gw, _) = devices::add_device(store, "gw", Some("gw-office"), t)
+        .await
+        .unwrap();
+    let (lt, _) = devices::add_device(store, "lt", Some("lt-office"), t)
+        .await
+        .unwrap();
     let (idle, _) = devices::add_device(store, "idle", None, t).await.unwrap();
     ingest(store, &gw, &gateway()).await;
     ingest(store, &lt, &laptop()).await;
@@ -213,12 +242,24 @@ fn query(from: i64, to: i64, schedule: &str) -> ReportQuery {
     .unwrap()
 }
 
+/// The schedule of device `d` in query `q`: `office` is each office's own hours.
+async fn schedule_of(store: &dyn Store, q: &ReportQuery, d: &Device) -> Schedule {
+    let offices = store.list_offices().await.unwrap();
+    let hours = q.schedule.office_hours(
+        offices
+            .iter()
+            .filter_map(|o| Some((o.code.as_str(), o.hours.as_deref()?))),
+    );
+    q.schedule.for_office(&hours, d.office.as_deref()).clone()
+}
+
 /// The engine's rows on every record of every device (the truth).
 async fn truth(store: &dyn Store, q: &ReportQuery) -> Vec<Row> {
     let mut per = Vec::new();
     for d in store.list_devices().await.unwrap() {
         let recs = report::all_records(store, &d).await.unwrap();
-        per.push((d, report::device_figures(&recs, q, now())));
+        let sched = schedule_of(store, q, &d).await;
+        per.push((d, report::device_figures(&recs, q, &sched, now())));
     }
     report::build_rows(q.by, q.target_pct, &per, &[])
 }
@@ -303,7 +344,8 @@ async fn rollups_answer_as_the_records_do(db: Arc<TestDb>) {
                 .unwrap();
         for (dev, f) in &got {
             let recs = report::all_records(store.as_ref(), dev).await.unwrap();
-            let want = report::device_figures(&recs, &q, now());
+            let sched = schedule_of(store.as_ref(), &q, dev).await;
+            let want = report::device_figures(&recs, &q, &sched, now());
             assert_eq!(f.outages, want.outages, "{} outages, {sched}", dev.name);
         }
         assert!(got.iter().any(|(_, f)| !f.outages.is_empty()));
@@ -454,13 +496,14 @@ async fn a_new_holiday_list_is_rolled_up_afresh(db: Arc<TestDb>) {
         .unwrap();
     let want = truth(store.as_ref(), &q).await;
     same(&got.rows, &want, "office with a holiday");
-    // The holiday's office hours are gone: the laptop's 8 h less.
+    // The holiday's office hours are gone: the laptop's 13 h less (its
+    // office keeps 07:00-20:00; holidays apply to an office's own hours).
     let without = truth(store.as_ref(), &plain).await;
     let lt = |rows: &[Row]| {
         let r = rows.iter().find(|r| r.group == "lt").unwrap();
         r.online_ms + r.offline_ms + r.not_running_ms + r.no_data_ms
     };
-    assert_eq!(lt(&without) - lt(&got.rows), 8 * HOUR);
+    assert_eq!(lt(&without) - lt(&got.rows), 13 * HOUR);
 }
 
 async fn the_running_collector_keeps_roll_ups_current(db: Arc<TestDb>) {
@@ -495,4 +538,74 @@ async fn the_running_collector_keeps_roll_ups_current(db: Arc<TestDb>) {
     }
     let _ = tx.send(());
     task.await.unwrap().unwrap();
+}
+
+/// The `office` schedule is each office's own hours: the laptop's office
+/// keeps seven days 07:00-20:00, the gateway's the circular's defaults. A
+/// changed `hours` makes the office's devices due again: reports use the new
+/// hours at once (from the records), and the next round rolls them up.
+async fn each_office_keeps_its_own_hours(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let devs = setup(store.as_ref()).await;
+    let (gw, lt) = (&devs[0], &devs[1]);
+    maintain(&store, now()).await;
+    let d = day0();
+    let figures = async |sched: &str, name: &str| {
+        let q = query(d, d + 7 * DAY, sched);
+        let r = report::run_report(store.as_ref(), &q, None, now())
+            .await
+            .unwrap();
+        let row = r.rows.iter().find(|x| x.group == name).unwrap();
+        (
+            r.schedule.clone(),
+            (
+                row.online_ms,
+                row.offline_ms,
+                row.not_running_ms,
+                row.no_data_ms,
+            ),
+        )
+    };
+    const DEFAULTS: &str = "office:Asia/Dhaka:sun-thu:09:00-17:00";
+    let (label, lt_office) = figures("office", "lt").await;
+    assert_eq!(label, "office");
+    assert_eq!(lt_office, figures(LT_HOURS, "lt").await.1);
+    assert_ne!(lt_office, figures(DEFAULTS, "lt").await.1);
+    assert_eq!(
+        figures("office", "gw").await.1,
+        figures(DEFAULTS, "gw").await.1
+    );
+    let q = query(d, d + 7 * DAY, "office");
+    let got = report::run_report(store.as_ref(), &q, None, now())
+        .await
+        .unwrap();
+    same(
+        &got.rows,
+        &truth(store.as_ref(), &q).await,
+        "office, rolled up",
+    );
+
+    // New hours for the laptop's office only.
+    const NEW: &str = "office:Asia/Dhaka:sun-sat:10:00-12:00";
+    let gw_mark = store.dirty_mark(gw.id).await.unwrap().unwrap();
+    store
+        .upsert_offices(&[office("lt-office", Some(NEW))])
+        .await
+        .unwrap();
+    let lt_mark = store.dirty_mark(lt.id).await.unwrap().unwrap();
+    assert!(lt_mark.from_ms < d, "{lt_mark:?}");
+    assert_eq!(store.dirty_mark(gw.id).await.unwrap().unwrap(), gw_mark);
+    assert_eq!(figures("office", "lt").await.1, figures(NEW, "lt").await.1);
+    let days = maintain(&store, now()).await;
+    // The laptop's days only (the gateway's too would be twice as many).
+    assert!((7..=12).contains(&days), "recomputed {days} device-days");
+    assert_eq!(figures("office", "lt").await.1, figures(NEW, "lt").await.1);
+    let got = report::run_report(store.as_ref(), &q, None, now())
+        .await
+        .unwrap();
+    same(
+        &got.rows,
+        &truth(store.as_ref(), &q).await,
+        "office, new hours rolled up",
+    );
 }

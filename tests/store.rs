@@ -145,6 +145,7 @@ fn office(code: &str, name: &str) -> Office {
         division: "Dhaka".into(),
         district: "Dhaka".into(),
         upazila: "Savar".into(),
+        hours: None,
     }
 }
 

@@ -260,6 +260,7 @@ mod tests {
             division: div.into(),
             district: dist.into(),
             upazila: upa.into(),
+            hours: None,
         }
     }
 

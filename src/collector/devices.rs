@@ -16,6 +16,9 @@ pub const TOKEN_PREFIX: &str = "lw1_";
 pub const MAX_FIELD: usize = 128;
 /// The CSV header, in this order.
 pub const CSV_HEADER: [&str; 5] = ["code", "name", "division", "district", "upazila"];
+/// The optional column (and TOML key) after [`CSV_HEADER`]: the office's own
+/// hours, spelled as a report's `schedule`; empty for the circular's defaults.
+pub const CSV_HOURS: &str = "hours";
 
 /// A new device token: 32 random bytes from the operating system,
 /// base64url without padding, prefixed [`TOKEN_PREFIX`] (47 characters).
@@ -190,8 +193,8 @@ pub async fn import_offices(store: &dyn Store, path: &Path) -> Result<usize, Imp
         })
 }
 
-/// Parse CSV with the header `code,name,division,district,upazila` (any column
-/// order). Fields may be quoted (`"Savar, Dhaka"`, `""` for a quote); a UTF-8
+/// Parse CSV with the header `code,name,division,district,upazila` and
+/// optionally `hours` (any column order). Fields may be quoted (`"Savar, Dhaka"`, `""` for a quote); a UTF-8
 /// byte-order mark, CRLF line ends, blank lines and spaces around fields are
 /// accepted. Errors name the line and the column.
 pub fn parse_offices_csv(text: &str, path: &Path) -> Result<Vec<Office>, ImportError> {
@@ -218,11 +221,15 @@ pub fn parse_offices_csv(text: &str, path: &Path) -> Result<Vec<Office>, ImportE
     };
     let names =
         split_csv_line(header).map_err(|(col, m)| err(hline, format!("column {col}"), m))?;
-    // For each of CSV_HEADER, its column index.
-    let mut index = [usize::MAX; 5];
+    // For each of CSV_HEADER and then CSV_HOURS, its column index.
+    let mut index = [usize::MAX; 6];
     for (col, name) in names.iter().enumerate() {
         let name = name.trim().to_ascii_lowercase();
-        match CSV_HEADER.iter().position(|h| *h == name) {
+        let known = CSV_HEADER
+            .iter()
+            .chain([&CSV_HOURS])
+            .position(|h| *h == name);
+        match known {
             Some(k) if index[k] == usize::MAX => index[k] = col,
             Some(_) => {
                 return Err(err(
@@ -236,14 +243,14 @@ pub fn parse_offices_csv(text: &str, path: &Path) -> Result<Vec<Office>, ImportE
                     hline,
                     format!("header column {}", col + 1),
                     format!(
-                        "unknown column `{name}`: the header must be {}",
+                        "unknown column `{name}`: the header must be {} (and optionally {CSV_HOURS})",
                         CSV_HEADER.join(",")
                     ),
                 ));
             }
         }
     }
-    if let Some(k) = index.iter().position(|i| *i == usize::MAX) {
+    if let Some(k) = index[..5].iter().position(|i| *i == usize::MAX) {
         return Err(err(
             hline,
             "header".into(),
@@ -276,13 +283,13 @@ pub fn parse_offices_csv(text: &str, path: &Path) -> Result<Vec<Office>, ImportE
             division: get(2),
             district: get(3),
             upazila: get(4),
+            hours: (index[5] != usize::MAX)
+                .then(|| get(5))
+                .filter(|h| !h.is_empty()),
         };
         if let Err((k, m)) = check_office(&office) {
-            return Err(err(
-                line,
-                format!("column {} ({})", index[k] + 1, CSV_HEADER[k]),
-                m,
-            ));
+            let column = CSV_HEADER.get(k).copied().unwrap_or(CSV_HOURS);
+            return Err(err(line, format!("column {} ({column})", index[k] + 1), m));
         }
         if let Some(first) = seen.insert(office.code.clone(), line) {
             return Err(err(
@@ -367,8 +374,14 @@ fn split_csv_line(line: &str) -> Result<Vec<String>, (usize, String)> {
     }
 }
 
-/// Check one office; the error is the index in [`CSV_HEADER`] and the message.
+/// Check one office; the error is the index in [`CSV_HEADER`] (5: the
+/// hours) and the message.
 fn check_office(o: &Office) -> Result<(), (usize, String)> {
+    if let Some(h) = &o.hours
+        && let Err(e) = crate::collector::schedule::parse_schedule(h)
+    {
+        return Err((5, e.to_string()));
+    }
     let values = [&o.code, &o.name, &o.division, &o.district, &o.upazila];
     for (k, v) in values.iter().enumerate() {
         if v.is_empty() {
@@ -395,7 +408,7 @@ fn check_office(o: &Office) -> Result<(), (usize, String)> {
 }
 
 /// Parse TOML `[[office]]` tables with the keys code, name, division,
-/// district, upazila. Errors name the line (syntax) or the field (`office[2].code`).
+/// district, upazila and optionally hours. Errors name the line (syntax) or the field (`office[2].code`).
 pub fn parse_offices_toml(text: &str, path: &Path) -> Result<Vec<Office>, ImportError> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -427,7 +440,7 @@ pub fn parse_offices_toml(text: &str, path: &Path) -> Result<Vec<Office>, Import
             message: format!("office[{i}].{field}: {message}"),
         };
         if let Err((k, m)) = check_office(o) {
-            return Err(fail(CSV_HEADER[k], m));
+            return Err(fail(CSV_HEADER.get(k).copied().unwrap_or(CSV_HOURS), m));
         }
         if let Some(first) = seen.insert(&o.code, i) {
             return Err(fail(
@@ -491,6 +504,34 @@ mod tests {
         assert_eq!(v[1].name, "The \"Old\" Office");
         assert_eq!(v[1].code, "dhk-old");
         assert_eq!(v[1].upazila, "Dhamrai");
+    }
+
+    #[test]
+    fn office_hours_column_and_key_are_optional_and_checked() {
+        let text = "code,hours,name,division,district,upazila\n\
+                    a,office:Asia/Dhaka:sun-sat:08:00-16:00,A,D,D,U\n\
+                    b,,B,D,D,U\n";
+        let v = parse_offices_csv(text, p()).unwrap();
+        assert_eq!(
+            v[0].hours.as_deref(),
+            Some("office:Asia/Dhaka:sun-sat:08:00-16:00")
+        );
+        assert_eq!(v[1].hours, None, "empty: the circular's defaults");
+        let bad = "code,name,division,district,upazila,hours\nc,C,D,D,U,office:Asia/Dhaka:sun-thu:17:00-09:00\n";
+        let (line, field, message) = line_err(parse_offices_csv(bad, p()).unwrap_err());
+        assert_eq!((line, field.as_str()), (2, "column 6 (hours)"));
+        assert!(message.contains("17:00-09:00"), "{message}");
+        let toml = "[[office]]\ncode = \"a\"\nname = \"A\"\ndivision = \"D\"\ndistrict = \"D\"\n\
+                    upazila = \"U\"\nhours = \"office:Asia/Dhakka\"\n";
+        let e = parse_offices_toml(toml, Path::new("offices.toml")).unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.contains("office[0].hours") && shown.contains("Asia/Dhakka"),
+            "{shown}"
+        );
+        let ok = toml.replace("Dhakka", "Dhaka");
+        let v = parse_offices_toml(&ok, Path::new("offices.toml")).unwrap();
+        assert_eq!(v[0].hours.as_deref(), Some("office:Asia/Dhaka"));
     }
 
     fn line_err(e: ImportError) -> (usize, String, String) {

@@ -8,13 +8,17 @@
 //! simply computed again on the next round). It also deletes raw minute
 //! summaries older than the retention.
 //!
+//! The `office` schedule is rolled up with each device's office hours (as
+//! they are when the day is computed; a changed `hours` makes the office's
+//! devices due again, see `Store::upsert_offices`).
+//!
 //! A device's days are computed from its records around them
 //! ([`crate::collector::report::records_around`]): everything from a day
 //! before, and the state-setting records before that.
 
 use crate::collector::report::{self, ReportError};
 use crate::collector::rollup::{self, DayRow};
-use crate::collector::schedule::Schedule;
+use crate::collector::schedule::{OfficeHours, Schedule};
 use crate::collector::store::{Device, Store};
 use crate::collector::uptime::{self, Params};
 use std::collections::HashMap;
@@ -122,10 +126,18 @@ pub async fn run_once(
             .into_iter()
             .map(|d| (d.id, d))
             .collect();
-        let keys: Vec<(String, Schedule)> = s
+        let offices = store.list_offices().await?;
+        let office_hours = offices
+            .iter()
+            .filter_map(|o| Some((o.code.as_str(), o.hours.as_deref()?)));
+        // Per schedule: its key, and its office hours (`office`: each office's own).
+        let keys: Vec<(String, Schedule, OfficeHours)> = s
             .schedules
             .iter()
-            .map(|x| (rollup::schedule_key(x), x.clone()))
+            .map(|x| {
+                let hours = x.office_hours(office_hours.clone());
+                (rollup::schedule_key(x), x.clone(), hours)
+            })
             .collect();
         for mark in due {
             let Some(dev) = devices.get(&mark.device_id) else {
@@ -150,7 +162,13 @@ pub async fn run_once(
                 let b = rollup::next_day(&tz, step[step.len() - 1]);
                 let recs = report::records_around(store.as_ref(), dev, a, b).await?;
                 let (rows, tls) = {
-                    let keys = keys.clone();
+                    let keys: Vec<(String, Schedule)> = keys
+                        .iter()
+                        .map(|(key, x, hours)| {
+                            let own = x.for_office(hours, dev.office.as_deref());
+                            (key.clone(), own.clone())
+                        })
+                        .collect();
                     let tz = tz.clone();
                     let step = step.to_vec();
                     let id = dev.id;

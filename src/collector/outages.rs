@@ -166,6 +166,7 @@ mod tests {
             division: "Dhaka".into(),
             district: "Dhaka".into(),
             upazila: "Savar".into(),
+            hours: None,
         }];
         let per = vec![
             (

@@ -540,10 +540,11 @@ pub async fn all_records(store: &dyn Store, device: &Device) -> Result<Vec<Rec>,
     }
 }
 
-/// The figures of one device over the query's window and schedule.
-pub fn device_figures(recs: &[Rec], q: &ReportQuery, now_ms: i64) -> Figures {
+/// The figures of one device over the query's window, within `schedule`
+/// (the query's, resolved for the device's office: [`Schedule::for_office`]).
+pub fn device_figures(recs: &[Rec], q: &ReportQuery, schedule: &Schedule, now_ms: i64) -> Figures {
     let tl = uptime::timeline(recs, q.from_ms, q.to_ms, now_ms, &Params::default());
-    uptime::figures(&tl, recs, &q.schedule.mask(q.from_ms, q.to_ms))
+    uptime::figures(&tl, recs, &schedule.mask(q.from_ms, q.to_ms))
 }
 
 /// The devices a reader sees (every registered device, revoked ones too:
@@ -581,6 +582,10 @@ pub fn select_devices(
 /// The figures of every device a reader sees (see [`select_devices`]), and
 /// the offices and the resolved branch filter.
 ///
+/// Each device's figures are within the query's schedule as it applies to
+/// the device's office ([`Schedule::for_office`]: `office` is each office's
+/// own hours).
+///
 /// Whole settled days are taken from the roll-ups of the query's schedule
 /// when every one of them is there and current for the device; the parts of
 /// the window before and after them are computed from the records, and the
@@ -616,6 +621,11 @@ pub async fn figures_in_scope(
     let (offices, all_devices, (sums, marks, all_ends)) =
         tokio::try_join!(store.list_offices(), store.list_devices(), rolled)?;
     let (devices, branch) = select_devices(all_devices, &offices, access, q.branch.as_ref())?;
+    let hours = q.schedule.office_hours(
+        offices
+            .iter()
+            .filter_map(|o| Some((o.code.as_str(), o.hours.as_deref()?))),
+    );
     let sums: HashMap<i64, rollup::DeviceSums> = sums
         .into_iter()
         .filter(|s| s.days == ndays)
@@ -631,6 +641,7 @@ pub async fn figures_in_scope(
     }
     let mut per_device = Vec::with_capacity(devices.len());
     for d in devices {
+        let sched = q.schedule.for_office(&hours, d.office.as_deref());
         let current = sums
             .get(&d.id)
             .filter(|_| marks.get(&d.id).is_some_and(|m| *m >= r1));
@@ -641,12 +652,12 @@ pub async fn figures_in_scope(
                 let mut pieces = Vec::new();
                 let mut joined = seg;
                 if q.from_ms < r0 {
-                    let (f, sg) = piece(store, &d, q, q.from_ms, r0, now_ms).await?;
+                    let (f, sg) = piece(store, &d, sched, q.from_ms, r0, now_ms).await?;
                     joined = sg.join(seg);
                     pieces.push(f);
                 }
                 if r1 < q.to_ms {
-                    let (f, sg) = piece(store, &d, q, r1, q.to_ms, now_ms).await?;
+                    let (f, sg) = piece(store, &d, sched, r1, q.to_ms, now_ms).await?;
                     joined = joined.join(sg);
                     pieces.push(f);
                 }
@@ -654,7 +665,7 @@ pub async fn figures_in_scope(
             }
             None => {
                 let recs = records_around(store, &d, q.from_ms, q.to_ms).await?;
-                device_figures(&recs, q, now_ms)
+                device_figures(&recs, q, sched, now_ms)
             }
         };
         per_device.push((d, f));
@@ -675,15 +686,15 @@ pub enum Uses {
 async fn piece(
     store: &dyn Store,
     d: &Device,
-    q: &ReportQuery,
+    sched: &Schedule,
     a: i64,
     b: i64,
     now_ms: i64,
 ) -> Result<(Figures, rollup::Seg), ReportError> {
     let recs = records_around(store, d, a, b).await?;
     let tl = uptime::timeline(&recs, a - 60_000, b, now_ms, &Params::default());
-    let f = uptime::figures(&tl, &recs, &q.schedule.mask(a, b));
-    let seg = rollup::Seg::of(&f, a, b, rollup::continues(&tl, &q.schedule, a));
+    let f = uptime::figures(&tl, &recs, &sched.mask(a, b));
+    let seg = rollup::Seg::of(&f, a, b, rollup::continues(&tl, sched, a));
     Ok((f, seg))
 }
 
@@ -1041,6 +1052,7 @@ mod tests {
             division: "Dhaka".into(),
             district: "Dhaka".into(),
             upazila: "Savar".into(),
+            hours: None,
         }];
         let per = vec![
             (dev(1, "a", Some("o1")), fig(90, 10)),
@@ -1133,6 +1145,7 @@ mod tests {
             division: "Dhaka".into(),
             district: "Dhaka".into(),
             upazila: "Savar".into(),
+            hours: None,
         }];
         let devices = vec![dev(1, "a", Some("o1")), dev(2, "b", None)];
         let (sel, b) = select_devices(

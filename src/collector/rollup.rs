@@ -43,6 +43,8 @@ const DAY_MS: i64 = 86_400_000;
 /// computed afresh rather than read from rows made with the old list).
 pub fn schedule_key(s: &Schedule) -> String {
     match s {
+        // Rows computed with each device's office hours.
+        Schedule::EachOffice(default) => format!("each-office/{}", schedule_key(default)),
         Schedule::OfficeHours { holidays, .. } if !holidays.is_empty() => {
             // FNV-1a over the dates, in order.
             let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -6,13 +6,16 @@
 //! Spellings accepted by [`parse_schedule`]:
 //! - `always`: every millisecond of the window counts (24/7; holidays do not
 //!   apply);
-//! - `office`: office hours with the defaults of the government circular:
-//!   time zone `Asia/Dhaka`, Sunday to Thursday, 09:00 to 17:00;
+//! - `office`: each office's own hours (the `hours` of the office in the
+//!   imported hierarchy), and for devices of offices without them (or of no
+//!   office) the defaults of the government circular: time zone
+//!   `Asia/Dhaka`, Sunday to Thursday, 09:00 to 17:00 ([`Schedule::EachOffice`]);
 //! - `office:<time zone>[:<days>[:<HH:MM>-<HH:MM>]]`, e.g.
 //!   `office:Asia/Dhaka:sun-thu:09:00-17:00`. Days are three-letter (or full)
 //!   English day names, ranges (`sun-thu`, wrapping like `fri-sun`) and lists
 //!   (`sun-tue,thu`). The closing time may be `24:00` (end of the day); opening
-//!   must be before closing (no shifts over midnight).
+//!   must be before closing (no shifts over midnight). Spelled out, it
+//!   applies to every device alike, whatever its office's hours.
 //!
 //! Holidays ([`parse_holidays`]) are whole local days, one `YYYY-MM-DD` per
 //! line, `#` starting a comment. Opening and closing times are local wall
@@ -56,7 +59,14 @@ pub enum Schedule {
         close: (u8, u8),
         holidays: BTreeSet<Date>,
     },
+    /// Each office's own hours where its office has them (see
+    /// [`Schedule::office_hours`] and [`Schedule::for_office`]), else this
+    /// default. Alone (without the offices) it is the default.
+    EachOffice(Box<Schedule>),
 }
+
+/// Each office's own schedule, by office code, for [`Schedule::EachOffice`].
+pub type OfficeHours = std::collections::HashMap<String, Schedule>;
 
 /// A schedule or holiday list that cannot be used; the message names the bad
 /// part and how to write it.
@@ -94,6 +104,9 @@ pub fn parse_schedule(spec: &str) -> Result<Schedule, ScheduleError> {
     if spec.eq_ignore_ascii_case("always") {
         return Ok(Schedule::Always);
     }
+    if spec.eq_ignore_ascii_case("office") {
+        return Ok(Schedule::EachOffice(Box::new(office_defaults()?)));
+    }
     let mut parts = spec.splitn(4, ':');
     let kind = parts.next().unwrap_or_default();
     if !kind.eq_ignore_ascii_case("office") {
@@ -114,6 +127,17 @@ pub fn parse_schedule(spec: &str) -> Result<Schedule, ScheduleError> {
         days,
         open,
         close,
+        holidays: BTreeSet::new(),
+    })
+}
+
+/// The circular's office hours: Asia/Dhaka, Sunday to Thursday, 09:00-17:00.
+fn office_defaults() -> Result<Schedule, ScheduleError> {
+    Ok(Schedule::OfficeHours {
+        tz: time_zone(DEFAULT_TZ)?,
+        days: [true, true, true, true, true, false, false],
+        open: (9, 0),
+        close: (17, 0),
         holidays: BTreeSet::new(),
     })
 }
@@ -238,10 +262,63 @@ fn parse_date(s: &str) -> Option<Date> {
 }
 
 impl Schedule {
+    /// The holidays it skips.
+    pub fn holidays(&self) -> BTreeSet<Date> {
+        match self {
+            Schedule::Always => BTreeSet::new(),
+            Schedule::EachOffice(default) => default.holidays(),
+            Schedule::OfficeHours { holidays, .. } => holidays.clone(),
+        }
+    }
+
+    /// For [`Schedule::EachOffice`]: the offices' own schedules, from
+    /// `(code, hours)` pairs (hours spelled as for [`parse_schedule`]), each
+    /// with this schedule's holidays. Empty for other schedules (they apply
+    /// to every device alike). An office whose hours do not parse (they are
+    /// checked when imported) keeps the default, with a warning.
+    pub fn office_hours<'a>(
+        &self,
+        offices: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> OfficeHours {
+        if !matches!(self, Schedule::EachOffice(_)) {
+            return OfficeHours::new();
+        }
+        let holidays = self.holidays();
+        offices
+            .into_iter()
+            .filter_map(|(code, spec)| match parse_schedule(spec) {
+                Ok(own) => {
+                    let own = match own {
+                        Schedule::EachOffice(default) => *default,
+                        s => s,
+                    };
+                    Some((code.to_string(), own.with_holidays(holidays.clone())))
+                }
+                Err(error) => {
+                    tracing::warn!(office = code, %error, "office hours do not parse; using the defaults");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// The schedule of a device of `office`: for [`Schedule::EachOffice`]
+    /// that office's own (from [`Schedule::office_hours`]) or else the
+    /// default; any other schedule is itself.
+    pub fn for_office<'a>(&'a self, hours: &'a OfficeHours, office: Option<&str>) -> &'a Schedule {
+        match self {
+            Schedule::EachOffice(default) => office.and_then(|o| hours.get(o)).unwrap_or(default),
+            other => other,
+        }
+    }
+
     /// Add holidays (office hours only: `always` means 24/7, holidays included).
     pub fn with_holidays(self, extra: BTreeSet<Date>) -> Self {
         match self {
             Schedule::Always => Schedule::Always,
+            Schedule::EachOffice(default) => {
+                Schedule::EachOffice(Box::new(default.with_holidays(extra)))
+            }
             Schedule::OfficeHours {
                 tz,
                 days,
@@ -267,6 +344,9 @@ impl Schedule {
     pub fn mask(&self, from: i64, to: i64) -> Vec<(i64, i64)> {
         if from >= to {
             return Vec::new();
+        }
+        if let Schedule::EachOffice(default) = self {
+            return default.mask(from, to);
         }
         let Schedule::OfficeHours {
             tz,
@@ -335,6 +415,7 @@ impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Schedule::Always => f.write_str("always"),
+            Schedule::EachOffice(_) => f.write_str("office"),
             Schedule::OfficeHours {
                 tz,
                 days,
@@ -401,15 +482,56 @@ mod tests {
     fn always_and_the_office_defaults() {
         assert_eq!(parse_schedule("always").unwrap(), Schedule::Always);
         assert_eq!(parse_schedule(" Always ").unwrap(), Schedule::Always);
-        let s = parse_schedule("office").unwrap();
+        // `office` alone: each office's own hours, the circular's by default.
+        let each = parse_schedule(" Office ").unwrap();
+        assert_eq!(each.to_string(), "office");
+        assert_eq!(parse_schedule(&each.to_string()).unwrap(), each);
+        let Schedule::EachOffice(s) = &each else {
+            panic!("{each:?}")
+        };
         assert_eq!(s.to_string(), "office:Asia/Dhaka:sun-thu:09:00-17:00");
         assert_eq!(
-            s,
+            **s,
             parse_schedule("office:Asia/Dhaka:sun-thu:09:00-17:00").unwrap()
         );
-        assert_eq!(parse_schedule(&s.to_string()).unwrap(), s);
+        assert_eq!(parse_schedule(&s.to_string()).unwrap(), **s);
+        let day = dhaka(2026, 11, 29, 0, 0);
+        assert_eq!(each.mask(day, day + DAY), s.mask(day, day + DAY));
         assert_eq!(Schedule::Always.mask(5, 10), vec![(5, 10)]);
         assert!(Schedule::Always.mask(10, 10).is_empty());
+    }
+
+    #[test]
+    fn each_office_resolves_to_its_own_hours_with_the_holidays() {
+        let holidays = parse_holidays("2026-11-30").unwrap();
+        let each = parse_schedule("office")
+            .unwrap()
+            .with_holidays(holidays.clone());
+        let hours = each.office_hours([
+            ("early", "office:Asia/Dhaka:sun-sat:07:00-15:00"),
+            ("plain", "office"),
+            ("broken", "office:Nowhere/City"),
+        ]);
+        assert_eq!(hours.len(), 2, "the broken one keeps the defaults");
+        let early = each.for_office(&hours, Some("early"));
+        assert_eq!(early.to_string(), "office:Asia/Dhaka:sun-sat:07:00-15:00");
+        assert_eq!(early.holidays(), holidays);
+        // Sunday 29 Nov: 07:00-15:00; Monday 30 Nov is a holiday.
+        let day = dhaka(2026, 11, 29, 0, 0);
+        assert_eq!(
+            early.mask(day, day + 2 * DAY),
+            vec![(dhaka(2026, 11, 29, 7, 0), dhaka(2026, 11, 29, 15, 0))]
+        );
+        let defaults = "office:Asia/Dhaka:sun-thu:09:00-17:00";
+        for office in [Some("plain"), Some("broken"), Some("unknown"), None] {
+            let s = each.for_office(&hours, office);
+            assert_eq!(s.to_string(), defaults, "{office:?}");
+            assert_eq!(s.holidays(), holidays);
+        }
+        // Any other schedule applies to every office alike.
+        let spelled = parse_schedule(defaults).unwrap();
+        assert!(spelled.office_hours([("early", "always")]).is_empty());
+        assert_eq!(*spelled.for_office(&hours, Some("early")), spelled);
     }
 
     #[test]
@@ -467,7 +589,9 @@ mod tests {
     fn holidays_are_removed() {
         let h = parse_holidays("# Victory Day\n2026-12-16\n\n2026-12-01  # made up\n").unwrap();
         assert_eq!(h.len(), 2);
-        let s = parse_schedule("office").unwrap().with_holidays(h);
+        let s = parse_schedule("office:Asia/Dhaka")
+            .unwrap()
+            .with_holidays(h);
         let from = dhaka(2026, 11, 29, 0, 0);
         let m = s.mask(from, from + 7 * DAY);
         // Sun, Mon, (Tue 1 Dec is a holiday), Wed, Thu.

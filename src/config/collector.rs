@@ -13,7 +13,7 @@
 //! log_format = "auto"
 //! log_level = "info"
 //! rollup_interval = "1m"                  # how often roll-ups are brought up to date
-//! rollup_schedules = ["always", "office"] # schedules reports over whole days read from roll-ups
+//! rollup_schedules = ["always", "office"] # schedules reports over whole days read from roll-ups ("office": each office's own hours)
 //! raw_retention_days = 90                 # minute summaries kept this long; 0 keeps them for ever
 //! holidays_file = "/etc/linkwatch/holidays.txt"  # optional: one YYYY-MM-DD per line
 //! ```

@@ -61,6 +61,11 @@ pub struct Office {
     pub division: String,
     pub district: String,
     pub upazila: String,
+    /// The office's own hours, spelled as a report's `schedule` (e.g.
+    /// `office:Asia/Dhaka:sun-thu:08:00-16:00`): what the `office` schedule
+    /// means for its devices. `None`: the circular's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<String>,
 }
 
 /// An API token of the read API, as stored (never the token itself).
@@ -147,6 +152,8 @@ pub trait Store: Send + Sync + 'static {
     /// Revoke a device's token; false when no such device.
     async fn revoke_device(&self, name: &str) -> Result<bool, StoreError>;
     /// Insert or update offices by code; returns how many rows were written.
+    /// The roll-ups of devices of offices whose `hours` change are due
+    /// again (the maintainer recomputes the days whose records are kept).
     async fn upsert_offices(&self, offices: &[Office]) -> Result<usize, StoreError>;
     async fn list_offices(&self) -> Result<Vec<Office>, StoreError>;
     /// Store a validated batch of one device idempotently on (device, seq):

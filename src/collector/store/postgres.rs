@@ -46,6 +46,9 @@ const SCAN_CHUNK: i64 = 4_096;
 /// Columns `id, name, office, revoked, acked, created_at` of a device row.
 type DeviceRow = (i64, String, Option<String>, bool, i64, i64);
 
+/// Columns of an office row, in [`Office`] field order.
+type OfficeRow = (String, String, String, String, String, Option<String>);
+
 /// Columns of a record row, in [`StoredRecord`] field order.
 type RecordRow = (i64, i64, i64, i64, String, String, String, i64);
 
@@ -547,6 +550,7 @@ impl Store for PgStore {
             last.insert(&o.code, i);
         }
         let mut cols: [Vec<&str>; 5] = Default::default();
+        let mut hours: Vec<Option<&str>> = Vec::new();
         for (i, o) in offices.iter().enumerate() {
             if last[o.code.as_str()] == i {
                 for (col, v) in
@@ -555,42 +559,68 @@ impl Store for PgStore {
                 {
                     col.push(v);
                 }
+                hours.push(o.hours.as_deref());
             }
         }
         let [code, name, division, district, upazila] = cols;
+        let e = query_err;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(e("upsert offices: begin"))?;
+        // The devices of offices whose hours change: their roll-ups of the
+        // `office` schedule are due again (the maintainer recomputes the
+        // days whose raw records are kept).
+        sqlx::query(
+            "UPDATE rollup_dirty SET from_ms = LEAST(from_ms, 0), version = version + 1 \
+             WHERE device_id IN (SELECT d.id FROM devices d \
+             JOIN offices o ON o.code = d.office \
+             JOIN UNNEST($1::text[], $2::text[]) AS n(code, hours) ON n.code = o.code \
+             WHERE o.hours IS DISTINCT FROM n.hours)",
+        )
+        .bind(&code)
+        .bind(&hours)
+        .execute(&mut *tx)
+        .await
+        .map_err(e("upsert offices: mark roll-ups"))?;
         let done = sqlx::query(
-            "INSERT INTO offices (code, name, division, district, upazila) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+            "INSERT INTO offices (code, name, division, district, upazila, hours) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::text[]) \
              ON CONFLICT (code) DO UPDATE SET name = excluded.name, \
              division = excluded.division, district = excluded.district, \
-             upazila = excluded.upazila",
+             upazila = excluded.upazila, hours = excluded.hours",
         )
         .bind(code)
         .bind(name)
         .bind(division)
         .bind(district)
         .bind(upazila)
-        .execute(&self.pool)
+        .bind(hours)
+        .execute(&mut *tx)
         .await
-        .map_err(query_err("upsert offices"))?;
+        .map_err(e("upsert offices"))?;
+        tx.commit().await.map_err(e("upsert offices: commit"))?;
         Ok(done.rows_affected() as usize)
     }
 
     async fn list_offices(&self) -> Result<Vec<Office>, StoreError> {
-        let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
-            "SELECT code, name, division, district, upazila FROM offices ORDER BY code",
+        let rows: Vec<OfficeRow> = sqlx::query_as(
+            "SELECT code, name, division, district, upazila, hours FROM offices ORDER BY code",
         )
         .fetch_all(&self.pool)
         .await
         .map_err(query_err("list offices"))?;
         Ok(rows
             .into_iter()
-            .map(|(code, name, division, district, upazila)| Office {
+            .map(|(code, name, division, district, upazila, hours)| Office {
                 code,
                 name,
                 division,
                 district,
                 upazila,
+                hours,
             })
             .collect())
     }

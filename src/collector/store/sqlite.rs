@@ -55,6 +55,9 @@ const MAX_CONNECTIONS: u32 = 8;
 /// Columns `id, name, office, revoked, acked, created_at` of a device row.
 type DeviceRow = (i64, String, Option<String>, bool, i64, i64);
 
+/// Columns of an office row, in [`Office`] field order.
+type OfficeRow = (String, String, String, String, String, Option<String>);
+
 /// Columns of a record row, in [`StoredRecord`] field order.
 type RecordRow = (i64, i64, i64, i64, String, String, String, i64);
 
@@ -526,6 +529,13 @@ impl Store for SqliteStore {
         for (i, o) in offices.iter().enumerate() {
             last.insert(&o.code, i);
         }
+        let before: HashMap<String, Option<String>> =
+            sqlx::query_as("SELECT code, hours FROM offices")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(e("upsert offices: read"))?
+                .into_iter()
+                .collect();
         let mut written = 0;
         for (_, o) in offices
             .iter()
@@ -533,41 +543,53 @@ impl Store for SqliteStore {
             .filter(|&(i, o)| last[o.code.as_str()] == i)
         {
             written += sqlx::query(
-                "INSERT INTO offices (code, name, division, district, upazila) \
-                 VALUES (?, ?, ?, ?, ?) \
+                "INSERT INTO offices (code, name, division, district, upazila, hours) \
+                 VALUES (?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (code) DO UPDATE SET name = excluded.name, \
                  division = excluded.division, district = excluded.district, \
-                 upazila = excluded.upazila",
+                 upazila = excluded.upazila, hours = excluded.hours",
             )
             .bind(&o.code)
             .bind(&o.name)
             .bind(&o.division)
             .bind(&o.district)
             .bind(&o.upazila)
+            .bind(&o.hours)
             .execute(&mut *tx)
             .await
             .map_err(e("upsert offices"))?
             .rows_affected() as usize;
+            if before.get(&o.code).is_some_and(|h| *h != o.hours) {
+                sqlx::query(
+                    "UPDATE rollup_dirty SET from_ms = MIN(from_ms, 0), version = version + 1 \
+                     WHERE device_id IN (SELECT id FROM devices WHERE office = ?)",
+                )
+                .bind(&o.code)
+                .execute(&mut *tx)
+                .await
+                .map_err(e("upsert offices: mark roll-ups"))?;
+            }
         }
         tx.commit().await.map_err(e("upsert offices: commit"))?;
         Ok(written)
     }
 
     async fn list_offices(&self) -> Result<Vec<Office>, StoreError> {
-        let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
-            "SELECT code, name, division, district, upazila FROM offices ORDER BY code",
+        let rows: Vec<OfficeRow> = sqlx::query_as(
+            "SELECT code, name, division, district, upazila, hours FROM offices ORDER BY code",
         )
         .fetch_all(&self.pool)
         .await
         .map_err(query_err("list offices"))?;
         Ok(rows
             .into_iter()
-            .map(|(code, name, division, district, upazila)| Office {
+            .map(|(code, name, division, district, upazila, hours)| Office {
                 code,
                 name,
                 division,
                 district,
                 upazila,
+                hours,
             })
             .collect())
     }
