@@ -282,9 +282,8 @@ async fn bench_report(url: String, backend: &'static str) {
     let after = instant("2026-11-15T12:00:00+06:00");
     let days = rollup::days_between(&tz, rollup::day_start(&tz, from), to);
     assert_eq!(days.len(), 30, "30 local days from {FROM} to {TO}");
-    let office_key = schedule::parse_schedule("office")
-        .expect("office schedule")
-        .to_string();
+    let office_key =
+        rollup::schedule_key(&schedule::parse_schedule("office").expect("office schedule"));
 
     let t = Instant::now();
     let offices = offices();
@@ -469,7 +468,7 @@ async fn report_parts(
     let tz = rollup::day_tz();
     let (r0, r1) = rollup::whole_days(&tz, q.from_ms, q.to_ms);
     let r1 = r1.min(rollup::day_start(&tz, now)).max(r0);
-    let key = q.schedule.to_string();
+    let key = rollup::schedule_key(&q.schedule);
     let offices = best_of_3(|| async { store.list_offices().await.expect("offices") }).await;
     let devices = best_of_3(|| async { store.list_devices().await.expect("devices") }).await;
     let sums = best_of_3(|| async { store.rollup_sums(&key, r0, r1).await.expect("sums") }).await;
