@@ -145,6 +145,101 @@ pub(super) fn answer(
     }
 }
 
+/// Write a group inside the open transaction on `conn` (the caller begins
+/// and commits it). The batches of devices that appear once in the group go
+/// first, together, with `write` (the adapter's multi-batch writer) inside
+/// one savepoint; when that fails, and for a device's further batches, each
+/// batch is written alone inside a savepoint of its own, so that a failing
+/// batch is rolled back alone. Both in device order. `Err` (operation,
+/// message) when a savepoint statement failed: then the transaction as a
+/// whole is lost.
+pub(super) async fn write_in<DB, W>(
+    conn: &mut DB::Connection,
+    group: &[Job],
+    write: W,
+) -> Result<Vec<Result<Ack, StoreError>>, (&'static str, String)>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    W: AsyncFn(&mut DB::Connection, &[&Job]) -> Result<Vec<Ack>, sqlx::Error>,
+{
+    let mut results: Vec<Option<Result<Ack, StoreError>>> = group.iter().map(|_| None).collect();
+    let mut together = distinct(group);
+    together.sort_by_key(|&i| group[i].device_id);
+    let jobs: Vec<&Job> = together.iter().map(|&i| &group[i]).collect();
+    if let Ok(acks) = in_savepoint::<DB, W>(conn, &jobs, &write).await? {
+        for (&i, ack) in together.iter().zip(acks) {
+            results[i] = Some(Ok(ack));
+        }
+    } else if jobs.len() > 1 {
+        tracing::warn!(
+            batches = jobs.len(),
+            "ingest: writing a group together failed; writing its batches one by one"
+        );
+    }
+    let mut alone: Vec<usize> = (0..group.len()).filter(|&i| results[i].is_none()).collect();
+    alone.sort_by_key(|&i| group[i].device_id);
+    for i in alone {
+        let outcome = in_savepoint::<DB, W>(conn, &[&group[i]], &write).await?;
+        results[i] =
+            Some(
+                outcome
+                    .map(|mut acks| acks.remove(0))
+                    .map_err(|source| StoreError::Query {
+                        op: "ingest",
+                        source,
+                    }),
+            );
+    }
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// `write` inside a savepoint, rolled back when it fails. The outer `Err`
+/// (operation, message) is a failure of the savepoint statements themselves.
+async fn in_savepoint<DB, W>(
+    conn: &mut DB::Connection,
+    jobs: &[&Job],
+    write: &W,
+) -> Result<Result<Vec<Ack>, sqlx::Error>, (&'static str, String)>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    W: AsyncFn(&mut DB::Connection, &[&Job]) -> Result<Vec<Ack>, sqlx::Error>,
+{
+    // The same statements in SQLite and PostgreSQL.
+    exec::<DB>(conn, "ingest: savepoint", "SAVEPOINT batch").await?;
+    let outcome = write(conn, jobs).await;
+    if outcome.is_err() {
+        exec::<DB>(
+            conn,
+            "ingest: rollback to savepoint",
+            "ROLLBACK TO SAVEPOINT batch",
+        )
+        .await?;
+    }
+    exec::<DB>(conn, "ingest: release savepoint", "RELEASE SAVEPOINT batch").await?;
+    Ok(outcome)
+}
+
+async fn exec<DB>(
+    conn: &mut DB::Connection,
+    op: &'static str,
+    sql: &'static str,
+) -> Result<(), (&'static str, String)>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+{
+    sqlx::query::<DB>(sql)
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| (op, e.to_string()))
+}
+
 /// Indices of the batches whose device appears only once in `group`: those
 /// can be written together. (A device's second batch depends on the first's
 /// outcome, so it is written on its own after them.)

@@ -213,15 +213,12 @@ async fn group_writer(pool: PgPool, queue: Arc<tokio::sync::Mutex<mpsc::Receiver
     }
 }
 
-/// Write a group in one transaction. Devices are locked in id order, all at
-/// once (so writers and replicas never deadlock): by [`write_together`]
-/// when every device appears once in the group, else up front. The
-/// batches of devices that appear once in the group go together
-/// ([`write_together`]) inside one savepoint; when that fails, and for a
-/// device's further batches, each batch is written alone inside a savepoint
-/// of its own, so that a failing batch is rolled back alone. `Err`
-/// (operation, message) when the transaction as a whole failed: then nothing
-/// of the group is stored.
+/// Write a group in one transaction ([`group::write_in`], with
+/// [`write_together`]). Devices are locked in id order, all at once (so
+/// writers and replicas never deadlock): by [`write_together`] when every
+/// device appears once in the group, else up front. `Err` (operation,
+/// message) when the transaction as a whole failed: then nothing of the
+/// group is stored.
 async fn write_group(
     pool: &PgPool,
     group: &[Job],
@@ -242,68 +239,11 @@ async fn write_group(
             .await
             .map_err(|e| ("ingest: lock devices", e.to_string()))?;
     }
-    let mut results: Vec<Option<Result<Ack, StoreError>>> = group.iter().map(|_| None).collect();
-    // In device order, so that the roll-up marks are also written in id order.
-    let mut together = together;
-    together.sort_by_key(|&i| group[i].device_id);
-    let jobs: Vec<&Job> = together.iter().map(|&i| &group[i]).collect();
-    if let Ok(acks) = in_savepoint(&mut tx, &jobs).await? {
-        for (&i, ack) in together.iter().zip(acks) {
-            results[i] = Some(Ok(ack));
-        }
-    } else if jobs.len() > 1 {
-        tracing::warn!(
-            batches = jobs.len(),
-            "ingest: writing a group together failed; writing its batches one by one"
-        );
-    }
-    // Alone, in device order: a rolled-back savepoint released its row locks,
-    // and taking them again in id order keeps writers from deadlocking.
-    let mut alone: Vec<usize> = (0..group.len()).filter(|&i| results[i].is_none()).collect();
-    alone.sort_by_key(|&i| group[i].device_id);
-    for i in alone {
-        {
-            let (job, result) = (&group[i], &mut results[i]);
-            let outcome = in_savepoint(&mut tx, &[job]).await?;
-            *result = Some(
-                outcome
-                    .map(|mut acks| acks.remove(0))
-                    .map_err(query_err("ingest")),
-            );
-        }
-    }
+    let results = group::write_in::<sqlx::Postgres, _>(&mut tx, group, write_together).await?;
     tx.commit()
         .await
         .map_err(|e| ("ingest: commit", e.to_string()))?;
-    Ok(results.into_iter().flatten().collect())
-}
-
-/// [`write_together`] inside a savepoint, rolled back when it fails. The
-/// outer `Err` (operation, message) is a failure of the savepoint statements
-/// themselves, which ends the whole transaction.
-async fn in_savepoint(
-    conn: &mut PgConnection,
-    jobs: &[&Job],
-) -> Result<Result<Vec<Ack>, sqlx::Error>, (&'static str, String)> {
-    let exec = async |conn: &mut PgConnection, op: &'static str, sql: &'static str| {
-        sqlx::query(sql)
-            .execute(conn)
-            .await
-            .map(|_| ())
-            .map_err(|e| (op, e.to_string()))
-    };
-    exec(conn, "ingest: savepoint", "SAVEPOINT batch").await?;
-    let outcome = write_together(conn, jobs).await;
-    if outcome.is_err() {
-        exec(
-            conn,
-            "ingest: rollback to savepoint",
-            "ROLLBACK TO SAVEPOINT batch",
-        )
-        .await?;
-    }
-    exec(conn, "ingest: release savepoint", "RELEASE SAVEPOINT batch").await?;
-    Ok(outcome)
+    Ok(results)
 }
 
 /// Write the batches of distinct devices (one, or a group's) with a handful of statements for all of them: one read (and lock,

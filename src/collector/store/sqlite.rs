@@ -234,12 +234,9 @@ async fn group_writer(
     }
 }
 
-/// Write a group in one transaction. The batches of devices that appear once
-/// in the group go first, together ([`write_together`]), inside one
-/// savepoint; when that fails, and for a device's further batches in the
-/// group, each batch is written alone inside a savepoint of its own, so that a
-/// failing batch is rolled back alone. `Err` (operation, message) when the
-/// transaction as a whole failed: then nothing of the group is stored.
+/// Write a group in one transaction ([`group::write_in`], with
+/// [`write_together`]). `Err` (operation, message) when the transaction as a
+/// whole failed: then nothing of the group is stored.
 async fn write_group(
     pool: &SqlitePool,
     group: &[Job],
@@ -248,57 +245,11 @@ async fn write_group(
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(|e| ("ingest: begin", e.to_string()))?;
-    let mut results: Vec<Option<Result<Ack, StoreError>>> = group.iter().map(|_| None).collect();
-    let together = group::distinct(group);
-    let jobs: Vec<&Job> = together.iter().map(|&i| &group[i]).collect();
-    if let Ok(acks) = in_savepoint(&mut tx, &jobs).await? {
-        for (&i, ack) in together.iter().zip(acks) {
-            results[i] = Some(Ok(ack));
-        }
-    } else if jobs.len() > 1 {
-        tracing::warn!(
-            batches = jobs.len(),
-            "ingest: writing a group together failed; writing its batches one by one"
-        );
-    }
-    for (job, result) in group.iter().zip(results.iter_mut()) {
-        if result.is_none() {
-            let outcome = in_savepoint(&mut tx, &[job]).await?;
-            *result = Some(
-                outcome
-                    .map(|mut acks| acks.remove(0))
-                    .map_err(query_err("ingest")),
-            );
-        }
-    }
+    let results = group::write_in::<Sqlite, _>(&mut tx, group, write_together).await?;
     tx.commit()
         .await
         .map_err(|e| ("ingest: commit", e.to_string()))?;
-    Ok(results.into_iter().flatten().collect())
-}
-
-/// [`write_together`] inside a savepoint, rolled back when it fails. The
-/// outer `Err` (operation, message) is a failure of the savepoint statements
-/// themselves, which ends the whole transaction.
-async fn in_savepoint(
-    conn: &mut SqliteConnection,
-    jobs: &[&Job],
-) -> Result<Result<Vec<Ack>, sqlx::Error>, (&'static str, String)> {
-    let exec = async |conn: &mut SqliteConnection, op: &'static str, sql: &'static str| {
-        sqlx::query(sql)
-            .persistent(true)
-            .execute(conn)
-            .await
-            .map(|_| ())
-            .map_err(|e| (op, e.to_string()))
-    };
-    exec(conn, "ingest: savepoint", "SAVEPOINT batch").await?;
-    let outcome = write_together(conn, jobs).await;
-    if outcome.is_err() {
-        exec(conn, "ingest: rollback to savepoint", "ROLLBACK TO batch").await?;
-    }
-    exec(conn, "ingest: release savepoint", "RELEASE batch").await?;
-    Ok(outcome)
+    Ok(results)
 }
 
 /// Write the batches of distinct devices (one, or a group's) with a
