@@ -28,6 +28,7 @@
 mod common;
 
 use common::db::Db;
+use common::{ms, thousands};
 use futures::StreamExt;
 use linkwatch::agent::spool::Spool;
 use linkwatch::agent::upload::Uploader;
@@ -81,23 +82,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
         .as_millis() as i64
-}
-
-/// 108000 -> "108,000".
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// The `q` quantile of sorted values (nearest rank).

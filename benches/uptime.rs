@@ -25,6 +25,7 @@
 mod common;
 
 use common::db::Db;
+use common::{ms, thousands};
 use futures::StreamExt;
 use linkwatch::collector::maintainer::{self, RollupSettings};
 use linkwatch::collector::read_api;
@@ -73,27 +74,10 @@ fn instant(text: &str) -> i64 {
     report::parse_instant("bench", text).expect("bench time")
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 /// (min, median) of durations, in ms.
 fn min_median(v: &mut [Duration]) -> (f64, f64) {
     v.sort();
     (ms(v[0]), ms(v[v.len() / 2]))
-}
-
-/// 108000 -> "108,000".
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn met(ok: bool) -> &'static str {

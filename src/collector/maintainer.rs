@@ -72,6 +72,16 @@ pub struct RoundStats {
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The start of the oldest day ever (re)computed: the raw retention (or
+/// [`report::MAX_RANGE_DAYS`] when raw data is kept for ever) before `now_ms`.
+fn oldest_day(s: &RollupSettings, tz: &jiff::tz::TimeZone, now_ms: i64) -> i64 {
+    let back_days = s
+        .raw_retention_days
+        .unwrap_or(report::MAX_RANGE_DAYS)
+        .max(1);
+    rollup::day_start(tz, now_ms - back_days * DAY_MS)
+}
+
 /// When the collector starts: a schedule with no day rows yet (newly
 /// configured, or its holiday list changed) while others have some makes
 /// every device's days from the oldest kept day on due again. Returns how
@@ -89,12 +99,7 @@ pub async fn start(
     if !missing {
         return Ok(0);
     }
-    let back_days = s
-        .raw_retention_days
-        .unwrap_or(report::MAX_RANGE_DAYS)
-        .max(1);
-    let oldest = rollup::day_start(&tz, now_ms - back_days * DAY_MS);
-    let n = store.mark_all_dirty(oldest).await?;
+    let n = store.mark_all_dirty(oldest_day(s, &tz, now_ms)).await?;
     if n > 0 {
         tracing::info!(
             devices = n,
@@ -113,11 +118,7 @@ pub async fn run_once(
     let tz = rollup::day_tz();
     let mut stats = RoundStats::default();
     let settled = rollup::settled_before(now_ms);
-    let back_days = s
-        .raw_retention_days
-        .unwrap_or(report::MAX_RANGE_DAYS)
-        .max(1);
-    let oldest = rollup::day_start(&tz, now_ms - back_days * DAY_MS);
+    let oldest = oldest_day(s, &tz, now_ms);
     let due = store.dirty_due(settled, DEVICES_PER_ROUND).await?;
     if !due.is_empty() {
         let devices: HashMap<i64, Device> = store

@@ -5,7 +5,7 @@
 //! of statements for the whole group; this module holds the pure part of
 //! that: which batches qualify ([`distinct`]), what a device's `acked`
 //! becomes ([`acked_after`]) and each batch's answer and roll-up mark
-//! ([`settle`]).
+//! ([`Writes`]).
 
 use super::{Ack, Record, StoreError, advance_contiguous};
 use crate::collector::rollup;
@@ -264,31 +264,40 @@ pub(super) fn acked_after(acked: i64, inserted: &mut [(i64, i64)], beyond: i64) 
     (beyond == mine).then(|| advance_contiguous(acked, inserted))
 }
 
-/// What a batch written together leaves to write besides its records.
-pub(super) struct Settled {
-    pub ack: Ack,
-    /// `acked` moved: the device's new value.
-    pub acked: Option<i64>,
-    /// The roll-up mark: (from_ms, lower an existing mark?).
-    pub mark: Option<(i64, bool)>,
+/// The answers to batches written together and what they leave to write
+/// besides their records.
+#[derive(Default)]
+pub(super) struct Writes {
+    /// Each batch's answer, in the order added.
+    pub acks: Vec<Ack>,
+    /// Devices whose `acked` moved: (device, new `acked`).
+    pub moved: Vec<(i64, i64)>,
+    /// Roll-up marks to make sure of: (device, from_ms).
+    pub keep: Vec<(i64, i64)>,
+    /// Roll-up marks to lower to from_ms (see `rollup::lowers_mark`).
+    pub lower: Vec<(i64, i64)>,
 }
 
-/// The answer to a batch and its writes, from the device's `acked` before
-/// and after and the number of records stored.
-pub(super) fn settle(job: &Job, before: i64, after: i64, stored: u64) -> Settled {
-    let total = job.rows.len() as u64;
-    Settled {
-        ack: Ack {
+impl Writes {
+    /// Add a batch, given the device's `acked` before and after it and the
+    /// number of its records stored.
+    pub fn add(&mut self, job: &Job, before: i64, after: i64, stored: u64) {
+        let total = job.rows.len() as u64;
+        self.acks.push(Ack {
             acked: after as u64,
             stored: u32::try_from(stored).unwrap_or(u32::MAX),
             duplicates: u32::try_from(total.saturating_sub(stored)).unwrap_or(u32::MAX),
-        },
-        acked: (after != before).then_some(after),
-        mark: job
-            .fresh(before)
-            .map(|r| r.reach_ms)
-            .min()
-            .map(|reach| (reach, rollup::lowers_mark(reach, job.now_ms))),
+        });
+        if after != before {
+            self.moved.push((job.device_id, after));
+        }
+        if let Some(reach) = job.fresh(before).map(|r| r.reach_ms).min() {
+            if rollup::lowers_mark(reach, job.now_ms) {
+                self.lower.push((job.device_id, reach));
+            } else {
+                self.keep.push((job.device_id, reach));
+            }
+        }
     }
 }
 
@@ -339,22 +348,28 @@ mod tests {
     }
 
     #[test]
-    fn settle_answers_and_marks_from_fresh_records() {
+    fn writes_answer_and_mark_from_fresh_records() {
         let j = job(1, &[(3, 3), (5, 5), (6, 6)]);
-        let s = settle(&j, 4, 6, 2);
+        let mut w = Writes::default();
+        w.add(&j, 4, 6, 2);
         assert_eq!(
-            s.ack,
-            Ack {
+            w.acks,
+            [Ack {
                 acked: 6,
                 stored: 2,
                 duplicates: 1
-            }
+            }]
         );
-        assert_eq!(s.acked, Some(6));
-        // The mark starts at the earliest fresh record (seq 5), not seq 3.
-        assert_eq!(s.mark.map(|m| m.0), Some(5_000));
-        let unchanged = settle(&j, 6, 6, 0);
-        assert_eq!(unchanged.acked, None);
-        assert!(unchanged.mark.is_none(), "nothing fresh, nothing to mark");
+        assert_eq!(w.moved, [(1, 6)]);
+        // The mark starts at the earliest fresh record (seq 5), not seq 3;
+        // long before `now_ms`, so it lowers an existing mark.
+        assert_eq!((w.lower.as_slice(), w.keep.len()), (&[(1, 5_000)][..], 0));
+        let mut unchanged = Writes::default();
+        unchanged.add(&j, 6, 6, 0);
+        assert!(unchanged.moved.is_empty());
+        assert!(
+            unchanged.lower.is_empty() && unchanged.keep.is_empty(),
+            "nothing fresh, nothing to mark"
+        );
     }
 }

@@ -310,9 +310,7 @@ async fn write_together(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Ac
     .await?
     .into_iter()
     .collect();
-    let mut acks = Vec::with_capacity(jobs.len());
-    let (mut moved_id, mut moved_acked) = (Vec::new(), Vec::new());
-    let mut marks: [(Vec<i64>, Vec<i64>); 2] = Default::default();
+    let mut w = group::Writes::default();
     for job in jobs {
         let a = acked[&job.device_id];
         let mut ranges = inserted.remove(&job.device_id).unwrap_or_default();
@@ -321,19 +319,11 @@ async fn write_together(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Ac
             Some(after) => after,
             None => advance(conn, job.device_id, a, &job.rows).await?,
         };
-        let settled = group::settle(job, a, after, stored);
-        if let Some(after) = settled.acked {
-            moved_id.push(job.device_id);
-            moved_acked.push(after);
-        }
-        if let Some((reach, lower)) = settled.mark {
-            let m = &mut marks[usize::from(lower)];
-            m.0.push(job.device_id);
-            m.1.push(reach);
-        }
-        acks.push(settled.ack);
+        w.add(job, a, after, stored);
     }
-    if !moved_id.is_empty() {
+    let columns = |pairs: &[(i64, i64)]| -> (Vec<i64>, Vec<i64>) { pairs.iter().copied().unzip() };
+    if !w.moved.is_empty() {
+        let (moved_id, moved_acked) = columns(&w.moved);
         sqlx::query(
             "UPDATE devices SET acked = v.a FROM UNNEST($1::bigint[], $2::bigint[]) AS v(id, a) \
              WHERE devices.id = v.id",
@@ -343,9 +333,8 @@ async fn write_together(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Ac
         .execute(&mut *conn)
         .await?;
     }
-    // [0]: make sure there is a mark; [1]: lower it (see `rollup::lowers_mark`).
-    for (lower, (id, from)) in [false, true].into_iter().zip(&marks) {
-        if id.is_empty() {
+    for (marks, lower) in [(&w.keep, false), (&w.lower, true)] {
+        if marks.is_empty() {
             continue;
         }
         let sql = if lower {
@@ -359,13 +348,14 @@ async fn write_together(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Ac
              SELECT d, f, 1 FROM UNNEST($1::bigint[], $2::bigint[]) AS m(d, f) \
              ON CONFLICT (device_id) DO NOTHING"
         };
+        let (id, from) = columns(marks);
         sqlx::query(sql)
             .bind(id)
             .bind(from)
             .execute(&mut *conn)
             .await?;
     }
-    Ok(acks)
+    Ok(w.acks)
 }
 
 /// Records of several batches as column arrays, for `UNNEST`.

@@ -328,10 +328,7 @@ async fn write_together(
         .await?
         .into_iter()
         .collect();
-    let mut acks = Vec::with_capacity(jobs.len());
-    let mut moved: Vec<(i64, i64)> = Vec::new();
-    let mut lower: Vec<(i64, i64)> = Vec::new();
-    let mut keep: Vec<(i64, i64)> = Vec::new();
+    let mut w = group::Writes::default();
     for job in jobs {
         let a = acked[&job.device_id];
         let mut ranges = inserted.remove(&job.device_id).unwrap_or_default();
@@ -340,18 +337,11 @@ async fn write_together(
             Some(after) => after,
             None => advance(conn, job.device_id, a, &job.rows).await?,
         };
-        let settled = group::settle(job, a, after, stored);
-        moved.extend(settled.acked.map(|after| (job.device_id, after)));
-        match settled.mark {
-            Some((reach, true)) => lower.push((job.device_id, reach)),
-            Some((reach, false)) => keep.push((job.device_id, reach)),
-            None => {}
-        }
-        acks.push(settled.ack);
+        w.add(job, a, after, stored);
     }
-    if !moved.is_empty() {
+    if !w.moved.is_empty() {
         let mut update = QueryBuilder::<Sqlite>::new("UPDATE devices SET acked = v.column2 FROM (");
-        update.push_values(&moved, |mut b, &(id, a)| {
+        update.push_values(&w.moved, |mut b, &(id, a)| {
             b.push_bind(id).push_bind(a);
         });
         update.push(") AS v WHERE devices.id = v.column1");
@@ -359,11 +349,11 @@ async fn write_together(
     }
     for (marks, conflict) in [
         (
-            &lower,
+            &w.lower,
             " ON CONFLICT (device_id) DO UPDATE SET \
              from_ms = MIN(from_ms, excluded.from_ms), version = version + 1",
         ),
-        (&keep, " ON CONFLICT (device_id) DO NOTHING"),
+        (&w.keep, " ON CONFLICT (device_id) DO NOTHING"),
     ] {
         if marks.is_empty() {
             continue;
@@ -376,7 +366,7 @@ async fn write_together(
         mark.push(conflict);
         mark.build().persistent(false).execute(&mut *conn).await?;
     }
-    Ok(acks)
+    Ok(w.acks)
 }
 
 #[async_trait::async_trait]
