@@ -1,7 +1,7 @@
 //! PostgreSQL adapter of the [`super::Store`] trait: the store of larger
 //! deployments, possibly shared by several collector replicas.
 //!
-//! **Group commit.** Ingest goes through [`WRITERS`] writer tasks (see
+//! **Group commit.** Ingest goes through `ingest::WRITERS` writer tasks (see
 //! `super::group`): the batches that queued while a writer was busy are
 //! written in one transaction, which first locks every device of the group
 //! (`SELECT ... ORDER BY id FOR UPDATE`: one order for all writers and
@@ -20,14 +20,15 @@
 //! - ingest for an unknown device id fails with
 //!   `StoreError::Query { op: "ingest", source: sqlx::Error::RowNotFound }`.
 
-use super::group::{self, Job, Row};
+mod ingest;
+
+use super::group::{self, Job};
 use super::{
     Ack, ApiToken, ApiTokenRow, Device, Dirty, Office, Record, Store, StoreError, StoredRecord,
-    advance_contiguous, api_token, day_row_columns, day_sums_select, device_sums, push_day_rows,
+    api_token, day_row_columns, day_sums_select, device_sums, push_day_rows,
 };
 use crate::collector::access::{Branch, Role};
 use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
-use sqlx::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -37,11 +38,6 @@ use tokio::sync::mpsc;
 
 /// Connections per collector process.
 const MAX_CONNECTIONS: u32 = 16;
-/// Group-commit writers per collector process (each writes one group at a
-/// time; two let one build its group while the other waits for a commit).
-const WRITERS: usize = 2;
-/// Stored ranges read per step while advancing `acked`.
-const SCAN_CHUNK: i64 = 4_096;
 
 /// Columns `id, name, office, revoked, acked, created_at` of a device row.
 type DeviceRow = (i64, String, Option<String>, bool, i64, i64);
@@ -127,9 +123,9 @@ impl PgStore {
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let (jobs, queue) = mpsc::channel(group::QUEUE);
         let queue = Arc::new(tokio::sync::Mutex::new(queue));
-        for _ in 0..WRITERS {
+        for _ in 0..ingest::WRITERS {
             // Each ends when the store (the only sender) is dropped.
-            tokio::spawn(group_writer(pool.clone(), queue.clone()));
+            tokio::spawn(ingest::group_writer(pool.clone(), queue.clone()));
         }
         Ok(PgStore { pool, jobs })
     }
@@ -146,243 +142,6 @@ impl PgStore {
             .await
             .map(|r| r.map(device))
             .map_err(query_err(op))
-    }
-}
-
-/// The highest contiguous sequence number stored for `device_id`, starting
-/// from `acked`. Every ingest leaves no stored range with
-/// `seq <= acked < seq_end`, so only records of `batch` can start at or
-/// below `acked` and still reach beyond it; the rest is a scan of
-/// `seq > acked` along the primary key.
-async fn advance(
-    conn: &mut PgConnection,
-    device_id: i64,
-    acked: i64,
-    batch: &[Row],
-) -> Result<i64, sqlx::Error> {
-    let mut h = acked;
-    for seq in batch
-        .iter()
-        .filter(|r| r.seq <= acked && r.seq_end > acked)
-        .map(|r| r.seq)
-    {
-        let end: Option<i64> =
-            sqlx::query_scalar("SELECT seq_end FROM records WHERE device_id = $1 AND seq = $2")
-                .bind(device_id)
-                .bind(seq)
-                .fetch_optional(&mut *conn)
-                .await?;
-        h = h.max(end.unwrap_or(h));
-    }
-    let mut cursor = acked;
-    loop {
-        let mut ranges: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT seq, seq_end FROM records WHERE device_id = $1 AND seq > $2 \
-             ORDER BY seq LIMIT $3",
-        )
-        .bind(device_id)
-        .bind(cursor)
-        .bind(SCAN_CHUNK)
-        .fetch_all(&mut *conn)
-        .await?;
-        let Some(&(last, _)) = ranges.last() else {
-            break;
-        };
-        let full = ranges.len() as i64 == SCAN_CHUNK;
-        h = advance_contiguous(h, &mut ranges);
-        if !full || last > h + 1 {
-            break;
-        }
-        cursor = last;
-    }
-    Ok(h)
-}
-
-/// A group-commit writer: takes what has queued (sharing the queue with the
-/// other writers), writes it in one transaction, answers every caller after
-/// the commit.
-async fn group_writer(pool: PgPool, queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
-    let mut group: Vec<Job> = Vec::with_capacity(group::GROUP_MAX_BATCHES);
-    loop {
-        let more = group::next_group(&mut *queue.lock().await, &mut group).await;
-        if !more {
-            break;
-        }
-        let results = write_group(&pool, &group).await;
-        group::answer(&mut group, results);
-    }
-}
-
-/// Write a group in one transaction ([`group::write_in`], with
-/// [`write_together`]). Devices are locked in id order, all at once (so
-/// writers and replicas never deadlock): by [`write_together`] when every
-/// device appears once in the group, else up front. `Err` (operation,
-/// message) when the transaction as a whole failed: then nothing of the
-/// group is stored.
-async fn write_group(
-    pool: &PgPool,
-    group: &[Job],
-) -> Result<Vec<Result<Ack, StoreError>>, (&'static str, String)> {
-    let mut tx = pool
-        .begin()
-        .await
-        .map_err(|e| ("ingest: begin", e.to_string()))?;
-    let together = group::distinct(group);
-    if together.len() < group.len() {
-        // `write_together` locks its devices; lock the rest with them.
-        let mut ids: Vec<i64> = group.iter().map(|j| j.device_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        sqlx::query("SELECT id FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| ("ingest: lock devices", e.to_string()))?;
-    }
-    let results = group::write_in::<sqlx::Postgres, _>(&mut tx, group, write_together).await?;
-    tx.commit()
-        .await
-        .map_err(|e| ("ingest: commit", e.to_string()))?;
-    Ok(results)
-}
-
-/// Write the batches of distinct devices (one, or a group's) with a handful of statements for all of them: one read (and lock,
-/// in id order) of the devices' `acked`, one `INSERT ... SELECT FROM UNNEST(arrays) RETURNING`
-/// across batches, one count of each device's records beyond its `acked`,
-/// one `UPDATE` of the advanced `acked`s and one or two roll-up mark inserts.
-/// Where the stored records beyond `acked` are exactly the ones just
-/// inserted, `acked` follows from them ([`group::acked_after`]); otherwise
-/// (records stored out of order earlier, replays) [`advance`] scans that
-/// device's records.
-async fn write_together(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Ack>, sqlx::Error> {
-    if jobs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<i64> = jobs.iter().map(|j| j.device_id).collect();
-    let acked: HashMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(
-        "SELECT id, acked FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .collect();
-    let mut c = Columns::default();
-    for job in jobs {
-        let a = *acked.get(&job.device_id).ok_or(sqlx::Error::RowNotFound)?;
-        for r in job.fresh(a) {
-            c.push(job, r);
-        }
-    }
-    let mut inserted: HashMap<i64, Vec<(i64, i64)>> = HashMap::with_capacity(jobs.len());
-    if !c.seq.is_empty() {
-        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-            "INSERT INTO records (device_id, seq, seq_end, at_ms, mono_ms, boot_id, kind, \
-             body, received_ms) \
-             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], \
-             $5::bigint[], $6::text[], $7::text[], $8::text[], $9::bigint[]) \
-             ON CONFLICT (device_id, seq) DO NOTHING \
-             RETURNING device_id, seq, seq_end",
-        )
-        .bind(&c.device_id)
-        .bind(&c.seq)
-        .bind(&c.seq_end)
-        .bind(&c.at_ms)
-        .bind(&c.mono_ms)
-        .bind(&c.boot_id)
-        .bind(&c.kind)
-        .bind(&c.body)
-        .bind(&c.received_ms)
-        .fetch_all(&mut *conn)
-        .await?;
-        for (device_id, seq, seq_end) in rows {
-            inserted.entry(device_id).or_default().push((seq, seq_end));
-        }
-    }
-    let befores: Vec<i64> = ids.iter().map(|id| acked[id]).collect();
-    let beyond: HashMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(
-        "SELECT q.d, (SELECT COUNT(*) FROM records r WHERE r.device_id = q.d AND r.seq > q.a) \
-         FROM UNNEST($1::bigint[], $2::bigint[]) AS q(d, a)",
-    )
-    .bind(&ids)
-    .bind(&befores)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .collect();
-    let mut w = group::Writes::default();
-    for job in jobs {
-        let a = acked[&job.device_id];
-        let mut ranges = inserted.remove(&job.device_id).unwrap_or_default();
-        let stored = ranges.len() as u64;
-        let after = match group::acked_after(a, &mut ranges, beyond[&job.device_id]) {
-            Some(after) => after,
-            None => advance(conn, job.device_id, a, &job.rows).await?,
-        };
-        w.add(job, a, after, stored);
-    }
-    let columns = |pairs: &[(i64, i64)]| -> (Vec<i64>, Vec<i64>) { pairs.iter().copied().unzip() };
-    if !w.moved.is_empty() {
-        let (moved_id, moved_acked) = columns(&w.moved);
-        sqlx::query(
-            "UPDATE devices SET acked = v.a FROM UNNEST($1::bigint[], $2::bigint[]) AS v(id, a) \
-             WHERE devices.id = v.id",
-        )
-        .bind(&moved_id)
-        .bind(&moved_acked)
-        .execute(&mut *conn)
-        .await?;
-    }
-    for (marks, lower) in [(&w.keep, false), (&w.lower, true)] {
-        if marks.is_empty() {
-            continue;
-        }
-        let sql = if lower {
-            "INSERT INTO rollup_dirty (device_id, from_ms, version) \
-             SELECT d, f, 1 FROM UNNEST($1::bigint[], $2::bigint[]) AS m(d, f) \
-             ON CONFLICT (device_id) DO UPDATE SET \
-             from_ms = LEAST(rollup_dirty.from_ms, excluded.from_ms), \
-             version = rollup_dirty.version + 1"
-        } else {
-            "INSERT INTO rollup_dirty (device_id, from_ms, version) \
-             SELECT d, f, 1 FROM UNNEST($1::bigint[], $2::bigint[]) AS m(d, f) \
-             ON CONFLICT (device_id) DO NOTHING"
-        };
-        let (id, from) = columns(marks);
-        sqlx::query(sql)
-            .bind(id)
-            .bind(from)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(w.acks)
-}
-
-/// Records of several batches as column arrays, for `UNNEST`.
-#[derive(Default)]
-struct Columns {
-    device_id: Vec<i64>,
-    seq: Vec<i64>,
-    seq_end: Vec<i64>,
-    at_ms: Vec<i64>,
-    mono_ms: Vec<i64>,
-    boot_id: Vec<String>,
-    kind: Vec<&'static str>,
-    body: Vec<String>,
-    received_ms: Vec<i64>,
-}
-
-impl Columns {
-    fn push(&mut self, job: &Job, r: &Row) {
-        self.device_id.push(job.device_id);
-        self.seq.push(r.seq);
-        self.seq_end.push(r.seq_end);
-        self.at_ms.push(r.at_ms);
-        self.mono_ms.push(r.mono_ms);
-        self.boot_id.push(r.boot_id.clone());
-        self.kind.push(r.kind);
-        self.body.push(r.body.clone());
-        self.received_ms.push(job.now_ms);
     }
 }
 

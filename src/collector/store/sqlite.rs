@@ -27,16 +27,17 @@
 //! - ingest for an unknown device id fails with
 //!   `StoreError::Query { op: "ingest", source: sqlx::Error::RowNotFound }`.
 
-use super::group::{self, Job, Row};
+mod ingest;
+
+use super::group::{self, Job};
 use super::{
     Ack, ApiToken, ApiTokenRow, Device, Dirty, Office, Record, Store, StoreError, StoredRecord,
-    advance_contiguous, api_token, day_row_columns, day_sums_select, device_sums, push_day_rows,
+    api_token, day_row_columns, day_sums_select, device_sums, push_day_rows,
 };
 use crate::collector::access::{Branch, Role};
 use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Sqlite};
 use std::collections::HashMap;
@@ -45,10 +46,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Records per multi-row `INSERT` (9 bind parameters each; SQLite allows 32766).
-const INSERT_CHUNK: usize = 1_000;
-/// Stored ranges read per step while advancing `acked`.
-const SCAN_CHUNK: i64 = 4_096;
 /// Connections of a file database (one writer at a time, readers in parallel).
 const MAX_CONNECTIONS: u32 = 8;
 
@@ -132,7 +129,7 @@ impl SqliteStore {
         let write = Arc::new(tokio::sync::Mutex::new(()));
         let (jobs, queue) = mpsc::channel(group::QUEUE);
         // Ends when the store (the only sender) is dropped.
-        tokio::spawn(group_writer(pool.clone(), write.clone(), queue));
+        tokio::spawn(ingest::group_writer(pool.clone(), write.clone(), queue));
         Ok(SqliteStore { pool, write, jobs })
     }
 
@@ -170,203 +167,6 @@ impl SqliteStore {
             .map_err(query_err(op))?;
         Ok((guard, tx))
     }
-}
-
-/// The highest contiguous sequence number stored for `device_id`, starting
-/// from `acked`. Every ingest leaves no stored range with
-/// `seq <= acked < seq_end`, so only records of `batch` can start at or below
-/// `acked` and still reach beyond it; the rest is a scan of `seq > acked` along
-/// the primary key.
-async fn advance(
-    conn: &mut SqliteConnection,
-    device_id: i64,
-    acked: i64,
-    batch: &[Row],
-) -> Result<i64, sqlx::Error> {
-    let mut h = acked;
-    for r in batch.iter().filter(|r| r.seq <= acked && r.seq_end > acked) {
-        let end: Option<i64> =
-            sqlx::query_scalar("SELECT seq_end FROM records WHERE device_id = ? AND seq = ?")
-                .bind(device_id)
-                .bind(r.seq)
-                .fetch_optional(&mut *conn)
-                .await?;
-        h = h.max(end.unwrap_or(h));
-    }
-    let mut cursor = acked;
-    loop {
-        let mut ranges: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT seq, seq_end FROM records WHERE device_id = ? AND seq > ? \
-             ORDER BY seq LIMIT ?",
-        )
-        .bind(device_id)
-        .bind(cursor)
-        .bind(SCAN_CHUNK)
-        .fetch_all(&mut *conn)
-        .await?;
-        let Some(&(last, _)) = ranges.last() else {
-            break;
-        };
-        let full = ranges.len() as i64 == SCAN_CHUNK;
-        h = advance_contiguous(h, &mut ranges);
-        if !full || last > h + 1 {
-            break;
-        }
-        cursor = last;
-    }
-    Ok(h)
-}
-
-/// The group-commit writer: takes what has queued, writes it in one
-/// transaction, answers every caller after the commit.
-async fn group_writer(
-    pool: SqlitePool,
-    write: Arc<tokio::sync::Mutex<()>>,
-    mut queue: mpsc::Receiver<Job>,
-) {
-    let mut group: Vec<Job> = Vec::with_capacity(group::GROUP_MAX_BATCHES);
-    while group::next_group(&mut queue, &mut group).await {
-        let results = {
-            let _w = write.lock().await;
-            write_group(&pool, &group).await
-        };
-        group::answer(&mut group, results);
-    }
-}
-
-/// Write a group in one transaction ([`group::write_in`], with
-/// [`write_together`]). `Err` (operation, message) when the transaction as a
-/// whole failed: then nothing of the group is stored.
-async fn write_group(
-    pool: &SqlitePool,
-    group: &[Job],
-) -> Result<Vec<Result<Ack, StoreError>>, (&'static str, String)> {
-    let mut tx = pool
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(|e| ("ingest: begin", e.to_string()))?;
-    let results = group::write_in::<Sqlite, _>(&mut tx, group, write_together).await?;
-    tx.commit()
-        .await
-        .map_err(|e| ("ingest: commit", e.to_string()))?;
-    Ok(results)
-}
-
-/// Write the batches of distinct devices (one, or a group's) with a
-/// handful of statements for all of them: one read of the devices' `acked`,
-/// multi-row `INSERT ... RETURNING` across batches, one count of each
-/// device's records beyond its `acked`, one `UPDATE` of the advanced
-/// `acked`s and one or two roll-up mark inserts. Where the stored records
-/// beyond `acked` are exactly the ones just inserted, `acked` follows from
-/// them ([`group::acked_after`]); otherwise (records stored out of order
-/// earlier, replays) [`advance`] scans that device's records.
-async fn write_together(
-    conn: &mut SqliteConnection,
-    jobs: &[&Job],
-) -> Result<Vec<Ack>, sqlx::Error> {
-    if jobs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut read = QueryBuilder::<Sqlite>::new("SELECT id, acked FROM devices WHERE id IN (");
-    let mut ids = read.separated(", ");
-    for job in jobs {
-        ids.push_bind(job.device_id);
-    }
-    read.push(")");
-    let acked: HashMap<i64, i64> = read
-        .build_query_as::<(i64, i64)>()
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect();
-    let mut fresh: Vec<(i64, i64, &Row)> = Vec::new();
-    for job in jobs {
-        let a = *acked.get(&job.device_id).ok_or(sqlx::Error::RowNotFound)?;
-        fresh.extend(job.fresh(a).map(|r| (job.device_id, job.now_ms, r)));
-    }
-    // Inserted ranges per device.
-    let mut inserted: HashMap<i64, Vec<(i64, i64)>> = HashMap::with_capacity(jobs.len());
-    for chunk in fresh.chunks(INSERT_CHUNK) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO records (device_id, seq, seq_end, at_ms, mono_ms, boot_id, kind, \
-             body, received_ms) ",
-        );
-        insert.push_values(chunk, |mut b, &(device_id, now_ms, r)| {
-            b.push_bind(device_id)
-                .push_bind(r.seq)
-                .push_bind(r.seq_end)
-                .push_bind(r.at_ms)
-                .push_bind(r.mono_ms)
-                .push_bind(r.boot_id.as_str())
-                .push_bind(r.kind)
-                .push_bind(r.body.as_str())
-                .push_bind(now_ms);
-        });
-        insert.push(" ON CONFLICT (device_id, seq) DO NOTHING RETURNING device_id, seq, seq_end");
-        let rows: Vec<(i64, i64, i64)> = insert
-            .build_query_as()
-            .persistent(false)
-            .fetch_all(&mut *conn)
-            .await?;
-        for (device_id, seq, seq_end) in rows {
-            inserted.entry(device_id).or_default().push((seq, seq_end));
-        }
-    }
-    // How many records each device has beyond its `acked`.
-    let mut count = QueryBuilder::<Sqlite>::new(
-        "SELECT q.column1, (SELECT COUNT(*) FROM records r \
-         WHERE r.device_id = q.column1 AND r.seq > q.column2) FROM (",
-    );
-    count.push_values(jobs, |mut b, job| {
-        b.push_bind(job.device_id).push_bind(acked[&job.device_id]);
-    });
-    count.push(") AS q");
-    let beyond: HashMap<i64, i64> = count
-        .build_query_as::<(i64, i64)>()
-        .persistent(false)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect();
-    let mut w = group::Writes::default();
-    for job in jobs {
-        let a = acked[&job.device_id];
-        let mut ranges = inserted.remove(&job.device_id).unwrap_or_default();
-        let stored = ranges.len() as u64;
-        let after = match group::acked_after(a, &mut ranges, beyond[&job.device_id]) {
-            Some(after) => after,
-            None => advance(conn, job.device_id, a, &job.rows).await?,
-        };
-        w.add(job, a, after, stored);
-    }
-    if !w.moved.is_empty() {
-        let mut update = QueryBuilder::<Sqlite>::new("UPDATE devices SET acked = v.column2 FROM (");
-        update.push_values(&w.moved, |mut b, &(id, a)| {
-            b.push_bind(id).push_bind(a);
-        });
-        update.push(") AS v WHERE devices.id = v.column1");
-        update.build().persistent(false).execute(&mut *conn).await?;
-    }
-    for (marks, conflict) in [
-        (
-            &w.lower,
-            " ON CONFLICT (device_id) DO UPDATE SET \
-             from_ms = MIN(from_ms, excluded.from_ms), version = version + 1",
-        ),
-        (&w.keep, " ON CONFLICT (device_id) DO NOTHING"),
-    ] {
-        if marks.is_empty() {
-            continue;
-        }
-        let mut mark =
-            QueryBuilder::<Sqlite>::new("INSERT INTO rollup_dirty (device_id, from_ms, version) ");
-        mark.push_values(marks.iter(), |mut b, &(id, reach)| {
-            b.push_bind(id).push_bind(reach).push_bind(1_i64);
-        });
-        mark.push(conflict);
-        mark.build().persistent(false).execute(&mut *conn).await?;
-    }
-    Ok(w.acks)
 }
 
 #[async_trait::async_trait]
