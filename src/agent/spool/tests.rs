@@ -1,5 +1,6 @@
 //! Unit tests of the agent spool (`super`).
 
+use super::fold::merge_bodies;
 use super::*;
 use crate::wire::{LinkKind, LinkState};
 
