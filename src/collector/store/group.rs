@@ -5,7 +5,9 @@
 //! of statements for the whole group; this module holds the pure part of
 //! that: which batches qualify ([`distinct`]), what a device's `acked`
 //! becomes ([`acked_after`]) and each batch's answer and roll-up mark
-//! ([`Writes`]).
+//! ([`Writes`]). The parts both dialects share run here too, generic over
+//! the sqlx database: a group's savepoints ([`write_in`]) and the scan that
+//! advances `acked` ([`advance`], with each adapter's SQL).
 
 use super::{Ack, Record, StoreError, advance_contiguous};
 use crate::collector::rollup;
@@ -238,6 +240,68 @@ where
         .await
         .map(|_| ())
         .map_err(|e| (op, e.to_string()))
+}
+
+/// Stored ranges read per step while advancing `acked`.
+const SCAN_CHUNK: i64 = 4_096;
+
+/// The two reads of [`advance`] in an adapter's dialect: `end_of` binds
+/// (device, seq) and returns that record's `seq_end`; `after` binds (device,
+/// seq, limit) and returns `(seq, seq_end)` of the device's records beyond
+/// `seq`, in order.
+pub(super) struct AdvanceSql {
+    pub end_of: &'static str,
+    pub after: &'static str,
+}
+
+/// The highest contiguous sequence number stored for `device_id`, starting
+/// from `acked`. Every ingest leaves no stored range with
+/// `seq <= acked < seq_end`, so only records of `batch` can start at or
+/// below `acked` and still reach beyond it; the rest is a scan of
+/// `seq > acked` along the primary key.
+pub(super) async fn advance<DB>(
+    conn: &mut DB::Connection,
+    sql: &AdvanceSql,
+    device_id: i64,
+    acked: i64,
+    batch: &[Row],
+) -> Result<i64, sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    i64: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB>,
+    (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (i64, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let mut h = acked;
+    for r in batch.iter().filter(|r| r.seq <= acked && r.seq_end > acked) {
+        let end: Option<i64> = sqlx::query_scalar::<DB, i64>(sql.end_of)
+            .bind(device_id)
+            .bind(r.seq)
+            .fetch_optional(&mut *conn)
+            .await?;
+        h = h.max(end.unwrap_or(h));
+    }
+    let mut cursor = acked;
+    loop {
+        let mut ranges: Vec<(i64, i64)> = sqlx::query_as::<DB, (i64, i64)>(sql.after)
+            .bind(device_id)
+            .bind(cursor)
+            .bind(SCAN_CHUNK)
+            .fetch_all(&mut *conn)
+            .await?;
+        let Some(&(last, _)) = ranges.last() else {
+            break;
+        };
+        let full = ranges.len() as i64 == SCAN_CHUNK;
+        h = advance_contiguous(h, &mut ranges);
+        if !full || last > h + 1 {
+            break;
+        }
+        cursor = last;
+    }
+    Ok(h)
 }
 
 /// Indices of the batches whose device appears only once in `group`: those

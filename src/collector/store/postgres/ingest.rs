@@ -3,68 +3,23 @@
 //! together.
 
 use super::super::group::{self, Job, Row};
-use super::super::{Ack, StoreError, advance_contiguous};
+use super::super::{Ack, StoreError};
 use sqlx::PgConnection;
 use sqlx::postgres::PgPool;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// What [`group::advance`] reads, in PostgreSQL's dialect.
+const ADVANCE_SQL: group::AdvanceSql = group::AdvanceSql {
+    end_of: "SELECT seq_end FROM records WHERE device_id = $1 AND seq = $2",
+    after: "SELECT seq, seq_end FROM records WHERE device_id = $1 AND seq > $2 \
+            ORDER BY seq LIMIT $3",
+};
+
 /// Group-commit writers per collector process (each writes one group at a
 /// time; two let one build its group while the other waits for a commit).
 pub(super) const WRITERS: usize = 2;
-
-/// Stored ranges read per step while advancing `acked`.
-const SCAN_CHUNK: i64 = 4_096;
-
-/// The highest contiguous sequence number stored for `device_id`, starting
-/// from `acked`. Every ingest leaves no stored range with
-/// `seq <= acked < seq_end`, so only records of `batch` can start at or
-/// below `acked` and still reach beyond it; the rest is a scan of
-/// `seq > acked` along the primary key.
-async fn advance(
-    conn: &mut PgConnection,
-    device_id: i64,
-    acked: i64,
-    batch: &[Row],
-) -> Result<i64, sqlx::Error> {
-    let mut h = acked;
-    for seq in batch
-        .iter()
-        .filter(|r| r.seq <= acked && r.seq_end > acked)
-        .map(|r| r.seq)
-    {
-        let end: Option<i64> =
-            sqlx::query_scalar("SELECT seq_end FROM records WHERE device_id = $1 AND seq = $2")
-                .bind(device_id)
-                .bind(seq)
-                .fetch_optional(&mut *conn)
-                .await?;
-        h = h.max(end.unwrap_or(h));
-    }
-    let mut cursor = acked;
-    loop {
-        let mut ranges: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT seq, seq_end FROM records WHERE device_id = $1 AND seq > $2 \
-             ORDER BY seq LIMIT $3",
-        )
-        .bind(device_id)
-        .bind(cursor)
-        .bind(SCAN_CHUNK)
-        .fetch_all(&mut *conn)
-        .await?;
-        let Some(&(last, _)) = ranges.last() else {
-            break;
-        };
-        let full = ranges.len() as i64 == SCAN_CHUNK;
-        h = advance_contiguous(h, &mut ranges);
-        if !full || last > h + 1 {
-            break;
-        }
-        cursor = last;
-    }
-    Ok(h)
-}
 
 /// A group-commit writer: takes what has queued (sharing the queue with the
 /// other writers), writes it in one transaction, answers every caller after
@@ -188,7 +143,10 @@ async fn write_together(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Ac
         let stored = ranges.len() as u64;
         let after = match group::acked_after(a, &mut ranges, beyond[&job.device_id]) {
             Some(after) => after,
-            None => advance(conn, job.device_id, a, &job.rows).await?,
+            None => {
+                group::advance::<sqlx::Postgres>(conn, &ADVANCE_SQL, job.device_id, a, &job.rows)
+                    .await?
+            }
         };
         w.add(job, a, after, stored);
     }

@@ -2,63 +2,21 @@
 //! module documentation) and how a group's batches are written together.
 
 use super::super::group::{self, Job, Row};
-use super::super::{Ack, StoreError, advance_contiguous};
+use super::super::{Ack, StoreError};
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{QueryBuilder, Sqlite};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// What [`group::advance`] reads, in SQLite's dialect.
+const ADVANCE_SQL: group::AdvanceSql = group::AdvanceSql {
+    end_of: "SELECT seq_end FROM records WHERE device_id = ? AND seq = ?",
+    after: "SELECT seq, seq_end FROM records WHERE device_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+};
+
 /// Records per multi-row `INSERT` (9 bind parameters each; SQLite allows 32766).
 const INSERT_CHUNK: usize = 1_000;
-
-/// Stored ranges read per step while advancing `acked`.
-const SCAN_CHUNK: i64 = 4_096;
-
-/// The highest contiguous sequence number stored for `device_id`, starting
-/// from `acked`. Every ingest leaves no stored range with
-/// `seq <= acked < seq_end`, so only records of `batch` can start at or below
-/// `acked` and still reach beyond it; the rest is a scan of `seq > acked` along
-/// the primary key.
-async fn advance(
-    conn: &mut SqliteConnection,
-    device_id: i64,
-    acked: i64,
-    batch: &[Row],
-) -> Result<i64, sqlx::Error> {
-    let mut h = acked;
-    for r in batch.iter().filter(|r| r.seq <= acked && r.seq_end > acked) {
-        let end: Option<i64> =
-            sqlx::query_scalar("SELECT seq_end FROM records WHERE device_id = ? AND seq = ?")
-                .bind(device_id)
-                .bind(r.seq)
-                .fetch_optional(&mut *conn)
-                .await?;
-        h = h.max(end.unwrap_or(h));
-    }
-    let mut cursor = acked;
-    loop {
-        let mut ranges: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT seq, seq_end FROM records WHERE device_id = ? AND seq > ? \
-             ORDER BY seq LIMIT ?",
-        )
-        .bind(device_id)
-        .bind(cursor)
-        .bind(SCAN_CHUNK)
-        .fetch_all(&mut *conn)
-        .await?;
-        let Some(&(last, _)) = ranges.last() else {
-            break;
-        };
-        let full = ranges.len() as i64 == SCAN_CHUNK;
-        h = advance_contiguous(h, &mut ranges);
-        if !full || last > h + 1 {
-            break;
-        }
-        cursor = last;
-    }
-    Ok(h)
-}
 
 /// The group-commit writer: takes what has queued, writes it in one
 /// transaction, answers every caller after the commit.
@@ -178,7 +136,9 @@ async fn write_together(
         let stored = ranges.len() as u64;
         let after = match group::acked_after(a, &mut ranges, beyond[&job.device_id]) {
             Some(after) => after,
-            None => advance(conn, job.device_id, a, &job.rows).await?,
+            None => {
+                group::advance::<Sqlite>(conn, &ADVANCE_SQL, job.device_id, a, &job.rows).await?
+            }
         };
         w.add(job, a, after, stored);
     }
