@@ -3,13 +3,16 @@
 //!
 //! - `report`: the month report by district (64 districts of 1,600 offices,
 //!   10,000 devices × 30 days, schedules `office` and `always`) from day
-//!   roll-ups written straight into the store with `put_rollups`; each device
-//!   also gets one record after the window so that its dirty mark says its
-//!   roll-ups are current. Target ≤ 1000 ms.
+//!   roll-ups written straight into the store with `put_rollups`, and the
+//!   same over the month and 14 hours of the next day and over those 14
+//!   hours alone (hour rows); each device also gets one record after the
+//!   window so that its dirty mark says its roll-ups are current. Target
+//!   ≤ 1000 ms.
 //! - `timeline`: one device with 31 days of raw records (a heartbeat and a
 //!   summary per link every minute, link transitions, failovers), rolled up
-//!   by the maintainer (timed: ms per device-day, and the share of one core
-//!   that 100,000 devices would take), then its 30-day timeline from the
+//!   by the maintainer (timed: ms per device-day with its hours; then the
+//!   last day as it comes, records every five minutes and a round after
+//!   each hour: the share of one core that 100,000 devices would take), then its 30-day timeline from the
 //!   stored day timelines (target ≤ 50 ms) against the same timeline
 //!   computed from the raw records.
 //!
@@ -30,7 +33,7 @@ use futures::StreamExt;
 use linkwatch::collector::maintainer::{self, RollupSettings};
 use linkwatch::collector::read_api;
 use linkwatch::collector::report::{self, RawQuery, ReportQuery};
-use linkwatch::collector::rollup::{self, DayRow, RTT_BUCKETS};
+use linkwatch::collector::rollup::{self, DayRow, Period, RTT_BUCKETS};
 use linkwatch::collector::schedule;
 use linkwatch::collector::store::{self, Office};
 use linkwatch::collector::uptime::{self, Params};
@@ -43,7 +46,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
 const MINUTE_MS: i64 = 60_000;
+/// Hours of the day after the month that the cut-day reports cover.
+const CUT_HOURS: i64 = 14;
 /// Office hours of the `office` schedule on an open day (09:00-17:00).
 const OFFICE_DAY_MS: i64 = 8 * 3_600_000;
 const DIVISIONS: usize = 8;
@@ -219,6 +225,9 @@ fn day_rows(
             r.head_ms = total;
             r.tail_ms = total;
         }
+        // (Hour rows: an outage at an end is no longer than the hour.)
+        r.head_ms = r.head_ms.min(total);
+        r.tail_ms = r.tail_ms.min(total);
         prev_tail = r.tail_ms;
         r.failovers = rng.random_range(0..=3);
         // Two links probed 20 times a minute while open.
@@ -299,42 +308,61 @@ async fn bench_report(url: String, backend: &'static str) {
     // the roll-ups up to it are current). Sums of online time per schedule,
     // to check the report took them.
     let t = Instant::now();
-    let sums: Arc<std::sync::Mutex<[i64; 2]>> = Default::default();
+    // Online time of the rows: [always, office] × [days, hours].
+    let sums: Arc<std::sync::Mutex<[[i64; 2]; 2]>> = Default::default();
     let ids = Arc::new(ids);
+    let hours: Vec<i64> = (0..CUT_HOURS).map(|h| to + h * HOUR_MS).collect::<Vec<_>>();
     for_each_concurrent(ids.len(), |k| {
-        let (store, ids, sums, tz, days, office_key) = (
+        let (store, ids, sums, tz, days, office_key, hours) = (
             store.clone(),
             ids.clone(),
             sums.clone(),
             tz.clone(),
             days.clone(),
             office_key.clone(),
+            hours.clone(),
         );
         async move {
             let (i, id) = ids[k];
             let mut rng = StdRng::seed_from_u64(i as u64);
-            let mut rows = day_rows(&mut rng, "always", id, &days, |_| DAY_MS, true, now);
-            let office = day_rows(
-                &mut rng,
-                &office_key,
-                id,
-                &days,
-                |d| {
-                    if office_open(&tz, d) {
-                        OFFICE_DAY_MS
-                    } else {
-                        0
-                    }
-                },
-                false,
-                now,
-            );
-            {
+            let mut rows = Vec::new();
+            for (period, starts, span) in [
+                (Period::Day, &days, DAY_MS),
+                (Period::Hour, &hours, HOUR_MS),
+            ] {
+                let p = usize::from(period == Period::Hour);
+                let always = day_rows(
+                    &mut rng,
+                    &period.key("always"),
+                    id,
+                    starts,
+                    |_| span,
+                    true,
+                    now,
+                );
+                let office = day_rows(
+                    &mut rng,
+                    &period.key(&office_key),
+                    id,
+                    starts,
+                    |d| match period {
+                        Period::Day if office_open(&tz, d) => OFFICE_DAY_MS,
+                        Period::Hour if office_open(&tz, rollup::day_start(&tz, d)) => {
+                            let h = (d - rollup::day_start(&tz, d)) / HOUR_MS;
+                            if (9..17).contains(&h) { HOUR_MS } else { 0 }
+                        }
+                        _ => 0,
+                    },
+                    false,
+                    now,
+                );
                 let mut s = sums.lock().expect("sums");
-                s[0] += rows.iter().map(|r| r.online_ms).sum::<i64>();
-                s[1] += office.iter().map(|r| r.online_ms).sum::<i64>();
+                s[0][p] += always.iter().map(|r| r.online_ms).sum::<i64>();
+                s[1][p] += office.iter().map(|r| r.online_ms).sum::<i64>();
+                drop(s);
+                rows.extend(always);
+                rows.extend(office);
             }
-            rows.extend(office);
             // No mark yet (and never version -1): the rows are written, the
             // mark not moved.
             store
@@ -359,11 +387,12 @@ async fn bench_report(url: String, backend: &'static str) {
     let loaded = t.elapsed();
     let sums = *sums.lock().expect("sums");
     println!(
-        "report [{backend}]: loaded {} offices, {} devices in {:.1} s, {} day rows + marks in {:.1} s",
+        "report [{backend}]: loaded {} offices, {} devices in {:.1} s, {} day rows, {} hour rows + marks in {:.1} s",
         thousands(offices.len() as u64),
         thousands(n as u64),
         registered.as_secs_f64(),
         thousands((n * days.len() * 2) as u64),
+        thousands((n * hours.len() * 2) as u64),
         loaded.as_secs_f64()
     );
 
@@ -379,49 +408,60 @@ async fn bench_report(url: String, backend: &'static str) {
     }
 
     let expect_rows = n.min(DISTRICTS);
-    for (sched, online_sum) in [("office", sums[1]), ("always", sums[0])] {
-        let q = ReportQuery::parse(&RawQuery {
-            from: Some(FROM),
-            to: Some(TO),
-            by: Some("district"),
-            schedule: Some(sched),
-            ..Default::default()
-        })
-        .expect("query");
-        let mut times = Vec::with_capacity(REPORT_RUNS);
-        let mut last = None;
-        for _ in 0..REPORT_RUNS {
-            let t = Instant::now();
-            let r = report::run_report(store.as_ref(), &q, None, now)
-                .await
-                .expect("report");
-            times.push(t.elapsed());
-            last = Some(r);
-        }
-        let r = last.expect("a run");
-        let (min, median) = min_median(&mut times);
-        let devices: u64 = r.rows.iter().map(|x| u64::from(x.devices)).sum();
-        let online: i64 = r.rows.iter().map(|x| x.online_ms).sum();
-        let ok = r.rows.len() == expect_rows && devices == n as u64;
-        println!(
-            "report [{backend}] schedule={sched}: min {min:.1} ms, median {median:.1} ms over {REPORT_RUNS} runs \
-             (target ≤ {REPORT_TARGET_MS:.0} ms: {})",
-            met(median <= REPORT_TARGET_MS)
-        );
-        println!(
-            "report [{backend}] schedule={sched}: {} rows (expected {expect_rows}), devices sum {} (expected {}): {}; \
-             online time equals the roll-up rows': {}",
-            r.rows.len(),
-            thousands(devices),
-            thousands(n as u64),
-            if ok { "ok" } else { "WRONG" },
-            if online == online_sum {
-                "yes (roll-ups used)".to_string()
-            } else {
-                format!("NO ({online} ms, rows say {online_sum} ms)")
+    let cut = report::ts(to + CUT_HOURS * HOUR_MS);
+    let windows = [
+        ("the month", FROM, TO, [true, false]),
+        ("the month and 14 h", FROM, cut.as_str(), [true, true]),
+        ("14 h of a day", TO, cut.as_str(), [false, true]),
+    ];
+    for (what, wfrom, wto, parts) in windows {
+        for (sched, sum) in [("office", sums[1]), ("always", sums[0])] {
+            let online_sum: i64 = (0..2).filter(|&p| parts[p]).map(|p| sum[p]).sum();
+            let q = ReportQuery::parse(&RawQuery {
+                from: Some(wfrom),
+                to: Some(wto),
+                by: Some("district"),
+                schedule: Some(sched),
+                ..Default::default()
+            })
+            .expect("query");
+            let mut times = Vec::with_capacity(REPORT_RUNS);
+            let mut last = None;
+            for _ in 0..REPORT_RUNS {
+                let t = Instant::now();
+                let r = report::run_report(store.as_ref(), &q, None, now)
+                    .await
+                    .expect("report");
+                times.push(t.elapsed());
+                last = Some(r);
             }
-        );
-        report_parts(store.as_ref(), backend, sched, &q, now).await;
+            let r = last.expect("a run");
+            let (min, median) = min_median(&mut times);
+            let devices: u64 = r.rows.iter().map(|x| u64::from(x.devices)).sum();
+            let online: i64 = r.rows.iter().map(|x| x.online_ms).sum();
+            let ok = r.rows.len() == expect_rows && devices == n as u64;
+            println!(
+                "report [{backend}] {what}, schedule={sched}: min {min:.1} ms, median {median:.1} ms over {REPORT_RUNS} runs \
+             (target ≤ {REPORT_TARGET_MS:.0} ms: {})",
+                met(median <= REPORT_TARGET_MS)
+            );
+            println!(
+                "report [{backend}] {what}, schedule={sched}: {} rows (expected {expect_rows}), devices sum {} (expected {}): {}; \
+             online time equals the roll-up rows': {}",
+                r.rows.len(),
+                thousands(devices),
+                thousands(n as u64),
+                if ok { "ok" } else { "WRONG" },
+                if online == online_sum {
+                    "yes (roll-ups used)".to_string()
+                } else {
+                    format!("NO ({online} ms, rows say {online_sum} ms)")
+                }
+            );
+            if what == "the month" {
+                report_parts(store.as_ref(), backend, sched, &q, now).await;
+            }
+        }
     }
 }
 
@@ -629,8 +669,6 @@ async fn bench_timeline(url: String, backend: &'static str) {
     let data_end = instant("2026-11-01");
     let (from, to) = (instant(FROM), instant(TO));
     let now = instant("2026-11-20");
-    // The maintainer runs half an hour after the last day ended.
-    let rollup_now = instant("2026-11-01T00:30:00+06:00");
     let d = store
         .add_device(
             "timeline-device",
@@ -642,9 +680,13 @@ async fn bench_timeline(url: String, backend: &'static str) {
         .expect("add device");
     let mut rng = StdRng::seed_from_u64(7);
     let recs = device_records(t0, (data_end - t0) / DAY_MS, &mut rng);
+    // Everything before the last day's first quarter of an hour first (when
+    // the maintainer rolls the 30 days up); then the last day as it comes.
+    let last_day = data_end - DAY_MS;
+    let split = recs.partition_point(|r| r.at < last_day + 15 * MINUTE_MS);
     let t = Instant::now();
     let mut acked = 0;
-    for chunk in recs.chunks(BATCH) {
+    for chunk in recs[..split].chunks(BATCH) {
         let ack = store
             .ingest(d.id, chunk, chunk[chunk.len() - 1].at)
             .await
@@ -652,8 +694,8 @@ async fn bench_timeline(url: String, backend: &'static str) {
         acked = ack.acked;
     }
     println!(
-        "timeline [{backend}]: ingested {} records (31 days, one device) in {:.1} s, acked {}",
-        thousands(recs.len() as u64),
+        "timeline [{backend}]: ingested {} records (30 days and 15 min, one device) in {:.1} s, acked {}",
+        thousands(split as u64),
         t.elapsed().as_secs_f64(),
         thousands(acked)
     );
@@ -662,10 +704,11 @@ async fn bench_timeline(url: String, backend: &'static str) {
         raw_retention_days: None,
         ..Default::default()
     };
+    // The maintainer runs a quarter of an hour after the 30th day ended.
     let t = Instant::now();
     let (mut devices, mut days, mut rounds) = (0, 0, 0);
     loop {
-        let st = maintainer::run_once(&store, &settings, rollup_now)
+        let st = maintainer::run_once(&store, &settings, last_day + 15 * MINUTE_MS)
             .await
             .expect("maintainer round");
         rounds += 1;
@@ -679,13 +722,53 @@ async fn bench_timeline(url: String, backend: &'static str) {
     let took = ms(t.elapsed());
     let per_day = took / days.max(1) as f64;
     println!(
-        "timeline [{backend}]: maintainer: {days} device-days ({devices} device rounds, {rounds} rounds, 2 schedules) \
-         in {took:.0} ms = {per_day:.2} ms per device-day (wall time)"
+        "timeline [{backend}]: maintainer, back-fill: {days} device-days with their hours ({devices} device rounds, \
+         {rounds} rounds, 2 schedules) in {took:.0} ms = {per_day:.2} ms per device-day (wall time)"
+    );
+
+    // The last day as it happens: records arrive every five minutes, and a
+    // quarter of an hour after each hour ends the maintainer rolls it up (at
+    // the 24th, the whole day: its day row, hours and timeline again).
+    let mut hourly = Vec::with_capacity(24);
+    let mut at = split;
+    let mut upload = |upto_ms: i64| {
+        let upto = recs.partition_point(|r| r.at < upto_ms);
+        let batch = &recs[at..upto];
+        at = upto;
+        batch
+    };
+    for h in 1..=24 {
+        let end = last_day + h * HOUR_MS;
+        let mut slot = end - 45 * MINUTE_MS;
+        while slot <= end + 15 * MINUTE_MS {
+            let batch = upload(slot);
+            if !batch.is_empty() {
+                store.ingest(d.id, batch, slot).await.expect("ingest");
+            }
+            slot += 5 * MINUTE_MS;
+        }
+        let t = Instant::now();
+        let st = maintainer::run_once(&store, &settings, end + 15 * MINUTE_MS)
+            .await
+            .expect("maintainer round");
+        hourly.push(t.elapsed());
+        assert_eq!(st.devices, 1, "hour {h}: the device is due once");
+        assert_eq!(
+            (st.days, st.hours),
+            if h == 24 { (1, 0) } else { (0, 1) },
+            "hour {h}: what the round computed"
+        );
+    }
+    let day_total: f64 = hourly.iter().map(|x| ms(*x)).sum();
+    let (hmin, hmed) = min_median(&mut hourly[..23].to_vec());
+    println!(
+        "timeline [{backend}]: maintainer, live: one hour rolled up in min {hmin:.1} ms, median {hmed:.1} ms; \
+         a whole day of hourly rounds (23 hours + the day) {day_total:.0} ms per device"
     );
     println!(
-        "timeline [{backend}]: maintainer at {} devices: {:.1} % of one core (one device-day each per day)",
+        "timeline [{backend}]: maintainer at {} devices: {:.1} % of one core (hourly rounds, each device every hour)",
         thousands(FLEET as u64),
-        per_day * FLEET / DAY_MS as f64 * 100.0
+        day_total * FLEET / DAY_MS as f64 * 100.0
     );
 
     let dev = store

@@ -944,6 +944,9 @@ impl Store for DownStore {
     async fn delete_minutes_before(&self, _: i64, _: i64) -> Result<u64, StoreError> {
         Err(down())
     }
+    async fn delete_rollups_before(&self, _: i64, _: &str, _: i64) -> Result<u64, StoreError> {
+        Err(down())
+    }
     async fn dirty_mark(&self, _: i64) -> Result<Option<Dirty>, StoreError> {
         Err(down())
     }

@@ -35,6 +35,7 @@ on_both!(
     retention_deletes_old_minutes_and_replays_stay_out,
     a_new_holiday_list_is_rolled_up_afresh,
     each_office_keeps_its_own_hours,
+    hour_rows_serve_windows_that_cut_days,
     the_running_collector_keeps_roll_ups_current,
 );
 
@@ -219,12 +220,19 @@ fn settings() -> RollupSettings {
 
 /// Rounds until nothing is due; how many device-days were computed.
 async fn maintain(store: &Arc<dyn Store>, at: i64) -> u64 {
-    let mut days = 0;
+    rounds(store, at).await.days
+}
+
+/// Rounds until nothing is due; what they computed, summed.
+async fn rounds(store: &Arc<dyn Store>, at: i64) -> maintainer::RoundStats {
+    let mut sum = maintainer::RoundStats::default();
     for _ in 0..10 {
         let st = maintainer::run_once(store, &settings(), at).await.unwrap();
-        days += st.days;
+        sum.days += st.days;
+        sum.hours += st.hours;
+        sum.devices += st.devices;
         if st.devices == 0 {
-            return days;
+            return sum;
         }
     }
     panic!("the maintainer never caught up");
@@ -421,6 +429,8 @@ async fn retention_deletes_old_minutes_and_replays_stay_out(db: Arc<TestDb>) {
         .unwrap();
     let all = laptop();
     ingest(store.as_ref(), &lt, &all).await;
+    // Rolled up (days and hours) while the records are young.
+    maintain(&store, now()).await;
     let minutes_before = |cut: i64| {
         all.iter()
             .filter(|r| matches!(r.body, Body::LinkMinutes { .. }) && r.at < cut)
@@ -448,6 +458,22 @@ async fn retention_deletes_old_minutes_and_replays_stay_out(db: Arc<TestDb>) {
             .all(|r| r.at_ms >= cut || !matches!(r.body, Body::LinkMinutes { .. }))
     );
     assert_eq!(left.len() as u64, all.len() as u64 - deleted);
+    // Hour rows go with the raw data; day rows are kept.
+    let cut_day = rollup::day_start(&rollup::day_tz(), cut);
+    let rows = async |key: &str| {
+        let sums = store.rollup_sums(key, d - DAY, cut_day).await.unwrap();
+        sums.first().map_or(0, |s| s.days)
+    };
+    assert_eq!(
+        rows("always/hour").await,
+        0,
+        "hour rows before the retention"
+    );
+    assert_eq!(
+        rows("always").await,
+        8,
+        "day rows of days 0-7 (rolled up before)"
+    );
     // A replay of everything stores nothing again.
     let ack = store.ingest(lt.id, &all[..500], later).await.unwrap();
     assert_eq!((ack.stored, ack.duplicates), (0, 500));
@@ -602,4 +628,139 @@ async fn each_office_keeps_its_own_hours(db: Arc<TestDb>) {
     assert!((7..=12).contains(&days), "recomputed {days} device-days");
     assert_eq!(figures("office", "lt").await.1, figures(NEW, "lt").await.1);
     as_truth("office, new hours rolled up").await;
+}
+
+/// Hour rows: the maintainer rolls up every hour of settled days and the
+/// settled hours of today; windows that cut days (today so far, office
+/// hours of one day, around midnight) read them and equal the engine on all
+/// the records; the report reads them (a changed row shows); data arriving
+/// late for today's rolled-up hours is used at once and rolled up next round.
+async fn hour_rows_serve_windows_that_cut_days(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let devs = setup(store.as_ref()).await;
+    let gw = &devs[0];
+    let st = rounds(&store, now()).await;
+    let d = day0();
+    let today = d + 8 * DAY;
+    // At 10:00, 09:00-10:00 settles only at 10:15: today's hours until 09:00.
+    assert_eq!(st.hours, 2 * 9, "{st:?}");
+    let mark = store.dirty_mark(gw.id).await.unwrap().unwrap();
+    assert_eq!(mark.from_ms, today + 9 * HOUR);
+    let count = async |a: i64, b: i64| {
+        let sums = store.rollup_sums("always/hour", a, b).await.unwrap();
+        sums.iter().find(|s| s.device_id == gw.id).map(|s| s.days)
+    };
+    assert_eq!(count(today, today + 10 * HOUR).await, Some(9));
+    assert_eq!(count(d, d + 7 * DAY).await, Some(7 * 24));
+
+    let windows = [
+        (today, now(), "today so far"),
+        (today + 30 * MIN, today + 9 * HOUR, "this morning"),
+        (
+            d + 4 * DAY + 9 * HOUR,
+            d + 4 * DAY + 17 * HOUR,
+            "a day inside an outage",
+        ),
+        (
+            d + 2 * DAY + 22 * HOUR + 10 * MIN,
+            d + 3 * DAY + HOUR + 5 * MIN,
+            "around an outage over midnight",
+        ),
+        (d + 5 * HOUR + 30 * MIN, now(), "a week and a bit"),
+        (
+            d + 6 * DAY + 30 * MIN,
+            d + 6 * DAY + 3 * HOUR + 30 * MIN,
+            "a sleep",
+        ),
+    ];
+    for (from, to, what) in windows {
+        for sched in ["always", "office", "office:Asia/Dhaka:sun-sat:00:00-24:00"] {
+            let q = query(from, to, sched);
+            let got = report::run_report(store.as_ref(), &q, None, now())
+                .await
+                .unwrap();
+            same(
+                &got.rows,
+                &truth(store.as_ref(), &q).await,
+                &format!("{what}, {sched}"),
+            );
+        }
+    }
+
+    // The report reads the hour rows: a row changed by 7 ms shows.
+    let h = d + 3 * DAY + 10 * HOUR;
+    let recs = report::all_records(store.as_ref(), gw).await.unwrap();
+    let tl = uptime::timeline(&recs, h - MIN, h + HOUR, now(), &Params::default());
+    let mut row = rollup::day_row(
+        "always/hour",
+        &Schedule::Always,
+        gw.id,
+        &tl,
+        &recs,
+        h,
+        h + HOUR,
+        now(),
+    );
+    row.online_ms += 7;
+    assert!(
+        store
+            .put_rollups(gw.id, &[row], &[], mark.version, mark.from_ms)
+            .await
+            .unwrap()
+    );
+    let q = query(h - HOUR, h + 2 * HOUR, "always");
+    let online = |rows: &[Row]| rows.iter().find(|r| r.group == "gw").unwrap().online_ms;
+    let got = report::run_report(store.as_ref(), &q, None, now())
+        .await
+        .unwrap();
+    assert_eq!(
+        online(&got.rows),
+        online(&truth(store.as_ref(), &q).await) + 7
+    );
+
+    // A device whose morning arrives in two parts: today's hours are first
+    // rolled up without the second part.
+    let (late, _) = devices::add_device(store.as_ref(), "late", None, d)
+        .await
+        .unwrap();
+    let mut g = Recs::new();
+    let a = today + 7 * HOUR;
+    g.start(a, "late-boot");
+    g.link(a, "wlan0", LinkKind::Wifi, LinkState::Down, LinkState::Up);
+    run(&mut g, a, today + 9 * HOUR + 50 * MIN, |_| true);
+    let cut = g.out.iter().position(|r| r.at > today + 8 * HOUR).unwrap();
+    ingest(store.as_ref(), &late, &g.out[..cut]).await;
+    rounds(&store, now()).await;
+    let q = query(today, now(), "always");
+    let lonely = |rows: &[Row]| rows.iter().find(|r| r.group == "late").unwrap().clone();
+    let before = report::run_report(store.as_ref(), &q, None, now())
+        .await
+        .unwrap();
+    same(
+        &before.rows,
+        &truth(store.as_ref(), &q).await,
+        "late: first part",
+    );
+    // The rest lands: the report is right at once (from the records) ...
+    ingest(store.as_ref(), &late, &g.out[cut..]).await;
+    let want = truth(store.as_ref(), &q).await;
+    assert!(lonely(&want).online_ms > lonely(&before.rows).online_ms + HOUR);
+    let mid = report::run_report(store.as_ref(), &q, None, now())
+        .await
+        .unwrap();
+    same(&mid.rows, &want, "late: second part, before the round");
+    // ... and the next round rolls today's hours from the lowered mark
+    // (07:00, what the first record after the cut can change) up again.
+    let st = rounds(&store, now()).await;
+    assert_eq!((st.devices, st.days, st.hours), (1, 0, 2), "{st:?}");
+    let after = report::run_report(store.as_ref(), &q, None, now())
+        .await
+        .unwrap();
+    same(&after.rows, &want, "late: second part, rolled up");
+    let sums = store
+        .rollup_sums("always/hour", today, today + 9 * HOUR)
+        .await
+        .unwrap();
+    let rolled = sums.iter().find(|s| s.device_id == late.id).unwrap();
+    assert_eq!(rolled.online_ms, 2 * HOUR);
 }

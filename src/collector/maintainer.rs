@@ -1,12 +1,15 @@
 //! Keeps the roll-ups current: the thin I/O side of
 //! [`crate::collector::rollup`]. Ingest marks a device dirty from the
 //! earliest time a batch can change ([`crate::collector::rollup::reach_back_ms`]);
-//! every `rollup_interval` the maintainer computes the settled days (local
-//! days that ended at least [`SETTLE_MS`] ago) from each dirty mark on, for
-//! every rolled-up schedule, stores them with the day timelines, and moves
-//! the mark past them unless more data arrived meanwhile (then the device is
-//! simply computed again on the next round). It also deletes raw minute
-//! summaries older than the retention.
+//! every `rollup_interval` the maintainer computes, for every rolled-up
+//! schedule and from each dirty mark on, the settled days (local days that
+//! ended at least [`SETTLE_MS`] ago) with their hours and day timelines, and
+//! the settled hours of the day under way (hours that ended at least
+//! [`SETTLE_MS`] ago); it stores them and moves the mark past them unless
+//! more data arrived meanwhile (then the device is simply computed again on
+//! the next round). A device that keeps uploading is so computed once an
+//! hour, from its mark's hour on. It also deletes raw minute summaries, and
+//! hour rows, older than the retention.
 //!
 //! The `office` schedule is rolled up with each device's office hours (as
 //! they are when the day is computed; a changed `hours` makes the office's
@@ -17,7 +20,7 @@
 //! before, and the state-setting records before that.
 
 use crate::collector::report::{self, ReportError};
-use crate::collector::rollup::{self, DayRow};
+use crate::collector::rollup::{self, DayRow, Period};
 use crate::collector::schedule::{OfficeHours, Schedule};
 use crate::collector::store::{Device, Store};
 use crate::collector::uptime::{self, Params};
@@ -41,7 +44,7 @@ pub struct RollupSettings {
     /// the collector's holidays, is the same.
     pub schedules: Vec<Schedule>,
     /// Days before this many are never (re)computed; raw minute summaries
-    /// older are deleted. `None`: keep raw data for ever, back-fill at most
+    /// and hour rows older are deleted (day rows are kept). `None`: keep raw data for ever, back-fill at most
     /// [`crate::collector::report::MAX_RANGE_DAYS`].
     pub raw_retention_days: Option<i64>,
     pub interval: Duration,
@@ -65,6 +68,8 @@ impl Default for RollupSettings {
 pub struct RoundStats {
     pub devices: u64,
     pub days: u64,
+    /// Hours of days under way computed (a whole day's hours count in `days`).
+    pub hours: u64,
     /// Devices whose mark moved on meanwhile (computed again next round).
     pub raced: u64,
     pub minutes_deleted: u64,
@@ -94,7 +99,10 @@ pub async fn start(
     let tz = rollup::day_tz();
     let mut missing = false;
     for sched in &s.schedules {
-        missing |= !store.has_rollups(&rollup::schedule_key(sched)).await?;
+        let key = rollup::schedule_key(sched);
+        for period in [Period::Day, Period::Hour] {
+            missing |= !store.has_rollups(&period.key(&key)).await?;
+        }
     }
     if !missing {
         return Ok(0);
@@ -103,7 +111,7 @@ pub async fn start(
     if n > 0 {
         tracing::info!(
             devices = n,
-            "a rolled-up schedule has no day rows yet: computing every device's days again"
+            "a rolled-up schedule has no day or hour rows yet: computing every device's days again"
         );
     }
     Ok(n)
@@ -117,9 +125,10 @@ pub async fn run_once(
 ) -> Result<RoundStats, ReportError> {
     let tz = rollup::day_tz();
     let mut stats = RoundStats::default();
-    let settled = rollup::settled_before(now_ms);
+    let settled_h = rollup::hours_settled_before(now_ms);
+    let settled = rollup::day_start(&tz, settled_h);
     let oldest = oldest_day(s, &tz, now_ms);
-    let due = store.dirty_due(settled, DEVICES_PER_ROUND).await?;
+    let due = store.dirty_due(settled_h, DEVICES_PER_ROUND).await?;
     if !due.is_empty() {
         let devices: HashMap<i64, Device> = store
             .list_devices()
@@ -144,50 +153,69 @@ pub async fn run_once(
             let Some(dev) = devices.get(&mark.device_id) else {
                 continue;
             };
+            // The device's schedules, as its office has them.
+            let own: Arc<Vec<(String, Schedule)>> = Arc::new(
+                keys.iter()
+                    .map(|(key, x, hours)| {
+                        (
+                            key.clone(),
+                            x.for_office(hours, dev.office.as_deref()).clone(),
+                        )
+                    })
+                    .collect(),
+            );
             let first = rollup::day_start(&tz, mark.from_ms)
                 .max(oldest)
                 .max(rollup::day_start(&tz, dev.created_at_ms) - DAY_MS);
             let days = rollup::days_between(&tz, first, settled);
             stats.devices += 1;
-            if days.is_empty() {
-                if !store
-                    .put_rollups(dev.id, &[], &[], mark.version, settled)
-                    .await?
-                {
-                    stats.raced += 1;
-                }
-                continue;
-            }
+            let mut raced = false;
             for step in days.chunks(DAYS_PER_STEP) {
                 let a = step[0];
                 let b = rollup::next_day(&tz, step[step.len() - 1]);
                 let recs = report::records_around(store.as_ref(), dev, a, b).await?;
                 let (rows, tls) = {
-                    let keys: Vec<(String, Schedule)> = keys
-                        .iter()
-                        .map(|(key, x, hours)| {
-                            let own = x.for_office(hours, dev.office.as_deref());
-                            (key.clone(), own.clone())
-                        })
-                        .collect();
-                    let tz = tz.clone();
-                    let step = step.to_vec();
-                    let id = dev.id;
-                    tokio::task::spawn_blocking(move || {
-                        compute(&keys, &tz, id, &recs, &step, b, now_ms)
-                    })
-                    .await
-                    .map_err(|e| ReportError::Internal(format!("roll-up task: {e}")))?
+                    let (own, tz, step, id) = (own.clone(), tz.clone(), step.to_vec(), dev.id);
+                    blocking(move || compute(&own, &tz, id, &recs, &step, b, now_ms)).await?
                 };
                 stats.days += step.len() as u64;
-                let next = if b >= settled { settled } else { b };
                 if !store
-                    .put_rollups(dev.id, &rows, &tls, mark.version, next)
+                    .put_rollups(dev.id, &rows, &tls, mark.version, b)
                     .await?
                 {
-                    stats.raced += 1;
+                    raced = true;
                     break;
                 }
+            }
+            if raced {
+                stats.raced += 1;
+                continue;
+            }
+            if !days.is_empty()
+                && let Some(keep) = s.raw_retention_days
+            {
+                let before = rollup::day_start(&tz, now_ms - keep * DAY_MS);
+                for (key, _) in own.iter() {
+                    store
+                        .delete_rollups_before(dev.id, &Period::Hour.key(key), before)
+                        .await?;
+                }
+            }
+            // The settled hours of the day under way.
+            let a = rollup::hour_start(mark.from_ms).max(first).max(settled);
+            let rows = if a < settled_h {
+                let recs = report::records_around(store.as_ref(), dev, a, settled_h).await?;
+                stats.hours += Period::Hour.count(a, settled_h) as u64;
+                let (own, id) = (own.clone(), dev.id);
+                blocking(move || compute_hours(&own, id, &recs, a, settled_h, now_ms)).await?
+            } else {
+                Vec::new()
+            };
+            if !store
+                .put_rollups(dev.id, &rows, &[], mark.version, settled_h)
+                .await?
+            {
+                stats.raced += 1;
             }
         }
     }
@@ -204,7 +232,49 @@ pub async fn run_once(
     Ok(stats)
 }
 
-/// The rows and day timelines of `days` (ending at `end`) of one device.
+/// Run pure roll-up work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ReportError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ReportError::Internal(format!("roll-up task: {e}")))
+}
+
+/// What one device's rows are computed from.
+struct Source<'a> {
+    keys: &'a [(String, Schedule)],
+    device_id: i64,
+    tl: &'a uptime::Timeline,
+    recs: &'a [uptime::Rec],
+    now_ms: i64,
+}
+
+impl Source<'_> {
+    /// The rows of the periods in `[a, b)`: one per period and schedule.
+    fn rows(&self, period: Period, a: i64, b: i64, out: &mut Vec<DayRow>) {
+        let mut t = a;
+        while t < b {
+            let end = period.next(t);
+            for (key, sched) in self.keys {
+                out.push(rollup::day_row(
+                    &period.key(key),
+                    sched,
+                    self.device_id,
+                    self.tl,
+                    self.recs,
+                    t,
+                    end,
+                    self.now_ms,
+                ));
+            }
+            t = end;
+        }
+    }
+}
+
+/// The rows (days and their hours) and day timelines of `days` (ending at
+/// `end`) of one device.
 fn compute(
     keys: &[(String, Schedule)],
     tz: &jiff::tz::TimeZone,
@@ -217,19 +287,45 @@ fn compute(
     let p = Params::default();
     // A minute before the first day: whether its first outage continues one.
     let tl = uptime::timeline(recs, days[0] - 60_000, end, now_ms, &p);
-    let mut rows = Vec::with_capacity(days.len() * keys.len());
+    let src = Source {
+        keys,
+        device_id,
+        tl: &tl,
+        recs,
+        now_ms,
+    };
+    let mut rows = Vec::with_capacity(days.len() * keys.len() * 25);
     let mut tls = Vec::with_capacity(days.len());
     for &day in days {
         let day_end = rollup::next_day(tz, day);
-        for (key, sched) in keys {
-            rows.push(rollup::day_row(
-                key, sched, device_id, &tl, recs, day, day_end, now_ms,
-            ));
-        }
+        src.rows(Period::Day, day, day_end, &mut rows);
+        src.rows(Period::Hour, day, day_end, &mut rows);
         let t = rollup::day_timeline(&tl, day, day_end);
         tls.push((day, serde_json::to_string(&t).unwrap_or_default()));
     }
     (rows, tls)
+}
+
+/// The hour rows of `[a, b)` (whole hours) of one device.
+fn compute_hours(
+    keys: &[(String, Schedule)],
+    device_id: i64,
+    recs: &[uptime::Rec],
+    a: i64,
+    b: i64,
+    now_ms: i64,
+) -> Vec<DayRow> {
+    let tl = uptime::timeline(recs, a - 60_000, b, now_ms, &Params::default());
+    let src = Source {
+        keys,
+        device_id,
+        tl: &tl,
+        recs,
+        now_ms,
+    };
+    let mut rows = Vec::new();
+    src.rows(Period::Hour, a, b, &mut rows);
+    rows
 }
 
 /// Run rounds every `interval` until the task is dropped; errors are logged
@@ -249,6 +345,7 @@ pub async fn run(store: Arc<dyn Store>, s: RollupSettings) {
             Ok(st) if st.devices > 0 || st.minutes_deleted > 0 => tracing::info!(
                 devices = st.devices,
                 days = st.days,
+                hours = st.hours,
                 raced = st.raced,
                 minutes_deleted = st.minutes_deleted,
                 took_ms = started.elapsed().as_millis() as u64,

@@ -586,11 +586,12 @@ pub fn select_devices(
 /// the device's office ([`Schedule::for_office`]: `office` is each office's
 /// own hours).
 ///
-/// Whole settled days are taken from the roll-ups of the query's schedule
-/// when every one of them is there and current for the device; the parts of
-/// the window before and after them are computed from the records, and the
-/// pieces joined ([`rollup::Seg`]). Devices without such roll-ups are
-/// computed from their records.
+/// The window is cut into whole settled days, whole hours around them and
+/// the minutes left at its ends ([`rollup::plan::plan`]). Days and hours
+/// are summed from the roll-ups of the query's schedule where every row is
+/// there and current for the device; everything else is computed from the
+/// records, one stretch at a time, and the pieces joined ([`rollup::Seg`]).
+/// Devices without such roll-ups are computed from their records.
 ///
 /// `Uses::Outages`: every outage is listed (roll-ups hold only sums), so
 /// every device is computed from its records.
@@ -601,24 +602,36 @@ pub async fn figures_in_scope(
     now_ms: i64,
     uses: Uses,
 ) -> Result<(Vec<(Device, Figures)>, Vec<Office>, Option<Branch>), ReportError> {
-    let tz = rollup::day_tz();
-    let (r0, r1) = rollup::whole_days(&tz, q.from_ms, q.to_ms);
-    let r1 = r1.min(rollup::day_start(&tz, now_ms)).max(r0);
-    let ndays = rollup::days_between(&tz, r0, r1).len() as i64;
+    use rollup::plan::{self, Part};
+    let parts = match uses {
+        Uses::Report => plan::plan(q.from_ms, q.to_ms, now_ms),
+        Uses::Outages => vec![Part::Raw(q.from_ms, q.to_ms)],
+    };
     let key = rollup::schedule_key(&q.schedule);
+    let row_parts: Vec<Part> = parts
+        .iter()
+        .copied()
+        .filter(|p| matches!(p, Part::Rows(..)))
+        .collect();
     let rolled = async {
-        if ndays == 0 || uses == Uses::Outages {
-            return Ok((Vec::new(), Vec::new(), Vec::new()));
+        if row_parts.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
         }
         // Independent reads, side by side (SQLite readers run in parallel
         // under WAL, each on its own connection).
-        tokio::try_join!(
-            store.rollup_sums(&key, r0, r1),
-            store.dirty_marks(),
-            store.rollup_ends(&key, r0, r1),
-        )
+        let reads =
+            row_parts.iter().map(|p| {
+                let Part::Rows(period, a, b) = *p else {
+                    unreachable!("only row parts")
+                };
+                let key = period.key(&key);
+                async move {
+                    tokio::try_join!(store.rollup_sums(&key, a, b), store.rollup_ends(&key, a, b))
+                }
+            });
+        tokio::try_join!(futures::future::try_join_all(reads), store.dirty_marks())
     };
-    let (offices, all_devices, (sums, marks, all_ends)) =
+    let (offices, all_devices, (rows, marks)) =
         tokio::try_join!(store.list_offices(), store.list_devices(), rolled)?;
     let (devices, branch) = select_devices(all_devices, &offices, access, q.branch.as_ref())?;
     let hours = q.schedule.office_hours(
@@ -626,48 +639,74 @@ pub async fn figures_in_scope(
             .iter()
             .filter_map(|o| Some((o.code.as_str(), o.hours.as_deref()?))),
     );
-    let sums: HashMap<i64, rollup::DeviceSums> = sums
-        .into_iter()
-        .filter(|s| s.days == ndays)
-        .map(|s| (s.device_id, s))
+    // Per row part: each device's sums (when every row is there) and ends.
+    type Rolled = (
+        HashMap<i64, rollup::DeviceSums>,
+        HashMap<i64, Vec<rollup::DayEnds>>,
+    );
+    let rolled: Vec<(Part, Rolled)> = row_parts
+        .iter()
+        .zip(rows)
+        .map(|(p, (sums, all_ends))| {
+            let Part::Rows(period, a, b) = *p else {
+                unreachable!("only row parts")
+            };
+            let n = period.count(a, b);
+            let sums = sums
+                .into_iter()
+                .filter(|s| s.days == n)
+                .map(|s| (s.device_id, s))
+                .collect();
+            let mut ends: HashMap<i64, Vec<rollup::DayEnds>> = HashMap::new();
+            for e in all_ends {
+                ends.entry(e.device_id).or_default().push(e);
+            }
+            (*p, (sums, ends))
+        })
         .collect();
+    let of = |p: Part| rolled.iter().find(|(x, _)| *x == p).map(|(_, r)| r);
     let marks: HashMap<i64, i64> = marks
         .into_iter()
-        .map(|m| (m.device_id, rollup::day_start(&tz, m.from_ms)))
+        .map(|m| (m.device_id, m.from_ms))
         .collect();
-    let mut ends: HashMap<i64, Vec<rollup::DayEnds>> = HashMap::new();
-    for e in all_ends {
-        ends.entry(e.device_id).or_default().push(e);
-    }
     let mut per_device = Vec::with_capacity(devices.len());
     for d in devices {
         let sched = q.schedule.for_office(&hours, d.office.as_deref());
-        let current = sums
-            .get(&d.id)
-            .filter(|_| marks.get(&d.id).is_some_and(|m| *m >= r1));
-        let f = match current {
-            Some(s) => {
-                let seg =
-                    rollup::days_seg(&tz, s, ends.get(&d.id).map_or(&[], Vec::as_slice), r0, r1);
-                let mut pieces = Vec::new();
-                let mut joined = seg;
-                if q.from_ms < r0 {
-                    let (f, sg) = piece(store, &d, sched, q.from_ms, r0, now_ms).await?;
-                    joined = sg.join(seg);
+        let mark = marks.get(&d.id).copied();
+        let mine = plan::for_device(&parts, |p| {
+            mark.is_some_and(|m| m >= p.end())
+                && of(p).is_some_and(|(sums, _)| sums.contains_key(&d.id))
+        });
+        if let [Part::Raw(..)] = mine.as_slice() {
+            let recs = records_around(store, &d, q.from_ms, q.to_ms).await?;
+            per_device.push((d, device_figures(&recs, q, sched, now_ms)));
+            continue;
+        }
+        let mut total = rollup::DeviceSums::default();
+        let mut pieces = Vec::new();
+        let mut joined: Option<rollup::Seg> = None;
+        for p in mine {
+            let seg = match p {
+                Part::Raw(a, b) => {
+                    let (f, seg) = piece(store, &d, sched, a, b, now_ms).await?;
                     pieces.push(f);
+                    seg
                 }
-                if r1 < q.to_ms {
-                    let (f, sg) = piece(store, &d, sched, r1, q.to_ms, now_ms).await?;
-                    joined = joined.join(sg);
-                    pieces.push(f);
+                Part::Rows(period, a, b) => {
+                    let (sums, ends) = of(p).expect("a current row part was read");
+                    let s = &sums[&d.id];
+                    total.add(s);
+                    let ends = ends.get(&d.id).map_or(&[][..], Vec::as_slice);
+                    rollup::rows_seg(period, s, ends, a, b)
                 }
-                rollup::figures_from(s, &pieces.iter().collect::<Vec<_>>(), joined)
-            }
-            None => {
-                let recs = records_around(store, &d, q.from_ms, q.to_ms).await?;
-                device_figures(&recs, q, sched, now_ms)
-            }
-        };
+            };
+            joined = Some(joined.map_or(seg, |j| j.join(seg)));
+        }
+        let f = rollup::figures_from(
+            &total,
+            &pieces.iter().collect::<Vec<_>>(),
+            joined.unwrap_or_default(),
+        );
         per_device.push((d, f));
     }
     Ok((per_device, offices, branch))

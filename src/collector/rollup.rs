@@ -1,7 +1,8 @@
 //! Roll-ups, as pure code: the figures of one device over one local day
-//! (Asia/Dhaka midnight to midnight) inside one schedule ([`DayRow`], what
-//! the maintainer stores), and the way a report puts days and raw-computed
-//! pieces back together ([`Seg`], [`DeviceSums`]).
+//! (Asia/Dhaka midnight to midnight) or one hour inside one schedule
+//! ([`DayRow`], what the maintainer stores; [`Period`]), and the way a
+//! report puts days, hours and raw-computed pieces back together ([`Seg`],
+//! [`DeviceSums`], [`plan`]).
 //!
 //! Every figure of a report is a sum over days except three: the outage
 //! count, the longest outage and the RTT median. An outage running over
@@ -109,8 +110,8 @@ pub fn day_tz() -> TimeZone {
     .clone()
 }
 
-/// A day is rolled up once it has been over this long (uploads come every
-/// five minutes; later data marks it dirty again).
+/// A day or an hour is rolled up once it has been over this long (uploads
+/// come every five minutes; later data marks it dirty again).
 pub const SETTLE_MS: i64 = 15 * 60_000;
 
 /// The start of the first day not yet due at `now_ms`: the days before it
@@ -119,20 +120,81 @@ pub fn settled_before(now_ms: i64) -> i64 {
     day_start(&day_tz(), now_ms - SETTLE_MS)
 }
 
+/// The start of the first hour not yet due at `now_ms`: the hours before it
+/// are settled (the maintainer computes them; a device's mark is moved at
+/// most here).
+pub fn hours_settled_before(now_ms: i64) -> i64 {
+    hour_start(now_ms - SETTLE_MS)
+}
+
 /// How far ahead of its own clock ingest looks for the settled boundary:
 /// tolerance for collectors sharing one database with clocks apart, and for
-/// a maintainer round that started a little later.
-pub const MARK_MARGIN_MS: i64 = 3_600_000;
+/// a batch that was read in before a maintainer round began and stored after
+/// the round read the device's records. (A round's own length needs none:
+/// its boundary comes from the clock when it began.)
+pub const MARK_MARGIN_MS: i64 = 10 * 60_000;
 
 /// Must a batch that can change the timeline from `reach_ms` on lower its
-/// device's mark? Only when it reaches into days that are settled, or will
+/// device's mark? Only when it reaches into hours that are settled, or will
 /// be within [`MARK_MARGIN_MS`]. A device's mark is never later than the
 /// settled boundary (the maintainer moves it at most there, ingest only
-/// lowers it), so a batch reaching no further back is already covered, and
-/// live uploads write nothing but the first mark (except in the last hour
-/// of a day).
+/// lowers it), so a batch reaching no further back is already covered: live
+/// uploads lower the mark only in the first minutes of each hour, when they
+/// reach back into the hour before.
 pub fn lowers_mark(reach_ms: i64, now_ms: i64) -> bool {
-    reach_ms < settled_before(now_ms.saturating_add(MARK_MARGIN_MS))
+    reach_ms < hours_settled_before(now_ms.saturating_add(MARK_MARGIN_MS))
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// The start of the local hour containing `t`. Roll-up days are Asia/Dhaka
+/// days, whose offset from UTC (+06:00, no daylight saving since 2009) is a
+/// whole number of hours: local hours start on UTC hours.
+pub fn hour_start(t: i64) -> i64 {
+    t - t.rem_euclid(HOUR_MS)
+}
+
+/// The first hour start at or after `t`.
+pub fn hour_ceil(t: i64) -> i64 {
+    let h = hour_start(t);
+    if h == t { h } else { h + HOUR_MS }
+}
+
+/// What a roll-up row covers: a local day, or one hour. Hour rows are kept
+/// so that reports over windows that cut a day (today so far, office hours
+/// of one afternoon) read them too; both live in `rollup_days` (`day_ms` is
+/// the row's start), hour rows under [`Period::key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Day,
+    Hour,
+}
+
+impl Period {
+    /// The start of the period after the one starting at `start`.
+    pub fn next(self, start: i64) -> i64 {
+        match self {
+            Period::Day => next_day(&day_tz(), start),
+            Period::Hour => start + HOUR_MS,
+        }
+    }
+
+    /// The stored schedule name of this period's rows of the schedule
+    /// stored as `key` (see [`schedule_key`]).
+    pub fn key(self, key: &str) -> String {
+        match self {
+            Period::Day => key.to_string(),
+            Period::Hour => format!("{key}/hour"),
+        }
+    }
+
+    /// How many periods start in `[a, b)`.
+    pub fn count(self, a: i64, b: i64) -> i64 {
+        match self {
+            Period::Day => days_between(&day_tz(), a, b).len() as i64,
+            Period::Hour => ((b - a).max(0) + HOUR_MS - 1) / HOUR_MS,
+        }
+    }
 }
 
 /// The start of the local day containing `t` (Unix ms).
@@ -378,6 +440,29 @@ pub struct DeviceSums {
     pub rtt: RttHist,
 }
 
+impl DeviceSums {
+    /// Add the sums of other rows of the same device.
+    pub fn add(&mut self, o: &DeviceSums) {
+        self.days += o.days;
+        self.online_ms += o.online_ms;
+        self.offline_ms += o.offline_ms;
+        self.not_running_ms += o.not_running_ms;
+        self.no_data_ms += o.no_data_ms;
+        self.broadband_ms += o.broadband_ms;
+        self.wifi_ms += o.wifi_ms;
+        self.mobile_ms += o.mobile_ms;
+        self.outages += o.outages;
+        self.outage_ms += o.outage_ms;
+        self.longest_ms = self.longest_ms.max(o.longest_ms);
+        self.failovers += o.failovers;
+        self.sent += o.sent;
+        self.lost += o.lost;
+        for (a, b) in self.rtt.iter_mut().zip(o.rtt) {
+            *a += b;
+        }
+    }
+}
+
 /// The ends of a day row (only rows with `head_ms` or `tail_ms` are read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DayEnds {
@@ -389,9 +474,9 @@ pub struct DayEnds {
     pub cont: bool,
 }
 
-/// The outage runs of days `[r0, r1)` from the sums and the rows with ends
-/// (in day order), as one [`Seg`].
-pub fn days_seg(tz: &TimeZone, sums: &DeviceSums, ends: &[DayEnds], r0: i64, r1: i64) -> Seg {
+/// The outage runs of the periods (days or hours) `[r0, r1)` from the sums
+/// and the rows with ends (in order), as one [`Seg`].
+pub fn rows_seg(period: Period, sums: &DeviceSums, ends: &[DayEnds], r0: i64, r1: i64) -> Seg {
     let mut longest = sums.longest_ms;
     let first_cont = ends.first().is_some_and(|e| e.day_ms == r0 && e.cont);
     let mut head = 0;
@@ -409,7 +494,7 @@ pub fn days_seg(tz: &TimeZone, sums: &DeviceSums, ends: &[DayEnds], r0: i64, r1:
     };
     for e in ends {
         let joined = e.cont
-            && prev.is_some_and(|p| p.tail_ms > 0 && next_day(tz, p.day_ms) == e.day_ms)
+            && prev.is_some_and(|p| p.tail_ms > 0 && period.next(p.day_ms) == e.day_ms)
             && chain.is_some();
         if joined {
             if let Some(c) = chain.as_mut() {
@@ -432,9 +517,9 @@ pub fn days_seg(tz: &TimeZone, sums: &DeviceSums, ends: &[DayEnds], r0: i64, r1:
     let whole = ends.len() as i64 == sums.days
         && sums.days > 0
         && ends.iter().all(|e| e.whole)
-        && prev.is_some_and(|p| next_day(tz, p.day_ms) == r1);
+        && prev.is_some_and(|p| period.next(p.day_ms) == r1);
     if let (Some((at_r0, len)), Some(p)) = (chain, prev)
-        && next_day(tz, p.day_ms) == r1
+        && period.next(p.day_ms) == r1
         && p.tail_ms > 0
     {
         tail = len;
@@ -557,6 +642,8 @@ pub fn concat_timelines(parts: Vec<Timeline>) -> Timeline {
     }
     out
 }
+
+pub mod plan;
 
 #[cfg(test)]
 mod tests;

@@ -13,8 +13,8 @@
 //! log_format = "auto"
 //! log_level = "info"
 //! rollup_interval = "1m"                  # how often roll-ups are brought up to date
-//! rollup_schedules = ["always", "office"] # schedules reports over whole days read from roll-ups ("office": each office's own hours)
-//! raw_retention_days = 90                 # minute summaries kept this long; 0 keeps them for ever
+//! rollup_schedules = ["always", "office"] # schedules whose days and hours reports read from roll-ups ("office": each office's own hours)
+//! raw_retention_days = 90                 # minute summaries and hour rows kept this long; 0 keeps them for ever
 //! holidays_file = "/etc/linkwatch/holidays.txt"  # optional: one YYYY-MM-DD per line
 //! ```
 //!
@@ -59,10 +59,11 @@ pub struct CollectorSection {
     /// How often the roll-ups are brought up to date.
     #[serde(with = "humantime_serde")]
     pub rollup_interval: Duration,
-    /// Schedules rolled up per day (spelled as the report's `schedule`).
+    /// Schedules rolled up per day and per hour (spelled as the report's
+    /// `schedule`).
     pub rollup_schedules: Vec<String>,
-    /// Raw minute summaries older than this many days are deleted (and days
-    /// older are not recomputed); 0 keeps them for ever.
+    /// Raw minute summaries and hour rows older than this many days are
+    /// deleted (and days older are not recomputed); 0 keeps them for ever.
     pub raw_retention_days: u32,
     /// Public holidays (one `YYYY-MM-DD` per line, `#` comments): no office
     /// hours on those days, in reports and roll-ups alike.

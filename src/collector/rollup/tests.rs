@@ -95,34 +95,41 @@ proptest! {
     }
 
     #[test]
-    fn days_summed_and_chained_equal_the_whole(p in prop::collection::vec((1i64..40 * H, any::<bool>()), 1..20), skip in 0i64..24) {
+    fn rows_summed_and_chained_equal_the_whole(
+        p in prop::collection::vec((1i64..40 * H, any::<bool>()), 1..20),
+        skip in 0i64..24,
+        hourly in any::<bool>(),
+    ) {
         let tz = day_tz();
         let base = day_start(&tz, 1_790_000_000_000);
-        let ndays: i64 = 9;
-        let len = ndays * DAY_MS;
-        // The pattern placed from the start of day 0, cut at the end of day 8.
+        // Hours: the same pattern shrunk 24 times.
+        let (period, step) = if hourly { (Period::Hour, H) } else { (Period::Day, DAY_MS) };
+        let scale = |x: i64| (x * step / DAY_MS).max(1);
+        let n: i64 = 9;
+        let len = n * step;
+        // The pattern placed from the start of period 0, cut at the end of period 8.
         let mut t = 0;
         let mut pat = Vec::new();
         for (l, o) in p {
             if t >= len { break; }
-            let l = l.min(len - t);
+            let l = scale(l).min(len - t);
             pat.push((l, o));
             t += l;
         }
         if t < len { pat.push((len - t, false)); }
         let outs = outages_of(&pat);
-        // Days r0.. of the window starting `skip` hours into day 0.
-        let from = skip * H;
-        let r0 = if from == 0 { 0 } else { DAY_MS };
+        // Periods r0.. of the window starting `skip` 24ths into period 0.
+        let from = scale(skip * H);
+        let r0 = if from == 0 { 0 } else { step };
         let r1 = len;
         let whole = Seg::of(&figures_in(&outs, from, len), from, len, false);
-        let mut sums = DeviceSums { days: (r1 - r0) / DAY_MS, ..Default::default() };
+        let mut sums = DeviceSums { days: (r1 - r0) / step, ..Default::default() };
         let mut ends = Vec::new();
         let mut d = r0;
         while d < r1 {
-            let f = figures_in(&outs, d, d + DAY_MS);
-            let seg = Seg::of(&f, d, d + DAY_MS, d > 0 && in_out(&outs, d - 1));
-            let inner = f.outages.iter().filter(|o| o.start != d && o.end != d + DAY_MS)
+            let f = figures_in(&outs, d, d + step);
+            let seg = Seg::of(&f, d, d + step, d > 0 && in_out(&outs, d - 1));
+            let inner = f.outages.iter().filter(|o| o.start != d && o.end != d + step)
                 .map(|o| o.end - o.start).max().unwrap_or(0);
             sums.outages += seg.count - i64::from(seg.cont);
             sums.outage_ms += seg.total;
@@ -130,9 +137,9 @@ proptest! {
             if seg.head > 0 || seg.tail > 0 {
                 ends.push(DayEnds { device_id: 1, day_ms: base + d, head_ms: seg.head, tail_ms: seg.tail, whole: seg.whole, cont: seg.cont });
             }
-            d += DAY_MS;
+            d += step;
         }
-        let mid = days_seg(&tz, &sums, &ends, base + r0, base + r1);
+        let mid = rows_seg(period, &sums, &ends, base + r0, base + r1);
         let joined = if from < r0 {
             Seg::of(&figures_in(&outs, from, r0), from, r0, false).join(mid)
         } else {
@@ -170,20 +177,39 @@ fn day_timelines_concatenate_back() {
 }
 
 #[test]
-fn only_batches_reaching_settled_days_lower_the_mark() {
+fn only_batches_reaching_settled_hours_lower_the_mark() {
     let tz = day_tz();
     let day = day_start(&tz, 1_790_000_000_000);
-    // 10:00 local: today is not settled, yesterday is.
-    let now = day + 10 * H;
+    let m = 60_000;
+    // Local hours start on UTC hours.
+    assert_eq!(hour_start(day), day);
+    assert_eq!(hour_ceil(day + 1), day + H);
+    // 10:30 local: the hours before 10:00 are settled, today is not.
+    let now = day + 10 * H + 30 * m;
     assert_eq!(settled_before(now), day);
-    assert!(!lowers_mark(now - 8 * 60_000, now));
-    assert!(!lowers_mark(day, now));
-    assert!(lowers_mark(day - 1, now));
-    // 23:30: within the margin, today counts as settled already.
-    assert!(lowers_mark(day + 23 * H, day + 23 * H + 30 * 60_000));
-    // 00:10: yesterday settles only at 00:15, but is covered.
-    assert!(lowers_mark(
-        day + DAY_MS - 60_000,
-        day + DAY_MS + 10 * 60_000
-    ));
+    assert_eq!(hours_settled_before(now), day + 10 * H);
+    // A live upload reaching back to 10:23 writes nothing.
+    assert!(!lowers_mark(now - 7 * m, now));
+    assert!(!lowers_mark(day + 10 * H, now));
+    assert!(lowers_mark(day + 10 * H - 1, now));
+    // 11:03: 10:00-11:00 settles at 11:15; a maintainer round reading it
+    // then sees this batch.
+    assert!(!lowers_mark(day + 11 * H - 4 * m, day + 11 * H + 3 * m));
+    // 11:06: within the margin, 10:00-11:00 counts as settled already.
+    assert!(lowers_mark(day + 11 * H - m, day + 11 * H + 6 * m));
+    // 11:20: a live upload reaching back to 11:13 writes nothing again.
+    assert!(!lowers_mark(day + 11 * H + 13 * m, day + 11 * H + 20 * m));
+}
+
+#[test]
+fn periods_count_and_follow() {
+    let tz = day_tz();
+    let day = day_start(&tz, 1_790_000_000_000);
+    assert_eq!(Period::Hour.next(day), day + H);
+    assert_eq!(Period::Day.next(day), day + DAY_MS);
+    assert_eq!(Period::Hour.count(day, day + 5 * H), 5);
+    assert_eq!(Period::Day.count(day, day + 3 * DAY_MS), 3);
+    assert_eq!(Period::Hour.count(day, day), 0);
+    assert_eq!(Period::Hour.key("always"), "always/hour");
+    assert_eq!(Period::Day.key("always"), "always");
 }

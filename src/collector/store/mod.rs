@@ -219,9 +219,10 @@ pub trait Store: Send + Sync + 'static {
     /// Mark every device with records dirty from `from_ms` (at the latest);
     /// how many marks there are.
     async fn mark_all_dirty(&self, from_ms: i64) -> Result<u64, StoreError>;
-    /// Are there any day rows of `schedule`?
+    /// Are there any rows of `schedule` (day rows; hour rows are stored under
+    /// `rollup::Period::Hour.key`)?
     async fn has_rollups(&self, schedule: &str) -> Result<bool, StoreError>;
-    /// Store day rows and day timelines of one device (replacing those of
+    /// Store day or hour rows and day timelines of one device (replacing those of
     /// the same keys) and, if the device's mark still has `version`, move it
     /// to `new_from_ms`. One transaction; true when the mark was moved.
     async fn put_rollups(
@@ -232,7 +233,8 @@ pub trait Store: Send + Sync + 'static {
         version: i64,
         new_from_ms: i64,
     ) -> Result<bool, StoreError>;
-    /// Day rows of `schedule` for days in `[from_day, to_day)` summed per device.
+    /// Rows of `schedule` starting in `[from_day, to_day)` summed per device
+    /// (`days`: how many rows).
     async fn rollup_sums(
         &self,
         schedule: &str,
@@ -257,6 +259,14 @@ pub trait Store: Send + Sync + 'static {
     /// Delete raw minute summaries (`link_minutes`) placed before `before_ms`;
     /// how many were deleted (at most `limit`).
     async fn delete_minutes_before(&self, before_ms: i64, limit: i64) -> Result<u64, StoreError>;
+    /// Delete one device's rows of `schedule` starting before `before_ms`
+    /// (the maintainer keeps hour rows only as long as raw data); how many.
+    async fn delete_rollups_before(
+        &self,
+        device_id: i64,
+        schedule: &str,
+        before_ms: i64,
+    ) -> Result<u64, StoreError>;
 }
 
 /// A device's roll-up mark: days from `from_ms`'s on need computing.

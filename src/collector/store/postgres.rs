@@ -651,6 +651,24 @@ impl Store for PgStore {
         .map_err(query_err("delete raw minutes"))?;
         Ok(done.rows_affected())
     }
+
+    async fn delete_rollups_before(
+        &self,
+        device_id: i64,
+        schedule: &str,
+        before_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM rollup_days WHERE schedule = $1 AND device_id = $2 AND day_ms < $3",
+        )
+        .bind(schedule)
+        .bind(device_id)
+        .bind(before_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("delete old roll-up rows"))?;
+        Ok(done.rows_affected())
+    }
 }
 
 fn dirty(r: (i64, i64, i64)) -> Dirty {
