@@ -273,6 +273,26 @@ impl Source<'_> {
     }
 }
 
+/// `f` on the source of one device's rows over `[a, b)`: its timeline
+/// from a minute before `a` (whether the first outage continues one).
+fn with_source<T>(
+    keys: &[(String, Schedule)],
+    device_id: i64,
+    recs: &[uptime::Rec],
+    (a, b): (i64, i64),
+    now_ms: i64,
+    f: impl FnOnce(&Source) -> T,
+) -> T {
+    let tl = uptime::timeline(recs, a - 60_000, b, now_ms, &Params::default());
+    f(&Source {
+        keys,
+        device_id,
+        tl: &tl,
+        recs,
+        now_ms,
+    })
+}
+
 /// The rows (days and their hours) and day timelines of `days` (ending at
 /// `end`) of one device.
 fn compute(
@@ -284,26 +304,18 @@ fn compute(
     end: i64,
     now_ms: i64,
 ) -> (Vec<DayRow>, Vec<(i64, String)>) {
-    let p = Params::default();
-    // A minute before the first day: whether its first outage continues one.
-    let tl = uptime::timeline(recs, days[0] - 60_000, end, now_ms, &p);
-    let src = Source {
-        keys,
-        device_id,
-        tl: &tl,
-        recs,
-        now_ms,
-    };
-    let mut rows = Vec::with_capacity(days.len() * keys.len() * 25);
-    let mut tls = Vec::with_capacity(days.len());
-    for &day in days {
-        let day_end = rollup::next_day(tz, day);
-        src.rows(Period::Day, day, day_end, &mut rows);
-        src.rows(Period::Hour, day, day_end, &mut rows);
-        let t = rollup::day_timeline(&tl, day, day_end);
-        tls.push((day, serde_json::to_string(&t).unwrap_or_default()));
-    }
-    (rows, tls)
+    with_source(keys, device_id, recs, (days[0], end), now_ms, |src| {
+        let mut rows = Vec::with_capacity(days.len() * keys.len() * 25);
+        let mut tls = Vec::with_capacity(days.len());
+        for &day in days {
+            let day_end = rollup::next_day(tz, day);
+            src.rows(Period::Day, day, day_end, &mut rows);
+            src.rows(Period::Hour, day, day_end, &mut rows);
+            let t = rollup::day_timeline(src.tl, day, day_end);
+            tls.push((day, serde_json::to_string(&t).unwrap_or_default()));
+        }
+        (rows, tls)
+    })
 }
 
 /// The hour rows of `[a, b)` (whole hours) of one device.
@@ -315,17 +327,11 @@ fn compute_hours(
     b: i64,
     now_ms: i64,
 ) -> Vec<DayRow> {
-    let tl = uptime::timeline(recs, a - 60_000, b, now_ms, &Params::default());
-    let src = Source {
-        keys,
-        device_id,
-        tl: &tl,
-        recs,
-        now_ms,
-    };
-    let mut rows = Vec::new();
-    src.rows(Period::Hour, a, b, &mut rows);
-    rows
+    with_source(keys, device_id, recs, (a, b), now_ms, |src| {
+        let mut rows = Vec::new();
+        src.rows(Period::Hour, a, b, &mut rows);
+        rows
+    })
 }
 
 /// Run rounds every `interval` until the task is dropped; errors are logged
