@@ -44,7 +44,8 @@ pub struct RollupSettings {
     /// the collector's holidays, is the same.
     pub schedules: Vec<Schedule>,
     /// Days before this many are never (re)computed; raw minute summaries
-    /// and hour rows older are deleted (day rows are kept). `None`: keep raw data for ever, back-fill at most
+    /// and hour rows older are deleted (day rows are kept). `None`: keep raw
+    /// data for ever, back-fill at most
     /// [`crate::collector::report::MAX_RANGE_DAYS`].
     pub raw_retention_days: Option<i64>,
     pub interval: Duration,
@@ -126,7 +127,7 @@ pub async fn run_once(
     let tz = rollup::day_tz();
     let mut stats = RoundStats::default();
     let settled_h = rollup::hours_settled_before(now_ms);
-    let settled = rollup::day_start(&tz, settled_h);
+    let settled = rollup::settled_before(now_ms);
     let oldest = oldest_day(s, &tz, now_ms);
     let due = store.dirty_due(settled_h, DEVICES_PER_ROUND).await?;
     if !due.is_empty() {
@@ -191,13 +192,11 @@ pub async fn run_once(
                 stats.raced += 1;
                 continue;
             }
-            if !days.is_empty()
-                && let Some(keep) = s.raw_retention_days
-            {
-                let before = rollup::day_start(&tz, now_ms - keep * DAY_MS);
+            // Hour rows go with the raw data: from before the oldest kept day.
+            if !days.is_empty() && s.raw_retention_days.is_some() {
                 for (key, _) in own.iter() {
                     store
-                        .delete_rollups_before(dev.id, &Period::Hour.key(key), before)
+                        .delete_rollups_before(dev.id, &Period::Hour.key(key), oldest)
                         .await?;
                 }
             }

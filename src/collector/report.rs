@@ -602,34 +602,29 @@ pub async fn figures_in_scope(
     now_ms: i64,
     uses: Uses,
 ) -> Result<(Vec<(Device, Figures)>, Vec<Office>, Option<Branch>), ReportError> {
+    use rollup::Period;
     use rollup::plan::{self, Part};
     let parts = match uses {
         Uses::Report => plan::plan(q.from_ms, q.to_ms, now_ms),
         Uses::Outages => vec![Part::Raw(q.from_ms, q.to_ms)],
     };
     let key = rollup::schedule_key(&q.schedule);
-    let row_parts: Vec<Part> = parts
-        .iter()
-        .copied()
-        .filter(|p| matches!(p, Part::Rows(..)))
-        .collect();
+    let row_parts: Vec<(Period, i64, i64)> = parts.iter().filter_map(|p| p.rows()).collect();
     let rolled = async {
         if row_parts.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
         // Independent reads, side by side (SQLite readers run in parallel
         // under WAL, each on its own connection).
-        let reads =
-            row_parts.iter().map(|p| {
-                let Part::Rows(period, a, b) = *p else {
-                    unreachable!("only row parts")
-                };
-                let key = period.key(&key);
-                async move {
-                    tokio::try_join!(store.rollup_sums(&key, a, b), store.rollup_ends(&key, a, b))
-                }
-            });
-        tokio::try_join!(futures::future::try_join_all(reads), store.dirty_marks())
+        let read = |&(period, a, b): &(Period, i64, i64)| {
+            let key = period.key(&key);
+            async move {
+                let sums = store.rollup_sums(&key, a, b);
+                tokio::try_join!(sums, store.rollup_ends(&key, a, b))
+            }
+        };
+        let reads = futures::future::try_join_all(row_parts.iter().map(read));
+        tokio::try_join!(reads, store.dirty_marks())
     };
     let (offices, all_devices, (rows, marks)) =
         tokio::try_join!(store.list_offices(), store.list_devices(), rolled)?;
@@ -644,13 +639,10 @@ pub async fn figures_in_scope(
         HashMap<i64, rollup::DeviceSums>,
         HashMap<i64, Vec<rollup::DayEnds>>,
     );
-    let rolled: Vec<(Part, Rolled)> = row_parts
+    let rolled: Vec<((Period, i64, i64), Rolled)> = row_parts
         .iter()
         .zip(rows)
-        .map(|(p, (sums, all_ends))| {
-            let Part::Rows(period, a, b) = *p else {
-                unreachable!("only row parts")
-            };
+        .map(|(&(period, a, b), (sums, all_ends))| {
             let n = period.count(a, b);
             let sums = sums
                 .into_iter()
@@ -661,10 +653,13 @@ pub async fn figures_in_scope(
             for e in all_ends {
                 ends.entry(e.device_id).or_default().push(e);
             }
-            (*p, (sums, ends))
+            ((period, a, b), (sums, ends))
         })
         .collect();
-    let of = |p: Part| rolled.iter().find(|(x, _)| *x == p).map(|(_, r)| r);
+    let of = |p: Part| {
+        let p = p.rows()?;
+        rolled.iter().find(|(x, _)| *x == p).map(|(_, r)| r)
+    };
     let marks: HashMap<i64, i64> = marks
         .into_iter()
         .map(|m| (m.device_id, m.from_ms))

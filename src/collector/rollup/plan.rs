@@ -28,6 +28,14 @@ impl Part {
             Part::Raw(_, b) | Part::Rows(_, _, b) => b,
         }
     }
+
+    /// `(period, a, b)` of a row part.
+    pub fn rows(self) -> Option<(Period, i64, i64)> {
+        match self {
+            Part::Rows(period, a, b) => Some((period, a, b)),
+            Part::Raw(..) => None,
+        }
+    }
 }
 
 /// The parts of `[from, to)` at `now`, in order, covering it exactly. Rows
