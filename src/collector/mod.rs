@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod api;
+pub mod csv_writer;
 pub mod devices;
 pub mod maintainer;
 pub mod outages;

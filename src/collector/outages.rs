@@ -5,7 +5,8 @@
 //! [`crate::collector::report::figures_in_scope`].
 
 use crate::collector::access::Branch;
-use crate::collector::report::{GroupBy, ParamError, csv_field, group_of, ts};
+use crate::collector::csv_writer::{Cell, CsvWriter};
+use crate::collector::report::{GroupBy, ParamError, group_of, ts};
 use crate::collector::store::{Device, Office};
 use crate::collector::uptime::{Figures, OutageCause};
 use serde::Serialize;
@@ -104,6 +105,18 @@ pub fn outage_rows(
 
 pub const CSV_HEADER: &str = "device,group,start,end,start_ms,end_ms,duration_ms,cause";
 
+/// The columns of [`CSV_HEADER`].
+pub const CSV_COLUMNS: [&str; 8] = [
+    "device",
+    "group",
+    "start",
+    "end",
+    "start_ms",
+    "end_ms",
+    "duration_ms",
+    "cause",
+];
+
 fn cause_word(c: OutageCause) -> &'static str {
     match c {
         OutageCause::AllLinksDown => "all_links_down",
@@ -111,25 +124,23 @@ fn cause_word(c: OutageCause) -> &'static str {
     }
 }
 
-/// CSV: a header line, then one line per outage (CRLF line ends).
+/// CSV (through [`CsvWriter`]: names neutralised, figures written as
+/// numbers): a header line, then one line per outage (CRLF line ends).
 pub fn render_csv(list: &OutageList) -> String {
-    let mut out = String::from(CSV_HEADER);
-    out.push_str("\r\n");
+    let mut w = CsvWriter::new(CSV_COLUMNS);
     for r in &list.outages {
-        let fields = [
-            csv_field(&r.device),
-            csv_field(&r.group),
-            r.start.clone(),
-            r.end.clone(),
-            r.start_ms.to_string(),
-            r.end_ms.to_string(),
-            r.duration_ms.to_string(),
-            cause_word(r.cause).to_string(),
-        ];
-        out.push_str(&fields.join(","));
-        out.push_str("\r\n");
+        w.row([
+            Cell::text(&r.device),
+            Cell::text(&r.group),
+            Cell::text(&r.start),
+            Cell::text(&r.end),
+            Cell::int(r.start_ms),
+            Cell::int(r.end_ms),
+            Cell::int(r.duration_ms),
+            Cell::text(cause_word(r.cause)),
+        ]);
     }
-    out
+    w.finish()
 }
 
 #[cfg(test)]
@@ -200,6 +211,7 @@ mod tests {
             token_branch: None,
             outages: all,
         };
+        assert_eq!(CSV_COLUMNS.join(","), CSV_HEADER);
         let csv = render_csv(&list);
         assert!(
             csv.ends_with(

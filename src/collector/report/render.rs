@@ -2,6 +2,7 @@
 //! command line's table, with the time and duration spellings they share.
 
 use super::*;
+use crate::collector::csv_writer::{Cell, CsvWriter};
 
 // ---------------------------------------------------------------------------
 // Rendering
@@ -11,56 +12,67 @@ pub fn render_json(r: &Report) -> String {
     serde_json::to_string_pretty(r).unwrap_or_default() + "\n"
 }
 
-/// One CSV field, quoted when needed (RFC 4180).
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ') {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-fn opt<T: ToString>(v: Option<T>) -> String {
-    v.map(|x| x.to_string()).unwrap_or_default()
-}
-
 pub const CSV_HEADER: &str = "group,devices,online_ms,offline_ms,not_running_ms,no_data_ms,\
 uptime_pct,uptime,compliant,outages,longest_outage_ms,mean_time_to_recover_ms,\
 broadband_ms,wifi_ms,mobile_ms,broadband_pct,wifi_pct,mobile_pct,failovers,rtt_p50_ms,loss_pct";
 
-/// CSV: a header line, then one line per row. `uptime_pct` is empty and
-/// `uptime` says `no data` when there is none.
+/// The columns of [`CSV_HEADER`].
+pub const CSV_COLUMNS: [&str; 21] = [
+    "group",
+    "devices",
+    "online_ms",
+    "offline_ms",
+    "not_running_ms",
+    "no_data_ms",
+    "uptime_pct",
+    "uptime",
+    "compliant",
+    "outages",
+    "longest_outage_ms",
+    "mean_time_to_recover_ms",
+    "broadband_ms",
+    "wifi_ms",
+    "mobile_ms",
+    "broadband_pct",
+    "wifi_pct",
+    "mobile_pct",
+    "failovers",
+    "rtt_p50_ms",
+    "loss_pct",
+];
+
+/// CSV (through [`CsvWriter`]: group names neutralised, figures written as
+/// numbers): a header line, then one line per row. `uptime_pct` is empty
+/// and `uptime` says `no data` when there is none.
 pub fn render_csv(r: &Report) -> String {
-    let mut out = String::from(CSV_HEADER);
-    out.push_str("\r\n");
+    let pct = |v: Option<f64>| Cell::opt(v, |p| Cell::fixed(p, 3));
+    let mut w = CsvWriter::new(CSV_COLUMNS);
     for row in &r.rows {
-        let fields = [
-            csv_field(&row.group),
-            row.devices.to_string(),
-            row.online_ms.to_string(),
-            row.offline_ms.to_string(),
-            row.not_running_ms.to_string(),
-            row.no_data_ms.to_string(),
-            opt(row.uptime_pct.map(|p| format!("{p:.3}"))),
-            csv_field(&row.uptime),
-            opt(row.compliant),
-            row.outages.to_string(),
-            opt(row.longest_outage_ms),
-            opt(row.mean_time_to_recover_ms),
-            row.broadband_ms.to_string(),
-            row.wifi_ms.to_string(),
-            row.mobile_ms.to_string(),
-            opt(row.broadband_pct.map(|p| format!("{p:.3}"))),
-            opt(row.wifi_pct.map(|p| format!("{p:.3}"))),
-            opt(row.mobile_pct.map(|p| format!("{p:.3}"))),
-            row.failovers.to_string(),
-            opt(row.rtt_p50_ms.map(|p| format!("{p:.1}"))),
-            opt(row.loss_pct.map(|p| format!("{p:.3}"))),
-        ];
-        out.push_str(&fields.join(","));
-        out.push_str("\r\n");
+        w.row([
+            Cell::text(&row.group),
+            Cell::int(row.devices),
+            Cell::int(row.online_ms),
+            Cell::int(row.offline_ms),
+            Cell::int(row.not_running_ms),
+            Cell::int(row.no_data_ms),
+            pct(row.uptime_pct),
+            Cell::text(&row.uptime),
+            Cell::opt(row.compliant, Cell::bool),
+            Cell::int(row.outages),
+            Cell::opt(row.longest_outage_ms, Cell::int),
+            Cell::opt(row.mean_time_to_recover_ms, Cell::int),
+            Cell::int(row.broadband_ms),
+            Cell::int(row.wifi_ms),
+            Cell::int(row.mobile_ms),
+            pct(row.broadband_pct),
+            pct(row.wifi_pct),
+            pct(row.mobile_pct),
+            Cell::int(row.failovers),
+            Cell::opt(row.rtt_p50_ms, |v| Cell::fixed(v, 1)),
+            pct(row.loss_pct),
+        ]);
     }
-    out
+    w.finish()
 }
 
 /// A duration for people: `6h 30m`, `45m`, `12s`, `0m`.
