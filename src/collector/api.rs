@@ -259,6 +259,8 @@ pub struct CollectorMetrics {
     pub records_duplicate: Counter,
     pub latency: Histogram,
     pub inflight: Gauge,
+    /// The periodic jobs' (who leads which, what they did).
+    pub jobs: crate::collector::lead::JobMetrics,
 }
 
 impl Default for CollectorMetrics {
@@ -302,8 +304,10 @@ impl CollectorMetrics {
             "Ingest requests being handled now",
             inflight.clone(),
         );
+        let jobs = crate::collector::lead::JobMetrics::register(&mut registry);
         CollectorMetrics {
             registry,
+            jobs,
             requests,
             records_stored,
             records_duplicate,

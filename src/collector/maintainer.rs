@@ -8,8 +8,11 @@
 //! [`SETTLE_MS`] ago); it stores them and moves the mark past them unless
 //! more data arrived meanwhile (then the device is simply computed again on
 //! the next round). A device that keeps uploading is so computed once an
-//! hour, from its mark's hour on. It also deletes raw minute summaries, and
-//! hour rows, older than the retention.
+//! hour, from its mark's hour on. It also deletes hour rows older than the
+//! retention, and (a job of its own) raw minute summaries older than it.
+//!
+//! Both are periodic jobs of [`crate::collector::lead`]: with several
+//! collectors on one PostgreSQL, each runs on one replica at a time.
 //!
 //! The `office` schedule is rolled up with each device's office hours (as
 //! they are when the day is computed; a changed `hours` makes the office's
@@ -19,6 +22,7 @@
 //! ([`crate::collector::report::records_around`]): everything from a day
 //! before, and the state-setting records before that.
 
+use crate::collector::lead::{Job, JobMetrics, Leadership, Round, run_job};
 use crate::collector::report::{self, ReportError};
 use crate::collector::rollup::{self, DayRow, Period};
 use crate::collector::schedule::{OfficeHours, Schedule};
@@ -62,6 +66,15 @@ impl Default for RollupSettings {
             interval: Duration::from_secs(60),
         }
     }
+}
+
+/// Work just done, as [`rollups_counted`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Computed {
+    /// Days of one device, each with its hours and day timeline.
+    Days(u64),
+    /// Hours of the day under way of one device.
+    Hours(u64),
 }
 
 /// What one round did.
@@ -118,11 +131,35 @@ pub async fn start(
     Ok(n)
 }
 
-/// One round at `now_ms`.
+/// One round of both jobs at `now_ms`: [`rollups_once`], then
+/// [`retention_once`].
 pub async fn run_once(
     store: &Arc<dyn Store>,
     s: &RollupSettings,
     now_ms: i64,
+) -> Result<RoundStats, ReportError> {
+    let mut stats = rollups_once(store, s, now_ms).await?;
+    stats.minutes_deleted = retention_once(store, s, now_ms).await?;
+    Ok(stats)
+}
+
+/// One round of the roll-ups job at `now_ms`: the due devices' days and
+/// settled hours (and their hour rows past the retention).
+pub async fn rollups_once(
+    store: &Arc<dyn Store>,
+    s: &RollupSettings,
+    now_ms: i64,
+) -> Result<RoundStats, ReportError> {
+    rollups_counted(store, s, now_ms, &|_| {}).await
+}
+
+/// [`rollups_once`], telling `computed` how many days (with their hours) or
+/// hours of the day under way were just computed, as they are.
+pub async fn rollups_counted(
+    store: &Arc<dyn Store>,
+    s: &RollupSettings,
+    now_ms: i64,
+    computed: &(dyn Fn(Computed) + Sync),
 ) -> Result<RoundStats, ReportError> {
     let tz = rollup::day_tz();
     let mut stats = RoundStats::default();
@@ -180,6 +217,7 @@ pub async fn run_once(
                     blocking(move || compute(&own, &tz, id, &recs, &step, b, now_ms)).await?
                 };
                 stats.days += step.len() as u64;
+                computed(Computed::Days(step.len() as u64));
                 if !store
                     .put_rollups(dev.id, &rows, &tls, mark.version, b)
                     .await?
@@ -204,9 +242,13 @@ pub async fn run_once(
             let a = rollup::hour_start(mark.from_ms).max(first).max(settled);
             let rows = if a < settled_h {
                 let recs = report::records_around(store.as_ref(), dev, a, settled_h).await?;
-                stats.hours += Period::Hour.count(a, settled_h) as u64;
+                let hours = Period::Hour.count(a, settled_h) as u64;
+                stats.hours += hours;
                 let (own, id) = (own.clone(), dev.id);
-                blocking(move || compute_hours(&own, id, &recs, a, settled_h, now_ms)).await?
+                let rows =
+                    blocking(move || compute_hours(&own, id, &recs, a, settled_h, now_ms)).await?;
+                computed(Computed::Hours(hours));
+                rows
             } else {
                 Vec::new()
             };
@@ -218,17 +260,28 @@ pub async fn run_once(
             }
         }
     }
+    Ok(stats)
+}
+
+/// One round of the retention job at `now_ms`: raw minute summaries older
+/// than the retention deleted; how many.
+pub async fn retention_once(
+    store: &Arc<dyn Store>,
+    s: &RollupSettings,
+    now_ms: i64,
+) -> Result<u64, ReportError> {
+    let mut deleted = 0;
     if let Some(days) = s.raw_retention_days {
         let cutoff = now_ms - days * DAY_MS;
         loop {
             let n = store.delete_minutes_before(cutoff, DELETE_CHUNK).await?;
-            stats.minutes_deleted += n;
+            deleted += n;
             if n < DELETE_CHUNK as u64 {
                 break;
             }
         }
     }
-    Ok(stats)
+    Ok(deleted)
 }
 
 /// Run pure roll-up work off the async threads.
@@ -333,31 +386,85 @@ fn compute_hours(
     })
 }
 
-/// Run rounds every `interval` until the task is dropped; errors are logged
-/// and the next round tries again.
-pub async fn run(store: Arc<dyn Store>, s: RollupSettings) {
-    let now = jiff::Timestamp::now().as_millisecond();
-    if let Err(e) = start(&store, &s, now).await {
-        tracing::warn!(error = %e, "cannot check the rolled-up schedules");
-    }
-    let mut tick = tokio::time::interval(s.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
+/// Run the roll-ups and the retention jobs every `interval` until dropped,
+/// each only while `lead` says this replica holds it (see
+/// [`crate::collector::lead`]); errors are logged and the next round tries
+/// again. A replica that takes the roll-ups first checks the rolled-up
+/// schedules ([`start`]).
+pub async fn run(
+    store: Arc<dyn Store>,
+    s: RollupSettings,
+    lead: Arc<dyn Leadership>,
+    metrics: JobMetrics,
+) {
+    let rollups = {
+        let (store, s, m) = (store.clone(), s.clone(), metrics.clone());
+        run_job(
+            lead.clone(),
+            Job::Rollups,
+            s.interval,
+            metrics.clone(),
+            move |round: Round| {
+                let (store, s, m) = (store.clone(), s.clone(), m.clone());
+                async move { rollup_round(&store, &s, &m, round).await }
+            },
+        )
+    };
+    let retention = {
+        let (store, s, m) = (store.clone(), s.clone(), metrics.clone());
+        run_job(lead, Job::Retention, s.interval, metrics, move |_| {
+            let (store, s, m) = (store.clone(), s.clone(), m.clone());
+            async move {
+                let now = jiff::Timestamp::now().as_millisecond();
+                match retention_once(&store, &s, now).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        m.minutes_deleted.inc_by(n);
+                        tracing::info!(
+                            minutes_deleted = n,
+                            "retention: old minute summaries deleted"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "retention round failed; trying again next round")
+                    }
+                }
+            }
+        })
+    };
+    tokio::join!(rollups, retention);
+}
+
+async fn rollup_round(store: &Arc<dyn Store>, s: &RollupSettings, m: &JobMetrics, round: Round) {
+    if round.first {
         let now = jiff::Timestamp::now().as_millisecond();
-        let started = std::time::Instant::now();
-        match run_once(&store, &s, now).await {
-            Ok(st) if st.devices > 0 || st.minutes_deleted > 0 => tracing::info!(
-                devices = st.devices,
-                days = st.days,
-                hours = st.hours,
-                raced = st.raced,
-                minutes_deleted = st.minutes_deleted,
-                took_ms = started.elapsed().as_millis() as u64,
-                "roll-ups updated"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "roll-up round failed; trying again next round"),
+        if let Err(e) = start(store, s, now).await {
+            tracing::warn!(error = %e, "cannot check the rolled-up schedules");
         }
+    }
+    let now = jiff::Timestamp::now().as_millisecond();
+    let started = std::time::Instant::now();
+    let count = |c: Computed| match c {
+        Computed::Days(n) => {
+            m.rollup_days.inc_by(n);
+        }
+        Computed::Hours(n) => {
+            m.rollup_hours.inc_by(n);
+        }
+    };
+    match rollups_counted(store, s, now, &count).await {
+        Ok(st) => {
+            if st.devices > 0 {
+                tracing::info!(
+                    devices = st.devices,
+                    days = st.days,
+                    hours = st.hours,
+                    raced = st.raced,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "roll-ups updated"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "roll-up round failed; trying again next round"),
     }
 }

@@ -7,6 +7,7 @@ pub mod access;
 pub mod api;
 pub mod csv_writer;
 pub mod devices;
+pub mod lead;
 pub mod maintainer;
 pub mod outages;
 pub mod read_api;

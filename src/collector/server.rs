@@ -87,19 +87,22 @@ pub async fn serve_on(
             addr: c.listen,
             source,
         })?;
-    // Stopped when the server returns, however it returns.
-    let _maintainer = AbortOnDrop(tokio::spawn(crate::collector::maintainer::run(
-        store.clone(),
-        cfg.rollup_settings(),
-    )));
     let state = ApiState::new(
-        store,
+        store.clone(),
         ApiOptions {
             max_body_bytes: c.max_body_bytes,
             max_inflight: c.max_inflight,
             holidays: cfg.holidays.clone(),
         },
     );
+    // The periodic jobs, each while this replica leads it (see
+    // `collector::lead`). Stopped when the server returns, however it returns.
+    let _maintainer = AbortOnDrop(tokio::spawn(crate::collector::maintainer::run(
+        store.clone(),
+        cfg.rollup_settings(),
+        store.leadership(&crate::collector::lead::replica_name()),
+        state.metrics().jobs.clone(),
+    )));
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let std_listener = listener.into_std().map_err(CollectorError::Serve)?;
     let handle = axum_server::Handle::new();

@@ -7,6 +7,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use crate::collector::access::{Branch, Level, Role};
+use crate::collector::lead::{Leadership, Solo};
 use crate::collector::rollup::{DayEnds, DayRow, DeviceSums, RTT_BUCKETS};
 use crate::wire::v1::{Ack, Record};
 use std::sync::Arc;
@@ -174,6 +175,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<StoredRecord>, StoreError>;
     /// Cheap liveness check for `/health`.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Who runs which periodic job among the collectors on this database
+    /// (see [`crate::collector::lead`]), for the replica named `replica`.
+    /// Each call gives an independent holder. By default every job is
+    /// always held: one process alone on its database.
+    fn leadership(&self, replica: &str) -> Arc<dyn Leadership> {
+        let _ = replica;
+        Arc::new(Solo)
+    }
     /// Register an API token; `token_hash` is the SHA-256 of the token (hex).
     /// [`StoreError::ApiTokenExists`] when the name is taken.
     async fn add_api_token(

@@ -21,6 +21,7 @@
 //!   `StoreError::Query { op: "ingest", source: sqlx::Error::RowNotFound }`.
 
 mod ingest;
+pub mod lead;
 
 use super::group::{self, Job};
 use super::{
@@ -348,6 +349,13 @@ impl Store for PgStore {
             .await
             .map(|_| ())
             .map_err(query_err("ping"))
+    }
+
+    fn leadership(&self, replica: &str) -> Arc<dyn crate::collector::lead::Leadership> {
+        Arc::new(lead::PgLeadership::new(
+            &self.pool.connect_options(),
+            replica,
+        ))
     }
 
     async fn add_api_token(
