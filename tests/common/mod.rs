@@ -32,6 +32,7 @@
 
 pub mod agent;
 pub mod db;
+pub mod fuzz;
 pub mod netns;
 pub mod records;
 
