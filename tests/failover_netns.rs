@@ -314,14 +314,18 @@ fn hooks_receive_the_documented_variables_and_a_hanging_hook_does_not_block() {
     }
     let tb = Testbed::new();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("events");
+    // Hooks run concurrently: each run writes its own file (a temporary
+    // name first, renamed when complete), so every file is one whole block.
+    let events = dir.path().join("events");
+    std::fs::create_dir(&events).unwrap();
     let hook = dir.path().join("hook.sh");
     std::fs::write(
         &hook,
         format!(
-            "#!/bin/sh\n{{ env | grep ^LINKWATCH_ | sort; echo --; }} >> {}\n\
+            "#!/bin/sh\nt=$(mktemp {d}/.tmp.XXXXXX)\nenv | grep ^LINKWATCH_ | sort > \"$t\"\n\
+             mv \"$t\" \"$t.event\"\n\
              [ \"$LINKWATCH_EVENT\" = link ] && sleep 60\nexit 0\n",
-            out.display()
+            d = events.display()
         ),
     )
     .unwrap();
@@ -333,33 +337,50 @@ fn hooks_receive_the_documented_variables_and_a_hanging_hook_does_not_block() {
     tb.cut_upstream(Uplink::Broadband);
     // Link hooks hang for 60 s and are killed after 1 s; failover goes on.
     wait_route(&tb, &agent, "wl0", Duration::from_secs(10));
-    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    // Every finished hook run's block.
+    let blocks = || -> Vec<String> {
+        std::fs::read_dir(&events)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "event"))
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    };
+    let find = |want: &[&str]| {
+        blocks()
+            .into_iter()
+            .find(|b| want.iter().all(|w| b.lines().any(|l| l == *w)))
+    };
+    let mut failover = None;
     wait_until(Duration::from_secs(5), "failover hook ran", || {
-        read().contains("LINKWATCH_EVENT=failover")
+        failover = find(&["LINKWATCH_EVENT=failover", "LINKWATCH_ACTIVE=wl0"]);
+        failover.is_some()
     });
-    let text = read();
-    let failover = text
-        .split("--")
-        .find(|b| b.contains("LINKWATCH_EVENT=failover") && b.contains("LINKWATCH_ACTIVE=wl0"))
-        .unwrap_or_else(|| panic!("{text}"));
+    let failover = failover.unwrap();
     for v in [
         "LINKWATCH_OLD_ACTIVE=bb0",
         "LINKWATCH_CAUSE=current-down",
-        "LINKWATCH_REASON=",
+        "LINKWATCH_LINK=wl0",
     ] {
-        assert!(failover.contains(v), "{v} in {failover}");
+        assert!(failover.lines().any(|l| l == v), "{v} in {failover}");
     }
-    let link = text
-        .split("--")
-        .find(|b| b.contains("LINKWATCH_LINK=bb0") && b.contains("LINKWATCH_NEW_STATE=down"))
-        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        failover.lines().any(|l| l.starts_with("LINKWATCH_REASON=")),
+        "LINKWATCH_REASON in {failover}"
+    );
+    let mut link = None;
+    wait_until(Duration::from_secs(5), "bb0's link hook ran", || {
+        link = find(&["LINKWATCH_LINK=bb0", "LINKWATCH_NEW_STATE=down"]);
+        link.is_some()
+    });
+    let link = link.unwrap();
     for v in [
         "LINKWATCH_EVENT=link",
         "LINKWATCH_KIND=broadband",
         "LINKWATCH_OLD_STATE=up",
         "LINKWATCH_REASON=probes",
     ] {
-        assert!(link.contains(v), "{v} in {link}");
+        assert!(link.lines().any(|l| l == v), "{v} in {link}");
     }
     wait_until(Duration::from_secs(5), "timeout logged", || {
         agent.log_text().contains("hook timed out and was killed")
