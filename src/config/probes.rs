@@ -400,4 +400,51 @@ mod tests {
         assert_eq!(key, "probe_defaults.ca_file");
         assert!(msg.contains("/nonexistent/ca.pem"), "{msg}");
     }
+
+    #[test]
+    fn a_config_with_an_unusable_ca_file_is_refused_naming_the_key() {
+        use crate::config::agent::AgentConfig;
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate\n").unwrap();
+        let missing = dir.path().join("missing.pem");
+        let probe = |ca: &Path| {
+            format!(
+                "{{ type = \"http\", url = \"https://intranet.test/\", ca_file = \"{}\" }}",
+                ca.display()
+            )
+        };
+        let cases = [
+            (
+                format!("probes = [{}]\n", probe(&junk)),
+                "probes[0].ca_file",
+                "holds no certificate",
+            ),
+            (
+                format!(
+                    "[[link]]\nname = \"eth0\"\npresets = [\"internet\"]\nprobes = [{}]\n",
+                    probe(&missing)
+                ),
+                "link[0].probes[0].ca_file",
+                "cannot read CA file",
+            ),
+            (
+                format!("[probe_defaults]\nca_file = \"{}\"\n", junk.display()),
+                "probe_defaults.ca_file",
+                "holds no certificate",
+            ),
+            (
+                "[probe_defaults]\nnameservers = [\"resolver.test\"]\n".to_string(),
+                "nameservers",
+                "not a nameserver address",
+            ),
+        ];
+        for (text, key, words) in cases {
+            let e = AgentConfig::parse(&text, Path::new("agent.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "want `{key}` in: {e}");
+            assert!(e.contains(words), "want `{words}` in: {e}");
+        }
+    }
 }
