@@ -37,14 +37,12 @@ pub enum RouteError {
         #[source]
         source: rtnetlink::Error,
     },
-    /// Adding or deleting one route failed.
-    #[error("cannot {op} {family} default route{} dev {ifname} metric {metric}: {source}", via(.gateway))]
+    /// Adding or deleting one route failed. `route` reads like
+    /// `IPv4 default route via 10.11.0.1 dev bb0 metric 10`.
+    #[error("cannot {op} {route}: {source}")]
     Route {
         op: &'static str,
-        family: Family,
-        ifname: String,
-        gateway: Option<IpAddr>,
-        metric: u32,
+        route: String,
         #[source]
         source: rtnetlink::Error,
     },
@@ -323,25 +321,27 @@ async fn apply_with(handle: &Handle, ops: &[RouteOp]) -> Result<(), RouteError> 
     Ok(())
 }
 
+/// `IPv4 default route via 10.11.0.1 dev bb0 metric 10`, for messages.
+pub(super) fn describe(r: &WantedRoute) -> String {
+    format!(
+        "{} default route{} dev {} metric {}",
+        r.family,
+        via(&r.gateway),
+        r.ifname,
+        r.metric
+    )
+}
+
 fn op_error(op: &'static str, r: &WantedRoute, source: rtnetlink::Error) -> RouteError {
     if is_permission(&source) {
         RouteError::PermissionDenied {
             op,
-            what: format!(
-                "{} default route{} dev {} metric {}",
-                r.family,
-                via(&r.gateway),
-                r.ifname,
-                r.metric
-            ),
+            what: describe(r),
         }
     } else {
         RouteError::Route {
             op,
-            family: r.family,
-            ifname: r.ifname.clone(),
-            gateway: r.gateway,
-            metric: r.metric,
+            route: describe(r),
             source,
         }
     }

@@ -1,6 +1,6 @@
 //! Unit tests of the route planning and netlink helpers (`super`).
 
-use super::kernel::{KernelDefault, defaults_in, learned_in, valid_ifname};
+use super::kernel::{self, KernelDefault, defaults_in, learned_in, valid_ifname};
 use super::*;
 use proptest::prelude::*;
 use rtnetlink::packet_route::AddressFamily;
@@ -339,16 +339,17 @@ fn errors_say_what_and_why() {
     assert!(e.to_string().contains("needs CAP_NET_ADMIN"), "{e}");
     let e = RouteError::Route {
         op: "delete",
-        family: Family::V4,
-        ifname: "bb0".into(),
-        gateway: gw("10.11.0.1"),
-        metric: 10,
+        route: kernel::describe(&want("bb0", gw("10.11.0.1"), 10)),
         source: rtnetlink::Error::RequestFailed,
     };
     assert!(
         e.to_string()
             .starts_with("cannot delete IPv4 default route via 10.11.0.1 dev bb0 metric 10: "),
         "{e}"
+    );
+    assert_eq!(
+        kernel::describe(&want6("ppp0", 20)),
+        "IPv6 default route dev ppp0 metric 20"
     );
     assert!(matches!(
         set_ignore_linkdown("../x"),
