@@ -236,7 +236,7 @@ fn https_trusts_a_private_ca_from_ca_file_and_names_bad_certificates() {
         ("unknown CA", "unknown certificate authority"),
         (
             "wrong name",
-            "not valid for 203.0.113.24: it names other.test",
+            "not valid for 203.0.113.104: it names other.test",
         ),
         ("expired", "expired on 2021-01-01T00:00:00Z"),
     ];

@@ -89,14 +89,14 @@ pub const PROBE_ADDR_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 
 /// A name with an AAAA record ([`PROBE_ADDR_V6`]) and no A record.
 pub const V6_ONLY_NAME: &str = "v6only.test";
 /// Extra addresses on inet's `lo` for stand-in services (TLS servers, the `whatsapp` preset's
-/// endpoints): 203.0.113.20 to .29 and 2001:db8:ff::20 to ::29.
+/// endpoints): 203.0.113.100 to .109 and 2001:db8:ff::100 to ::109.
 pub fn spare_addr(i: u8) -> Ipv4Addr {
     assert!(i < 10, "spare address {i} out of range");
-    Ipv4Addr::new(203, 0, 113, 20 + i)
+    Ipv4Addr::new(203, 0, 113, 100 + i)
 }
 pub fn spare_addr_v6(i: u8) -> Ipv6Addr {
     assert!(i < 10, "spare address {i} out of range");
-    Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 0x20 + u16::from(i))
+    Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 0x100 + u16::from(i))
 }
 /// Captive portal ports on the ISP's up0 address.
 pub const PORTAL_REDIRECT_PORT: u16 = 8080;
