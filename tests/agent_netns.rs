@@ -406,14 +406,16 @@ fn probe_without_permission_is_named_and_other_links_keep_being_measured() {
             .ok()?;
         serde_json::from_slice(&out.stdout).ok()
     };
-    let link = |s: &AgentStatus, n: &str| s.links.iter().find(|l| l.name == n).cloned().unwrap();
+    let find = |s: &AgentStatus, n: &str| s.links.iter().find(|l| l.name == n).cloned();
+    let link = |s: &AgentStatus, n: &str| find(s, n).unwrap();
     let mut last = None;
     let ok = (0..200).any(|_| {
         std::thread::sleep(Duration::from_millis(50));
         last = status();
+        // A status taken while the agent starts may not list every link yet.
         last.as_ref().is_some_and(|s| {
-            link(s, "wl0").state == LinkState::Up
-                && link(s, "bb0").reason.as_deref() == Some("permission")
+            find(s, "wl0").is_some_and(|l| l.state == LinkState::Up)
+                && find(s, "bb0").is_some_and(|l| l.reason.as_deref() == Some("permission"))
         })
     });
     let _ = child.kill();

@@ -285,6 +285,130 @@ fn sigkill_then_restart_leaves_no_duplicate_routes_and_sigterm_restores_the_tabl
     assert_eq!(String::from_utf8_lossy(&out.stdout), dhcp_before);
 }
 
+/// The interface the kernel would use for IPv6 internet traffic.
+fn kernel_route6(tb: &Testbed) -> String {
+    let out = common::run(&mut tb.exec_dev(["ip", "-j", "-6", "route", "get", "2001:db8:ff::1"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j route get");
+    v[0]["dev"].as_str().unwrap_or_default().to_string()
+}
+
+fn own_routes6(tb: &Testbed) -> Vec<String> {
+    let out =
+        common::run(&mut tb.exec_dev(["ip", "-6", "route", "show", "default", "proto", "252"]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn defaults(tb: &Testbed, family: &str) -> String {
+    let out = common::run(&mut tb.exec_dev(["ip", family, "route", "show", "default"]));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The uplink a real, unbound IPv6 HTTP request from the gateway leaves through.
+fn http6_via(tb: &Testbed) -> Option<String> {
+    let out = tb
+        .exec_dev([
+            "python3",
+            "-c",
+            "import urllib.request;print(urllib.request.urlopen('http://[2001:db8:ff::1]/whoami', timeout=2).read().decode())",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let who = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Uplink::ALL
+        .iter()
+        .find(|u| u.dev_addr6().to_string() == who)
+        .map(|u| u.iface().to_string())
+}
+
+fn wait_both(tb: &Testbed, agent: &Agent, link: &str) -> Duration {
+    let start = Instant::now();
+    wait_route(tb, agent, link, Duration::from_secs(10));
+    while kernel_route6(tb) != link {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "IPv6 route not on {link}: {}; own {:?}\nlog:\n{}",
+            kernel_route6(tb),
+            own_routes6(tb),
+            agent.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut last = None;
+    wait_until(
+        Duration::from_secs(5),
+        "IPv4 and IPv6 traffic on the chosen link",
+        || {
+            last = http6_via(tb);
+            http_via(tb).as_deref() == Some(link) && last.as_deref() == Some(link)
+        },
+    );
+    start.elapsed()
+}
+
+#[test]
+fn failover_moves_the_ipv4_and_the_ipv6_default_route() {
+    if !testbed_available() {
+        return;
+    }
+    let tb = Testbed::new();
+    let (before4, before6) = (defaults(&tb, "-4"), defaults(&tb, "-6"));
+    let mut agent = Agent::start(&tb, &config("routes", ""));
+    agent.all_up();
+    wait_both(&tb, &agent, "bb0");
+    // One own IPv6 route per link, via the gateway the system's route names,
+    // metrics in preference order.
+    let mut own6 = own_routes6(&tb);
+    own6.sort();
+    for (link, metric) in [
+        (Uplink::Broadband, 10),
+        (Uplink::Wifi, 20),
+        (Uplink::Mobile, 30),
+    ] {
+        let want = format!(
+            "default via {} dev {} metric {metric}",
+            link.gateway6(),
+            link.iface()
+        );
+        assert!(
+            own6.iter().any(|r| r.starts_with(&want)),
+            "{want} in {own6:?}"
+        );
+    }
+    assert_eq!(own6.len(), 3, "{own6:?}");
+
+    // A silent cut leaves the system's routes in place: only the agent moves
+    // IPv6 traffic, together with IPv4.
+    tb.cut_upstream(Uplink::Broadband);
+    let took = wait_both(&tb, &agent, "wl0");
+    eprintln!("silent cut: IPv4 and IPv6 on wl0 after {took:?}");
+    tb.heal_upstream(Uplink::Broadband);
+    wait_both(&tb, &agent, "bb0");
+
+    // After a crash the leftovers are cleared and set up again, no duplicates.
+    agent.signal("-KILL");
+    agent.wait_exit(Duration::from_secs(5));
+    assert_eq!(own_routes6(&tb).len(), 3, "routes stay after a crash");
+    agent.restart();
+    agent.all_up();
+    wait_until(
+        Duration::from_secs(5),
+        "three own routes per family",
+        || own_routes(&tb).len() == 3 && own_routes6(&tb).len() == 3,
+    );
+    assert_eq!(kernel_route6(&tb), "bb0");
+
+    // A clean stop gives both tables back as the system set them.
+    agent.signal("-TERM");
+    assert!(agent.wait_exit(Duration::from_secs(5)).success());
+    assert!(own_routes6(&tb).is_empty(), "{:?}", own_routes6(&tb));
+    assert_eq!(defaults(&tb, "-4"), before4);
+    assert_eq!(defaults(&tb, "-6"), before6);
+}
+
 #[test]
 fn observe_mode_never_touches_routes() {
     if !testbed_available() {
@@ -314,14 +438,18 @@ fn hooks_receive_the_documented_variables_and_a_hanging_hook_does_not_block() {
     }
     let tb = Testbed::new();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("events");
+    // Hooks run concurrently: each run writes its own file (a temporary
+    // name first, renamed when complete), so every file is one whole block.
+    let events = dir.path().join("events");
+    std::fs::create_dir(&events).unwrap();
     let hook = dir.path().join("hook.sh");
     std::fs::write(
         &hook,
         format!(
-            "#!/bin/sh\n{{ env | grep ^LINKWATCH_ | sort; echo --; }} >> {}\n\
+            "#!/bin/sh\nt=$(mktemp {d}/.tmp.XXXXXX)\nenv | grep ^LINKWATCH_ | sort > \"$t\"\n\
+             mv \"$t\" \"$t.event\"\n\
              [ \"$LINKWATCH_EVENT\" = link ] && sleep 60\nexit 0\n",
-            out.display()
+            d = events.display()
         ),
     )
     .unwrap();
@@ -333,33 +461,50 @@ fn hooks_receive_the_documented_variables_and_a_hanging_hook_does_not_block() {
     tb.cut_upstream(Uplink::Broadband);
     // Link hooks hang for 60 s and are killed after 1 s; failover goes on.
     wait_route(&tb, &agent, "wl0", Duration::from_secs(10));
-    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    // Every finished hook run's block.
+    let blocks = || -> Vec<String> {
+        std::fs::read_dir(&events)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "event"))
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    };
+    let find = |want: &[&str]| {
+        blocks()
+            .into_iter()
+            .find(|b| want.iter().all(|w| b.lines().any(|l| l == *w)))
+    };
+    let mut failover = None;
     wait_until(Duration::from_secs(5), "failover hook ran", || {
-        read().contains("LINKWATCH_EVENT=failover")
+        failover = find(&["LINKWATCH_EVENT=failover", "LINKWATCH_ACTIVE=wl0"]);
+        failover.is_some()
     });
-    let text = read();
-    let failover = text
-        .split("--")
-        .find(|b| b.contains("LINKWATCH_EVENT=failover") && b.contains("LINKWATCH_ACTIVE=wl0"))
-        .unwrap_or_else(|| panic!("{text}"));
+    let failover = failover.unwrap();
     for v in [
         "LINKWATCH_OLD_ACTIVE=bb0",
         "LINKWATCH_CAUSE=current-down",
-        "LINKWATCH_REASON=",
+        "LINKWATCH_LINK=wl0",
     ] {
-        assert!(failover.contains(v), "{v} in {failover}");
+        assert!(failover.lines().any(|l| l == v), "{v} in {failover}");
     }
-    let link = text
-        .split("--")
-        .find(|b| b.contains("LINKWATCH_LINK=bb0") && b.contains("LINKWATCH_NEW_STATE=down"))
-        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        failover.lines().any(|l| l.starts_with("LINKWATCH_REASON=")),
+        "LINKWATCH_REASON in {failover}"
+    );
+    let mut link = None;
+    wait_until(Duration::from_secs(5), "bb0's link hook ran", || {
+        link = find(&["LINKWATCH_LINK=bb0", "LINKWATCH_NEW_STATE=down"]);
+        link.is_some()
+    });
+    let link = link.unwrap();
     for v in [
         "LINKWATCH_EVENT=link",
         "LINKWATCH_KIND=broadband",
         "LINKWATCH_OLD_STATE=up",
         "LINKWATCH_REASON=probes",
     ] {
-        assert!(link.contains(v), "{v} in {link}");
+        assert!(link.lines().any(|l| l == v), "{v} in {link}");
     }
     wait_until(Duration::from_secs(5), "timeout logged", || {
         agent.log_text().contains("hook timed out and was killed")

@@ -184,6 +184,94 @@ fn testbed_reachability_and_faults() {
     }
 }
 
+/// IPv6 through every link, the hosts file, extra (TLS) servers and refused services.
+#[test]
+fn testbed_ipv6_names_and_extra_servers() {
+    if !testbed_available() {
+        return;
+    }
+    let tb = Testbed::new();
+    let v6 = |a: std::net::Ipv6Addr| std::net::IpAddr::V6(a);
+    for link in Uplink::ALL {
+        for target in ICMP_TARGETS_V6 {
+            assert!(tb.ping_ip(link, v6(target)), "ping {target} via {link:?}");
+        }
+        let dns6 = v6(DNS_SERVER_V6);
+        assert_eq!(
+            tb.dns_query_at(link, dns6, "probe.test", true, T).unwrap(),
+            vec![v6(PROBE_ADDR_V6)]
+        );
+        // v6only.test: an AAAA, and an empty answer (not an error) for A.
+        assert_eq!(
+            tb.dns_query_at(link, dns6, V6_ONLY_NAME, true, T).unwrap(),
+            vec![v6(PROBE_ADDR_V6)]
+        );
+        assert_eq!(
+            tb.dns_query_at(link, dns6, V6_ONLY_NAME, false, T).unwrap(),
+            Vec::<std::net::IpAddr>::new()
+        );
+        for server in HTTP_SERVERS_V6 {
+            let r = tb
+                .http_get(link, &format!("http://[{server}]/whoami"), T)
+                .unwrap();
+            // The request left through this link: the server saw its address.
+            assert_eq!(
+                (r.status, r.body.as_str()),
+                (200, link.dev_addr6().to_string().as_str())
+            );
+        }
+    }
+    let routes = String::from_utf8_lossy(
+        &run(&mut tb.exec_dev(["ip", "-6", "route", "show", "default"])).stdout,
+    )
+    .to_string();
+    for link in Uplink::ALL {
+        let want = format!(
+            "default via {} dev {} metric {}",
+            link.gateway6(),
+            link.iface(),
+            link.metric()
+        );
+        assert!(routes.contains(&want), "missing `{want}` in\n{routes}");
+    }
+    // A silent cut stops IPv6 too.
+    tb.cut_upstream(Uplink::Wifi);
+    assert!(!tb.ping_ip(Uplink::Wifi, v6(ICMP_TARGETS_V6[0])));
+    assert!(tb.ping_ip(Uplink::Mobile, v6(ICMP_TARGETS_V6[0])));
+    tb.heal_upstream(Uplink::Wifi);
+
+    // Names from the hosts file, replaced as a whole; others in the domain do not exist.
+    let dns = std::net::IpAddr::V4(DNS_SERVER);
+    tb.set_hosts(&[("g.whatsapp.net", spare_addr(0).into())]);
+    assert_eq!(
+        tb.dns_query_at(Uplink::Broadband, dns, "g.whatsapp.net", false, T)
+            .unwrap(),
+        vec![std::net::IpAddr::V4(spare_addr(0))]
+    );
+    let nx = tb.dns_query_at(Uplink::Broadband, dns, "web.whatsapp.com", false, T);
+    assert!(nx.unwrap_err().contains("rcode Some(3)"));
+    tb.set_hosts(&[("web.whatsapp.com", spare_addr(1).into())]);
+    assert!(
+        tb.dns_query_at(Uplink::Broadband, dns, "g.whatsapp.net", false, T)
+            .is_err()
+    );
+
+    // An extra plain server on a spare address, refused and accepted again.
+    let svc = std::net::SocketAddr::from((spare_addr(2), 5222));
+    let svc6 = std::net::SocketAddr::from((spare_addr_v6(2), 5222));
+    tb.serve_http(&[(svc, None), (svc6, None)]);
+    let url = format!("http://{svc}/generate_204");
+    let url6 = format!("http://{svc6}/generate_204");
+    assert_eq!(tb.http_get(Uplink::Wifi, &url, T).unwrap().status, 204);
+    assert_eq!(tb.http_get(Uplink::Wifi, &url6, T).unwrap().status, 204);
+    tb.refuse_tcp(svc);
+    let err = tb.http_get(Uplink::Wifi, &url, T).unwrap_err();
+    assert!(err.contains("ConnectionRefused"), "{err}");
+    assert_eq!(tb.http_get(Uplink::Wifi, &url6, T).unwrap().status, 204);
+    tb.accept_tcp(svc);
+    assert_eq!(tb.http_get(Uplink::Wifi, &url, T).unwrap().status, 204);
+}
+
 /// Two testbeds at once (and in parallel with the test above): distinct names, isolated faults.
 #[test]
 fn two_testbeds_in_parallel() {

@@ -1,11 +1,17 @@
 //! Hooks: a configured command run on every link state change and every
 //! failover, with the facts in `LINKWATCH_*` environment variables. Each run
-//! is its own task with a timeout (the command is killed when it overruns),
-//! so a hook that hangs or fails never delays probing or failover.
+//! is its own task with a timeout, so a hook that hangs or fails never delays
+//! probing or failover. Every run gets a process group of its own; when it
+//! overruns, the whole group is killed, so the programs the hook started
+//! (a `curl`, a `sleep`, a subshell) go with it.
 
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::process::ChildStderr;
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
@@ -101,6 +107,42 @@ impl Hooks {
     }
 }
 
+/// At most this much of a hook's error output is kept for the log.
+const STDERR_LIMIT: usize = 4096;
+
+/// After the hook exited, how long its error output may still take to end
+/// (a program it left running in the background may hold the pipe open).
+const STDERR_GRACE: Duration = Duration::from_millis(100);
+
+/// Read from `stderr` into `buf` (up to [`STDERR_LIMIT`]); pends forever once
+/// the pipe is closed or there is none, so it can sit in a `select!`.
+async fn read_some(stderr: &mut Option<ChildStderr>, buf: &mut Vec<u8>) {
+    let Some(pipe) = stderr.as_mut() else {
+        return std::future::pending().await;
+    };
+    let mut chunk = [0u8; 512];
+    match pipe.read(&mut chunk).await {
+        Ok(0) | Err(_) => *stderr = None,
+        Ok(n) => {
+            let room = STDERR_LIMIT.saturating_sub(buf.len());
+            buf.extend_from_slice(&chunk[..n.min(room)]);
+        }
+    }
+}
+
+/// SIGKILL to every process of group `pgid` (the hook and what it started).
+fn kill_group(pgid: u32) {
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return;
+    };
+    // ESRCH (the group is already gone) is what was wanted.
+    if let Err(e) = killpg(Pid::from_raw(pgid), Signal::SIGKILL)
+        && e != nix::errno::Errno::ESRCH
+    {
+        warn!(pgid, "cannot kill the hook's process group: {e}");
+    }
+}
+
 /// Run the hook once and wait for it (or its timeout). Public for tests.
 pub async fn run_one(cmd: &PathBuf, event: &HookEvent, timeout: Duration) -> Option<i32> {
     let mut c = tokio::process::Command::new(cmd);
@@ -108,30 +150,56 @@ pub async fn run_one(cmd: &PathBuf, event: &HookEvent, timeout: Duration) -> Opt
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
+        // A group of its own (pgid = the hook's pid), killed as a whole on timeout.
+        .process_group(0)
         .kill_on_drop(true);
-    let child = match c.spawn() {
+    let mut child = match c.spawn() {
         Ok(c) => c,
         Err(e) => {
             warn!(hook = %cmd.display(), "cannot start hook: {e}");
             return None;
         }
     };
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(Ok(out)) => {
-            if !out.status.success() {
-                warn!(hook = %cmd.display(), status = %out.status,
-                      stderr = %String::from_utf8_lossy(&out.stderr).trim(), "hook failed");
+    let pgid = child.id();
+    let mut stderr = child.stderr.take();
+    let mut err = Vec::new();
+    let waited = tokio::time::timeout(timeout, async {
+        loop {
+            tokio::select! {
+                status = child.wait() => break status,
+                () = read_some(&mut stderr, &mut err) => {}
+            }
+        }
+    })
+    .await;
+    match waited {
+        Ok(Ok(status)) => {
+            // What the hook wrote before it ended; a program it left running
+            // may keep the pipe open, so do not wait for the end of it.
+            let _ = tokio::time::timeout(STDERR_GRACE, async {
+                while stderr.is_some() {
+                    read_some(&mut stderr, &mut err).await;
+                }
+            })
+            .await;
+            if !status.success() {
+                warn!(hook = %cmd.display(), status = %status,
+                      stderr = %String::from_utf8_lossy(&err).trim(), "hook failed");
             } else {
                 debug!(hook = %cmd.display(), "hook ran");
             }
-            out.status.code()
+            status.code()
         }
         Ok(Err(e)) => {
             warn!(hook = %cmd.display(), "hook wait failed: {e}");
             None
         }
         Err(_) => {
-            // Dropping the future drops the child: kill_on_drop kills it.
+            if let Some(pgid) = pgid {
+                kill_group(pgid);
+            }
+            // Reap the hook itself (killed with its group above).
+            let _ = child.kill().await;
             warn!(hook = %cmd.display(), timeout = ?timeout, "hook timed out and was killed");
             None
         }
@@ -195,6 +263,71 @@ mod tests {
         assert_eq!(code, None);
         assert!(start.elapsed() < Duration::from_secs(5));
         assert!(!marker.exists());
+    }
+
+    /// Is process `pid` gone (or a zombie nobody reaped yet)?
+    fn gone(pid: u32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            // "pid (comm) S ...": the state follows the last ')'.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_hook_takes_the_programs_it_started_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("written-later");
+        let pidfile = dir.path().join("grandchild.pid");
+        // The hook starts a grandchild that would write the marker after
+        // 1.5 s, then hangs itself.
+        let cmd = script(
+            dir.path(),
+            &format!(
+                "sh -c 'echo $$ > {pid}; sleep 1.5; touch {marker}' &\nsleep 30",
+                pid = pidfile.display(),
+                marker = marker.display()
+            ),
+        );
+        let start = std::time::Instant::now();
+        let code = run_one(&cmd, &link_event(), Duration::from_millis(500)).await;
+        assert_eq!(code, None);
+        let gc: u32 = std::fs::read_to_string(&pidfile)
+            .expect("the grandchild wrote its pid")
+            .trim()
+            .parse()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !gone(gc) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "grandchild {gc} still runs after the hook was killed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Until well past the moment it would have written it: no marker.
+        while start.elapsed() < Duration::from_millis(2500) {
+            assert!(!marker.exists(), "the grandchild wrote its marker");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(!marker.exists());
+    }
+
+    #[tokio::test]
+    async fn a_hook_that_leaves_a_program_running_is_not_a_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        // The background program keeps the hook's stderr open.
+        let cmd = script(dir.path(), "sleep 3 &\necho done >&2\nexit 4");
+        let start = std::time::Instant::now();
+        let code = run_one(&cmd, &link_event(), Duration::from_secs(2)).await;
+        assert_eq!(code, Some(4));
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ use crate::config::agent::{AgentConfig, FailoverMode, FailoverSection, LinkPlan}
 use crate::shared::time::{Clock, rfc3339};
 use crate::wire::FailoverStatus;
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,8 +117,9 @@ struct Agent {
     switches: u64,
     /// When the policy wants to decide again (a link waiting out its hold-down).
     recheck: Option<tokio::time::Instant>,
-    /// Last known gateway per link (kept when DHCP's route vanishes for a while).
-    gateways: HashMap<String, Ipv4Addr>,
+    /// Last known gateway per link and address family (kept when DHCP's
+    /// route vanishes for a while).
+    gateways: routes::Gateways,
     last_order: Vec<String>,
     recorder: crate::agent::record::Recorder,
     /// Why the chosen link is the chosen one: the cause of the last change.
@@ -418,26 +419,16 @@ impl Agent {
             return;
         }
         let order = self.last_order.clone();
-        for name in &order {
-            let configured = self.cfg.declared(name).and_then(|l| l.gateway);
-            let gw = match configured {
-                Some(g) => Some(g),
-                None => routes::learned_gateway(name).await.ok().flatten(),
-            };
-            if let Some(g) = gw {
-                self.gateways.insert(name.clone(), g);
+        let cfg = &self.cfg;
+        let configured = |n: &str, family: routes::Family| {
+            let link = cfg.declared(n)?;
+            match family {
+                routes::Family::V4 => link.gateway.map(IpAddr::V4),
+                routes::Family::V6 => link.gateway6.map(IpAddr::V6),
             }
-        }
-        let gws = self.gateways.clone();
-        let want = routes::wanted(
-            &order,
-            &|n: &str| {
-                gws.get(n)
-                    .map(|g| Some(*g))
-                    .or_else(|| (n.starts_with("ppp") || n.starts_with("wwan")).then_some(None))
-            },
-            self.cfg.failover.metric_base,
-        );
+        };
+        routes::learn_gateways(&mut self.gateways, &order, &configured).await;
+        let want = self.gateways.wanted(&order, self.cfg.failover.metric_base);
         let start = std::time::Instant::now();
         if self.cfg.failover.dry_run {
             match routes::own_routes().await {
@@ -578,7 +569,7 @@ pub async fn run_with(
         chosen: None,
         switches: 0,
         recheck: None,
-        gateways: HashMap::new(),
+        gateways: routes::Gateways::default(),
         last_order: vec![],
         recorder: crate::agent::record::Recorder::disabled(),
         last_cause: Cause::Initial,

@@ -1,5 +1,6 @@
-//! The agent's configuration: links, probes, presets and health thresholds.
-//! Every key is documented in `config.example.toml`.
+//! The agent's configuration: links, presets and health thresholds (the
+//! probes themselves in [`super::probes`]). Every key is documented in
+//! `config.example.toml`.
 
 use super::{ConfigError, read_file};
 use crate::shared::logging::LogFormat;
@@ -10,102 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// What a probe counts for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProbeRole {
-    /// Reachability: decides `up`/`down` through the round quorum.
-    Reach,
-    /// Application check: a failure makes the link `degraded` with a reason.
-    App,
-}
-
-/// One probe, as written in the config (`type = "icmp"`, ...).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum ProbeSpec {
-    /// ICMP echo to an address.
-    Icmp {
-        target: IpAddr,
-        #[serde(default)]
-        role: Option<ProbeRole>,
-    },
-    /// A DNS query for `name` sent to `server` through the link, cache off.
-    Dns {
-        server: SocketAddr,
-        name: String,
-        /// Ask for AAAA instead of A.
-        #[serde(default)]
-        ipv6: bool,
-        #[serde(default)]
-        role: Option<ProbeRole>,
-    },
-    /// An HTTP or HTTPS request through the link.
-    Http {
-        url: String,
-        #[serde(default = "default_expect_status")]
-        expect_status: u16,
-        #[serde(default)]
-        body_contains: Option<String>,
-        /// Captive-portal check: a redirect or a login page instead of the
-        /// expected answer marks the link `degraded`, reason `captive`.
-        #[serde(default)]
-        captive: bool,
-        #[serde(default)]
-        role: Option<ProbeRole>,
-    },
-    /// A TCP connect to `host:port` (a name is resolved through the link).
-    Tcp {
-        target: String,
-        #[serde(default)]
-        role: Option<ProbeRole>,
-    },
-}
-
-fn default_expect_status() -> u16 {
-    200
-}
-
-impl ProbeSpec {
-    /// ICMP and TCP decide reachability by default; DNS and HTTP are application checks.
-    pub fn role(&self) -> ProbeRole {
-        match self {
-            ProbeSpec::Icmp { role, .. } | ProbeSpec::Tcp { role, .. } => {
-                role.unwrap_or(ProbeRole::Reach)
-            }
-            ProbeSpec::Dns { role, .. } | ProbeSpec::Http { role, .. } => {
-                role.unwrap_or(ProbeRole::App)
-            }
-        }
-    }
-    /// Short human label, unique enough for logs and metrics.
-    pub fn label(&self) -> String {
-        match self {
-            ProbeSpec::Icmp { target, .. } => format!("icmp {target}"),
-            ProbeSpec::Dns { server, name, .. } => format!("dns {name} @{server}"),
-            ProbeSpec::Http { url, .. } => format!("http {url}"),
-            ProbeSpec::Tcp { target, .. } => format!("tcp {target}"),
-        }
-    }
-    /// The probe needs IPv6 on the link.
-    pub fn is_ipv6(&self) -> bool {
-        match self {
-            ProbeSpec::Icmp { target, .. } => target.is_ipv6(),
-            ProbeSpec::Dns { server, .. } => server.is_ipv6(),
-            ProbeSpec::Tcp { target, .. } => target.starts_with('['),
-            ProbeSpec::Http { url, .. } => url.contains("://["),
-        }
-    }
-    /// The kind word: icmp, dns, http, tcp.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ProbeSpec::Icmp { .. } => "icmp",
-            ProbeSpec::Dns { .. } => "dns",
-            ProbeSpec::Http { .. } => "http",
-            ProbeSpec::Tcp { .. } => "tcp",
-        }
-    }
-}
+pub use super::probes::{NameServer, ProbeDefaults, ProbeRole, ProbeSpec};
 
 /// `[agent]`
 #[derive(Debug, Clone, Deserialize)]
@@ -391,6 +297,10 @@ pub struct LinkConfig {
     /// IPv4 gateway for the agent's own default route through this link
     /// (`routes` mode; default: learned from the route DHCP installed).
     pub gateway: Option<std::net::Ipv4Addr>,
+    /// IPv6 gateway for the agent's own IPv6 default route through this link
+    /// (`routes` mode; default: learned from the route the router
+    /// advertisement, DHCPv6 client or administrator installed).
+    pub gateway6: Option<std::net::Ipv6Addr>,
 }
 
 /// The whole agent configuration file.
@@ -413,6 +323,9 @@ pub struct AgentConfig {
     /// Probes added to every link that declares none of its own.
     #[serde(default)]
     pub probes: Vec<ProbeSpec>,
+    /// Nameservers and CA file for every probe that sets none (presets too).
+    #[serde(default)]
+    pub probe_defaults: ProbeDefaults,
     #[serde(default, rename = "link")]
     pub links: Vec<LinkConfig>,
     /// Where this configuration was read from (not a key).
@@ -519,8 +432,10 @@ impl AgentConfig {
         }
         self.validate_failover()?;
         self.validate_upload()?;
-        check_presets(self, "presets", &self.presets)?;
-        check_probes(self, "probes", &self.probes)?;
+        let key_error = |(key, message): super::probes::KeyError| self.invalid(key, message);
+        super::probes::check_defaults(&self.probe_defaults).map_err(key_error)?;
+        super::probes::check_presets("presets", &self.presets).map_err(key_error)?;
+        super::probes::check_probes("probes", &self.probes).map_err(key_error)?;
         let mut names = HashSet::new();
         for (i, link) in self.links.iter().enumerate() {
             let key = format!("link[{i}]");
@@ -537,10 +452,10 @@ impl AgentConfig {
                 ));
             }
             if let Some(p) = &link.presets {
-                check_presets(self, &format!("{key}.presets"), p)?;
+                super::probes::check_presets(&format!("{key}.presets"), p).map_err(key_error)?;
             }
             if let Some(p) = &link.probes {
-                check_probes(self, &format!("{key}.probes"), p)?;
+                super::probes::check_probes(&format!("{key}.probes"), p).map_err(key_error)?;
             }
             if link.quorum == Some(0) {
                 return Err(self.invalid(format!("{key}.quorum"), "must be 1 or more"));
@@ -686,11 +601,13 @@ impl AgentConfig {
     pub fn plan_for(&self, link: &LinkConfig, discovered_kind: LinkKind) -> LinkPlan {
         let kind = link.kind.unwrap_or(discovered_kind);
         let presets = link.presets.as_ref().unwrap_or(&self.presets);
-        let mut probes: Vec<ProbeSpec> = presets
+        let from_presets: Vec<ProbeSpec> = presets
             .iter()
             .flat_map(|p| super::super::agent::probe::presets::probes(p).unwrap_or_default())
             .collect();
-        probes.extend(link.probes.as_ref().unwrap_or(&self.probes).iter().cloned());
+        let mut probes = self.probe_defaults.apply(from_presets, true);
+        let own = link.probes.as_ref().unwrap_or(&self.probes).clone();
+        probes.extend(self.probe_defaults.apply(own, false));
         let mut seen = HashSet::new();
         probes.retain(|p| seen.insert(p.label()));
         LinkPlan {
@@ -714,6 +631,7 @@ impl AgentConfig {
             probes: None,
             quorum: None,
             gateway: None,
+            gateway6: None,
         };
         let mut plan = self.plan_for(&link, kind);
         let reach = plan
@@ -729,60 +647,6 @@ impl AgentConfig {
     pub fn declared(&self, name: &str) -> Option<&LinkConfig> {
         self.links.iter().find(|l| l.name == name)
     }
-}
-
-fn check_presets(cfg: &AgentConfig, key: &str, presets: &[String]) -> Result<(), ConfigError> {
-    for (i, p) in presets.iter().enumerate() {
-        if crate::agent::probe::presets::probes(p).is_none() {
-            return Err(cfg.invalid(
-                format!("{key}[{i}]"),
-                format!(
-                    "unknown preset `{p}`: use one of {}",
-                    crate::agent::probe::presets::NAMES.join(", ")
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_probes(cfg: &AgentConfig, key: &str, probes: &[ProbeSpec]) -> Result<(), ConfigError> {
-    for (i, p) in probes.iter().enumerate() {
-        let key = format!("{key}[{i}]");
-        match p {
-            ProbeSpec::Http { url, .. } => {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(cfg.invalid(
-                        format!("{key}.url"),
-                        format!("`{url}` must start with http:// or https://"),
-                    ));
-                }
-                if reqwest::Url::parse(url).is_err() {
-                    return Err(
-                        cfg.invalid(format!("{key}.url"), format!("`{url}` is not a valid URL"))
-                    );
-                }
-            }
-            ProbeSpec::Tcp { target, .. } => {
-                if crate::agent::probe::tcp::split_host_port(target).is_none() {
-                    return Err(cfg.invalid(
-                        format!("{key}.target"),
-                        format!("`{target}` must be host:port, for example \"example.org:443\""),
-                    ));
-                }
-            }
-            ProbeSpec::Dns { name, .. } => {
-                if name.is_empty() || name.contains(' ') {
-                    return Err(cfg.invalid(
-                        format!("{key}.name"),
-                        "must be a DNS name such as \"example.org\"",
-                    ));
-                }
-            }
-            ProbeSpec::Icmp { .. } => {}
-        }
-    }
-    Ok(())
 }
 
 /// Path helper for messages.

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod collector;
+pub mod probes;
 
 use std::path::{Path, PathBuf};
 

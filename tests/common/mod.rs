@@ -15,7 +15,18 @@
 //! - ispN: dn0 10.1N.0.1/24, up0 10.2N.0.2/24, default via 10.2N.0.1, forwarding on, no NAT.
 //! - inet: ispN 10.2N.0.1/24, routes 10.1N.0.0/24 via 10.2N.0.2; dnsmasq on 198.51.100.53
 //!   (`probe.test` and `*.probe.test` → 192.0.2.1); HTTP (`tests/fixtures/testbed/httpd.py`) on
-//!   192.0.2.1:80 and 203.0.113.10:80 (`/generate_204` → 204, `/` → 200, else 404).
+//!   192.0.2.1:80 and 203.0.113.10:80 (`/generate_204` → 204, `/` → 200, `/whoami` → the
+//!   client's address, else 404).
+//! - IPv6 alongside, in the documentation prefix 2001:db8::/32 (no DAD, so addresses work at
+//!   once): dev 2001:db8:1N::2/64 with default routes via 2001:db8:1N::1 (metrics 100/200/300);
+//!   ispN dn0 2001:db8:1N::1/64, up0 2001:db8:2N::2/64; inet ispN 2001:db8:2N::1/64 and on lo
+//!   2001:db8:ff::1, ::2, ::10 (ICMP, HTTP on ::1 and ::10) and 2001:db8:ff::53 (dnsmasq):
+//!   `probe.test` also has AAAA 2001:db8:ff::1, `v6only.test` has only that AAAA.
+//! - Extra names ([`Testbed::set_hosts`]): dnsmasq also answers from a hosts file the test
+//!   writes (stand-ins for the `whatsapp` preset's names; other names under whatsapp.net and
+//!   whatsapp.com are NXDOMAIN). dnsmasq has no upstream: no query ever leaves the testbed.
+//! - HTTPS ([`Testbed::start_https`]): httpd.py listeners with TLS, certificates the test makes
+//!   (see [`tls`]).
 //! - Captive portal: an httpd.py in ispN on 10.2N.0.2:8080 (302 to
 //!   `http://portal.ispN.test/login`) and :8081 (200 login page), started on first use; a DNAT
 //!   rule for `iifname "dn0" tcp dport 80` switches it on.
@@ -35,10 +46,12 @@ pub mod db;
 pub mod fuzz;
 pub mod netns;
 pub mod records;
+pub mod services;
+pub mod tls;
 
 use std::ffi::OsStr;
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -60,6 +73,33 @@ pub const DNS_SERVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 53);
 /// Names dnsmasq answers (any subdomain of `probe.test` too), all with [`PROBE_ADDR`].
 pub const PROBE_NAMES: [&str; 2] = ["probe.test", "www.probe.test"];
 pub const PROBE_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+/// The IPv6 counterparts in `inet`: ICMP targets (2001:db8:ff::1, ::2, ::10).
+pub const ICMP_TARGETS_V6: [Ipv6Addr; 3] = [
+    Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 1),
+    Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 2),
+    Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 0x10),
+];
+/// IPv6 addresses in `inet` with the HTTP server on port 80.
+pub const HTTP_SERVERS_V6: [Ipv6Addr; 2] = [
+    Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 1),
+    Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 0x10),
+];
+/// dnsmasq's IPv6 address.
+pub const DNS_SERVER_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 0x53);
+/// The AAAA of `probe.test`, `*.probe.test` and `v6only.test`.
+pub const PROBE_ADDR_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 1);
+/// A name with an AAAA record ([`PROBE_ADDR_V6`]) and no A record.
+pub const V6_ONLY_NAME: &str = "v6only.test";
+/// Extra addresses on inet's `lo` for stand-in services (TLS servers, the `whatsapp` preset's
+/// endpoints): 203.0.113.100 to .109 and 2001:db8:ff::100 to ::109.
+pub fn spare_addr(i: u8) -> Ipv4Addr {
+    assert!(i < 10, "spare address {i} out of range");
+    Ipv4Addr::new(203, 0, 113, 100 + i)
+}
+pub fn spare_addr_v6(i: u8) -> Ipv6Addr {
+    assert!(i < 10, "spare address {i} out of range");
+    Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 0x100 + u16::from(i))
+}
 /// Captive portal ports on the ISP's up0 address.
 pub const PORTAL_REDIRECT_PORT: u16 = 8080;
 pub const PORTAL_LOGIN_PORT: u16 = 8081;
@@ -113,6 +153,58 @@ impl Uplink {
     /// inet's address toward this ISP (10.2N.0.1).
     pub fn inet_addr(self) -> Ipv4Addr {
         Ipv4Addr::new(10, 20 + self.number(), 0, 1)
+    }
+    /// The device's IPv6 address on this link (2001:db8:1N::2, prefix /64).
+    pub fn dev_addr6(self) -> Ipv6Addr {
+        Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            0x10 + u16::from(self.number()),
+            0,
+            0,
+            0,
+            0,
+            2,
+        )
+    }
+    /// The ISP's IPv6 address on the device side (2001:db8:1N::1), the device's IPv6 gateway.
+    pub fn gateway6(self) -> Ipv6Addr {
+        Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            0x10 + u16::from(self.number()),
+            0,
+            0,
+            0,
+            0,
+            1,
+        )
+    }
+    /// The ISP's IPv6 address toward inet (2001:db8:2N::2).
+    pub fn isp_uplink_addr6(self) -> Ipv6Addr {
+        Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            0x20 + u16::from(self.number()),
+            0,
+            0,
+            0,
+            0,
+            2,
+        )
+    }
+    /// inet's IPv6 address toward this ISP (2001:db8:2N::1).
+    pub fn inet_addr6(self) -> Ipv6Addr {
+        Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            0x20 + u16::from(self.number()),
+            0,
+            0,
+            0,
+            0,
+            1,
+        )
     }
     /// Where the portal's 302 points.
     pub fn portal_location(self) -> String {
@@ -322,6 +414,10 @@ pub struct Testbed {
     children: Mutex<Vec<(String, Child)>>,
     /// Whether the portal server of ISP N (index N-1) runs.
     portal_started: Mutex<[bool; 3]>,
+    /// Services in inet that refuse connections now (see [`Testbed::refuse_tcp`]).
+    refused: Mutex<Vec<SocketAddr>>,
+    /// Server processes started by [`Testbed::serve_http`] so far.
+    extra_servers: AtomicU32,
     tmp: Option<tempfile::TempDir>,
 }
 
@@ -344,6 +440,8 @@ impl Testbed {
             created: Vec::new(),
             children: Mutex::new(Vec::new()),
             portal_started: Mutex::new([false; 3]),
+            refused: Mutex::new(Vec::new()),
+            extra_servers: AtomicU32::new(0),
             tmp: Some(tmp),
         };
         // A panic in here drops `tb`, which cleans up what was built so far.
@@ -371,6 +469,11 @@ impl Testbed {
                     "net.ipv4.conf.all.rp_filter=0",
                     "net.ipv4.conf.default.rp_filter=0",
                     &format!("net.ipv4.ip_forward={forwarding}"),
+                    // IPv6: no duplicate address detection (addresses usable at once), and
+                    // forwarding in the ISPs and inet.
+                    "net.ipv6.conf.all.accept_dad=0",
+                    "net.ipv6.conf.default.accept_dad=0",
+                    &format!("net.ipv6.conf.all.forwarding={forwarding}"),
                 ],
             ));
             ip(["-n", ns, "link", "set", "lo", "up"]);
@@ -384,6 +487,33 @@ impl Testbed {
             "198.51.100.53/32",
         ] {
             ip(["-n", &inet, "addr", "add", a, "dev", "lo"]);
+        }
+        let mut v6: Vec<Ipv6Addr> = ICMP_TARGETS_V6.to_vec();
+        v6.push(DNS_SERVER_V6);
+        for a in v6 {
+            ip([
+                "-n",
+                &inet,
+                "addr",
+                "add",
+                &format!("{a}/128"),
+                "dev",
+                "lo",
+                "nodad",
+            ]);
+        }
+        for i in 0..10 {
+            ip([
+                "-n",
+                &inet,
+                "addr",
+                "add",
+                &format!("{}/32", spare_addr(i)),
+                "dev",
+                "lo",
+            ]);
+            let a6 = format!("{}/128", spare_addr_v6(i));
+            ip(["-n", &inet, "addr", "add", &a6, "dev", "lo", "nodad"]);
         }
         for link in Uplink::ALL {
             let isp = self.isp_netns(link).to_string();
@@ -410,6 +540,10 @@ impl Testbed {
                 "dev",
                 &inet_if,
             ]);
+            let isp6 = format!("{}/64", link.isp_uplink_addr6());
+            ip(["-n", &isp, "addr", "add", &isp6, "dev", "up0", "nodad"]);
+            let inet6 = format!("{}/64", link.inet_addr6());
+            ip(["-n", &inet, "addr", "add", &inet6, "dev", &inet_if, "nodad"]);
             ip(["-n", &isp, "link", "set", "up0", "up"]);
             ip(["-n", &inet, "link", "set", &inet_if, "up"]);
             ip([
@@ -431,6 +565,11 @@ impl Testbed {
                 "via",
                 &link.isp_uplink_addr().to_string(),
             ]);
+            let via6 = link.inet_addr6().to_string();
+            ip(["-n", &isp, "-6", "route", "add", "default", "via", &via6]);
+            let dev_net6 = format!("2001:db8:{:x}::/64", 0x10 + link.number());
+            let isp6 = link.isp_uplink_addr6().to_string();
+            ip(["-n", &inet, "-6", "route", "add", &dev_net6, "via", &isp6]);
             self.create_device_link(link);
         }
 
@@ -454,6 +593,25 @@ impl Testbed {
         if let Err(e) = self.probe(&args) {
             self.assert_servers_alive();
             panic!("testbed {}: {e}", self.prefix);
+        }
+        // And IPv6 through each link (DNS over IPv6 answers too).
+        for link in Uplink::ALL {
+            wait_until(
+                READY_TIMEOUT,
+                &format!("IPv6 works through {}", link.iface()),
+                || {
+                    self.ping_ip(link, IpAddr::V6(ICMP_TARGETS_V6[0]))
+                        && self
+                            .dns_query_at(
+                                link,
+                                IpAddr::V6(DNS_SERVER_V6),
+                                PROBE_NAMES[0],
+                                true,
+                                Duration::from_millis(300),
+                            )
+                            .is_ok_and(|a| a == [IpAddr::V6(PROBE_ADDR_V6)])
+                },
+            );
         }
         eprintln!("testbed {} ready in {:?}", self.prefix, started.elapsed());
     }
@@ -504,6 +662,14 @@ impl Testbed {
         ip([
             "-n", dev, "route", "add", "default", "via", &gw, "dev", ifc, "metric", &metric,
         ]);
+        let dev6 = format!("{}/64", link.dev_addr6());
+        ip(["-n", dev, "addr", "add", &dev6, "dev", ifc, "nodad"]);
+        let gw6 = format!("{}/64", link.gateway6());
+        ip(["-n", isp, "addr", "add", &gw6, "dev", "dn0", "nodad"]);
+        let gw6 = link.gateway6().to_string();
+        ip([
+            "-n", dev, "-6", "route", "add", "default", "via", &gw6, "dev", ifc, "metric", &metric,
+        ]);
     }
 
     fn log_file(&self, name: &str) -> fs::File {
@@ -527,6 +693,7 @@ impl Testbed {
     }
 
     fn start_inet_servers(&self) {
+        fs::write(self.hosts_file(), "").expect("write the testbed's hosts file");
         let dnsmasq = find_tool("dnsmasq").expect("dnsmasq not installed");
         let pid_file = self.log_dir().join("dnsmasq.pid");
         let args: Vec<String> = vec![
@@ -536,9 +703,19 @@ impl Testbed {
             "--no-resolv".into(),
             "--no-hosts".into(),
             "--bind-interfaces".into(),
-            format!("--listen-address={DNS_SERVER}"),
+            format!("--listen-address={DNS_SERVER},{DNS_SERVER_V6}"),
             format!("--address=/probe.test/{PROBE_ADDR}"),
             format!("--address=/www.probe.test/{PROBE_ADDR}"),
+            format!("--address=/probe.test/{PROBE_ADDR_V6}"),
+            format!("--address=/www.probe.test/{PROBE_ADDR_V6}"),
+            // A name with only an AAAA: A queries get an empty answer, not a refusal.
+            format!("--address=/{V6_ONLY_NAME}/{PROBE_ADDR_V6}"),
+            format!("--local=/{V6_ONLY_NAME}/"),
+            // Stand-ins for the `whatsapp` preset's names come from the hosts file
+            // (set_hosts); any other name in these domains does not exist.
+            format!("--addn-hosts={}", self.hosts_file().display()),
+            "--local=/whatsapp.net/".into(),
+            "--local=/whatsapp.com/".into(),
             format!("--pid-file={}", pid_file.display()),
             "--user=root".into(),
             "--group=root".into(),
@@ -555,6 +732,7 @@ impl Testbed {
             ready.display().to_string(),
         ];
         args.extend(HTTP_SERVERS.iter().map(|a| format!("{a}:80=normal")));
+        args.extend(HTTP_SERVERS_V6.iter().map(|a| format!("[{a}]:80=normal")));
         self.spawn_server("httpd-inet.log", exec_in(&self.inet, &args));
         wait_until(
             READY_TIMEOUT,
@@ -746,6 +924,58 @@ impl Testbed {
             "--timeout".into(),
             format!("{:.3}", timeout.as_secs_f64()),
         ])?;
+        match v["rcode"].as_u64() {
+            Some(0) => Ok(v["a"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()?.parse().ok()).collect())
+                .unwrap_or_default()),
+            rcode => Err(format!("DNS rcode {rcode:?} for {name}")),
+        }
+    }
+
+    /// One ping (IPv4 or IPv6) from the device through `link`.
+    pub fn ping_ip(&self, link: Uplink, target: IpAddr) -> bool {
+        let family = if target.is_ipv6() { "-6" } else { "-4" };
+        self.exec_dev([
+            "ping",
+            family,
+            "-n",
+            "-q",
+            "-c1",
+            "-W1",
+            "-I",
+            link.iface(),
+            &target.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    }
+
+    /// DNS query (A, or AAAA with `aaaa`) for `name` to `server` (IPv4 or IPv6) from the
+    /// device through `link`. Err on timeouts, network errors and a non-zero rcode.
+    pub fn dns_query_at(
+        &self,
+        link: Uplink,
+        server: IpAddr,
+        name: &str,
+        aaaa: bool,
+        timeout: Duration,
+    ) -> Result<Vec<IpAddr>, String> {
+        let mut args = vec![
+            "dns".to_string(),
+            link.iface().into(),
+            server.to_string(),
+            name.into(),
+            "--timeout".into(),
+            format!("{:.3}", timeout.as_secs_f64()),
+        ];
+        if aaaa {
+            args.push("--aaaa".into());
+        }
+        let v = self.probe(&args)?;
         match v["rcode"].as_u64() {
             Some(0) => Ok(v["a"]
                 .as_array()

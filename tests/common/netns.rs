@@ -1,8 +1,10 @@
 //! A bare throw-away network namespace for tests that drive the library's
 //! netlink code directly: created with `ip netns add`, configured with
-//! `ip -n`, entered by one thread of its own, deleted on drop.
+//! `ip -n`, entered by one thread of its own, deleted on drop. [`run_in`]
+//! enters any namespace (a testbed's device namespace, say) the same way.
 
 use nix::sched::{CloneFlags, setns};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Deletes the namespace when dropped, also when the test fails.
@@ -48,21 +50,33 @@ impl Netns {
     where
         F: std::future::Future<Output = T>,
     {
-        let path = format!("/run/netns/{}", self.0);
-        let result = std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).expect("open namespace file");
-            setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(scenario())
-        })
-        .join();
-        match result {
-            Ok(v) => v,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        run_in(Path::new("/run/netns").join(&self.0), scenario)
+    }
+}
+
+/// Run `scenario` on a thread that entered the network namespace of the
+/// file `path` (`/run/netns/NAME`), in a current-thread runtime. Panics in
+/// the scenario are re-raised here.
+pub fn run_in<T: Send + 'static, F>(
+    path: PathBuf,
+    scenario: impl FnOnce() -> F + Send + 'static,
+) -> T
+where
+    F: std::future::Future<Output = T>,
+{
+    let result = std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("open namespace file");
+        setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(scenario())
+    })
+    .join();
+    match result {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
     }
 }
 

@@ -5,9 +5,12 @@
 //! followed, a fresh connection each time (no idle pool, so every probe
 //! measures the path and not a kept-alive socket). Host names in URLs are
 //! resolved through the same interface (see [`super::dns`]), never through the
-//! system resolver. One client per (interface, nameservers) is kept so that
-//! the TLS configuration is not rebuilt for every probe. rtt is the time to
-//! the response headers.
+//! system resolver. An HTTPS check may trust a CA file besides the system's
+//! roots (see [`super::tls`]); a certificate it rejects is a
+//! [`ProbeFailure::TlsCert`]. One client per (interface, nameservers, CA) is
+//! kept so that the TLS configuration is not rebuilt for every probe (the CA
+//! file is read at every probe, so a replaced file takes effect at once).
+//! rtt is the time to the response headers.
 //!
 //! Captive portals (when the check asks for it): a redirect instead of the
 //! expected answer, an HTTP 511, or a page with content where an empty 204
@@ -15,13 +18,14 @@
 //! success (some transparent proxies rewrite 204 that way).
 
 use super::dns::{self, NameServers};
-use super::{ProbeFailure, ProbeOutcome, bind};
+use super::{ProbeFailure, ProbeOutcome, bind, tls};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect::Policy;
 use reqwest::{Client, Response, Url, header};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -36,8 +40,21 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Rough extra bytes of a TLS handshake (certificate chain included).
 const TLS_BYTES: u64 = 4500;
 
-/// One client per (interface, nameservers).
-type ClientKey = (String, NameServers);
+/// One client per (interface, nameservers, extra CA certificates in PEM).
+type ClientKey = (String, NameServers, Option<Vec<u8>>);
+
+/// What an HTTP(S) check asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpCheck<'a> {
+    pub url: &'a str,
+    pub expect_status: u16,
+    /// The body must contain this (read only with the expected status).
+    pub body_contains: Option<&'a str>,
+    /// Tell captive portals from other wrong answers.
+    pub captive: bool,
+    /// Extra CA certificate(s), PEM, trusted besides the system's.
+    pub ca_file: Option<&'a Path>,
+}
 
 fn clients() -> &'static Mutex<HashMap<ClientKey, Client>> {
     static CLIENTS: OnceLock<Mutex<HashMap<ClientKey, Client>>> = OnceLock::new();
@@ -84,13 +101,43 @@ impl Resolve for IfaceResolver {
     }
 }
 
-fn client_for(iface: &str, nameservers: &NameServers) -> Result<Client, ProbeFailure> {
-    let key = (iface.to_string(), nameservers.clone());
+/// The extra CA file's text (read now, so that a replaced file counts at
+/// once), or why it cannot be used.
+async fn ca_pem(ca_file: Option<&Path>) -> Result<Option<Vec<u8>>, ProbeFailure> {
+    let Some(path) = ca_file else {
+        return Ok(None);
+    };
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || tls::load_ca_file(&path))
+        .await
+        .map_err(|e| ProbeFailure::Network(format!("ca_file: {e}")))?
+        .map(Some)
+        .map_err(|e| ProbeFailure::Network(e.to_string()))
+}
+
+fn client_for(
+    iface: &str,
+    nameservers: &NameServers,
+    ca: &Option<Vec<u8>>,
+    ca_file: Option<&Path>,
+) -> Result<Client, ProbeFailure> {
+    let key = (iface.to_string(), nameservers.clone(), ca.clone());
     let mut map = clients().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(c) = map.get(&key) {
         return Ok(c.clone());
     }
-    let client = Client::builder()
+    let mut builder = Client::builder();
+    if let Some(pem) = ca {
+        let path = ca_file.unwrap_or(Path::new("ca_file"));
+        let certs = tls::parse_ca_pem(path, pem)
+            .map_err(|e| ProbeFailure::Network(e.to_string()))?
+            .iter()
+            .map(|der| reqwest::Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ProbeFailure::Network(format!("ca_file: {}", bind::chain_text(&e))))?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    let client = builder
         .interface(iface)
         .no_proxy()
         .redirect(Policy::none())
@@ -106,9 +153,9 @@ fn client_for(iface: &str, nameservers: &NameServers) -> Result<Client, ProbeFai
     Ok(client)
 }
 
-fn forget_client(iface: &str, nameservers: &NameServers) {
+fn forget_client(iface: &str, nameservers: &NameServers, ca: &Option<Vec<u8>>) {
     let mut map = clients().lock().unwrap_or_else(|p| p.into_inner());
-    map.remove(&(iface.to_string(), nameservers.clone()));
+    map.remove(&(iface.to_string(), nameservers.clone(), ca.clone()));
 }
 
 /// Probe: GET `url` through `iface`, names resolved with the system's
@@ -177,6 +224,8 @@ impl Estimate {
             ProbeFailure::NoSuchInterface | ProbeFailure::Permission(_) => 0,
             ProbeFailure::Resolve(_) => self.dns,
             ProbeFailure::Timeout => self.dns + super::tcp::syn_attempts(timeout) * self.segment,
+            // The handshake ran until the certificate was refused.
+            ProbeFailure::TlsCert(_) => self.dns + 5 * self.segment + TLS_BYTES,
             _ => self.dns + 2 * self.segment,
         }
     }
@@ -239,6 +288,9 @@ fn request_failure(e: &reqwest::Error) -> ProbeFailure {
     if let Some(r) = bind::find_in_chain::<ResolveError>(e) {
         return r.0.clone();
     }
+    if let Some(f) = bind::find_in_chain::<rustls::Error>(e).and_then(tls::cert_failure) {
+        return f;
+    }
     let io = bind::find_io_error(e);
     if let Some(io) = io {
         if bind::is_no_such_device(io) {
@@ -279,6 +331,31 @@ pub async fn probe_with(
     nameservers: &NameServers,
     timeout: Duration,
 ) -> ProbeOutcome {
+    let c = HttpCheck {
+        url,
+        expect_status,
+        body_contains,
+        captive,
+        ca_file: None,
+    };
+    check(iface, &c, nameservers, timeout).await
+}
+
+/// Run `c` through `iface`, host names resolved with `nameservers` through
+/// the same interface.
+pub async fn check(
+    iface: &str,
+    c: &HttpCheck<'_>,
+    nameservers: &NameServers,
+    timeout: Duration,
+) -> ProbeOutcome {
+    let HttpCheck {
+        url,
+        expect_status,
+        body_contains,
+        captive,
+        ca_file,
+    } = *c;
     if let Err(f) = bind::check_iface(iface) {
         return ProbeOutcome::fail(f, 0);
     }
@@ -292,7 +369,11 @@ pub async fn probe_with(
         }
     };
     let estimate = Estimate::new(&parsed, request_len(&parsed));
-    let client = match client_for(iface, nameservers) {
+    let ca = match ca_pem(ca_file).await {
+        Ok(ca) => ca,
+        Err(f) => return ProbeOutcome::fail(f, 0),
+    };
+    let client = match client_for(iface, nameservers, &ca, ca_file) {
         Ok(c) => c,
         Err(f) => return ProbeOutcome::fail(f, 0),
     };
@@ -305,7 +386,7 @@ pub async fn probe_with(
         Err(e) => {
             let f = request_failure(&e);
             if f == ProbeFailure::NoSuchInterface {
-                forget_client(iface, nameservers);
+                forget_client(iface, nameservers, &ca);
             }
             let bytes = estimate.without_response(&f, timeout);
             return ProbeOutcome::fail(f, bytes);

@@ -9,8 +9,10 @@ pub mod http;
 pub mod icmp;
 pub mod presets;
 pub mod tcp;
+pub mod tls;
 
-use crate::config::agent::{ProbeRole, ProbeSpec};
+use crate::config::agent::{NameServer, ProbeRole, ProbeSpec};
+use dns::NameServers;
 use std::fmt;
 use std::time::Duration;
 
@@ -35,7 +37,10 @@ pub enum ProbeFailure {
     DnsNoAnswer(String),
     /// A name in the probe could not be resolved through this link.
     Resolve(String),
-    /// Connection refused, network unreachable, TLS failure, ...
+    /// The HTTPS server's certificate was rejected (unknown CA, wrong name,
+    /// expired, ...); the text says which.
+    TlsCert(String),
+    /// Connection refused, network unreachable, other TLS failures, ...
     Network(String),
 }
 
@@ -51,6 +56,7 @@ impl ProbeFailure {
             ProbeFailure::BodyMismatch => "http-body",
             ProbeFailure::DnsNoAnswer(_) => "dns",
             ProbeFailure::Resolve(_) => "dns",
+            ProbeFailure::TlsCert(_) => "tls-cert",
             ProbeFailure::Network(_) => "network",
         }
     }
@@ -69,6 +75,7 @@ impl fmt::Display for ProbeFailure {
             ProbeFailure::BodyMismatch => write!(f, "HTTP body does not contain the expected text"),
             ProbeFailure::DnsNoAnswer(s) => write!(f, "DNS gave no usable answer: {s}"),
             ProbeFailure::Resolve(s) => write!(f, "could not resolve through this link: {s}"),
+            ProbeFailure::TlsCert(s) => write!(f, "TLS certificate {s}"),
             ProbeFailure::Network(s) => write!(f, "{s}"),
         }
     }
@@ -139,20 +146,33 @@ impl Prober for NetProber {
                 expect_status,
                 body_contains,
                 captive,
+                ca_file,
+                nameservers,
                 ..
             } => {
-                http::probe(
-                    iface,
+                let check = http::HttpCheck {
                     url,
-                    *expect_status,
-                    body_contains.as_deref(),
-                    *captive,
-                    timeout,
-                )
-                .await
+                    expect_status: *expect_status,
+                    body_contains: body_contains.as_deref(),
+                    captive: *captive,
+                    ca_file: ca_file.as_deref(),
+                };
+                http::check(iface, &check, &name_servers(nameservers), timeout).await
             }
-            ProbeSpec::Tcp { target, .. } => tcp::probe(iface, target, timeout).await,
+            ProbeSpec::Tcp {
+                target,
+                nameservers,
+                ..
+            } => tcp::probe_with(iface, target, &name_servers(nameservers), timeout).await,
         }
+    }
+}
+
+/// The nameservers a probe resolves its target's name with.
+fn name_servers(configured: &Option<Vec<NameServer>>) -> NameServers {
+    match configured {
+        Some(v) if !v.is_empty() => NameServers::Given(v.iter().map(|n| n.0).collect()),
+        _ => NameServers::System,
     }
 }
 

@@ -1,7 +1,10 @@
 //! Named bundles of probes a link can select: `internet` (can this link reach
 //! the internet at all, and is it behind a captive portal?) and `whatsapp`
 //! (can an officer reach WhatsApp through it?). They name public targets for
-//! real deployments; tests never use them.
+//! real deployments. `[probe_defaults]` applies to them: its nameservers
+//! resolve their names and answer their DNS checks, its CA file is trusted by
+//! their HTTPS checks; that is also how tests run them against stand-ins
+//! inside network namespaces, without a query leaving the machine.
 
 use crate::config::agent::{ProbeRole, ProbeSpec};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -43,6 +46,8 @@ pub fn probes(name: &str) -> Option<Vec<ProbeSpec>> {
                 expect_status: 204,
                 body_contains: None,
                 captive: true,
+                ca_file: None,
+                nameservers: None,
                 role: Some(ProbeRole::App),
             },
         ]),
@@ -55,6 +60,7 @@ pub fn probes(name: &str) -> Option<Vec<ProbeSpec>> {
             },
             ProbeSpec::Tcp {
                 target: "g.whatsapp.net:5222".into(),
+                nameservers: None,
                 role: Some(ProbeRole::App),
             },
             ProbeSpec::Http {
@@ -62,6 +68,8 @@ pub fn probes(name: &str) -> Option<Vec<ProbeSpec>> {
                 expect_status: 200,
                 body_contains: None,
                 captive: false,
+                ca_file: None,
+                nameservers: None,
                 role: Some(ProbeRole::App),
             },
         ]),
