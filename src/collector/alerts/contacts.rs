@@ -193,7 +193,7 @@ pub fn parse_contacts_csv(text: &str, path: &Path) -> Result<Vec<Contact>, Impor
             ),
         });
     }
-    let hline = header.position().map_or(1, |p| p.line());
+    let hline = header.position().map_or(1, |p| line_of(text, p.byte()));
     let mut index = [usize::MAX; 6];
     for (col, name) in header.iter().enumerate() {
         let name = name.to_ascii_lowercase();
@@ -235,10 +235,10 @@ pub fn parse_contacts_csv(text: &str, path: &Path) -> Result<Vec<Contact>, Impor
     let mut seen: HashMap<String, u64> = HashMap::new();
     for rec in rd.records() {
         let rec = rec.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
+            let line = e.position().map_or(0, |p| line_of(text, p.byte()));
             line_err(line, "csv".into(), e.to_string())
         })?;
-        let line = rec.position().map_or(0, |p| p.line());
+        let line = rec.position().map_or(0, |p| line_of(text, p.byte()));
         if rec.iter().all(str::is_empty) {
             continue;
         }
@@ -281,6 +281,23 @@ pub fn parse_contacts_csv(text: &str, path: &Path) -> Result<Vec<Contact>, Impor
         out.push(contact);
     }
     Ok(out)
+}
+
+/// The 1-based line of byte offset `byte` (the first line with content
+/// after it, since a record's position may point at the previous end).
+fn line_of(text: &str, byte: u64) -> u64 {
+    let byte = (byte as usize).min(text.len());
+    let skipped = text.as_bytes()[byte..]
+        .iter()
+        .take_while(|c| **c == b'\r' || **c == b'\n')
+        .filter(|c| **c == b'\n')
+        .count();
+    (text.as_bytes()[..byte]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + skipped
+        + 1) as u64
 }
 
 /// Parse `[[contact]]` tables; errors name the line (syntax) or the key

@@ -207,9 +207,9 @@ fn placeholder(
             let n = digits(v.members.len().to_string());
             let names = short_list(&v.members, lang);
             if bn {
-                format!("{n}টি — {names}")
+                format!("{n}টি ({names})")
             } else {
-                format!("{n}: {names}")
+                format!("{n} ({names})")
             }
         }
         "came_back" => short_list(&v.came_back, lang),
