@@ -18,7 +18,7 @@ use std::time::Duration;
 pub struct ChannelSection {
     #[serde(rename = "type")]
     pub kind: String,
-    /// All types: how long one send may take (default 10s).
+    /// All types: how long one send may take (default 10s, e-mail 30s).
     #[serde(with = "humantime_serde")]
     pub timeout: Option<Duration>,
     /// webhook, sms: an HTTP proxy (default: none).
@@ -116,11 +116,13 @@ impl ChannelSection {
                 ),
             ));
         }
-        let timeout = self.timeout.unwrap_or(Duration::from_secs(10));
+        // A whole SMTP exchange (greeting delays, TLS) takes longer than a POST.
+        let default = if self.kind == "email" { 30 } else { 10 };
+        let timeout = self.timeout.unwrap_or(Duration::from_secs(default));
         if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(300) {
             return Err((
                 "timeout",
-                "must be between 100ms and 5m (default \"10s\")".into(),
+                "must be between 100ms and 5m (default \"10s\", e-mail \"30s\")".into(),
             ));
         }
         if let Some(p) = &self.proxy {

@@ -1,7 +1,8 @@
 //! The e-mail channel: SMTP through `lettre` (rustls, tokio), with STARTTLS
 //! required by default (`tls = "starttls"`), implicit TLS (`"tls"`, port
 //! 465) or none (`"none"`, for a relay on the same machine). One connection
-//! per message. The dedupe key becomes the Message-ID, so a message sent
+//! per message, the whole exchange bounded by the channel's `timeout`
+//! (lettre bounds only the connect). The dedupe key becomes the Message-ID, so a message sent
 //! twice (at-least-once) is recognisable as one.
 
 use super::{Message, SendError, Sender};
@@ -55,6 +56,8 @@ pub struct EmailSpec {
 pub struct EmailSender {
     name: String,
     from: Mailbox,
+    /// The whole exchange's bound (lettre's own covers only the connect).
+    timeout: Duration,
     transport: AsyncSmtpTransport<Tokio1Executor>,
 }
 
@@ -97,6 +100,7 @@ impl EmailSender {
         Ok(EmailSender {
             name: name.to_string(),
             from: spec.from.clone(),
+            timeout: spec.timeout,
             transport: builder.build(),
         })
     }
@@ -131,7 +135,17 @@ impl Sender for EmailSender {
             .map_err(|e| {
                 SendError::permanent(&self.name, format!("cannot build the message: {e}"))
             })?;
-        match self.transport.send(email).await {
+        let sent = tokio::time::timeout(self.timeout, self.transport.send(email)).await;
+        let Ok(sent) = sent else {
+            return Err(SendError::transient(
+                &self.name,
+                format!(
+                    "timed out: no complete SMTP exchange within {:?}",
+                    self.timeout
+                ),
+            ));
+        };
+        match sent {
             Ok(_) => Ok(()),
             Err(e) => {
                 let what = if e.is_timeout() {
