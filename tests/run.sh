@@ -11,6 +11,8 @@ command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need_pkgs+=(dnsmasq
 command -v ping >/dev/null || need_pkgs+=(iputils-ping)
 command -v ip >/dev/null || need_pkgs+=(iproute2)
 command -v python3 >/dev/null || need_pkgs+=(python3)
+# A venv for aiosmtpd (the alert mail tests) needs ensurepip (Debian: python3-venv).
+python3 -c 'import ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
 command -v setpriv >/dev/null || need_pkgs+=(util-linux)
 command -v conntrack >/dev/null || need_pkgs+=(conntrack)
 command -v faketime >/dev/null || need_pkgs+=(faketime)
@@ -44,6 +46,21 @@ if [ -z "${LINKWATCH_TEST_PG_URL:-}" ] && [ "$(id -u)" = 0 ] && command -v pg_ct
 fi
 if [ -z "${LINKWATCH_TEST_PG_URL:-}" ]; then
     echo "tests/run.sh: no PostgreSQL (set LINKWATCH_TEST_PG_URL or run as root): PostgreSQL tests will skip" >&2
+fi
+
+# Python's aiosmtpd, a real SMTP server for the alert mail tests
+# (tests/alert_channels.rs), from PyPI into a venv under target/ (the
+# system's Python stays as it is). Without it those tests skip.
+if [ -z "${LINKWATCH_TEST_PYTHON:-}" ]; then
+    venv="${CARGO_TARGET_DIR:-target}/test-venv"
+    if ! "$venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+        python3 -m venv "$venv" && "$venv/bin/pip" install -q aiosmtpd \
+            || echo "tests/run.sh: cannot install aiosmtpd: the alert mail tests will skip" >&2
+    fi
+    if "$venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+        LINKWATCH_TEST_PYTHON="$(cd "$venv/bin" && pwd)/python"
+        export LINKWATCH_TEST_PYTHON
+    fi
 fi
 
 cargo fmt --check

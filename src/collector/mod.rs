@@ -1,9 +1,10 @@
 //! The collector: authenticated ingest of the agents' records, storage on
 //! SQLite (default) or PostgreSQL, device registry and administrative
 //! hierarchy, the uptime engine, its daily roll-ups, reports and the read API (API tokens with
-//! roles and branch limits). Alerts come later.
+//! roles and branch limits), and alerts (rules, routing, channels; `alerts`).
 
 pub mod access;
+pub mod alerts;
 pub mod api;
 pub mod csv_writer;
 pub mod devices;

@@ -2,6 +2,7 @@
 //! messages that name the file, the key and the fix. One file per side.
 
 pub mod agent;
+pub mod alerts;
 pub mod collector;
 pub mod probes;
 

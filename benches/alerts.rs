@@ -1,0 +1,149 @@
+//! Benchmark of the pure alert evaluation (issue #14): one tick of the
+//! default rules over 100,000 devices in 10,000 offices (one gateway with
+//! two links in each), at 11:00 on a Sunday in Dhaka: most devices upload on
+//! time, 3 % are silent on their own, 1 % of the offices have lost their
+//! uplink. Times the first tick (opening every alert) and steady ticks
+//! (everything open), in memory: the store's part is stage 2's. Prints
+//! figures against the target (≤ 1 s per tick, storage included), never
+//! pass/fail.
+//!
+//! `cargo bench --bench alerts`; `LINKWATCH_BENCH_DEVICES` sets the device
+//! count (default 100,000). Without `--bench` (as under `cargo test
+//! --all-targets`) it prints one line and returns.
+
+use linkwatch::collector::alerts::contacts::{Contact, Language, Routing};
+use linkwatch::collector::alerts::rules::{BranchSpec, Context};
+use linkwatch::collector::alerts::{DeviceFacts, GatewayLinks, Input, LinkStatus, evaluate};
+use linkwatch::collector::store::Office;
+use linkwatch::config::alerts::AlertsConfig;
+use linkwatch::wire::{LinkKind, LinkState};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const PER_OFFICE: usize = 10;
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("alert benchmarks run only under `cargo bench --bench alerts`");
+        return;
+    }
+    let n: usize = std::env::var("LINKWATCH_BENCH_DEVICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let offices: Vec<Office> = (0..n.div_ceil(PER_OFFICE))
+        .map(|k| Office {
+            code: format!("o{k}"),
+            name: format!("Office {k}"),
+            division: format!("Div{}", k % 8),
+            district: format!("Dist{}", k % 64),
+            upazila: format!("Upa{}", k % 500),
+            // One office in fifty keeps hours of its own.
+            hours: (k % 50 == 0).then(|| "office:Asia/Dhaka:sun-thu:08:00-16:00".to_string()),
+        })
+        .collect();
+    let cfg = AlertsConfig::parse_toml("[alerts]\n", Path::new("bench.toml"), &BTreeSet::new())
+        .expect("the defaults compile");
+    let ctx = Context::new(cfg.rules.clone(), offices.clone());
+    let contact = |name: &str, branch: &str| Contact {
+        name: name.into(),
+        branch: BranchSpec::parse(branch).unwrap(),
+        language: Language::Bn,
+        email: None,
+        phone: None,
+        channels: vec!["hook".into()],
+        origin: "bench".into(),
+    };
+    let routing = Routing::new(
+        (0..8)
+            .map(|d| contact(&format!("div{d}"), &format!("division:Div{d}")))
+            .chain([contact("ministry", "ministry")])
+            .collect(),
+    );
+    let tz = jiff::tz::TimeZone::get("Asia/Dhaka").unwrap();
+    let now = tz
+        .to_timestamp(jiff::civil::date(2026, 11, 29).at(11, 0, 0, 0))
+        .unwrap()
+        .as_millisecond();
+    let devices: Vec<DeviceFacts> = (0..n)
+        .map(|i| {
+            let office = i / PER_OFFICE;
+            let gateway = i % PER_OFFICE == 0;
+            let office_down = office % 100 == 7;
+            let alone = i % 33 == 5;
+            let heard = if office_down || alone {
+                now - 20 * 60_000 - (i as i64 % 300) * 1000
+            } else {
+                now - (i as i64 % 300) * 1000
+            };
+            let links = gateway.then(|| GatewayLinks {
+                links: vec![
+                    LinkStatus {
+                        name: "eth0".into(),
+                        kind: LinkKind::Broadband,
+                        metered: false,
+                        priority: 1,
+                        state: LinkState::Up,
+                        since_ms: now - 3_600_000,
+                    },
+                    LinkStatus {
+                        name: "wwan0".into(),
+                        kind: LinkKind::Mobile,
+                        metered: true,
+                        priority: 2,
+                        state: LinkState::Up,
+                        since_ms: now - 3_600_000,
+                    },
+                ],
+                chosen: Some("eth0".into()),
+                chosen_since_ms: now - 3_600_000,
+            });
+            DeviceFacts {
+                name: format!("d{i}"),
+                office: Some(format!("o{office}")),
+                gateway,
+                last_record_ms: Some(heard),
+                last_upload_ms: Some(heard),
+                next_upload_due_ms: Some(heard + 300_000),
+                stopped: None,
+                links_down: Vec::new(),
+                links,
+            }
+        })
+        .collect();
+    let annotations = BTreeMap::new();
+    let mut open = Vec::new();
+    let mut next_id = 0;
+    let tick = |open: &Vec<_>, t: i64| {
+        let input = Input {
+            now_ms: t,
+            devices: &devices,
+            open,
+            silences: &[],
+            annotations: &annotations,
+        };
+        let start = Instant::now();
+        let d = evaluate(&ctx, &routing, &input);
+        (start.elapsed(), d)
+    };
+    let (first, d) = tick(&open, now);
+    d.apply(&mut open, &mut next_id);
+    let opened = d.open.len();
+    let mut steady: Vec<Duration> = Vec::new();
+    for k in 1..=5 {
+        let (t, d) = tick(&open, now + k * 15_000);
+        d.apply(&mut open, &mut next_id);
+        steady.push(t);
+    }
+    steady.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "alerts: {n} devices in {} offices, default rules: first tick {:.1} ms ({opened} alerts opened), steady tick median {:.1} ms (max {:.1} ms) with {} open; target ≤ 1000 ms per tick with storage",
+        offices.len(),
+        ms(first),
+        ms(steady[steady.len() / 2]),
+        ms(*steady.last().unwrap()),
+        open.len()
+    );
+}

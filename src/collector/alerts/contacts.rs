@@ -1,0 +1,430 @@
+//! Who is told: contacts per branch of the hierarchy (office, upazila,
+//! district, division, ministry), each with a language and channels, read
+//! from the configuration or from a CSV/TOML file like the hierarchy (errors
+//! name the file and the line or key); and the pure routing that says which
+//! contacts get an alert at which escalation level.
+
+use crate::collector::alerts::model::RouteLevel;
+use crate::collector::alerts::rules::BranchSpec;
+use crate::collector::devices::ImportError;
+use crate::collector::store::Office;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+/// The language of a contact's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// Bangla (Bangla digits too).
+    #[default]
+    Bn,
+    En,
+}
+
+impl Language {
+    pub fn parse(s: &str) -> Option<Language> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "bn" | "bangla" | "bengali" => Some(Language::Bn),
+            "en" | "english" => Some(Language::En),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Bn => "bn",
+            Language::En => "en",
+        }
+    }
+}
+
+/// One person or group to tell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Unique name (who acknowledged, who was told).
+    pub name: String,
+    /// The branch it answers for (its level is its escalation level).
+    pub branch: BranchSpec,
+    pub language: Language,
+    /// For e-mail channels.
+    pub email: Option<String>,
+    /// For SMS channels (digits, optionally a leading `+`).
+    pub phone: Option<String>,
+    /// Names of `[alerts.channel.NAME]` tables to reach it by.
+    pub channels: Vec<String>,
+    /// Where it was written (`contacts.csv:4`, `alerts.contact[2]`), for messages.
+    #[serde(skip)]
+    pub origin: String,
+}
+
+/// A contact as written in TOML (`[[contact]]` in a file, `[[alerts.contact]]`
+/// in the collector configuration).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactEntry {
+    pub name: String,
+    pub branch: String,
+    #[serde(default)]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    pub channels: Vec<String>,
+}
+
+/// The CSV header (any order; `language`, `email`, `phone` may be left out).
+pub const CSV_COLUMNS: [&str; 6] = ["name", "branch", "language", "email", "phone", "channels"];
+
+impl ContactEntry {
+    /// Check and convert; the error is the field and what is wrong.
+    pub fn check(&self, origin: String) -> Result<Contact, (&'static str, String)> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+            return Err(("name", "must be 1 to 128 printable characters".into()));
+        }
+        let branch = BranchSpec::parse(&self.branch).map_err(|m| ("branch", m))?;
+        let language = match self.language.as_deref().map(str::trim) {
+            None | Some("") => Language::default(),
+            Some(l) => Language::parse(l)
+                .ok_or_else(|| ("language", format!("unknown language `{l}`: use bn or en")))?,
+        };
+        let email = non_empty(&self.email);
+        if let Some(e) = &email
+            && e.parse::<lettre::Address>().is_err()
+        {
+            return Err((
+                "email",
+                format!("`{e}` is not an e-mail address (name@example.gov.bd)"),
+            ));
+        }
+        let phone = non_empty(&self.phone);
+        if let Some(p) = &phone {
+            let digits = p.strip_prefix('+').unwrap_or(p);
+            if !(6..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
+                return Err((
+                    "phone",
+                    format!(
+                        "`{p}` is not a phone number: 6 to 15 digits, optionally a leading + (+8801711000000)"
+                    ),
+                ));
+            }
+        }
+        let channels: Vec<String> = self
+            .channels
+            .iter()
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
+        if channels.is_empty() {
+            return Err((
+                "channels",
+                "no channel: name at least one [alerts.channel.NAME] to reach this contact by"
+                    .into(),
+            ));
+        }
+        Ok(Contact {
+            name: name.to_string(),
+            branch,
+            language,
+            email,
+            phone,
+            channels,
+            origin,
+        })
+    }
+}
+
+fn non_empty(s: &Option<String>) -> Option<String> {
+    s.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// Read a contacts file: CSV (`.csv`, header [`CSV_COLUMNS`], channels
+/// separated by `;`) or TOML (`.toml`, `[[contact]]` tables).
+pub fn load_contacts(path: &Path) -> Result<Vec<Contact>, ImportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("csv") => parse_contacts_csv(&text, path),
+        Some("toml") => parse_contacts_toml(&text, path),
+        _ => Err(ImportError::File {
+            path: path.to_path_buf(),
+            message: format!(
+                "unknown file type: name it .csv (header {}) or .toml ([[contact]] tables)",
+                CSV_COLUMNS.join(",")
+            ),
+        }),
+    }
+}
+
+/// Parse contacts CSV; errors name the line and the column.
+pub fn parse_contacts_csv(text: &str, path: &Path) -> Result<Vec<Contact>, ImportError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let line_err = |line: u64, field: String, message: String| ImportError::Line {
+        path: path.to_path_buf(),
+        line: line as usize,
+        field,
+        message,
+    };
+    let mut rd = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let header = rd
+        .headers()
+        .map_err(|e| line_err(1, "header".into(), e.to_string()))?
+        .clone();
+    if header.iter().all(str::is_empty) {
+        return Err(ImportError::File {
+            path: path.to_path_buf(),
+            message: format!(
+                "empty file: the first line must be {}",
+                CSV_COLUMNS.join(",")
+            ),
+        });
+    }
+    let hline = header.position().map_or(1, |p| line_of(text, p.byte()));
+    let mut index = [usize::MAX; 6];
+    for (col, name) in header.iter().enumerate() {
+        let name = name.to_ascii_lowercase();
+        match CSV_COLUMNS.iter().position(|c| *c == name) {
+            Some(k) if index[k] == usize::MAX => index[k] = col,
+            Some(_) => {
+                return Err(line_err(
+                    hline,
+                    "header".into(),
+                    format!("column `{name}` appears twice"),
+                ));
+            }
+            None => {
+                return Err(line_err(
+                    hline,
+                    format!("header column {}", col + 1),
+                    format!(
+                        "unknown column `{name}`: the columns are {}",
+                        CSV_COLUMNS.join(",")
+                    ),
+                ));
+            }
+        }
+    }
+    for required in [0, 1, 5] {
+        if index[required] == usize::MAX {
+            return Err(line_err(
+                hline,
+                "header".into(),
+                format!(
+                    "column `{}` is missing: the columns are {} (language, email and phone may be left out)",
+                    CSV_COLUMNS[required],
+                    CSV_COLUMNS.join(",")
+                ),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    for rec in rd.records() {
+        let rec = rec.map_err(|e| {
+            let line = e.position().map_or(0, |p| line_of(text, p.byte()));
+            line_err(line, "csv".into(), e.to_string())
+        })?;
+        let line = rec.position().map_or(0, |p| line_of(text, p.byte()));
+        if rec.iter().all(str::is_empty) {
+            continue;
+        }
+        if rec.len() != header.len() {
+            return Err(line_err(
+                line,
+                format!("column {}", rec.len().min(header.len()) + 1),
+                format!(
+                    "{} fields where the header has {}: quote fields that contain commas",
+                    rec.len(),
+                    header.len()
+                ),
+            ));
+        }
+        let get = |k: usize| (index[k] != usize::MAX).then(|| rec[index[k]].to_string());
+        let entry = ContactEntry {
+            name: get(0).unwrap_or_default(),
+            branch: get(1).unwrap_or_default(),
+            language: get(2),
+            email: get(3),
+            phone: get(4),
+            channels: get(5)
+                .unwrap_or_default()
+                .split([';', ' '])
+                .map(str::to_string)
+                .collect(),
+        };
+        let origin = format!("{}:{line}", path.display());
+        let contact = entry.check(origin).map_err(|(field, m)| {
+            let k = CSV_COLUMNS.iter().position(|c| *c == field).unwrap_or(0);
+            line_err(line, format!("column {} ({field})", index[k] + 1), m)
+        })?;
+        if let Some(first) = seen.insert(contact.name.to_lowercase(), line) {
+            return Err(line_err(
+                line,
+                format!("column {} (name)", index[0] + 1),
+                format!("contact `{}` already on line {first}", contact.name),
+            ));
+        }
+        out.push(contact);
+    }
+    Ok(out)
+}
+
+/// The 1-based line of byte offset `byte` (the first line with content
+/// after it, since a record's position may point at the previous end).
+fn line_of(text: &str, byte: u64) -> u64 {
+    let byte = (byte as usize).min(text.len());
+    let skipped = text.as_bytes()[byte..]
+        .iter()
+        .take_while(|c| **c == b'\r' || **c == b'\n')
+        .filter(|c| **c == b'\n')
+        .count();
+    (text.as_bytes()[..byte]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + skipped
+        + 1) as u64
+}
+
+/// Parse `[[contact]]` tables; errors name the line (syntax) or the key
+/// (`contact[2].email`).
+pub fn parse_contacts_toml(text: &str, path: &Path) -> Result<Vec<Contact>, ImportError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        contact: Vec<ContactEntry>,
+    }
+    let file: File = toml::from_str(text).map_err(|e| {
+        match e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+        {
+            Some(line) => ImportError::Line {
+                path: path.to_path_buf(),
+                line,
+                field: "toml".into(),
+                message: e.message().to_string(),
+            },
+            None => ImportError::File {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            },
+        }
+    })?;
+    check_entries(&file.contact, "contact", &format!("{}: ", path.display())).map_err(
+        |(key, message)| ImportError::File {
+            path: path.to_path_buf(),
+            message: format!("{key}: {message}"),
+        },
+    )
+}
+
+/// Check entries written as TOML tables, named `{key}[i]`
+/// (`alerts.contact[2]`; each contact's origin is `{origin}{key}[i]`). The
+/// error is the key (`alerts.contact[2].email`) and the message.
+pub fn check_entries(
+    entries: &[ContactEntry],
+    key: &str,
+    origin: &str,
+) -> Result<Vec<Contact>, (String, String)> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let c = e
+            .check(format!("{origin}{key}[{i}]"))
+            .map_err(|(f, m)| (format!("{key}[{i}].{f}"), m))?;
+        if let Some(first) = seen.insert(c.name.to_lowercase(), i) {
+            return Err((
+                format!("{key}[{i}].name"),
+                format!("contact `{}` already named by {key}[{first}]", c.name),
+            ));
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// The contacts, and who hears of what.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Routing {
+    pub contacts: Vec<Contact>,
+}
+
+impl Routing {
+    pub fn new(contacts: Vec<Contact>) -> Routing {
+        Routing { contacts }
+    }
+
+    /// The levels that have a contact for a subject in `office` (`None`:
+    /// attached to no office: the ministry only), lowest first.
+    pub fn levels(&self, office: Option<&Office>) -> Vec<RouteLevel> {
+        let set: BTreeSet<RouteLevel> = self
+            .contacts
+            .iter()
+            .filter(|c| c.branch.contains(office))
+            .map(|c| c.branch.level)
+            .collect();
+        set.into_iter().collect()
+    }
+
+    /// The level a new alert is told at: the lowest with a contact
+    /// (`Office` when there is none: nobody is told, and the caller logs it).
+    pub fn first_level(&self, office: Option<&Office>) -> RouteLevel {
+        self.levels(office)
+            .first()
+            .copied()
+            .unwrap_or(RouteLevel::Office)
+    }
+
+    /// The level an escalation from `level` goes to: the next one up with a
+    /// contact, if any.
+    pub fn next_level(&self, office: Option<&Office>, level: RouteLevel) -> Option<RouteLevel> {
+        self.levels(office).into_iter().find(|l| *l > level)
+    }
+
+    /// Every level told up to and including `level` (a recovery goes to all).
+    pub fn told_up_to(&self, office: Option<&Office>, level: RouteLevel) -> Vec<RouteLevel> {
+        self.levels(office)
+            .into_iter()
+            .filter(|l| *l <= level)
+            .collect()
+    }
+
+    /// The contacts of `levels` for a subject in `office`, in file order.
+    pub fn recipients(&self, office: Option<&Office>, levels: &[RouteLevel]) -> Vec<&Contact> {
+        self.contacts
+            .iter()
+            .filter(|c| levels.contains(&c.branch.level) && c.branch.contains(office))
+            .collect()
+    }
+
+    /// Contacts whose branch holds none of `offices` (a typo, most likely):
+    /// log them at start.
+    pub fn unmatched<'a>(&'a self, offices: &[Office]) -> Vec<&'a Contact> {
+        self.contacts
+            .iter()
+            .filter(|c| {
+                c.branch.level != RouteLevel::Ministry
+                    && !offices.iter().any(|o| c.branch.contains(Some(o)))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;
