@@ -387,7 +387,7 @@ impl Uploader {
                             first,
                             last,
                         };
-                        if ack.acked + 1 < first {
+                        if ack.acked.saturating_add(1) < first {
                             tracing::error!(
                                 "the collector holds this device only up to seq {} but the spool \
                                  starts at {first}: it lost records this agent already deleted and \
