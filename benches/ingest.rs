@@ -884,7 +884,9 @@ async fn uploader_for(
         .await
         .expect("register the device");
     let token_file = dir.join(format!("{device}.token"));
-    std::fs::write(&token_file, format!("{token}\n")).expect("write the token file");
+    let _ = std::fs::remove_file(&token_file);
+    linkwatch::shared::files::write_new_private(&token_file, format!("{token}\n").as_bytes())
+        .expect("write the token file");
     let cfg = UploadSection {
         collector_url: Some(url.to_string()),
         token_file: Some(token_file),

@@ -98,11 +98,14 @@ fn start_collector(tb: &Testbed, dir: &Path) -> Collector {
 }
 
 fn add_device(c: &Collector, name: &str, dir: &Path) -> PathBuf {
+    let path = dir.join("token");
     let out = std::process::Command::new(BIN)
         .args([
             "device",
             "add",
             name,
+            "--output",
+            path.to_str().unwrap(),
             "--config",
             c.config.to_str().unwrap(),
         ])
@@ -113,9 +116,6 @@ fn add_device(c: &Collector, name: &str, dir: &Path) -> PathBuf {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let path = dir.join("token");
-    std::fs::write(&path, token).unwrap();
     path
 }
 

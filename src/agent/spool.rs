@@ -179,6 +179,19 @@ impl Spool {
                 source,
             })?;
         }
+        // Private from the start, whatever the umask (its WAL and SHM files
+        // follow the database's mode).
+        let changed =
+            crate::shared::files::private_database(path).map_err(|e| SpoolError::Open {
+                path: path.to_path_buf(),
+                source: sqlx::Error::Io(e),
+            })?;
+        for f in changed {
+            tracing::warn!(
+                file = %f.display(),
+                "the spool was readable by others: made it private (0600)"
+            );
+        }
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

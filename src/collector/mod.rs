@@ -5,8 +5,11 @@
 
 pub mod access;
 pub mod api;
+pub mod conn;
 pub mod devices;
+pub mod intake;
 pub mod maintainer;
+pub mod metrics;
 pub mod outages;
 pub mod read_api;
 pub mod report;

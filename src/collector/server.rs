@@ -1,9 +1,13 @@
 //! Runs the collector daemon: opens the store, binds the listener, serves the
-//! API over TLS (rustls, via axum-server) or plain HTTP, and shuts down
-//! gracefully on SIGTERM or SIGINT. [`serve_on`] is the same server on a
-//! listener and store the caller provides (tests start it in-process).
+//! API over TLS (rustls, via axum-server) or plain HTTP/1.1 with every
+//! connection under the connection guard ([`crate::collector::conn`]), and
+//! shuts down gracefully on SIGTERM or SIGINT. [`serve_on`] is the same
+//! server on a listener and store the caller provides (tests start it
+//! in-process).
 
 use crate::collector::api::{self, ApiOptions, ApiState};
+use crate::collector::conn::{ConnLimits, GuardAcceptor};
+use crate::collector::metrics::CollectorMetrics;
 use crate::collector::store::{self, Store, StoreError};
 use crate::config::collector::CollectorConfig;
 use std::future::Future;
@@ -14,9 +18,13 @@ use std::time::Duration;
 
 /// How long in-flight requests may finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
-/// A connection must send its first request within this (slow handshakes and
-/// idle sockets do not pile up).
-pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Open files kept for everything but client connections (database
+/// connections and files, logging, the runtime's own).
+pub const FILE_RESERVE: u64 = 128;
+/// hyper's read buffer per connection: a request head must fit (ours are
+/// well under 2 KiB), and a flood of heads cannot make it grow to hyper's
+/// default of about 400 KiB each.
+pub const MAX_READ_BUFFER: usize = 64 * 1024;
 
 /// Why the collector could not run.
 #[derive(Debug, thiserror::Error)]
@@ -92,15 +100,24 @@ pub async fn serve_on(
         store.clone(),
         cfg.rollup_settings(),
     )));
-    let state = ApiState::new(
+    let metrics = Arc::new(CollectorMetrics::new());
+    let state = ApiState::with_limits(
         store,
         ApiOptions {
             max_body_bytes: c.max_body_bytes,
             max_inflight: c.max_inflight,
             holidays: cfg.holidays.clone(),
         },
+        cfg.ingest_limits(),
+        metrics.clone(),
     );
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let limits = fit_to_file_limit(ConnLimits {
+        max_connections: c.max_connections,
+        header_timeout: c.header_timeout,
+        idle_timeout: c.idle_timeout,
+    });
+    let guard = GuardAcceptor::new(limits, metrics);
     let std_listener = listener.into_std().map_err(CollectorError::Serve)?;
     let handle = axum_server::Handle::new();
     {
@@ -123,11 +140,14 @@ pub async fn serve_on(
                     source,
                 })?;
             tls.reload_from_config(resumable(&tls.get_inner()));
-            tracing::info!(addr = %local, tls = true, database = %redact(&c.database), "collector listening (HTTPS)");
-            axum_server::tls_rustls::from_tcp_rustls(std_listener, tls)
-                .map_err(CollectorError::Serve)?
+            // The guard sits under TLS: its header timeout covers the handshake.
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                .handshake_timeout(limits.header_timeout)
+                .acceptor(guard);
+            tracing::info!(addr = %local, tls = true, database = %redact(&c.database), max_connections = limits.max_connections, "collector listening (HTTPS)");
+            http1(std_listener)?
+                .acceptor(acceptor)
                 .handle(handle)
-                .first_request_timeout(FIRST_REQUEST_TIMEOUT)
                 .serve(app)
                 .await
         }
@@ -135,11 +155,10 @@ pub async fn serve_on(
             if let Some(w) = cfg.plain_http_warning() {
                 tracing::warn!("{w}");
             }
-            tracing::info!(addr = %local, tls = false, database = %redact(&c.database), "collector listening (plain HTTP)");
-            axum_server::from_tcp(std_listener)
-                .map_err(CollectorError::Serve)?
+            tracing::info!(addr = %local, tls = false, database = %redact(&c.database), max_connections = limits.max_connections, "collector listening (plain HTTP)");
+            http1(std_listener)?
+                .acceptor(guard)
                 .handle(handle)
-                .first_request_timeout(FIRST_REQUEST_TIMEOUT)
                 .serve(app)
                 .await
         }
@@ -147,6 +166,58 @@ pub async fn serve_on(
     result.map_err(CollectorError::Serve)?;
     tracing::info!("collector stopped");
     Ok(())
+}
+
+/// An HTTP/1.1-only server on `listener` (the router has no HTTP/2), with a
+/// bounded read buffer; the connection guard does the timeouts hyper's
+/// own header timeout cannot (it also runs while a kept connection is idle).
+fn http1(
+    listener: std::net::TcpListener,
+) -> Result<axum_server::Server<SocketAddr>, CollectorError> {
+    let mut server = axum_server::from_tcp(listener)
+        .map_err(CollectorError::Serve)?
+        .http1_only();
+    server
+        .http_builder()
+        .http1()
+        .max_buf_size(MAX_READ_BUFFER)
+        .header_read_timeout(None);
+    Ok(server)
+}
+
+/// `limits` with `max_connections` fitted to the open-file limit: the soft
+/// limit is first raised as far as the hard limit allows (systemd's default
+/// soft limit of 1024 is far below a collector's needs), then the cap is
+/// lowered, with a warning, if the files still do not suffice.
+fn fit_to_file_limit(limits: ConnLimits) -> ConnLimits {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let want = limits.hard_max() as u64 + FILE_RESERVE;
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-file limit; keeping max_connections");
+            return limits;
+        }
+    };
+    let mut soft = soft;
+    if soft < want {
+        let raised = want.min(hard);
+        match setrlimit(Resource::RLIMIT_NOFILE, raised, hard) {
+            Ok(()) => soft = raised,
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+        }
+    }
+    let files = usize::try_from(soft.saturating_sub(FILE_RESERVE)).unwrap_or(usize::MAX);
+    let fitted = limits.fit(files);
+    if fitted.max_connections < limits.max_connections {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            open_file_limit = soft,
+            using = fitted.max_connections,
+            "max_connections lowered to fit the open-file limit (raise LimitNOFILE= to keep it)"
+        );
+    }
+    fitted
 }
 
 /// Aborts a background task when dropped.

@@ -1,0 +1,478 @@
+//! The connection guard: what keeps idle, slow and surplus connections from
+//! starving the collector (and `/health`) of sockets and memory. An
+//! axum-server acceptor ([`GuardAcceptor`]) wraps every accepted connection,
+//! under TLS when there is TLS:
+//!
+//! - **Header timeout**: a new connection must deliver its first request
+//!   head (TLS handshake included) within `header_timeout`; on a kept
+//!   connection, a request head must be complete within `header_timeout` of
+//!   its first byte.
+//! - **Idle timeout**: a kept connection on which nothing arrives for
+//!   `idle_timeout` after an answer is closed.
+//! - **Cap**: at most `max_connections` open. A new connection beyond it
+//!   closes the connection that has waited longest for a request (idle, or
+//!   still sending a head) and takes its place; when every connection is
+//!   answering a request, the new one is closed at once. So a flood of idle
+//!   or slow connections cannot keep a health check or an agent out.
+//!
+//! The timeouts are enforced by the stream wrapper ([`Guarded`]): hyper reads
+//! from it whenever it waits for a request, and a read past the deadline
+//! fails, which closes the connection. The service wrapper marks when a
+//! request is being answered (from the call until its response body is
+//! written or dropped), during which no timeout of this module applies (the
+//! ingest handler has its own body timeouts).
+
+use crate::collector::metrics::{CollectorMetrics, ReasonLabels};
+use axum::http::{Request, Response};
+use futures::task::AtomicWaker;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// The guard's settings (from `[collector]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl ConnLimits {
+    /// Connections that may be open while closed ones finish closing: the
+    /// cap plus a little room for connections already told to close (the
+    /// open-file limit must cover this many).
+    pub fn hard_max(&self) -> usize {
+        self.max_connections + Self::slack(self.max_connections)
+    }
+
+    fn slack(max: usize) -> usize {
+        (max / 16).max(16)
+    }
+
+    /// These limits with `max_connections` lowered, when needed, so that
+    /// [`ConnLimits::hard_max`] fits in `files` open files.
+    pub fn fit(self, files: usize) -> ConnLimits {
+        if self.hard_max() <= files {
+            return self;
+        }
+        let max = (files / 17 * 16).min(files.saturating_sub(16)).max(1);
+        ConnLimits {
+            max_connections: max.min(self.max_connections),
+            ..self
+        }
+    }
+}
+
+/// Why a waiting connection is closed when its deadline passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    Header,
+    Idle,
+}
+
+impl Reason {
+    fn label(self) -> &'static str {
+        match self {
+            Reason::Header => "header",
+            Reason::Idle => "idle",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// No request being answered: the connection waits for one (or for the
+    /// rest of its head). `since` orders eviction.
+    Waiting {
+        since: Instant,
+        deadline: Instant,
+        reason: Reason,
+        /// A byte of the next request has arrived (the head timeout runs).
+        started: bool,
+    },
+    /// Requests being answered (their responses not yet written).
+    Busy(u32),
+}
+
+/// One connection's shared state.
+struct Conn {
+    id: u64,
+    phase: Mutex<Phase>,
+    /// Closed for the cap: the next read ends the connection.
+    evicted: AtomicBool,
+    /// The stream is gone (it unregistered).
+    closed: AtomicBool,
+    /// The task reading the stream, woken on eviction.
+    waker: AtomicWaker,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Conn {
+    fn phase(&self) -> Phase {
+        *lock(&self.phase)
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    open: usize,
+    /// Connections waiting for a request, oldest first: eviction candidates.
+    waiting: BTreeMap<(Instant, u64), Arc<Conn>>,
+}
+
+/// What every connection of one server shares.
+struct Shared {
+    limits: ConnLimits,
+    registry: Mutex<Registry>,
+    next_id: AtomicU64,
+    metrics: Arc<CollectorMetrics>,
+}
+
+impl Shared {
+    /// Register a new connection, making room by eviction when at the cap;
+    /// `None` when it must be closed.
+    fn admit(&self) -> Option<Arc<Conn>> {
+        let mut reg = lock(&self.registry);
+        if reg.open >= self.limits.max_connections {
+            let victim = if reg.open < self.limits.hard_max() {
+                reg.waiting.pop_first().map(|(_, c)| c)
+            } else {
+                None
+            };
+            let Some(victim) = victim else {
+                drop(reg);
+                self.metrics.connections_refused.inc();
+                tracing::debug!("connection refused: max_connections open, none idle");
+                return None;
+            };
+            victim.evicted.store(true, Ordering::Release);
+            victim.waker.wake();
+            self.metrics.connections_evicted.inc();
+        }
+        reg.open += 1;
+        self.metrics.connections.set(reg.open as i64);
+        let now = Instant::now();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn {
+            id,
+            phase: Mutex::new(Phase::Waiting {
+                since: now,
+                deadline: now + self.limits.header_timeout,
+                reason: Reason::Header,
+                started: true,
+            }),
+            evicted: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        });
+        reg.waiting.insert((now, id), conn.clone());
+        Some(conn)
+    }
+
+    /// A request of `conn` is being answered.
+    fn begin(&self, conn: &Arc<Conn>) {
+        let mut reg = lock(&self.registry);
+        let mut phase = lock(&conn.phase);
+        *phase = match *phase {
+            Phase::Waiting { since, .. } => {
+                reg.waiting.remove(&(since, conn.id));
+                Phase::Busy(1)
+            }
+            Phase::Busy(n) => Phase::Busy(n + 1),
+        };
+    }
+
+    /// A response of `conn` is written (or dropped): when it was the last,
+    /// the connection waits for the next request, for `idle_timeout`.
+    fn finish(&self, conn: &Arc<Conn>) {
+        let mut reg = lock(&self.registry);
+        let mut phase = lock(&conn.phase);
+        match *phase {
+            Phase::Busy(n) if n > 1 => *phase = Phase::Busy(n - 1),
+            Phase::Busy(_) => {
+                let now = Instant::now();
+                *phase = Phase::Waiting {
+                    since: now,
+                    deadline: now + self.limits.idle_timeout,
+                    reason: Reason::Idle,
+                    started: false,
+                };
+                if !conn.closed.load(Ordering::Acquire) {
+                    reg.waiting.insert((now, conn.id), conn.clone());
+                }
+            }
+            Phase::Waiting { .. } => {}
+        }
+        drop(phase);
+        drop(reg);
+        // The reader may be parked on the old (now past) state: let it see
+        // the new deadline.
+        conn.waker.wake();
+    }
+
+    /// The connection's stream is gone.
+    fn close(&self, conn: &Arc<Conn>) {
+        let mut reg = lock(&self.registry);
+        conn.closed.store(true, Ordering::Release);
+        if let Phase::Waiting { since, .. } = conn.phase() {
+            reg.waiting.remove(&(since, conn.id));
+        }
+        reg.open -= 1;
+        self.metrics.connections.set(reg.open as i64);
+    }
+
+    /// The first byte of a request arrived on a waiting connection: its
+    /// head must be complete within `header_timeout`.
+    fn started(&self, conn: &Conn) {
+        let mut phase = lock(&conn.phase);
+        if let Phase::Waiting {
+            started: started @ false,
+            deadline,
+            reason,
+            ..
+        } = &mut *phase
+        {
+            *started = true;
+            *deadline = Instant::now() + self.limits.header_timeout;
+            *reason = Reason::Header;
+        }
+    }
+}
+
+/// The axum-server acceptor that puts every connection under the guard.
+#[derive(Clone)]
+pub struct GuardAcceptor {
+    shared: Arc<Shared>,
+}
+
+impl GuardAcceptor {
+    pub fn new(limits: ConnLimits, metrics: Arc<CollectorMetrics>) -> Self {
+        GuardAcceptor {
+            shared: Arc::new(Shared {
+                limits,
+                registry: Mutex::new(Registry::default()),
+                next_id: AtomicU64::new(0),
+                metrics,
+            }),
+        }
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        lock(&self.shared.registry).open
+    }
+}
+
+impl<I, S> axum_server::accept::Accept<I, S> for GuardAcceptor
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    type Stream = Guarded<I>;
+    type Service = GuardedService<S>;
+    type Future = std::future::Ready<io::Result<(Guarded<I>, GuardedService<S>)>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        std::future::ready(match self.shared.admit() {
+            Some(conn) => Ok((
+                Guarded {
+                    inner: stream,
+                    conn: conn.clone(),
+                    shared: self.shared.clone(),
+                    sleep: Box::pin(tokio::time::sleep_until(Instant::now())),
+                    armed: None,
+                },
+                GuardedService {
+                    inner: service,
+                    conn,
+                    shared: self.shared.clone(),
+                },
+            )),
+            // The stream is dropped: the connection closes at once.
+            None => Err(io::Error::other("max_connections reached")),
+        })
+    }
+}
+
+/// A connection's stream under the guard (see the module documentation).
+pub struct Guarded<I> {
+    inner: I,
+    conn: Arc<Conn>,
+    shared: Arc<Shared>,
+    sleep: Pin<Box<Sleep>>,
+    /// The deadline `sleep` is set to.
+    armed: Option<Instant>,
+}
+
+impl<I> Drop for Guarded<I> {
+    fn drop(&mut self) {
+        self.shared.close(&self.conn);
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Guarded<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        // Registered before the checks, so an eviction in between wakes us.
+        this.conn.waker.register(cx.waker());
+        if let Phase::Waiting {
+            deadline, reason, ..
+        } = this.conn.phase()
+        {
+            if this.conn.evicted.load(Ordering::Acquire) {
+                // End of stream: hyper closes the connection quietly.
+                return Poll::Ready(Ok(()));
+            }
+            if this.armed != Some(deadline) {
+                this.sleep.as_mut().reset(deadline);
+                this.armed = Some(deadline);
+            }
+            if this.sleep.as_mut().poll(cx).is_ready() {
+                this.shared
+                    .metrics
+                    .connections_timed_out
+                    .get_or_create(&ReasonLabels {
+                        reason: reason.label().into(),
+                    })
+                    .inc();
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no request within the {} timeout", reason.label()),
+                )));
+            }
+        }
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.shared.started(&this.conn);
+        }
+        polled
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Guarded<I> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// A connection's service under the guard: marks each request busy until
+/// its response body is done.
+#[derive(Clone)]
+pub struct GuardedService<S> {
+    inner: S,
+    conn: Arc<Conn>,
+    shared: Arc<Shared>,
+}
+
+/// Ends a request's busy time when dropped (with its response body).
+struct Answering {
+    conn: Arc<Conn>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.shared.finish(&self.conn);
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B, ReqBody> tower_service::Service<Request<ReqBody>> for GuardedService<S>
+where
+    S: tower_service::Service<Request<ReqBody>, Response = Response<B>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+    B: 'static,
+{
+    type Response = Response<GuardedBody<B>>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        self.shared.begin(&self.conn);
+        let answering = Answering {
+            conn: self.conn.clone(),
+            shared: self.shared.clone(),
+        };
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let resp = fut.await?;
+            Ok(resp.map(|inner| GuardedBody {
+                inner,
+                _answering: answering,
+            }))
+        })
+    }
+}
+
+/// A response body that ends its request's busy time when done.
+pub struct GuardedBody<B> {
+    inner: B,
+    _answering: Answering,
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for GuardedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests;
