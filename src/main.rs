@@ -323,6 +323,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn real_main(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Collector { config, log_format } => {
+            // Still the only thread.
+            linkwatch::collector::server::return_large_allocations();
             let cfg = config.load()?;
             logging::init(
                 log_format.unwrap_or(cfg.collector.log_format),

@@ -1,6 +1,8 @@
 //! The connection guard: what keeps idle, slow and surplus connections from
-//! starving the collector (and `/health`) of sockets and memory. An
-//! axum-server acceptor ([`GuardAcceptor`]) wraps every accepted connection,
+//! starving the collector (and `/health`) of sockets and memory. Each
+//! accepted connection is admitted (or closed) by [`GuardedMake`] inside
+//! axum-server's accept loop, before anything else is spent on it, and its
+//! stream and service are then wrapped by the acceptor ([`GuardAcceptor`]),
 //! under TLS when there is TLS:
 //!
 //! - **Header timeout**: a new connection must deliver its first request
@@ -10,10 +12,16 @@
 //! - **Idle timeout**: a kept connection on which nothing arrives for
 //!   `idle_timeout` after an answer is closed.
 //! - **Cap**: at most `max_connections` open. A new connection beyond it
-//!   closes the connection that has waited longest for a request (idle, or
-//!   still sending a head) and takes its place; when every connection is
-//!   answering a request, the new one is closed at once. So a flood of idle
-//!   or slow connections cannot keep a health check or an agent out.
+//!   closes a connection waiting for a request (idle, or still sending a
+//!   head), the oldest of the peer address with the most such connections,
+//!   and takes its place. It is closed at once instead when its own address
+//!   has that many waiting (a flood only displaces itself, so it is
+//!   refused, cheaply, in the accept loop), or when every connection is
+//!   answering a request. While the connections told to close are
+//!   still closing (a few beyond the cap, [`ConnLimits::hard_max`]), the
+//!   accept loop waits: new connections wait in the kernel's queue and hold
+//!   no file. So a flood of idle or slow connections from one place cannot
+//!   keep a health check or an agent out, nor exhaust the open-file limit.
 //!
 //! The timeouts are enforced by the stream wrapper ([`Guarded`]): hyper reads
 //! from it whenever it waits for a request, and a read past the deadline
@@ -25,13 +33,14 @@
 use crate::collector::metrics::{CollectorMetrics, ReasonLabels};
 use axum::http::{Request, Response};
 use futures::task::AtomicWaker;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -104,13 +113,29 @@ enum Phase {
 /// One connection's shared state.
 struct Conn {
     id: u64,
+    /// The peer's address: at the cap, the address with the most waiting
+    /// connections gives one up first.
+    ip: IpAddr,
     phase: Mutex<Phase>,
     /// Closed for the cap: the next read ends the connection.
     evicted: AtomicBool,
-    /// The stream is gone (it unregistered).
+    /// The connection is gone (it unregistered).
     closed: AtomicBool,
     /// The task reading the stream, woken on eviction.
     waker: AtomicWaker,
+}
+
+/// A connection's place under the cap, given back when the last holder
+/// (its stream and its service) is dropped.
+struct Admission {
+    conn: Arc<Conn>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.shared.close(&self.conn);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -125,9 +150,66 @@ impl Conn {
 
 #[derive(Default)]
 struct Registry {
+    /// Connections admitted and not yet gone (evicted ones until they close).
     open: usize,
-    /// Connections waiting for a request, oldest first: eviction candidates.
-    waiting: BTreeMap<(Instant, u64), Arc<Conn>>,
+    /// Per peer address, its connections waiting for a request, oldest
+    /// first: the eviction candidates.
+    waiting: HashMap<IpAddr, BTreeMap<(Instant, u64), Arc<Conn>>>,
+    /// Peer addresses by how many of their connections wait.
+    by_count: BTreeSet<(usize, IpAddr)>,
+    /// The accept loop, parked while [`ConnLimits::hard_max`] are open.
+    accept: Option<Waker>,
+}
+
+impl Registry {
+    fn count(&self, ip: IpAddr) -> usize {
+        self.waiting.get(&ip).map_or(0, BTreeMap::len)
+    }
+
+    fn add_waiting(&mut self, conn: &Arc<Conn>, since: Instant) {
+        let n = self.count(conn.ip);
+        self.by_count.remove(&(n, conn.ip));
+        self.by_count.insert((n + 1, conn.ip));
+        self.waiting
+            .entry(conn.ip)
+            .or_default()
+            .insert((since, conn.id), conn.clone());
+    }
+
+    fn remove_waiting(&mut self, conn: &Conn, since: Instant) {
+        let Some(map) = self.waiting.get_mut(&conn.ip) else {
+            return;
+        };
+        if map.remove(&(since, conn.id)).is_none() {
+            return;
+        }
+        let n = map.len();
+        if n == 0 {
+            self.waiting.remove(&conn.ip);
+        }
+        self.by_count.remove(&(n + 1, conn.ip));
+        if n > 0 {
+            self.by_count.insert((n, conn.ip));
+        }
+    }
+
+    /// The oldest waiting connection of the address with the most of them,
+    /// unless `newcomer` has as many: it would only displace its own.
+    fn pop_victim(&mut self, newcomer: IpAddr) -> Option<Arc<Conn>> {
+        let &(most, ip) = self.by_count.last()?;
+        if self.count(newcomer) >= most {
+            return None;
+        }
+        let (&(since, _), conn) = self.waiting.get(&ip)?.first_key_value()?;
+        let conn = conn.clone();
+        self.remove_waiting(&conn, since);
+        Some(conn)
+    }
+
+    #[cfg(test)]
+    fn waiting_total(&self) -> usize {
+        self.by_count.iter().map(|&(n, _)| n).sum()
+    }
 }
 
 /// What every connection of one server shares.
@@ -139,20 +221,35 @@ struct Shared {
 }
 
 impl Shared {
-    /// Register a new connection, making room by eviction when at the cap;
-    /// `None` when it must be closed.
-    fn admit(&self) -> Option<Arc<Conn>> {
+    /// Ready to admit a connection unless [`ConnLimits::hard_max`] are open
+    /// (evicted ones still closing): the accept loop then waits, and new
+    /// connections wait in the kernel's queue, holding no file.
+    fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut reg = lock(&self.registry);
+        if reg.open < self.limits.hard_max() {
+            return Poll::Ready(());
+        }
+        reg.accept = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Register a new connection from `ip`, making room by eviction when at
+    /// the cap; `None` when it must be closed.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Arc<Admission>> {
         let mut reg = lock(&self.registry);
         if reg.open >= self.limits.max_connections {
             let victim = if reg.open < self.limits.hard_max() {
-                reg.waiting.pop_first().map(|(_, c)| c)
+                reg.pop_victim(ip)
             } else {
                 None
             };
             let Some(victim) = victim else {
                 drop(reg);
                 self.metrics.connections_refused.inc();
-                tracing::debug!("connection refused: max_connections open, none idle");
+                tracing::debug!(
+                    peer = %ip,
+                    "connection refused: max_connections open, none waiting from elsewhere"
+                );
                 return None;
             };
             victim.evicted.store(true, Ordering::Release);
@@ -165,6 +262,7 @@ impl Shared {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
             id,
+            ip,
             phase: Mutex::new(Phase::Waiting {
                 since: now,
                 deadline: now + self.limits.header_timeout,
@@ -175,8 +273,11 @@ impl Shared {
             closed: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         });
-        reg.waiting.insert((now, id), conn.clone());
-        Some(conn)
+        reg.add_waiting(&conn, now);
+        Some(Arc::new(Admission {
+            conn,
+            shared: self.clone(),
+        }))
     }
 
     /// A request of `conn` is being answered.
@@ -185,7 +286,7 @@ impl Shared {
         let mut phase = lock(&conn.phase);
         *phase = match *phase {
             Phase::Waiting { since, .. } => {
-                reg.waiting.remove(&(since, conn.id));
+                reg.remove_waiting(conn, since);
                 Phase::Busy(1)
             }
             Phase::Busy(n) => Phase::Busy(n + 1),
@@ -207,8 +308,8 @@ impl Shared {
                     reason: Reason::Idle,
                     started: false,
                 };
-                if !conn.closed.load(Ordering::Acquire) {
-                    reg.waiting.insert((now, conn.id), conn.clone());
+                if !conn.closed.load(Ordering::Acquire) && !conn.evicted.load(Ordering::Acquire) {
+                    reg.add_waiting(conn, now);
                 }
             }
             Phase::Waiting { .. } => {}
@@ -225,10 +326,13 @@ impl Shared {
         let mut reg = lock(&self.registry);
         conn.closed.store(true, Ordering::Release);
         if let Phase::Waiting { since, .. } = conn.phase() {
-            reg.waiting.remove(&(since, conn.id));
+            reg.remove_waiting(conn, since);
         }
         reg.open -= 1;
         self.metrics.connections.set(reg.open as i64);
+        if let Some(w) = reg.accept.take() {
+            w.wake();
+        }
     }
 
     /// The first byte of a request arrived on a waiting connection: its
@@ -249,7 +353,9 @@ impl Shared {
     }
 }
 
-/// The axum-server acceptor that puts every connection under the guard.
+/// The axum-server acceptor that puts every admitted connection's stream
+/// and service under the guard; made with the [`GuardedMake`] that admits
+/// them ([`GuardAcceptor::make`]).
 #[derive(Clone)]
 pub struct GuardAcceptor {
     shared: Arc<Shared>,
@@ -267,13 +373,85 @@ impl GuardAcceptor {
         }
     }
 
+    /// `make` (the router's make-service) admitting each connection under
+    /// this guard's cap.
+    pub fn make<M>(&self, make: M) -> GuardedMake<M> {
+        GuardedMake {
+            inner: make,
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Connections open now.
     pub fn open(&self) -> usize {
         lock(&self.shared.registry).open
     }
 }
 
-impl<I, S> axum_server::accept::Accept<I, S> for GuardAcceptor
+/// The make-service that admits connections: axum-server calls it in its
+/// accept loop for each accepted connection, and closes the connection
+/// there and then when it fails (at the cap, with none waiting).
+#[derive(Clone)]
+pub struct GuardedMake<M> {
+    inner: M,
+    shared: Arc<Shared>,
+}
+
+/// The router's service for one admitted connection, with its admission.
+#[derive(Clone)]
+pub struct Admitted<S> {
+    inner: S,
+    admission: Arc<Admission>,
+}
+
+impl<M> tower_service::Service<SocketAddr> for GuardedMake<M>
+where
+    M: tower_service::Service<SocketAddr>,
+    M::Response: Send + 'static,
+    M::Future: Send + 'static,
+    M::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Admitted<M::Response>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = BoxFuture<Result<Admitted<M::Response>, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        std::task::ready!(self.shared.poll_room(cx));
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, target: SocketAddr) -> Self::Future {
+        let Some(admission) = self.shared.admit(target.ip()) else {
+            return Box::pin(std::future::ready(Err("max_connections reached".into())));
+        };
+        let made = self.inner.call(target);
+        Box::pin(async move {
+            let inner = made.await.map_err(Into::into)?;
+            Ok(Admitted { inner, admission })
+        })
+    }
+}
+
+/// Never called: the acceptor replaces it by a [`GuardedService`] (axum-server
+/// wants the made service to be one).
+impl<S, R> tower_service::Service<R> for Admitted<S>
+where
+    S: tower_service::Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> S::Future {
+        self.inner.call(req)
+    }
+}
+
+impl<I, S> axum_server::accept::Accept<I, Admitted<S>> for GuardAcceptor
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
@@ -281,42 +459,27 @@ where
     type Service = GuardedService<S>;
     type Future = std::future::Ready<io::Result<(Guarded<I>, GuardedService<S>)>>;
 
-    fn accept(&self, stream: I, service: S) -> Self::Future {
-        std::future::ready(match self.shared.admit() {
-            Some(conn) => Ok((
-                Guarded {
-                    inner: stream,
-                    conn: conn.clone(),
-                    shared: self.shared.clone(),
-                    sleep: Box::pin(tokio::time::sleep_until(Instant::now())),
-                    armed: None,
-                },
-                GuardedService {
-                    inner: service,
-                    conn,
-                    shared: self.shared.clone(),
-                },
-            )),
-            // The stream is dropped: the connection closes at once.
-            None => Err(io::Error::other("max_connections reached")),
-        })
+    fn accept(&self, stream: I, service: Admitted<S>) -> Self::Future {
+        let Admitted { inner, admission } = service;
+        std::future::ready(Ok((
+            Guarded {
+                inner: stream,
+                admission: admission.clone(),
+                sleep: Box::pin(tokio::time::sleep_until(Instant::now())),
+                armed: None,
+            },
+            GuardedService { inner, admission },
+        )))
     }
 }
 
 /// A connection's stream under the guard (see the module documentation).
 pub struct Guarded<I> {
     inner: I,
-    conn: Arc<Conn>,
-    shared: Arc<Shared>,
+    admission: Arc<Admission>,
     sleep: Pin<Box<Sleep>>,
     /// The deadline `sleep` is set to.
     armed: Option<Instant>,
-}
-
-impl<I> Drop for Guarded<I> {
-    fn drop(&mut self) {
-        self.shared.close(&self.conn);
-    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Guarded<I> {
@@ -326,13 +489,14 @@ impl<I: AsyncRead + Unpin> AsyncRead for Guarded<I> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let conn = &this.admission.conn;
         // Registered before the checks, so an eviction in between wakes us.
-        this.conn.waker.register(cx.waker());
+        conn.waker.register(cx.waker());
         if let Phase::Waiting {
             deadline, reason, ..
-        } = this.conn.phase()
+        } = conn.phase()
         {
-            if this.conn.evicted.load(Ordering::Acquire) {
+            if conn.evicted.load(Ordering::Acquire) {
                 // End of stream: hyper closes the connection quietly.
                 return Poll::Ready(Ok(()));
             }
@@ -341,7 +505,8 @@ impl<I: AsyncRead + Unpin> AsyncRead for Guarded<I> {
                 this.armed = Some(deadline);
             }
             if this.sleep.as_mut().poll(cx).is_ready() {
-                this.shared
+                this.admission
+                    .shared
                     .metrics
                     .connections_timed_out
                     .get_or_create(&ReasonLabels {
@@ -357,7 +522,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for Guarded<I> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.shared.started(&this.conn);
+            this.admission.shared.started(&this.admission.conn);
         }
         polled
     }
@@ -398,19 +563,17 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Guarded<I> {
 #[derive(Clone)]
 pub struct GuardedService<S> {
     inner: S,
-    conn: Arc<Conn>,
-    shared: Arc<Shared>,
+    admission: Arc<Admission>,
 }
 
 /// Ends a request's busy time when dropped (with its response body).
 struct Answering {
-    conn: Arc<Conn>,
-    shared: Arc<Shared>,
+    admission: Arc<Admission>,
 }
 
 impl Drop for Answering {
     fn drop(&mut self) {
-        self.shared.finish(&self.conn);
+        self.admission.shared.finish(&self.admission.conn);
     }
 }
 
@@ -432,10 +595,9 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        self.shared.begin(&self.conn);
+        self.admission.shared.begin(&self.admission.conn);
         let answering = Answering {
-            conn: self.conn.clone(),
-            shared: self.shared.clone(),
+            admission: self.admission.clone(),
         };
         let fut = self.inner.call(req);
         Box::pin(async move {

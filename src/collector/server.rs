@@ -52,10 +52,46 @@ pub enum CollectorError {
 pub async fn run(cfg: CollectorConfig) -> Result<(), CollectorError> {
     let store = store::open(&cfg.collector.database).await?;
     let addr = cfg.collector.listen;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| CollectorError::Bind { addr, source })?;
+    let listener = listen(addr).map_err(|source| CollectorError::Bind { addr, source })?;
     serve_on(listener, store, &cfg, shutdown_signal()).await
+}
+
+/// Connections the kernel queues for the accept loop (capped by
+/// `net.core.somaxconn`): room for a fleet reconnecting at once, and for a
+/// monitor's connection behind a flood.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with [`LISTEN_BACKLOG`].
+pub fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Allocations from this size up are made with their own memory mapping
+/// and given back to the system when freed.
+pub const LARGE_ALLOCATION: usize = 1 << 20;
+
+/// Make the allocator give large blocks back when they are freed: the
+/// buffers of a large or decompressed request body (up to 16 MiB) would
+/// otherwise stay in the process after a burst of them (glibc raises its
+/// mapping threshold to the largest block freed and keeps such blocks in
+/// its heaps). Call before any other thread starts.
+pub fn return_large_allocations() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` takes two plain integers and only sets a tunable of
+    // glibc's allocator. glibc marks it unsafe to call while another thread
+    // initialises the allocator; this runs from `main` before the runtime
+    // (or any other thread) is started. A refused setting (return 0) only
+    // leaves the default behaviour.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE_ALLOCATION as libc::c_int);
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
@@ -118,6 +154,9 @@ pub async fn serve_on(
         idle_timeout: c.idle_timeout,
     });
     let guard = GuardAcceptor::new(limits, metrics);
+    // Admission happens in the accept loop: a connection over the cap is
+    // closed before a task or anything else is spent on it.
+    let make = guard.make(app);
     let std_listener = listener.into_std().map_err(CollectorError::Serve)?;
     let handle = axum_server::Handle::new();
     {
@@ -148,7 +187,7 @@ pub async fn serve_on(
             http1(std_listener)?
                 .acceptor(acceptor)
                 .handle(handle)
-                .serve(app)
+                .serve(make)
                 .await
         }
         None => {
@@ -159,7 +198,7 @@ pub async fn serve_on(
             http1(std_listener)?
                 .acceptor(guard)
                 .handle(handle)
-                .serve(app)
+                .serve(make)
                 .await
         }
     };
@@ -176,13 +215,28 @@ fn http1(
 ) -> Result<axum_server::Server<SocketAddr>, CollectorError> {
     let mut server = axum_server::from_tcp(listener)
         .map_err(CollectorError::Serve)?
-        .http1_only();
+        .http1_only()
+        .accept_error_handler(accept_failed);
     server
         .http_builder()
         .http1()
         .max_buf_size(MAX_READ_BUFFER)
         .header_read_timeout(None);
     Ok(server)
+}
+
+/// A connection that could not be accepted or set up. Out of file
+/// descriptors is worth a warning (the cap should prevent it); the guard's
+/// own refusals are counted in the metrics; the rest (handshakes that fail,
+/// clients that leave) is routine.
+fn accept_failed(peer: Option<&SocketAddr>, e: &std::io::Error) {
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE) => tracing::warn!(
+            error = %e,
+            "cannot accept a connection: out of file descriptors (lower max_connections or raise LimitNOFILE=)"
+        ),
+        _ => tracing::debug!(peer = ?peer, error = %e, "connection not set up"),
+    }
 }
 
 /// `limits` with `max_connections` fitted to the open-file limit: the soft

@@ -21,16 +21,32 @@ fn acceptor(max: usize) -> GuardAcceptor {
 async fn connect(
     a: &GuardAcceptor,
 ) -> Option<(Guarded<DuplexStream>, GuardedService<()>, DuplexStream)> {
+    connect_from(a, [127, 0, 0, 1]).await
+}
+
+async fn connect_from(
+    a: &GuardAcceptor,
+    ip: [u8; 4],
+) -> Option<(Guarded<DuplexStream>, GuardedService<()>, DuplexStream)> {
     let (server, client) = tokio::io::duplex(1024);
-    let (g, s) = a.accept(server, ()).await.ok()?;
+    let admission = a.shared.admit(IpAddr::from(ip))?;
+    let (g, s) = a
+        .accept(
+            server,
+            Admitted {
+                inner: (),
+                admission,
+            },
+        )
+        .await
+        .ok()?;
     Some((g, s, client))
 }
 
 fn answering(s: &GuardedService<()>) -> Answering {
-    s.shared.begin(&s.conn);
+    s.admission.shared.begin(&s.admission.conn);
     Answering {
-        conn: s.conn.clone(),
-        shared: s.shared.clone(),
+        admission: s.admission.clone(),
     }
 }
 
@@ -108,28 +124,35 @@ async fn kept_connections_wait_idle_timeout_then_header_timeout_from_the_first_b
 #[tokio::test(start_paused = true)]
 async fn at_the_cap_the_longest_waiting_connection_makes_room() {
     let a = acceptor(3);
-    let (mut oldest, _s1, _c1) = connect(&a).await.unwrap();
+    let (mut oldest, s1, _c1) = connect(&a).await.unwrap();
     tokio::time::advance(Duration::from_millis(10)).await;
     let (_g2, s2, _c2) = connect(&a).await.unwrap();
     tokio::time::advance(Duration::from_millis(10)).await;
-    let (mut g3, _s3, _c3) = connect(&a).await.unwrap();
+    let (mut g3, s3, _c3) = connect(&a).await.unwrap();
+    // One more from the same address would only displace its own: refused.
+    assert!(connect(&a).await.is_none());
     // The second is answering a request: never chosen.
     let _busy = answering(&s2);
     assert_eq!(a.open(), 3);
-    let (_g4, _s4, _c4) = connect(&a).await.expect("room is made");
+    let (_g4, _s4, _c4) = connect_from(&a, [10, 0, 0, 4]).await.expect("room is made");
     // The oldest waiting connection reads end of stream at once.
     let t0 = Instant::now();
     assert_eq!(drain(&mut oldest).await.unwrap(), b"");
     assert_eq!(t0.elapsed(), Duration::ZERO);
-    drop(oldest);
+    // Closed when its task ends (stream and service dropped).
+    drop((oldest, s1));
     assert_eq!(a.open(), 3);
     // Next: g3 (the busy one is never chosen).
-    let (_g5, _s5, _c5) = connect(&a).await.expect("room is made");
+    let (_g5, _s5, _c5) = connect_from(&a, [10, 0, 0, 5]).await.expect("room is made");
     assert_eq!(drain(&mut g3).await.unwrap(), b"");
-    drop(g3);
+    drop((g3, s3));
     let text = a.shared.metrics.encode();
     assert!(
         text.contains("linkwatch_collector_connections_evicted_total 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("linkwatch_collector_connections_refused_total 1"),
         "{text}"
     );
     assert!(text.contains("linkwatch_collector_connections 3"), "{text}");
@@ -139,17 +162,18 @@ async fn at_the_cap_the_longest_waiting_connection_makes_room() {
 async fn when_every_connection_is_busy_a_new_one_is_refused() {
     let a = acceptor(2);
     let (_g1, s1, _c1) = connect(&a).await.unwrap();
-    let (g2, s2, _c2) = connect(&a).await.unwrap();
+    let (_g2, s2, _c2) = connect(&a).await.unwrap();
     let _b1 = answering(&s1);
     let b2 = answering(&s2);
     assert!(connect(&a).await.is_none());
-    // A request answered: its connection waits again, and can make room.
+    // A request answered: its connection waits again, and can make room
+    // for another address.
     drop(b2);
-    assert!(connect(&a).await.is_some());
-    drop(g2);
+    assert!(connect(&a).await.is_none());
+    assert!(connect_from(&a, [10, 0, 0, 9]).await.is_some());
     let text = a.shared.metrics.encode();
     assert!(
-        text.contains("linkwatch_collector_connections_refused_total 1"),
+        text.contains("linkwatch_collector_connections_refused_total 2"),
         "{text}"
     );
 }
@@ -166,10 +190,12 @@ async fn closed_connections_leave_nothing_behind() {
     let done = answering(&held[1].1);
     drop(done);
     let (g0, s0, _) = held.remove(0);
-    drop(g0);
-    // The response body outlives the stream: no entry comes back.
+    drop((g0, s0));
+    // The response body outlives the stream and service: the connection
+    // counts until it is gone too, and no entry comes back.
+    assert_eq!(a.open(), 4);
     drop(busy);
-    drop(s0);
+    assert_eq!(a.open(), 3);
     held.clear();
     assert_eq!(a.open(), 0);
     let reg = lock(&a.shared.registry);
@@ -193,4 +219,72 @@ fn the_cap_is_lowered_to_fit_the_file_limit() {
     }
     assert_eq!(l.fit(384).max_connections, 352);
     assert!(l.fit(17).hard_max() <= 17);
+}
+
+/// At the cap, the address holding the most waiting connections gives one
+/// up, however young its connections and however old another's.
+#[tokio::test(start_paused = true)]
+async fn the_address_with_the_most_waiting_connections_gives_way() {
+    let a = acceptor(4);
+    let (mut monitor, _sm, _cm) = connect_from(&a, [127, 0, 0, 2]).await.unwrap();
+    tokio::time::advance(Duration::from_millis(10)).await;
+    let mut flood = Vec::new();
+    for _ in 0..3 {
+        flood.push(connect(&a).await.unwrap());
+        tokio::time::advance(Duration::from_millis(10)).await;
+    }
+    // 20 more from the flooding address: refused at once, never the
+    // monitor's place (the oldest connection of all).
+    for _ in 0..20 {
+        assert!(connect(&a).await.is_none());
+    }
+    let still = tokio::time::timeout(Duration::from_millis(100), monitor.read_u8()).await;
+    assert!(still.is_err(), "the monitor's connection is still open");
+    // Another monitor: takes the place of the flood's oldest.
+    let (_g, _s, _c) = connect_from(&a, [127, 0, 0, 3])
+        .await
+        .expect("room is made");
+    let (mut oldest, s, _c) = flood.remove(0);
+    assert_eq!(
+        drain(&mut oldest).await.unwrap(),
+        b"",
+        "the flood's oldest goes"
+    );
+    drop((oldest, s));
+    let reg = lock(&a.shared.registry);
+    assert_eq!((reg.open, reg.waiting_total()), (4, 4));
+    assert_eq!(reg.count(IpAddr::from([127, 0, 0, 1])), 2);
+}
+
+/// While the connections told to close have not closed yet, the accept
+/// loop waits instead of admitting (or closing) more.
+#[tokio::test(start_paused = true)]
+async fn at_the_hard_limit_the_accept_loop_waits_for_closing_connections() {
+    let a = acceptor(16);
+    let hard = a.shared.limits.hard_max();
+    assert_eq!(hard, 32);
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        held.push(connect(&a).await.unwrap());
+    }
+    // 16 more from elsewhere evict the first 16, which have not closed yet.
+    for i in 0..16 {
+        held.push(connect_from(&a, [10, 0, 1, i]).await.unwrap());
+    }
+    assert_eq!(a.open(), hard);
+    let ready = futures::future::poll_fn(|cx| Poll::Ready(a.shared.poll_room(cx))).await;
+    assert!(ready.is_pending());
+    let waiter = {
+        let shared = a.shared.clone();
+        tokio::spawn(async move { futures::future::poll_fn(|cx| shared.poll_room(cx)).await })
+    };
+    tokio::task::yield_now().await;
+    assert!(!waiter.is_finished());
+    // One evicted connection closes: the loop goes on.
+    let (g, s, _c) = held.remove(0);
+    drop((g, s));
+    tokio::time::timeout(Duration::from_secs(1), waiter)
+        .await
+        .expect("woken when a connection closed")
+        .unwrap();
 }
