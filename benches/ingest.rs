@@ -1158,7 +1158,9 @@ fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     );
     std::fs::write(&ca_path, ca.pem()).expect("write ca.pem");
     std::fs::write(&cert_path, cert.pem()).expect("write collector.crt");
-    std::fs::write(&key_path, key.serialize_pem()).expect("write collector.key");
+    let _ = std::fs::remove_file(&key_path);
+    linkwatch::shared::files::write_new_private(&key_path, key.serialize_pem().as_bytes())
+        .expect("write collector.key");
     (ca_path, cert_path, key_path)
 }
 

@@ -54,7 +54,9 @@ fn start_collector(tb: &Testbed, dir: &Path) -> Collector {
     let cert = dir.join("collector.crt");
     let key = dir.join("collector.key");
     std::fs::write(&cert, ck.cert.pem()).unwrap();
-    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    // The private key: 0600, or the collector refuses it.
+    linkwatch::shared::files::write_new_private(&key, ck.signing_key.serialize_pem().as_bytes())
+        .unwrap();
     let db = dir.join("collector.db");
     let db_url = format!("sqlite://{}", db.display());
     let config = dir.join("collector.toml");
