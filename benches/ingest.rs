@@ -21,10 +21,17 @@
 //!   alive, and a new connection per upload), and an estimate of TCP/IP
 //!   header bytes.
 //!
-//! `cargo bench --bench ingest -- [throughput] [backlog] [bytes]` (none = all).
+//! - `attack` (in `ingest/attack.rs`): 100,000 devices' rate against the
+//!   collector binary, quiet and while an attacker holds 5,000 idle
+//!   connections and 200 slow bodies; p99, throughput and the collector's
+//!   RSS side by side.
+//!
+//! `cargo bench --bench ingest -- [throughput] [backlog] [bytes] [attack]` (none = all).
 //! Without `--bench` (as under `cargo test --all-targets`) it prints one line
 //! and returns.
 
+#[path = "ingest/attack.rs"]
+mod attack;
 mod common;
 
 use common::db::Db;
@@ -1482,14 +1489,14 @@ fn main() {
         println!("ingest benchmarks run only under `cargo bench --bench ingest`");
         return;
     }
-    let known = ["throughput", "backlog", "bytes"];
+    let known = ["throughput", "backlog", "bytes", "attack"];
     let mut selected = Vec::new();
     for a in args.iter().filter(|a| !a.starts_with('-')) {
         if known.contains(&a.as_str()) {
             selected.push(a.as_str());
         } else {
             eprintln!(
-                "unknown benchmark `{a}`: choose from throughput, backlog, bytes (none = all)"
+                "unknown benchmark `{a}`: choose from throughput, backlog, bytes, attack (none = all)"
             );
             std::process::exit(2);
         }
@@ -1508,6 +1515,9 @@ fn main() {
         }
         if want("bytes") {
             bench_bytes().await;
+        }
+        if want("attack") {
+            attack::bench_attack().await;
         }
     });
 }
