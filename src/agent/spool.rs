@@ -186,11 +186,18 @@ impl Spool {
                 path: path.to_path_buf(),
                 source: sqlx::Error::Io(e),
             })?;
-        for f in changed {
-            tracing::warn!(
-                file = %f.display(),
-                "the spool was readable by others: made it private (0600)"
-            );
+        for t in changed {
+            match t.result {
+                Ok(()) => tracing::warn!(
+                    file = %t.path.display(),
+                    "the spool was readable by others: made it private (0600)"
+                ),
+                Err(e) => tracing::warn!(
+                    file = %t.path.display(),
+                    error = %e,
+                    "the spool is readable by others and cannot be made private: run `chmod 600` on it"
+                ),
+            }
         }
         let opts = SqliteConnectOptions::new()
             .filename(path)

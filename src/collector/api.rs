@@ -354,7 +354,7 @@ async fn ingest_inner(st: &ApiState, req: Request) -> Result<Ack, ApiError> {
     }
     let encoding = content_encoding(req.headers())?;
     let _slot = inner.devices.try_take(device.id).ok_or_else(|| {
-        tracing::info!(
+        tracing::debug!(
             device = %device.name,
             max = inner.devices.max(),
             "ingest: the device's uploads in flight are at the limit; answering 429"

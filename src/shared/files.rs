@@ -128,14 +128,24 @@ pub fn write_new_private(path: &Path, contents: &[u8]) -> Result<(), SecretFileE
     write_secret(create_new_private(path)?, path, contents)
 }
 
+/// A database file whose mode [`private_database`] tightened (or failed to:
+/// a file of another user, a read-only file system; it is then used as it
+/// is, and the caller warns).
+#[derive(Debug)]
+pub struct Tightened {
+    pub path: PathBuf,
+    pub result: std::io::Result<()>,
+}
+
 /// Make sure the database file at `path` and its side files (`-wal`,
 /// `-shm`, `-journal`) that exist are not open to others: a missing
 /// database is created empty with mode `0600` (SQLite then gives its side
-/// files the database's mode, whatever the umask). Existing files that
-/// others can reach (the `0644` older versions made) are set to `0600`;
-/// group write is taken away; a group's read access (`0640`) is left
-/// alone. Returns the files whose mode changed.
-pub fn private_database(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// files the database's mode, whatever the umask). Existing regular files
+/// that others can reach (the `0644` older versions made) are set to
+/// `0600`; group write is taken away; a group's read access (`0640`) is left
+/// alone. Returns the files whose mode was (or could not be) changed; `Err`
+/// only when a missing database cannot be created.
+pub fn private_database(path: &Path) -> std::io::Result<Vec<Tightened>> {
     match OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -158,6 +168,9 @@ pub fn private_database(path: &Path) -> std::io::Result<Vec<PathBuf>> {
         let Ok(meta) = std::fs::metadata(&p) else {
             continue;
         };
+        if !meta.is_file() {
+            continue;
+        }
         let mode = meta.permissions().mode() & 0o7777;
         let tight = if mode & 0o007 != 0 {
             mode & 0o700
@@ -165,8 +178,8 @@ pub fn private_database(path: &Path) -> std::io::Result<Vec<PathBuf>> {
             mode & !0o020
         };
         if tight != mode {
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(tight))?;
-            changed.push(p);
+            let result = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(tight));
+            changed.push(Tightened { path: p, result });
         }
     }
     Ok(changed)
@@ -222,14 +235,28 @@ mod tests {
         // An older database left world-readable, with its WAL.
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
         let wal = with_mode(dir.path(), "c.db-wal", 0o664);
-        let changed = private_database(&db).unwrap();
+        let paths = |v: Vec<Tightened>| -> Vec<PathBuf> {
+            v.into_iter()
+                .map(|t| {
+                    t.result.unwrap();
+                    t.path
+                })
+                .collect()
+        };
+        let changed = paths(private_database(&db).unwrap());
         assert_eq!(changed, vec![db.clone(), wal.clone()]);
         assert_eq!((mode(&db), mode(&wal)), (0o600, 0o600));
         assert!(private_database(&db).unwrap().is_empty());
         // A group given read access on purpose keeps it; group write goes.
         let shm = with_mode(dir.path(), "c.db-shm", 0o660);
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o640)).unwrap();
-        assert_eq!(private_database(&db).unwrap(), vec![shm.clone()]);
+        assert_eq!(paths(private_database(&db).unwrap()), vec![shm.clone()]);
+        // A directory in the way is left alone (opening it fails later).
+        let d = dir.path().join("d.db");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(private_database(&d).unwrap().is_empty());
+        assert_eq!(mode(&d), 0o755);
         assert_eq!((mode(&db), mode(&shm)), (0o640, 0o640));
     }
 }

@@ -114,11 +114,18 @@ impl SqliteStore {
             let file = options.get_filename();
             let changed = crate::shared::files::private_database(file)
                 .map_err(|e| open_err(sqlx::Error::Io(e)))?;
-            for f in changed {
-                tracing::warn!(
-                    file = %f.display(),
-                    "the collector database was readable by others: made it private (0600)"
-                );
+            for t in changed {
+                match t.result {
+                    Ok(()) => tracing::warn!(
+                        file = %t.path.display(),
+                        "the collector database was readable by others: made it private (0600)"
+                    ),
+                    Err(e) => tracing::warn!(
+                        file = %t.path.display(),
+                        error = %e,
+                        "the collector database is readable by others and cannot be made private: run `chmod 600` on it"
+                    ),
+                }
             }
         }
         let options = options
