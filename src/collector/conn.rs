@@ -23,27 +23,24 @@
 //!   no file. So a flood of idle or slow connections from one place cannot
 //!   keep a health check or an agent out, nor exhaust the open-file limit.
 //!
-//! The timeouts are enforced by the stream wrapper ([`Guarded`]): hyper reads
-//! from it whenever it waits for a request, and a read past the deadline
-//! fails, which closes the connection. The service wrapper marks when a
+//! A connection is handed to TLS and hyper only once its first byte arrives
+//! (a silent one holds no more than its task and socket). The timeouts are
+//! then enforced by the stream wrapper ([`Guarded`]): hyper reads from it
+//! whenever it waits for a request, and a read past the deadline fails,
+//! which closes the connection. The service wrapper marks when a
 //! request is being answered (from the call until its response body is
 //! written or dropped), during which no timeout of this module applies (the
 //! ingest handler has its own body timeouts).
 
-use crate::collector::metrics::{CollectorMetrics, ReasonLabels};
-use axum::http::{Request, Response};
+use crate::collector::metrics::CollectorMetrics;
 use futures::task::AtomicWaker;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::future::Future;
-use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 /// The guard's settings (from `[collector]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,288 +350,9 @@ impl Shared {
     }
 }
 
-/// The axum-server acceptor that puts every admitted connection's stream
-/// and service under the guard; made with the [`GuardedMake`] that admits
-/// them ([`GuardAcceptor::make`]).
-#[derive(Clone)]
-pub struct GuardAcceptor {
-    shared: Arc<Shared>,
-}
+mod wrap;
 
-impl GuardAcceptor {
-    pub fn new(limits: ConnLimits, metrics: Arc<CollectorMetrics>) -> Self {
-        GuardAcceptor {
-            shared: Arc::new(Shared {
-                limits,
-                registry: Mutex::new(Registry::default()),
-                next_id: AtomicU64::new(0),
-                metrics,
-            }),
-        }
-    }
-
-    /// `make` (the router's make-service) admitting each connection under
-    /// this guard's cap.
-    pub fn make<M>(&self, make: M) -> GuardedMake<M> {
-        GuardedMake {
-            inner: make,
-            shared: self.shared.clone(),
-        }
-    }
-
-    /// Connections open now.
-    pub fn open(&self) -> usize {
-        lock(&self.shared.registry).open
-    }
-}
-
-/// The make-service that admits connections: axum-server calls it in its
-/// accept loop for each accepted connection, and closes the connection
-/// there and then when it fails (at the cap, with none waiting).
-#[derive(Clone)]
-pub struct GuardedMake<M> {
-    inner: M,
-    shared: Arc<Shared>,
-}
-
-/// The router's service for one admitted connection, with its admission.
-#[derive(Clone)]
-pub struct Admitted<S> {
-    inner: S,
-    admission: Arc<Admission>,
-}
-
-impl<M> tower_service::Service<SocketAddr> for GuardedMake<M>
-where
-    M: tower_service::Service<SocketAddr>,
-    M::Response: Send + 'static,
-    M::Future: Send + 'static,
-    M::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    type Response = Admitted<M::Response>;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-    type Future = BoxFuture<Result<Admitted<M::Response>, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        std::task::ready!(self.shared.poll_room(cx));
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, target: SocketAddr) -> Self::Future {
-        let Some(admission) = self.shared.admit(target.ip()) else {
-            return Box::pin(std::future::ready(Err("max_connections reached".into())));
-        };
-        let made = self.inner.call(target);
-        Box::pin(async move {
-            let inner = made.await.map_err(Into::into)?;
-            Ok(Admitted { inner, admission })
-        })
-    }
-}
-
-/// Never called: the acceptor replaces it by a [`GuardedService`] (axum-server
-/// wants the made service to be one).
-impl<S, R> tower_service::Service<R> for Admitted<S>
-where
-    S: tower_service::Service<R>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: R) -> S::Future {
-        self.inner.call(req)
-    }
-}
-
-impl<I, S> axum_server::accept::Accept<I, Admitted<S>> for GuardAcceptor
-where
-    I: AsyncRead + AsyncWrite + Unpin,
-{
-    type Stream = Guarded<I>;
-    type Service = GuardedService<S>;
-    type Future = std::future::Ready<io::Result<(Guarded<I>, GuardedService<S>)>>;
-
-    fn accept(&self, stream: I, service: Admitted<S>) -> Self::Future {
-        let Admitted { inner, admission } = service;
-        std::future::ready(Ok((
-            Guarded {
-                inner: stream,
-                admission: admission.clone(),
-                sleep: Box::pin(tokio::time::sleep_until(Instant::now())),
-                armed: None,
-            },
-            GuardedService { inner, admission },
-        )))
-    }
-}
-
-/// A connection's stream under the guard (see the module documentation).
-pub struct Guarded<I> {
-    inner: I,
-    admission: Arc<Admission>,
-    sleep: Pin<Box<Sleep>>,
-    /// The deadline `sleep` is set to.
-    armed: Option<Instant>,
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for Guarded<I> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let conn = &this.admission.conn;
-        // Registered before the checks, so an eviction in between wakes us.
-        conn.waker.register(cx.waker());
-        if let Phase::Waiting {
-            deadline, reason, ..
-        } = conn.phase()
-        {
-            if conn.evicted.load(Ordering::Acquire) {
-                // End of stream: hyper closes the connection quietly.
-                return Poll::Ready(Ok(()));
-            }
-            if this.armed != Some(deadline) {
-                this.sleep.as_mut().reset(deadline);
-                this.armed = Some(deadline);
-            }
-            if this.sleep.as_mut().poll(cx).is_ready() {
-                this.admission
-                    .shared
-                    .metrics
-                    .connections_timed_out
-                    .get_or_create(&ReasonLabels {
-                        reason: reason.label().into(),
-                    })
-                    .inc();
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no request within the {} timeout", reason.label()),
-                )));
-            }
-        }
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.admission.shared.started(&this.admission.conn);
-        }
-        polled
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for Guarded<I> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
-/// A connection's service under the guard: marks each request busy until
-/// its response body is done.
-#[derive(Clone)]
-pub struct GuardedService<S> {
-    inner: S,
-    admission: Arc<Admission>,
-}
-
-/// Ends a request's busy time when dropped (with its response body).
-struct Answering {
-    admission: Arc<Admission>,
-}
-
-impl Drop for Answering {
-    fn drop(&mut self) {
-        self.admission.shared.finish(&self.admission.conn);
-    }
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-impl<S, B, ReqBody> tower_service::Service<Request<ReqBody>> for GuardedService<S>
-where
-    S: tower_service::Service<Request<ReqBody>, Response = Response<B>>,
-    S::Future: Send + 'static,
-    S::Error: 'static,
-    B: 'static,
-{
-    type Response = Response<GuardedBody<B>>;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        self.admission.shared.begin(&self.admission.conn);
-        let answering = Answering {
-            admission: self.admission.clone(),
-        };
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let resp = fut.await?;
-            Ok(resp.map(|inner| GuardedBody {
-                inner,
-                _answering: answering,
-            }))
-        })
-    }
-}
-
-/// A response body that ends its request's busy time when done.
-pub struct GuardedBody<B> {
-    inner: B,
-    _answering: Answering,
-}
-
-impl<B: http_body::Body + Unpin> http_body::Body for GuardedBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
+pub use wrap::{Admitted, GuardAcceptor, Guarded, GuardedBody, GuardedMake, GuardedService};
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,7 @@
+use super::wrap::Answering;
 use super::*;
 use axum_server::accept::Accept;
+use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 const H: Duration = Duration::from_secs(2);
@@ -28,9 +30,11 @@ async fn connect_from(
     a: &GuardAcceptor,
     ip: [u8; 4],
 ) -> Option<(Guarded<DuplexStream>, GuardedService<()>, DuplexStream)> {
-    let (server, client) = tokio::io::duplex(1024);
+    let (server, mut client) = tokio::io::duplex(1024);
     let admission = a.shared.admit(IpAddr::from(ip))?;
-    let (g, s) = a
+    // A connection is handed on at its first byte.
+    client.write_all(b"G").await.unwrap();
+    let (mut g, s) = a
         .accept(
             server,
             Admitted {
@@ -40,6 +44,11 @@ async fn connect_from(
         )
         .await
         .ok()?;
+    assert_eq!(
+        g.read_u8().await.unwrap(),
+        b'G',
+        "the first byte is passed on"
+    );
     Some((g, s, client))
 }
 
@@ -287,4 +296,46 @@ async fn at_the_hard_limit_the_accept_loop_waits_for_closing_connections() {
         .await
         .expect("woken when a connection closed")
         .unwrap();
+}
+
+/// Before its first byte a connection is not handed on at all: it ends at
+/// its deadline, or at once when it gives way at the cap.
+#[tokio::test(start_paused = true)]
+async fn a_silent_connection_is_held_back_until_its_first_byte() {
+    let a = acceptor(2);
+    let silent = |ip: [u8; 4]| {
+        let (server, client) = tokio::io::duplex(1024);
+        let admission = a.shared.admit(IpAddr::from(ip)).unwrap();
+        let fut = a.accept(
+            server,
+            Admitted {
+                inner: (),
+                admission,
+            },
+        );
+        (tokio::spawn(fut), client)
+    };
+    let t0 = Instant::now();
+    let (h, _c) = silent([10, 0, 0, 1]);
+    let e = h.await.unwrap().err().unwrap();
+    assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+    assert_eq!(t0.elapsed(), H);
+    // Two silent ones from one address fill the cap; one from elsewhere
+    // makes one of them give way: it ends at once.
+    let (h1, _c1) = silent([10, 0, 0, 1]);
+    tokio::time::advance(Duration::from_millis(10)).await;
+    let (h2, _c2) = silent([10, 0, 0, 1]);
+    tokio::task::yield_now().await;
+    let t1 = Instant::now();
+    let (h3, mut c3) = silent([10, 0, 0, 9]);
+    let e = h1.await.unwrap().err().unwrap();
+    assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+    assert_eq!(t1.elapsed(), Duration::ZERO);
+    assert!(!h2.is_finished());
+    // The newcomer speaks: handed on with its first byte.
+    c3.write_all(b"GET").await.unwrap();
+    let (mut g, _s) = h3.await.unwrap().unwrap();
+    let mut got = [0u8; 3];
+    g.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"GET");
 }
