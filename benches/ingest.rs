@@ -1483,6 +1483,11 @@ async fn bench_bytes() {
 // ---------------------------------------------------------------------------
 
 fn main() {
+    // The attack benchmark's attacker: this binary run again.
+    if let Ok(spec) = std::env::var("LW_ATTACKER") {
+        attack::attacker_process(&spec);
+        return;
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !args.iter().any(|a| a == "--bench") {
         // `cargo test --all-targets` runs benchmarks as tests: do nothing then.

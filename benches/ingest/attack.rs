@@ -4,9 +4,11 @@
 //! another address holds 5,000 idle connections (each reopened as soon as
 //! the collector closes it) and 200 slow bodies with one device's token (a
 //! byte every 5 s; each started again a second after its answer, as the
-//! issue's attack did with 256 of them). Prints legitimate p50/p99 and
+//! issue's attack did with 256 of them). The attacker is a process of its
+//! own (this benchmark run again with `LW_ATTACKER` set), so that it does
+//! not slow the load generator down. Prints legitimate p50/p99 and
 //! throughput side by side (target: within 20 %), and the collector's RSS
-//! at the end of each run.
+//! at the end of each run and once the attacker has left.
 
 use super::{Fleet, StepResult, background_cpu, cores, ms, run_step, thousands};
 use linkwatch::collector::devices::{new_token, token_hash};
@@ -123,6 +125,31 @@ async fn connect(addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
     s.connect(addr).await
 }
 
+/// The attacker process: `LW_ATTACKER` = "ADDR TOKEN". Prints what it did
+/// once a second, until killed.
+pub(super) fn attacker_process(spec: &str) {
+    let (addr, token) = spec.split_once(' ').expect("LW_ATTACKER=ADDR TOKEN");
+    let addr: SocketAddr = addr.parse().expect("an address");
+    let token = token.to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async move {
+        let attack = Arc::new(Attack::default());
+        for _ in 0..IDLE_CONNECTIONS {
+            tokio::spawn(hold_idle(addr, attack.clone()));
+        }
+        for _ in 0..SLOW_BODIES {
+            tokio::spawn(slow_body(addr, token.clone(), attack.clone()));
+        }
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            println!("{}", attack.summary());
+        }
+    });
+}
+
 /// What the attacker did.
 #[derive(Default)]
 struct Attack {
@@ -197,12 +224,32 @@ async fn slow_body(addr: SocketAddr, token: String, attack: Arc<Attack>) {
     }
 }
 
+impl Attack {
+    fn summary(&self) -> String {
+        let answers = self
+            .slow_answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| format!("{v} x {k}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "attacker: {} idle connections opened in all, {} slow uploads started (answers: {answers})",
+            thousands(self.idle_opened.load(Ordering::Relaxed)),
+            thousands(self.slow_started.load(Ordering::Relaxed)),
+        )
+    }
+}
+
 struct Run {
     step: StepResult,
     rss: f64,
     peak: f64,
     connections: f64,
     attack: Option<String>,
+    /// RSS once the attacker's connections are gone, MiB.
+    rss_after: Option<f64>,
 }
 
 async fn one_run(attacked: bool) -> Run {
@@ -232,20 +279,27 @@ async fn one_run(attacked: bool) -> Run {
     let warm = tokio::task::block_in_place(|| fleet.requests(400, &mut rng));
     run_step(&client, &ingest, warm, 200.0).await;
 
-    let attack = Arc::new(Attack::default());
-    let mut tasks = Vec::new();
+    // The attacker, a process of its own: its last report line.
+    let mut attacker = None;
+    let report = Arc::new(std::sync::Mutex::new(String::new()));
     if attacked {
-        for _ in 0..IDLE_CONNECTIONS {
-            tasks.push(tokio::spawn(hold_idle(collector.addr, attack.clone())));
-        }
-        for _ in 0..SLOW_BODIES {
-            let token = attacker_token.clone();
-            tasks.push(tokio::spawn(slow_body(
-                collector.addr,
-                token,
-                attack.clone(),
-            )));
-        }
+        let mut child = tokio::process::Command::new(std::env::current_exe().expect("this bench"))
+            .env(
+                "LW_ATTACKER",
+                format!("{} {attacker_token}", collector.addr),
+            )
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the attacker");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let last = report.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                *last.lock().unwrap_or_else(|p| p.into_inner()) = line;
+            }
+        });
+        attacker = Some(child);
         // Until the attacker holds its connections.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while collector.metric("linkwatch_collector_connections").await
@@ -261,27 +315,23 @@ async fn one_run(attacked: bool) -> Run {
     let connections_during = collector.metric("linkwatch_collector_connections").await;
     let step = run_step(&client, &ingest, reqs, RATE).await;
     let (rss, peak) = collector.memory();
-    for t in &tasks {
-        t.abort();
+    let summary = attacked.then(|| report.lock().unwrap_or_else(|p| p.into_inner()).clone());
+    if let Some(mut child) = attacker {
+        let _ = child.kill().await;
     }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let summary = attacked.then(|| {
-        let answers = attack
-            .slow_answers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(k, v)| format!("{v} x {k}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        format!(
-            "attacker: {} idle connections opened in all, {} slow uploads started (answers: {answers})",
-            thousands(attack.idle_opened.load(Ordering::Relaxed)),
-            thousands(attack.slow_started.load(Ordering::Relaxed)),
-        )
-    });
+    let rss_after = if attacked {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while collector.metric("linkwatch_collector_connections").await > 50.0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // The collector gives freed memory back within its trim interval.
+        tokio::time::sleep(Duration::from_secs(16)).await;
+        Some(collector.memory().0)
+    } else {
+        None
+    };
     collector.stop().await;
     Run {
         step,
@@ -289,6 +339,7 @@ async fn one_run(attacked: bool) -> Run {
         peak,
         connections: connections_during,
         attack: summary,
+        rss_after,
     }
 }
 
@@ -320,6 +371,9 @@ fn print_run(label: &str, r: &Run) {
     if let Some(a) = &r.attack {
         println!("            {a}");
     }
+    if let Some(m) = r.rss_after {
+        println!("            collector RSS once the attacker's connections are gone: {m:.1} MiB");
+    }
 }
 
 pub(super) async fn bench_attack() {
@@ -331,10 +385,10 @@ pub(super) async fn bench_attack() {
         RUN.as_secs()
     );
     println!(
-        "   attacker on 127.0.0.3: {IDLE_CONNECTIONS} idle connections (reopened when closed) and \
-         {SLOW_BODIES} slow bodies with one device's token (a byte every 5 s, started again a \
-         second after each answer); load generator, attacker and collector share the machine's \
-         {} cores",
+        "   attacker on 127.0.0.3, a process of its own: {IDLE_CONNECTIONS} idle connections \
+         (reopened when closed) and {SLOW_BODIES} slow bodies with one device's token (a byte \
+         every 5 s, started again a second after each answer); load generator, attacker and \
+         collector share the machine's {} cores",
         cores()
     );
     if let Some(c) = background_cpu().await {

@@ -94,6 +94,44 @@ pub fn return_large_allocations() {
     }
 }
 
+/// A flood is over when this many fewer connections are open than at its
+/// peak.
+const FLOOD: usize = 1_000;
+
+/// Give the memory of a flood of connections back to the system once it is
+/// over: the allocator keeps freed small blocks in its heaps otherwise (a
+/// few tens of MB after 5,000 connections).
+async fn trim_after_floods(guard: GuardAcceptor) {
+    let mut peak = 0;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let open = guard.open();
+        peak = peak.max(open);
+        if peak >= open + FLOOD {
+            tracing::debug!(
+                peak,
+                open,
+                "a flood of connections is over: trimming the heap"
+            );
+            trim_heap();
+            peak = open;
+        }
+    }
+}
+
+/// Hand the allocator's free memory back to the system.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` takes a plain integer (the padding to keep) and
+    // only releases free memory of glibc's heaps; it locks each heap while it
+    // works, so it is safe to call while other threads allocate.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Resolves on the first SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -154,6 +192,7 @@ pub async fn serve_on(
         idle_timeout: c.idle_timeout,
     });
     let guard = GuardAcceptor::new(limits, metrics);
+    let _trim = AbortOnDrop(tokio::spawn(trim_after_floods(guard.clone())));
     // Admission happens in the accept loop: a connection over the cap is
     // closed before a task or anything else is spent on it.
     let make = guard.make(app);
