@@ -457,8 +457,11 @@ async fn idle_slow_and_surplus_connections_are_closed_and_health_keeps_answering
         for (start, end) in results {
             let end = end.unwrap_or_else(|| panic!("a {what} connection was never closed"));
             let took = end - start;
+            // New connections are closed in the second half of the header
+            // timeout (spread at random); kept ones at the idle timeout.
+            let early = if what == "kept idle" { 0.8 } else { 0.4 };
             assert!(
-                took >= timeout.mul_f64(0.8) && took <= timeout + SLACK,
+                took >= timeout.mul_f64(early) && took <= timeout + SLACK,
                 "a {what} connection was closed after {:.2} s (timeout {:.0} s)",
                 secs(took),
                 secs(timeout)

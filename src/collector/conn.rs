@@ -6,9 +6,10 @@
 //! under TLS when there is TLS:
 //!
 //! - **Header timeout**: a new connection must deliver its first request
-//!   head (TLS handshake included) within `header_timeout`; on a kept
-//!   connection, a request head must be complete within `header_timeout` of
-//!   its first byte.
+//!   head (TLS handshake included) within `header_timeout` (the server
+//!   spreads these deadlines over its second half, so a flood opened at once
+//!   does not time out and return at once); on a kept connection, a request
+//!   head must be complete within `header_timeout` of its first byte.
 //! - **Idle timeout**: a kept connection on which nothing arrives for
 //!   `idle_timeout` after an answer is closed.
 //! - **Cap**: at most `max_connections` open. A new connection beyond it
@@ -48,6 +49,10 @@ pub struct ConnLimits {
     pub max_connections: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// A new connection's deadline comes up to this much before
+    /// `header_timeout`, at random: connections opened together (a flood)
+    /// are not all closed, and do not all come back, at the same moment.
+    pub first_spread: Duration,
 }
 
 impl ConnLimits {
@@ -257,12 +262,17 @@ impl Shared {
         self.metrics.connections.set(reg.open as i64);
         let now = Instant::now();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let early = self
+            .limits
+            .first_spread
+            .mul_f64(rand::random::<f64>())
+            .min(self.limits.header_timeout / 2);
         let conn = Arc::new(Conn {
             id,
             ip,
             phase: Mutex::new(Phase::Waiting {
                 since: now,
-                deadline: now + self.limits.header_timeout,
+                deadline: now + self.limits.header_timeout - early,
                 reason: Reason::Header,
                 started: true,
             }),

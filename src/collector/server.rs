@@ -190,6 +190,7 @@ pub async fn serve_on(
         max_connections: c.max_connections,
         header_timeout: c.header_timeout,
         idle_timeout: c.idle_timeout,
+        first_spread: c.header_timeout / 2,
     });
     let guard = GuardAcceptor::new(limits, metrics);
     let _trim = AbortOnDrop(tokio::spawn(trim_after_floods(guard.clone())));

@@ -13,6 +13,7 @@ fn acceptor(max: usize) -> GuardAcceptor {
             max_connections: max,
             header_timeout: H,
             idle_timeout: IDLE,
+            first_spread: Duration::ZERO,
         },
         Arc::new(CollectorMetrics::new()),
     )
@@ -217,6 +218,7 @@ fn the_cap_is_lowered_to_fit_the_file_limit() {
         max_connections: 10_000,
         header_timeout: H,
         idle_timeout: IDLE,
+        first_spread: Duration::ZERO,
     };
     assert_eq!(l.hard_max(), 10_625);
     assert_eq!(l.fit(1 << 20), l);
@@ -338,4 +340,38 @@ async fn a_silent_connection_is_held_back_until_its_first_byte() {
     let mut got = [0u8; 3];
     g.read_exact(&mut got).await.unwrap();
     assert_eq!(&got, b"GET");
+}
+
+/// Deadlines of new connections are spread over the second half of
+/// `header_timeout`, never later and never earlier.
+#[tokio::test(start_paused = true)]
+async fn new_connections_deadlines_are_spread() {
+    let a = GuardAcceptor::new(
+        ConnLimits {
+            max_connections: 1000,
+            header_timeout: H,
+            idle_timeout: IDLE,
+            first_spread: H / 2,
+        },
+        Arc::new(CollectorMetrics::new()),
+    );
+    let now = Instant::now();
+    let mut deadlines = Vec::new();
+    for i in 0..200u32 {
+        let adm = a.shared.admit(IpAddr::from(i.to_be_bytes())).unwrap();
+        let Phase::Waiting { deadline, .. } = adm.conn.phase() else {
+            panic!("a new connection waits");
+        };
+        deadlines.push(deadline - now);
+        std::mem::forget(adm);
+    }
+    assert!(
+        deadlines.iter().all(|d| *d >= H / 2 && *d <= H),
+        "{deadlines:?}"
+    );
+    let early = deadlines.iter().filter(|d| **d < H * 3 / 4).count();
+    assert!(
+        (50..150).contains(&early),
+        "{early} of 200 in the first quarter"
+    );
 }
