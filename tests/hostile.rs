@@ -768,7 +768,7 @@ async fn one_devices_slow_uploads_do_not_stop_another_device() {
         .await;
         assert_eq!(a.status, 200, "{}", a.json);
         assert_eq!(a.json["acked"].as_u64(), Some(k * 2 + 2));
-        assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     }
     let (mut busy, mut cut) = (0, 0);
     for h in slow {
