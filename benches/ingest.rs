@@ -21,10 +21,17 @@
 //!   alive, and a new connection per upload), and an estimate of TCP/IP
 //!   header bytes.
 //!
-//! `cargo bench --bench ingest -- [throughput] [backlog] [bytes]` (none = all).
+//! - `attack` (in `ingest/attack.rs`): 100,000 devices' rate against the
+//!   collector binary, quiet and while an attacker holds 5,000 idle
+//!   connections and 200 slow bodies; p99, throughput and the collector's
+//!   RSS side by side.
+//!
+//! `cargo bench --bench ingest -- [throughput] [backlog] [bytes] [attack]` (none = all).
 //! Without `--bench` (as under `cargo test --all-targets`) it prints one line
 //! and returns.
 
+#[path = "ingest/attack.rs"]
+mod attack;
 mod common;
 
 use common::db::Db;
@@ -884,7 +891,9 @@ async fn uploader_for(
         .await
         .expect("register the device");
     let token_file = dir.join(format!("{device}.token"));
-    std::fs::write(&token_file, format!("{token}\n")).expect("write the token file");
+    let _ = std::fs::remove_file(&token_file);
+    linkwatch::shared::files::write_new_private(&token_file, format!("{token}\n").as_bytes())
+        .expect("write the token file");
     let cfg = UploadSection {
         collector_url: Some(url.to_string()),
         token_file: Some(token_file),
@@ -1156,7 +1165,9 @@ fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     );
     std::fs::write(&ca_path, ca.pem()).expect("write ca.pem");
     std::fs::write(&cert_path, cert.pem()).expect("write collector.crt");
-    std::fs::write(&key_path, key.serialize_pem()).expect("write collector.key");
+    let _ = std::fs::remove_file(&key_path);
+    linkwatch::shared::files::write_new_private(&key_path, key.serialize_pem().as_bytes())
+        .expect("write collector.key");
     (ca_path, cert_path, key_path)
 }
 
@@ -1472,20 +1483,25 @@ async fn bench_bytes() {
 // ---------------------------------------------------------------------------
 
 fn main() {
+    // The attack benchmark's attacker: this binary run again.
+    if let Ok(spec) = std::env::var("LW_ATTACKER") {
+        attack::attacker_process(&spec);
+        return;
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !args.iter().any(|a| a == "--bench") {
         // `cargo test --all-targets` runs benchmarks as tests: do nothing then.
         println!("ingest benchmarks run only under `cargo bench --bench ingest`");
         return;
     }
-    let known = ["throughput", "backlog", "bytes"];
+    let known = ["throughput", "backlog", "bytes", "attack"];
     let mut selected = Vec::new();
     for a in args.iter().filter(|a| !a.starts_with('-')) {
         if known.contains(&a.as_str()) {
             selected.push(a.as_str());
         } else {
             eprintln!(
-                "unknown benchmark `{a}`: choose from throughput, backlog, bytes (none = all)"
+                "unknown benchmark `{a}`: choose from throughput, backlog, bytes, attack (none = all)"
             );
             std::process::exit(2);
         }
@@ -1504,6 +1520,9 @@ fn main() {
         }
         if want("bytes") {
             bench_bytes().await;
+        }
+        if want("attack") {
+            attack::bench_attack().await;
         }
     });
 }

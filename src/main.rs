@@ -182,6 +182,8 @@ enum TokenCommand {
         #[command(flatten)]
         branch: BranchArgs,
         #[command(flatten)]
+        output: TokenOutput,
+        #[command(flatten)]
         config: CollectorConfigArg,
     },
     /// List the API tokens (never the tokens themselves).
@@ -221,6 +223,44 @@ impl CollectorConfigArg {
     }
 }
 
+/// Where a new token goes: standard output, or a new private file.
+#[derive(clap::Args)]
+struct TokenOutput {
+    /// Write the token to this new file (mode 0600, whatever the umask)
+    /// instead of standard output. The file must not exist.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+impl TokenOutput {
+    /// The file, made empty and private now: a path that cannot be written
+    /// fails before a token is made.
+    fn open(&self) -> Result<Option<(std::fs::File, &Path)>> {
+        Ok(match &self.output {
+            Some(p) => Some((
+                linkwatch::shared::files::create_new_private(p)?,
+                p.as_path(),
+            )),
+            None => None,
+        })
+    }
+
+    /// Hand the token over: into the file, or alone on standard output
+    /// (`TOKEN=$(linkwatch device add ...)`). Returns where it went.
+    fn give(file: Option<(std::fs::File, &Path)>, token: &str) -> Result<String> {
+        match file {
+            Some((f, p)) => {
+                linkwatch::shared::files::write_secret(f, p, format!("{token}\n").as_bytes())?;
+                Ok(format!("written to {} (mode 0600)", p.display()))
+            }
+            None => {
+                println!("{token}");
+                Ok("on the line above".into())
+            }
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum DeviceCommand {
     /// Register a device and print its token, once: the collector keeps only a hash.
@@ -230,6 +270,8 @@ enum DeviceCommand {
         /// Office code from the imported hierarchy.
         #[arg(long)]
         office: Option<String>,
+        #[command(flatten)]
+        output: TokenOutput,
         #[command(flatten)]
         config: CollectorConfigArg,
     },
@@ -281,6 +323,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn real_main(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Collector { config, log_format } => {
+            // Still the only thread.
+            linkwatch::collector::server::return_large_allocations();
             let cfg = config.load()?;
             logging::init(
                 log_format.unwrap_or(cfg.collector.log_format),
@@ -500,16 +544,31 @@ fn device_command(command: DeviceCommand) -> Result<ExitCode> {
             .await
             .with_context(|| format!("collector database of {}", config.path.display()))?;
         match command {
-            DeviceCommand::Add { name, office, .. } => {
-                let (device, token) =
-                    devices::add_device(store.as_ref(), &name, office.as_deref(), now_ms()).await?;
-                // The token alone on stdout (`TOKEN=$(linkwatch device add ...)`),
-                // the explanation on stderr.
-                println!("{token}");
+            DeviceCommand::Add {
+                name,
+                office,
+                output,
+                ..
+            } => {
+                let file = output.open()?;
+                let added =
+                    devices::add_device(store.as_ref(), &name, office.as_deref(), now_ms()).await;
+                let (device, token) = match added {
+                    Ok(a) => a,
+                    Err(e) => {
+                        if let Some(p) = &output.output {
+                            let _ = std::fs::remove_file(p);
+                        }
+                        return Err(e.into());
+                    }
+                };
+                // The token alone on stdout or in its file, the explanation on stderr.
+                let at = TokenOutput::give(file, &token)?;
                 eprintln!(
-                    "device `{}` registered{}. The line above is its token: put it in the \
-                     agent's configuration now. It is shown only this once; the collector \
-                     stores only its SHA-256 hash (lost token: revoke and add again).",
+                    "device `{}` registered{}. Its token is {at}: put it in the agent's \
+                     upload.token_file now (mode 0600 or 0640). It is shown only this once; \
+                     the collector stores only its SHA-256 hash (lost token: revoke and add \
+                     again).",
                     device.name,
                     device
                         .office
@@ -552,21 +611,35 @@ fn token_command(command: TokenCommand) -> Result<ExitCode> {
             .with_context(|| format!("collector database of {}", config.path.display()))?;
         match command {
             TokenCommand::Add {
-                name, role, branch, ..
+                name,
+                role,
+                branch,
+                output,
+                ..
             } => {
                 let role = match role {
                     TokenRole::Read => Role::Read,
                     TokenRole::Admin => Role::Admin,
                 };
-                let (t, token) =
+                let file = output.open()?;
+                let added =
                     devices::add_api_token(store.as_ref(), &name, role, branch.get(), now_ms())
-                        .await?;
-                // The token alone on stdout, the explanation on stderr.
-                println!("{token}");
+                        .await;
+                let (t, token) = match added {
+                    Ok(a) => a,
+                    Err(e) => {
+                        if let Some(p) = &output.output {
+                            let _ = std::fs::remove_file(p);
+                        }
+                        return Err(e.into());
+                    }
+                };
+                // The token alone on stdout or in its file, the explanation on stderr.
+                let at = TokenOutput::give(file, &token)?;
                 eprintln!(
-                    "API token `{}` ({} role, {}) made. The line above is the token: hand it \
-                     over now. It is shown only this once; the collector stores only its \
-                     SHA-256 hash (lost token: revoke and add again).",
+                    "API token `{}` ({} role, {}) made. The token is {at}: hand it over now. \
+                     It is shown only this once; the collector stores only its SHA-256 hash \
+                     (lost token: revoke and add again).",
                     t.name,
                     t.role,
                     t.branch

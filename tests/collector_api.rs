@@ -755,7 +755,8 @@ async fn tls_with_a_self_signed_certificate() {
     let cert = db.dir().join("collector.crt");
     let key = db.dir().join("collector.key");
     std::fs::write(&cert, ck.cert.pem()).unwrap();
-    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    linkwatch::shared::files::write_new_private(&key, ck.signing_key.serialize_pem().as_bytes())
+        .unwrap();
     let r = start(&db, |c| {
         c.collector.tls_cert = Some(cert.clone());
         c.collector.tls_key = Some(key.clone());

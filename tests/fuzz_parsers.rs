@@ -31,6 +31,10 @@ fn check_accepted(b: &v1::Batch) {
         assert!(r.seq >= 1 && r.seq > prev, "{b:?}");
         prev = r.seq_end.unwrap_or(r.seq);
         assert!(prev >= r.seq);
+        // What storage holds (BIGINT): the acknowledgement can still move
+        // past the last record, and monotonic stamps fit.
+        assert!(prev < i64::MAX as u64, "{b:?}");
+        assert!(r.mono_ms <= i64::MAX as u64, "{b:?}");
         assert!((0..=MAX_TIME_MS).contains(&r.at));
         assert!(!r.boot_id.is_empty() && r.boot_id.len() <= 64);
     }

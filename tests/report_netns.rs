@@ -54,7 +54,9 @@ fn start_collector(tb: &Testbed, dir: &Path) -> Collector {
     let cert = dir.join("collector.crt");
     let key = dir.join("collector.key");
     std::fs::write(&cert, ck.cert.pem()).unwrap();
-    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    // The private key: 0600, or the collector refuses it.
+    linkwatch::shared::files::write_new_private(&key, ck.signing_key.serialize_pem().as_bytes())
+        .unwrap();
     let db = dir.join("collector.db");
     let db_url = format!("sqlite://{}", db.display());
     let config = dir.join("collector.toml");
@@ -98,11 +100,14 @@ fn start_collector(tb: &Testbed, dir: &Path) -> Collector {
 }
 
 fn add_device(c: &Collector, name: &str, dir: &Path) -> PathBuf {
+    let path = dir.join("token");
     let out = std::process::Command::new(BIN)
         .args([
             "device",
             "add",
             name,
+            "--output",
+            path.to_str().unwrap(),
             "--config",
             c.config.to_str().unwrap(),
         ])
@@ -113,9 +118,6 @@ fn add_device(c: &Collector, name: &str, dir: &Path) -> PathBuf {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let path = dir.join("token");
-    std::fs::write(&path, token).unwrap();
     path
 }
 

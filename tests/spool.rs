@@ -151,6 +151,33 @@ async fn an_ack_beyond_the_spool_renumbers_instead_of_deleting() {
     assert_eq!(spool.append(T0, 0, "b", &heartbeat()).await.unwrap(), 504);
 }
 
+/// An `acked` near the top of the range (a collector fed a record ending at
+/// 2^63 - 2): renumbering above it would pass what the collector accepts, so
+/// the spool refuses it, deletes nothing and keeps its numbers; an `acked`
+/// beyond 2^63 - 1 is not taken for a negative number either.
+#[tokio::test]
+async fn an_ack_too_high_to_renumber_is_refused_and_nothing_is_lost() {
+    use linkwatch::wire::v1::MAX_SEQ;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(&dir.path().join("s.db"), 1 << 20)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        spool.append(T0 + i, 0, "b", &heartbeat()).await.unwrap();
+    }
+    for acked in [MAX_SEQ, MAX_SEQ - 2, i64::MAX as u64, u64::MAX] {
+        let e = spool.ack(acked).await.unwrap_err().to_string();
+        assert!(e.contains("nothing is deleted"), "{acked}: {e}");
+        assert!(e.contains(&acked.to_string()), "{e}");
+        let seqs: Vec<u64> = all(&spool).await.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3], "after acked {acked}");
+    }
+    // The highest acked that still leaves room renumbers as usual.
+    assert_eq!(spool.ack(MAX_SEQ - 3).await.unwrap(), 0);
+    let seqs: Vec<u64> = all(&spool).await.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, vec![MAX_SEQ - 2, MAX_SEQ - 1, MAX_SEQ]);
+}
+
 #[tokio::test]
 async fn stats_and_errors_name_the_file() {
     let dir = tempfile::tempdir().unwrap();

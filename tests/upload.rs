@@ -16,6 +16,7 @@ use linkwatch::wire::v1::{Ack, Body, Record, parse_batch};
 use linkwatch::wire::{LinkKind, LinkState};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -241,7 +242,8 @@ struct Setup {
 async fn setup(records: u64) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
-    std::fs::write(&token_file, format!("  {TOKEN}\n")).unwrap();
+    linkwatch::shared::files::write_new_private(&token_file, format!("  {TOKEN}\n").as_bytes())
+        .unwrap();
     let spool = Arc::new(
         Spool::open(&dir.path().join("spool.db"), 1 << 30)
             .await
@@ -666,6 +668,25 @@ async fn bad_token_and_ca_files_are_named_in_the_error() {
     let e = new(&section(url, &empty)).err().unwrap();
     assert!(matches!(e, UploadError::EmptyToken { .. }), "{e}");
     assert!(e.to_string().contains(empty.to_str().unwrap()), "{e}");
+
+    // A token file others can read: refused, naming the file and the fix;
+    // group-readable (a unit's group) is fine.
+    let open = dir.path().join("open-token");
+    std::fs::write(&open, format!("{TOKEN}\n")).unwrap();
+    for mode in [0o644, 0o604, 0o660] {
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(mode)).unwrap();
+        let e = new(&section(url, &open)).err().unwrap();
+        assert!(matches!(e, UploadError::TokenFileOpen(_)), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("chmod 600 {}", open.display())),
+            "{text}"
+        );
+    }
+    for mode in [0o600, 0o640, 0o400] {
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(mode)).unwrap();
+        new(&section(url, &open)).unwrap();
+    }
 
     let mut cfg = section(url, &s.token_file);
     let no_ca = dir.path().join("no-such-ca.pem");

@@ -47,7 +47,7 @@ mod fold;
 
 use fold::{chunks, fold_chunk};
 
-use crate::wire::v1::{Body, Record};
+use crate::wire::v1::{Body, MAX_SEQ, Record};
 use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -101,6 +101,17 @@ pub enum SpoolError {
         seq: u64,
         #[source]
         source: serde_json::Error,
+    },
+    #[error(
+        "spool {path}: the collector acknowledged seq {acked}, beyond the {last_seq} this spool \
+         assigned and too far to renumber the waiting records above it (they would pass \
+         2^63 - 2): nothing is deleted or renumbered; the collector's record of this device \
+         needs an administrator"
+    )]
+    AckOutOfRange {
+        path: PathBuf,
+        acked: u64,
+        last_seq: u64,
     },
     #[error("spool {path}: {op}: cannot encode the record body: {source}")]
     Encode {
@@ -167,6 +178,26 @@ impl Spool {
                 path: dir.to_path_buf(),
                 source,
             })?;
+        }
+        // Private from the start, whatever the umask (its WAL and SHM files
+        // follow the database's mode).
+        let changed =
+            crate::shared::files::private_database(path).map_err(|e| SpoolError::Open {
+                path: path.to_path_buf(),
+                source: sqlx::Error::Io(e),
+            })?;
+        for t in changed {
+            match t.result {
+                Ok(()) => tracing::warn!(
+                    file = %t.path.display(),
+                    "the spool was readable by others: made it private (0600)"
+                ),
+                Err(e) => tracing::warn!(
+                    file = %t.path.display(),
+                    error = %e,
+                    "the spool is readable by others and cannot be made private: run `chmod 600` on it"
+                ),
+            }
         }
         let opts = SqliteConnectOptions::new()
             .filename(path)
@@ -318,7 +349,18 @@ impl Spool {
         let mut tx = self.pool.begin().await.map_err(&e)?;
         let last_seq = meta(&mut tx, "last_seq").await.map_err(&e)?;
         if acked > last_seq {
-            let offset = acked as i64;
+            // Every waiting record moves up by `acked`: all of them must stay
+            // within what the collector accepts (checked, never wrapping).
+            let offset = match last_seq.checked_add(acked) {
+                Some(top) if top <= MAX_SEQ => acked as i64,
+                _ => {
+                    return Err(SpoolError::AckOutOfRange {
+                        path: self.path.clone(),
+                        acked,
+                        last_seq,
+                    });
+                }
+            };
             sqlx::query("UPDATE records SET seq = seq + ?1, seq_end = seq_end + ?1")
                 .bind(offset)
                 .execute(&mut *tx)
@@ -460,7 +502,7 @@ impl Spool {
         loop {
             let mut tx = self.pool.begin().await.map_err(&e)?;
             let exposed = meta(&mut tx, "exposed").await.map_err(&e)?;
-            cursor = cursor.max(exposed + 1);
+            cursor = cursor.max(exposed.saturating_add(1));
             let rows = sqlx::query(
                 "SELECT seq, seq_end, at_ms, mono_ms, boot_id, body, size FROM records
                  WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
@@ -479,7 +521,10 @@ impl Spool {
             let chunks = chunks(&recs);
             // The chunk reaching the end of a full page may go on in the next
             // page: leave it for then (unless it is all the page holds).
-            let mut next = rows.last().map(|r| r.rec.seq + 1).unwrap_or(cursor);
+            let mut next = rows
+                .last()
+                .map(|r| r.rec.seq.saturating_add(1))
+                .unwrap_or(cursor);
             let mut apply: &[Range<usize>] = &chunks;
             if let Some(last) = chunks.last()
                 && last.end == recs.len()

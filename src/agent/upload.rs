@@ -46,6 +46,8 @@ pub enum UploadError {
     },
     #[error("the upload token file {path} is empty: put the device's token in it")]
     EmptyToken { path: PathBuf },
+    #[error("upload.token_file: {0}")]
+    TokenFileOpen(#[from] crate::shared::files::SecretFileError),
     #[error("upload.token_file is required with upload.collector_url")]
     NoToken,
     #[error("cannot read the CA file {path}: {source}")]
@@ -198,6 +200,9 @@ fn read_token(path: &Path) -> Result<String, UploadError> {
             path: path.to_path_buf(),
         });
     }
+    // Refused when others can read it: the token is all it takes to upload
+    // as this device.
+    crate::shared::files::check_private(path)?;
     Ok(token.to_string())
 }
 
@@ -387,7 +392,7 @@ impl Uploader {
                             first,
                             last,
                         };
-                        if ack.acked + 1 < first {
+                        if ack.acked.saturating_add(1) < first {
                             tracing::error!(
                                 "the collector holds this device only up to seq {} but the spool \
                                  starts at {first}: it lost records this agent already deleted and \

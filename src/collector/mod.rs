@@ -6,10 +6,13 @@
 pub mod access;
 pub mod alerts;
 pub mod api;
+pub mod conn;
 pub mod csv_writer;
 pub mod devices;
+pub mod intake;
 pub mod lead;
 pub mod maintainer;
+pub mod metrics;
 pub mod outages;
 pub mod read_api;
 pub mod report;

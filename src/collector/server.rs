@@ -1,9 +1,13 @@
 //! Runs the collector daemon: opens the store, binds the listener, serves the
-//! API over TLS (rustls, via axum-server) or plain HTTP, and shuts down
-//! gracefully on SIGTERM or SIGINT. [`serve_on`] is the same server on a
-//! listener and store the caller provides (tests start it in-process).
+//! API over TLS (rustls, via axum-server) or plain HTTP/1.1 with every
+//! connection under the connection guard ([`crate::collector::conn`]), and
+//! shuts down gracefully on SIGTERM or SIGINT. [`serve_on`] is the same
+//! server on a listener and store the caller provides (tests start it
+//! in-process).
 
 use crate::collector::api::{self, ApiOptions, ApiState};
+use crate::collector::conn::{ConnLimits, GuardAcceptor};
+use crate::collector::metrics::CollectorMetrics;
 use crate::collector::store::{self, Store, StoreError};
 use crate::config::collector::CollectorConfig;
 use std::future::Future;
@@ -14,9 +18,13 @@ use std::time::Duration;
 
 /// How long in-flight requests may finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
-/// A connection must send its first request within this (slow handshakes and
-/// idle sockets do not pile up).
-pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Open files kept for everything but client connections (database
+/// connections and files, logging, the runtime's own).
+pub const FILE_RESERVE: u64 = 128;
+/// hyper's read buffer per connection: a request head must fit (ours are
+/// well under 2 KiB), and a flood of heads cannot make it grow to hyper's
+/// default of about 400 KiB each.
+pub const MAX_READ_BUFFER: usize = 64 * 1024;
 
 /// Why the collector could not run.
 #[derive(Debug, thiserror::Error)]
@@ -44,10 +52,84 @@ pub enum CollectorError {
 pub async fn run(cfg: CollectorConfig) -> Result<(), CollectorError> {
     let store = store::open(&cfg.collector.database).await?;
     let addr = cfg.collector.listen;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| CollectorError::Bind { addr, source })?;
+    let listener = listen(addr).map_err(|source| CollectorError::Bind { addr, source })?;
     serve_on(listener, store, &cfg, shutdown_signal()).await
+}
+
+/// Connections the kernel queues for the accept loop (capped by
+/// `net.core.somaxconn`): room for a fleet reconnecting at once, and for a
+/// monitor's connection behind a flood.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with [`LISTEN_BACKLOG`].
+pub fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Allocations from this size up are made with their own memory mapping
+/// and given back to the system when freed.
+pub const LARGE_ALLOCATION: usize = 1 << 20;
+
+/// Make the allocator give large blocks back when they are freed: the
+/// buffers of a large or decompressed request body (up to 16 MiB) would
+/// otherwise stay in the process after a burst of them (glibc raises its
+/// mapping threshold to the largest block freed and keeps such blocks in
+/// its heaps). Call before any other thread starts.
+pub fn return_large_allocations() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` takes two plain integers and only sets a tunable of
+    // glibc's allocator. glibc marks it unsafe to call while another thread
+    // initialises the allocator; this runs from `main` before the runtime
+    // (or any other thread) is started. A refused setting (return 0) only
+    // leaves the default behaviour.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE_ALLOCATION as libc::c_int);
+    }
+}
+
+/// A flood is over when this many fewer connections are open than at its
+/// peak.
+const FLOOD: usize = 1_000;
+
+/// Give the memory of a flood of connections back to the system once it is
+/// over: the allocator keeps freed small blocks in its heaps otherwise (a
+/// few tens of MB after 5,000 connections).
+async fn trim_after_floods(guard: GuardAcceptor) {
+    let mut peak = 0;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let open = guard.open();
+        peak = peak.max(open);
+        if peak >= open + FLOOD {
+            tracing::debug!(
+                peak,
+                open,
+                "a flood of connections is over: trimming the heap"
+            );
+            trim_heap();
+            peak = open;
+        }
+    }
+}
+
+/// Hand the allocator's free memory back to the system.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` takes a plain integer (the padding to keep) and
+    // only releases free memory of glibc's heaps; it locks each heap while it
+    // works, so it is safe to call while other threads allocate.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
@@ -87,13 +169,16 @@ pub async fn serve_on(
             addr: c.listen,
             source,
         })?;
-    let state = ApiState::new(
+    let metrics = Arc::new(CollectorMetrics::new());
+    let state = ApiState::with_limits(
         store.clone(),
         ApiOptions {
             max_body_bytes: c.max_body_bytes,
             max_inflight: c.max_inflight,
             holidays: cfg.holidays.clone(),
         },
+        cfg.ingest_limits(),
+        metrics.clone(),
     );
     // The periodic jobs, each while this replica leads it (see
     // `collector::lead`). Stopped when the server returns, however it returns.
@@ -104,6 +189,17 @@ pub async fn serve_on(
         state.metrics().jobs.clone(),
     )));
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let limits = fit_to_file_limit(ConnLimits {
+        max_connections: c.max_connections,
+        header_timeout: c.header_timeout,
+        idle_timeout: c.idle_timeout,
+        first_spread: c.header_timeout / 2,
+    });
+    let guard = GuardAcceptor::new(limits, metrics);
+    let _trim = AbortOnDrop(tokio::spawn(trim_after_floods(guard.clone())));
+    // Admission happens in the accept loop: a connection over the cap is
+    // closed before a task or anything else is spent on it.
+    let make = guard.make(app);
     let std_listener = listener.into_std().map_err(CollectorError::Serve)?;
     let handle = axum_server::Handle::new();
     {
@@ -126,30 +222,99 @@ pub async fn serve_on(
                     source,
                 })?;
             tls.reload_from_config(resumable(&tls.get_inner()));
-            tracing::info!(addr = %local, tls = true, database = %redact(&c.database), "collector listening (HTTPS)");
-            axum_server::tls_rustls::from_tcp_rustls(std_listener, tls)
-                .map_err(CollectorError::Serve)?
+            // The guard sits under TLS: its header timeout covers the handshake.
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                .handshake_timeout(limits.header_timeout)
+                .acceptor(guard);
+            tracing::info!(addr = %local, tls = true, database = %redact(&c.database), max_connections = limits.max_connections, "collector listening (HTTPS)");
+            http1(std_listener)?
+                .acceptor(acceptor)
                 .handle(handle)
-                .first_request_timeout(FIRST_REQUEST_TIMEOUT)
-                .serve(app)
+                .serve(make)
                 .await
         }
         None => {
             if let Some(w) = cfg.plain_http_warning() {
                 tracing::warn!("{w}");
             }
-            tracing::info!(addr = %local, tls = false, database = %redact(&c.database), "collector listening (plain HTTP)");
-            axum_server::from_tcp(std_listener)
-                .map_err(CollectorError::Serve)?
+            tracing::info!(addr = %local, tls = false, database = %redact(&c.database), max_connections = limits.max_connections, "collector listening (plain HTTP)");
+            http1(std_listener)?
+                .acceptor(guard)
                 .handle(handle)
-                .first_request_timeout(FIRST_REQUEST_TIMEOUT)
-                .serve(app)
+                .serve(make)
                 .await
         }
     };
     result.map_err(CollectorError::Serve)?;
     tracing::info!("collector stopped");
     Ok(())
+}
+
+/// An HTTP/1.1-only server on `listener` (the router has no HTTP/2), with a
+/// bounded read buffer; the connection guard does the timeouts hyper's
+/// own header timeout cannot (it also runs while a kept connection is idle).
+fn http1(
+    listener: std::net::TcpListener,
+) -> Result<axum_server::Server<SocketAddr>, CollectorError> {
+    let mut server = axum_server::from_tcp(listener)
+        .map_err(CollectorError::Serve)?
+        .http1_only()
+        .accept_error_handler(accept_failed);
+    server
+        .http_builder()
+        .http1()
+        .max_buf_size(MAX_READ_BUFFER)
+        .header_read_timeout(None);
+    Ok(server)
+}
+
+/// A connection that could not be accepted or set up. Out of file
+/// descriptors is worth a warning (the cap should prevent it); the guard's
+/// own refusals are counted in the metrics; the rest (handshakes that fail,
+/// clients that leave) is routine.
+fn accept_failed(peer: Option<&SocketAddr>, e: &std::io::Error) {
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE) => tracing::warn!(
+            error = %e,
+            "cannot accept a connection: out of file descriptors (lower max_connections or raise LimitNOFILE=)"
+        ),
+        _ => tracing::debug!(peer = ?peer, error = %e, "connection not set up"),
+    }
+}
+
+/// `limits` with `max_connections` fitted to the open-file limit: the soft
+/// limit is first raised as far as the hard limit allows (systemd's default
+/// soft limit of 1024 is far below a collector's needs), then the cap is
+/// lowered, with a warning, if the files still do not suffice.
+fn fit_to_file_limit(limits: ConnLimits) -> ConnLimits {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let want = limits.hard_max() as u64 + FILE_RESERVE;
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-file limit; keeping max_connections");
+            return limits;
+        }
+    };
+    let mut soft = soft;
+    if soft < want {
+        let raised = want.min(hard);
+        match setrlimit(Resource::RLIMIT_NOFILE, raised, hard) {
+            Ok(()) => soft = raised,
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+        }
+    }
+    let files = usize::try_from(soft.saturating_sub(FILE_RESERVE)).unwrap_or(usize::MAX);
+    let fitted = limits.fit(files);
+    if fitted.max_connections < limits.max_connections {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            open_file_limit = soft,
+            using = fitted.max_connections,
+            "max_connections lowered to fit the open-file limit (raise LimitNOFILE= to keep it)"
+        );
+    }
+    fitted
 }
 
 /// Aborts a background task when dropped.

@@ -10,6 +10,12 @@
 //! tls_key = "/etc/linkwatch/collector.key"
 //! max_body_bytes = 4194304
 //! max_inflight = 256
+//! max_inflight_per_device = 2            # one device's uploads at once; more get 429
+//! min_body_rate = 1024                   # bytes/s over each body_rate_window, or 408
+//! body_rate_window = "10s"
+//! header_timeout = "10s"                 # a request's head must arrive within this
+//! idle_timeout = "30s"                   # a kept connection with nothing sent is closed
+//! max_connections = 10000                # lowered to fit the open-file limit
 //! log_format = "auto"
 //! log_level = "info"
 //! rollup_interval = "1m"                  # how often roll-ups are brought up to date
@@ -37,6 +43,8 @@ pub const EMBEDDED_DATABASE: &str = "sqlite://linkwatch-collector.db";
 pub const EMBEDDED_LISTEN: &str = "127.0.0.1:8080";
 /// Most concurrent ingest requests a config may allow.
 pub const MAX_INFLIGHT_LIMIT: usize = 100_000;
+/// Most open connections a config may allow.
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 
 /// `[collector]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -54,6 +62,26 @@ pub struct CollectorSection {
     pub max_body_bytes: usize,
     /// Ingest requests handled at once; more are answered 429.
     pub max_inflight: usize,
+    /// Ingest requests of one device handled at once; more are answered 429.
+    pub max_inflight_per_device: usize,
+    /// Slowest accepted request body, bytes per second over each
+    /// `body_rate_window`; slower bodies are cut with 408.
+    pub min_body_rate: u64,
+    #[serde(with = "humantime_serde")]
+    pub body_rate_window: Duration,
+    /// A connection's request head (request line and headers) must arrive
+    /// within this of its first byte, and a new connection's first request
+    /// head (TLS handshake included) within this of the connection.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A kept connection on which nothing arrives for this long after an
+    /// answer is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Client connections open at once (lowered at start to fit the
+    /// process's open-file limit). A new one beyond it closes the longest
+    /// idle connection, or is closed at once when none is idle.
+    pub max_connections: usize,
     pub log_format: LogFormat,
     pub log_level: String,
     /// How often the roll-ups are brought up to date.
@@ -79,6 +107,12 @@ impl Default for CollectorSection {
             tls_key: None,
             max_body_bytes: MAX_BODY,
             max_inflight: 256,
+            max_inflight_per_device: 2,
+            min_body_rate: 1024,
+            body_rate_window: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
             log_format: LogFormat::Auto,
             log_level: "info".into(),
             rollup_interval: Duration::from_secs(60),
@@ -162,6 +196,16 @@ impl CollectorConfig {
         }
     }
 
+    /// The limits of one ingest request's body.
+    pub fn ingest_limits(&self) -> crate::collector::intake::IngestLimits {
+        let c = &self.collector;
+        crate::collector::intake::IngestLimits {
+            max_inflight_per_device: c.max_inflight_per_device,
+            min_body_rate: c.min_body_rate,
+            body_rate_window: c.body_rate_window,
+        }
+    }
+
     /// What the roll-up maintainer does.
     pub fn rollup_settings(&self) -> crate::collector::maintainer::RollupSettings {
         let c = &self.collector;
@@ -236,6 +280,9 @@ impl CollectorConfig {
                         ));
                     }
                 }
+                // The private key: refused when others can read it.
+                crate::shared::files::check_private(key)
+                    .map_err(|e| self.invalid("collector.tls_key", e.to_string()))?;
             }
             (None, None) => {}
         }
@@ -251,6 +298,45 @@ impl CollectorConfig {
             return Err(self.invalid(
                 "collector.max_inflight",
                 format!("must be between 1 and {MAX_INFLIGHT_LIMIT} (default 256)"),
+            ));
+        }
+        if c.max_inflight_per_device == 0 || c.max_inflight_per_device > c.max_inflight {
+            return Err(self.invalid(
+                "collector.max_inflight_per_device",
+                format!(
+                    "must be between 1 and max_inflight ({}) (default 2)",
+                    c.max_inflight
+                ),
+            ));
+        }
+        if c.min_body_rate == 0 || c.min_body_rate > 1 << 24 {
+            return Err(self.invalid(
+                "collector.min_body_rate",
+                "must be between 1 and 16777216 bytes per second (default 1024)",
+            ));
+        }
+        for (key, d, lo, hi, default) in [
+            (
+                "collector.body_rate_window",
+                c.body_rate_window,
+                1,
+                300,
+                "10s",
+            ),
+            ("collector.header_timeout", c.header_timeout, 1, 120, "10s"),
+            ("collector.idle_timeout", c.idle_timeout, 1, 3600, "30s"),
+        ] {
+            if d < Duration::from_secs(lo) || d > Duration::from_secs(hi) {
+                return Err(self.invalid(
+                    key,
+                    format!("must be between {lo}s and {hi}s (default \"{default}\")"),
+                ));
+            }
+        }
+        if c.max_connections < 16 || c.max_connections > MAX_CONNECTIONS_LIMIT {
+            return Err(self.invalid(
+                "collector.max_connections",
+                format!("must be between 16 and {MAX_CONNECTIONS_LIMIT} (default 10000)"),
             ));
         }
         if c.rollup_interval < Duration::from_secs(1)
@@ -353,7 +439,7 @@ mod tests {
         let cert = dir.path().join("c.pem");
         let key = dir.path().join("k.pem");
         std::fs::write(&cert, "x").unwrap();
-        std::fs::write(&key, "x").unwrap();
+        crate::shared::files::write_new_private(&key, b"x").unwrap();
         let c = parse(&format!(
             "[collector]\nlisten = \"0.0.0.0:9443\"\ndatabase = \"postgres://lw@db/lw\"\n\
              tls_cert = {:?}\ntls_key = {:?}\nmax_body_bytes = 2048\nmax_inflight = 8\n\
@@ -406,6 +492,29 @@ mod tests {
             ("database = \"postgres://\"", "collector.database", "HOST"),
             ("max_body_bytes = 10", "collector.max_body_bytes", "1024"),
             ("max_inflight = 0", "collector.max_inflight", "between 1"),
+            (
+                "max_inflight_per_device = 0",
+                "collector.max_inflight_per_device",
+                "between 1",
+            ),
+            (
+                "max_inflight = 4\nmax_inflight_per_device = 5",
+                "collector.max_inflight_per_device",
+                "max_inflight (4)",
+            ),
+            ("min_body_rate = 0", "collector.min_body_rate", "1024"),
+            (
+                "header_timeout = \"0s\"",
+                "collector.header_timeout",
+                "between 1s",
+            ),
+            ("idle_timeout = \"2h\"", "collector.idle_timeout", "3600s"),
+            (
+                "body_rate_window = \"500ms\"",
+                "collector.body_rate_window",
+                "10s",
+            ),
+            ("max_connections = 2", "collector.max_connections", "16"),
             ("log_level = \"loud[\"", "collector.log_level", "info"),
         ];
         for (line, key, fix) in cases {
@@ -413,6 +522,28 @@ mod tests {
             assert_eq!(k, key, "{line}");
             assert!(m.contains(fix), "{line}: {m}");
         }
+    }
+
+    /// A TLS key others can read is refused, naming the key, the file and
+    /// the fix; a group-readable one (a unit's group) is taken.
+    #[test]
+    fn a_tls_key_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("c.pem");
+        let key = dir.path().join("k.pem");
+        std::fs::write(&cert, "x").unwrap();
+        std::fs::write(&key, "x").unwrap();
+        let text = format!("[collector]\ntls_cert = {cert:?}\ntls_key = {key:?}\n");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (k, m) = key_of(parse(&text).unwrap_err());
+        assert_eq!(k, "collector.tls_key");
+        assert!(m.contains(&format!("chmod 600 {}", key.display())), "{m}");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        parse(&text).unwrap();
+        // The certificate is public: any mode.
+        std::fs::set_permissions(&cert, std::fs::Permissions::from_mode(0o644)).unwrap();
+        parse(&text).unwrap();
     }
 
     #[test]

@@ -6,16 +6,38 @@
 use crate::wire::{LinkKind, LinkState};
 use serde::{Deserialize, Serialize};
 
+mod decode;
+
 /// The protocol version this build speaks.
 pub const VERSION: u32 = 1;
 /// Most records in one batch.
 pub const MAX_RECORDS: usize = 5_000;
 /// Largest accepted request body, compressed (bytes).
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
-/// Largest accepted request body once decompressed (bytes).
+/// Largest request body once decompressed a collector may be configured to
+/// accept (bytes); the collector's own limit is a few times its
+/// `max_body_bytes` (see `collector::intake::decompressed_limit`).
 pub const MAX_BODY_DECOMPRESSED: usize = 32 * 1024 * 1024;
 /// Longest accepted name (device, link, reason, ...).
 pub const MAX_NAME: usize = 128;
+/// Longest accepted `boot_id`.
+pub const MAX_BOOT_ID: usize = 64;
+/// Largest record body, as JSON text (bytes): checked before the body is
+/// decoded, so no body can make the decoder hold more than this. The largest
+/// body the agent writes (`facts` with 64 links of 128-byte names) is under
+/// 16 KiB.
+pub const MAX_RECORD_BODY: usize = 32 * 1024;
+/// Highest sequence number a record may stand for (`seq`, `seq_end`):
+/// storage holds signed 64-bit integers, and `acked + 1` after it must
+/// still be one (2^63 - 2).
+pub const MAX_SEQ: u64 = i64::MAX as u64 - 1;
+/// Most sequence numbers one record may stand for (`seq..=seq_end`). The
+/// agent folds at most a few hundred records into one; the bound keeps one
+/// record from moving a device's `acked` anywhere near [`MAX_SEQ`].
+pub const MAX_SEQ_SPAN: u64 = 1 << 20;
+/// Largest accepted unsigned count (`mono_ms`, `bytes`): what storage holds
+/// (2^63 - 1).
+pub const MAX_COUNT: u64 = i64::MAX as u64;
 /// Measurement times before this (2024-01-01T00:00:00Z, in ms) come from a
 /// clock that cannot be right (a dead clock battery); they are accepted (the
 /// agent measured them) and the uptime engine places such a boot by its
@@ -31,11 +53,16 @@ pub struct Batch {
     /// Protocol version, 1.
     pub v: u32,
     /// The device's name; must be the device the bearer token belongs to.
+    #[serde(deserialize_with = "decode::device_name")]
     pub device: String,
+    #[serde(deserialize_with = "decode::records")]
     pub records: Vec<Record>,
 }
 
 /// One thing the agent learned, with its place in the device's sequence.
+///
+/// Decoded only from JSON in memory ([`parse_batch`]): the body is taken as
+/// borrowed raw JSON and measured before it is decoded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Record {
@@ -51,7 +78,9 @@ pub struct Record {
     /// orders records within a boot even when the wall clock steps.
     pub mono_ms: u64,
     /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`).
+    #[serde(deserialize_with = "decode::boot_id")]
     pub boot_id: String,
+    #[serde(deserialize_with = "decode::body")]
     pub body: Body,
 }
 
@@ -238,10 +267,35 @@ impl Batch {
             if r.seq == 0 {
                 return Err(bad(p("seq"), "must be 1 or more"));
             }
-            if let Some(end) = r.seq_end
-                && end < r.seq
-            {
-                return Err(bad(p("seq_end"), "must not be below seq"));
+            if r.seq > MAX_SEQ {
+                return Err(bad(
+                    p("seq"),
+                    format!("must be at most {MAX_SEQ} (2^63 - 2)"),
+                ));
+            }
+            if let Some(end) = r.seq_end {
+                if end < r.seq {
+                    return Err(bad(p("seq_end"), "must not be below seq"));
+                }
+                if end > MAX_SEQ {
+                    return Err(bad(
+                        p("seq_end"),
+                        format!("must be at most {MAX_SEQ} (2^63 - 2)"),
+                    ));
+                }
+                // No overflow: end >= seq.
+                if end - r.seq >= MAX_SEQ_SPAN {
+                    return Err(bad(
+                        p("seq_end"),
+                        format!("one record stands for at most {MAX_SEQ_SPAN} sequence numbers"),
+                    ));
+                }
+            }
+            if r.mono_ms > MAX_COUNT {
+                return Err(bad(
+                    p("mono_ms"),
+                    format!("must be at most {MAX_COUNT} (2^63 - 1)"),
+                ));
             }
             if let Some(prev) = prev
                 && r.seq <= prev
@@ -261,7 +315,7 @@ impl Batch {
                     "measurement time out of range (Unix milliseconds, 1970 to 9999)",
                 ));
             }
-            if r.boot_id.len() > 64
+            if r.boot_id.len() > MAX_BOOT_ID
                 || r.boot_id.is_empty()
                 || r.boot_id.chars().any(|c| c.is_control())
             {
@@ -282,9 +336,16 @@ impl Batch {
                     rtt_p50_ms,
                     rtt_p95_ms,
                     rtt_max_ms,
+                    bytes,
                     ..
                 } => {
                     name_ok(&p("body.link"), link)?;
+                    if *bytes > MAX_COUNT {
+                        return Err(bad(
+                            p("body.bytes"),
+                            format!("must be at most {MAX_COUNT} (2^63 - 1)"),
+                        ));
+                    }
                     if *minutes == 0 || *minutes > 60 * 24 * 31 {
                         return Err(bad(p("body.minutes"), "must be 1 to 44640"));
                     }
@@ -453,5 +514,121 @@ mod tests {
             let e = b.validate().unwrap_err();
             assert_eq!(e.path, path, "{e}");
         }
+    }
+
+    /// A batch of one heartbeat with `seq`, `seq_end` and `mono_ms` as given
+    /// (JSON number text).
+    fn one(seq: &str, seq_end: Option<&str>, mono: &str) -> String {
+        let end = seq_end
+            .map(|e| format!(",\"seq_end\":{e}"))
+            .unwrap_or_default();
+        format!(
+            r#"{{"v":1,"device":"d","records":[{{"seq":{seq}{end},"at":1790000000000,"mono_ms":{mono},"boot_id":"b","body":{{"type":"heartbeat","online":true}}}}]}}"#
+        )
+    }
+
+    fn refused(json: &str) -> Invalid {
+        match parse_batch(json.as_bytes()) {
+            Err(e) => e,
+            Ok(b) => b.validate().unwrap_err(),
+        }
+    }
+
+    /// Every integer the store keeps fits its signed 64-bit columns, and the
+    /// last sequence number a record covers leaves room for `acked + 1`.
+    #[test]
+    fn integers_stop_where_storage_does() {
+        let max = i64::MAX as u64; // 2^63 - 1
+        // At the edge: accepted.
+        parse_batch(one(&MAX_SEQ.to_string(), None, &max.to_string()).as_bytes())
+            .unwrap()
+            .validate()
+            .unwrap();
+        let span_end = (MAX_SEQ_SPAN).to_string();
+        parse_batch(one("1", Some(&span_end), "0").as_bytes())
+            .unwrap()
+            .validate()
+            .unwrap();
+        // One over: refused, naming the field and the limit.
+        for (json, field) in [
+            (one(&max.to_string(), None, "0"), "records[0].seq"),
+            (one(&u64::MAX.to_string(), None, "0"), "records[0].seq"),
+            (one("1", Some(&max.to_string()), "0"), "records[0].seq_end"),
+            (
+                one(&MAX_SEQ.to_string(), Some(&max.to_string()), "0"),
+                "records[0].seq_end",
+            ),
+            (
+                one("1", Some(&u64::MAX.to_string()), "0"),
+                "records[0].seq_end",
+            ),
+            (
+                one("1", Some(&(MAX_SEQ_SPAN + 1).to_string()), "0"),
+                "records[0].seq_end",
+            ),
+            (one("1", None, &(max + 1).to_string()), "records[0].mono_ms"),
+            (one("1", None, &u64::MAX.to_string()), "records[0].mono_ms"),
+            // Beyond u64: not an unsigned integer at all.
+            (one("18446744073709551616", None, "0"), "records[0].seq"),
+            (one("-1", None, "0"), "records[0].seq"),
+        ] {
+            let e = refused(&json);
+            assert_eq!(e.path, field, "{json}: {e}");
+        }
+        let e = refused(&one("1", Some(&max.to_string()), "0"));
+        assert!(e.message.contains("2^63 - 2"), "{e}");
+        let bytes = sample().replace(
+            r#""count":3}"#,
+            r#""count":3}},{"seq":6,"at":1790000060000,"mono_ms":61000,"boot_id":"b1","body":{"type":"link_minutes","link":"eth0","kind":"wifi","minutes":1,"sent":1,"lost":0,"bytes":9223372036854775808}"#,
+        );
+        assert_eq!(refused(&bytes).path, "records[3].body.bytes");
+    }
+
+    /// Strings, record bodies and the record count are bounded while the
+    /// JSON is decoded: the error names the field and the limit.
+    #[test]
+    fn sizes_are_bounded_while_decoding() {
+        let long_boot = sample().replacen("\"b1\"", &format!("\"{}\"", "b".repeat(65)), 1);
+        let e = parse_batch(long_boot.as_bytes()).unwrap_err();
+        assert_eq!(e.path, "records[0].boot_id", "{e}");
+        assert!(e.message.contains("at most 64"), "{e}");
+        let long_device = sample().replace("dhaka-gw1", &"d".repeat(129));
+        let e = parse_batch(long_device.as_bytes()).unwrap_err();
+        assert_eq!(e.path, "device", "{e}");
+        assert!(e.message.contains("at most 128"), "{e}");
+        // A body of 1 MiB (a long string inside it): refused before decoding.
+        let big = sample().replace(
+            r#""reason":null"#,
+            &format!(r#""reason":"{}""#, "x".repeat(1 << 20)),
+        );
+        let e = parse_batch(big.as_bytes()).unwrap_err();
+        assert_eq!(e.path, "records[1].body", "{e}");
+        assert!(e.message.contains(&MAX_RECORD_BODY.to_string()), "{e}");
+        // Just under the limit: decoded (and then refused by validation for
+        // its over-long reason, naming that field).
+        let pad = MAX_RECORD_BODY - 200;
+        let fits = sample().replace(
+            r#""reason":null"#,
+            &format!(r#""reason":"{}""#, "x".repeat(pad)),
+        );
+        let e = parse_batch(fits.as_bytes())
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.path, "records[1].body.reason", "{e}");
+        // One record over the count.
+        let rec = r#"{"seq":SEQ,"at":1790000000000,"mono_ms":1,"boot_id":"b","body":{"type":"heartbeat","online":true}}"#;
+        let recs: Vec<String> = (1..=MAX_RECORDS + 1)
+            .map(|i| rec.replace("SEQ", &i.to_string()))
+            .collect();
+        let json = format!(r#"{{"v":1,"device":"d","records":[{}]}}"#, recs.join(","));
+        let e = parse_batch(json.as_bytes()).unwrap_err();
+        assert_eq!(e.path, "records", "{e}");
+        assert!(e.message.contains(&MAX_RECORDS.to_string()), "{e}");
+        let json = format!(
+            r#"{{"v":1,"device":"d","records":[{}]}}"#,
+            recs[..MAX_RECORDS].join(",")
+        );
+        parse_batch(json.as_bytes()).unwrap().validate().unwrap();
     }
 }

@@ -296,7 +296,7 @@ where
         };
         let full = ranges.len() as i64 == SCAN_CHUNK;
         h = advance_contiguous(h, &mut ranges);
-        if !full || last > h + 1 {
+        if !full || !super::follows(h, last) {
             break;
         }
         cursor = last;

@@ -106,8 +106,29 @@ impl SqliteStore {
         };
         // An in-memory database lives as long as its one connection: keep it.
         let memory = url.contains(":memory:") || url.contains("mode=memory");
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(open_err)?
+        let options = SqliteConnectOptions::from_str(url).map_err(open_err)?;
+        if !memory {
+            // The database holds token hashes and every record: 0600 from
+            // the start (SQLite would make it 0644, and its WAL and SHM
+            // files follow the database's mode).
+            let file = options.get_filename();
+            let changed = crate::shared::files::private_database(file)
+                .map_err(|e| open_err(sqlx::Error::Io(e)))?;
+            for t in changed {
+                match t.result {
+                    Ok(()) => tracing::warn!(
+                        file = %t.path.display(),
+                        "the collector database was readable by others: made it private (0600)"
+                    ),
+                    Err(e) => tracing::warn!(
+                        file = %t.path.display(),
+                        error = %e,
+                        "the collector database is readable by others and cannot be made private: run `chmod 600` on it"
+                    ),
+                }
+            }
+        }
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)

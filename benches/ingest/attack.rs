@@ -1,0 +1,430 @@
+//! `attack`: ingest at 100,000 devices' rate (one-minute batches, 1,667
+//! req/s) against the real collector binary (a child process, SQLite, the
+//! default limits), once on a quiet collector and once while an attacker on
+//! another address holds 5,000 idle connections (each reopened as soon as
+//! the collector closes it) and 200 slow bodies with one device's token (a
+//! byte every 5 s; each started again a second after its answer, as the
+//! issue's attack did with 256 of them). The attacker is a process of its
+//! own (this benchmark run again with `LW_ATTACKER` set), so that it does
+//! not slow the load generator down. Prints legitimate p50/p99 and
+//! throughput side by side (target: within 20 %), and the collector's RSS
+//! at the end of each run and once the attacker has left.
+
+use super::{Fleet, StepResult, background_cpu, cores, ms, run_step, thousands};
+use linkwatch::collector::devices::{new_token, token_hash};
+use linkwatch::collector::store;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+const BIN: &str = env!("CARGO_BIN_EXE_linkwatch");
+/// 100,000 devices at one batch a minute.
+const RATE: f64 = 100_000.0 / 60.0;
+const RUN: Duration = Duration::from_secs(20);
+const IDLE_CONNECTIONS: usize = 5_000;
+const SLOW_BODIES: usize = 200;
+/// The attacker's address (the fleet comes from 127.0.0.1).
+const ATTACKER: [u8; 4] = [127, 0, 0, 3];
+
+/// The collector binary on 127.0.0.1:0 with the default limits.
+struct Child {
+    child: tokio::process::Child,
+    addr: SocketAddr,
+    pid: u32,
+}
+
+impl Child {
+    async fn start(dir: &Path, url: &str) -> Child {
+        let config = dir.join("collector.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[collector]\nlisten = \"127.0.0.1:0\"\ndatabase = \"{url}\"\n\
+                 log_format = \"text\"\nlog_level = \"info\"\n"
+            ),
+        )
+        .expect("write the collector config");
+        let mut child = tokio::process::Command::new(BIN)
+            .args([
+                "collector",
+                "--config",
+                config.to_str().expect("utf-8 path"),
+            ])
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the collector");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("collector listening")
+                    && let Some(a) = line.split("addr=").nth(1)
+                {
+                    return a
+                        .split_whitespace()
+                        .next()
+                        .and_then(|a| a.parse().ok())
+                        .expect("an address");
+                }
+            }
+            panic!("the collector exited before listening");
+        })
+        .await
+        .expect("the collector listens within 30 s");
+        // Drain its log so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let pid = child.id().expect("a pid");
+        Child { child, addr, pid }
+    }
+
+    /// VmRSS and VmHWM, MiB.
+    fn memory(&self) -> (f64, f64) {
+        let text =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+                .unwrap_or(0.0)
+                / 1024.0
+        };
+        (field("VmRSS"), field("VmHWM"))
+    }
+
+    async fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::get(format!("http://{}/metrics", self.addr))
+            .await
+            .ok()
+            .map(|r| r.text());
+        let text = match text {
+            Some(t) => t.await.unwrap_or_default(),
+            None => String::new(),
+        };
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// A connection from the attacker's address.
+async fn connect(addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let s = tokio::net::TcpSocket::new_v4()?;
+    s.bind(SocketAddr::from((ATTACKER, 0)))?;
+    s.connect(addr).await
+}
+
+/// The attacker process: `LW_ATTACKER` = "ADDR TOKEN". Prints what it did
+/// once a second, until killed.
+pub(super) fn attacker_process(spec: &str) {
+    let (addr, token) = spec.split_once(' ').expect("LW_ATTACKER=ADDR TOKEN");
+    let addr: SocketAddr = addr.parse().expect("an address");
+    let token = token.to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async move {
+        let attack = Arc::new(Attack::default());
+        for _ in 0..IDLE_CONNECTIONS {
+            tokio::spawn(hold_idle(addr, attack.clone()));
+        }
+        for _ in 0..SLOW_BODIES {
+            tokio::spawn(slow_body(addr, token.clone(), attack.clone()));
+        }
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            println!("{}", attack.summary());
+        }
+    });
+}
+
+/// What the attacker did.
+#[derive(Default)]
+struct Attack {
+    idle_opened: AtomicU64,
+    slow_started: AtomicU64,
+    slow_answers: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+/// Hold an idle connection, opening another whenever it is closed (until
+/// the task is aborted).
+async fn hold_idle(addr: SocketAddr, attack: Arc<Attack>) {
+    let mut buf = [0u8; 64];
+    loop {
+        let Ok(mut s) = connect(addr).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        attack.idle_opened.fetch_add(1, Ordering::Relaxed);
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+}
+
+/// Upload a body a byte every 5 s, starting again a second after each
+/// answer (until the task is aborted).
+async fn slow_body(addr: SocketAddr, token: String, attack: Arc<Attack>) {
+    loop {
+        let Ok(s) = connect(addr).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        attack.slow_started.fetch_add(1, Ordering::Relaxed);
+        let (mut r, mut w) = s.into_split();
+        let head = format!(
+            "POST /api/v1/ingest HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {token}\r\n\
+             content-type: application/json\r\ncontent-length: 4000000\r\n\r\n{{"
+        );
+        if w.write_all(head.as_bytes()).await.is_err() {
+            continue;
+        }
+        let trickle = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                if w.write_all(b" ").await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(n) = r.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+        trickle.abort();
+        let status = String::from_utf8_lossy(&answer)
+            .get(9..12)
+            .unwrap_or("closed")
+            .to_string();
+        *attack
+            .slow_answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(status)
+            .or_default() += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+impl Attack {
+    fn summary(&self) -> String {
+        let answers = self
+            .slow_answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| format!("{v} x {k}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "attacker: {} idle connections opened in all, {} slow uploads started (answers: {answers})",
+            thousands(self.idle_opened.load(Ordering::Relaxed)),
+            thousands(self.slow_started.load(Ordering::Relaxed)),
+        )
+    }
+}
+
+struct Run {
+    step: StepResult,
+    rss: f64,
+    peak: f64,
+    connections: f64,
+    attack: Option<String>,
+    /// RSS once the attacker's connections are gone, MiB.
+    rss_after: Option<f64>,
+}
+
+async fn one_run(attacked: bool) -> Run {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("collector.db").display());
+    let (mut fleet, attacker_token) = {
+        let store = store::open(&url).await.expect("open the store");
+        let fleet = Fleet::register(store.clone(), super::DEVICES).await;
+        let token = new_token();
+        store
+            .add_device("attacker", None, &token_hash(&token), super::now_ms())
+            .await
+            .expect("add the attacker's device");
+        (fleet, token)
+    };
+    let collector = Child::start(dir.path(), &url).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(usize::MAX)
+        .pool_idle_timeout(Duration::from_secs(20))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("HTTP client");
+    let ingest = reqwest::Url::parse(&format!("http://{}/api/v1/ingest", collector.addr))
+        .expect("ingest URL");
+    let mut rng = StdRng::seed_from_u64(11);
+    let warm = tokio::task::block_in_place(|| fleet.requests(400, &mut rng));
+    run_step(&client, &ingest, warm, 200.0).await;
+
+    // The attacker, a process of its own: its last report line.
+    let mut attacker = None;
+    let report = Arc::new(std::sync::Mutex::new(String::new()));
+    if attacked {
+        let mut child = tokio::process::Command::new(std::env::current_exe().expect("this bench"))
+            .env(
+                "LW_ATTACKER",
+                format!("{} {attacker_token}", collector.addr),
+            )
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the attacker");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let last = report.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                *last.lock().unwrap_or_else(|p| p.into_inner()) = line;
+            }
+        });
+        attacker = Some(child);
+        // Until the attacker holds its connections.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while collector.metric("linkwatch_collector_connections").await
+            < IDLE_CONNECTIONS as f64 * 0.95
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let count = (RATE * RUN.as_secs_f64()).round() as usize;
+    let reqs = tokio::task::block_in_place(|| fleet.requests(count, &mut rng));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let connections_during = collector.metric("linkwatch_collector_connections").await;
+    let step = run_step(&client, &ingest, reqs, RATE).await;
+    let (rss, peak) = collector.memory();
+    let summary = attacked.then(|| report.lock().unwrap_or_else(|p| p.into_inner()).clone());
+    if let Some(mut child) = attacker {
+        let _ = child.kill().await;
+    }
+    let rss_after = if attacked {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while collector.metric("linkwatch_collector_connections").await > 50.0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // The collector gives freed memory back within its trim interval.
+        tokio::time::sleep(Duration::from_secs(16)).await;
+        Some(collector.memory().0)
+    } else {
+        None
+    };
+    collector.stop().await;
+    Run {
+        step,
+        rss,
+        peak,
+        connections: connections_during,
+        attack: summary,
+        rss_after,
+    }
+}
+
+fn print_run(label: &str, r: &Run) {
+    let s = &r.step;
+    let errors: Vec<String> = s.errors.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    println!(
+        "  {label:<9} {:.0} req/s offered, ok {}/{} ({:.0}/s), p50 {:.1} ms, p99 {:.1} ms, max {:.0} ms, \
+         start lag p99 {:.1} ms{}; collector: {:.0} connections open, RSS {:.1} MiB at the end \
+         (peak {:.1} MiB) -> {}",
+        s.target,
+        s.ok,
+        s.sent,
+        s.ok_rate,
+        ms(s.p50),
+        ms(s.p99),
+        ms(s.max),
+        ms(s.lag_p99),
+        if errors.is_empty() {
+            String::new()
+        } else {
+            format!(", errors: {}", errors.join(", "))
+        },
+        r.connections,
+        r.rss,
+        r.peak,
+        s.fail.as_deref().unwrap_or("ok")
+    );
+    if let Some(a) = &r.attack {
+        println!("            {a}");
+    }
+    if let Some(m) = r.rss_after {
+        println!("            collector RSS once the attacker's connections are gone: {m:.1} MiB");
+    }
+}
+
+pub(super) async fn bench_attack() {
+    println!(
+        "== ingest under attack: {RATE:.0} req/s of one-minute batches (100,000 devices), {} s a run, \
+         against the release collector binary (SQLite, default limits: max_connections 10,000, \
+         header_timeout 10 s, idle_timeout 30 s, max_inflight 256, 2 per device, min_body_rate \
+         1024 B/s over 10 s)",
+        RUN.as_secs()
+    );
+    println!(
+        "   attacker on 127.0.0.3, a process of its own: {IDLE_CONNECTIONS} idle connections \
+         (reopened when closed) and {SLOW_BODIES} slow bodies with one device's token (a byte \
+         every 5 s, started again a second after each answer); load generator, attacker and \
+         collector share the machine's {} cores",
+        cores()
+    );
+    if let Some(c) = background_cpu().await {
+        println!(
+            "   before starting, other processes use {:.0}% of {}00% CPU{}",
+            c.others(),
+            cores(),
+            if c.others() > 20.0 * cores() as f64 {
+                " -- the machine is busy with other work: the figures below are lower than on a quiet machine"
+            } else {
+                ""
+            }
+        );
+    }
+    {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+    let quiet = one_run(false).await;
+    print_run("quiet", &quiet);
+    let attacked = one_run(true).await;
+    print_run("attacked", &attacked);
+    let p99 = ms(attacked.step.p99) / ms(quiet.step.p99).max(0.001);
+    let rate = attacked.step.ok_rate / quiet.step.ok_rate.max(0.001);
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!(
+        "attack: p99 {:.1} ms quiet vs {:.1} ms attacked (ratio {p99:.2}: within 20 % {}; \
+         p99 < 100 ms {}), throughput {:.0} vs {:.0} req/s ok (ratio {rate:.2}: within 20 % {})",
+        ms(quiet.step.p99),
+        ms(attacked.step.p99),
+        verdict(p99 <= 1.2),
+        verdict(ms(attacked.step.p99) < 100.0),
+        quiet.step.ok_rate,
+        attacked.step.ok_rate,
+        verdict(rate >= 0.8),
+    );
+}
