@@ -8,9 +8,10 @@
 //!   about to choose it, or the chosen link failed a round and this link's
 //!   last clean round is older than that failure) is probed at the active
 //!   interval with every target until a clean round newer than the request
-//!   (or until it is no longer online); meanwhile its window is
-//!   `interval_active × up_after`, so evidence older than that no longer
-//!   counts for the device;
+//!   (or until it is no longer online); meanwhile its older evidence does not
+//!   count for the device (its window is zero): it was asked because that
+//!   evidence is older than the trouble, or older than `interval_active ×
+//!   up_after`;
 //! - a link that failed a round (or is proving itself after `down`) is probed
 //!   at the active interval with every target until the health machine has
 //!   confirmed it either way ([`crate::agent::health::LinkHealth::confirming`]);
@@ -50,8 +51,7 @@ pub struct PaceParams {
     /// Use a metered active link's traffic as evidence (`traffic_evidence`).
     pub traffic_evidence: bool,
     /// How old the last clean round of a link may be for the policy to move
-    /// to it, and the window of a link asked to confirm:
-    /// `interval_active × up_after`.
+    /// to it: `interval_active × up_after`.
     pub fresh_for: Duration,
 }
 
@@ -143,7 +143,7 @@ pub fn pace(l: &LinkNow, p: &PaceParams) -> Pace {
             mode: Mode::Confirm,
             interval: p.interval_active,
             all_targets: true,
-            window: p.fresh_for,
+            window: Duration::ZERO,
         };
     }
     if l.confirming {

@@ -36,9 +36,10 @@
 //! - an online link whose last round failed (other than the current one) is
 //!   *doubtful*: never chosen, never waited for (its own fast rounds settle
 //!   it either way);
-//! - when the current link failed a round (it is in doubt), every other online
-//!   link whose last clean round is older than that failure is asked to
-//!   confirm: the policy is about to choose among them.
+//! - while the chosen link is in doubt (it failed a round), and while no link
+//!   is chosen, every other online link whose last clean round is older than
+//!   the beginning of that trouble is asked to confirm: the policy is about to
+//!   choose among them.
 
 use crate::shared::time::Millis;
 use crate::wire::LinkState;
@@ -191,6 +192,8 @@ pub struct Policy {
     flaps: BTreeMap<String, VecDeque<Millis>>,
     /// The link the route left while a confirmation is awaited.
     left: Option<String>,
+    /// Since when the chosen link is in doubt, or no link is chosen.
+    trouble: Option<Millis>,
 }
 
 impl Policy {
@@ -202,6 +205,7 @@ impl Policy {
             cleared: false,
             flaps: BTreeMap::new(),
             left: None,
+            trouble: None,
         }
     }
 
@@ -466,12 +470,19 @@ impl Policy {
         {
             self.record_flap(p, now);
         }
-        // The chosen link failed a round: the policy is about to choose among
-        // the others, so those not proven since are confirmed now.
-        if let Some(c) = chosen
-            && let Some(t) = c.failing_since
-        {
-            for x in ranked.iter().filter(|x| x.name != c.name) {
+        // Trouble: the chosen link failed a round, or no link is chosen. It
+        // lasts until a chosen link is not in doubt; meanwhile every online
+        // link not proven since it began is asked to confirm (the policy is
+        // about to choose among them).
+        self.trouble = match chosen {
+            Some(c) => c.failing_since,
+            None => Some(self.trouble.unwrap_or(now)),
+        };
+        if let Some(t) = self.trouble {
+            for x in ranked
+                .iter()
+                .filter(|x| chosen.is_none_or(|c| c.name != x.name))
+            {
                 if x.state.is_online() && x.last_clean.is_none_or(|l| l < t) {
                     ask(&mut confirm, &x.name, t);
                 }

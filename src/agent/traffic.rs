@@ -1,7 +1,10 @@
 //! Traffic as evidence on a metered active link: the kernel's per-interface
-//! packet counters (`/sys/class/net/IF/statistics/{rx,tx}_packets`, read
-//! through [`CounterSource`] so tests can feed their own) in, a verdict out.
-//! The watch itself is pure: readings with timestamps in, never a clock.
+//! packet counters in (`/sys/class/net/IF/statistics/{rx,tx}_packets`, less
+//! the multicast ones: multicast received (`statistics/multicast`) and IPv6
+//! multicast sent (`Ip6OutMcastPkts` in `/proc/net/dev_snmp6/IF`: router
+//! solicitations, MLD reports) neither prove the link nor await an answer;
+//! read through [`CounterSource`] so tests can feed their own), a verdict
+//! out. The watch itself is pure: readings with timestamps in, never a clock.
 //!
 //! Verdicts, one per reading:
 //! - [`Verdict::Alive`]: packets arrived since the last reading. The link
@@ -47,15 +50,39 @@ pub trait CounterSource: Send + Sync {
     fn read(&self, iface: &str) -> Result<Counters, TrafficError>;
 }
 
-/// The kernel's counters under a sysfs root (normally `/sys/class/net`).
+/// The kernel's counters under a sysfs root (normally `/sys/class/net`) and
+/// the per-interface IPv6 figures (normally `/proc/net/dev_snmp6`).
 #[derive(Debug, Clone)]
 pub struct Sysfs {
     root: PathBuf,
+    snmp6: PathBuf,
 }
 
 impl Sysfs {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Sysfs { root: root.into() }
+        Sysfs::with_snmp6(root, "/proc/net/dev_snmp6")
+    }
+
+    pub fn with_snmp6(root: impl Into<PathBuf>, snmp6: impl Into<PathBuf>) -> Self {
+        Sysfs {
+            root: root.into(),
+            snmp6: snmp6.into(),
+        }
+    }
+
+    /// IPv6 multicast packets sent (0 without IPv6 on the interface).
+    fn ipv6_multicast_out(&self, iface: &str) -> Result<u64, TrafficError> {
+        let path = self.snmp6.join(iface);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(0);
+        };
+        let Some(v) = text.lines().find_map(|l| l.strip_prefix("Ip6OutMcastPkts")) else {
+            return Ok(0);
+        };
+        v.trim().parse().map_err(|_| TrafficError::Parse {
+            path,
+            text: v.trim().to_string(),
+        })
     }
 }
 
@@ -73,9 +100,13 @@ fn read_number(path: &Path) -> Result<u64, TrafficError> {
 impl CounterSource for Sysfs {
     fn read(&self, iface: &str) -> Result<Counters, TrafficError> {
         let dir = self.root.join(iface).join("statistics");
+        let rx = read_number(&dir.join("rx_packets"))?;
+        let tx = read_number(&dir.join("tx_packets"))?;
+        // Not every driver counts multicast received.
+        let rx_multicast = read_number(&dir.join("multicast")).unwrap_or(0);
         Ok(Counters {
-            rx_packets: read_number(&dir.join("rx_packets"))?,
-            tx_packets: read_number(&dir.join("tx_packets"))?,
+            rx_packets: rx.saturating_sub(rx_multicast),
+            tx_packets: tx.saturating_sub(self.ipv6_multicast_out(iface)?),
         })
     }
 }

@@ -119,6 +119,8 @@ pub struct Worker {
     rotate: usize,
     probe_bytes: u64,
     last_app: Option<Instant>,
+    /// When the application checks are due while none ran (yet, or since a kick).
+    app_soon: Option<Instant>,
     minute: MinuteAcc,
 }
 
@@ -151,6 +153,7 @@ impl Worker {
             rotate: 0,
             probe_bytes: 0,
             last_app: None,
+            app_soon: None,
             minute: MinuteAcc::default(),
         }
     }
@@ -343,7 +346,10 @@ impl Worker {
             }
             let next_round = self.next_round();
             let next_app = match self.last_app {
-                None => Instant::now() + Duration::from_millis(200),
+                // Fixed once: the loop may wake every 100 ms.
+                None => *self
+                    .app_soon
+                    .get_or_insert_with(|| Instant::now() + Duration::from_millis(200)),
                 Some(t) => t + self.app_interval(),
             };
             let app_due = can_probe
@@ -486,6 +492,7 @@ impl Worker {
                     app_busy = true;
                     self.probed = true;
                     self.last_app = Some(Instant::now());
+                    self.app_soon = None;
                     let checks = self.app_checks();
                     let timeout = self.hcfg.timeout_max.max(Duration::from_secs(2));
                     let prober = self.env.prober.clone();

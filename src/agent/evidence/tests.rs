@@ -77,7 +77,8 @@ fn check_pace(l: &LinkNow, p: &PaceParams, got: Pace) {
                 mode: Mode::Confirm,
                 interval: p.interval_active,
                 all_targets: true,
-                window: p.fresh_for,
+                // Evidence from before the request does not count.
+                window: Duration::ZERO,
             },
             "{ctx}"
         );
@@ -160,10 +161,10 @@ fn defaults_give_the_documented_windows() {
     assert_eq!(w(link(false, false)), 5550);
     assert_eq!(w(link(false, true)), 15550);
     assert_eq!(w(link(true, true)), 20550);
-    // Asked to confirm: evidence older than 2.5 s stops counting.
+    // Asked to confirm: its evidence stops counting until the answer.
     let mut asked = link(false, false);
     asked.confirm_after = Some(Millis(1));
-    assert_eq!(w(asked), 2500);
+    assert_eq!(w(asked), 0);
 }
 
 fn vouch_strategy() -> impl Strategy<Value = Vouch> {

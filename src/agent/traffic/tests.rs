@@ -76,8 +76,19 @@ fn counters_come_from_the_statistics_files() {
     std::fs::create_dir_all(&stats).unwrap();
     std::fs::write(stats.join("rx_packets"), "1234\n").unwrap();
     std::fs::write(stats.join("tx_packets"), "99\n").unwrap();
-    let s = Sysfs::new(dir.path());
+    let snmp6 = dir.path().join("snmp6");
+    std::fs::create_dir_all(&snmp6).unwrap();
+    let s = Sysfs::with_snmp6(dir.path(), &snmp6);
+    // Neither a multicast counter nor IPv6: the plain counters.
     assert_eq!(s.read("wwan0").unwrap(), c(1234, 99));
+    // Multicast received and IPv6 multicast sent are left out.
+    std::fs::write(stats.join("multicast"), "34\n").unwrap();
+    std::fs::write(
+        snmp6.join("wwan0"),
+        "Ip6InReceives                   \t5\nIp6OutMcastPkts                 \t9\nIp6OutMcastOctets               \t672\n",
+    )
+    .unwrap();
+    assert_eq!(s.read("wwan0").unwrap(), c(1200, 90));
     let e = s.read("ppp0").unwrap_err().to_string();
     assert!(
         e.starts_with("cannot read traffic counter ") && e.contains("ppp0/statistics/rx_packets"),
@@ -233,15 +244,20 @@ impl Laptop {
         if now.is_multiple_of(100) {
             let probing = std::mem::take(&mut self.probed) || self.flight.is_some();
             let quiet = self.health.timeout();
+            let traffic_pace = evidence::pace(&self.link_now(), &self.pace).mode == Mode::Traffic;
+            let online = self.health.state().is_online();
             match self
                 .watch
                 .sample(Millis(now), c(self.rx, self.tx), quiet, probing)
             {
-                Verdict::Alive => self.last_clean = Some(Millis(now)),
-                Verdict::Unanswered
-                    if self.flight.is_none()
-                        && evidence::pace(&self.link_now(), &self.pace).mode == Mode::Traffic =>
-                {
+                Verdict::Alive => {
+                    self.last_clean = Some(Millis(now));
+                    let gap = self.last_start.is_none_or(|s| now - s >= 1000);
+                    if !online && self.flight.is_none() && gap && traffic_pace {
+                        self.kick = true;
+                    }
+                }
+                Verdict::Unanswered if self.flight.is_none() && online && traffic_pace => {
                     self.asked = true;
                     self.kick = true;
                 }
@@ -283,7 +299,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     /// Dead upstream while traffic flows: `down` within 3 s; while idle:
-    /// within 30 s.
+    /// within 30 s. Back up within 3 s once answers flow again (idle: at the
+    /// next slow round).
     #[test]
     fn a_dead_upstream_is_down_within_3_s_with_traffic_and_30_s_idle(phase in 0u64..2_000) {
         for (load, bound) in [(Load::Steady, 3_000), (Load::Idle, 30_000)] {
@@ -296,6 +313,14 @@ proptest! {
             prop_assert_eq!(l.health.state(), LinkState::Down);
             let took = l.health.since().0 - cut;
             prop_assert!(took <= bound, "{:?}: down {} ms after the cut", load, took);
+            // Back: within 3 s when traffic tells, at the next slow round when idle.
+            let heal = l.now;
+            l.dead = false;
+            l.run(heal + 30_000);
+            prop_assert_eq!(l.health.state(), LinkState::Up);
+            let back = l.health.since().0 - heal;
+            let bound = if load == Load::Steady { 3_000 } else { 23_000 };
+            prop_assert!(back <= bound, "{:?}: up {} ms after the heal", load, back);
         }
     }
 }

@@ -9,7 +9,11 @@ use crate::agent::health::{Observation, Round};
 use crate::agent::probe::{ProbeFailure, ProbeOutcome};
 use crate::agent::status::{LinkLabels, ProbeLabels};
 use crate::agent::traffic::{TrafficWatch, Verdict};
+use std::time::Duration;
 use tracing::{debug, warn};
+
+/// At most one round a second asked for by traffic arriving on a down link.
+const RECOVERY_PROBE_GAP: Duration = Duration::from_secs(1);
 
 impl Worker {
     pub(super) fn count_probe(&mut self, spec_label: &str, kind: &str, o: &ProbeOutcome) {
@@ -138,8 +142,25 @@ impl Worker {
                 let before = self.evidence_key();
                 self.last_clean = Some(now);
                 self.evidence_changed(before);
+                // Packets arrive on a link that is down: it may be back.
+                let quiet_since = self
+                    .last_round
+                    .is_none_or(|t| t.elapsed() >= RECOVERY_PROBE_GAP);
+                if !self.health.state().is_online()
+                    && !round_busy
+                    && quiet_since
+                    && self.pace().mode == Mode::Traffic
+                {
+                    debug!(link = %self.plan.name, "traffic arrives on a down link: probing now");
+                    self.kick = true;
+                }
             }
-            Verdict::Unanswered if !round_busy && self.pace().mode == Mode::Traffic => {
+            // Unanswered traffic on a link already down tells nothing new.
+            Verdict::Unanswered
+                if !round_busy
+                    && self.health.state().is_online()
+                    && self.pace().mode == Mode::Traffic =>
+            {
                 debug!(link = %self.plan.name, "traffic unanswered: probing every target now");
                 self.traffic_round = true;
                 self.kick = true;

@@ -286,8 +286,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// Every link's upstream cut at once, at any phase of the rounds: the
-    /// device is offline within 3 s, every link `down` within 3 s, and it
-    /// never flickers back online.
+    /// device is offline within 2.3 s (plus an RTT), every link `down` within
+    /// 3 s, and it never flickers back online.
     #[test]
     fn every_link_cut_at_once_is_offline_within_3_s(
         phase in 0u64..15_000,
@@ -304,7 +304,10 @@ proptest! {
         prop_assert_eq!(off.len(), 1, "{:?}", d.online_log);
         let (t, online) = *off[0];
         prop_assert!(!online);
-        prop_assert!(t - cut <= 3 * SEC, "offline {} ms after the cut", t - cut);
+        // The active link is down within 1.8 s of its first failed round,
+        // which starts within 500 ms of the cut; the standby links stop
+        // counting when asked to confirm.
+        prop_assert!(t - cut <= 2_300 + rtt, "offline {} ms after the cut", t - cut);
         for (i, name) in NAMES.iter().enumerate() {
             prop_assert_eq!(d.state(i), LinkState::Down);
             let down = d.links[i].health.since().0;

@@ -89,15 +89,18 @@ fn check_decision(before: &Policy, now: Millis, cands: &[Candidate], d: &Decisio
         assert!(x.last_clean.is_none_or(|l| l < *t), "{ctx}");
     }
     assert!(d.confirm.windows(2).all(|w| w[0].0 < w[1].0), "{ctx}");
-    // The chosen link is in doubt: every other online link not proven since
-    // is asked.
-    if let Some(ch) = d.chosen.as_deref().map(|n| find(n).unwrap())
-        && let Some(f) = ch.failing_since
-    {
-        for x in cands
+    // Trouble (the chosen link in doubt, or no link chosen): every other
+    // online link not proven since it began is asked.
+    let chosen = d.chosen.as_deref().map(|n| find(n).unwrap());
+    let trouble = match chosen {
+        Some(ch) => ch.failing_since,
+        None => Some(before.trouble.unwrap_or(now)),
+    };
+    if let Some(f) = trouble {
+        let others = cands
             .iter()
-            .filter(|x| x.name != ch.name && x.state.is_online())
-        {
+            .filter(|x| chosen.is_none_or(|c| c.name != x.name) && x.state.is_online());
+        for x in others {
             if x.last_clean.is_none_or(|l| l < f) {
                 assert!(
                     asked(&x.name).is_some_and(|t| t >= f),
