@@ -39,10 +39,17 @@ impl Agent {
         self.recheck = d.pending.as_ref().map(|(_, at)| {
             tokio::time::Instant::now() + at.saturating_sub(now) + Duration::from_millis(5)
         });
+        // Waiting for a link's confirmation is no change yet: the move is
+        // announced and recorded once it is made (from the link left to the
+        // one confirmed), so the collector counts one failover.
+        let waiting = d.cause == Cause::Confirming;
+        if waiting && self.last_cause != Cause::Confirming {
+            info!(reason = %d.reason, "confirming a link before moving the route to it");
+        }
         if d.chosen != self.chosen || d.cause != Cause::Stay {
             self.last_cause = d.cause;
         }
-        if d.chosen != self.chosen {
+        if d.chosen != self.chosen && !waiting {
             self.switches += 1;
             info!(from = ?self.chosen, to = ?d.chosen, cause = %d.cause, reason = %d.reason,
                   mode = ?self.cfg.failover.mode, "chosen link changed");
