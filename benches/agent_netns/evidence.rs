@@ -109,22 +109,23 @@ fn all_up_and_online(tb: &Testbed, agent: &Agent, links: &[&str]) {
     });
 }
 
-fn status_online(tb: &Testbed) -> Option<bool> {
+/// The agent's `GET /status` document.
+fn status_doc(tb: &Testbed) -> Option<serde_json::Value> {
     let out = tb
         .exec_dev([
             "python3",
             "-c",
-            "import json,urllib.request;print(json.load(urllib.request.urlopen('http://127.0.0.1:9477/status'))['online'])",
+            "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9477/status').read().decode())",
         ])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
         .ok()?;
-    match String::from_utf8_lossy(&out.stdout).trim() {
-        "True" => Some(true),
-        "False" => Some(false),
-        _ => None,
-    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+fn status_online(tb: &Testbed) -> Option<bool> {
+    status_doc(tb)?["online"].as_bool()
 }
 
 /// The Unix time (ms) of the first `online: false` after the poller started,
@@ -149,10 +150,19 @@ fn offline_seen(tb: &Testbed, cut: impl FnOnce()) -> Option<i64> {
 pub fn bench_offline(trials: usize) {
     for mode in ["observe", "routes"] {
         let tb = Testbed::new();
-        let agent = Agent::start(&tb, &config_mode("", &format!("{mode}\"")));
+        // Each trial starts from the base hold-down (no growing flap history).
+        let agent = Agent::start(
+            &tb,
+            &config_mode("", &format!("{mode}\"\nflap_window = \"1s\"")),
+        );
         let (mut status, mut records) = (vec![], vec![]);
         for i in 0..trials {
             all_up_and_online(&tb, &agent, &["bb0", "wl0", "mb0"]);
+            // The usual state: bb0 chosen (after the last trial it waits out
+            // its hold-down).
+            wait_until(Duration::from_secs(60), "bb0 chosen again", || {
+                status_doc(&tb).is_some_and(|s| s["failover"]["chosen"] == "bb0")
+            });
             // Any phase of the standby links' 5 s and 15 s rounds.
             std::thread::sleep(Duration::from_millis(1000 + (i as u64 * 1733) % 6000));
             let t0 = SystemTime::now();
@@ -265,7 +275,8 @@ pub fn bench_metered_standby(secs: u64, outages: usize) {
     let tb = Testbed::new();
     install_counters(&tb, Uplink::Mobile, None);
     install_counters(&tb, Uplink::Broadband, None);
-    let agent = Agent::start(&tb, &config_mode("", "routes\""));
+    // Each outage starts from the base hold-down (no growing flap history).
+    let agent = Agent::start(&tb, &config_mode("", "routes\"\nflap_window = \"1s\""));
     wait_until(Duration::from_secs(10), "route on bb0", || {
         kernel_route(&tb) == "bb0"
     });

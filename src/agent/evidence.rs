@@ -8,10 +8,11 @@
 //!   about to choose it, or the chosen link failed a round and this link's
 //!   last clean round is older than that failure) is probed at the active
 //!   interval with every target until a clean round newer than the request
-//!   (or until it is no longer online); meanwhile its older evidence does not
-//!   count for the device (its window is zero): it was asked because that
-//!   evidence is older than the trouble, or older than `interval_active ×
-//!   up_after`;
+//!   (or until it is no longer online); meanwhile the older evidence of a
+//!   standby link does not count for the device (its window is zero: it was
+//!   asked because that evidence is older than the trouble, or older than
+//!   `interval_active × up_after`), while the active link keeps its window
+//!   (it is asked because another link failed a round);
 //! - a link that failed a round (or is proving itself after `down`) is probed
 //!   at the active interval with every target until the health machine has
 //!   confirmed it either way ([`crate::agent::health::LinkHealth::confirming`]);
@@ -143,7 +144,13 @@ pub fn pace(l: &LinkNow, p: &PaceParams) -> Pace {
             mode: Mode::Confirm,
             interval: p.interval_active,
             all_targets: true,
-            window: Duration::ZERO,
+            // The active link keeps vouching meanwhile: it is asked because
+            // another link failed, not because its own evidence is in doubt.
+            window: if l.active {
+                role.window
+            } else {
+                Duration::ZERO
+            },
         };
     }
     if l.confirming {

@@ -39,7 +39,9 @@
 //! - while the chosen link is in doubt (it failed a round), and while no link
 //!   is chosen, every other online link whose last clean round is older than
 //!   the beginning of that trouble is asked to confirm: the policy is about to
-//!   choose among them.
+//!   choose among them;
+//! - when another online link fails a round, the chosen link is asked to
+//!   confirm too unless proven since (an outage may be area-wide).
 
 use crate::shared::time::Millis;
 use crate::wire::LinkState;
@@ -487,6 +489,21 @@ impl Policy {
                     ask(&mut confirm, &x.name, t);
                 }
             }
+        }
+        // A link falling into doubt elsewhere questions the chosen one (an
+        // outage may be area-wide): a chosen link not proven since is asked
+        // too. It costs one round where the chosen link is probed fast, and
+        // spares a metered one on its slow traffic schedule a long wait.
+        if let Some(c) = chosen
+            && c.failing_since.is_none()
+            && let Some(f) = ranked
+                .iter()
+                .filter(|x| x.name != c.name && x.state.is_online())
+                .filter_map(|x| x.failing_since)
+                .max()
+            && c.last_clean.is_none_or(|l| l < f)
+        {
+            ask(&mut confirm, &c.name, f);
         }
         self.left = match (cause, chosen) {
             (Cause::Confirming, _) => previous.clone().or(self.left.take()),

@@ -77,8 +77,13 @@ fn check_pace(l: &LinkNow, p: &PaceParams, got: Pace) {
                 mode: Mode::Confirm,
                 interval: p.interval_active,
                 all_targets: true,
-                // Evidence from before the request does not count.
-                window: Duration::ZERO,
+                // A standby's evidence from before the request does not
+                // count; the active link keeps its window.
+                window: if l.active {
+                    role_window_of(l, p)
+                } else {
+                    Duration::ZERO
+                },
             },
             "{ctx}"
         );
@@ -127,6 +132,16 @@ fn check_pace(l: &LinkNow, p: &PaceParams, got: Pace) {
             assert_eq!(got.interval, want, "{ctx}");
             assert!(got.window >= p.fresh_for, "{ctx}");
         }
+    }
+}
+
+/// The window of the link's role.
+fn role_window_of(l: &LinkNow, p: &PaceParams) -> Duration {
+    let w = role_interval(l, p) + l.timeout + SLACK;
+    if l.active && !(l.metered && p.traffic_evidence && l.counters) {
+        w.max(p.fresh_for)
+    } else {
+        w
     }
 }
 

@@ -43,6 +43,7 @@ struct Device {
     rng: u64,
     next_tick: u64,
     pending: Option<u64>,
+    mb0_counters: bool,
     /// (time, online) at every change of the device's `online`.
     online_log: Vec<(u64, bool)>,
     /// (time, chosen) at every change of the policy's choice.
@@ -51,6 +52,13 @@ struct Device {
 
 impl Device {
     fn new(rtt: u64, seed: u64) -> Device {
+        Device::with(rtt, seed, PolicyParams::default(), false)
+    }
+
+    /// With the policy's tuning, and mb0's traffic counters readable (it
+    /// then uses the traffic schedule when chosen; no traffic is modelled:
+    /// it is idle).
+    fn with(rtt: u64, seed: u64, policy: PolicyParams, mb0_counters: bool) -> Device {
         let hp = HealthParams::default();
         let links = (0..3)
             .map(|i| Link {
@@ -74,8 +82,9 @@ impl Device {
             links,
             policy: Policy::new(PolicyParams {
                 fresh_for: pace.fresh_for,
-                ..PolicyParams::default()
+                ..policy
             }),
+            mb0_counters,
             pace,
             chosen: None,
             now: 0,
@@ -107,7 +116,7 @@ impl Device {
         LinkNow {
             active: self.chosen == Some(i),
             metered: l.metered,
-            counters: false,
+            counters: i == 2 && self.mb0_counters,
             state: l.health.state(),
             confirming: l.health.confirming(),
             last_clean: l.last_clean,
@@ -353,6 +362,41 @@ proptest! {
         d.run(t0 + before + 10 * SEC);
         prop_assert!(d.chosen_log.iter().all(|(_, c)| *c != Some(1)), "{:?}", d.chosen_log);
         prop_assert_eq!(d.chosen, if mobile_too { None } else { Some(2) });
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// The route on mb0, idle on its slow traffic schedule (sticky keeps it
+    /// there), and every upstream cut: the standby links' failed slow rounds
+    /// question mb0 at once, so the device is offline within a standby
+    /// interval and a few seconds, not mb0's 20 s schedule.
+    #[test]
+    fn every_link_cut_while_an_idle_metered_link_is_chosen(
+        phase in 0u64..20_000,
+        seed in any::<u64>(),
+    ) {
+        let sticky = PolicyParams { sticky: true, ..PolicyParams::default() };
+        let mut d = Device::with(20, seed, sticky, true);
+        d.links[0].cut = true;
+        d.links[1].cut = true;
+        d.run(20 * SEC);
+        prop_assert_eq!(d.chosen, Some(2));
+        d.links[0].cut = false;
+        d.links[1].cut = false;
+        d.run(60 * SEC);
+        prop_assert!((0..3).all(|i| d.state(i) == LinkState::Up));
+        prop_assert_eq!(d.chosen, Some(2));
+        let cut = 60 * SEC + phase;
+        d.run(cut);
+        for l in d.links.iter_mut() {
+            l.cut = true;
+        }
+        d.run(cut + 40 * SEC);
+        let (t, online) = *d.online_log.last().unwrap();
+        prop_assert!(!online);
+        prop_assert!(t - cut <= 8 * SEC, "offline {} ms after the cut", t - cut);
     }
 }
 

@@ -80,13 +80,29 @@ fn check_decision(before: &Policy, now: Millis, cands: &[Candidate], d: &Decisio
             assert_eq!(ch.failing_since, None, "moved to a failing link: {ctx}");
         }
     }
-    // Confirmations: online links, not the chosen one, asked only for
-    // evidence they lack, each once, sorted.
+    // Confirmations: online links asked only for evidence they lack, each
+    // once, sorted; the chosen one only when another link is in doubt since
+    // its last clean round (and then it is asked).
+    let doubt = |ch: &Candidate| {
+        cands
+            .iter()
+            .filter(|x| x.name != ch.name && x.state.is_online())
+            .filter_map(|x| x.failing_since)
+            .max()
+            .filter(|f| ch.failing_since.is_none() && ch.last_clean.is_none_or(|l| l < *f))
+    };
     for (n, t) in &d.confirm {
         let x = find(n).expect("asked of a candidate");
         assert!(x.state.is_online(), "{ctx}");
-        assert_ne!(Some(n.as_str()), d.chosen.as_deref(), "{ctx}");
+        if Some(n.as_str()) == d.chosen.as_deref() {
+            assert_eq!(doubt(x), Some(*t), "{ctx}");
+        }
         assert!(x.last_clean.is_none_or(|l| l < *t), "{ctx}");
+    }
+    if let Some(ch) = d.chosen.as_deref().map(|n| find(n).unwrap())
+        && let Some(f) = doubt(ch)
+    {
+        assert_eq!(asked(&ch.name), Some(f), "{ctx}");
     }
     assert!(d.confirm.windows(2).all(|w| w[0].0 < w[1].0), "{ctx}");
     // Trouble (the chosen link in doubt, or no link chosen): every other
