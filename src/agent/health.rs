@@ -78,6 +78,12 @@ pub struct Round {
 }
 
 impl Round {
+    /// Is the round clean: at least `quorum` targets answered (all of them
+    /// when fewer were probed)?
+    pub fn clean(&self, quorum: u32) -> bool {
+        self.sent > 0 && self.answered >= quorum.min(self.sent).max(1)
+    }
+
     /// A clean round: `answered` of `sent` with the given RTT each.
     pub fn answered(sent: u32, answered: u32, rtt: Duration) -> Self {
         Round {
@@ -302,9 +308,7 @@ impl LinkHealth {
         for rtt in &r.rtts {
             self.sample_rtt(*rtt);
         }
-        let need = self.params.quorum.min(r.sent).max(1);
-        let clean = r.sent > 0 && r.answered >= need;
-        if clean {
+        if r.clean(self.params.quorum) {
             self.oks += 1;
             self.fails = 0;
             if self.reach_down && (self.oks >= self.params.up_after || !self.ever_up) {
@@ -466,11 +470,6 @@ fn median(v: &VecDeque<Duration>) -> Option<Duration> {
     let mut s: Vec<Duration> = v.iter().copied().collect();
     s.sort_unstable();
     Some(s[s.len() / 2])
-}
-
-/// Device `online`: at least one link `up` or `degraded`.
-pub fn device_online<'a>(states: impl IntoIterator<Item = &'a LinkState>) -> bool {
-    states.into_iter().any(|s| s.is_online())
 }
 
 #[cfg(test)]

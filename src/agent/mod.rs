@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod conntrack;
+pub mod evidence;
 pub mod health;
 pub mod hooks;
 pub mod links;
@@ -15,5 +16,6 @@ pub mod routes;
 pub mod run;
 pub mod spool;
 pub mod status;
+pub mod traffic;
 pub mod upload;
 pub mod worker;

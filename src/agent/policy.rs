@@ -23,6 +23,25 @@
 //! - a manual preference wins whenever that link is online (`Manual`); when it
 //!   is not, the rules above apply and the reason says so. Clearing it picks
 //!   the best online link at once, without hold-down (`ManualCleared`).
+//!
+//! Fresh evidence (a link's last clean round, [`Candidate::last_clean`]):
+//! - the route only ever moves to a link whose last round was clean and no
+//!   older than `fresh_for` (`interval_active × up_after`); the current link
+//!   may stay while it is online (it is probed at the active rate);
+//! - an online link whose evidence is stale is *unconfirmed*: when a rule
+//!   above would move the route to it, the policy asks for its confirmation
+//!   ([`Decision::confirm`]) and meanwhile stays on the current link if that
+//!   is online, or chooses no link (`Confirming`) if it is not, rather than a
+//!   worse link it would leave again a moment later;
+//! - an online link whose last round failed (other than the current one) is
+//!   *doubtful*: never chosen, never waited for (its own fast rounds settle
+//!   it either way);
+//! - while the chosen link is in doubt (it failed a round), and while no link
+//!   is chosen, every other online link whose last clean round is older than
+//!   the beginning of that trouble is asked to confirm: the policy is about to
+//!   choose among them;
+//! - when another online link fails a round, the chosen link is asked to
+//!   confirm too unless proven since (an outage may be area-wide).
 
 use crate::shared::time::Millis;
 use crate::wire::LinkState;
@@ -30,6 +49,12 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
+
+mod rank;
+
+#[cfg(test)]
+use rank::health_rank;
+use rank::{Avail, Outcome, ask, avail, first_reason, human, pref_key, rank_cmp, went};
 
 /// Tuning of the fail-over policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +67,9 @@ pub struct PolicyParams {
     pub flap_window: Duration,
     /// Never fail back automatically while the current link is online.
     pub sticky: bool,
+    /// The route moves only to a link whose last clean round is no older
+    /// (`interval_active × up_after`).
+    pub fresh_for: Duration,
 }
 
 impl Default for PolicyParams {
@@ -51,6 +79,7 @@ impl Default for PolicyParams {
             hold_down_max: Duration::from_secs(5 * 60),
             flap_window: Duration::from_secs(10 * 60),
             sticky: false,
+            fresh_for: Duration::from_millis(2500),
         }
     }
 }
@@ -65,6 +94,11 @@ pub struct Candidate {
     pub state: LinkState,
     /// When the link's state last changed (from `LinkHealth::since`).
     pub since: Millis,
+    /// When its last clean round (or traffic proof) came in.
+    pub last_clean: Option<Millis>,
+    /// When its first failed round since the last clean one came in: the
+    /// link is in doubt.
+    pub failing_since: Option<Millis>,
 }
 
 /// Why the decision chose what it chose.
@@ -82,8 +116,11 @@ pub enum Cause {
     Manual,
     /// The manual preference was just cleared: the best online link, at once.
     ManualCleared,
-    /// No link is online.
+    /// No link is online (or every online one failed its last round).
     NoLink,
+    /// The current link is not online and the best online link's evidence is
+    /// stale: no link until its confirmation round is in.
+    Confirming,
     /// Nothing to change: the current link stays (the reason says why, e.g. a
     /// better link waiting out its hold-down).
     Stay,
@@ -99,6 +136,7 @@ impl Cause {
             Cause::Manual => "manual",
             Cause::ManualCleared => "manual-cleared",
             Cause::NoLink => "no-link",
+            Cause::Confirming => "confirming",
             Cause::Stay => "stay",
         }
     }
@@ -127,6 +165,9 @@ pub struct Decision {
     /// eligible if nothing changes). If several wait, the one eligible first,
     /// so a caller can schedule its next `decide` at that time.
     pub pending: Option<(String, Millis)>,
+    /// Links to confirm now, each with the time its next clean round must
+    /// not be older than (sorted by name).
+    pub confirm: Vec<(String, Millis)>,
 }
 
 impl Decision {
@@ -151,6 +192,10 @@ pub struct Policy {
     cleared: bool,
     /// Per link, when the route left it because it failed (oldest first).
     flaps: BTreeMap<String, VecDeque<Millis>>,
+    /// The link the route left while a confirmation is awaited.
+    left: Option<String>,
+    /// Since when the chosen link is in doubt, or no link is chosen.
+    trouble: Option<Millis>,
 }
 
 impl Policy {
@@ -161,6 +206,8 @@ impl Policy {
             manual: None,
             cleared: false,
             flaps: BTreeMap::new(),
+            left: None,
+            trouble: None,
         }
     }
 
@@ -279,21 +326,37 @@ impl Policy {
         }
         ranked.sort_by(|a, b| rank_cmp(a, b));
         let find = |name: &str| ranked.iter().copied().find(|c| c.name == name);
-        let best = ranked.first().copied().filter(|c| c.state.is_online());
         let previous = self.current.clone();
+        let fresh_for = self.params.fresh_for;
+        let av = |c: &Candidate| avail(c, now, fresh_for, previous.as_deref());
+        // The link the rules would want: the best one that is usable or worth
+        // confirming.
+        let best = ranked
+            .iter()
+            .copied()
+            .find(|c| matches!(av(c), Avail::Ready | Avail::Unconfirmed));
         let cur = previous.as_deref().and_then(find);
         let cleared = std::mem::take(&mut self.cleared);
+        // Evidence must not be older than this for a confirmation.
+        let fresh_after = Millis(now.0.saturating_sub(fresh_for.as_millis() as u64));
+        let mut confirm: BTreeMap<String, Millis> = BTreeMap::new();
 
         let mut note = None;
         let mut out: Option<Outcome> = None;
         if let Some(m) = self.manual.as_deref() {
             match find(m) {
-                Some(c) if c.state.is_online() => {
+                // An unconfirmed preference is confirmed first (below).
+                Some(c) if matches!(av(c), Avail::Ready | Avail::Unconfirmed) => {
                     out = Some(Outcome::new(
                         Some(c),
                         Cause::Manual,
                         format!("manual preference for {m}"),
                     ));
+                }
+                Some(c) if av(c) == Avail::Doubtful => {
+                    note = Some(format!(
+                        "manual preference for {m} not usable ({m} failed its last round)"
+                    ))
                 }
                 Some(c) => {
                     note = Some(format!(
@@ -311,30 +374,38 @@ impl Policy {
 
         let out = match (out, best) {
             (Some(o), _) => o,
-            (None, None) => Outcome::new(None, Cause::NoLink, "no link is online".into()),
+            (None, None) => {
+                let why = if ranked.iter().any(|c| c.state.is_online()) {
+                    "no online link is confirmed: each failed its last round"
+                } else {
+                    "no link is online"
+                };
+                Outcome::new(None, Cause::NoLink, why.into())
+            }
             (None, Some(b)) if cleared => Outcome::new(
                 Some(b),
                 Cause::ManualCleared,
                 format!("manual preference cleared: {}", first_reason(b)),
             ),
             (None, Some(b)) => match (previous.as_deref(), cur) {
-                (None, _) => Outcome::new(Some(b), Cause::Initial, first_reason(b)),
+                (None, _) => match self.left.as_deref() {
+                    Some(p) if p != b.name => Outcome::new(
+                        Some(b),
+                        Cause::CurrentDown,
+                        format!("{p} went down: moved to {}, just confirmed", b.name),
+                    ),
+                    _ => Outcome::new(Some(b), Cause::Initial, first_reason(b)),
+                },
                 (Some(p), None) => Outcome::new(
                     Some(b),
                     Cause::CurrentDown,
                     format!("{p} disappeared: moved to {}", b.name),
                 ),
-                (Some(p), Some(c)) if !c.state.is_online() => {
-                    let how = match c.state {
-                        LinkState::Absent => "is absent",
-                        _ => "went down",
-                    };
-                    Outcome::new(
-                        Some(b),
-                        Cause::CurrentDown,
-                        format!("{p} {how}: moved to {}", b.name),
-                    )
-                }
+                (Some(p), Some(c)) if !c.state.is_online() => Outcome::new(
+                    Some(b),
+                    Cause::CurrentDown,
+                    format!("{p} {}: moved to {}", went(c.state), b.name),
+                ),
                 (Some(p), Some(c))
                     if c.state == LinkState::Degraded && b.state == LinkState::Up =>
                 {
@@ -344,8 +415,42 @@ impl Policy {
                         format!("{p} is degraded: moved to {}, which is up", b.name),
                     )
                 }
-                (Some(_), Some(c)) => self.fail_back(now, &ranked, c),
+                (Some(_), Some(c)) => self.fail_back(now, &ranked, c, &av),
             },
+        };
+
+        // Never move to a link whose evidence is stale: confirm it first.
+        let out = match out.chosen {
+            Some(t) if Some(t.name.as_str()) != previous.as_deref() && av(t) != Avail::Ready => {
+                ask(&mut confirm, &t.name, fresh_after);
+                if out.cause == Cause::ManualCleared {
+                    self.cleared = true;
+                }
+                match cur.filter(|c| c.state.is_online()) {
+                    Some(c) => Outcome {
+                        chosen: Some(c),
+                        cause: Cause::Stay,
+                        reason: format!("confirming {} first ({})", t.name, out.reason),
+                        pending: out.pending,
+                    },
+                    None => {
+                        let why = match (previous.as_deref(), cur) {
+                            (Some(p), Some(c)) => format!(
+                                "{p} {}: confirming {} before moving to it",
+                                went(c.state),
+                                t.name
+                            ),
+                            (Some(p), None) => format!(
+                                "{p} disappeared: confirming {} before moving to it",
+                                t.name
+                            ),
+                            (None, _) => format!("confirming {} before choosing it", t.name),
+                        };
+                        Outcome::new(None, Cause::Confirming, why)
+                    }
+                }
+            }
+            _ => out,
         };
 
         let Outcome {
@@ -362,11 +467,48 @@ impl Policy {
             && chosen.map(|c| c.name.as_str()) != Some(p)
             && matches!(
                 cause,
-                Cause::CurrentDown | Cause::CurrentDegraded | Cause::NoLink
+                Cause::CurrentDown | Cause::CurrentDegraded | Cause::NoLink | Cause::Confirming
             )
         {
             self.record_flap(p, now);
         }
+        // Trouble: the chosen link failed a round, or no link is chosen. It
+        // lasts until a chosen link is not in doubt; meanwhile every online
+        // link not proven since it began is asked to confirm (the policy is
+        // about to choose among them).
+        self.trouble = match chosen {
+            Some(c) => c.failing_since,
+            None => Some(self.trouble.unwrap_or(now)),
+        };
+        if let Some(t) = self.trouble {
+            for x in ranked
+                .iter()
+                .filter(|x| chosen.is_none_or(|c| c.name != x.name))
+            {
+                if x.state.is_online() && x.last_clean.is_none_or(|l| l < t) {
+                    ask(&mut confirm, &x.name, t);
+                }
+            }
+        }
+        // A link falling into doubt elsewhere questions the chosen one (an
+        // outage may be area-wide): a chosen link not proven since is asked
+        // too. It costs one round where the chosen link is probed fast, and
+        // spares a metered one on its slow traffic schedule a long wait.
+        if let Some(c) = chosen
+            && c.failing_since.is_none()
+            && let Some(f) = ranked
+                .iter()
+                .filter(|x| x.name != c.name && x.state.is_online())
+                .filter_map(|x| x.failing_since)
+                .max()
+            && c.last_clean.is_none_or(|l| l < f)
+        {
+            ask(&mut confirm, &c.name, f);
+        }
+        self.left = match (cause, chosen) {
+            (Cause::Confirming, _) => previous.clone().or(self.left.take()),
+            _ => None,
+        };
         let mut order: Vec<String> = Vec::with_capacity(ranked.len());
         if let Some(c) = chosen {
             order.push(c.name.clone());
@@ -386,6 +528,7 @@ impl Policy {
             reason,
             order,
             pending,
+            confirm: confirm.into_iter().collect(),
         }
     }
 
@@ -396,11 +539,14 @@ impl Policy {
         now: Millis,
         ranked: &[&'a Candidate],
         c: &'a Candidate,
+        av: &dyn Fn(&Candidate) -> Avail,
     ) -> Outcome<'a> {
         let better: Vec<&Candidate> = ranked
             .iter()
             .copied()
-            .filter(|x| x.state.is_online() && pref_key(x) < pref_key(c))
+            .filter(|x| {
+                matches!(av(x), Avail::Ready | Avail::Unconfirmed) && pref_key(x) < pref_key(c)
+            })
             .collect();
         if better.is_empty() {
             let why = if ranked.first().is_some_and(|f| f.name == c.name) {
@@ -461,76 +607,6 @@ impl Policy {
         };
         out.pending = pending;
         out
-    }
-}
-
-/// A decision before it is written down.
-struct Outcome<'a> {
-    chosen: Option<&'a Candidate>,
-    cause: Cause,
-    reason: String,
-    pending: Option<(String, Millis)>,
-}
-
-impl<'a> Outcome<'a> {
-    fn new(chosen: Option<&'a Candidate>, cause: Cause, reason: String) -> Self {
-        Outcome {
-            chosen,
-            cause,
-            reason,
-            pending: None,
-        }
-    }
-}
-
-/// `up` 0, `degraded` 1, anything not online 2.
-fn health_rank(s: LinkState) -> u8 {
-    match s {
-        LinkState::Up => 0,
-        LinkState::Degraded => 1,
-        LinkState::Down | LinkState::Absent => 2,
-    }
-}
-
-/// What makes a link better than another (smaller is better); the name is
-/// left out, so equals never fail back to each other.
-fn pref_key(c: &Candidate) -> (u8, bool, u32) {
-    (health_rank(c.state), c.metered, c.priority)
-}
-
-/// The full ranking, best first.
-fn rank_cmp(a: &Candidate, b: &Candidate) -> Ordering {
-    pref_key(a)
-        .cmp(&pref_key(b))
-        .then_with(|| a.name.cmp(&b.name))
-}
-
-/// Why the best-ranked link is chosen.
-fn first_reason(c: &Candidate) -> String {
-    match c.state {
-        LinkState::Up => format!("{} is up and ranks first", c.name),
-        _ => format!("{} is degraded, but no link is up", c.name),
-    }
-}
-
-/// `25 s`, `2 min`, `4 min 10 s`, `1 h 5 min`; whole seconds, rounded up or down.
-fn human(d: Duration, round_up: bool) -> String {
-    let mut s = d.as_secs();
-    if round_up && d.subsec_nanos() > 0 {
-        s += 1;
-    }
-    if s < 120 {
-        format!("{s} s")
-    } else if s < 3600 {
-        match s % 60 {
-            0 => format!("{} min", s / 60),
-            r => format!("{} min {r} s", s / 60),
-        }
-    } else {
-        match (s % 3600) / 60 {
-            0 => format!("{} h", s / 3600),
-            m => format!("{} h {m} min", s / 3600),
-        }
     }
 }
 

@@ -1,20 +1,22 @@
 //! The agent daemon: decides which links to watch (declared and discovered),
 //! runs one worker per link, routes netlink events to them (carrier, presence,
 //! default route), serves status and metrics, reloads on SIGHUP and stops
-//! cleanly on SIGTERM.
+//! cleanly on SIGTERM. The choice of link, acted on, is in `run/choice.rs`.
+
+mod choice;
 
 use crate::agent::hooks::{HookEvent, Hooks};
 use crate::agent::links;
 use crate::agent::netlink::{self, LinkEvent};
-use crate::agent::policy::{Candidate, Cause, Policy, PolicyParams};
+use crate::agent::policy::{Cause, Policy, PolicyParams};
 use crate::agent::probe::{NetProber, Prober};
 use crate::agent::report::Reporting;
 use crate::agent::routes;
-use crate::agent::status::{self, Control, Shared, SwitchLabels};
-use crate::agent::worker::{LinkMsg, StateNote, Worker};
-use crate::config::agent::{AgentConfig, FailoverMode, FailoverSection, LinkPlan};
-use crate::shared::time::{Clock, rfc3339};
-use crate::wire::FailoverStatus;
+use crate::agent::status::{self, Control, Shared};
+use crate::agent::traffic::{CounterSource, Sysfs};
+use crate::agent::worker::{LinkMsg, Note, StateNote, Worker, WorkerEnv};
+use crate::config::agent::{AgentConfig, FailoverMode, LinkPlan};
+use crate::shared::time::{Clock, Millis};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -53,12 +55,14 @@ pub fn has_net_admin() -> bool {
         .is_some_and(|caps| caps & (1 << 12) != 0)
 }
 
-fn policy_params(f: &FailoverSection) -> PolicyParams {
+fn policy_params(cfg: &AgentConfig) -> PolicyParams {
+    let f = &cfg.failover;
     PolicyParams {
         hold_down: f.hold_down,
         hold_down_max: f.hold_down_max,
         flap_window: f.flap_window,
         sticky: f.sticky,
+        fresh_for: crate::agent::evidence::fresh_for(&cfg.health),
     }
 }
 
@@ -103,6 +107,7 @@ struct Agent {
     config_path: PathBuf,
     sys: PathBuf,
     prober: Arc<dyn Prober>,
+    counters: Arc<dyn CounterSource>,
     shared: Arc<Shared>,
     clock: Clock,
     workers: HashMap<String, Running>,
@@ -110,7 +115,7 @@ struct Agent {
     carrier: HashMap<String, bool>,
     index: HashMap<u32, String>,
     active: Option<String>,
-    notes_tx: mpsc::UnboundedSender<StateNote>,
+    notes_tx: mpsc::UnboundedSender<Note>,
     policy: Policy,
     hooks: Hooks,
     chosen: Option<String>,
@@ -124,6 +129,11 @@ struct Agent {
     recorder: crate::agent::record::Recorder,
     /// Why the chosen link is the chosen one: the cause of the last change.
     last_cause: Cause,
+    /// Confirmations asked of links: the time their clean round must not predate.
+    confirm: HashMap<String, Millis>,
+    /// The device's `online` as last logged, and when it may change by itself.
+    online: bool,
+    online_check: Option<tokio::time::Instant>,
 }
 
 impl Agent {
@@ -133,11 +143,14 @@ impl Agent {
         let w = Worker::new(
             plan.clone(),
             self.cfg.health.clone(),
-            self.prober.clone(),
-            self.shared.clone(),
-            self.clock,
-            self.notes_tx.clone(),
-            self.recorder.clone(),
+            WorkerEnv {
+                prober: self.prober.clone(),
+                counters: self.counters.clone(),
+                shared: self.shared.clone(),
+                clock: self.clock,
+                notes: self.notes_tx.clone(),
+                recorder: self.recorder.clone(),
+            },
         );
         tokio::spawn(w.run(rx).instrument(span));
         info!(link = %plan.name, kind = %plan.kind, priority = plan.priority,
@@ -151,6 +164,9 @@ impl Agent {
             let _ = tx.send(LinkMsg::Carrier(self.carrier[&plan.name]));
         }
         let _ = tx.send(LinkMsg::Active(self.active.as_deref() == Some(&plan.name)));
+        if self.chosen.as_deref() == Some(&plan.name) {
+            let _ = tx.send(LinkMsg::Chosen(true));
+        }
         self.workers.insert(plan.name.clone(), Running { tx, plan });
     }
 
@@ -305,113 +321,6 @@ impl Agent {
         });
     }
 
-    /// Ask the policy which link should carry the default route, and act on it.
-    async fn decide(&mut self) {
-        let candidates: Vec<Candidate> = {
-            let links = self.shared.links.read().unwrap_or_else(|e| e.into_inner());
-            links
-                .values()
-                .filter(|v| self.managed(&v.plan.name))
-                .map(|v| Candidate {
-                    name: v.plan.name.clone(),
-                    priority: v.plan.priority,
-                    metered: v.plan.metered,
-                    state: v.state,
-                    since: v.since_ms,
-                })
-                .collect()
-        };
-        let now = self.clock.now();
-        let d = self.policy.decide(now, &candidates);
-        self.recheck = d.pending.as_ref().map(|(_, at)| {
-            tokio::time::Instant::now() + at.saturating_sub(now) + Duration::from_millis(5)
-        });
-        if d.chosen != self.chosen || d.cause != Cause::Stay {
-            self.last_cause = d.cause;
-        }
-        if d.chosen != self.chosen {
-            self.switches += 1;
-            info!(from = ?self.chosen, to = ?d.chosen, cause = %d.cause, reason = %d.reason,
-                  mode = ?self.cfg.failover.mode, "chosen link changed");
-            self.shared
-                .metrics
-                .switches
-                .get_or_create(&SwitchLabels {
-                    cause: d.cause.as_str().into(),
-                    from: self.chosen.clone().unwrap_or_default(),
-                    to: d.chosen.clone().unwrap_or_default(),
-                })
-                .inc();
-            self.hooks.fire(HookEvent::Failover {
-                from: self.chosen.clone(),
-                to: d.chosen.clone(),
-                cause: d.cause.as_str().into(),
-                reason: d.reason.clone(),
-            });
-            self.recorder.record(crate::wire::v1::Body::Failover {
-                from: self.chosen.clone(),
-                to: d.chosen.clone(),
-                cause: d.cause.as_str().into(),
-                reason: d.reason.clone(),
-            });
-            let previous = std::mem::replace(&mut self.chosen, d.chosen.clone());
-            self.flush_conntrack(previous.as_deref(), d.cause);
-        }
-        {
-            let mut f = self
-                .shared
-                .failover
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
-            *f = FailoverStatus {
-                mode: match self.cfg.failover.mode {
-                    FailoverMode::Observe => "observe".into(),
-                    FailoverMode::Routes => "routes".into(),
-                },
-                chosen: d.chosen.clone(),
-                cause: self.last_cause.as_str().into(),
-                reason: d.reason.clone(),
-                preferred: self.policy.preferred().map(str::to_string),
-                pending: d
-                    .pending
-                    .as_ref()
-                    .map(|(n, at)| (n.clone(), rfc3339(self.clock.wall(*at)))),
-                switches: self.switches,
-            };
-        }
-        if self.routes_mode() && (d.order != self.last_order || d.switched()) {
-            self.last_order = d.order.clone();
-            self.sync_routes().await;
-        }
-    }
-
-    /// Flush connection tracking of the link traffic left, as configured.
-    fn flush_conntrack(&self, previous: Option<&str>, cause: Cause) {
-        use crate::config::agent::ConntrackFlush::*;
-        let Some(prev) = previous else { return };
-        let failover = matches!(cause, Cause::CurrentDown | Cause::CurrentDegraded);
-        let failback = matches!(
-            cause,
-            Cause::FailBack | Cause::Manual | Cause::ManualCleared
-        );
-        let wanted = match self.cfg.failover.conntrack_flush {
-            Keep => false,
-            OnFailover => failover,
-            OnFailback => failback,
-            Both => failover || failback,
-        };
-        if !wanted || prev.is_empty() {
-            return;
-        }
-        let link = prev.to_string();
-        tokio::spawn(async move {
-            match crate::agent::conntrack::flush_link(&link).await {
-                Ok(n) => info!(link = %link, flows = n, "connection tracking flushed"),
-                Err(e) => warn!(link = %link, "cannot flush connection tracking: {e}"),
-            }
-        });
-    }
-
     /// Make the kernel's default routes match the last decision (also repairs
     /// routes removed behind the agent's back).
     async fn sync_routes(&mut self) {
@@ -488,7 +397,7 @@ impl Agent {
                 let mode = self.cfg.failover.mode;
                 self.cfg = cfg;
                 self.cfg.failover.mode = mode;
-                self.policy.set_params(policy_params(&self.cfg.failover));
+                self.policy.set_params(policy_params(&self.cfg));
                 self.hooks = Hooks::new(
                     self.cfg.failover.hook.clone(),
                     self.cfg.failover.hook_timeout,
@@ -530,7 +439,8 @@ pub async fn run_with(
     if cfg.failover.mode == FailoverMode::Routes && !cfg.failover.dry_run && !has_net_admin() {
         return Err(AgentError::NoNetAdmin);
     }
-    let shared = Shared::new(hostname.clone());
+    let clock = Clock::new();
+    let shared = Shared::new(hostname.clone(), clock);
     let listener = status::bind(cfg.agent.status_listen).await?;
     info!(device = %hostname, listen = %cfg.agent.status_listen, version = env!("CARGO_PKG_VERSION"),
           "agent starting");
@@ -543,7 +453,7 @@ pub async fn run_with(
     let server = tokio::spawn(status::serve(listener, shared.clone(), control_tx, async {
         let _ = stop_rx.await;
     }));
-    let (notes_tx, mut notes_rx) = mpsc::unbounded_channel::<StateNote>();
+    let (notes_tx, mut notes_rx) = mpsc::unbounded_channel::<Note>();
 
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let watcher = tokio::spawn(async move {
@@ -557,8 +467,9 @@ pub async fn run_with(
         config_path: config_path.to_path_buf(),
         sys: PathBuf::from(sys_class_net),
         prober,
+        counters: Arc::new(Sysfs::new(sys_class_net)),
         shared,
-        clock: Clock::new(),
+        clock,
         workers: HashMap::new(),
         carrier: HashMap::new(),
         index: HashMap::new(),
@@ -573,6 +484,9 @@ pub async fn run_with(
         last_order: vec![],
         recorder: crate::agent::record::Recorder::disabled(),
         last_cause: Cause::Initial,
+        confirm: HashMap::new(),
+        online: false,
+        online_check: None,
     };
     // The durable record: everything from here on is spooled first.
     let only_metered: Arc<dyn Fn() -> bool + Send + Sync> = {
@@ -593,7 +507,7 @@ pub async fn run_with(
             None
         }
     };
-    agent.policy = Policy::new(policy_params(&agent.cfg.failover));
+    agent.policy = Policy::new(policy_params(&agent.cfg));
     agent.policy.prefer(agent.cfg.failover.prefer.clone());
     agent.hooks = Hooks::new(
         agent.cfg.failover.hook.clone(),
@@ -637,6 +551,7 @@ pub async fn run_with(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let recheck = agent.recheck;
+        let online_check = agent.online_check;
         tokio::select! {
             Some(ev) = ev_rx.recv() => {
                 let routes_event = matches!(ev, LinkEvent::RoutesChanged | LinkEvent::Changed { .. });
@@ -646,12 +561,17 @@ pub async fn run_with(
                 }
             }
             Some(n) = notes_rx.recv() => {
-                let mut back = !n.from.is_online() && n.to.is_online();
-                agent.on_note(n);
+                let mut back = false;
+                let mut take = |n: Note, agent: &mut Agent| {
+                    if let Note::State(n) = n {
+                        back |= !n.from.is_online() && n.to.is_online();
+                        agent.on_note(n);
+                    }
+                };
+                take(n, &mut agent);
                 // Several links may change at once: take them all, decide once.
                 while let Ok(n) = notes_rx.try_recv() {
-                    back |= !n.from.is_online() && n.to.is_online();
-                    agent.on_note(n);
+                    take(n, &mut agent);
                 }
                 agent.decide().await;
                 if back && let Some(r) = &reporting {
@@ -672,6 +592,10 @@ pub async fn run_with(
             _ = tokio::time::sleep_until(recheck.unwrap_or_else(tokio::time::Instant::now)), if recheck.is_some() => {
                 agent.recheck = None;
                 agent.decide().await;
+            }
+            _ = tokio::time::sleep_until(online_check.unwrap_or_else(tokio::time::Instant::now)), if online_check.is_some() => {
+                agent.online_check = None;
+                agent.refresh_online();
             }
             _ = tick.tick() => {
                 if let Some(r) = &reporting {

@@ -2,9 +2,10 @@
 //! workers update, the Prometheus metrics, and the local status listener
 //! (`GET /status` as JSON, `GET /metrics` in the Prometheus text format).
 
+use crate::agent::evidence::{self, Online, Vouch};
 use crate::config::agent::LinkPlan;
-use crate::shared::time::Millis;
 use crate::shared::time::rfc3339;
+use crate::shared::time::{Clock, Millis};
 use crate::wire::{AgentStatus, FailoverStatus, LinkState, LinkStatus, RecordStatus};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
@@ -241,6 +242,22 @@ pub struct LinkView {
     pub active: bool,
     pub warnings: Vec<String>,
     pub probe_bytes: u64,
+    /// When the last clean round (or traffic proof) came in.
+    pub last_clean: Option<Millis>,
+    /// When the first failed round since the last clean one came in.
+    pub failing_since: Option<Millis>,
+    /// How long `last_clean` vouches for the link (its confirmation window).
+    pub window: std::time::Duration,
+}
+
+impl LinkView {
+    fn vouch(&self) -> Vouch {
+        Vouch {
+            state: self.state,
+            last_clean: self.last_clean,
+            window: self.window,
+        }
+    }
 }
 
 /// State shared between the link workers and the status listener.
@@ -251,13 +268,16 @@ pub struct Shared {
     pub hostname: String,
     pub failover: RwLock<FailoverStatus>,
     pub record: RwLock<RecordStatus>,
+    /// The clock the links' timestamps are on.
+    pub clock: Clock,
     /// Serialises online-gauge updates.
     online_lock: Mutex<()>,
 }
 
 impl Shared {
-    pub fn new(hostname: String) -> Arc<Self> {
+    pub fn new(hostname: String, clock: Clock) -> Arc<Self> {
         Arc::new(Shared {
+            clock,
             links: RwLock::new(BTreeMap::new()),
             metrics: Metrics::new(),
             started: SystemTime::now(),
@@ -286,8 +306,18 @@ impl Shared {
         let _g = self.online_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut links = self.links.write().unwrap_or_else(|e| e.into_inner());
         links.insert(view.plan.name.clone(), view);
-        let online = links.values().any(|l| l.state.is_online());
-        self.metrics.online.set(i64::from(online));
+        let online = evidence::device_online(self.clock.now(), links.values().map(LinkView::vouch));
+        self.metrics.online.set(i64::from(online.online));
+    }
+
+    /// Is the device online now (fresh evidence, see [`evidence::device_online`])?
+    /// Also refreshes the `device_online` gauge.
+    pub fn online(&self) -> Online {
+        let _g = self.online_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let links = self.links.read().unwrap_or_else(|e| e.into_inner());
+        let online = evidence::device_online(self.clock.now(), links.values().map(LinkView::vouch));
+        self.metrics.online.set(i64::from(online.online));
+        online
     }
 
     /// Forget a link (removed from the configuration).
@@ -298,6 +328,7 @@ impl Shared {
 
     /// The status document.
     pub fn snapshot(&self) -> AgentStatus {
+        let online = self.online().online;
         let links = self.links.read().unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<LinkStatus> = links
             .values()
@@ -317,7 +348,7 @@ impl Shared {
             .collect();
         out.sort_by(|a, b| a.priority.cmp(&b.priority).then(a.name.cmp(&b.name)));
         AgentStatus {
-            online: out.iter().any(|l| l.state.is_online()),
+            online,
             hostname: self.hostname.clone(),
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             started: rfc3339(self.started),

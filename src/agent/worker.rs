@@ -1,24 +1,36 @@
 //! One link's worker: schedules probe rounds and application checks at the
-//! rate the link's role calls for, feeds their results and the netlink facts
-//! into the link's [`LinkHealth`], and publishes the result. Rounds run as
-//! their own tasks so a carrier event never waits behind a probe timeout.
+//! pace the link's role and the evidence call for ([`crate::agent::evidence`]),
+//! watches a metered active link's traffic ([`crate::agent::traffic`]), feeds
+//! the results and the netlink facts into the link's [`LinkHealth`], and
+//! publishes the result. Rounds run as their own tasks so a carrier event
+//! never waits behind a probe timeout.
 
+mod results;
+mod rounds;
+
+use crate::agent::evidence::{self, LinkNow, Pace, PaceParams};
 use crate::agent::health::{HealthParams, LinkHealth, Observation, Round, Transition};
 use crate::agent::probe::{ProbeFailure, ProbeOutcome, Prober};
 use crate::agent::record::Recorder;
-use crate::agent::status::{LinkLabels, LinkView, ProbeLabels, Shared, TransitionLabels};
+use crate::agent::status::{LinkView, Shared, TransitionLabels};
+use crate::agent::traffic::{CounterSource, TrafficWatch};
 use crate::config::agent::{HealthSection, LinkPlan, ProbeRole, ProbeSpec};
-use crate::shared::time::Clock;
+use crate::shared::time::{Clock, Millis};
 use crate::wire::LinkState;
 use crate::wire::v1::Body;
+pub use rounds::run_round;
+use rounds::{MinuteAcc, app_reason};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-/// What a worker tells the agent's main loop: a link changed state.
+/// How often a metered active link's traffic counters are read.
+const TRAFFIC_SAMPLE: Duration = Duration::from_millis(100);
+
+/// A link changed state.
 #[derive(Debug, Clone)]
 pub struct StateNote {
     pub link: String,
@@ -28,6 +40,16 @@ pub struct StateNote {
     pub reason: Option<String>,
 }
 
+/// What a worker tells the agent's main loop.
+#[derive(Debug, Clone)]
+pub enum Note {
+    State(StateNote),
+    /// The link's evidence changed in a way the policy cares about: a round
+    /// failed after clean ones (or the reverse), or a confirmation asked for
+    /// was given.
+    Evidence(String),
+}
+
 /// Messages to a link worker.
 #[derive(Debug)]
 pub enum LinkMsg {
@@ -35,6 +57,11 @@ pub enum LinkMsg {
     Carrier(bool),
     /// Does this link carry the default route now?
     Active(bool),
+    /// Is this link the policy's choice now?
+    Chosen(bool),
+    /// Confirm the link: a clean round at or after this time is needed
+    /// (None: no longer needed).
+    Confirm(Option<Millis>),
     /// Does the link have a global IPv6 address (IPv6 targets probed only then)?
     Ipv6(bool),
     /// New plan and thresholds after a config reload.
@@ -50,114 +77,83 @@ enum Done {
     App(String, ProbeOutcome, bool),
 }
 
-/// Reason word a failed probe gives to the link.
-fn app_reason(f: &ProbeFailure) -> String {
-    match f {
-        ProbeFailure::Timeout => "app-timeout".into(),
-        ProbeFailure::Network(_) => "app-network".into(),
-        other => other.reason_word().into(),
-    }
-}
-
-/// The failure that best explains a failed round.
-fn round_failure(outcomes: &[(String, ProbeOutcome)]) -> Option<String> {
-    let mut words: Vec<&'static str> = outcomes
-        .iter()
-        .filter_map(|(_, o)| o.result.as_ref().err().map(|f| f.reason_word()))
-        .collect();
-    words.sort_by_key(|w| match *w {
-        "permission" => 0,
-        "no-interface" => 1,
-        _ => 2,
-    });
-    words.first().map(|w| w.to_string())
-}
-
-/// Probing figures of the current minute, for the `link_minutes` record.
-#[derive(Debug, Default)]
-struct MinuteAcc {
-    sent: u32,
-    lost: u32,
-    rtts_ms: Vec<f64>,
-    bytes: u64,
-}
-
-impl MinuteAcc {
-    fn body(&mut self, link: &str, kind: crate::wire::LinkKind) -> Option<Body> {
-        if self.sent == 0 && self.bytes == 0 {
-            return None;
-        }
-        let mut r = std::mem::take(&mut self.rtts_ms);
-        r.sort_by(|a, b| a.total_cmp(b));
-        let pick = |q: f64| -> Option<f64> {
-            (!r.is_empty()).then(|| {
-                let i = ((r.len() - 1) as f64 * q).round() as usize;
-                (r[i] * 100.0).round() / 100.0
-            })
-        };
-        let body = Body::LinkMinutes {
-            link: link.to_string(),
-            kind,
-            minutes: 1,
-            sent: self.sent,
-            lost: self.lost,
-            rtt_p50_ms: pick(0.5),
-            rtt_p95_ms: pick(0.95),
-            rtt_max_ms: pick(1.0),
-            bytes: self.bytes,
-        };
-        *self = MinuteAcc::default();
-        Some(body)
-    }
+/// Where a worker gets its facts and hands its results.
+#[derive(Clone)]
+pub struct WorkerEnv {
+    pub prober: Arc<dyn Prober>,
+    pub counters: Arc<dyn CounterSource>,
+    pub shared: Arc<Shared>,
+    pub clock: Clock,
+    pub notes: mpsc::UnboundedSender<Note>,
+    pub recorder: Recorder,
 }
 
 pub struct Worker {
     plan: LinkPlan,
     hcfg: HealthSection,
+    pace: PaceParams,
     health: LinkHealth,
-    prober: Arc<dyn Prober>,
-    shared: Arc<Shared>,
-    clock: Clock,
+    env: WorkerEnv,
     active: bool,
+    chosen: bool,
     ipv6: bool,
+    /// When the last clean round (or traffic proof) came in.
+    last_clean: Option<Millis>,
+    /// When the first failed round since the last clean one came in.
+    failing_since: Option<Millis>,
+    confirm_after: Option<Millis>,
+    /// The traffic watch, while the link is a metered active one.
+    traffic: Option<TrafficWatch>,
+    /// The traffic counters can be read (else traffic is no evidence).
+    counters_ok: bool,
+    /// The round in flight was asked for by the traffic watch.
+    traffic_round: bool,
+    /// One of our probes was in flight since the last traffic reading.
+    probed: bool,
+    /// Start of the last round; a round is due at once when `kick` is set.
+    last_round: Option<Instant>,
+    kick: bool,
     /// Consecutive failures per reachability target, for warnings.
     target_fails: HashMap<String, (u32, Option<ProbeFailure>)>,
     warnings: Vec<String>,
     rotate: usize,
     probe_bytes: u64,
     last_app: Option<Instant>,
-    notes: mpsc::UnboundedSender<StateNote>,
-    recorder: Recorder,
+    /// When the application checks are due while none ran (yet, or since a kick).
+    app_soon: Option<Instant>,
     minute: MinuteAcc,
 }
 
 impl Worker {
-    pub fn new(
-        plan: LinkPlan,
-        hcfg: HealthSection,
-        prober: Arc<dyn Prober>,
-        shared: Arc<Shared>,
-        clock: Clock,
-        notes: mpsc::UnboundedSender<StateNote>,
-        recorder: Recorder,
-    ) -> Self {
-        let health = LinkHealth::new(HealthParams::from_config(&hcfg, plan.quorum), clock.now());
+    pub fn new(plan: LinkPlan, hcfg: HealthSection, env: WorkerEnv) -> Self {
+        let health = LinkHealth::new(
+            HealthParams::from_config(&hcfg, plan.quorum),
+            env.clock.now(),
+        );
         Worker {
+            pace: PaceParams::from_config(&hcfg),
             plan,
             hcfg,
             health,
-            prober,
-            shared,
-            clock,
+            env,
             active: false,
+            chosen: false,
             ipv6: false,
+            last_clean: None,
+            failing_since: None,
+            confirm_after: None,
+            traffic: None,
+            counters_ok: true,
+            traffic_round: false,
+            probed: false,
+            last_round: None,
+            kick: true,
             target_fails: HashMap::new(),
             warnings: vec![],
             rotate: 0,
             probe_bytes: 0,
             last_app: None,
-            notes,
-            recorder,
+            app_soon: None,
             minute: MinuteAcc::default(),
         }
     }
@@ -180,34 +176,60 @@ impl Worker {
             .collect()
     }
 
-    /// Time between rounds for the link's role right now.
-    fn round_interval(&self) -> Duration {
-        if self.active || self.health.confirming() {
-            if self.plan.metered && !self.health.confirming() {
-                self.hcfg.interval_active.max(Duration::from_secs(1))
-            } else {
-                self.hcfg.interval_active
-            }
-        } else if self.plan.metered {
-            self.hcfg.interval_metered_standby
-        } else {
-            self.hcfg.interval_standby
+    /// The facts the pace depends on, now.
+    fn link_now(&self) -> LinkNow {
+        LinkNow {
+            active: self.active || self.chosen,
+            metered: self.plan.metered,
+            counters: self.counters_ok,
+            state: self.health.state(),
+            confirming: self.health.confirming(),
+            last_clean: self.last_clean,
+            confirm_after: self.confirm_after,
+            timeout: self.health.timeout(),
         }
+    }
+
+    fn pace(&self) -> Pace {
+        evidence::pace(&self.link_now(), &self.pace)
+    }
+
+    /// Does the role use the traffic watch (metered and active)?
+    fn watches_traffic(&self) -> bool {
+        self.plan.metered
+            && (self.active || self.chosen)
+            && self.pace.traffic_evidence
+            && self.counters_ok
     }
 
     fn app_interval(&self) -> Duration {
-        if self.active {
-            self.hcfg.app_interval_active
-        } else if self.plan.metered {
-            self.hcfg.app_interval_metered_standby
-        } else {
-            self.hcfg.app_interval_standby
+        match (self.active || self.chosen, self.plan.metered) {
+            (true, true) => self.hcfg.app_interval_metered_active,
+            (true, false) => self.hcfg.app_interval_active,
+            (false, true) => self.hcfg.app_interval_metered_standby,
+            (false, false) => self.hcfg.app_interval_standby,
         }
     }
 
-    /// Should a standby round probe every target (confirming a change) or one?
-    fn full_round(&self) -> bool {
-        self.active || self.health.confirming() || self.health.state() == LinkState::Down
+    /// When the next round is due.
+    fn next_round(&self) -> Instant {
+        match self.last_round {
+            Some(at) if !self.kick => at + self.pace().interval,
+            _ => Instant::now(),
+        }
+    }
+
+    /// The facts the main loop acts on: in doubt, asked to confirm.
+    fn evidence_key(&self) -> (bool, bool) {
+        (self.failing_since.is_some(), self.link_now().requested())
+    }
+
+    /// Publish, and tell the main loop when the evidence it acts on changed.
+    fn evidence_changed(&mut self, before: (bool, bool)) {
+        self.publish();
+        if self.evidence_key() != before {
+            let _ = self.env.notes.send(Note::Evidence(self.plan.name.clone()));
+        }
     }
 
     fn publish(&self) {
@@ -221,19 +243,23 @@ impl Worker {
                 ),
             );
         }
+        let pace = self.pace();
         let view = LinkView {
             plan: self.plan.clone(),
             state: self.health.state(),
             reason: self.health.reason().map(str::to_string),
-            since: self.clock.wall(self.health.since()),
+            since: self.env.clock.wall(self.health.since()),
             since_ms: self.health.since(),
             rtt_ms: self.health.rtt_ms(),
             loss_pct: self.health.loss_pct(),
             active: self.active,
             warnings,
             probe_bytes: self.probe_bytes,
+            last_clean: self.last_clean,
+            failing_since: self.failing_since,
+            window: pace.window,
         };
-        self.shared.update(view);
+        self.env.shared.update(view);
     }
 
     fn note(&mut self, t: Option<Transition>) {
@@ -242,7 +268,8 @@ impl Worker {
         if t.from != t.to {
             info!(link = %self.plan.name, kind = %self.plan.kind, from = %t.from, to = %t.to,
                   reason = %reason, "link state changed");
-            self.shared
+            self.env
+                .shared
                 .metrics
                 .transitions
                 .get_or_create(&TransitionLabels {
@@ -256,13 +283,18 @@ impl Worker {
     }
 
     fn observe(&mut self, obs: Observation) {
-        let t = self.health.observe(self.clock.now(), obs);
+        let before = self.evidence_key();
+        self.observe_from(before, obs);
+    }
+
+    /// Feed `obs`; `before` is the evidence key before the caller changed it.
+    fn observe_from(&mut self, before: (bool, bool), obs: Observation) {
+        let t = self.health.observe(self.env.clock.now(), obs);
         self.note(t.clone());
-        self.publish();
         if let Some(t) = &t {
             // Reason changes are recorded too (`probes` -> `carrier` tells
             // IT staff the cable went, not the ISP).
-            self.recorder.record(Body::LinkState {
+            self.env.recorder.record(Body::LinkState {
                 link: self.plan.name.clone(),
                 kind: self.plan.kind,
                 from: t.from,
@@ -270,100 +302,22 @@ impl Worker {
                 reason: t.reason.clone(),
             });
         }
+        // Publish first: the main loop reads the views when a note comes.
+        self.publish();
         if let Some(t) = t
             && t.from != t.to
         {
-            let _ = self.notes.send(StateNote {
+            let _ = self.env.notes.send(Note::State(StateNote {
                 link: self.plan.name.clone(),
                 kind: self.plan.kind.to_string(),
                 from: t.from,
                 to: t.to,
                 reason: t.reason,
-            });
+            }));
         }
-    }
-
-    fn count_probe(&mut self, spec_label: &str, kind: &str, o: &ProbeOutcome) {
-        self.probe_bytes += o.bytes;
-        self.minute.bytes += o.bytes;
-        let labels = LinkLabels {
-            link: self.plan.name.clone(),
-            kind: self.plan.kind.to_string(),
-        };
-        self.shared
-            .metrics
-            .probe_bytes
-            .get_or_create(&labels)
-            .inc_by(o.bytes);
-        self.shared
-            .metrics
-            .probes
-            .get_or_create(&ProbeLabels {
-                link: self.plan.name.clone(),
-                probe: kind.to_string(),
-                result: match &o.result {
-                    Ok(_) => "ok".into(),
-                    Err(f) => f.reason_word().into(),
-                },
-            })
-            .inc();
-        if let Ok(rtt) = o.result
-            && (kind == "icmp" || kind == "tcp")
-        {
-            self.shared
-                .metrics
-                .rtt
-                .get_or_create(&labels)
-                .observe(rtt.as_secs_f64());
+        if self.evidence_key() != before {
+            let _ = self.env.notes.send(Note::Evidence(self.plan.name.clone()));
         }
-        debug!(link = %self.plan.name, probe = spec_label, result = ?o.result, "probe");
-    }
-
-    fn round_done(&mut self, round: Round, outcomes: Vec<(String, ProbeOutcome)>) {
-        let mut warnings = vec![];
-        let round_clean = round.answered >= self.plan.quorum.min(round.sent).max(1);
-        self.minute.sent += round.sent;
-        self.minute.lost += round.sent.saturating_sub(round.answered);
-        self.minute
-            .rtts_ms
-            .extend(round.rtts.iter().map(|d| d.as_secs_f64() * 1000.0));
-        for (label, o) in &outcomes {
-            let kind = label.split(' ').next().unwrap_or("probe").to_string();
-            self.count_probe(label, &kind, o);
-            let entry = self.target_fails.entry(label.clone()).or_insert((0, None));
-            match &o.result {
-                Ok(_) => *entry = (0, None),
-                Err(f) => {
-                    entry.0 += 1;
-                    entry.1 = Some(f.clone());
-                }
-            }
-        }
-        // Warnings come from every target's last outcome, not only this
-        // round's (a standby round probes one target at a time).
-        for (label, (n, last)) in &self.target_fails {
-            match last {
-                Some(
-                    f @ (ProbeFailure::Permission(_)
-                    | ProbeFailure::NoSuchInterface
-                    | ProbeFailure::Resolve(_)),
-                ) => warnings.push(format!("{label}: {f}")),
-                // A target that keeps failing while the link works.
-                Some(_) if *n >= 10 && round_clean => warnings.push(format!(
-                    "{label}: no answer for {n} probes in a row (the link itself works)"
-                )),
-                _ => {}
-            }
-        }
-        warnings.sort();
-        warnings.dedup();
-        if warnings != self.warnings {
-            for w in warnings.iter().filter(|w| !self.warnings.contains(w)) {
-                warn!(link = %self.plan.name, "{w}");
-            }
-            self.warnings = warnings;
-        }
-        self.observe(Observation::Round(round));
     }
 
     /// Run until told to stop.
@@ -371,7 +325,8 @@ impl Worker {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         let mut round_busy = false;
         let mut app_busy = false;
-        let mut next_round = Instant::now();
+        // A confirmation was asked for while a round was in flight.
+        let mut confirm_waiting = false;
         let mut present = true;
         let mut carrier = true;
         let mut minute = tokio::time::interval_at(
@@ -379,11 +334,22 @@ impl Worker {
             Duration::from_secs(60),
         );
         minute.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sample = tokio::time::interval(TRAFFIC_SAMPLE);
+        sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         self.publish();
         loop {
             let can_probe = present && carrier;
+            let watching = can_probe && self.watches_traffic();
+            if !watching {
+                // A new baseline when the watch resumes.
+                self.traffic = None;
+            }
+            let next_round = self.next_round();
             let next_app = match self.last_app {
-                None => Instant::now() + Duration::from_millis(200),
+                // Fixed once: the loop may wake every 100 ms.
+                None => *self
+                    .app_soon
+                    .get_or_insert_with(|| Instant::now() + Duration::from_millis(200)),
                 Some(t) => t + self.app_interval(),
             };
             let app_due = can_probe
@@ -393,9 +359,10 @@ impl Worker {
             tokio::select! {
                 _ = minute.tick() => {
                     if let Some(b) = self.minute.body(&self.plan.name, self.plan.kind) {
-                        self.recorder.record(b);
+                        self.env.recorder.record(b);
                     }
                 }
+                _ = sample.tick(), if watching => self.traffic_sample(round_busy, app_busy),
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
                     match msg {
@@ -405,7 +372,7 @@ impl Worker {
                                 present = p;
                                 if p { carrier = true; }
                                 self.observe(Observation::Present(p));
-                                next_round = Instant::now();
+                                self.kick = true;
                             }
                         }
                         LinkMsg::Carrier(c) => {
@@ -413,7 +380,7 @@ impl Worker {
                                 if !present { present = true; self.observe(Observation::Present(true)); }
                                 carrier = c;
                                 self.observe(Observation::Carrier(c));
-                                next_round = Instant::now();
+                                self.kick = true;
                             }
                         }
                         LinkMsg::Active(a) => {
@@ -421,20 +388,45 @@ impl Worker {
                                 self.active = a;
                                 info!(link = %self.plan.name, active = a, "default route moved");
                                 self.publish();
-                                next_round = Instant::now();
+                                self.kick = true;
+                            }
+                        }
+                        LinkMsg::Chosen(c) => {
+                            if c != self.chosen {
+                                self.chosen = c;
+                                debug!(link = %self.plan.name, chosen = c, "policy choice moved");
+                                self.publish();
+                                self.kick |= c;
+                            }
+                        }
+                        LinkMsg::Confirm(t) => {
+                            if t != self.confirm_after {
+                                let before = self.evidence_key();
+                                self.confirm_after = t;
+                                if self.link_now().requested() {
+                                    debug!(link = %self.plan.name, "asked to confirm");
+                                    if round_busy {
+                                        confirm_waiting = true;
+                                    } else {
+                                        self.kick = true;
+                                    }
+                                }
+                                self.evidence_changed(before);
                             }
                         }
                         LinkMsg::Ipv6(v6) => self.ipv6 = v6,
                         LinkMsg::Reload(b) => {
                             let (plan, hcfg) = *b;
                             self.health.set_params(HealthParams::from_config(&hcfg, plan.quorum));
+                            self.pace = PaceParams::from_config(&hcfg);
                             self.plan = plan;
                             self.hcfg = hcfg;
+                            self.counters_ok = true;
                             self.target_fails.clear();
                             self.publish();
                         }
                         LinkMsg::Kick => {
-                            next_round = Instant::now();
+                            self.kick = true;
                             self.last_app = None;
                         }
                     }
@@ -450,6 +442,11 @@ impl Worker {
                                     // Back: check the applications soon.
                                     self.last_app = None;
                                 }
+                            } else {
+                                self.traffic_round = false;
+                            }
+                            if std::mem::take(&mut confirm_waiting) && self.link_now().requested() {
+                                self.kick = true;
                             }
                         }
                         Done::App(label, o, last) => {
@@ -473,15 +470,17 @@ impl Worker {
                 }
                 _ = tokio::time::sleep_until(next_round), if can_probe && !round_busy => {
                     round_busy = true;
-                    let interval = self.round_interval();
-                    next_round = Instant::now() + interval;
+                    self.kick = false;
+                    self.probed = true;
+                    self.last_round = Some(Instant::now());
+                    let all = self.pace().all_targets || self.traffic_round;
                     let mut targets = self.reach_targets();
-                    if !self.full_round() && targets.len() > 1 {
+                    if !all && targets.len() > 1 {
                         self.rotate = (self.rotate + 1) % targets.len();
                         targets = vec![targets.swap_remove(self.rotate)];
                     }
                     let timeout = self.health.timeout();
-                    let prober = self.prober.clone();
+                    let prober = self.env.prober.clone();
                     let iface = self.plan.name.clone();
                     let tx = done_tx.clone();
                     tokio::spawn(async move {
@@ -491,10 +490,12 @@ impl Worker {
                 }
                 _ = tokio::time::sleep_until(next_app), if app_due => {
                     app_busy = true;
+                    self.probed = true;
                     self.last_app = Some(Instant::now());
+                    self.app_soon = None;
                     let checks = self.app_checks();
                     let timeout = self.hcfg.timeout_max.max(Duration::from_secs(2));
-                    let prober = self.prober.clone();
+                    let prober = self.env.prober.clone();
                     let iface = self.plan.name.clone();
                     let tx = done_tx.clone();
                     tokio::spawn(async move {
@@ -510,47 +511,11 @@ impl Worker {
             }
         }
         if let Some(b) = self.minute.body(&self.plan.name, self.plan.kind) {
-            self.recorder.record(b);
+            self.env.recorder.record(b);
         }
         // Published views must not outlive the worker (a late round result may
         // have re-published after the agent forgot the link).
-        self.shared.remove(&self.plan.name);
+        self.env.shared.remove(&self.plan.name);
         debug!(link = %self.plan.name, "worker stopped");
     }
-}
-
-/// Probe every target of a round concurrently.
-pub async fn run_round(
-    prober: &dyn Prober,
-    iface: &str,
-    targets: &[ProbeSpec],
-    timeout: Duration,
-) -> (Round, Vec<(String, ProbeOutcome)>) {
-    let futs = targets.iter().map(|t| async move {
-        let o = prober.probe(iface, t, timeout).await;
-        (t.label(), o)
-    });
-    let outcomes: Vec<(String, ProbeOutcome)> = futures::future::join_all(futs).await;
-    let rtts: Vec<Duration> = outcomes
-        .iter()
-        .filter_map(|(_, o)| o.result.as_ref().ok().copied())
-        .collect();
-    // A probe the OS refused to send is not packet loss: count only probes
-    // that left (the refusal still fails the round when nothing else answers).
-    let sent = outcomes
-        .iter()
-        .filter(|(_, o)| {
-            !matches!(
-                o.result,
-                Err(ProbeFailure::Permission(_) | ProbeFailure::NoSuchInterface)
-            )
-        })
-        .count();
-    let round = Round {
-        sent: sent as u32,
-        answered: rtts.len() as u32,
-        rtts,
-        failure: round_failure(&outcomes),
-    };
-    (round, outcomes)
 }

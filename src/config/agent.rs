@@ -68,12 +68,20 @@ pub struct HealthSection {
     pub interval_standby: Duration,
     #[serde(with = "humantime_serde")]
     pub interval_metered_standby: Duration,
+    /// Rounds on a metered active link whose traffic is used as evidence.
+    #[serde(with = "humantime_serde")]
+    pub interval_metered_active: Duration,
+    /// Use the packets a metered active link carries as evidence that it
+    /// works (probing it slowly while they flow), instead of fast rounds.
+    pub traffic_evidence: bool,
     #[serde(with = "humantime_serde")]
     pub app_interval_active: Duration,
     #[serde(with = "humantime_serde")]
     pub app_interval_standby: Duration,
     #[serde(with = "humantime_serde")]
     pub app_interval_metered_standby: Duration,
+    #[serde(with = "humantime_serde")]
+    pub app_interval_metered_active: Duration,
     /// Consecutive failed rounds before a link is declared `down`.
     pub down_after: u32,
     /// Consecutive clean rounds before a `down` link is `up` again.
@@ -102,9 +110,12 @@ impl Default for HealthSection {
             interval_active: Duration::from_millis(500),
             interval_standby: Duration::from_secs(5),
             interval_metered_standby: Duration::from_secs(15),
+            interval_metered_active: Duration::from_secs(20),
+            traffic_evidence: true,
             app_interval_active: Duration::from_secs(30),
             app_interval_standby: Duration::from_secs(300),
             app_interval_metered_standby: Duration::from_secs(1800),
+            app_interval_metered_active: Duration::from_secs(600),
             down_after: 4,
             up_after: 5,
             quorum: 1,
@@ -392,11 +403,16 @@ impl AgentConfig {
                 "health.interval_metered_standby",
                 h.interval_metered_standby,
             ),
+            ("health.interval_metered_active", h.interval_metered_active),
             ("health.app_interval_active", h.app_interval_active),
             ("health.app_interval_standby", h.app_interval_standby),
             (
                 "health.app_interval_metered_standby",
                 h.app_interval_metered_standby,
+            ),
+            (
+                "health.app_interval_metered_active",
+                h.app_interval_metered_active,
             ),
         ];
         for (key, d) in positive {

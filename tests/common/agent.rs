@@ -36,12 +36,16 @@ impl<'a> Agent<'a> {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("agent.toml");
         let mut text = config_text.to_string();
-        if !text.contains("[upload]") {
+        if !text.contains("spool_path") {
             // Each agent keeps its own spool, never the system's.
-            text.push_str(&format!(
-                "\n[upload]\nspool_path = \"{}\"\n",
+            let line = format!(
+                "spool_path = \"{}\"\n",
                 dir.path().join("spool.db").display()
-            ));
+            );
+            match text.find("[upload]\n") {
+                Some(i) => text.insert_str(i + "[upload]\n".len(), &line),
+                None => text.push_str(&format!("\n[upload]\n{line}")),
+            }
         }
         std::fs::write(&config, text).expect("write config");
         let log = dir.path().join("agent.log");
@@ -62,6 +66,11 @@ impl<'a> Agent<'a> {
             log,
             dir,
         }
+    }
+
+    /// The agent's spool (unless the config names another).
+    pub fn spool_path(&self) -> PathBuf {
+        self.dir.path().join("spool.db")
     }
 
     /// Restart after the process ended (or was killed), same config and log.

@@ -277,15 +277,6 @@ fn timeout_adapts_to_rtt_within_bounds() {
     assert_eq!(h.timeout(), p.timeout_max);
 }
 
-#[test]
-fn device_online_needs_one_reachable_link() {
-    use LinkState::*;
-    assert!(!device_online(&[]));
-    assert!(!device_online(&[Down, Absent]));
-    assert!(device_online(&[Down, Degraded]));
-    assert!(device_online(&[Up]));
-}
-
 /// Reference model of reachability for rounds only: a plain reading of the rules.
 fn reference(rounds: &[bool], p: &HealthParams) -> Vec<bool> {
     let mut down = true;

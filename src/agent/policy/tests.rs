@@ -1,10 +1,12 @@
 //! Tests of the fail-over policy on a simulated clock: hand-written scenarios,
 //! an exhaustive check of every state combination of three links, and property
-//! tests over random hours of link changes.
+//! tests over random hours of link changes (`invariants`); the scenarios of
+//! fresh evidence are in `fresh`.
 
 use super::*;
 use proptest::prelude::*;
 
+mod fresh;
 mod invariants;
 
 const SEC: u64 = 1000;
@@ -16,6 +18,9 @@ fn cand(name: &str, priority: u32, metered: bool, state: LinkState, since: u64) 
         metered,
         state,
         since: Millis(since),
+        // The change came with a round: clean if the link is online.
+        last_clean: state.is_online().then_some(Millis(since)),
+        failing_since: None,
     }
 }
 
@@ -23,11 +28,14 @@ fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-/// A device's links on a simulated clock: a state change sets `since`.
+/// A device's links on a simulated clock: a state change sets `since`. Every
+/// online link has a clean round at each decision (as the agent's rounds give
+/// it), unless its evidence was set by hand ([`Sim::evidence`]).
 struct Sim {
     policy: Policy,
     links: Vec<Candidate>,
     now: u64,
+    by_hand: std::collections::BTreeSet<String>,
 }
 
 impl Sim {
@@ -40,7 +48,19 @@ impl Sim {
                 .map(|(n, p, m)| cand(n, *p, *m, LinkState::Up, 0))
                 .collect(),
             now: 0,
+            by_hand: Default::default(),
         }
+    }
+    /// Set a link's evidence by hand (kept until [`Sim::probed`]).
+    fn evidence(&mut self, name: &str, last_clean: Option<u64>, failing_since: Option<u64>) {
+        self.by_hand.insert(name.into());
+        let l = self.links.iter_mut().find(|l| l.name == name).unwrap();
+        l.last_clean = last_clean.map(Millis);
+        l.failing_since = failing_since.map(Millis);
+    }
+    /// The link's evidence follows its rounds again.
+    fn probed(&mut self, name: &str) {
+        self.by_hand.remove(name);
     }
     fn set(&mut self, at: u64, name: &str, state: LinkState) {
         self.now = at;
@@ -52,6 +72,12 @@ impl Sim {
     }
     fn decide(&mut self, at: u64) -> Decision {
         self.now = at;
+        for l in self.links.iter_mut() {
+            if !self.by_hand.contains(&l.name) && l.state.is_online() {
+                l.last_clean = Some(Millis(at));
+                l.failing_since = None;
+            }
+        }
         self.policy.decide(Millis(at), &self.links)
     }
     fn chosen(&mut self, at: u64) -> Option<String> {
