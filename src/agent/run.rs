@@ -124,6 +124,8 @@ struct Agent {
     recorder: crate::agent::record::Recorder,
     /// Why the chosen link is the chosen one: the cause of the last change.
     last_cause: Cause,
+    /// NetworkManager applies the decisions (`failover.mode` auto or networkmanager).
+    nm: Option<crate::agent::nm::NmHandle>,
 }
 
 impl Agent {
@@ -363,11 +365,22 @@ impl Agent {
                 .failover
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
+            // With NetworkManager, its task says which mode is in effect and why.
+            let (mode, mode_reason, networkmanager) = match &self.nm {
+                Some(_) => (
+                    std::mem::take(&mut f.mode),
+                    std::mem::take(&mut f.mode_reason),
+                    f.networkmanager.take(),
+                ),
+                None => {
+                    let c = crate::agent::nm::mode::choose(self.cfg.failover.mode, None);
+                    (c.mode.into(), c.reason, None)
+                }
+            };
             *f = FailoverStatus {
-                mode: match self.cfg.failover.mode {
-                    FailoverMode::Observe => "observe".into(),
-                    FailoverMode::Routes => "routes".into(),
-                },
+                mode,
+                mode_reason,
+                networkmanager,
                 chosen: d.chosen.clone(),
                 cause: self.last_cause.as_str().into(),
                 reason: d.reason.clone(),
@@ -378,6 +391,9 @@ impl Agent {
                     .map(|(n, at)| (n.clone(), rfc3339(self.clock.wall(*at)))),
                 switches: self.switches,
             };
+        }
+        if let Some(nm) = &self.nm {
+            nm.order(d.chosen.clone(), d.order.clone(), d.switched());
         }
         if self.routes_mode() && (d.order != self.last_order || d.switched()) {
             self.last_order = d.order.clone();
@@ -573,6 +589,7 @@ pub async fn run_with(
         last_order: vec![],
         recorder: crate::agent::record::Recorder::disabled(),
         last_cause: Cause::Initial,
+        nm: None,
     };
     // The durable record: everything from here on is spooled first.
     let only_metered: Arc<dyn Fn() -> bool + Send + Sync> = {
@@ -599,6 +616,7 @@ pub async fn run_with(
         agent.cfg.failover.hook.clone(),
         agent.cfg.failover.hook_timeout,
     );
+    agent.nm = crate::agent::nm::control::start(&agent.cfg, agent.shared.clone()).await;
     if agent.routes_mode() && !agent.cfg.failover.dry_run {
         // A crash may have left our routes behind: start from a clean table.
         let n = routes::remove_all().await?;
@@ -643,6 +661,9 @@ pub async fn run_with(
                 agent.on_event(ev).await;
                 if routes_event {
                     agent.sync_routes().await;
+                    if let Some(nm) = &agent.nm {
+                        nm.poke();
+                    }
                 }
             }
             Some(n) = notes_rx.recv() => {
@@ -702,6 +723,9 @@ pub async fn run_with(
         // Let the workers hand over their last minute first.
         tokio::time::sleep(Duration::from_millis(50)).await;
         r.stop(Duration::from_secs(3)).await;
+    }
+    if let Some(nm) = agent.nm.take() {
+        nm.stop(Duration::from_secs(5)).await;
     }
     if agent.routes_mode() && !agent.cfg.failover.dry_run {
         match routes::remove_all().await {
