@@ -128,6 +128,41 @@ pub async fn describe(
     (choice, lines)
 }
 
+/// `status`'s lines about the mode: why it applies, what stops NetworkManager from being
+/// used, and NetworkManager's view of each link.
+pub fn status_lines(f: &crate::wire::FailoverStatus) -> Vec<String> {
+    let mut out = vec![];
+    if !f.mode_reason.is_empty() {
+        out.push(format!("mode: {}", f.mode_reason));
+    }
+    let Some(nm) = &f.networkmanager else {
+        return out;
+    };
+    if let Some(e) = &nm.error {
+        out.push(format!("error: {e}"));
+    }
+    for l in &nm.links {
+        let metric = |set: Option<u32>, route: Option<u32>| match (set, route) {
+            (Some(s), _) => format!("{s} (set by the agent)"),
+            (None, Some(r)) => format!("{r}"),
+            (None, None) => "-".into(),
+        };
+        out.push(if !l.managed {
+            format!("  {}: not managed by NetworkManager", l.name)
+        } else {
+            format!(
+                "  {}: connection {}, NetworkManager connectivity {}, route metric {} / IPv6 {}",
+                l.name,
+                l.connection.as_deref().unwrap_or("none"),
+                l.connectivity,
+                metric(l.metric_v4, l.route_v4),
+                metric(l.metric_v6, l.route_v6),
+            )
+        });
+    }
+    out
+}
+
 fn metric_words(setting: i64, route: Option<u32>) -> String {
     match (setting, route) {
         (_, None) => "none (no default route)".into(),
