@@ -75,18 +75,16 @@ fn start_agent<'a>(nm: &'a NmBed, mode: &str) -> Agent<'a> {
 }
 
 fn wait_mode(agent: &Agent, mode: &str) -> AgentStatus {
-    let mut last = None;
     let start = Instant::now();
     loop {
         let s = agent.status();
         if s.failover.mode == mode {
             return s;
         }
-        last = Some(s);
         assert!(
             start.elapsed() < Duration::from_secs(15),
             "mode not {mode}: {:#?}\nlog:\n{}",
-            last.map(|s| s.failover),
+            s.failover,
             agent.log_tail()
         );
         std::thread::sleep(Duration::from_millis(50));
