@@ -12,13 +12,18 @@
 //!   check URI at its default interval, 300 s; it moves the route when its check fails, by
 //!   penalising the link's metric): M trials (default 5), each capped at 360 s and each cut
 //!   at a random phase of NetworkManager's check period (a random wait of 0 to 300 s after
-//!   it last found the link working), so the median is fair and a trial takes about 5 minutes;
+//!   it last found the link working), so the median is fair and a trial takes about 5 minutes.
+//!   The check's host name resolves from a hosts file here (as systemd-resolved would resolve
+//!   it per link): NetworkManager's best case;
+//! - the same, but the check's host name resolved through DNS, as on Debian without
+//!   systemd-resolved: one trial capped at 360 s (the resolution goes out through the link
+//!   carrying the default route, the dead one);
 //! - NetworkManager ALONE without connectivity checking (Debian's default when the
 //!   connectivity package is not installed): one trial capped at 60 s (it never moves the
 //!   route on a silent cut).
 //!
 //! `cargo bench --bench networkmanager -- [--trials N] [--nm-trials M] [--nm-cap SECS]
-//!  [--no-nm-alone]`
+//!  [--no-nm-alone] [--no-dns-trial]`
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -193,8 +198,16 @@ fn with_agent(trials: usize) -> Vec<Duration> {
     total
 }
 
-fn nm_alone(trials: usize, cap: Duration) -> (Vec<Duration>, usize) {
-    let nm = NmBed::new(NmOptions::default());
+fn nm_alone(trials: usize, cap: Duration, check_host_in_hosts: bool) -> (Vec<Duration>, usize) {
+    let nm = NmBed::new(NmOptions {
+        check_host_in_hosts,
+        ..NmOptions::default()
+    });
+    let how = if check_host_in_hosts {
+        "check host from the hosts file"
+    } else {
+        "check host resolved through DNS"
+    };
     let mut moved = vec![];
     let mut capped = 0;
     let mut rng = rand::rng();
@@ -211,7 +224,7 @@ fn nm_alone(trials: usize, cap: Duration) -> (Vec<Duration>, usize) {
         match route_on(&nm, Uplink::Wifi, t0, Duration::from_millis(100), cap) {
             Some(t) => {
                 eprintln!(
-                    "  NetworkManager alone, trial {}: {:.1} s (cut {} s into its period)",
+                    "  NetworkManager alone ({how}), trial {}: {:.1} s (cut {} s into its period)",
                     i + 1,
                     t.as_secs_f64(),
                     phase.as_secs()
@@ -220,9 +233,10 @@ fn nm_alone(trials: usize, cap: Duration) -> (Vec<Duration>, usize) {
             }
             None => {
                 eprintln!(
-                    "  NetworkManager alone, trial {}: not moved within {} s",
+                    "  NetworkManager alone ({how}), trial {}: not moved within {} s (cut {} s into its period)",
                     i + 1,
-                    cap.as_secs()
+                    cap.as_secs(),
+                    phase.as_secs()
                 );
                 capped += 1;
             }
@@ -231,13 +245,13 @@ fn nm_alone(trials: usize, cap: Duration) -> (Vec<Duration>, usize) {
     }
     match moved.len() {
         0 => println!(
-            "NetworkManager ALONE (connectivity check every 300 s, its default): n={trials}: the route never moved within {} s",
+            "NetworkManager ALONE (connectivity check every 300 s, its default; {how}): n={trials}: the route never moved within {} s",
             cap.as_secs()
         ),
         _ => {
             let (med, worst) = stats(&mut moved);
             println!(
-                "NetworkManager ALONE (connectivity check every 300 s, its default): n={trials} median={:.1} s worst={:.1} s{}",
+                "NetworkManager ALONE (connectivity check every 300 s, its default; {how}): n={trials} median={:.1} s worst={:.1} s{}",
                 med.as_secs_f64(),
                 worst.as_secs_f64(),
                 if capped > 0 {
@@ -294,7 +308,10 @@ fn main() {
     if args.iter().any(|a| a == "--no-nm-alone") {
         return;
     }
-    let (mut alone, capped) = nm_alone(nm_trials, cap);
+    let (mut alone, capped) = nm_alone(nm_trials, cap, true);
+    if !args.iter().any(|a| a == "--no-dns-trial") {
+        nm_alone(1, cap, false);
+    }
     nm_alone_unchecked(Duration::from_secs(60));
     let (amed, aworst) = stats(&mut agent);
     if !alone.is_empty() {

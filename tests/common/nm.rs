@@ -11,7 +11,8 @@
 //!   `ip netns exec`): temporary directories are bind-mounted over `/etc/NetworkManager`,
 //!   `/var/lib/NetworkManager` and `/run` (with an empty `/run/NetworkManager`), so it reads
 //!   only the config and keyfile profiles the test writes and keeps its state in the test's
-//!   directory, and over `/etc/resolv.conf` (the testbed's dnsmasq, nothing else); `hostname-mode=none`, `dns=none` and `rc-manager=unmanaged`, so it leaves the
+//!   directory, over `/etc/resolv.conf` (the testbed's dnsmasq, nothing else) and over
+//!   `/etc/hosts` (the check's host name, see [`NmOptions::check_host_in_hosts`]); `hostname-mode=none`, `dns=none` and `rc-manager=unmanaged`, so it leaves the
 //!   host name and resolv.conf alone. `/sys` is remounted read-only in that namespace: this
 //!   is how NetworkManager knows it runs without udev (as in a container). With a writable
 //!   `/sys` it waits forever for udev to announce each interface ("startup complete is
@@ -29,7 +30,8 @@
 //! namespaces the test creates, and `Drop` stops it and the bus before the testbed goes.
 
 use super::{
-    DNS_SERVER, DNS_SERVER_V6, Testbed, Uplink, find_tool, require_tool, try_run, wait_until,
+    DNS_SERVER, DNS_SERVER_V6, PROBE_ADDR, PROBE_ADDR_V6, PROBE_NAMES, Testbed, Uplink, find_tool,
+    require_tool, try_run, wait_until,
 };
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -39,8 +41,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// NetworkManager's connectivity check in the testbed (answered by inet's HTTP server).
-/// Its host name resolves (through the testbed's dnsmasq, the only nameserver NetworkManager
-/// sees) to 192.0.2.1 and 2001:db8:ff::1, so IPv4 and IPv6 connectivity are both checked.
+/// Its host name resolves (from NetworkManager's hosts file, or through the testbed's dnsmasq,
+/// the only nameserver NetworkManager sees) to 192.0.2.1 and 2001:db8:ff::1, so IPv4 and IPv6
+/// connectivity are both checked.
 pub const CHECK_URI: &str = "http://probe.test/generate_204";
 
 /// Deadline for NetworkManager to start and activate the three profiles.
@@ -62,6 +65,13 @@ pub struct NmOptions {
     /// leaves the key out (NetworkManager's default for the device type, `-1`).
     pub metrics: [Option<u32>; 3],
     pub connectivity: Connectivity,
+    /// The check's host name resolves from NetworkManager's `/etc/hosts` (true, the default)
+    /// or through DNS (false). NetworkManager without systemd-resolved resolves it with the
+    /// system's resolver, through whichever link carries the default route: when that link's
+    /// upstream dies, every link's check fails alike, every link gets the same penalty and
+    /// the route never moves. A hosts entry stands in for systemd-resolved's per-link
+    /// resolution, NetworkManager's best case.
+    pub check_host_in_hosts: bool,
 }
 
 impl Default for NmOptions {
@@ -69,6 +79,7 @@ impl Default for NmOptions {
         NmOptions {
             metrics: [None, Some(600), Some(700)],
             connectivity: Connectivity::On { interval: None },
+            check_host_in_hosts: true,
         }
     }
 }
@@ -200,6 +211,14 @@ impl NmBed {
             format!("nameserver {DNS_SERVER}\nnameserver {DNS_SERVER_V6}\n"),
         )
         .expect("write resolv.conf");
+        let mut hosts = String::from("127.0.0.1 localhost\n::1 localhost\n");
+        if self.opts.check_host_in_hosts {
+            hosts.push_str(&format!(
+                "{PROBE_ADDR} {PROBE_NAMES0}\n{PROBE_ADDR_V6} {PROBE_NAMES0}\n",
+                PROBE_NAMES0 = PROBE_NAMES[0]
+            ));
+        }
+        fs::write(self.path("hosts"), hosts).expect("write hosts");
 
         let connectivity = match self.opts.connectivity {
             Connectivity::Off => String::new(),
@@ -282,12 +301,14 @@ impl NmBed {
              target=$(readlink -f /etc/resolv.conf)\n\
              case \"$target\" in /run/*) mkdir -p \"$(dirname \"$target\")\"; : > \"$target\";; esac\n\
              mount --bind {resolv} \"$target\"\n\
+             mount --bind {hosts} /etc/hosts\n\
              mount -o remount,ro /sys\n\
              exec {nm} --no-daemon --debug\n",
             run = self.path("run").display(),
             etc = self.path("etc").display(),
             lib = self.path("lib").display(),
             resolv = self.path("resolv.conf").display(),
+            hosts = self.path("hosts").display(),
             nm = nm.display(),
         );
         let log = fs::OpenOptions::new()

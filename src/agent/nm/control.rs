@@ -120,6 +120,8 @@ pub struct Controller {
     checking: Arc<AtomicBool>,
     /// When to look again after kernel route or link events (they come in bursts).
     poke_at: Option<tokio::time::Instant>,
+    /// Whether the links as NetworkManager has them were logged since it was found.
+    announced: bool,
 }
 
 /// Wait between a route or link event and the check it causes.
@@ -140,6 +142,7 @@ impl Controller {
             logged: None,
             checking: Arc::new(AtomicBool::new(false)),
             poke_at: None,
+            announced: false,
         };
         let task = tokio::spawn(ctl.run(rx));
         NmHandle { tx, task }
@@ -163,6 +166,7 @@ impl Controller {
             logged: None,
             checking: Arc::new(AtomicBool::new(false)),
             poke_at: None,
+            announced: false,
         };
         match state::load(&ctl.settings.state_path) {
             Ok(c) => ctl.changes = c,
@@ -199,6 +203,7 @@ impl Controller {
                             mode::choose(self.settings.configured, Some(&Ok(info.clone())));
                         info!(mode = choice.mode, "{}", choice.reason);
                         self.logged = None;
+                        self.announced = false;
                         self.info = Some(info);
                         self.undo_all("left by an earlier run").await;
                         self.sync(false).await;
@@ -355,6 +360,20 @@ impl Controller {
             Ok(o) => o,
             Err(e) => return self.unavailable(e),
         };
+        if !self.announced && !self.order.is_empty() {
+            self.announced = true;
+            for l in &status {
+                match (&l.connection, l.managed) {
+                    (_, false) => info!(link = %l.name,
+                        "not managed by NetworkManager: its routes are left alone"),
+                    (Some(c), true) => info!(link = %l.name, connection = %c,
+                        connectivity = %l.connectivity, route_v4 = ?l.route_v4,
+                        route_v6 = ?l.route_v6, "managed by NetworkManager"),
+                    (None, true) => info!(link = %l.name,
+                        "managed by NetworkManager, no active connection (yet)"),
+                }
+            }
+        }
         let p = plan::reconcile(&self.order, self.chosen.is_some(), &observed, &self.changes);
         if let Err(e) = self.apply(p, "for the chosen link").await {
             return self.unavailable(e);
