@@ -194,6 +194,7 @@ impl Controller {
         let mut tick = tokio::time::interval(RESYNC);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_look = tokio::time::Instant::now();
+        let mut found_before = false;
         loop {
             if self.info.is_none() && tokio::time::Instant::now() >= next_look {
                 next_look = tokio::time::Instant::now() + RETRY;
@@ -205,7 +206,13 @@ impl Controller {
                         self.logged = None;
                         self.announced = false;
                         self.info = Some(info);
-                        self.undo_all("left by an earlier run").await;
+                        // Leftovers of an earlier run are undone first; after a lost
+                        // NetworkManager comes back, this run's changes are simply checked
+                        // against the latest decision (re-applied where it reset them).
+                        if !found_before {
+                            self.undo_all("left by an earlier run").await;
+                        }
+                        found_before = true;
                         self.sync(false).await;
                     }
                     Err(e) => self.unavailable(e),
