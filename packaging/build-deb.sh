@@ -10,6 +10,8 @@ trap 'rm -rf "$root"' EXIT
 install -D -m0755 target/release/linkwatch "$root/usr/bin/linkwatch"
 install -D -m0644 config.example.toml "$root/etc/linkwatch/agent.toml"
 install -D -m0644 systemd/linkwatch-agent.service "$root/lib/systemd/system/linkwatch-agent.service"
+install -D -m0644 packaging/polkit/50-linkwatch-networkmanager.rules \
+    "$root/usr/share/polkit-1/rules.d/50-linkwatch-networkmanager.rules"
 mkdir -p "$root/DEBIAN"
 cat > "$root/DEBIAN/control" <<CONTROL
 Package: linkwatch

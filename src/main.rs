@@ -506,7 +506,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             if plans.is_empty() {
                 bail!("no links would be watched: declare [[link]] entries or enable [discovery]");
             }
-            for p in plans {
+            for p in &plans {
                 println!(
                     "  {} ({}, priority {}, {}metered, quorum {}): {} probes",
                     p.name,
@@ -516,6 +516,19 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     p.quorum,
                     p.probes.len()
                 );
+            }
+            // Which failover mode would apply, and why (asks NetworkManager for auto and
+            // networkmanager).
+            let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
+            let nm = agent::nm::dbus::DbusNm::new();
+            let (choice, lines) =
+                runtime()?.block_on(agent::nm::describe(cfg.failover.mode, &nm, &names));
+            println!("failover: {} ({})", choice.mode, choice.reason);
+            if let Some(e) = &choice.error {
+                println!("  warning: {e}");
+            }
+            for l in lines {
+                println!("  {l}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -780,6 +793,9 @@ fn render_status(s: &AgentStatus) -> String {
     );
     if let Some((link, at)) = &f.pending {
         let _ = writeln!(out, "  {link} becomes eligible at {at}");
+    }
+    for line in agent::nm::mode::status_lines(f) {
+        let _ = writeln!(out, "{line}");
     }
     let _ = writeln!(
         out,

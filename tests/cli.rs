@@ -133,3 +133,70 @@ fn status_without_an_agent_says_so() {
     assert_eq!(code, 2);
     assert!(err.contains("is `linkwatch agent` running"), "{err}");
 }
+
+/// `validate` with a bus address where no bus listens (never the machine's own bus).
+fn validate_without_bus(text: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.toml");
+    std::fs::write(&path, text).unwrap();
+    let bus = format!("unix:path={}", dir.path().join("no-bus").display());
+    let out = Command::new(BIN)
+        .args(["validate", "--config", path.to_str().unwrap()])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus)
+        .output()
+        .expect("run linkwatch");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn validate_says_which_failover_mode_applies_and_why() {
+    let cfg = |mode: &str| {
+        format!(
+            "[discovery]\nenabled = false\n[failover]\nmode = \"{mode}\"\n[[link]]\nname = \"eth0\"\n"
+        )
+    };
+    let (code, out, err) = validate_without_bus(&cfg("observe"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "failover: observe (failover.mode = \"observe\": measuring and reporting only, routes untouched)"
+        ),
+        "{out}"
+    );
+    // The default, on a machine without NetworkManager: observe, no warning.
+    let (code, out, err) =
+        validate_without_bus("[discovery]\nenabled = false\n[[link]]\nname = \"eth0\"\n");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("failover: observe (auto: NetworkManager is not running (no D-Bus system bus at unix:path="),
+        "{out}"
+    );
+    assert!(!out.contains("warning"), "{out}");
+    // Asked for explicitly: the error and its fix.
+    let (code, out, err) = validate_without_bus(&cfg("networkmanager"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "failover: observe (failover.mode = \"networkmanager\", but no D-Bus system bus at"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning: cannot reach the D-Bus system bus at")
+            && out.contains("systemctl start dbus"),
+        "{out}"
+    );
+    // A misspelt mode is refused, naming the ones there are.
+    let (code, _, err) = validate_without_bus(&cfg("network-manager"));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("network-manager")
+            && err.contains("`networkmanager`")
+            && err.contains("`auto`"),
+        "{err}"
+    );
+}

@@ -17,6 +17,8 @@ command -v setpriv >/dev/null || need_pkgs+=(util-linux)
 command -v conntrack >/dev/null || need_pkgs+=(conntrack)
 command -v faketime >/dev/null || need_pkgs+=(faketime)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_pkgs+=(postgresql-15)
+command -v dbus-daemon >/dev/null || need_pkgs+=(dbus)
+command -v nsenter >/dev/null || need_pkgs+=(util-linux)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "tests/run.sh: installing ${need_pkgs[*]}"
@@ -25,6 +27,35 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
         apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
     else
         echo "tests/run.sh: missing ${need_pkgs[*]}: tests that need them will skip" >&2
+    fi
+fi
+
+# A real NetworkManager for tests/networkmanager_netns.rs and benches/networkmanager.rs. The
+# tests start it only inside network namespaces they create, with a private bus and config:
+# the machine itself must never get a NetworkManager managing its real interfaces. So the
+# package's service is kept from starting during the installation (policy-rc.d) and masked
+# so that it never starts at boot either. Only done when this script installs it: an existing
+# NetworkManager is left as it is.
+if ! command -v NetworkManager >/dev/null && [ ! -x /usr/sbin/NetworkManager ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "tests/run.sh: installing network-manager (its service masked: it runs only inside the tests' namespaces)"
+        export DEBIAN_FRONTEND=noninteractive
+        guard=""
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+            chmod 755 /usr/sbin/policy-rc.d
+            guard=/usr/sbin/policy-rc.d
+        fi
+        if command -v systemctl >/dev/null; then
+            # Masked before the package exists, so no unit of it can start even once.
+            systemctl mask NetworkManager.service NetworkManager-wait-online.service \
+                NetworkManager-dispatcher.service >/dev/null 2>&1 || true
+        fi
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends network-manager >/dev/null
+        [ -n "$guard" ] && rm -f "$guard"
+    else
+        echo "tests/run.sh: missing network-manager: NetworkManager tests will skip" >&2
     fi
 fi
 

@@ -8,6 +8,7 @@ pub mod health;
 pub mod hooks;
 pub mod links;
 pub mod netlink;
+pub mod nm;
 pub mod policy;
 pub mod probe;
 pub mod record;

@@ -134,6 +134,8 @@ struct Agent {
     /// The device's `online` as last logged, and when it may change by itself.
     online: bool,
     online_check: Option<tokio::time::Instant>,
+    /// NetworkManager applies the decisions (`failover.mode` auto or networkmanager).
+    nm: Option<crate::agent::nm::NmHandle>,
 }
 
 impl Agent {
@@ -487,6 +489,7 @@ pub async fn run_with(
         confirm: HashMap::new(),
         online: false,
         online_check: None,
+        nm: None,
     };
     // The durable record: everything from here on is spooled first.
     let only_metered: Arc<dyn Fn() -> bool + Send + Sync> = {
@@ -513,6 +516,7 @@ pub async fn run_with(
         agent.cfg.failover.hook.clone(),
         agent.cfg.failover.hook_timeout,
     );
+    agent.nm = crate::agent::nm::control::start(&agent.cfg, agent.shared.clone()).await;
     if agent.routes_mode() && !agent.cfg.failover.dry_run {
         // A crash may have left our routes behind: start from a clean table.
         let n = routes::remove_all().await?;
@@ -558,6 +562,9 @@ pub async fn run_with(
                 agent.on_event(ev).await;
                 if routes_event {
                     agent.sync_routes().await;
+                    if let Some(nm) = &agent.nm {
+                        nm.poke();
+                    }
                 }
             }
             Some(n) = notes_rx.recv() => {
@@ -626,6 +633,9 @@ pub async fn run_with(
         // Let the workers hand over their last minute first.
         tokio::time::sleep(Duration::from_millis(50)).await;
         r.stop(Duration::from_secs(3)).await;
+    }
+    if let Some(nm) = agent.nm.take() {
+        nm.stop(Duration::from_secs(5)).await;
     }
     if agent.routes_mode() && !agent.cfg.failover.dry_run {
         match routes::remove_all().await {

@@ -134,11 +134,34 @@ impl Default for HealthSection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum FailoverMode {
-    /// Measure and report only (laptops managed by NetworkManager).
+    /// `networkmanager` when NetworkManager runs on the system bus, `observe` otherwise
+    /// (laptops). Never `routes`: a gateway says so.
     #[default]
+    Auto,
+    /// Measure and report only; never touch routes.
     Observe,
     /// Own the default routes (office gateways).
     Routes,
+    /// Let NetworkManager move the default route: the agent changes the route metrics of its
+    /// active connections (laptops where NetworkManager owns the routes).
+    NetworkManager,
+}
+
+impl FailoverMode {
+    /// The spelling in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailoverMode::Auto => "auto",
+            FailoverMode::Observe => "observe",
+            FailoverMode::Routes => "routes",
+            FailoverMode::NetworkManager => "networkmanager",
+        }
+    }
+
+    /// Modes in which the agent looks for NetworkManager.
+    pub fn uses_networkmanager(self) -> bool {
+        matches!(self, FailoverMode::Auto | FailoverMode::NetworkManager)
+    }
 }
 
 /// When to flush connection-tracking entries of a link we moved away from.
@@ -188,7 +211,7 @@ pub struct FailoverSection {
 impl Default for FailoverSection {
     fn default() -> Self {
         FailoverSection {
-            mode: FailoverMode::Observe,
+            mode: FailoverMode::Auto,
             dry_run: false,
             hold_down: Duration::from_secs(10),
             hold_down_max: Duration::from_secs(300),

@@ -89,8 +89,16 @@ pub struct LinkStatus {
 /// Which link the policy chose and why (see `[failover]`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct FailoverStatus {
-    /// `observe` (routes untouched) or `routes` (the agent owns the default routes).
+    /// The mode in effect: `observe` (routes untouched), `routes` (the agent owns the
+    /// default routes) or `networkmanager` (NetworkManager moves them for the agent).
     pub mode: String,
+    /// Why this mode applies (`failover.mode = "auto"` picks one; a mode that cannot work
+    /// falls back to `observe` and says why and how to fix it).
+    #[serde(default)]
+    pub mode_reason: String,
+    /// NetworkManager as the agent sees it (modes `auto` and `networkmanager`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networkmanager: Option<NmStatus>,
     /// The link the policy chose.
     pub chosen: Option<String>,
     /// Why the chosen link carries the route: the cause of the last change
@@ -104,6 +112,40 @@ pub struct FailoverStatus {
     pub pending: Option<(String, String)>,
     /// Failovers and fail-backs since the agent started.
     pub switches: u64,
+}
+
+/// NetworkManager as the agent sees it (`failover.mode` `auto` or `networkmanager`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct NmStatus {
+    /// The agent acts through NetworkManager now.
+    pub active: bool,
+    pub version: Option<String>,
+    /// NetworkManager's own connectivity checking, in words.
+    pub connectivity_check: Option<String>,
+    /// What keeps the agent from acting through NetworkManager, and the fix.
+    pub error: Option<String>,
+    #[serde(default)]
+    pub links: Vec<NmLinkStatus>,
+}
+
+/// One watched link as NetworkManager has it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct NmLinkStatus {
+    pub name: String,
+    /// NetworkManager manages the interface.
+    pub managed: bool,
+    /// The active connection's name, if any.
+    pub connection: Option<String>,
+    /// NetworkManager's connectivity of the device (`full`, `limited`, `portal`, `none`,
+    /// `unknown`).
+    pub connectivity: String,
+    /// The IPv4 / IPv6 route metric the agent applied to the active connection; None while
+    /// the connection's own metric is in effect.
+    pub metric_v4: Option<u32>,
+    pub metric_v6: Option<u32>,
+    /// The metric of the default route NetworkManager installed (with its own penalty).
+    pub route_v4: Option<u32>,
+    pub route_v6: Option<u32>,
 }
 
 /// The durable record and its upload, as `status` shows them.

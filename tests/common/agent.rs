@@ -15,6 +15,10 @@ pub struct Agent<'a> {
     pub config: PathBuf,
     pub log: PathBuf,
     pub dir: tempfile::TempDir,
+    /// Programs the agent runs under (`setpriv ...`, `nsenter ...`), kept for restarts.
+    pub prefix: Vec<String>,
+    /// Extra environment of the agent and of [`Agent::cli`].
+    pub env: Vec<(String, String)>,
 }
 
 impl<'a> Agent<'a> {
@@ -33,6 +37,19 @@ impl<'a> Agent<'a> {
 
     /// Start `prefix... linkwatch agent --config ...` (e.g. setpriv to drop capabilities).
     pub fn spawn_with(tb: &'a Testbed, config_text: &str, prefix: &[&str]) -> Self {
+        Self::spawn_env(tb, config_text, prefix, &[])
+    }
+
+    /// [`Agent::spawn_with`] with extra environment variables. Unless `env` names
+    /// `DBUS_SYSTEM_BUS_ADDRESS`, the agent gets a bus address where no bus listens: an agent
+    /// in a test never talks to the machine's own system bus (`failover.mode = "auto"` then
+    /// finds no NetworkManager and observes).
+    pub fn spawn_env(
+        tb: &'a Testbed,
+        config_text: &str,
+        prefix: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("agent.toml");
         let mut text = config_text.to_string();
@@ -49,23 +66,46 @@ impl<'a> Agent<'a> {
         }
         std::fs::write(&config, text).expect("write config");
         let log = dir.path().join("agent.log");
-        let logf = std::fs::File::create(&log).expect("log file");
-        let mut args: Vec<&str> = prefix.to_vec();
-        args.extend([BIN, "agent", "--config", config.to_str().unwrap()]);
-        let child = tb
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if !env.iter().any(|(k, _)| k == "DBUS_SYSTEM_BUS_ADDRESS") {
+            env.push((
+                "DBUS_SYSTEM_BUS_ADDRESS".into(),
+                format!("unix:path={}", dir.path().join("no-bus").display()),
+            ));
+        }
+        let mut agent = Agent {
+            tb,
+            child: None,
+            config,
+            log,
+            dir,
+            prefix: prefix.iter().map(|s| s.to_string()).collect(),
+            env,
+        };
+        std::fs::File::create(&agent.log).expect("log file");
+        agent.child = Some(agent.launch());
+        agent
+    }
+
+    /// Starts the agent process (prefix, environment, config; stderr appended to the log).
+    fn launch(&self) -> Child {
+        let logf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let mut args: Vec<&str> = self.prefix.iter().map(String::as_str).collect();
+        args.extend([BIN, "agent", "--config", self.config.to_str().unwrap()]);
+        self.tb
             .exec_dev(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(logf)
             .spawn()
-            .expect("start agent");
-        Agent {
-            tb,
-            child: Some(child),
-            config,
-            log,
-            dir,
-        }
+            .expect("start agent")
     }
 
     /// The agent's spool (unless the config names another).
@@ -73,25 +113,14 @@ impl<'a> Agent<'a> {
         self.dir.path().join("spool.db")
     }
 
-    /// Restart after the process ended (or was killed), same config and log.
+    /// Restart after the process ended (or was killed), same config, prefix, environment and
+    /// log.
     pub fn restart(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let logf = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
-        self.child = Some(
-            self.tb
-                .exec_dev([BIN, "agent", "--config", self.config.to_str().unwrap()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(logf)
-                .spawn()
-                .expect("restart agent"),
-        );
+        self.child = Some(self.launch());
         wait_until(Duration::from_secs(10), "agent status listener", || {
             self.try_status().is_some()
         });
@@ -119,8 +148,11 @@ impl<'a> Agent<'a> {
         let mut a: Vec<&str> = vec![BIN];
         a.extend(args);
         a.extend(["--config", self.config.to_str().unwrap()]);
+        let mut p: Vec<&str> = self.prefix.iter().map(String::as_str).collect();
+        p.extend(a);
         self.tb
-            .exec_dev(a)
+            .exec_dev(p)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .output()
             .expect("run linkwatch")

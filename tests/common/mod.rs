@@ -45,6 +45,7 @@ pub mod agent;
 pub mod db;
 pub mod fuzz;
 pub mod netns;
+pub mod nm;
 pub mod records;
 pub mod services;
 pub mod tls;
@@ -419,6 +420,9 @@ pub struct Testbed {
     /// Server processes started by [`Testbed::serve_http`] so far.
     extra_servers: AtomicU32,
     tmp: Option<tempfile::TempDir>,
+    /// Whether the testbed gives the device's veths their addresses and default routes
+    /// (false: a network manager does, see [`nm`]).
+    configure_device: bool,
 }
 
 impl Testbed {
@@ -426,6 +430,18 @@ impl Testbed {
     /// HTTP answer from the device through each of the three links. Panics on any failure
     /// (whatever was built is torn down again).
     pub fn new() -> Testbed {
+        Self::build_new(true)
+    }
+
+    /// Like [`Testbed::new`], but the device's veths (bb0, wl0, mb0) get no addresses and no
+    /// routes: something else configures them (NetworkManager in [`nm`]). Returns once the
+    /// namespaces and servers are up; call [`Testbed::wait_ready`] once the links are
+    /// configured. [`Testbed::add_link`] recreates a removed link unconfigured too.
+    pub fn new_unconfigured() -> Testbed {
+        Self::build_new(false)
+    }
+
+    fn build_new(configure_device: bool) -> Testbed {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let prefix = format!("lw{}n{}", std::process::id() % 10000, n);
         let tmp = tempfile::Builder::new()
@@ -443,6 +459,7 @@ impl Testbed {
             refused: Mutex::new(Vec::new()),
             extra_servers: AtomicU32::new(0),
             tmp: Some(tmp),
+            configure_device,
         };
         // A panic in here drops `tb`, which cleans up what was built so far.
         tb.build();
@@ -574,6 +591,17 @@ impl Testbed {
         }
 
         self.start_inet_servers();
+        if self.configure_device {
+            self.wait_ready();
+        }
+        eprintln!("testbed {} ready in {:?}", self.prefix, started.elapsed());
+    }
+
+    /// Returns once dnsmasq answers and HTTP gives 204 through each of the three links, and
+    /// IPv6 (ICMP, DNS over IPv6) works through each; panics after the testbed's deadline.
+    /// [`Testbed::new`] calls it; after [`Testbed::new_unconfigured`] call it once the links
+    /// are configured.
+    pub fn wait_ready(&self) {
         // One probe.py run polls every 50 ms (up to 10 s) until dnsmasq answers and HTTP gives
         // 204 through each of the three links.
         let mut args: Vec<String> = [
@@ -613,7 +641,6 @@ impl Testbed {
                 },
             );
         }
-        eprintln!("testbed {} ready in {:?}", self.prefix, started.elapsed());
     }
 
     fn add_netns(&mut self, name: &str) {
@@ -631,20 +658,12 @@ impl Testbed {
         self.created.push(name.to_string());
     }
 
-    /// The device's veth for `link`, its ISP peer `dn0`, addresses and the default route.
+    /// The device's veth for `link`, its ISP peer `dn0`, addresses and the default route (only
+    /// the veth pair and the ISP's side when the testbed does not configure the device).
     fn create_device_link(&self, link: Uplink) {
         let (dev, isp, ifc) = (&self.dev, self.isp_netns(link), link.iface());
         ip([
             "-n", dev, "link", "add", ifc, "type", "veth", "peer", "name", "dn0", "netns", isp,
-        ]);
-        ip([
-            "-n",
-            dev,
-            "addr",
-            "add",
-            &format!("{}/24", link.dev_addr()),
-            "dev",
-            ifc,
         ]);
         ip([
             "-n",
@@ -656,6 +675,20 @@ impl Testbed {
             "dn0",
         ]);
         ip(["-n", isp, "link", "set", "dn0", "up"]);
+        let gw6 = format!("{}/64", link.gateway6());
+        ip(["-n", isp, "addr", "add", &gw6, "dev", "dn0", "nodad"]);
+        if !self.configure_device {
+            return;
+        }
+        ip([
+            "-n",
+            dev,
+            "addr",
+            "add",
+            &format!("{}/24", link.dev_addr()),
+            "dev",
+            ifc,
+        ]);
         ip(["-n", dev, "link", "set", ifc, "up"]);
         let gw = link.gateway().to_string();
         let metric = link.metric().to_string();
@@ -664,8 +697,6 @@ impl Testbed {
         ]);
         let dev6 = format!("{}/64", link.dev_addr6());
         ip(["-n", dev, "addr", "add", &dev6, "dev", ifc, "nodad"]);
-        let gw6 = format!("{}/64", link.gateway6());
-        ip(["-n", isp, "addr", "add", &gw6, "dev", "dn0", "nodad"]);
         let gw6 = link.gateway6().to_string();
         ip([
             "-n", dev, "-6", "route", "add", "default", "via", &gw6, "dev", ifc, "metric", &metric,
@@ -1190,10 +1221,13 @@ impl Testbed {
         });
     }
     /// Recreates the interface removed by [`Self::remove_link`] with its address and default
-    /// route; returns once it has carrier, is up and reaches its gateway.
+    /// route; returns once it has carrier, is up and reaches its gateway. (Unconfigured
+    /// testbed: recreates the bare veth pair and returns at once.)
     pub fn add_link(&self, link: Uplink) {
         self.create_device_link(link);
-        self.wait_link_usable(link);
+        if self.configure_device {
+            self.wait_link_usable(link);
+        }
     }
 
     fn dump_logs(&self) {

@@ -8,7 +8,6 @@ use crate::agent::hooks::HookEvent;
 use crate::agent::policy::{Candidate, Cause};
 use crate::agent::status::SwitchLabels;
 use crate::agent::worker::LinkMsg;
-use crate::config::agent::FailoverMode;
 use crate::shared::time::{Millis, rfc3339};
 use crate::wire::FailoverStatus;
 use std::collections::HashMap;
@@ -89,11 +88,22 @@ impl Agent {
                 .failover
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
+            // With NetworkManager, its task says which mode is in effect and why.
+            let (mode, mode_reason, networkmanager) = match &self.nm {
+                Some(_) => (
+                    std::mem::take(&mut f.mode),
+                    std::mem::take(&mut f.mode_reason),
+                    f.networkmanager.take(),
+                ),
+                None => {
+                    let c = crate::agent::nm::mode::choose(self.cfg.failover.mode, None);
+                    (c.mode.into(), c.reason, None)
+                }
+            };
             *f = FailoverStatus {
-                mode: match self.cfg.failover.mode {
-                    FailoverMode::Observe => "observe".into(),
-                    FailoverMode::Routes => "routes".into(),
-                },
+                mode,
+                mode_reason,
+                networkmanager,
                 chosen: d.chosen.clone(),
                 cause: self.last_cause.as_str().into(),
                 reason: d.reason.clone(),
@@ -107,6 +117,9 @@ impl Agent {
         }
         self.ask_confirmations(&d.confirm);
         self.refresh_online();
+        if let Some(nm) = &self.nm {
+            nm.order(d.chosen.clone(), d.order.clone(), d.switched());
+        }
         if self.routes_mode() && (d.order != self.last_order || d.switched()) {
             self.last_order = d.order.clone();
             self.sync_routes().await;
