@@ -862,6 +862,9 @@ impl Store for DownStore {
     async fn revoke_device(&self, _: &str) -> Result<bool, StoreError> {
         Err(down())
     }
+    async fn rotate_device_token(&self, _: &str, _: &str) -> Result<bool, StoreError> {
+        Err(down())
+    }
     async fn upsert_offices(&self, _: &[Office]) -> Result<usize, StoreError> {
         Err(down())
     }

@@ -151,6 +151,14 @@ impl Reporting {
         self.recorder.record(Body::Heartbeat { online, count: 1 });
     }
 
+    /// Read the upload token file again (SIGHUP); an error keeps the old token.
+    pub fn reload_token(&self) -> Result<(), UploadError> {
+        match &self.drainer {
+            Some(d) => d.reload_token(),
+            None => Ok(()),
+        }
+    }
+
     /// A link came back: try uploading now rather than at the next interval.
     pub fn link_back(&self) {
         if let Some((_, wake, _)) = &self.uploader {

@@ -39,6 +39,8 @@ pub enum AgentError {
         "failover.mode = \"routes\" needs CAP_NET_ADMIN: run as root or with the capabilities in systemd/linkwatch-agent.service, or set failover.mode = \"observe\""
     )]
     NoNetAdmin,
+    #[error("not starting: {0}")]
+    Token(#[source] crate::agent::upload::UploadError),
     #[error("cannot take over the default routes: {0}")]
     Routes(#[from] routes::RouteError),
 }
@@ -438,6 +440,8 @@ pub async fn run_with(
         .clone()
         .or_else(|| sysinfo::System::host_name().ok())
         .unwrap_or_else(|| "unknown".into());
+    // Uploading without a token would record nothing useful for anyone: refuse.
+    crate::agent::upload::check_token(&cfg.upload).map_err(AgentError::Token)?;
     if cfg.failover.mode == FailoverMode::Routes && !cfg.failover.dry_run && !has_net_admin() {
         return Err(AgentError::NoNetAdmin);
     }
@@ -619,6 +623,12 @@ pub async fn run_with(
             }
             _ = sighup.recv() => {
                 agent.reload();
+                if let Some(r) = &reporting {
+                    match r.reload_token() {
+                        Ok(()) => info!("upload token file read again"),
+                        Err(e) => error!("keeping the old upload token: {e}"),
+                    }
+                }
                 agent.decide().await;
             }
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }

@@ -26,12 +26,28 @@ pub struct LinkLabels {
     pub kind: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+/// A link state as a label value, spelled as `status` spells it (`down`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub enum StateLabel {
     Up,
     Degraded,
     Down,
     Absent,
+}
+
+impl EncodeLabelValue for StateLabel {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        encoder.write_str(match self {
+            StateLabel::Up => "up",
+            StateLabel::Degraded => "degraded",
+            StateLabel::Down => "down",
+            StateLabel::Absent => "absent",
+        })
+    }
 }
 
 impl From<LinkState> for StateLabel {
@@ -473,4 +489,37 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|source| StatusError::Serve { addr, source })
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    /// Label values are spelled as `status` spells the states.
+    #[test]
+    fn state_labels_are_lower_case_like_status() {
+        let m = Metrics::new();
+        m.set_state("eth0", "broadband", LinkState::Down);
+        m.transitions
+            .get_or_create(&TransitionLabels {
+                link: "eth0".into(),
+                to: LinkState::Degraded.into(),
+            })
+            .inc();
+        let text = m.encode();
+        for s in ["up", "degraded", "down", "absent"] {
+            assert!(text.contains(&format!("state=\"{s}\"")), "{s}: {text}");
+        }
+        assert!(text.contains("to=\"degraded\""), "{text}");
+        assert!(
+            text.contains("state=\"down\"} 1"),
+            "the one-hot series: {text}"
+        );
+        for s in ["Up", "Degraded", "Down", "Absent"] {
+            assert!(!text.contains(&format!("\"{s}\"")), "{s}: {text}");
+        }
+        for s in [LinkState::Up, LinkState::Down] {
+            assert!(text.contains(&format!("\"{s}\"")));
+        }
+    }
 }

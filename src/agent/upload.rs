@@ -38,7 +38,12 @@ const MESSAGE_MAX: usize = 300;
 /// Why the uploader could not be built, or an upload failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
-    #[error("cannot read the upload token file {path}: {source}")]
+    #[error(
+        "cannot read the upload token file {path}: {source}. Put this device's token there \
+         (`linkwatch device add NAME --output FILE` or `linkwatch device rotate NAME --output FILE` \
+         on the collector), readable by the agent only (mode 0600 or 0640), then start the agent \
+         or send it SIGHUP; or remove upload.collector_url to keep records in the spool only"
+    )]
     TokenFile {
         path: PathBuf,
         #[source]
@@ -149,6 +154,9 @@ struct Net {
     token: Mutex<String>,
     /// Re-read the token file before the next attempt (after 401/403).
     reload_token: AtomicBool,
+    /// Notified when the token was read again on request (SIGHUP): ends a
+    /// wait after a refused token.
+    token_reloaded: Notify,
 }
 
 /// Uploads the spool to the collector. Clones share everything (client,
@@ -189,7 +197,9 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn read_token(path: &Path) -> Result<String, UploadError> {
+/// Read the device's token from `path` (trimmed): it must exist, be
+/// readable, not be empty and be private (see [`crate::shared::files`]).
+pub fn read_token(path: &Path) -> Result<String, UploadError> {
     let text = std::fs::read_to_string(path).map_err(|source| UploadError::TokenFile {
         path: path.to_path_buf(),
         source,
@@ -204,6 +214,16 @@ fn read_token(path: &Path) -> Result<String, UploadError> {
     // as this device.
     crate::shared::files::check_private(path)?;
     Ok(token.to_string())
+}
+
+/// With a collector configured: is the token file there, readable, not
+/// empty and private? (Checked before the agent starts and by `validate`.)
+pub fn check_token(cfg: &UploadSection) -> Result<(), UploadError> {
+    if cfg.collector_url.is_none() {
+        return Ok(());
+    }
+    let path = cfg.token_file.as_ref().ok_or(UploadError::NoToken)?;
+    read_token(path).map(|_| ())
 }
 
 /// An error and its causes, one line (reqwest's own message is vague).
@@ -339,6 +359,7 @@ impl Uploader {
             token_file,
             token: Mutex::new(token),
             reload_token: AtomicBool::new(false),
+            token_reloaded: Notify::new(),
         })
     }
 
@@ -346,6 +367,20 @@ impl Uploader {
     /// upload then starts `urgent_delay` later at the latest.
     pub fn urgent_handle(&self) -> Arc<Notify> {
         self.urgent.clone()
+    }
+
+    /// Read the token file again now (SIGHUP): a readable token is used from
+    /// the next attempt on, and a wait after a refused token ends. An
+    /// unreadable one keeps the old token and is returned.
+    pub fn reload_token(&self) -> Result<(), UploadError> {
+        let Some(net) = &self.net else {
+            return Ok(());
+        };
+        let token = read_token(&net.token_file)?;
+        *net.token.lock().unwrap_or_else(|p| p.into_inner()) = token;
+        net.reload_token.store(false, Ordering::Relaxed);
+        net.token_reloaded.notify_one();
+        Ok(())
     }
 
     /// Is a collector configured?
@@ -511,9 +546,19 @@ impl Uploader {
         if matches!(status.as_u16(), 401 | 403) {
             net.reload_token.store(true, Ordering::Relaxed);
         }
+        let mut message = error_message(&text);
+        if status == reqwest::StatusCode::FORBIDDEN
+            && let Some(owner) = message.strip_prefix("this token belongs to device ")
+        {
+            message = format!(
+                "{message}, but this agent sends the device name `{}`: set agent.device_name = \
+                 \"{owner}\" in the agent's config (it defaults to the host name) and restart the agent",
+                self.device
+            );
+        }
         Err(UploadError::Rejected {
             status: status.as_u16(),
-            message: error_message(&text),
+            message,
             records: n,
             retry_after,
         })
@@ -537,9 +582,14 @@ impl Uploader {
                 message,
                 ..
             } => {
+                let hint = if message.contains("belongs to device") {
+                    "the token belongs to another device name"
+                } else {
+                    "check upload.token_file (after replacing it, send SIGHUP), or whether the \
+                     device was revoked (`linkwatch device rotate NAME` issues a new token)"
+                };
                 tracing::error!(
-                    "the collector refused this device's token (check upload.token_file, or \
-                     whether the device was revoked); next try in {}: {message}",
+                    "the collector refused this device's token ({hint}); next try in {}: {message}",
                     humantime::format_duration(self.backoff_max)
                 );
                 (self.backoff_max, false)
@@ -576,10 +626,12 @@ impl Uploader {
         let stopped = stop.notified();
         tokio::pin!(stopped);
         stopped.as_mut().enable();
-        if self.net.is_none() {
+        let Some(net) = self.net.clone() else {
             stopped.await;
             return;
-        }
+        };
+        let mut retoken = Box::pin(net.token_reloaded.notified());
+        retoken.as_mut().enable();
         let mut woken = Box::pin(wake.notified());
         woken.as_mut().enable();
         let urgent_notify = self.urgent.clone();
@@ -638,6 +690,13 @@ impl Uploader {
                     _ = woken.as_mut(), if wake_cuts => {
                         // A link came back: start the back-off afresh.
                         failures = 0;
+                        break;
+                    }
+                    _ = retoken.as_mut() => {
+                        // The token file was read again (SIGHUP): try it now.
+                        failures = 0;
+                        retoken.set(net.token_reloaded.notified());
+                        retoken.as_mut().enable();
                         break;
                     }
                     _ = urgent.as_mut(), if failures == 0 => {

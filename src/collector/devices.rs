@@ -81,6 +81,16 @@ pub async fn add_device(
     Ok((device, token))
 }
 
+/// Issue a new token to the existing device `name`; the old one is refused
+/// from now on. `None` when there is no such device.
+pub async fn rotate_device(store: &dyn Store, name: &str) -> Result<Option<String>, StoreError> {
+    let token = new_token();
+    Ok(store
+        .rotate_device_token(name, &token_hash(&token))
+        .await?
+        .then_some(token))
+}
+
 /// Why a device could not be added.
 #[derive(Debug, thiserror::Error)]
 pub enum AddDeviceError {

@@ -103,8 +103,26 @@ fn kind_mix(row: &Row) -> String {
     }
 }
 
-/// Aligned text table with a title line.
+/// Aligned text table with a title line (the window in RFC 3339, UTC).
 pub fn render_table(r: &Report) -> String {
+    render_table_with(r, ts)
+}
+
+/// [`render_table`] with the window shown in the zone `tz`
+/// (`2026-11-29 09:00 +06`), as people read it.
+pub fn render_table_in(r: &Report, tz: &jiff::tz::TimeZone) -> String {
+    render_table_with(r, |ms| {
+        Timestamp::from_millisecond(ms)
+            .map(|t| {
+                t.to_zoned_datetime(tz.clone())
+                    .strftime("%Y-%m-%d %H:%M %Z")
+                    .to_string()
+            })
+            .unwrap_or_else(|_| ms.to_string())
+    })
+}
+
+fn render_table_with(r: &Report, ts: impl Fn(i64) -> String) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,

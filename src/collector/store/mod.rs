@@ -152,6 +152,10 @@ pub trait Store: Send + Sync + 'static {
     async fn list_devices(&self) -> Result<Vec<Device>, StoreError>;
     /// Revoke a device's token; false when no such device.
     async fn revoke_device(&self, name: &str) -> Result<bool, StoreError>;
+    /// Give a device a new token (its hash) and lift a revocation: the old
+    /// token is refused from now on, the device keeps its id and history.
+    /// False when no such device.
+    async fn rotate_device_token(&self, name: &str, token_hash: &str) -> Result<bool, StoreError>;
     /// Insert or update offices by code; returns how many rows were written.
     /// The roll-ups of devices of offices whose `hours` change are due
     /// again (the maintainer recomputes the days whose records are kept).
@@ -419,6 +423,16 @@ where
 
 /// Open the store a URL names (`sqlite://PATH`, `sqlite::memory:`,
 /// `postgres://...`), run the migrations, and return it.
+/// The file of a `sqlite:` URL (`None` for other databases and in-memory ones).
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    use std::str::FromStr;
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
+}
+
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url).await?) as Arc<dyn Store>)

@@ -232,6 +232,17 @@ impl Store for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn rotate_device_token(&self, name: &str, token_hash: &str) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE devices SET token_hash = $1, revoked = false WHERE name = $2")
+                .bind(token_hash)
+                .bind(name)
+                .execute(&self.pool)
+                .await
+                .map_err(query_err("rotate device token"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn upsert_offices(&self, offices: &[Office]) -> Result<usize, StoreError> {
         // One row per code, the last one given winning (as row-by-row upserts
         // would); one statement cannot update the same row twice.

@@ -282,6 +282,17 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn rotate_device_token(&self, name: &str, token_hash: &str) -> Result<bool, StoreError> {
+        let _w = self.write.lock().await;
+        let done = sqlx::query("UPDATE devices SET token_hash = ?, revoked = 0 WHERE name = ?")
+            .bind(token_hash)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("rotate device token"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn upsert_offices(&self, offices: &[Office]) -> Result<usize, StoreError> {
         let e = query_err;
         let (_w, mut tx) = self.write_tx("upsert offices").await?;
