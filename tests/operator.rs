@@ -203,7 +203,9 @@ impl Agent {
 
     /// The `record` part of the status once the agent answers.
     fn record(&self) -> Value {
-        self.status().map(|s| s["record"].clone()).unwrap_or(Value::Null)
+        self.status()
+            .map(|s| s["record"].clone())
+            .unwrap_or(Value::Null)
     }
 }
 
@@ -257,7 +259,10 @@ fn a_missing_token_file_stops_the_agent_and_fails_validate_naming_path_and_fix()
     let (code, out, err) = agent.cli(&["validate"], &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("valid"), "{out}");
-    assert!(out.contains(&format!("token file {path} readable")), "{out}");
+    assert!(
+        out.contains(&format!("token file {path} readable")),
+        "{out}"
+    );
 }
 
 #[test]
@@ -266,7 +271,10 @@ fn rotate_refuses_the_old_token_at_once_and_sighup_reads_the_new_file() {
     // Long back-off: only SIGHUP brings the agent back quickly.
     let mut agent = Agent::prepare(c.addr, "device_name = \"gw1\"", "1h");
     c.add_device("gw1", &agent.token);
-    let old = std::fs::read_to_string(&agent.token).unwrap().trim().to_string();
+    let old = std::fs::read_to_string(&agent.token)
+        .unwrap()
+        .trim()
+        .to_string();
     agent.spawn();
     wait_until(Duration::from_secs(20), "first upload", || {
         agent.record()["last_upload"].is_string()
@@ -283,7 +291,10 @@ fn rotate_refuses_the_old_token_at_once_and_sighup_reads_the_new_file() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("refused from now on"), "{err}");
-    let new = std::fs::read_to_string(&new_file).unwrap().trim().to_string();
+    let new = std::fs::read_to_string(&new_file)
+        .unwrap()
+        .trim()
+        .to_string();
     assert_ne!(new, old);
     assert_eq!(c.ingest_status(&old, "gw1"), 401);
     assert_ne!(c.ingest_status(&new, "gw1"), 401);
@@ -296,14 +307,20 @@ fn rotate_refuses_the_old_token_at_once_and_sighup_reads_the_new_file() {
     });
     // The file disappears: SIGHUP keeps the old token and says why.
     std::fs::remove_file(&agent.token).unwrap();
-    signal(agent.child.as_ref().unwrap(), nix::sys::signal::Signal::SIGHUP);
+    signal(
+        agent.child.as_ref().unwrap(),
+        nix::sys::signal::Signal::SIGHUP,
+    );
     wait_until(Duration::from_secs(10), "reload refusal logged", || {
         agent.log_text().contains("keeping the old upload token")
     });
     // The new file appears: SIGHUP reads it and uploads resume at once.
     let before = agent.record()["last_upload"].clone();
     write_token(&agent.token, &new);
-    signal(agent.child.as_ref().unwrap(), nix::sys::signal::Signal::SIGHUP);
+    signal(
+        agent.child.as_ref().unwrap(),
+        nix::sys::signal::Signal::SIGHUP,
+    );
     wait_until(Duration::from_secs(15), "upload with the new token", || {
         let r = agent.record();
         r["last_upload"].is_string() && r["last_upload"] != before
@@ -311,7 +328,11 @@ fn rotate_refuses_the_old_token_at_once_and_sighup_reads_the_new_file() {
     assert!(agent.log_text().contains("upload token file read again"));
     let (code, out, _) = c.cli(&["device", "list"]);
     assert_eq!(code, 0);
-    assert_eq!(out.matches("gw1").count(), 1, "one device, its history kept: {out}");
+    assert_eq!(
+        out.matches("gw1").count(),
+        1,
+        "one device, its history kept: {out}"
+    );
     // An unknown name is named.
     let (code, _, err) = c.cli(&["device", "rotate", "nope"]);
     assert_eq!(code, 2);
@@ -325,7 +346,9 @@ fn a_token_of_another_device_name_hints_at_agent_device_name() {
     c.add_device("office-gw-3", &agent.token);
     agent.spawn();
     wait_until(Duration::from_secs(20), "refusal", || {
-        agent.record()["last_error"].as_str().is_some_and(|e| e.contains("403"))
+        agent.record()["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("403"))
     });
     let err = agent.record()["last_error"].as_str().unwrap().to_string();
     assert!(
@@ -371,7 +394,10 @@ fn status_table_shows_spool_and_uploads_in_local_time() {
             .unwrap()
             .to_string()
     };
-    assert!(line(&dhaka).contains(" +06;"), "{dhaka} (expected like {local})");
+    assert!(
+        line(&dhaka).contains(" +06;"),
+        "{dhaka} (expected like {local})"
+    );
     assert!(line(&utc).contains(" UTC;"), "{utc}");
 }
 
@@ -386,7 +412,10 @@ fn without_config_no_database_is_made_by_accident() {
     ] {
         let (code, _, err) = lw(dir.path(), &args, &[]);
         assert_eq!(code, 2, "{args:?}: {err}");
-        assert!(err.contains("no collector database here"), "{args:?}: {err}");
+        assert!(
+            err.contains("no collector database here"),
+            "{args:?}: {err}"
+        );
         assert!(err.contains("--create-database"), "{err}");
         assert!(err.contains("--config"), "{err}");
         assert!(
@@ -441,16 +470,25 @@ fn office_list_shows_the_imported_hierarchy() {
     assert_eq!(code, 0, "{err}");
     let pos = |s: &str| out.find(s).unwrap_or_else(|| panic!("{s} missing: {out}"));
     // Sorted by name at every level, each office under its upazila.
-    assert!(pos("Chattogram (division)") < pos("Dhaka (division)"), "{out}");
+    assert!(
+        pos("Chattogram (division)") < pos("Dhaka (division)"),
+        "{out}"
+    );
     assert!(pos("Dhaka (district)") < pos("Dhamrai (upazila)"), "{out}");
     assert!(pos("Dhamrai (upazila)") < pos("dhk-dhamrai-uno"), "{out}");
     assert!(pos("Savar (upazila)") < pos("dhk-savar-uno"), "{out}");
-    assert!(out.contains("dhk-savar-uno  Savar UNO office  [1 device]"), "{out}");
+    assert!(
+        out.contains("dhk-savar-uno  Savar UNO office  [1 device]"),
+        "{out}"
+    );
     assert!(
         out.contains("[0 devices, hours office:Asia/Dhaka:sun-thu:08:00-16:00]"),
         "{out}"
     );
-    assert!(out.contains("3 offices; 1 devices, 0 of them in no office"), "{out}");
+    assert!(
+        out.contains("3 offices; 1 devices, 0 of them in no office"),
+        "{out}"
+    );
 }
 
 #[test]
