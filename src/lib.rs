@@ -5,6 +5,7 @@
 //! `wire` is the contract between them, `config` and `shared` serve both.
 
 pub mod agent;
+#[cfg(feature = "collector")]
 pub mod collector;
 pub mod config;
 pub mod shared;

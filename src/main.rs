@@ -37,21 +37,25 @@ enum Command {
     /// Check an agent config (the links it would watch, its token file) or,
     /// with `--collector`, a collector config.
     Validate(cli::agent::ValidateArgs),
+    #[cfg(feature = "collector")]
     /// Run the collector daemon (SIGTERM stops cleanly). Without --config:
     /// SQLite file `linkwatch-collector.db` in the current directory, plain
     /// HTTP on 127.0.0.1:8080.
     Collector(cli::collector::CollectorArgs),
+    #[cfg(feature = "collector")]
     /// Register, list, rotate and revoke devices; import the office hierarchy.
     /// Works directly on the collector's database (`database` of the collector config).
     Device {
         #[command(subcommand)]
         command: cli::collector::DeviceCommand,
     },
+    #[cfg(feature = "collector")]
     /// Show the office hierarchy imported with `device import`.
     Office {
         #[command(subcommand)]
         command: cli::collector::OfficeCommand,
     },
+    #[cfg(feature = "collector")]
     /// Make, list and revoke API tokens for the read API (reports, timelines,
     /// outages; admin tokens also list and revoke devices). Works directly on
     /// the collector's database, as `device` does.
@@ -59,6 +63,7 @@ enum Command {
         #[command(subcommand)]
         command: cli::collector::TokenCommand,
     },
+    #[cfg(feature = "collector")]
     /// Uptime report over a window, straight from the collector's database:
     /// per device, office, upazila, district or division, within a schedule.
     /// Bad parameters exit 2 naming the parameter.
@@ -74,10 +79,15 @@ fn main() -> ExitCode {
         Command::Check(a) => cli::agent::check(a),
         Command::Prefer(a) => cli::agent::prefer(a),
         Command::Validate(a) => cli::agent::validate(a),
+        #[cfg(feature = "collector")]
         Command::Collector(a) => cli::collector::collector(a),
+        #[cfg(feature = "collector")]
         Command::Device { command } => cli::collector::device(command, &times),
+        #[cfg(feature = "collector")]
         Command::Office { command } => cli::collector::office(command),
+        #[cfg(feature = "collector")]
         Command::Token { command } => cli::collector::token(command, &times),
+        #[cfg(feature = "collector")]
         Command::Report(a) => cli::collector::report(a, &times),
     };
     match result {

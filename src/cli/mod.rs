@@ -3,6 +3,7 @@
 //! RFC 3339).
 
 pub mod agent;
+#[cfg(feature = "collector")]
 pub mod collector;
 
 use anyhow::{Context, Result};
@@ -16,6 +17,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+#[cfg(feature = "collector")]
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -40,11 +42,13 @@ impl Times {
         }
     }
 
+    #[cfg_attr(not(feature = "collector"), allow(dead_code))]
     pub fn zone(&self) -> &jiff::tz::TimeZone {
         &self.tz
     }
 
     /// `2026-12-06 09:15:00 +06` (Unix milliseconds in).
+    #[cfg_attr(not(feature = "collector"), allow(dead_code))]
     pub fn ms(&self, ms: i64) -> String {
         match jiff::Timestamp::from_millisecond(ms) {
             Ok(t) => self.format(t),

@@ -2,7 +2,9 @@
 //! messages that name the file, the key and the fix. One file per side.
 
 pub mod agent;
+#[cfg(feature = "collector")]
 pub mod alerts;
+#[cfg(feature = "collector")]
 pub mod collector;
 pub mod probes;
 

@@ -42,7 +42,9 @@
 //! the log directory (its path is printed).
 
 pub mod agent;
+#[cfg(feature = "collector")]
 pub mod db;
+#[cfg(feature = "collector")]
 pub mod fuzz;
 pub mod netns;
 pub mod nm;
