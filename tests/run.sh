@@ -19,6 +19,9 @@ command -v faketime >/dev/null || need_pkgs+=(faketime)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_pkgs+=(postgresql-15)
 command -v dbus-daemon >/dev/null || need_pkgs+=(dbus)
 command -v nsenter >/dev/null || need_pkgs+=(util-linux)
+# systemd-analyze verify/security for tests/systemd_units.rs (the package only; nothing is
+# booted or started by installing it).
+command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "tests/run.sh: installing ${need_pkgs[*]}"
@@ -96,4 +99,6 @@ fi
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
+# The agent-only build (no collector, PostgreSQL, TLS server, mail).
+cargo clippy --no-default-features --features agent --all-targets --locked -- -D warnings
 cargo test --locked --no-fail-fast -- --test-threads=4

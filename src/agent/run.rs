@@ -420,6 +420,18 @@ impl Agent {
     }
 }
 
+/// The agent's one-line state for `systemctl status`.
+fn sd_status_line(agent: &Agent, recording: bool) -> String {
+    let snap = agent.shared.snapshot();
+    format!(
+        "{}, {} links, route {}{}",
+        if snap.online { "online" } else { "offline" },
+        snap.links.len(),
+        agent.chosen.as_deref().unwrap_or("none"),
+        if recording { "" } else { ", NOT RECORDING" }
+    )
+}
+
 /// Run the agent until SIGTERM or SIGINT.
 pub async fn run(cfg: AgentConfig, config_path: &Path) -> Result<(), AgentError> {
     let prober = Arc::new(NetProber::with_payload(cfg.health.icmp_payload));
@@ -557,6 +569,11 @@ pub async fn run_with(
 
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Under systemd: ready now, then watchdog pings from this loop (a stuck
+    // loop gets the service restarted) and the state as its status line.
+    let mut watchdog = crate::shared::sd::watchdog_interval().map(tokio::time::interval);
+    let mut sd_status = sd_status_line(&agent, reporting.is_some());
+    crate::shared::sd::ready(&sd_status);
     loop {
         let recheck = agent.recheck;
         let online_check = agent.online_check;
@@ -620,6 +637,14 @@ pub async fn run_with(
                 agent.resync().await;
                 agent.decide().await;
                 agent.sync_routes().await;
+                let line = sd_status_line(&agent, reporting.is_some());
+                if line != sd_status {
+                    crate::shared::sd::status(&line);
+                    sd_status = line;
+                }
+            }
+            _ = async { watchdog.as_mut().expect("guarded").tick().await }, if watchdog.is_some() => {
+                crate::shared::sd::watchdog();
             }
             _ = sighup.recv() => {
                 agent.reload();
@@ -635,6 +660,7 @@ pub async fn run_with(
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
         }
     }
+    crate::shared::sd::stopping();
     for w in agent.workers.values() {
         let _ = w.tx.send(LinkMsg::Stop);
     }

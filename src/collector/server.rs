@@ -53,7 +53,27 @@ pub async fn run(cfg: CollectorConfig) -> Result<(), CollectorError> {
     let store = store::open(&cfg.collector.database).await?;
     let addr = cfg.collector.listen;
     let listener = listen(addr).map_err(|source| CollectorError::Bind { addr, source })?;
-    serve_on(listener, store, &cfg, shutdown_signal()).await
+    // Under systemd: ready once listening, watchdog pings from the runtime,
+    // stopping on the signal.
+    crate::shared::sd::ready(&format!("listening on {addr}"));
+    let watchdog = crate::shared::sd::watchdog_interval().map(|every| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                crate::shared::sd::watchdog();
+            }
+        })
+    });
+    let result = serve_on(listener, store, &cfg, async {
+        shutdown_signal().await;
+        crate::shared::sd::stopping();
+    })
+    .await;
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    result
 }
 
 /// Connections the kernel queues for the accept loop (capped by
