@@ -36,7 +36,7 @@ pub enum AgentError {
     #[error("cannot install signal handler: {0}")]
     Signal(#[source] std::io::Error),
     #[error(
-        "failover.mode = \"routes\" needs CAP_NET_ADMIN: run as root or with the capabilities in systemd/linkwatch-agent.service, or set failover.mode = \"observe\""
+        "failover.mode = \"routes\" needs CAP_NET_ADMIN: run as root, or under systemd add the drop-in systemd/linkwatch-agent.service.d/routes.conf, or set failover.mode = \"observe\""
     )]
     NoNetAdmin,
     #[error("not starting: {0}")]
