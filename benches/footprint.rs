@@ -151,15 +151,23 @@ fn main() {
         &d.join("collector.log"),
     );
     wait_until(Duration::from_secs(20), "collector listening", || {
-        tb.exec_dev(["python3", "-c", &format!(
-            "import socket;socket.create_connection(('127.0.0.1',{}),1)",
-            collector_addr.rsplit(':').next().unwrap()
-        )])
+        tb.exec_dev([
+            "python3",
+            "-c",
+            &format!(
+                "import socket;socket.create_connection(('127.0.0.1',{}),1)",
+                collector_addr.rsplit(':').next().unwrap()
+            ),
+        ])
         .status()
         .is_ok_and(|s| s.success())
     });
     let runs = [
-        ("agent-only", agent_bin.to_str().unwrap().to_string(), 19477u16),
+        (
+            "agent-only",
+            agent_bin.to_str().unwrap().to_string(),
+            19477u16,
+        ),
         ("full", full.to_string(), 19478u16),
     ];
     let mut agents: Vec<(&str, Child, PathBuf)> = runs
@@ -187,7 +195,9 @@ fn main() {
         eprintln!("footprint: {name} uploads");
     }
     std::thread::sleep(Duration::from_secs(secs));
-    println!("RSS after {secs} s, 3 links at default settings, upload on (target agent-only <= 8 MB):");
+    println!(
+        "RSS after {secs} s, 3 links at default settings, upload on (target agent-only <= 8 MB):"
+    );
     println!(
         "  {:<11} {:>9} {:>9} {:>9} {:>9}",
         "build", "RSS", "peak", "anon", "file"

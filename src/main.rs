@@ -5,7 +5,7 @@
 
 mod cli;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -68,6 +68,11 @@ enum Command {
     /// per device, office, upazila, district or division, within a schedule.
     /// Bad parameters exit 2 naming the parameter.
     Report(cli::collector::ReportArgs),
+    /// Print a shell completion script (bash: save it as
+    /// /usr/share/bash-completion/completions/linkwatch).
+    Completions(cli::docs::CompletionsArgs),
+    /// Write the man pages (linkwatch.1 and one per subcommand) into a directory.
+    Man(cli::docs::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +94,8 @@ fn main() -> ExitCode {
         Command::Token { command } => cli::collector::token(command, &times),
         #[cfg(feature = "collector")]
         Command::Report(a) => cli::collector::report(a, &times),
+        Command::Completions(a) => cli::docs::completions(a, Cli::command()),
+        Command::Man(a) => cli::docs::man(a, Cli::command()),
     };
     match result {
         Ok(code) => code,
@@ -102,7 +109,7 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::Cli;
-    use clap::CommandFactory;
+    use clap::CommandFactory as _;
 
     /// Every subcommand and every argument a user can type has help text.
     #[test]

@@ -200,3 +200,53 @@ fn validate_says_which_failover_mode_applies_and_why() {
         "{err}"
     );
 }
+
+#[test]
+fn completions_know_every_subcommand() {
+    let (code, out, err) = run(&["completions", "bash"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("complete -F"),
+        "a bash completion script: {out}"
+    );
+    for sub in ["agent", "status", "validate", "completions", "man"] {
+        assert!(out.contains(sub), "{sub} missing");
+    }
+    #[cfg(feature = "collector")]
+    assert!(out.contains("rotate"), "device rotate missing");
+    let (code, out, _) = run(&["completions", "zsh"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("#compdef linkwatch"), "{out}");
+    let (code, _, err) = run(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "an unknown shell is refused: {err}");
+    assert!(err.contains("bash"), "the valid shells are listed: {err}");
+}
+
+#[test]
+fn man_pages_are_written_for_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("man1");
+    let (code, out, err) = run(&["man", out_dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for page in [
+        "linkwatch",
+        "linkwatch-agent",
+        "linkwatch-status",
+        "linkwatch-validate",
+    ] {
+        let path = out_dir.join(format!("{page}.1"));
+        assert!(
+            out.contains(path.to_str().unwrap()),
+            "{page} not listed: {out}"
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(".TH "), "{page}: roff: {text}");
+        assert!(text.contains(".SH NAME"), "{page}: {text}");
+    }
+    let agent = std::fs::read_to_string(out_dir.join("linkwatch-agent.1")).unwrap();
+    assert!(
+        agent.contains("SIGHUP"),
+        "the subcommand's help is in its page"
+    );
+    assert!(agent.contains("log\\-format"), "its flags too: {agent}");
+}

@@ -5,6 +5,7 @@
 pub mod agent;
 #[cfg(feature = "collector")]
 pub mod collector;
+pub mod docs;
 
 use anyhow::{Context, Result};
 
