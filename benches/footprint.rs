@@ -134,7 +134,7 @@ fn main() {
     .unwrap();
     let full = full_bin.to_str().unwrap();
     for name in ["agent-only", "full"] {
-        let out = common::run(&mut std::process::Command::new(full).args([
+        let out = common::run(std::process::Command::new(full).args([
             "device",
             "add",
             name,
