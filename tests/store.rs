@@ -333,6 +333,20 @@ async fn devices_and_offices(db: Arc<TestDb>) {
             .unwrap()
             .revoked
     );
+
+    // Rotation: a new hash, the revocation lifted, the old hash finds nothing,
+    // the same device (id) keeps its history.
+    assert!(s.rotate_device_token("savar-gw1", "hash-a2").await.unwrap());
+    assert_eq!(s.device_by_token("hash-a").await.unwrap(), None);
+    let rotated = s.device_by_token("hash-a2").await.unwrap().unwrap();
+    assert_eq!(rotated.id, a.id);
+    assert!(!rotated.revoked);
+    assert!(
+        !s.rotate_device_token("no-such-device", "hash-z")
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.device_by_token("hash-z").await.unwrap(), None);
 }
 
 async fn ingest_is_idempotent(db: Arc<TestDb>) {
