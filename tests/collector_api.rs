@@ -1036,7 +1036,16 @@ async fn daemon_serves_and_stops_on_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn embedded_default_uses_a_database_in_the_working_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, out, err) = linkwatch(&["device", "add", "gw-local"], dir.path()).await;
+    // Not made by accident: without --config a missing database is an error.
+    let (code, _, err) = linkwatch(&["device", "add", "gw-local"], dir.path()).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--create-database"), "{err}");
+    assert!(!dir.path().join("linkwatch-collector.db").exists());
+    let (code, out, err) = linkwatch(
+        &["device", "add", "gw-local", "--create-database"],
+        dir.path(),
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("lw1_"), "{out}");
     assert!(dir.path().join("linkwatch-collector.db").is_file());
