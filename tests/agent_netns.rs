@@ -327,6 +327,9 @@ fn agent_reloads_on_sighup_refuses_bad_config_and_stops_cleanly() {
     ] {
         assert!(metrics.contains(name), "{name} missing from\n{metrics}");
     }
+    // Label values are spelled as `status` spells them.
+    assert!(metrics.contains("state=\"up\"} 1"), "{metrics}");
+    assert!(!metrics.contains("state=\"Up\""), "{metrics}");
 
     // A broken config is refused and the old one kept.
     std::fs::write(&agent.config, "[health]\ndown_after = 0\n").unwrap();
