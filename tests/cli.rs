@@ -250,3 +250,31 @@ fn man_pages_are_written_for_every_subcommand() {
     );
     assert!(agent.contains("log\\-format"), "its flags too: {agent}");
 }
+
+/// The agent-only build has no collector subcommands and says so for a collector config.
+#[cfg(not(feature = "collector"))]
+#[test]
+fn the_agent_only_build_has_no_collector_side() {
+    for sub in ["collector", "device", "office", "token", "report"] {
+        let (code, _, err) = run(&[sub, "--help"]);
+        assert_eq!(code, 2, "{sub}: {err}");
+        assert!(err.contains("unrecognized subcommand"), "{sub}: {err}");
+    }
+    let (code, _, err) = with_config_named(
+        "collector.toml",
+        "[collector]\nlisten = \"127.0.0.1:8443\"\n",
+        &["validate"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("agent-only build"), "{err}");
+}
+
+#[cfg(not(feature = "collector"))]
+fn with_config_named(name: &str, text: &str, args: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    let mut a: Vec<&str> = args.to_vec();
+    a.extend(["--config", path.to_str().unwrap()]);
+    run(&a)
+}
