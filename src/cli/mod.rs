@@ -6,6 +6,8 @@ pub mod agent;
 #[cfg(feature = "collector")]
 pub mod collector;
 pub mod docs;
+#[cfg(feature = "collector")]
+pub mod tables;
 
 use anyhow::{Context, Result};
 
