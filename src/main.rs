@@ -275,8 +275,11 @@ enum DeviceCommand {
         #[command(flatten)]
         config: CollectorConfigArg,
     },
-    /// List the registered devices.
+    /// List the registered devices, with when each was last heard from.
     List {
+        /// JSON (an array) instead of a table.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         config: CollectorConfigArg,
     },
@@ -546,7 +549,7 @@ fn device_command(command: DeviceCommand) -> Result<ExitCode> {
     use linkwatch::collector::{devices, store};
     let config = match &command {
         DeviceCommand::Add { config, .. }
-        | DeviceCommand::List { config }
+        | DeviceCommand::List { config, .. }
         | DeviceCommand::Revoke { config, .. }
         | DeviceCommand::Import { config, .. } => config.load()?,
     };
@@ -589,9 +592,15 @@ fn device_command(command: DeviceCommand) -> Result<ExitCode> {
                         .unwrap_or_default()
                 );
             }
-            DeviceCommand::List { .. } => {
+            DeviceCommand::List { json, .. } => {
+                use linkwatch::collector::last_seen::{Silence, render_list};
                 let list = store.list_devices().await?;
-                print!("{}", render_devices(&list));
+                let (interval_ms, grace_ms) = config.silence_ms();
+                let silence = Silence {
+                    interval_ms,
+                    grace_ms,
+                };
+                print!("{}", render_list(&list, now_ms(), silence, json));
             }
             DeviceCommand::Revoke { name, .. } => {
                 if !store.revoke_device(&name).await? {
@@ -710,40 +719,6 @@ fn render_tokens(list: &[linkwatch::collector::store::ApiToken]) -> String {
     }
     if list.is_empty() {
         out.push_str("(no API tokens: make one with `linkwatch token add NAME --role read`)\n");
-    }
-    out
-}
-
-fn render_devices(list: &[linkwatch::collector::store::Device]) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let w = list.iter().map(|d| d.name.len()).max().unwrap_or(0).max(4);
-    let wo = list
-        .iter()
-        .map(|d| d.office.as_deref().map_or(1, str::len))
-        .max()
-        .unwrap_or(0)
-        .max(6);
-    let _ = writeln!(
-        out,
-        "{:<w$}  {:<wo$}  {:<7}  {:>10}  CREATED",
-        "NAME", "OFFICE", "REVOKED", "ACKED SEQ"
-    );
-    for d in list {
-        let created = std::time::UNIX_EPOCH
-            + Duration::from_millis(u64::try_from(d.created_at_ms).unwrap_or(0));
-        let _ = writeln!(
-            out,
-            "{:<w$}  {:<wo$}  {:<7}  {:>10}  {}",
-            d.name,
-            d.office.as_deref().unwrap_or("-"),
-            if d.revoked { "yes" } else { "no" },
-            d.acked,
-            humantime::format_rfc3339_seconds(created)
-        );
-    }
-    if list.is_empty() {
-        out.push_str("(no devices: add one with `linkwatch device add NAME`)\n");
     }
     out
 }

@@ -395,7 +395,12 @@ async fn ingest_inner(st: &ApiState, req: Request) -> Result<Ack, ApiError> {
     })?;
     let ack = inner
         .store
-        .ingest(device.id, &batch.records, now)
+        .ingest_upload(
+            device.id,
+            &batch.records,
+            batch.next_upload_due_ms(now),
+            now,
+        )
         .await
         .map_err(|e| store_failed("storing the batch", &e))?;
     inner.metrics.records_stored.inc_by(u64::from(ack.stored));
@@ -567,6 +572,7 @@ mod tests {
             revoked: false,
             acked: 0,
             created_at_ms: 0,
+            seen: Default::default(),
         };
         let ok = br#"{"v":1,"device":"gw1","records":[]}"#;
         check_batch(ok, &dev).unwrap();

@@ -10,6 +10,7 @@ pub mod conn;
 pub mod csv_writer;
 pub mod devices;
 pub mod intake;
+pub mod last_seen;
 pub mod lead;
 pub mod maintainer;
 pub mod metrics;

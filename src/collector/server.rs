@@ -188,6 +188,16 @@ pub async fn serve_on(
         store.leadership(&crate::collector::lead::replica_name()),
         state.metrics().jobs.clone(),
     )));
+    let (interval_ms, grace_ms) = cfg.silence_ms();
+    let _seen = AbortOnDrop(tokio::spawn(crate::collector::last_seen::run_gauges(
+        store.clone(),
+        state.metrics().seen.clone(),
+        crate::collector::last_seen::Silence {
+            interval_ms,
+            grace_ms,
+        },
+        crate::collector::last_seen::REFRESH,
+    )));
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let limits = fit_to_file_limit(ConnLimits {
         max_connections: c.max_connections,

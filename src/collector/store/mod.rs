@@ -50,6 +50,38 @@ pub struct Device {
     /// Highest contiguous sequence number stored.
     pub acked: i64,
     pub created_at_ms: i64,
+    /// Last seen (Unix ms, `None` before the first upload): see [`LastSeen`].
+    pub seen: LastSeen,
+}
+
+/// When a device was last heard from (Unix ms; `None` before its first
+/// upload).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LastSeen {
+    /// When the collector last received an upload from it (its own clock).
+    pub last_upload_ms: Option<i64>,
+    /// Placed time of the newest record received (highest sequence number).
+    pub last_record_ms: Option<i64>,
+    /// The deadline its agent announced for the next upload (protocol v1
+    /// `next_upload_by`); `None` for agents that announce none.
+    pub next_upload_due_ms: Option<i64>,
+}
+
+impl LastSeen {
+    /// When the device's next upload is due at the latest: the announced
+    /// deadline, else the last upload plus `interval_ms`; `None` before the
+    /// first upload.
+    pub fn due_ms(&self, interval_ms: i64) -> Option<i64> {
+        self.next_upload_due_ms
+            .or_else(|| Some(self.last_upload_ms?.saturating_add(interval_ms)))
+    }
+
+    /// Silent at `now_ms`: heard from once, and its upload deadline plus
+    /// `grace_ms` has passed.
+    pub fn silent(&self, now_ms: i64, interval_ms: i64, grace_ms: i64) -> bool {
+        self.due_ms(interval_ms)
+            .is_some_and(|due| now_ms > due.saturating_add(grace_ms))
+    }
 }
 
 /// One office in the hierarchy ministry → division → district → upazila → office.
@@ -159,13 +191,27 @@ pub trait Store: Send + Sync + 'static {
     async fn list_offices(&self) -> Result<Vec<Office>, StoreError>;
     /// Store a validated batch of one device idempotently on (device, seq):
     /// replays are counted, not stored twice. Returns the highest contiguous
-    /// sequence now stored for the device.
+    /// sequence now stored for the device. Also the device's [`LastSeen`]:
+    /// an upload at `now_ms` that announced no deadline.
     async fn ingest(
         &self,
         device_id: i64,
         records: &[Record],
         now_ms: i64,
     ) -> Result<Ack, StoreError>;
+    /// [`Store::ingest`] of an upload that announced `next_upload_due_ms`
+    /// (the batch's `next_upload_by`), in the same transaction. By default
+    /// the deadline is dropped (stores that keep no last-seen).
+    async fn ingest_upload(
+        &self,
+        device_id: i64,
+        records: &[Record],
+        next_upload_due_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Ack, StoreError> {
+        let _ = next_upload_due_ms;
+        self.ingest(device_id, records, now_ms).await
+    }
     /// Records of a device in sequence order, from `from_seq`, at most `limit`.
     async fn records(
         &self,

@@ -25,8 +25,8 @@ pub mod lead;
 
 use super::group::{self, Job};
 use super::{
-    Ack, ApiToken, ApiTokenRow, Device, Dirty, Office, Record, Store, StoreError, StoredRecord,
-    api_token, day_row_columns, day_sums_select, device_sums, push_day_rows,
+    Ack, ApiToken, ApiTokenRow, Device, Dirty, LastSeen, Office, Record, Store, StoreError,
+    StoredRecord, api_token, day_row_columns, day_sums_select, device_sums, push_day_rows,
 };
 use crate::collector::access::{Branch, Role};
 use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
@@ -40,8 +40,19 @@ use tokio::sync::mpsc;
 /// Connections per collector process.
 const MAX_CONNECTIONS: u32 = 16;
 
-/// Columns `id, name, office, revoked, acked, created_at` of a device row.
-type DeviceRow = (i64, String, Option<String>, bool, i64, i64);
+/// Columns `id, name, office, revoked, acked, created_at, last_upload_ms,
+/// last_record_ms, next_upload_due_ms` of a device row.
+type DeviceRow = (
+    i64,
+    String,
+    Option<String>,
+    bool,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
 
 /// Columns of an office row, in [`Office`] field order.
 type OfficeRow = (String, String, String, String, String, Option<String>);
@@ -57,6 +68,11 @@ fn device(r: DeviceRow) -> Device {
         revoked: r.3,
         acked: r.4,
         created_at_ms: r.5,
+        seen: LastSeen {
+            last_upload_ms: r.6,
+            last_record_ms: r.7,
+            next_upload_due_ms: r.8,
+        },
     }
 }
 
@@ -168,7 +184,8 @@ impl Store for PgStore {
         }
         let inserted = sqlx::query_as::<_, DeviceRow>(
             "INSERT INTO devices (name, office, token_hash, created_at) VALUES ($1, $2, $3, $4) \
-             RETURNING id, name, office, revoked, acked, created_at",
+             RETURNING id, name, office, revoked, acked, created_at, last_upload_ms, \
+             last_record_ms, next_upload_due_ms",
         )
         .bind(name)
         .bind(office)
@@ -196,7 +213,8 @@ impl Store for PgStore {
 
     async fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>, StoreError> {
         self.device_where(
-            "SELECT id, name, office, revoked, acked, created_at FROM devices \
+            "SELECT id, name, office, revoked, acked, created_at, last_upload_ms, \
+             last_record_ms, next_upload_due_ms FROM devices \
              WHERE token_hash = $1",
             token_hash,
             "device by token",
@@ -206,7 +224,8 @@ impl Store for PgStore {
 
     async fn device_by_name(&self, name: &str) -> Result<Option<Device>, StoreError> {
         self.device_where(
-            "SELECT id, name, office, revoked, acked, created_at FROM devices WHERE name = $1",
+            "SELECT id, name, office, revoked, acked, created_at, last_upload_ms, \
+             last_record_ms, next_upload_due_ms FROM devices WHERE name = $1",
             name,
             "device by name",
         )
@@ -215,7 +234,8 @@ impl Store for PgStore {
 
     async fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
         sqlx::query_as::<_, DeviceRow>(
-            "SELECT id, name, office, revoked, acked, created_at FROM devices ORDER BY name",
+            "SELECT id, name, office, revoked, acked, created_at, last_upload_ms, \
+             last_record_ms, next_upload_due_ms FROM devices ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await
@@ -321,7 +341,17 @@ impl Store for PgStore {
         records: &[Record],
         now_ms: i64,
     ) -> Result<Ack, StoreError> {
-        group::submit(&self.jobs, device_id, records, now_ms).await
+        group::submit(&self.jobs, device_id, records, None, now_ms).await
+    }
+
+    async fn ingest_upload(
+        &self,
+        device_id: i64,
+        records: &[Record],
+        next_upload_due_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Ack, StoreError> {
+        group::submit(&self.jobs, device_id, records, next_upload_due_ms, now_ms).await
     }
 
     async fn records(

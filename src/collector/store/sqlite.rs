@@ -31,8 +31,8 @@ mod ingest;
 
 use super::group::{self, Job};
 use super::{
-    Ack, ApiToken, ApiTokenRow, Device, Dirty, Office, Record, Store, StoreError, StoredRecord,
-    api_token, day_row_columns, day_sums_select, device_sums, push_day_rows,
+    Ack, ApiToken, ApiTokenRow, Device, Dirty, LastSeen, Office, Record, Store, StoreError,
+    StoredRecord, api_token, day_row_columns, day_sums_select, device_sums, push_day_rows,
 };
 use crate::collector::access::{Branch, Role};
 use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
@@ -49,8 +49,19 @@ use tokio::sync::mpsc;
 /// Connections of a file database (one writer at a time, readers in parallel).
 const MAX_CONNECTIONS: u32 = 8;
 
-/// Columns `id, name, office, revoked, acked, created_at` of a device row.
-type DeviceRow = (i64, String, Option<String>, bool, i64, i64);
+/// Columns `id, name, office, revoked, acked, created_at, last_upload_ms,
+/// last_record_ms, next_upload_due_ms` of a device row.
+type DeviceRow = (
+    i64,
+    String,
+    Option<String>,
+    bool,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
 
 /// Columns of an office row, in [`Office`] field order.
 type OfficeRow = (String, String, String, String, String, Option<String>);
@@ -66,6 +77,11 @@ fn device(r: DeviceRow) -> Device {
         revoked: r.3,
         acked: r.4,
         created_at_ms: r.5,
+        seen: LastSeen {
+            last_upload_ms: r.6,
+            last_record_ms: r.7,
+            next_upload_due_ms: r.8,
+        },
     }
 }
 
@@ -221,7 +237,8 @@ impl Store for SqliteStore {
         }
         let inserted = sqlx::query_as::<_, DeviceRow>(
             "INSERT INTO devices (name, office, token_hash, created_at) VALUES (?, ?, ?, ?) \
-             RETURNING id, name, office, revoked, acked, created_at",
+             RETURNING id, name, office, revoked, acked, created_at, last_upload_ms, \
+             last_record_ms, next_upload_due_ms",
         )
         .bind(name)
         .bind(office)
@@ -245,7 +262,8 @@ impl Store for SqliteStore {
 
     async fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>, StoreError> {
         self.device_where(
-            "SELECT id, name, office, revoked, acked, created_at FROM devices \
+            "SELECT id, name, office, revoked, acked, created_at, last_upload_ms, \
+             last_record_ms, next_upload_due_ms FROM devices \
              WHERE token_hash = ?",
             token_hash,
             "device by token",
@@ -255,7 +273,8 @@ impl Store for SqliteStore {
 
     async fn device_by_name(&self, name: &str) -> Result<Option<Device>, StoreError> {
         self.device_where(
-            "SELECT id, name, office, revoked, acked, created_at FROM devices WHERE name = ?",
+            "SELECT id, name, office, revoked, acked, created_at, last_upload_ms, \
+             last_record_ms, next_upload_due_ms FROM devices WHERE name = ?",
             name,
             "device by name",
         )
@@ -264,7 +283,8 @@ impl Store for SqliteStore {
 
     async fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
         sqlx::query_as::<_, DeviceRow>(
-            "SELECT id, name, office, revoked, acked, created_at FROM devices ORDER BY name",
+            "SELECT id, name, office, revoked, acked, created_at, last_upload_ms, \
+             last_record_ms, next_upload_due_ms FROM devices ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await
@@ -362,7 +382,17 @@ impl Store for SqliteStore {
         records: &[Record],
         now_ms: i64,
     ) -> Result<Ack, StoreError> {
-        group::submit(&self.jobs, device_id, records, now_ms).await
+        group::submit(&self.jobs, device_id, records, None, now_ms).await
+    }
+
+    async fn ingest_upload(
+        &self,
+        device_id: i64,
+        records: &[Record],
+        next_upload_due_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Ack, StoreError> {
+        group::submit(&self.jobs, device_id, records, next_upload_due_ms, now_ms).await
     }
 
     async fn records(
