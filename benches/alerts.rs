@@ -7,8 +7,14 @@
 //! figures against the target (≤ 1 s per tick, storage included), never
 //! pass/fail.
 //!
+//! Also the cost of the upload deadline (`next_upload_within_s`) on the
+//! wire: the gzip'd size of the batches an agent sends in a day with the
+//! default settings, with and without the field (compressed as the agent
+//! compresses), in bytes per device-day.
+//!
 //! `cargo bench --bench alerts`; `LINKWATCH_BENCH_DEVICES` sets the device
-//! count (default 100,000). Without `--bench` (as under `cargo test
+//! count (default 100,000), `LINKWATCH_BENCH_PART` one part (`wire`,
+//! `tick`). Without `--bench` (as under `cargo test
 //! --all-targets`) it prints one line and returns.
 
 use linkwatch::collector::alerts::contacts::{Contact, Language, Routing};
@@ -26,6 +32,13 @@ const PER_OFFICE: usize = 10;
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         println!("alert benchmarks run only under `cargo bench --bench alerts`");
+        return;
+    }
+    let part = std::env::var("LINKWATCH_BENCH_PART").unwrap_or_default();
+    if part.is_empty() || part == "wire" {
+        wire_cost();
+    }
+    if !(part.is_empty() || part == "tick") {
         return;
     }
     let n: usize = std::env::var("LINKWATCH_BENCH_DEVICES")
@@ -145,5 +158,80 @@ fn main() {
         ms(steady[steady.len() / 2]),
         ms(*steady.last().unwrap()),
         open.len()
+    );
+}
+
+/// The bytes the deadline field adds per device-day: a day of 5-minute
+/// uploads (288), each carrying what a two-link agent spools in 5 minutes
+/// with the defaults (a minute summary per link per minute, a heartbeat a
+/// minute), gzip'd with the agent's compression level.
+fn wire_cost() {
+    use linkwatch::wire::v1::{Batch, Body, Record, VERSION};
+    use std::io::Write;
+    let t0: i64 = 1_780_000_000_000;
+    let mut seq = 0u64;
+    let mut day = |within: Option<u32>| -> (usize, usize) {
+        let (mut raw, mut gz) = (0, 0);
+        for upload in 0..288i64 {
+            let mut records = Vec::new();
+            for m in 0..5i64 {
+                let at = t0 + (upload * 5 + m) * 60_000;
+                for (link, kind) in [("eth0", LinkKind::Broadband), ("wwan0", LinkKind::Mobile)] {
+                    seq += 1;
+                    records.push(Record {
+                        seq,
+                        seq_end: None,
+                        at,
+                        mono_ms: (at - t0) as u64 + 3_600_000,
+                        boot_id: "3f1c2b9e-0d7a-4a53-9a61-5bb0f2c1e001".into(),
+                        body: Body::LinkMinutes {
+                            link: link.into(),
+                            kind,
+                            minutes: 1,
+                            sent: 60,
+                            lost: (seq % 3) as u32,
+                            rtt_p50_ms: Some(20.0 + (seq % 17) as f64 * 1.25),
+                            rtt_p95_ms: Some(48.5 + (seq % 11) as f64),
+                            rtt_max_ms: Some(90.25 + (seq % 23) as f64),
+                            bytes: 5_040,
+                        },
+                    });
+                }
+                seq += 1;
+                records.push(Record {
+                    seq,
+                    seq_end: None,
+                    at,
+                    mono_ms: (at - t0) as u64 + 3_600_000,
+                    boot_id: "3f1c2b9e-0d7a-4a53-9a61-5bb0f2c1e001".into(),
+                    body: Body::Heartbeat {
+                        online: true,
+                        count: 1,
+                    },
+                });
+            }
+            let batch = Batch {
+                v: VERSION,
+                device: "dhk-savar-uno-gw".into(),
+                records,
+                next_upload_within_s: within,
+            };
+            let json = serde_json::to_vec(&batch).expect("encode");
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(&json).expect("gzip");
+            raw += json.len();
+            gz += enc.finish().expect("gzip").len();
+        }
+        (raw, gz)
+    };
+    let (raw0, gz0) = day(None);
+    let (raw1, gz1) = day(Some(307));
+    println!(
+        "deadline field: a device-day of 288 uploads is {gz0} B gzip'd without it, {gz1} B with it: \
+         +{} B/device-day on the wire ({:.1} B per upload; +{} B before compression); \
+         storage: 4 integer columns per device updated in place, no growth per day; target < 1 MB/day",
+        gz1 as i64 - gz0 as i64,
+        (gz1 as f64 - gz0 as f64) / 288.0,
+        raw1 - raw0,
     );
 }
