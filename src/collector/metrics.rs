@@ -41,6 +41,8 @@ pub struct CollectorMetrics {
     pub jobs: crate::collector::lead::JobMetrics,
     /// Devices silent, never heard from, by age of their last upload.
     pub seen: crate::collector::last_seen::SeenGauges,
+    /// Alerts opened, notices, deliveries, failures, delivery latency.
+    pub alerts: crate::collector::alerts::run::AlertMetrics,
 }
 
 impl Default for CollectorMetrics {
@@ -111,7 +113,9 @@ impl CollectorMetrics {
         );
         let jobs = crate::collector::lead::JobMetrics::register(&mut registry);
         let seen = crate::collector::last_seen::SeenGauges::register(&mut registry);
+        let alerts = crate::collector::alerts::run::AlertMetrics::register(&mut registry);
         CollectorMetrics {
+            alerts,
             registry,
             jobs,
             seen,

@@ -46,6 +46,8 @@ pub enum CollectorError {
     },
     #[error("the collector's listener failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("alerts: {0}")]
+    Alerts(String),
 }
 
 /// Run the collector until SIGTERM or SIGINT.
@@ -198,6 +200,26 @@ pub async fn serve_on(
         },
         crate::collector::last_seen::REFRESH,
     )));
+    // The alert evaluator and delivery, while this replica leads the job.
+    let _alerts = match cfg
+        .alerts_config()
+        .map_err(|e| CollectorError::Alerts(e.to_string()))?
+    {
+        Some(a) if a.enabled => {
+            let engine =
+                crate::collector::alerts::run::Engine::new(a, state.metrics().alerts.clone())
+                    .map_err(|e| CollectorError::Alerts(e.to_string()))?;
+            Some(AbortOnDrop(tokio::spawn(
+                crate::collector::alerts::run::run(
+                    store.clone(),
+                    Arc::new(engine),
+                    store.leadership(&crate::collector::lead::replica_name()),
+                    state.metrics().jobs.clone(),
+                ),
+            )))
+        }
+        _ => None,
+    };
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let limits = fit_to_file_limit(ConnLimits {
         max_connections: c.max_connections,

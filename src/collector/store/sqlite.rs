@@ -206,8 +206,132 @@ impl SqliteStore {
     }
 }
 
+/// The alert and outbox statements in this dialect.
+mod alert_rows {
+    super::super::alerts::alert_sql!(sqlx::Sqlite, String::from);
+}
+
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    async fn open_alerts(
+        &self,
+    ) -> Result<Vec<crate::collector::alerts::model::OpenAlert>, StoreError> {
+        let mut c = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_err("open alerts"))?;
+        alert_rows::open_alerts(&mut c)
+            .await
+            .map_err(query_err("open alerts"))
+    }
+
+    async fn apply_alerts(
+        &self,
+        d: &crate::collector::alerts::model::Decisions,
+        plan: &(
+             dyn Fn(usize, i64) -> Vec<crate::collector::alerts::outbox::OutboxRow> + Send + Sync
+         ),
+    ) -> Result<Vec<i64>, StoreError> {
+        let e = query_err;
+        let (_w, mut tx) = self.write_tx("apply alerts").await?;
+        let ids = alert_rows::apply(&mut tx, d, plan)
+            .await
+            .map_err(e("apply alerts"))?;
+        tx.commit().await.map_err(e("apply alerts: commit"))?;
+        Ok(ids)
+    }
+
+    async fn list_alerts(
+        &self,
+        q: &super::AlertQuery,
+    ) -> Result<Vec<super::AlertRecord>, StoreError> {
+        let mut c = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_err("list alerts"))?;
+        alert_rows::list_alerts(&mut c, q)
+            .await
+            .map_err(query_err("list alerts"))
+    }
+
+    async fn alert_by_id(&self, id: i64) -> Result<Option<super::AlertRecord>, StoreError> {
+        let mut c = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_err("alert by id"))?;
+        alert_rows::alert_by_id(&mut c, id)
+            .await
+            .map_err(query_err("alert by id"))
+    }
+
+    async fn ack_alert(&self, id: i64, by: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let e = query_err;
+        let (_w, mut tx) = self.write_tx("acknowledge alert").await?;
+        let done = alert_rows::ack_alert(&mut tx, id, by, now_ms)
+            .await
+            .map_err(e("acknowledge alert"))?;
+        tx.commit().await.map_err(e("acknowledge alert: commit"))?;
+        Ok(done)
+    }
+
+    async fn outbox_rows(
+        &self,
+        delivered_since_ms: i64,
+    ) -> Result<Vec<crate::collector::alerts::outbox::OutboxRow>, StoreError> {
+        let mut c = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_err("outbox rows"))?;
+        alert_rows::outbox_rows(&mut c, delivered_since_ms)
+            .await
+            .map_err(query_err("outbox rows"))
+    }
+
+    async fn claim_outbox(
+        &self,
+        claimed: &crate::collector::alerts::outbox::OutboxRow,
+        was_next_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let e = query_err;
+        let (_w, mut tx) = self.write_tx("claim outbox row").await?;
+        let done = alert_rows::claim_outbox(&mut tx, claimed, was_next_ms)
+            .await
+            .map_err(e("claim outbox row"))?;
+        tx.commit().await.map_err(e("claim outbox row: commit"))?;
+        Ok(done)
+    }
+
+    async fn settle_outbox(
+        &self,
+        row: &crate::collector::alerts::outbox::OutboxRow,
+    ) -> Result<(), StoreError> {
+        let e = query_err;
+        let (_w, mut tx) = self.write_tx("settle outbox row").await?;
+        alert_rows::put_outbox(&mut tx, row, false)
+            .await
+            .map_err(e("settle outbox row"))?;
+        tx.commit().await.map_err(e("settle outbox row: commit"))?;
+        Ok(())
+    }
+
+    async fn outbox_of(
+        &self,
+        alert_id: i64,
+    ) -> Result<Vec<crate::collector::alerts::outbox::OutboxRow>, StoreError> {
+        let mut c = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_err("outbox of alert"))?;
+        alert_rows::outbox_of(&mut c, alert_id)
+            .await
+            .map_err(query_err("outbox of alert"))
+    }
+
     async fn add_device(
         &self,
         name: &str,
