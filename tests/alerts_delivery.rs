@@ -222,19 +222,54 @@ fn events<'a>(all: &'a [Value], event: &str, device: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// A collector in-process on 127.0.0.1:0 with [`alerts_toml`].
+struct Collector {
+    base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), server::CollectorError>>,
+}
+
+impl Collector {
+    async fn start(
+        db: &TestDb,
+        store: Arc<dyn linkwatch::collector::store::Store>,
+        hook_url: &str,
+    ) -> Collector {
+        let mut cfg = CollectorConfig::embedded();
+        cfg.collector.database = db.url().to_string();
+        #[derive(serde::Deserialize)]
+        struct File {
+            alerts: AlertsSection,
+        }
+        let f: File = toml::from_str(&alerts_toml(hook_url)).unwrap();
+        cfg.alerts = Some(f.alerts);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server::serve_on(listener, store, &cfg, async {
+                let _ = rx.await;
+            })
+            .await
+        });
+        Collector { base, stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Scenarios
 
 async fn silent_device_is_told_once_and_its_recovery_follows(db: Arc<TestDb>) {
     let (hook_url, h) = receiver(Mode::Accept).await;
-    let mut cfg = CollectorConfig::embedded();
-    cfg.collector.database = db.url().to_string();
-    #[derive(serde::Deserialize)]
-    struct File {
-        alerts: AlertsSection,
-    }
-    let f: File = toml::from_str(&alerts_toml(&hook_url)).unwrap();
-    cfg.alerts = Some(f.alerts);
     let store = db.open().await;
     let (_, token) = devices::add_device(store.as_ref(), "laptop-7", None, now_ms())
         .await
@@ -242,18 +277,8 @@ async fn silent_device_is_told_once_and_its_recovery_follows(db: Arc<TestDb>) {
     let (_, stopped_token) = devices::add_device(store.as_ref(), "laptop-8", None, now_ms())
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn({
-        let store = store.clone();
-        async move {
-            server::serve_on(listener, store, &cfg, async {
-                let _ = stop_rx.await;
-            })
-            .await
-        }
-    });
+    let c = Collector::start(&db, store.clone(), &hook_url).await;
+    let base = c.base.clone();
     // Both announce their next upload within 1 s; one of them stops cleanly.
     upload(&base, &token, batch("laptop-7", 1..=3, 1, false)).await;
     upload(&base, &stopped_token, batch("laptop-8", 1..=2, 1, true)).await;
@@ -336,12 +361,7 @@ async fn silent_device_is_told_once_and_its_recovery_follows(db: Arc<TestDb>) {
         rows.iter().all(|r| r.state == RowState::Delivered),
         "{rows:#?}"
     );
-    let _ = stop_tx.send(());
-    tokio::time::timeout(Duration::from_secs(30), server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    c.stop().await;
 }
 
 /// Opens one unreachable alert for a device silent since an hour, at `now`.
@@ -433,4 +453,64 @@ async fn killed_mid_delivery_is_sent_again_after_restart(db: Arc<TestDb>) {
     assert_eq!(all[0]["dedupe_key"], all[1]["dedupe_key"]);
     let row = store.outbox_of(id).await.unwrap().remove(0);
     assert_eq!((row.state, row.attempts), (RowState::Delivered, 2));
+}
+
+/// Two collectors on one PostgreSQL: one evaluates and delivers at a time,
+/// so each alert is sent once; when that one stops, the other takes over
+/// and tells the recovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_collectors_on_one_postgres_send_each_alert_once() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    db.run(two_replicas).await;
+}
+
+async fn two_replicas(db: Arc<TestDb>) {
+    let (hook_url, h) = receiver(Mode::Accept).await;
+    let store_a = db.open().await;
+    let store_b = db.open().await;
+    let mut tokens = Vec::new();
+    for i in 0..4 {
+        let (_, t) = devices::add_device(store_a.as_ref(), &format!("pc-{i}"), None, now_ms())
+            .await
+            .unwrap();
+        tokens.push(t);
+    }
+    let a = Collector::start(&db, store_a, &hook_url).await;
+    let b = Collector::start(&db, store_b, &hook_url).await;
+    for (i, t) in tokens.iter().enumerate() {
+        // Uploads through either replica.
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        upload(base, t, batch(&format!("pc-{i}"), 1..=2, 1, false)).await;
+    }
+    wait_for("four unreachable alerts", 30, || {
+        got(&h).iter().filter(|v| v["event"] == "opened").count() >= 4
+    })
+    .await;
+    // Several more ticks of both replicas.
+    let later = now_ms() + 4_000;
+    wait_for("four more ticks", 10, || now_ms() > later).await;
+    let all = got(&h);
+    let mut keys: Vec<&str> = all
+        .iter()
+        .map(|v| v["dedupe_key"].as_str().unwrap())
+        .collect();
+    keys.sort_unstable();
+    let n = keys.len();
+    keys.dedup();
+    assert_eq!((n, keys.len()), (4, 4), "each alert sent once: {all:#?}");
+    // One replica stops; the other tells the recoveries.
+    a.stop().await;
+    for (i, t) in tokens.iter().enumerate() {
+        upload(&b.base, t, batch(&format!("pc-{i}"), 3..=4, 300, false)).await;
+    }
+    wait_for("four recoveries", 30, || {
+        got(&h).iter().filter(|v| v["event"] == "recovered").count() >= 4
+    })
+    .await;
+    let later = now_ms() + 3_000;
+    wait_for("three more ticks", 10, || now_ms() > later).await;
+    assert_eq!(got(&h).len(), 8, "{:#?}", got(&h));
+    b.stop().await;
 }
