@@ -5,6 +5,8 @@
 //! of the read API, likewise) and `report` (uptime reports, also straight on
 //! the database).
 
+mod alerts_cmd;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use linkwatch::agent;
@@ -83,6 +85,12 @@ enum Command {
         /// Log format: auto (journald under systemd, text otherwise), text, json, journald.
         #[arg(long)]
         log_format: Option<LogFormat>,
+    },
+    /// Open and recent alerts; acknowledge one. Works directly on the
+    /// collector's database.
+    Alerts {
+        #[command(subcommand)]
+        command: alerts_cmd::AlertsCommand,
     },
     /// Register, list and revoke devices; import the office hierarchy. Works
     /// directly on the collector's database (`database` of the collector config).
@@ -347,6 +355,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 .block_on(linkwatch::collector::server::run(cfg))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Alerts { command } => alerts_cmd::run(command),
         Command::Device { command } => device_command(command),
         Command::Token { command } => token_command(command),
         Command::Report {

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod alerts;
+pub mod alerts_api;
 pub mod api;
 pub mod conn;
 pub mod csv_writer;

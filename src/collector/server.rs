@@ -206,6 +206,9 @@ pub async fn serve_on(
         .map_err(|e| CollectorError::Alerts(e.to_string()))?
     {
         Some(a) if a.enabled => {
+            if let Some(links) = &a.ack {
+                state.set_ack_key(links.key.clone());
+            }
             let engine =
                 crate::collector::alerts::run::Engine::new(a, state.metrics().alerts.clone())
                     .map_err(|e| CollectorError::Alerts(e.to_string()))?;
