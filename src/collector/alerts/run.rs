@@ -399,6 +399,8 @@ pub async fn deliver(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<Round
             rand::random::<f64>(),
         );
         r.apply(&u);
+        // Stored first: what the metrics count is in the outbox.
+        store.settle_outbox(&r).await?;
         match (&result, r.state) {
             (Ok(()), _) => {
                 stats.delivered += 1;
@@ -416,7 +418,6 @@ pub async fn deliver(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<Round
                 tracing::warn!(key = %r.dedupe_key, error = %err, state = state.as_str(), "alert message not delivered");
             }
         }
-        store.settle_outbox(&r).await?;
     }
     Ok(stats)
 }
