@@ -427,6 +427,8 @@ impl Fleet {
                     v: VERSION,
                     device: self.names[d].clone(),
                     records,
+                    // What agents announce with the default interval.
+                    next_upload_within_s: Some(307),
                 };
                 let json = serde_json::to_vec(&batch).expect("encode a batch");
                 (self.auth[d].clone(), gzip(&json))

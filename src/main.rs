@@ -1,7 +1,7 @@
 //! The `linkwatch` command line: the subcommands and where each one goes.
 //! Agent side (`agent`, `status`, `check`, `prefer`, `validate`) in
 //! `cli/agent.rs`; collector side (`collector`, `device`, `office`, `token`,
-//! `report`) in `cli/collector.rs`; what both share in `cli/mod.rs`.
+//! `report`) in `cli/collector.rs`, `alerts` in `cli/alerts.rs`; what both share in `cli/mod.rs`.
 
 mod cli;
 
@@ -42,6 +42,13 @@ enum Command {
     /// SQLite file `linkwatch-collector.db` in the current directory, plain
     /// HTTP on 127.0.0.1:8080.
     Collector(cli::collector::CollectorArgs),
+    #[cfg(feature = "collector")]
+    /// Open and recent alerts; acknowledge one. Works directly on the
+    /// collector's database.
+    Alerts {
+        #[command(subcommand)]
+        command: cli::alerts::AlertsCommand,
+    },
     #[cfg(feature = "collector")]
     /// Register, list, rotate and revoke devices; import the office hierarchy.
     /// Works directly on the collector's database (`database` of the collector config).
@@ -86,6 +93,8 @@ fn main() -> ExitCode {
         Command::Validate(a) => cli::agent::validate(a),
         #[cfg(feature = "collector")]
         Command::Collector(a) => cli::collector::collector(a),
+        #[cfg(feature = "collector")]
+        Command::Alerts { command } => cli::alerts::run(command, &times),
         #[cfg(feature = "collector")]
         Command::Device { command } => cli::collector::device(command, &times),
         #[cfg(feature = "collector")]

@@ -44,6 +44,7 @@ on_both!(
     health_and_metrics,
     cli_device_add_list_revoke_against_a_running_collector,
     cli_import_names_the_bad_line,
+    announced_deadline_and_last_seen,
 );
 
 // ---------------------------------------------------------------------------
@@ -570,6 +571,116 @@ async fn health_and_metrics(db: Arc<TestDb>) {
     r.stop().await;
 }
 
+/// The batch's `next_upload_within_s` becomes the device's deadline (the
+/// collector's clock plus it, at most 7 days; absent: none), the read API
+/// and the metrics show last seen, and a bad value is a 400 naming it.
+async fn announced_deadline_and_last_seen(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let (_, token) = add(store.as_ref(), "gw-d").await;
+    let (_, _) = add(store.as_ref(), "silent-one").await;
+    let (_, admin) = devices::add_api_token(store.as_ref(), "ops", Role::Admin, None, now_ms())
+        .await
+        .unwrap();
+    let r = start(&db, |_| {}).await;
+    let with = |seqs, within: &str| {
+        let b = batch("gw-d", seqs);
+        format!("{},\"next_upload_within_s\":{within}}}", &b[..b.len() - 1])
+    };
+    let before = now_ms();
+    ingest(&r, Some(&token), &with(1..=2, "307")).await.ack();
+    let after = now_ms();
+    let seen = r.store.device_by_name("gw-d").await.unwrap().unwrap().seen;
+    let due = seen.next_upload_due_ms.unwrap();
+    assert!(
+        (before + 307_000..=after + 307_000).contains(&due),
+        "{due} not within {before}..{after} + 307 s"
+    );
+    assert!((before..=after).contains(&seen.last_upload_ms.unwrap()));
+    // Newest record: seq 2 of `batch`, placed an hour ago plus 2 minutes.
+    let newest = seen.last_record_ms.unwrap();
+    assert!((before - 3_600_000 + 120_000..=after - 3_600_000 + 120_000).contains(&newest));
+    // Absurdly far: taken as 7 days.
+    ingest(&r, Some(&token), &with(3..=3, "4294967295"))
+        .await
+        .ack();
+    let seen = r.store.device_by_name("gw-d").await.unwrap().unwrap().seen;
+    let week = seen.next_upload_due_ms.unwrap() - seen.last_upload_ms.unwrap();
+    assert_eq!(week, 7 * 86_400_000);
+    // Not a count of seconds: refused, naming the field; nothing changed.
+    for bad in ["-1", "\"300\"", "4294967296", "1.5", "null"] {
+        let a = ingest(&r, Some(&token), &with(4..=4, bad)).await;
+        if bad == "null" {
+            // An explicit null is the field left out.
+            a.ack();
+            continue;
+        }
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {}", a.text);
+        assert!(a.text.contains("next_upload_within_s"), "{bad}: {}", a.text);
+    }
+    let seen = r.store.device_by_name("gw-d").await.unwrap().unwrap().seen;
+    assert_eq!(
+        seen.next_upload_due_ms, None,
+        "the null upload announced none"
+    );
+    // The read API's device list.
+    let text = client()
+        .get(r.url("/api/v1/devices"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let gw = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "gw-d")
+        .unwrap();
+    assert_eq!(gw["last_upload_ms"], seen.last_upload_ms.unwrap());
+    assert!(gw["last_upload"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(gw["last_record_ms"], seen.last_record_ms.unwrap());
+    assert!(gw["next_upload_due_ms"].is_null());
+    let quiet = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "silent-one")
+        .unwrap();
+    assert!(quiet["last_upload"].is_null() && quiet["last_upload_ms"].is_null());
+    // The metrics: refreshed at start (both devices known, none uploaded
+    // yet) and then every 15 s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = client()
+            .get(r.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("linkwatch_collector_devices 2") {
+            break text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no last-seen gauges within 30 s:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for line in [
+        "linkwatch_collector_devices_silent 0",
+        "# TYPE linkwatch_collector_devices_never_uploaded gauge",
+        "# TYPE linkwatch_collector_devices_last_upload_age gauge",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    }
+    r.stop().await;
+}
+
 // ---------------------------------------------------------------------------
 // The command line
 
@@ -674,6 +785,21 @@ async fn cli_device_add_list_revoke_against_a_running_collector(db: Arc<TestDb>)
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cols[1..4], ["dhk-savar-uno", "no", "2"], "{out}");
     assert!(out.lines().next().unwrap().starts_with("NAME"), "{out}");
+    // Last seen: uploaded just now, its newest record an hour old.
+    assert!(row.ends_with(" ok"), "{out}");
+    assert!(row.contains("s ago") && row.contains("58m ago"), "{out}");
+    let (code, out, err) = linkwatch(&["device", "list", "--json", "--config", &cfg], dir).await;
+    assert_eq!(code, 0, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let d = &list[0];
+    assert_eq!(d["name"], "uno-savar");
+    assert!(
+        d["last_upload"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{out}"
+    );
+    assert_eq!(d["silent"], false, "{out}");
+    // No deadline announced (this batch has none): last upload + 5 min.
+    assert!(d["next_upload_due"].is_string(), "{out}");
 
     let (code, out, err) =
         linkwatch(&["device", "revoke", "uno-savar", "--config", &cfg], dir).await;

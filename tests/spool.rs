@@ -434,6 +434,7 @@ async fn over_budget_folds_minutes_and_heartbeats_but_never_transitions() {
         v: 1,
         device: "d".into(),
         records: recs.clone(),
+        next_upload_within_s: None,
     };
     batch.validate().unwrap();
     for r in &recs {

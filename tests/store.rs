@@ -3,7 +3,7 @@
 //! database `LINKWATCH_TEST_PG_URL` names; skipped with a message when unset).
 
 use linkwatch::collector::access::{Branch, Level, Role};
-use linkwatch::collector::store::{self, Office, Store, StoreError};
+use linkwatch::collector::store::{self, LastSeen, Office, Store, StoreError};
 use linkwatch::wire::v1::{Ack, Body, Record};
 use linkwatch::wire::{LinkKind, LinkState};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
@@ -133,6 +133,7 @@ on_both!(
     grouped_batches_answer_as_one_by_one,
     ingest_throughput,
     api_tokens,
+    last_seen_follows_uploads,
 );
 
 // ---------------------------------------------------------------------------
@@ -723,6 +724,117 @@ async fn data_survives_reopening(db: Arc<TestDb>) {
     drop(s);
     let s = db.open().await;
     assert_eq!(s.device_by_name("gw").await.unwrap().unwrap().acked, 5);
+}
+
+/// Last seen: every upload (replays and empty batches too) sets the upload
+/// time and the announced deadline; the newest record only moves forward
+/// by sequence number. Many devices uploading at once (one group commit)
+/// each get their own; it survives reopening.
+async fn last_seen_follows_uploads(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let d = new_device(s.as_ref(), "gw").await;
+    let seen = |s: Arc<dyn Store>| async move {
+        let by_name = s.device_by_name("gw").await.unwrap().unwrap().seen;
+        let listed = s
+            .list_devices()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|d| d.name == "gw")
+            .unwrap()
+            .seen;
+        assert_eq!(by_name, listed);
+        assert_eq!(
+            s.device_by_token("hash-of-gw").await.unwrap().unwrap().seen,
+            by_name
+        );
+        by_name
+    };
+    assert_eq!(seen(s.clone()).await, LastSeen::default());
+    let at = |seq: u64| rec(seq).at;
+    s.ingest_upload(d, &recs(1..=3), Some(NOW + 307_000), NOW)
+        .await
+        .unwrap();
+    let want = LastSeen {
+        last_upload_ms: Some(NOW),
+        last_record_ms: Some(at(3)),
+        next_upload_due_ms: Some(NOW + 307_000),
+    };
+    assert_eq!(seen(s.clone()).await, want);
+    // A replay of older records from an agent announcing nothing: the
+    // upload counts, the newest record stays.
+    s.ingest(d, &recs(1..=2), NOW + 10).await.unwrap();
+    let want = LastSeen {
+        last_upload_ms: Some(NOW + 10),
+        next_upload_due_ms: None,
+        ..want
+    };
+    assert_eq!(seen(s.clone()).await, want);
+    // An empty batch is an upload too.
+    s.ingest_upload(d, &[], Some(NOW + 400_000), NOW + 20)
+        .await
+        .unwrap();
+    let want = LastSeen {
+        last_upload_ms: Some(NOW + 20),
+        next_upload_due_ms: Some(NOW + 400_000),
+        ..want
+    };
+    assert_eq!(seen(s.clone()).await, want);
+    // Out of order: 5, then 4; the newest stays 5.
+    s.ingest_upload(d, &recs([5]), None, NOW + 30)
+        .await
+        .unwrap();
+    s.ingest_upload(d, &recs([4]), None, NOW + 40)
+        .await
+        .unwrap();
+    let want = LastSeen {
+        last_upload_ms: Some(NOW + 40),
+        last_record_ms: Some(at(5)),
+        next_upload_due_ms: None,
+    };
+    assert_eq!(seen(s.clone()).await, want);
+    // Many devices at once: each its own figures.
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(new_device(s.as_ref(), &format!("dev{i:02}")).await);
+    }
+    let tasks: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| {
+            let s = s.clone();
+            let i = i as i64;
+            tokio::spawn(async move {
+                s.ingest_upload(id, &recs(1..=(i as u64 % 7 + 1)), Some(NOW + i), NOW - i)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for (i, &id) in ids.iter().enumerate() {
+        let i = i as i64;
+        let got = s
+            .device_by_name(&format!("dev{i:02}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.id, id);
+        assert_eq!(
+            got.seen,
+            LastSeen {
+                last_upload_ms: Some(NOW - i),
+                last_record_ms: Some(at(i as u64 % 7 + 1)),
+                next_upload_due_ms: Some(NOW + i),
+            },
+            "dev{i:02}"
+        );
+    }
+    drop(s);
+    let s = db.open().await;
+    assert_eq!(seen(s).await, want, "after reopening");
 }
 
 /// Measures ingest of `BATCHES` batches of `PER_BATCH` records (more with

@@ -53,6 +53,8 @@ struct Fake {
     duplicates: u64,
     faults: VecDeque<Fault>,
     max_records: Option<usize>,
+    /// `next_upload_within_s` of every valid batch, in arrival order.
+    announced: Vec<Option<u32>>,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -118,6 +120,7 @@ async fn ingest(State(fake): State<Shared>, headers: HeaderMap, body: Bytes) -> 
         }
     };
     assert_eq!(batch.device, "dev-1");
+    f.announced.push(batch.next_upload_within_s);
     let first = batch.records.first().map_or(0, |r| r.seq);
     let n = batch.records.len();
     if f.max_records.is_some_and(|m| n > m) {
@@ -363,6 +366,45 @@ async fn ten_thousand_records_drain_in_order_in_batches_nothing_lost_or_duplicat
     );
     // Empty spool: a drain does nothing.
     assert_eq!(up.drain().await.unwrap().batches, 0);
+}
+
+/// Every batch announces when the next upload comes at the latest: the
+/// upload interval plus the first three back-off steps (7 s, or
+/// `backoff_max` when smaller).
+#[tokio::test]
+async fn every_batch_announces_the_next_upload_deadline() {
+    let c = Collector::start().await;
+    let s = setup(2_500).await;
+    let cfg = section(&c.url(), &s.token_file);
+    assert_eq!(
+        (cfg.upload_interval, cfg.backoff_max),
+        (Duration::from_secs(300), Duration::from_secs(300))
+    );
+    let up = Uploader::new(&cfg, "dev-1".into(), s.spool.clone()).unwrap();
+    let report = up.drain().await.unwrap();
+    assert!(report.batches >= 2, "{report:?}");
+    {
+        let f = c.fake();
+        assert_eq!(f.announced.len() as u64, report.batches);
+        assert!(
+            f.announced.iter().all(|a| *a == Some(307)),
+            "{:?}",
+            f.announced
+        );
+    }
+    fill(&s.spool, 10).await;
+    let cfg = UploadSection {
+        upload_interval: Duration::from_millis(90_500),
+        backoff_max: Duration::from_secs(2),
+        ..cfg
+    };
+    let up = Uploader::new(&cfg, "dev-1".into(), s.spool.clone()).unwrap();
+    up.drain().await.unwrap();
+    assert_eq!(
+        c.fake().announced.last(),
+        Some(&Some(93)),
+        "90.5 s + 2 s, rounded up"
+    );
 }
 
 #[tokio::test]

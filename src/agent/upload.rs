@@ -32,6 +32,10 @@ use tokio::time::Instant;
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// Longest `Retry-After` honoured.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(3600);
+/// Back-off steps of a failed upload the announced deadline leaves room
+/// for (1 + 2 + 4 s at most, full jitter): a momentary failure right at the
+/// next interval is not silence.
+const DEADLINE_RETRY_STEPS: u32 = 3;
 /// Longest part of a collector's error answer kept in messages.
 const MESSAGE_MAX: usize = 300;
 
@@ -176,6 +180,17 @@ pub struct Uploader {
     hold_backlog_on_metered: bool,
     metered_backlog_threshold: u64,
     stats: UploadStatsHandle,
+}
+
+/// What a batch announces as `next_upload_within_s`: the next upload comes
+/// at the latest after `upload_interval`, plus the first
+/// [`DEADLINE_RETRY_STEPS`] back-off steps should that attempt fail (capped
+/// by `backoff_max`), in whole seconds rounded up.
+pub fn next_upload_within_s(upload_interval: Duration, backoff_max: Duration) -> u32 {
+    let steps = BACKOFF_BASE.saturating_mul((1u32 << DEADLINE_RETRY_STEPS) - 1);
+    let total = upload_interval.saturating_add(steps.min(backoff_max));
+    let secs = total.as_secs() + u64::from(total.subsec_nanos() > 0);
+    u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
 /// Records worth sending before the next upload interval: what changes the
@@ -488,6 +503,10 @@ impl Uploader {
             v: VERSION,
             device: self.device.clone(),
             records,
+            next_upload_within_s: Some(next_upload_within_s(
+                self.upload_interval,
+                self.backoff_max,
+            )),
         };
         let json = serde_json::to_vec(&batch).map_err(|e| UploadError::Encode(e.to_string()))?;
         let mut gz = flate2::write::GzEncoder::new(

@@ -37,7 +37,7 @@ pub struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
-    fn load(&self) -> Result<CollectorConfig> {
+    pub fn load(&self) -> Result<CollectorConfig> {
         Ok(match &self.config {
             Some(p) => CollectorConfig::load(p)?,
             None => CollectorConfig::embedded(),
@@ -47,7 +47,7 @@ impl DatabaseArgs {
     /// Open the collector's database. Without --config, a missing SQLite file
     /// is an error unless --create-database: running in the wrong directory
     /// must not quietly make an empty database.
-    async fn open(&self, cfg: &CollectorConfig) -> Result<Arc<dyn Store>> {
+    pub async fn open(&self, cfg: &CollectorConfig) -> Result<Arc<dyn Store>> {
         let url = &cfg.collector.database;
         if self.config.is_none()
             && !self.create_database
@@ -240,8 +240,11 @@ pub enum DeviceCommand {
         #[command(flatten)]
         db: DatabaseArgs,
     },
-    /// List the registered devices.
+    /// List the registered devices, with when each was last heard from.
     List {
+        /// JSON (an array) instead of a table.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         db: DatabaseArgs,
     },
@@ -351,7 +354,7 @@ pub fn device(command: DeviceCommand, times: &Times) -> Result<ExitCode> {
     use linkwatch::collector::devices;
     let db = match &command {
         DeviceCommand::Add { db, .. }
-        | DeviceCommand::List { db }
+        | DeviceCommand::List { db, .. }
         | DeviceCommand::Rotate { db, .. }
         | DeviceCommand::Revoke { db, .. }
         | DeviceCommand::Import { db, .. } => db,
@@ -394,9 +397,19 @@ pub fn device(command: DeviceCommand, times: &Times) -> Result<ExitCode> {
                     device.name
                 );
             }
-            DeviceCommand::List { .. } => {
+            DeviceCommand::List { json, .. } => {
+                use linkwatch::collector::last_seen::{Silence, render_list};
                 let list = store.list_devices().await?;
-                print!("{}", render_devices(&list, times));
+                let (interval_ms, grace_ms) = config.silence_ms();
+                let silence = Silence {
+                    interval_ms,
+                    grace_ms,
+                };
+                if *json {
+                    print!("{}", render_list(&list, now_ms(), silence, true));
+                } else {
+                    print!("{}", render_devices(&list, times, now_ms(), silence));
+                }
             }
             DeviceCommand::Rotate { name, output, .. } => {
                 let file = output.open()?;

@@ -4,6 +4,8 @@
 
 pub mod agent;
 #[cfg(feature = "collector")]
+pub mod alerts;
+#[cfg(feature = "collector")]
 pub mod collector;
 pub mod docs;
 #[cfg(feature = "collector")]

@@ -226,6 +226,8 @@ struct Inner {
     max_body_bytes: usize,
     limits: IngestLimits,
     holidays: std::collections::BTreeSet<jiff::civil::Date>,
+    /// The key of alert acknowledgement links, once alerts are configured.
+    ack_key: std::sync::OnceLock<crate::collector::alerts::ack::AckKey>,
 }
 
 /// What the handlers share.
@@ -259,7 +261,16 @@ impl ApiState {
             max_body_bytes: opts.max_body_bytes,
             limits,
             holidays: opts.holidays,
+            ack_key: std::sync::OnceLock::new(),
         }))
+    }
+    /// Accept acknowledgement links signed with `key` (once; later calls
+    /// change nothing).
+    pub fn set_ack_key(&self, key: crate::collector::alerts::ack::AckKey) {
+        let _ = self.0.ack_key.set(key);
+    }
+    pub fn ack_key(&self) -> Option<&crate::collector::alerts::ack::AckKey> {
+        self.0.ack_key.get()
     }
     /// Holidays applied to office-hours schedules of reports.
     pub fn holidays(&self) -> &std::collections::BTreeSet<jiff::civil::Date> {
@@ -282,6 +293,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         // Reports, timelines, outages, admin: API tokens (see read_api.rs).
         .merge(crate::collector::read_api::routes())
+        .merge(crate::collector::alerts_api::routes())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -395,7 +407,12 @@ async fn ingest_inner(st: &ApiState, req: Request) -> Result<Ack, ApiError> {
     })?;
     let ack = inner
         .store
-        .ingest(device.id, &batch.records, now)
+        .ingest_upload(
+            device.id,
+            &batch.records,
+            batch.next_upload_due_ms(now),
+            now,
+        )
         .await
         .map_err(|e| store_failed("storing the batch", &e))?;
     inner.metrics.records_stored.inc_by(u64::from(ack.stored));
@@ -567,6 +584,7 @@ mod tests {
             revoked: false,
             acked: 0,
             created_at_ms: 0,
+            seen: Default::default(),
         };
         let ok = br#"{"v":1,"device":"gw1","records":[]}"#;
         check_batch(ok, &dev).unwrap();

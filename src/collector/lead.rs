@@ -1,6 +1,6 @@
 //! Which collector replica runs which periodic job. Several collectors may
 //! share one PostgreSQL; each periodic job ([`Job`]: the roll-ups, the
-//! retention, and the alert evaluation to come) must run on exactly one of
+//! retention, and the alert evaluation and delivery) must run on exactly one of
 //! them at a time, and another must take over within one interval when that
 //! one dies. The jobs know only the [`Leadership`] trait: the store provides
 //! it (`Store::leadership`), as PostgreSQL advisory locks

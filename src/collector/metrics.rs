@@ -1,7 +1,8 @@
 //! The collector's Prometheus metrics (served on `GET /metrics`): ingest
 //! requests by status, records stored and replayed, latency, uploads in
 //! flight, and the connection guard's figures (open connections, closed for
-//! a timeout, refused or evicted at the cap).
+//! a timeout, refused or evicted at the cap), and the fleet's last seen
+//! (`collector::last_seen`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -38,6 +39,10 @@ pub struct CollectorMetrics {
     pub connections_evicted: Counter,
     /// The periodic jobs' (who leads which, what they did).
     pub jobs: crate::collector::lead::JobMetrics,
+    /// Devices silent, never heard from, by age of their last upload.
+    pub seen: crate::collector::last_seen::SeenGauges,
+    /// Alerts opened, notices, deliveries, failures, delivery latency.
+    pub alerts: crate::collector::alerts::run::AlertMetrics,
 }
 
 impl Default for CollectorMetrics {
@@ -107,9 +112,13 @@ impl CollectorMetrics {
             connections_evicted.clone(),
         );
         let jobs = crate::collector::lead::JobMetrics::register(&mut registry);
+        let seen = crate::collector::last_seen::SeenGauges::register(&mut registry);
+        let alerts = crate::collector::alerts::run::AlertMetrics::register(&mut registry);
         CollectorMetrics {
+            alerts,
             registry,
             jobs,
+            seen,
             requests,
             records_stored,
             records_duplicate,

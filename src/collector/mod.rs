@@ -5,11 +5,13 @@
 
 pub mod access;
 pub mod alerts;
+pub mod alerts_api;
 pub mod api;
 pub mod conn;
 pub mod csv_writer;
 pub mod devices;
 pub mod intake;
+pub mod last_seen;
 pub mod lead;
 pub mod maintainer;
 pub mod metrics;

@@ -156,6 +156,7 @@ mod tests {
             revoked: false,
             acked: 0,
             created_at_ms: 0,
+            seen: Default::default(),
         }
     }
 

@@ -559,6 +559,17 @@ pub struct DeviceInfo {
     pub acked_seq: i64,
     pub created_at_ms: i64,
     pub created_at: String,
+    /// When the collector last received an upload from it (Unix ms and
+    /// RFC 3339); `null` before the first.
+    pub last_upload_ms: Option<i64>,
+    pub last_upload: Option<String>,
+    /// Placed time of its newest record.
+    pub last_record_ms: Option<i64>,
+    pub last_record: Option<String>,
+    /// The deadline its agent announced for the next upload; `null` for
+    /// agents that announce none.
+    pub next_upload_due_ms: Option<i64>,
+    pub next_upload_due: Option<String>,
 }
 
 fn require_admin(access: &Access) -> Result<(), ReadError> {
@@ -604,6 +615,12 @@ async fn device_list_inner(
             revoked: d.revoked,
             acked_seq: d.acked,
             created_at_ms: d.created_at_ms,
+            last_upload_ms: d.seen.last_upload_ms,
+            last_upload: d.seen.last_upload_ms.map(ts),
+            last_record_ms: d.seen.last_record_ms,
+            last_record: d.seen.last_record_ms.map(ts),
+            next_upload_due_ms: d.seen.next_upload_due_ms,
+            next_upload_due: d.seen.next_upload_due_ms.map(ts),
         })
         .collect();
     Ok(Json(list).into_response())

@@ -46,6 +46,8 @@ pub enum CollectorError {
     },
     #[error("the collector's listener failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("alerts: {0}")]
+    Alerts(String),
 }
 
 /// Run the collector until SIGTERM or SIGINT.
@@ -208,6 +210,39 @@ pub async fn serve_on(
         store.leadership(&crate::collector::lead::replica_name()),
         state.metrics().jobs.clone(),
     )));
+    let (interval_ms, grace_ms) = cfg.silence_ms();
+    let _seen = AbortOnDrop(tokio::spawn(crate::collector::last_seen::run_gauges(
+        store.clone(),
+        state.metrics().seen.clone(),
+        crate::collector::last_seen::Silence {
+            interval_ms,
+            grace_ms,
+        },
+        crate::collector::last_seen::REFRESH,
+    )));
+    // The alert evaluator and delivery, while this replica leads the job.
+    let _alerts = match cfg
+        .alerts_config()
+        .map_err(|e| CollectorError::Alerts(e.to_string()))?
+    {
+        Some(a) if a.enabled => {
+            if let Some(links) = &a.ack {
+                state.set_ack_key(links.key.clone());
+            }
+            let engine =
+                crate::collector::alerts::run::Engine::new(a, state.metrics().alerts.clone())
+                    .map_err(|e| CollectorError::Alerts(e.to_string()))?;
+            Some(AbortOnDrop(tokio::spawn(
+                crate::collector::alerts::run::run(
+                    store.clone(),
+                    Arc::new(engine),
+                    store.leadership(&crate::collector::lead::replica_name()),
+                    state.metrics().jobs.clone(),
+                ),
+            )))
+        }
+        _ => None,
+    };
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let limits = fit_to_file_limit(ConnLimits {
         max_connections: c.max_connections,

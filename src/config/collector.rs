@@ -129,6 +129,9 @@ impl Default for CollectorSection {
 pub struct CollectorConfig {
     #[serde(default)]
     pub collector: CollectorSection,
+    /// `[alerts]` (see `docs/alerts.md`), checked when the file is loaded.
+    #[serde(default)]
+    pub alerts: Option<crate::config::alerts::AlertsSection>,
     /// Where this configuration was read from (not a key); empty for the
     /// embedded default.
     #[serde(skip)]
@@ -171,7 +174,33 @@ impl CollectorConfig {
                 )
             })?;
         }
+        // An invalid rule, contact, channel or template stops the
+        // collector here, naming the key.
+        cfg.alerts_config()?;
         Ok(cfg)
+    }
+
+    /// The `[alerts]` section compiled for the alert engine; `None` without
+    /// the section.
+    pub fn alerts_config(
+        &self,
+    ) -> Result<Option<crate::config::alerts::AlertsConfig>, ConfigError> {
+        self.alerts
+            .as_ref()
+            .map(|a| a.compile(&self.path, &self.holidays))
+            .transpose()
+    }
+
+    /// When a device counts as silent: (the upload interval assumed for
+    /// agents that announce no deadline, the grace past the deadline), in
+    /// ms, from `[alerts]` or its defaults.
+    pub fn silence_ms(&self) -> (i64, i64) {
+        let default = crate::config::alerts::AlertsSection::default();
+        let a = self.alerts.as_ref().unwrap_or(&default);
+        (
+            a.upload_interval.as_millis() as i64,
+            a.grace.as_millis() as i64,
+        )
     }
 
     /// The configuration used when no file is given: SQLite in the current
@@ -185,6 +214,7 @@ impl CollectorConfig {
             },
             path: PathBuf::from("(embedded default)"),
             holidays: BTreeSet::new(),
+            alerts: None,
         }
     }
 

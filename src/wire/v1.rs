@@ -57,6 +57,27 @@ pub struct Batch {
     pub device: String,
     #[serde(deserialize_with = "decode::records")]
     pub records: Vec<Record>,
+    /// Seconds from this upload within which the agent's next upload is
+    /// due at the latest (its upload interval plus a retry's back-off).
+    /// Relative, so that the agent's clock does not matter: the collector
+    /// adds it to the time it received the batch, taking at most
+    /// [`MAX_NEXT_UPLOAD_WITHIN_S`]. Absent (older agents): the collector's
+    /// configured interval applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_upload_within_s: Option<u32>,
+}
+
+/// Longest announced wait for the next upload the collector believes (7
+/// days): a larger `next_upload_within_s` is taken as this.
+pub const MAX_NEXT_UPLOAD_WITHIN_S: u32 = 7 * 86_400;
+
+impl Batch {
+    /// When the next upload is due at the latest (Unix ms), for a batch
+    /// received at `received_ms`; `None` when the agent announced nothing.
+    pub fn next_upload_due_ms(&self, received_ms: i64) -> Option<i64> {
+        let s = self.next_upload_within_s?.min(MAX_NEXT_UPLOAD_WITHIN_S);
+        Some(received_ms.saturating_add(i64::from(s) * 1000))
+    }
 }
 
 /// One thing the agent learned, with its place in the device's sequence.

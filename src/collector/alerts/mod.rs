@@ -12,7 +12,8 @@
 //! - [`message`] and [`template`]: the texts, Bangla and English;
 //! - [`outbox`]: the delivery decisions, pure (rows, retries, rate limits);
 //! - [`channels`]: the senders (webhook, e-mail, SMS) behind one trait;
-//! - [`ack`]: signed acknowledgement links.
+//! - [`ack`]: signed acknowledgement links;
+//! - [`run`]: the collector's evaluator and delivery loop (I/O).
 //!
 //! The configuration (`[alerts]`) is `crate::config::alerts`.
 
@@ -26,6 +27,7 @@ pub mod message;
 pub mod model;
 pub mod outbox;
 pub mod rules;
+pub mod run;
 pub mod template;
 pub mod unreachable;
 

@@ -73,6 +73,7 @@ fn dev(id: i64, name: &str, office: Option<&str>) -> Device {
         revoked: false,
         acked: 0,
         created_at_ms: 0,
+        seen: Default::default(),
     }
 }
 

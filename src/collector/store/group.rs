@@ -67,6 +67,8 @@ pub(super) fn rows(records: &[Record]) -> Result<Vec<Row>, sqlx::Error> {
 pub(super) struct Job {
     pub device_id: i64,
     pub rows: Vec<Row>,
+    /// The deadline the upload announced for the next one.
+    pub due_ms: Option<i64>,
     pub now_ms: i64,
     pub reply: oneshot::Sender<Result<Ack, StoreError>>,
 }
@@ -77,6 +79,15 @@ impl Job {
     pub fn fresh(&self, acked: i64) -> impl Iterator<Item = &Row> {
         self.rows.iter().filter(move |r| r.seq_end > acked)
     }
+
+    /// The batch's newest record: its last sequence number and placed time
+    /// (records come in sequence order).
+    pub fn newest(&self) -> (Option<i64>, Option<i64>) {
+        match self.rows.last() {
+            Some(r) => (Some(r.seq_end), Some(r.at_ms)),
+            None => (None, None),
+        }
+    }
 }
 
 /// Queue a batch and wait for the writer's answer (after its commit).
@@ -84,6 +95,7 @@ pub(super) async fn submit(
     jobs: &mpsc::Sender<Job>,
     device_id: i64,
     records: &[Record],
+    due_ms: Option<i64>,
     now_ms: i64,
 ) -> Result<Ack, StoreError> {
     let err = |source| StoreError::Query {
@@ -96,6 +108,7 @@ pub(super) async fn submit(
     jobs.send(Job {
         device_id,
         rows,
+        due_ms,
         now_ms,
         reply,
     })
@@ -385,6 +398,7 @@ mod tests {
                     reach_ms: seq * 1_000,
                 })
                 .collect(),
+            due_ms: None,
             now_ms: 10_000_000_000,
             reply: oneshot::channel().0,
         }

@@ -2,14 +2,18 @@
 //! behave identically (the same tests run against both). Migrations are
 //! embedded, one folder per dialect, append-only.
 
+pub mod alerts;
 mod group;
 pub mod postgres;
 pub mod sqlite;
 
 use crate::collector::access::{Branch, Level, Role};
+use crate::collector::alerts::model::{Decisions, OpenAlert};
+use crate::collector::alerts::outbox::OutboxRow;
 use crate::collector::lead::{Leadership, Solo};
 use crate::collector::rollup::{DayEnds, DayRow, DeviceSums, RTT_BUCKETS};
 use crate::wire::v1::{Ack, Record};
+pub use alerts::{AlertQuery, AlertRecord};
 use std::sync::Arc;
 
 /// Storage failures, naming the operation.
@@ -37,6 +41,8 @@ pub enum StoreError {
     BadUrl(String),
     #[error("API token `{0}` already exists")]
     ApiTokenExists(String),
+    #[error("this store does not keep {0}")]
+    Unsupported(&'static str),
 }
 
 /// A registered device.
@@ -50,6 +56,38 @@ pub struct Device {
     /// Highest contiguous sequence number stored.
     pub acked: i64,
     pub created_at_ms: i64,
+    /// Last seen (Unix ms, `None` before the first upload): see [`LastSeen`].
+    pub seen: LastSeen,
+}
+
+/// When a device was last heard from (Unix ms; `None` before its first
+/// upload).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LastSeen {
+    /// When the collector last received an upload from it (its own clock).
+    pub last_upload_ms: Option<i64>,
+    /// Placed time of the newest record received (highest sequence number).
+    pub last_record_ms: Option<i64>,
+    /// The deadline its agent announced for the next upload (protocol v1
+    /// `next_upload_by`); `None` for agents that announce none.
+    pub next_upload_due_ms: Option<i64>,
+}
+
+impl LastSeen {
+    /// When the device's next upload is due at the latest: the announced
+    /// deadline, else the last upload plus `interval_ms`; `None` before the
+    /// first upload.
+    pub fn due_ms(&self, interval_ms: i64) -> Option<i64> {
+        self.next_upload_due_ms
+            .or_else(|| Some(self.last_upload_ms?.saturating_add(interval_ms)))
+    }
+
+    /// Silent at `now_ms`: heard from once, and its upload deadline plus
+    /// `grace_ms` has passed.
+    pub fn silent(&self, now_ms: i64, interval_ms: i64, grace_ms: i64) -> bool {
+        self.due_ms(interval_ms)
+            .is_some_and(|due| now_ms > due.saturating_add(grace_ms))
+    }
 }
 
 /// One office in the hierarchy ministry → division → district → upazila → office.
@@ -163,13 +201,27 @@ pub trait Store: Send + Sync + 'static {
     async fn list_offices(&self) -> Result<Vec<Office>, StoreError>;
     /// Store a validated batch of one device idempotently on (device, seq):
     /// replays are counted, not stored twice. Returns the highest contiguous
-    /// sequence now stored for the device.
+    /// sequence now stored for the device. Also the device's [`LastSeen`]:
+    /// an upload at `now_ms` that announced no deadline.
     async fn ingest(
         &self,
         device_id: i64,
         records: &[Record],
         now_ms: i64,
     ) -> Result<Ack, StoreError>;
+    /// [`Store::ingest`] of an upload that announced `next_upload_due_ms`
+    /// (the batch's `next_upload_by`), in the same transaction. By default
+    /// the deadline is dropped (stores that keep no last-seen).
+    async fn ingest_upload(
+        &self,
+        device_id: i64,
+        records: &[Record],
+        next_upload_due_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Ack, StoreError> {
+        let _ = next_upload_due_ms;
+        self.ingest(device_id, records, now_ms).await
+    }
     /// Records of a device in sequence order, from `from_seq`, at most `limit`.
     async fn records(
         &self,
@@ -187,6 +239,66 @@ pub trait Store: Send + Sync + 'static {
         let _ = replica;
         Arc::new(Solo)
     }
+    // Alerts and their outbox (see `collector::alerts::run`). By default a
+    // store keeps none.
+
+    /// The open alerts, by id.
+    async fn open_alerts(&self) -> Result<Vec<OpenAlert>, StoreError> {
+        Err(StoreError::Unsupported("alerts"))
+    }
+    /// Apply one evaluation's decisions, with the outbox rows `plan` makes
+    /// of each notification (by its index in `d.notify` and its alert's
+    /// id; rows whose dedupe key exists are kept as they are), in one
+    /// transaction. The ids of the alerts opened, in `d.open`'s order.
+    async fn apply_alerts(
+        &self,
+        d: &Decisions,
+        plan: &(dyn Fn(usize, i64) -> Vec<OutboxRow> + Send + Sync),
+    ) -> Result<Vec<i64>, StoreError> {
+        let _ = (d, plan);
+        Err(StoreError::Unsupported("alerts"))
+    }
+    /// Alerts, newest first.
+    async fn list_alerts(&self, q: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
+        let _ = q;
+        Err(StoreError::Unsupported("alerts"))
+    }
+    async fn alert_by_id(&self, id: i64) -> Result<Option<AlertRecord>, StoreError> {
+        let _ = id;
+        Err(StoreError::Unsupported("alerts"))
+    }
+    /// Acknowledge an open alert not acknowledged yet; false otherwise.
+    async fn ack_alert(&self, id: i64, by: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let _ = (id, by, now_ms);
+        Err(StoreError::Unsupported("alerts"))
+    }
+    /// The pending outbox rows and those delivered since
+    /// `delivered_since_ms`.
+    async fn outbox_rows(&self, delivered_since_ms: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        let _ = delivered_since_ms;
+        Err(StoreError::Unsupported("alerts"))
+    }
+    /// Claim a row: store `claimed` only if the row is still pending and
+    /// due at `was_next_ms`; true when this caller claimed it.
+    async fn claim_outbox(
+        &self,
+        claimed: &OutboxRow,
+        was_next_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let _ = (claimed, was_next_ms);
+        Err(StoreError::Unsupported("alerts"))
+    }
+    /// Store a row's new state (after an attempt, a deferral, an expiry).
+    async fn settle_outbox(&self, row: &OutboxRow) -> Result<(), StoreError> {
+        let _ = row;
+        Err(StoreError::Unsupported("alerts"))
+    }
+    /// Every outbox row of an alert, by dedupe key.
+    async fn outbox_of(&self, alert_id: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        let _ = alert_id;
+        Err(StoreError::Unsupported("alerts"))
+    }
+
     /// Register an API token; `token_hash` is the SHA-256 of the token (hex).
     /// [`StoreError::ApiTokenExists`] when the name is taken.
     async fn add_api_token(

@@ -25,8 +25,8 @@ pub mod lead;
 
 use super::group::{self, Job};
 use super::{
-    Ack, ApiToken, ApiTokenRow, Device, Dirty, Office, Record, Store, StoreError, StoredRecord,
-    api_token, day_row_columns, day_sums_select, device_sums, push_day_rows,
+    Ack, ApiToken, ApiTokenRow, Device, Dirty, LastSeen, Office, Record, Store, StoreError,
+    StoredRecord, api_token, day_row_columns, day_sums_select, device_sums, push_day_rows,
 };
 use crate::collector::access::{Branch, Role};
 use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
@@ -40,8 +40,19 @@ use tokio::sync::mpsc;
 /// Connections per collector process.
 const MAX_CONNECTIONS: u32 = 16;
 
-/// Columns `id, name, office, revoked, acked, created_at` of a device row.
-type DeviceRow = (i64, String, Option<String>, bool, i64, i64);
+/// Columns `id, name, office, revoked, acked, created_at, last_upload_ms,
+/// last_record_ms, next_upload_due_ms` of a device row.
+type DeviceRow = (
+    i64,
+    String,
+    Option<String>,
+    bool,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
 
 /// Columns of an office row, in [`Office`] field order.
 type OfficeRow = (String, String, String, String, String, Option<String>);
@@ -57,6 +68,11 @@ fn device(r: DeviceRow) -> Device {
         revoked: r.3,
         acked: r.4,
         created_at_ms: r.5,
+        seen: LastSeen {
+            last_upload_ms: r.6,
+            last_record_ms: r.7,
+            next_upload_due_ms: r.8,
+        },
     }
 }
 
@@ -146,8 +162,132 @@ impl PgStore {
     }
 }
 
+/// The alert and outbox statements in this dialect.
+mod alert_rows {
+    super::super::alerts::alert_sql!(sqlx::Postgres, crate::collector::store::alerts::pg);
+}
+
 #[async_trait::async_trait]
 impl Store for PgStore {
+    async fn open_alerts(
+        &self,
+    ) -> Result<Vec<crate::collector::alerts::model::OpenAlert>, StoreError> {
+        let mut c = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_err("open alerts"))?;
+        alert_rows::open_alerts(&mut c)
+            .await
+            .map_err(query_err("open alerts"))
+    }
+
+    async fn apply_alerts(
+        &self,
+        d: &crate::collector::alerts::model::Decisions,
+        plan: &(
+             dyn Fn(usize, i64) -> Vec<crate::collector::alerts::outbox::OutboxRow> + Send + Sync
+         ),
+    ) -> Result<Vec<i64>, StoreError> {
+        let e = query_err;
+        let mut tx = self.pool.begin().await.map_err(e("apply alerts"))?;
+        let ids = alert_rows::apply(&mut tx, d, plan)
+            .await
+            .map_err(e("apply alerts"))?;
+        tx.commit().await.map_err(e("apply alerts: commit"))?;
+        Ok(ids)
+    }
+
+    async fn list_alerts(
+        &self,
+        q: &super::AlertQuery,
+    ) -> Result<Vec<super::AlertRecord>, StoreError> {
+        let mut c = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_err("list alerts"))?;
+        alert_rows::list_alerts(&mut c, q)
+            .await
+            .map_err(query_err("list alerts"))
+    }
+
+    async fn alert_by_id(&self, id: i64) -> Result<Option<super::AlertRecord>, StoreError> {
+        let mut c = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_err("alert by id"))?;
+        alert_rows::alert_by_id(&mut c, id)
+            .await
+            .map_err(query_err("alert by id"))
+    }
+
+    async fn ack_alert(&self, id: i64, by: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let e = query_err;
+        let mut tx = self.pool.begin().await.map_err(e("acknowledge alert"))?;
+        let done = alert_rows::ack_alert(&mut tx, id, by, now_ms)
+            .await
+            .map_err(e("acknowledge alert"))?;
+        tx.commit().await.map_err(e("acknowledge alert: commit"))?;
+        Ok(done)
+    }
+
+    async fn outbox_rows(
+        &self,
+        delivered_since_ms: i64,
+    ) -> Result<Vec<crate::collector::alerts::outbox::OutboxRow>, StoreError> {
+        let mut c = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_err("outbox rows"))?;
+        alert_rows::outbox_rows(&mut c, delivered_since_ms)
+            .await
+            .map_err(query_err("outbox rows"))
+    }
+
+    async fn claim_outbox(
+        &self,
+        claimed: &crate::collector::alerts::outbox::OutboxRow,
+        was_next_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let e = query_err;
+        let mut tx = self.pool.begin().await.map_err(e("claim outbox row"))?;
+        let done = alert_rows::claim_outbox(&mut tx, claimed, was_next_ms)
+            .await
+            .map_err(e("claim outbox row"))?;
+        tx.commit().await.map_err(e("claim outbox row: commit"))?;
+        Ok(done)
+    }
+
+    async fn settle_outbox(
+        &self,
+        row: &crate::collector::alerts::outbox::OutboxRow,
+    ) -> Result<(), StoreError> {
+        let e = query_err;
+        let mut tx = self.pool.begin().await.map_err(e("settle outbox row"))?;
+        alert_rows::put_outbox(&mut tx, row, false)
+            .await
+            .map_err(e("settle outbox row"))?;
+        tx.commit().await.map_err(e("settle outbox row: commit"))?;
+        Ok(())
+    }
+
+    async fn outbox_of(
+        &self,
+        alert_id: i64,
+    ) -> Result<Vec<crate::collector::alerts::outbox::OutboxRow>, StoreError> {
+        let mut c = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_err("outbox of alert"))?;
+        alert_rows::outbox_of(&mut c, alert_id)
+            .await
+            .map_err(query_err("outbox of alert"))
+    }
+
     async fn add_device(
         &self,
         name: &str,
@@ -168,7 +308,8 @@ impl Store for PgStore {
         }
         let inserted = sqlx::query_as::<_, DeviceRow>(
             "INSERT INTO devices (name, office, token_hash, created_at) VALUES ($1, $2, $3, $4) \
-             RETURNING id, name, office, revoked, acked, created_at",
+             RETURNING id, name, office, revoked, acked, created_at, last_upload_ms, \
+             last_record_ms, next_upload_due_ms",
         )
         .bind(name)
         .bind(office)
@@ -196,7 +337,8 @@ impl Store for PgStore {
 
     async fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>, StoreError> {
         self.device_where(
-            "SELECT id, name, office, revoked, acked, created_at FROM devices \
+            "SELECT id, name, office, revoked, acked, created_at, last_upload_ms, \
+             last_record_ms, next_upload_due_ms FROM devices \
              WHERE token_hash = $1",
             token_hash,
             "device by token",
@@ -206,7 +348,8 @@ impl Store for PgStore {
 
     async fn device_by_name(&self, name: &str) -> Result<Option<Device>, StoreError> {
         self.device_where(
-            "SELECT id, name, office, revoked, acked, created_at FROM devices WHERE name = $1",
+            "SELECT id, name, office, revoked, acked, created_at, last_upload_ms, \
+             last_record_ms, next_upload_due_ms FROM devices WHERE name = $1",
             name,
             "device by name",
         )
@@ -215,7 +358,8 @@ impl Store for PgStore {
 
     async fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
         sqlx::query_as::<_, DeviceRow>(
-            "SELECT id, name, office, revoked, acked, created_at FROM devices ORDER BY name",
+            "SELECT id, name, office, revoked, acked, created_at, last_upload_ms, \
+             last_record_ms, next_upload_due_ms FROM devices ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await
@@ -332,7 +476,17 @@ impl Store for PgStore {
         records: &[Record],
         now_ms: i64,
     ) -> Result<Ack, StoreError> {
-        group::submit(&self.jobs, device_id, records, now_ms).await
+        group::submit(&self.jobs, device_id, records, None, now_ms).await
+    }
+
+    async fn ingest_upload(
+        &self,
+        device_id: i64,
+        records: &[Record],
+        next_upload_due_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Ack, StoreError> {
+        group::submit(&self.jobs, device_id, records, next_upload_due_ms, now_ms).await
     }
 
     async fn records(

@@ -31,8 +31,8 @@ mod ingest;
 
 use super::group::{self, Job};
 use super::{
-    Ack, ApiToken, ApiTokenRow, Device, Dirty, Office, Record, Store, StoreError, StoredRecord,
-    api_token, day_row_columns, day_sums_select, device_sums, push_day_rows,
+    Ack, ApiToken, ApiTokenRow, Device, Dirty, LastSeen, Office, Record, Store, StoreError,
+    StoredRecord, api_token, day_row_columns, day_sums_select, device_sums, push_day_rows,
 };
 use crate::collector::access::{Branch, Role};
 use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
@@ -49,8 +49,19 @@ use tokio::sync::mpsc;
 /// Connections of a file database (one writer at a time, readers in parallel).
 const MAX_CONNECTIONS: u32 = 8;
 
-/// Columns `id, name, office, revoked, acked, created_at` of a device row.
-type DeviceRow = (i64, String, Option<String>, bool, i64, i64);
+/// Columns `id, name, office, revoked, acked, created_at, last_upload_ms,
+/// last_record_ms, next_upload_due_ms` of a device row.
+type DeviceRow = (
+    i64,
+    String,
+    Option<String>,
+    bool,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
 
 /// Columns of an office row, in [`Office`] field order.
 type OfficeRow = (String, String, String, String, String, Option<String>);
@@ -66,6 +77,11 @@ fn device(r: DeviceRow) -> Device {
         revoked: r.3,
         acked: r.4,
         created_at_ms: r.5,
+        seen: LastSeen {
+            last_upload_ms: r.6,
+            last_record_ms: r.7,
+            next_upload_due_ms: r.8,
+        },
     }
 }
 
@@ -190,8 +206,132 @@ impl SqliteStore {
     }
 }
 
+/// The alert and outbox statements in this dialect.
+mod alert_rows {
+    super::super::alerts::alert_sql!(sqlx::Sqlite, String::from);
+}
+
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    async fn open_alerts(
+        &self,
+    ) -> Result<Vec<crate::collector::alerts::model::OpenAlert>, StoreError> {
+        let mut c = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_err("open alerts"))?;
+        alert_rows::open_alerts(&mut c)
+            .await
+            .map_err(query_err("open alerts"))
+    }
+
+    async fn apply_alerts(
+        &self,
+        d: &crate::collector::alerts::model::Decisions,
+        plan: &(
+             dyn Fn(usize, i64) -> Vec<crate::collector::alerts::outbox::OutboxRow> + Send + Sync
+         ),
+    ) -> Result<Vec<i64>, StoreError> {
+        let e = query_err;
+        let (_w, mut tx) = self.write_tx("apply alerts").await?;
+        let ids = alert_rows::apply(&mut tx, d, plan)
+            .await
+            .map_err(e("apply alerts"))?;
+        tx.commit().await.map_err(e("apply alerts: commit"))?;
+        Ok(ids)
+    }
+
+    async fn list_alerts(
+        &self,
+        q: &super::AlertQuery,
+    ) -> Result<Vec<super::AlertRecord>, StoreError> {
+        let mut c = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_err("list alerts"))?;
+        alert_rows::list_alerts(&mut c, q)
+            .await
+            .map_err(query_err("list alerts"))
+    }
+
+    async fn alert_by_id(&self, id: i64) -> Result<Option<super::AlertRecord>, StoreError> {
+        let mut c = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_err("alert by id"))?;
+        alert_rows::alert_by_id(&mut c, id)
+            .await
+            .map_err(query_err("alert by id"))
+    }
+
+    async fn ack_alert(&self, id: i64, by: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let e = query_err;
+        let (_w, mut tx) = self.write_tx("acknowledge alert").await?;
+        let done = alert_rows::ack_alert(&mut tx, id, by, now_ms)
+            .await
+            .map_err(e("acknowledge alert"))?;
+        tx.commit().await.map_err(e("acknowledge alert: commit"))?;
+        Ok(done)
+    }
+
+    async fn outbox_rows(
+        &self,
+        delivered_since_ms: i64,
+    ) -> Result<Vec<crate::collector::alerts::outbox::OutboxRow>, StoreError> {
+        let mut c = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_err("outbox rows"))?;
+        alert_rows::outbox_rows(&mut c, delivered_since_ms)
+            .await
+            .map_err(query_err("outbox rows"))
+    }
+
+    async fn claim_outbox(
+        &self,
+        claimed: &crate::collector::alerts::outbox::OutboxRow,
+        was_next_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let e = query_err;
+        let (_w, mut tx) = self.write_tx("claim outbox row").await?;
+        let done = alert_rows::claim_outbox(&mut tx, claimed, was_next_ms)
+            .await
+            .map_err(e("claim outbox row"))?;
+        tx.commit().await.map_err(e("claim outbox row: commit"))?;
+        Ok(done)
+    }
+
+    async fn settle_outbox(
+        &self,
+        row: &crate::collector::alerts::outbox::OutboxRow,
+    ) -> Result<(), StoreError> {
+        let e = query_err;
+        let (_w, mut tx) = self.write_tx("settle outbox row").await?;
+        alert_rows::put_outbox(&mut tx, row, false)
+            .await
+            .map_err(e("settle outbox row"))?;
+        tx.commit().await.map_err(e("settle outbox row: commit"))?;
+        Ok(())
+    }
+
+    async fn outbox_of(
+        &self,
+        alert_id: i64,
+    ) -> Result<Vec<crate::collector::alerts::outbox::OutboxRow>, StoreError> {
+        let mut c = self
+            .pool
+            .acquire()
+            .await
+            .map_err(query_err("outbox of alert"))?;
+        alert_rows::outbox_of(&mut c, alert_id)
+            .await
+            .map_err(query_err("outbox of alert"))
+    }
+
     async fn add_device(
         &self,
         name: &str,
@@ -221,7 +361,8 @@ impl Store for SqliteStore {
         }
         let inserted = sqlx::query_as::<_, DeviceRow>(
             "INSERT INTO devices (name, office, token_hash, created_at) VALUES (?, ?, ?, ?) \
-             RETURNING id, name, office, revoked, acked, created_at",
+             RETURNING id, name, office, revoked, acked, created_at, last_upload_ms, \
+             last_record_ms, next_upload_due_ms",
         )
         .bind(name)
         .bind(office)
@@ -245,7 +386,8 @@ impl Store for SqliteStore {
 
     async fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>, StoreError> {
         self.device_where(
-            "SELECT id, name, office, revoked, acked, created_at FROM devices \
+            "SELECT id, name, office, revoked, acked, created_at, last_upload_ms, \
+             last_record_ms, next_upload_due_ms FROM devices \
              WHERE token_hash = ?",
             token_hash,
             "device by token",
@@ -255,7 +397,8 @@ impl Store for SqliteStore {
 
     async fn device_by_name(&self, name: &str) -> Result<Option<Device>, StoreError> {
         self.device_where(
-            "SELECT id, name, office, revoked, acked, created_at FROM devices WHERE name = ?",
+            "SELECT id, name, office, revoked, acked, created_at, last_upload_ms, \
+             last_record_ms, next_upload_due_ms FROM devices WHERE name = ?",
             name,
             "device by name",
         )
@@ -264,7 +407,8 @@ impl Store for SqliteStore {
 
     async fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
         sqlx::query_as::<_, DeviceRow>(
-            "SELECT id, name, office, revoked, acked, created_at FROM devices ORDER BY name",
+            "SELECT id, name, office, revoked, acked, created_at, last_upload_ms, \
+             last_record_ms, next_upload_due_ms FROM devices ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await
@@ -373,7 +517,17 @@ impl Store for SqliteStore {
         records: &[Record],
         now_ms: i64,
     ) -> Result<Ack, StoreError> {
-        group::submit(&self.jobs, device_id, records, now_ms).await
+        group::submit(&self.jobs, device_id, records, None, now_ms).await
+    }
+
+    async fn ingest_upload(
+        &self,
+        device_id: i64,
+        records: &[Record],
+        next_upload_due_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Ack, StoreError> {
+        group::submit(&self.jobs, device_id, records, next_upload_due_ms, now_ms).await
     }
 
     async fn records(

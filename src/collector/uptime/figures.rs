@@ -282,7 +282,10 @@ fn quality(placed: &[Placed<'_>], mask: &[(i64, i64)]) -> Quality {
             rtts.push((*p50, answered));
         }
     }
-    let loss = (sent > 0.0).then(|| 100.0 * lost / sent);
+    // The ratio first: `lost <= sent` holds for the weighted sums too, so
+    // the figure stays within 0..=100 (`100 * lost / sent` rounded above it
+    // for a sliver of one record with every probe lost).
+    let loss = (sent > 0.0).then(|| (100.0 * (lost / sent)).min(100.0));
     rtts.sort_by(|a, b| a.0.total_cmp(&b.0));
     let half = rtts.iter().map(|x| x.1).sum::<f64>() / 2.0;
     let mut acc = 0.0;

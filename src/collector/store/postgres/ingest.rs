@@ -162,6 +162,34 @@ async fn write_together(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Ac
         .execute(&mut *conn)
         .await?;
     }
+    // Last seen: every upload, replays too; the newest record only when
+    // it is beyond the one seen before.
+    let (mut s_id, mut s_now, mut s_due, mut s_seq, mut s_at) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for job in jobs {
+        let (seq, at) = job.newest();
+        s_id.push(job.device_id);
+        s_now.push(job.now_ms);
+        s_due.push(job.due_ms);
+        s_seq.push(seq);
+        s_at.push(at);
+    }
+    sqlx::query(
+        "UPDATE devices SET last_upload_ms = v.now, next_upload_due_ms = v.due, \
+         last_record_ms = CASE WHEN v.seq IS NOT NULL AND (devices.last_record_seq IS NULL \
+         OR v.seq > devices.last_record_seq) THEN v.at ELSE devices.last_record_ms END, \
+         last_record_seq = CASE WHEN v.seq IS NOT NULL AND (devices.last_record_seq IS NULL \
+         OR v.seq > devices.last_record_seq) THEN v.seq ELSE devices.last_record_seq END \
+         FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) \
+         AS v(id, now, due, seq, at) WHERE devices.id = v.id",
+    )
+    .bind(&s_id)
+    .bind(&s_now)
+    .bind(&s_due)
+    .bind(&s_seq)
+    .bind(&s_at)
+    .execute(&mut *conn)
+    .await?;
     for (marks, lower) in [(&w.keep, false), (&w.lower, true)] {
         if marks.is_empty() {
             continue;

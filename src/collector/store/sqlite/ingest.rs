@@ -150,6 +150,25 @@ async fn write_together(
         update.push(") AS v WHERE devices.id = v.column1");
         update.build().persistent(false).execute(&mut *conn).await?;
     }
+    // Last seen: every upload, replays too; the newest record only when
+    // it is beyond the one seen before.
+    let mut seen = QueryBuilder::<Sqlite>::new(
+        "UPDATE devices SET last_upload_ms = v.column2, next_upload_due_ms = v.column3, \
+         last_record_ms = CASE WHEN v.column4 IS NOT NULL AND (last_record_seq IS NULL \
+         OR v.column4 > last_record_seq) THEN v.column5 ELSE last_record_ms END, \
+         last_record_seq = CASE WHEN v.column4 IS NOT NULL AND (last_record_seq IS NULL \
+         OR v.column4 > last_record_seq) THEN v.column4 ELSE last_record_seq END FROM (",
+    );
+    seen.push_values(jobs, |mut b, job| {
+        let (seq, at) = job.newest();
+        b.push_bind(job.device_id)
+            .push_bind(job.now_ms)
+            .push_bind(job.due_ms)
+            .push_bind(seq)
+            .push_bind(at);
+    });
+    seen.push(") AS v WHERE devices.id = v.column1");
+    seen.build().persistent(false).execute(&mut *conn).await?;
     for (marks, conflict) in [
         (
             &w.lower,

@@ -1,0 +1,452 @@
+//! The alert engine at work in the collector: the thin I/O layer around
+//! the pure [`evaluate`](super::evaluate) and [`outbox`](super::outbox).
+//! Under `Job::Alerts` (one replica at a time, see `collector::lead`), each
+//! round
+//!
+//! 1. [`tick`]: builds the engine's input from the store (every device's
+//!    last seen and whether its last record is a clean stop, the offices,
+//!    the open alerts, the late data of silent devices heard from again),
+//!    evaluates, and applies the decisions with their outbox rows in one
+//!    transaction;
+//! 2. [`deliver`]: reads the outbox, expires and defers what
+//!    [`outbox::due`] says, claims each row to send (compare-and-set, so a
+//!    row is never claimed twice), sends it through its channel (channels
+//!    in parallel, one channel's rows in order) and stores the outcome
+//!    ([`outbox::settle`]: delivered, retried after a back-off, refused or
+//!    expired). A collector that dies mid-send leaves the row claimed; it
+//!    is due again when the lease runs out, and sent again with the same
+//!    dedupe key (at least once).
+//!
+//! Not yet here: silences (none are stored yet), gateway link facts (so
+//! the gateway rules see no links), and which device is an office's
+//! gateway.
+
+use super::annotate::{self, Annotation};
+use super::channels::Sender;
+use super::contacts::Routing;
+use super::model::{DeviceFacts, Event, StopKind};
+use super::outbox::{self, OutboxRow, Planner, RowState};
+use super::rules::Context;
+use super::{Input, annotation_requests, evaluate};
+use crate::collector::lead::{Job, JobMetrics, Leadership, run_job};
+use crate::collector::store::{Device, Office, Store, StoreError};
+use crate::collector::uptime::Params;
+use crate::config::alerts::AlertsConfig;
+use crate::wire::v1::{Body, LifecycleEvent};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// Labels of the alert counters: a kind, an event or a channel name (from
+/// the configuration: a handful).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    pub label: String,
+}
+
+/// The collector metrics of alerts.
+#[derive(Clone)]
+pub struct AlertMetrics {
+    /// Alerts opened, by kind.
+    pub opened: Family<AlertLabels, Counter>,
+    /// Notices decided, by event (opened, escalated, recovered).
+    pub notices: Family<AlertLabels, Counter>,
+    /// Messages delivered, by channel.
+    pub delivered: Family<AlertLabels, Counter>,
+    /// Failed attempts, by channel (retried or not).
+    pub failures: Family<AlertLabels, Counter>,
+    /// Messages given up (refused for good or expired), by channel.
+    pub given_up: Family<AlertLabels, Counter>,
+    /// From a message's creation to its delivery.
+    pub latency: Histogram,
+}
+
+impl AlertMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = AlertMetrics {
+            opened: Family::default(),
+            notices: Family::default(),
+            delivered: Family::default(),
+            failures: Family::default(),
+            given_up: Family::default(),
+            latency: Histogram::new([0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0]),
+        };
+        registry.register(
+            "alerts_opened",
+            "Alerts opened, by kind (label)",
+            m.opened.clone(),
+        );
+        registry.register(
+            "alert_notices",
+            "Alert notices decided, by event (label: opened, escalated, recovered)",
+            m.notices.clone(),
+        );
+        registry.register(
+            "alert_messages_delivered",
+            "Alert messages accepted by their receiver, by channel (label)",
+            m.delivered.clone(),
+        );
+        registry.register(
+            "alert_delivery_failures",
+            "Failed attempts to deliver an alert message, by channel (label)",
+            m.failures.clone(),
+        );
+        registry.register(
+            "alert_messages_given_up",
+            "Alert messages refused for good or expired, by channel (label)",
+            m.given_up.clone(),
+        );
+        registry.register(
+            "alert_delivery_seconds",
+            "Time from an alert message's creation to its delivery",
+            m.latency.clone(),
+        );
+        m
+    }
+
+    fn inc(f: &Family<AlertLabels, Counter>, label: &str) {
+        f.get_or_create(&AlertLabels {
+            label: label.to_string(),
+        })
+        .inc();
+    }
+}
+
+/// Per device id: its last upload when read, and its stop.
+type StopCache = HashMap<i64, (Option<i64>, Option<StopKind>)>;
+
+/// The engine: the compiled configuration, the channels' senders, and
+/// what is remembered between rounds.
+pub struct Engine {
+    pub cfg: AlertsConfig,
+    routing: Routing,
+    senders: BTreeMap<String, Arc<dyn Sender>>,
+    pub metrics: AlertMetrics,
+    /// Per device id: (its last upload, whether its last record was a
+    /// clean stop), so that a silent device's last record is read once.
+    stops: Mutex<StopCache>,
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoundStats {
+    pub opened: usize,
+    pub resolved: usize,
+    pub notices: usize,
+    pub sent: usize,
+    pub delivered: usize,
+    pub failed: usize,
+}
+
+impl Engine {
+    pub fn new(
+        cfg: AlertsConfig,
+        metrics: AlertMetrics,
+    ) -> Result<Engine, super::channels::SendError> {
+        let senders = super::channels::senders(&cfg.channels)?;
+        Ok(Engine {
+            routing: Routing::new(cfg.contacts.clone()),
+            senders,
+            cfg,
+            metrics,
+            stops: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The engine with senders of its own (tests, benchmarks).
+    pub fn with_senders(
+        cfg: AlertsConfig,
+        senders: BTreeMap<String, Arc<dyn Sender>>,
+        metrics: AlertMetrics,
+    ) -> Engine {
+        Engine {
+            routing: Routing::new(cfg.contacts.clone()),
+            senders,
+            cfg,
+            metrics,
+            stops: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Is the device's last record a clean stop (read once per upload, and
+    /// only for devices silent now)?
+    async fn stopped(
+        &self,
+        store: &dyn Store,
+        d: &Device,
+        now_ms: i64,
+    ) -> Result<Option<StopKind>, StoreError> {
+        let r = &self.cfg.rules;
+        // Past its deadline (the grace not counted: known before it ends).
+        if !d.seen.silent(now_ms, r.upload_interval_ms, 0) {
+            return Ok(None);
+        }
+        if let Some((at, kind)) = self.lock_stops().get(&d.id)
+            && *at == d.seen.last_upload_ms
+        {
+            return Ok(*kind);
+        }
+        let last = store.transitions_before(d.id, i64::MAX, 1).await?;
+        let kind = last.last().and_then(stop_kind);
+        self.lock_stops()
+            .insert(d.id, (d.seen.last_upload_ms, kind));
+        Ok(kind)
+    }
+
+    fn lock_stops(&self) -> std::sync::MutexGuard<'_, StopCache> {
+        self.stops.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The stop a stored record announces, if it is one.
+pub fn stop_kind(r: &crate::collector::store::StoredRecord) -> Option<StopKind> {
+    if r.kind != "lifecycle" {
+        return None;
+    }
+    match serde_json::from_str::<Body>(&r.body).ok()? {
+        Body::Lifecycle {
+            event: LifecycleEvent::Stop,
+            detail,
+            ..
+        } => {
+            let d = detail.unwrap_or_default().to_ascii_lowercase();
+            Some(if d.contains("shutdown") || d.contains("power") {
+                StopKind::Shutdown
+            } else if d.contains("sleep") || d.contains("suspend") {
+                StopKind::Sleep
+            } else {
+                StopKind::Stopped
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The engine's facts about a device.
+fn facts(d: &Device, stopped: Option<StopKind>) -> DeviceFacts {
+    DeviceFacts {
+        name: d.name.clone(),
+        office: d.office.clone(),
+        gateway: false,
+        last_record_ms: d.seen.last_record_ms,
+        last_upload_ms: d.seen.last_upload_ms,
+        next_upload_due_ms: d.seen.next_upload_due_ms,
+        stopped,
+        links_down: Vec::new(),
+        links: None,
+    }
+}
+
+/// One evaluation at `now_ms`: see the module documentation.
+pub async fn tick(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<RoundStats, StoreError> {
+    let devices: Vec<Device> = store
+        .list_devices()
+        .await?
+        .into_iter()
+        .filter(|d| !d.revoked)
+        .collect();
+    let offices = store.list_offices().await?;
+    let by_code: HashMap<String, Office> = offices
+        .iter()
+        .map(|o| (o.code.clone(), o.clone()))
+        .collect();
+    let ctx = Context::new(e.cfg.rules.clone(), offices);
+    let mut all = Vec::with_capacity(devices.len());
+    for d in &devices {
+        all.push(facts(d, e.stopped(store, d, now_ms).await?));
+    }
+    let open = store.open_alerts().await?;
+    let mut annotations: BTreeMap<String, Annotation> = BTreeMap::new();
+    {
+        let input = Input {
+            now_ms,
+            devices: &all,
+            open: &open,
+            silences: &[],
+            annotations: &annotations,
+        };
+        let requests = annotation_requests(&input);
+        let by_name: HashMap<&str, &Device> =
+            devices.iter().map(|d| (d.name.as_str(), d)).collect();
+        let mut found = BTreeMap::new();
+        for req in requests {
+            let Some(d) = by_name.get(req.device.as_str()) else {
+                continue;
+            };
+            let recs = match crate::collector::report::records_around(
+                store,
+                d,
+                req.from_ms,
+                req.to_ms,
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(err) => {
+                    tracing::warn!(device = %d.name, error = %err, "alerts: cannot read the late data");
+                    continue;
+                }
+            };
+            let a = annotate::annotate(&recs, req.from_ms, req.to_ms, now_ms, &Params::default());
+            found.insert(req.device.clone(), a);
+        }
+        annotations = found;
+    }
+    let input = Input {
+        now_ms,
+        devices: &all,
+        open: &open,
+        silences: &[],
+        annotations: &annotations,
+    };
+    let d = evaluate(&ctx, &e.routing, &input);
+    let planner = Planner {
+        routing: &e.routing,
+        channels: &e.cfg.channel_needs,
+        templates: &e.cfg.templates,
+        zone: &e.cfg.zone,
+        ack: e.cfg.ack.as_ref(),
+        policy: e.cfg.outbox,
+    };
+    let plan = |k: usize, id: i64| {
+        let n = &d.notify[k];
+        let office = n.view.office.as_ref().and_then(|c| by_code.get(c));
+        planner.plan(n, id, office, now_ms)
+    };
+    store.apply_alerts(&d, &plan).await?;
+    for a in &d.open {
+        AlertMetrics::inc(&e.metrics.opened, a.kind.as_str());
+    }
+    for n in &d.notify {
+        AlertMetrics::inc(&e.metrics.notices, n.event.as_str());
+        if n.event == Event::Opened {
+            tracing::info!(alert = %n.view.key, kind = %n.view.kind, "alert told");
+        }
+    }
+    Ok(RoundStats {
+        opened: d.open.len(),
+        resolved: d.resolve.len(),
+        notices: d.notify.len(),
+        ..RoundStats::default()
+    })
+}
+
+/// One pass over the outbox at `now_ms`: see the module documentation.
+pub async fn deliver(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<RoundStats, StoreError> {
+    let p = e.cfg.outbox;
+    let rows = store
+        .outbox_rows(now_ms.saturating_sub(p.rate_window_ms))
+        .await?;
+    let plan = outbox::due(&rows, now_ms, &p);
+    let by_key: HashMap<&str, &OutboxRow> =
+        rows.iter().map(|r| (r.dedupe_key.as_str(), r)).collect();
+    let mut stats = RoundStats::default();
+    // Outcomes are stamped on the same clock as `now_ms`, plus the time
+    // the sends took.
+    let started = std::time::Instant::now();
+    for u in plan.expire.iter().chain(&plan.defer) {
+        let Some(r) = by_key.get(u.dedupe_key.as_str()) else {
+            continue;
+        };
+        let mut r = (*r).clone();
+        r.apply(u);
+        if r.state == RowState::Expired {
+            AlertMetrics::inc(&e.metrics.given_up, &r.channel);
+            tracing::warn!(key = %r.dedupe_key, channel = %r.channel, "alert message expired undelivered");
+        }
+        store.settle_outbox(&r).await?;
+    }
+    // Claimed rows, by channel.
+    let mut work: BTreeMap<String, Vec<OutboxRow>> = BTreeMap::new();
+    for u in &plan.send {
+        let Some(r) = by_key.get(u.dedupe_key.as_str()) else {
+            continue;
+        };
+        let was = r.next_attempt_ms;
+        let mut r = (*r).clone();
+        r.apply(u);
+        if store.claim_outbox(&r, was).await? {
+            work.entry(r.channel.clone()).or_default().push(r);
+        }
+    }
+    let sends = work.into_iter().map(|(channel, rows)| async move {
+        let mut out = Vec::with_capacity(rows.len());
+        let sender = e.senders.get(&channel).cloned();
+        for r in rows {
+            let result = match &sender {
+                Some(s) => s.send(&r.address, &r.message).await,
+                None => Err(super::channels::SendError::permanent(
+                    &channel,
+                    "no such channel in the configuration",
+                )),
+            };
+            out.push((r, result));
+        }
+        out
+    });
+    for (mut r, result) in futures::future::join_all(sends).await.into_iter().flatten() {
+        stats.sent += 1;
+        let now = now_ms.saturating_add(started.elapsed().as_millis() as i64);
+        let u = outbox::settle(
+            &r,
+            result.as_ref().map(|_| ()),
+            now,
+            &p,
+            rand::random::<f64>(),
+        );
+        r.apply(&u);
+        // Stored first: what the metrics count is in the outbox.
+        store.settle_outbox(&r).await?;
+        match (&result, r.state) {
+            (Ok(()), _) => {
+                stats.delivered += 1;
+                AlertMetrics::inc(&e.metrics.delivered, &r.channel);
+                e.metrics
+                    .latency
+                    .observe(now.saturating_sub(r.created_ms).max(0) as f64 / 1000.0);
+            }
+            (Err(err), state) => {
+                stats.failed += 1;
+                AlertMetrics::inc(&e.metrics.failures, &r.channel);
+                if state != RowState::Pending {
+                    AlertMetrics::inc(&e.metrics.given_up, &r.channel);
+                }
+                tracing::warn!(key = %r.dedupe_key, error = %err, state = state.as_str(), "alert message not delivered");
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// Evaluate and deliver every `cfg.interval` while this replica holds
+/// `Job::Alerts`, until dropped.
+pub async fn run(
+    store: Arc<dyn Store>,
+    engine: Arc<Engine>,
+    lead: Arc<dyn Leadership>,
+    jobs: JobMetrics,
+) {
+    let every = engine.cfg.interval;
+    run_job(lead, Job::Alerts, every, jobs, move |_| {
+        let (store, engine) = (store.clone(), engine.clone());
+        async move {
+            let now = crate::collector::last_seen::now_ms();
+            match tick(store.as_ref(), &engine, now).await {
+                Ok(s) if s.opened + s.resolved + s.notices > 0 => {
+                    tracing::info!(opened = s.opened, resolved = s.resolved, notices = s.notices, "alerts evaluated")
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "alerts: evaluation failed; next round will try again"),
+            }
+            let now = crate::collector::last_seen::now_ms();
+            if let Err(err) = deliver(store.as_ref(), &engine, now).await {
+                tracing::warn!(error = %err, "alerts: delivery round failed; next round will try again");
+            }
+        }
+    })
+    .await
+}

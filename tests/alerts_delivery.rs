@@ -1,0 +1,652 @@
+//! Alerts evaluated and delivered by the collector, with real parts: SQLite
+//! and PostgreSQL (`LINKWATCH_TEST_PG_URL`), the collector's HTTP API on
+//! loopback, and a webhook receiver on loopback (127.0.0.1 only).
+//!
+//! - a device that stops uploading: its unreachable alert reaches the
+//!   webhook once; it uploads again: the recovery follows; a device whose
+//!   agent announced a clean stop raises nothing;
+//! - a webhook answering 500: retried after the back-off, then delivered;
+//!   the failures are counted;
+//! - a collector killed while a message is being sent: after a restart the
+//!   message is sent again (same dedupe key) once its lease ran out, and
+//!   then never again.
+
+mod common;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use common::db::{TestDb, on_both};
+use linkwatch::collector::alerts::outbox::RowState;
+use linkwatch::collector::alerts::run::{self, AlertMetrics, Engine};
+use linkwatch::collector::devices;
+use linkwatch::collector::server;
+use linkwatch::config::alerts::{AlertsConfig, AlertsSection};
+use linkwatch::config::collector::CollectorConfig;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+on_both!(
+    silent_device_is_told_once_and_its_recovery_follows,
+    failing_webhook_is_retried_then_delivered,
+    killed_mid_delivery_is_sent_again_after_restart,
+);
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+// ---------------------------------------------------------------------------
+// A webhook receiver on loopback
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Accept,
+    /// Answer 500 this many times, then accept.
+    Fail(u32),
+    /// Take the request and never answer.
+    Hang,
+}
+
+#[derive(Default)]
+struct Hooked {
+    /// Every request's JSON body, in arrival order.
+    got: Vec<Value>,
+    mode: Option<Mode>,
+}
+
+type Hook = Arc<Mutex<Hooked>>;
+
+async fn hook(State(h): State<Hook>, Json(body): Json<Value>) -> StatusCode {
+    let mode = {
+        let mut h = h.lock().unwrap();
+        h.got.push(body);
+        let mode = h.mode.unwrap_or(Mode::Accept);
+        if let Mode::Fail(n) = mode {
+            h.mode = Some(if n > 1 {
+                Mode::Fail(n - 1)
+            } else {
+                Mode::Accept
+            });
+        }
+        mode
+    };
+    match mode {
+        Mode::Accept => StatusCode::NO_CONTENT,
+        Mode::Fail(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Mode::Hang => {
+            std::future::pending::<()>().await;
+            StatusCode::OK
+        }
+    }
+}
+
+async fn receiver(mode: Mode) -> (String, Hook) {
+    let h: Hook = Arc::new(Mutex::new(Hooked {
+        got: Vec::new(),
+        mode: Some(mode),
+    }));
+    let app = axum::Router::new()
+        .route("/hook", post(hook))
+        .with_state(h.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (url, h)
+}
+
+fn got(h: &Hook) -> Vec<Value> {
+    h.lock().unwrap().got.clone()
+}
+
+/// Poll `cond` every 50 ms until it holds or `secs` pass.
+async fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A real SMTP server on loopback (`tests/fixtures/smtp_server.py`)
+
+/// The Python interpreter with aiosmtpd, or why not.
+fn python() -> Result<String, String> {
+    let py = std::env::var("LINKWATCH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&py)
+        .args(["-c", "import aiosmtpd"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Ok(py)
+    } else {
+        Err(format!(
+            "skipping mail: `{py}` cannot import aiosmtpd (tests/run.sh installs it and sets LINKWATCH_TEST_PYTHON)"
+        ))
+    }
+}
+
+struct Smtp {
+    child: std::process::Child,
+    port: u16,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Smtp {
+    fn start(py: &str) -> Smtp {
+        use std::io::BufRead;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smtp_server.py");
+        let mut child = std::process::Command::new(py)
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the SMTP server");
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in out.lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let ready = lines.recv_timeout(Duration::from_secs(20)).unwrap();
+        let port = ready.strip_prefix("READY ").unwrap().parse().unwrap();
+        Smtp { child, port, lines }
+    }
+
+    fn next(&self, wait: Duration) -> Option<Value> {
+        self.lines
+            .recv_timeout(wait)
+            .ok()
+            .map(|l| serde_json::from_str(&l).unwrap())
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Configuration
+
+/// `[alerts]` with one rule (unreachable, round the clock, no escalation),
+/// one contact for the whole hierarchy and one webhook channel.
+fn alerts_toml(hook_url: &str) -> String {
+    alerts_toml_with_mail(hook_url, None)
+}
+
+/// [`alerts_toml`], and with `smtp_port` a mail channel to that SMTP server
+/// on loopback (no TLS: a relay on this machine) the contact also uses.
+fn alerts_toml_with_mail(hook_url: &str, smtp_port: Option<u16>) -> String {
+    let (channels, mail) = match smtp_port {
+        Some(port) => (
+            r#"["hook", "mail"]"#,
+            format!(
+                "\n[alerts.channel.mail]\ntype = \"email\"\nserver = \"127.0.0.1\"\nport = {port}\n\
+                 tls = \"none\"\nfrom = \"linkwatch <alerts@example.gov.bd>\"\ntimeout = \"5s\"\n"
+            ),
+        ),
+        None => (r#"["hook"]"#, String::new()),
+    };
+    let text = format!(
+        r#"[alerts]
+interval = "1s"
+grace = "1s"
+upload_interval = "10s"
+ack_key = "0123456789abcdef0123456789abcdef0123456789abcdef"
+ack_url = "https://linkwatch.example.gov.bd/ack"
+
+[alerts.delivery]
+first_retry = "2s"
+max_retry = "4s"
+jitter = 0.0
+
+[[alerts.rule]]
+name = "unreachable"
+kind = "unreachable"
+schedule = "always"
+escalate_after = "never"
+
+[[alerts.contact]]
+name = "ops"
+branch = "ministry"
+language = "en"
+email = "ops@example.gov.bd"
+channels = {channels}
+
+[alerts.channel.hook]
+type = "webhook"
+format = "json"
+url = "{hook_url}"
+timeout = "2s"
+"#
+    );
+    text + &mail
+}
+
+fn alerts_config(hook_url: &str) -> AlertsConfig {
+    AlertsConfig::parse_toml(
+        &alerts_toml(hook_url),
+        Path::new("test.toml"),
+        &BTreeSet::new(),
+    )
+    .unwrap()
+}
+
+fn engine(hook_url: &str) -> Engine {
+    let mut registry = prometheus_client::registry::Registry::default();
+    Engine::new(
+        alerts_config(hook_url),
+        AlertMetrics::register(&mut registry),
+    )
+    .unwrap()
+}
+
+/// A batch of `device`: heartbeats `seqs` placed now (or a clean stop last
+/// when `stop`), announcing the next upload within `within_s`.
+fn batch(device: &str, seqs: std::ops::RangeInclusive<u64>, within_s: u32, stop: bool) -> String {
+    let t = now_ms();
+    let last = *seqs.end();
+    let records: Vec<String> = seqs
+        .map(|s| {
+            let body = if stop && s == last {
+                r#"{"type":"lifecycle","event":"stop","detail":"clean stop"}"#
+            } else {
+                r#"{"type":"heartbeat","online":true}"#
+            };
+            format!(
+                r#"{{"seq":{s},"at":{},"mono_ms":{},"boot_id":"b0f1","body":{body}}}"#,
+                t - (last - s) as i64 * 1000,
+                s * 1000
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"v":1,"device":"{device}","records":[{}],"next_upload_within_s":{within_s}}}"#,
+        records.join(",")
+    )
+}
+
+async fn upload(base: &str, token: &str, body: String) {
+    let r = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!("{base}/api/v1/ingest"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+fn events<'a>(all: &'a [Value], event: &str, device: &str) -> Vec<&'a Value> {
+    all.iter()
+        .filter(|v| v["event"] == event && v["alert"]["key"]["subject"]["device"] == device)
+        .collect()
+}
+
+/// A collector in-process on 127.0.0.1:0 with [`alerts_toml`].
+struct Collector {
+    base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), server::CollectorError>>,
+}
+
+impl Collector {
+    async fn start(
+        db: &TestDb,
+        store: Arc<dyn linkwatch::collector::store::Store>,
+        hook_url: &str,
+    ) -> Collector {
+        Self::start_with(db, store, &alerts_toml(hook_url)).await
+    }
+
+    async fn start_with(
+        db: &TestDb,
+        store: Arc<dyn linkwatch::collector::store::Store>,
+        alerts: &str,
+    ) -> Collector {
+        let mut cfg = CollectorConfig::embedded();
+        cfg.collector.database = db.url().to_string();
+        #[derive(serde::Deserialize)]
+        struct File {
+            alerts: AlertsSection,
+        }
+        let f: File = toml::from_str(alerts).unwrap();
+        cfg.alerts = Some(f.alerts);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server::serve_on(listener, store, &cfg, async {
+                let _ = rx.await;
+            })
+            .await
+        });
+        Collector { base, stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios
+
+async fn silent_device_is_told_once_and_its_recovery_follows(db: Arc<TestDb>) {
+    let (hook_url, h) = receiver(Mode::Accept).await;
+    let store = db.open().await;
+    let (_, token) = devices::add_device(store.as_ref(), "laptop-7", None, now_ms())
+        .await
+        .unwrap();
+    let (_, stopped_token) = devices::add_device(store.as_ref(), "laptop-8", None, now_ms())
+        .await
+        .unwrap();
+    // A real SMTP server on loopback too, when aiosmtpd is at hand.
+    let smtp = match python() {
+        Ok(py) => Some(Smtp::start(&py)),
+        Err(why) => {
+            eprintln!("{why}: the webhook alone");
+            None
+        }
+    };
+    let toml = alerts_toml_with_mail(&hook_url, smtp.as_ref().map(|s| s.port));
+    let c = Collector::start_with(&db, store.clone(), &toml).await;
+    let base = c.base.clone();
+    // Both announce their next upload within 1 s; one of them stops cleanly.
+    // Silent (1 s deadline, 1 s grace) from 2 s after the upload at the
+    // earliest.
+    let earliest = now_ms() + 2_000;
+    upload(&base, &token, batch("laptop-7", 1..=3, 1, false)).await;
+    upload(&base, &stopped_token, batch("laptop-8", 1..=2, 1, true)).await;
+    wait_for("the unreachable alert at the webhook", 30, || {
+        !events(&got(&h), "opened", "laptop-7").is_empty()
+    })
+    .await;
+    let told = now_ms();
+    let all = got(&h);
+    let opened = events(&all, "opened", "laptop-7");
+    assert_eq!(opened[0]["kind"], "unreachable", "{:#}", opened[0]);
+    assert!(
+        opened[0]["text"].as_str().unwrap().contains("laptop-7"),
+        "{:#}",
+        opened[0]
+    );
+    assert!(
+        opened[0]["ack_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://linkwatch.example.gov.bd/ack?t="),
+        "{:#}",
+        opened[0]
+    );
+    // Told after the deadline plus the grace, not before (how soon after
+    // is measured in `cargo bench --bench alerts`, part `latency`).
+    assert!(told >= earliest, "told {} ms too early", earliest - told);
+    // A few more ticks: nothing told twice, nothing for the stopped device.
+    let ticks = now_ms() + 3_000;
+    wait_for("three more ticks", 10, || now_ms() > ticks).await;
+    let all = got(&h);
+    assert_eq!(events(&all, "opened", "laptop-7").len(), 1, "{all:#?}");
+    assert!(
+        all.iter()
+            .all(|v| v["alert"]["key"]["subject"]["device"] != "laptop-8"),
+        "a clean stop is never an alert: {all:#?}"
+    );
+    // It uploads again: the recovery follows, to the same contact.
+    upload(&base, &token, batch("laptop-7", 4..=6, 300, false)).await;
+    wait_for("the recovery at the webhook", 30, || {
+        !events(&got(&h), "recovered", "laptop-7").is_empty()
+    })
+    .await;
+    let all = got(&h);
+    let rec = events(&all, "recovered", "laptop-7");
+    assert_eq!(rec.len(), 1);
+    assert_ne!(rec[0]["dedupe_key"], opened[0]["dedupe_key"]);
+    // The late data says what happened: it ran, online, all along.
+    assert!(
+        rec[0]["alert"]["annotation"].is_object(),
+        "recovery without annotation: {:#}",
+        rec[0]
+    );
+    // The same two notices by mail, one message each.
+    if let Some(smtp) = &smtp {
+        let mut mails = Vec::new();
+        while mails.len() < 2 {
+            let m = smtp
+                .next(Duration::from_secs(20))
+                .expect("two mails within 20 s");
+            mails.push(m);
+        }
+        assert!(
+            smtp.next(Duration::from_millis(500)).is_none(),
+            "no third mail"
+        );
+        let text = format!("{mails:?}");
+        assert!(
+            text.contains("ops@example.gov.bd") && text.contains("laptop-7"),
+            "{text}"
+        );
+    }
+    // The metrics say so (once the round that sent them has settled them).
+    let want = [
+        "linkwatch_collector_alerts_opened_total{label=\"unreachable\"} 1".to_string(),
+        "linkwatch_collector_alert_notices_total{label=\"recovered\"} 1".to_string(),
+        "linkwatch_collector_alert_messages_delivered_total{label=\"hook\"} 2".to_string(),
+        format!(
+            "linkwatch_collector_alert_delivery_seconds_count {}",
+            if smtp.is_some() { 4 } else { 2 }
+        ),
+    ];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if want.iter().all(|l| text.contains(l.as_str())) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "missing some of {want:?} in:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Stored: closed, with both messages delivered.
+    let list = store
+        .list_alerts(&linkwatch::collector::store::AlertQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 1);
+    assert!(list[0].resolved_ms.is_some());
+    let rows = store.outbox_of(list[0].alert.id).await.unwrap();
+    assert_eq!(rows.len(), if smtp.is_some() { 4 } else { 2 });
+    assert!(
+        rows.iter().all(|r| r.state == RowState::Delivered),
+        "{rows:#?}"
+    );
+    c.stop().await;
+}
+
+/// Opens one unreachable alert for a device silent since an hour, at `now`.
+async fn one_alert(store: &dyn linkwatch::collector::store::Store, e: &Engine, now: i64) -> i64 {
+    let (d, _) = devices::add_device(store, "gw-1", None, now - 7_200_000)
+        .await
+        .unwrap();
+    store
+        .ingest_upload(d.id, &[], Some(now - 3_600_000), now - 3_600_000)
+        .await
+        .unwrap();
+    let s = run::tick(store, e, now).await.unwrap();
+    assert_eq!((s.opened, s.notices), (1, 1));
+    store.open_alerts().await.unwrap()[0].id
+}
+
+async fn failing_webhook_is_retried_then_delivered(db: Arc<TestDb>) {
+    let (url, h) = receiver(Mode::Fail(2)).await;
+    let store = db.open().await;
+    let e = engine(&url);
+    let t = now_ms();
+    let id = one_alert(store.as_ref(), &e, t).await;
+    let s = run::deliver(store.as_ref(), &e, t).await.unwrap();
+    assert_eq!((s.sent, s.delivered, s.failed), (1, 0, 1));
+    let row = store.outbox_of(id).await.unwrap().remove(0);
+    assert_eq!(row.state, RowState::Pending);
+    assert!(
+        row.last_error.as_deref().unwrap().contains("500"),
+        "{row:?}"
+    );
+    // Not before the back-off (2 s, no jitter).
+    let s = run::deliver(store.as_ref(), &e, t + 1_000).await.unwrap();
+    assert_eq!(s.sent, 0);
+    let s = run::deliver(store.as_ref(), &e, t + 2_500).await.unwrap();
+    assert_eq!((s.sent, s.failed), (1, 1));
+    // The second wait doubles (4 s).
+    let s = run::deliver(store.as_ref(), &e, t + 5_000).await.unwrap();
+    assert_eq!(s.sent, 0);
+    let s = run::deliver(store.as_ref(), &e, t + 7_000).await.unwrap();
+    assert_eq!((s.sent, s.delivered), (1, 1));
+    let row = store.outbox_of(id).await.unwrap().remove(0);
+    assert_eq!((row.state, row.attempts), (RowState::Delivered, 3));
+    let s = run::deliver(store.as_ref(), &e, t + 60_000).await.unwrap();
+    assert_eq!(s.sent, 0, "delivered rows are not sent again");
+    let all = got(&h);
+    assert_eq!(all.len(), 3);
+    assert!(all.iter().all(|v| v["dedupe_key"] == all[0]["dedupe_key"]));
+}
+
+async fn killed_mid_delivery_is_sent_again_after_restart(db: Arc<TestDb>) {
+    let (url, h) = receiver(Mode::Hang).await;
+    let t = now_ms();
+    let id = {
+        let store = db.open().await;
+        let e = engine(&url);
+        let id = one_alert(store.as_ref(), &e, t).await;
+        // The collector dies while the receiver holds the request.
+        let send = tokio::spawn({
+            let store = store.clone();
+            async move { run::deliver(store.as_ref(), &e, t).await }
+        });
+        wait_for("the first attempt at the receiver", 10, || {
+            got(&h).len() == 1
+        })
+        .await;
+        send.abort();
+        let _ = send.await;
+        id
+    };
+    h.lock().unwrap().mode = Some(Mode::Accept);
+    // A new collector on the same database: the claimed row waits for its
+    // lease (at least 60 s), then goes out again, once.
+    let store = db.open().await;
+    let e = engine(&url);
+    let lease = e.cfg.outbox.lease_ms;
+    assert!(lease >= 60_000);
+    let s = run::deliver(store.as_ref(), &e, t + 1_000).await.unwrap();
+    assert_eq!(s.sent, 0, "still leased to the dead collector");
+    let s = run::deliver(store.as_ref(), &e, t + lease + 1)
+        .await
+        .unwrap();
+    assert_eq!((s.sent, s.delivered), (1, 1));
+    let s = run::deliver(store.as_ref(), &e, t + lease + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(s.sent, 0);
+    let all = got(&h);
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(all[0]["dedupe_key"], all[1]["dedupe_key"]);
+    let row = store.outbox_of(id).await.unwrap().remove(0);
+    assert_eq!((row.state, row.attempts), (RowState::Delivered, 2));
+}
+
+/// Two collectors on one PostgreSQL: one evaluates and delivers at a time,
+/// so each alert is sent once; when that one stops, the other takes over
+/// and tells the recovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_collectors_on_one_postgres_send_each_alert_once() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    db.run(two_replicas).await;
+}
+
+async fn two_replicas(db: Arc<TestDb>) {
+    let (hook_url, h) = receiver(Mode::Accept).await;
+    let store_a = db.open().await;
+    let store_b = db.open().await;
+    let mut tokens = Vec::new();
+    for i in 0..4 {
+        let (_, t) = devices::add_device(store_a.as_ref(), &format!("pc-{i}"), None, now_ms())
+            .await
+            .unwrap();
+        tokens.push(t);
+    }
+    let a = Collector::start(&db, store_a, &hook_url).await;
+    let b = Collector::start(&db, store_b, &hook_url).await;
+    for (i, t) in tokens.iter().enumerate() {
+        // Uploads through either replica.
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        upload(base, t, batch(&format!("pc-{i}"), 1..=2, 1, false)).await;
+    }
+    wait_for("four unreachable alerts", 30, || {
+        got(&h).iter().filter(|v| v["event"] == "opened").count() >= 4
+    })
+    .await;
+    // Several more ticks of both replicas.
+    let later = now_ms() + 4_000;
+    wait_for("four more ticks", 10, || now_ms() > later).await;
+    let all = got(&h);
+    let mut keys: Vec<&str> = all
+        .iter()
+        .map(|v| v["dedupe_key"].as_str().unwrap())
+        .collect();
+    keys.sort_unstable();
+    let n = keys.len();
+    keys.dedup();
+    assert_eq!((n, keys.len()), (4, 4), "each alert sent once: {all:#?}");
+    // One replica stops; the other tells the recoveries.
+    a.stop().await;
+    for (i, t) in tokens.iter().enumerate() {
+        upload(&b.base, t, batch(&format!("pc-{i}"), 3..=4, 300, false)).await;
+    }
+    wait_for("four recoveries", 30, || {
+        got(&h).iter().filter(|v| v["event"] == "recovered").count() >= 4
+    })
+    .await;
+    let later = now_ms() + 3_000;
+    wait_for("three more ticks", 10, || now_ms() > later).await;
+    assert_eq!(got(&h).len(), 8, "{:#?}", got(&h));
+    b.stop().await;
+}
