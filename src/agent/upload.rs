@@ -24,7 +24,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -205,12 +205,7 @@ fn idle_timeout(upload_interval: Duration) -> Duration {
     upload_interval + Duration::from_secs(30)
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use crate::shared::time::now_ms;
 
 /// Read the device's token from `path` (trimmed): it must exist, be
 /// readable, not be empty and be private (see [`crate::shared::files`]).

@@ -23,12 +23,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 #[cfg(feature = "collector")]
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use linkwatch::shared::time::now_ms;
 
 /// How tables print instants: in the machine's zone (`TZ`, else
 /// /etc/localtime), or in UTC with `--utc`.

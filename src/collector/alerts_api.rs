@@ -43,9 +43,7 @@ pub fn routes() -> Router<ApiState> {
         .route(LINK_PATH, get(link_page).post(link_ack))
 }
 
-fn now_ms() -> i64 {
-    crate::collector::last_seen::now_ms()
-}
+use crate::shared::time::now_ms;
 
 fn store_failed(op: &str, e: &StoreError) -> ReadError {
     tracing::error!(error = %e, "alerts API: {op} failed; answering 503");

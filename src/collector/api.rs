@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 pub use crate::collector::intake::{Encoding, content_encoding, decode_body};
@@ -298,12 +298,7 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+use crate::shared::time::now_ms;
 
 fn store_failed(op: &str, e: &StoreError) -> ApiError {
     tracing::error!(error = %e, "ingest: {op} failed; answering 503");

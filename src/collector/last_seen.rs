@@ -29,12 +29,7 @@ pub fn ts(ms: i64) -> String {
 }
 
 /// The wall clock, Unix ms.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use crate::shared::time::now_ms;
 
 /// Upper bounds (seconds) of the last-upload age buckets.
 pub const AGE_BUCKETS_S: [i64; 6] = [60, 300, 900, 3_600, 21_600, 86_400];

@@ -49,3 +49,13 @@ impl Clock {
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
+
+/// Wall-clock time as Unix milliseconds (0 before 1970, saturating far in
+/// the future): the one reading of "now" for stamps the collector and the
+/// CLI store or compare.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
