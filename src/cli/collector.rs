@@ -2,7 +2,7 @@
 //! work straight on its database: `device`, `office`, `token`, `report`; and
 //! `validate --collector`.
 
-use super::tables::{render_devices, render_offices, render_tokens};
+use super::tables::{render_offices, render_tokens};
 use super::{Times, now_ms, runtime};
 use anyhow::{Context, Result, bail};
 use linkwatch::collector::store::{self, Store};
@@ -405,11 +405,8 @@ pub fn device(command: DeviceCommand, times: &Times) -> Result<ExitCode> {
                     interval_ms,
                     grace_ms,
                 };
-                if *json {
-                    print!("{}", render_list(&list, now_ms(), silence, true));
-                } else {
-                    print!("{}", render_devices(&list, times, now_ms(), silence));
-                }
+                let created = |ms: i64| times.ms(ms);
+                print!("{}", render_list(&list, now_ms(), silence, *json, &created));
             }
             DeviceCommand::Rotate { name, output, .. } => {
                 let file = output.open()?;

@@ -41,56 +41,6 @@ pub fn render_tokens(list: &[store::ApiToken], times: &Times) -> String {
     out
 }
 
-pub fn render_devices(
-    list: &[store::Device],
-    times: &Times,
-    now_ms: i64,
-    silence: linkwatch::collector::last_seen::Silence,
-) -> String {
-    use linkwatch::collector::last_seen::{DeviceLine, ago};
-    use std::fmt::Write;
-    let mut out = String::new();
-    let w = list.iter().map(|d| d.name.len()).max().unwrap_or(0).max(4);
-    let wo = list
-        .iter()
-        .map(|d| d.office.as_deref().map_or(1, str::len))
-        .max()
-        .unwrap_or(0)
-        .max(6);
-    let _ = writeln!(
-        out,
-        "{:<w$}  {:<wo$}  {:<7}  {:>10}  {:<25}  {:<12}  {:<12}  STATE",
-        "NAME", "OFFICE", "REVOKED", "ACKED SEQ", "CREATED", "LAST UPLOAD", "LAST RECORD"
-    );
-    for d in list {
-        let line = DeviceLine::new(d, now_ms, silence);
-        let state = if d.revoked {
-            "revoked"
-        } else if d.seen.last_upload_ms.is_none() {
-            "never uploaded"
-        } else if line.silent {
-            "SILENT"
-        } else {
-            "ok"
-        };
-        let _ = writeln!(
-            out,
-            "{:<w$}  {:<wo$}  {:<7}  {:>10}  {:<25}  {:<12}  {:<12}  {state}",
-            d.name,
-            d.office.as_deref().unwrap_or("-"),
-            if d.revoked { "yes" } else { "no" },
-            d.acked,
-            times.ms(d.created_at_ms),
-            ago(now_ms, d.seen.last_upload_ms),
-            ago(now_ms, d.seen.last_record_ms),
-        );
-    }
-    if list.is_empty() {
-        out.push_str("(no devices: add one with `linkwatch device add NAME`)\n");
-    }
-    out
-}
-
 /// The hierarchy as an indented tree, sorted by name at every level.
 pub fn render_offices(offices: &[store::Office], devices: &[store::Device]) -> String {
     use std::collections::BTreeMap;

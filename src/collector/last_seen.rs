@@ -139,7 +139,15 @@ pub fn ago(now_ms: i64, at_ms: Option<i64>) -> String {
 }
 
 /// `linkwatch device list`: a table, or JSON (one array) with `json`.
-pub fn render_list(list: &[Device], now_ms: i64, silence: Silence, json: bool) -> String {
+/// `device list`: a table (creation times through `created`, so the CLI can
+/// print them in local time) or, with `json`, an array.
+pub fn render_list(
+    list: &[Device],
+    now_ms: i64,
+    silence: Silence,
+    json: bool,
+    created: &dyn Fn(i64) -> String,
+) -> String {
     if json {
         let lines: Vec<DeviceLine> = list
             .iter()
@@ -158,7 +166,7 @@ pub fn render_list(list: &[Device], now_ms: i64, silence: Silence, json: bool) -
         .max(6);
     let _ = writeln!(
         out,
-        "{:<w$}  {:<wo$}  {:<7}  {:>10}  {:<20}  {:<12}  {:<12}  STATE",
+        "{:<w$}  {:<wo$}  {:<7}  {:>10}  {:<25}  {:<12}  {:<12}  STATE",
         "NAME", "OFFICE", "REVOKED", "ACKED SEQ", "CREATED", "LAST UPLOAD", "LAST RECORD"
     );
     for d in list {
@@ -174,12 +182,12 @@ pub fn render_list(list: &[Device], now_ms: i64, silence: Silence, json: bool) -
         };
         let _ = writeln!(
             out,
-            "{:<w$}  {:<wo$}  {:<7}  {:>10}  {:<20}  {:<12}  {:<12}  {state}",
+            "{:<w$}  {:<wo$}  {:<7}  {:>10}  {:<25}  {:<12}  {:<12}  {state}",
             d.name,
             d.office.as_deref().unwrap_or("-"),
             if d.revoked { "yes" } else { "no" },
             d.acked,
-            line.created_at,
+            created(d.created_at_ms),
             ago(now_ms, d.seen.last_upload_ms),
             ago(now_ms, d.seen.last_record_ms),
         );

@@ -102,7 +102,7 @@ fn list_shows_last_seen_plain_and_json() {
         dev("laptop-7", Some(NOW - 3 * 3_600_000), None),
         dev("new", None, None),
     ];
-    let plain = render_list(&list, NOW, SILENCE, false);
+    let plain = render_list(&list, NOW, SILENCE, false, &ts);
     let lines: Vec<&str> = plain.lines().collect();
     assert!(lines[0].contains("LAST UPLOAD") && lines[0].contains("LAST RECORD"));
     assert!(
@@ -118,7 +118,7 @@ fn list_shows_last_seen_plain_and_json() {
         "{plain}"
     );
     let json: serde_json::Value =
-        serde_json::from_str(&render_list(&list, NOW, SILENCE, true)).unwrap();
+        serde_json::from_str(&render_list(&list, NOW, SILENCE, true, &ts)).unwrap();
     assert_eq!(json[0]["name"], "gw1");
     assert_eq!(json[0]["last_upload"], ts(NOW - 90_000));
     assert_eq!(json[0]["last_record"], ts(NOW - 91_000));
