@@ -1,5 +1,6 @@
-//! The `whatsapp` preset end to end, against stand-ins inside the testbed:
-//! the testbed's dnsmasq answers `g.whatsapp.net` and `web.whatsapp.com`
+//! The `whatsapp` preset end to end, pointed at stand-ins inside the testbed
+//! with `[preset.whatsapp]`: the testbed's dnsmasq answers `chat.example.net`
+//! and `web.example.com`
 //! with documentation addresses, a TCP listener stands in on port 5222 and
 //! an HTTPS server with a certificate of the test's own CA (trusted through
 //! `probe_defaults.ca_file`). `probe_defaults.nameservers` sends the
@@ -24,7 +25,7 @@ fn chat() -> SocketAddr {
 fn web() -> SocketAddr {
     SocketAddr::new(spare_addr(1).into(), 443)
 }
-/// An HTTPS server for web.whatsapp.com whose certificate comes from a CA
+/// An HTTPS server for web.example.com whose certificate comes from a CA
 /// nobody trusts (as a TLS-intercepting middlebox would present).
 fn impostor() -> SocketAddr {
     SocketAddr::new(spare_addr(2).into(), 443)
@@ -32,8 +33,8 @@ fn impostor() -> SocketAddr {
 
 fn good_names(tb: &Testbed) {
     tb.set_hosts(&[
-        ("g.whatsapp.net", chat().ip()),
-        ("web.whatsapp.com", web().ip()),
+        ("chat.example.net", chat().ip()),
+        ("web.example.com", web().ip()),
     ]);
 }
 
@@ -83,6 +84,10 @@ app_interval_metered_standby = "1s"
 [probe_defaults]
 nameservers = ["{DNS_SERVER}"]
 ca_file = "{}"
+
+[preset.whatsapp]
+chat_host = "chat.example.net"
+web_url = "https://web.example.com/"
 
 [[link]]
 name = "bb0"
@@ -141,9 +146,9 @@ fn whatsapp_preset_passes_against_stand_ins_and_names_each_failure() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("linkwatch test CA");
     let ca_file = ca.write(dir.path(), "ca");
-    let cert = ca.server_cert(dir.path(), "web", &["web.whatsapp.com"], Validity::Current);
+    let cert = ca.server_cert(dir.path(), "web", &["web.example.com"], Validity::Current);
     let stranger = TestCa::new("a CA nobody trusts");
-    let fake = stranger.server_cert(dir.path(), "fake", &["web.whatsapp.com"], Validity::Current);
+    let fake = stranger.server_cert(dir.path(), "fake", &["web.example.com"], Validity::Current);
     tb.serve_http(&[
         (chat(), None),
         (web(), Some(&cert)),
@@ -156,7 +161,7 @@ fn whatsapp_preset_passes_against_stand_ins_and_names_each_failure() {
     // The preset's probes as planned: its DNS check asks the test's resolver.
     let text = String::from_utf8_lossy(&agent.cli(&["check"]).stdout).to_string();
     assert!(
-        text.contains(&format!("dns g.whatsapp.net @{DNS_SERVER}:53")),
+        text.contains(&format!("dns chat.example.net @{DNS_SERVER}:53")),
         "{text}"
     );
     assert!(!text.contains("8.8.8.8"), "{text}");
@@ -167,13 +172,13 @@ fn whatsapp_preset_passes_against_stand_ins_and_names_each_failure() {
 
     // Each stand-in fails in turn; the link is degraded with the reason that
     // says which, `check` names the probe, and it recovers.
-    let dns_probe = format!("dns g.whatsapp.net @{DNS_SERVER}:53 (dns)");
-    let tcp_probe = |why: &str| format!("tcp g.whatsapp.net:5222 ({why})");
-    let web_probe = |why: &str| format!("http https://web.whatsapp.com/ ({why})");
+    let dns_probe = format!("dns chat.example.net @{DNS_SERVER}:53 (dns)");
+    let tcp_probe = |why: &str| format!("tcp chat.example.net:5222 ({why})");
+    let web_probe = |why: &str| format!("http https://web.example.com/ ({why})");
 
-    // The resolver no longer knows g.whatsapp.net (NXDOMAIN): the DNS check
+    // The resolver no longer knows chat.example.net (NXDOMAIN): the DNS check
     // fails, and so does the TCP check's lookup.
-    tb.set_hosts(&[("web.whatsapp.com", web().ip())]);
+    tb.set_hosts(&[("web.example.com", web().ip())]);
     wait_for(&agent, LinkState::Degraded, Some("dns"));
     assert_eq!(degraded_by(&agent), vec![dns_probe, tcp_probe("dns")]);
     good_names(&tb);
@@ -186,10 +191,10 @@ fn whatsapp_preset_passes_against_stand_ins_and_names_each_failure() {
     tb.accept_tcp(chat());
     wait_for(&agent, LinkState::Up, None);
 
-    // web.whatsapp.com answers with a certificate of an unknown CA.
+    // web.example.com answers with a certificate of an unknown CA.
     tb.set_hosts(&[
-        ("g.whatsapp.net", chat().ip()),
-        ("web.whatsapp.com", impostor().ip()),
+        ("chat.example.net", chat().ip()),
+        ("web.example.com", impostor().ip()),
     ]);
     wait_for(&agent, LinkState::Degraded, Some("tls-cert"));
     assert_eq!(degraded_by(&agent), vec![web_probe("tls-cert")]);
@@ -208,7 +213,7 @@ fn whatsapp_preset_passes_against_stand_ins_and_names_each_failure() {
     // The answers came from the test's resolver, and nothing was sent
     // outside the testbed's documentation ranges.
     let log = std::fs::read_to_string(tb.log_dir().join("dnsmasq.log")).unwrap();
-    for name in ["g.whatsapp.net", "web.whatsapp.com"] {
+    for name in ["chat.example.net", "web.example.com"] {
         let q = format!("query[A] {name} from {}", Uplink::Broadband.dev_addr());
         assert!(log.contains(&q), "no `{q}` in the dnsmasq log");
     }

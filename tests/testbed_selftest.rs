@@ -242,17 +242,17 @@ fn testbed_ipv6_names_and_extra_servers() {
 
     // Names from the hosts file, replaced as a whole; others in the domain do not exist.
     let dns = std::net::IpAddr::V4(DNS_SERVER);
-    tb.set_hosts(&[("g.whatsapp.net", spare_addr(0).into())]);
+    tb.set_hosts(&[("chat.example.net", spare_addr(0).into())]);
     assert_eq!(
-        tb.dns_query_at(Uplink::Broadband, dns, "g.whatsapp.net", false, T)
+        tb.dns_query_at(Uplink::Broadband, dns, "chat.example.net", false, T)
             .unwrap(),
         vec![std::net::IpAddr::V4(spare_addr(0))]
     );
-    let nx = tb.dns_query_at(Uplink::Broadband, dns, "web.whatsapp.com", false, T);
+    let nx = tb.dns_query_at(Uplink::Broadband, dns, "web.example.com", false, T);
     assert!(nx.unwrap_err().contains("rcode Some(3)"));
-    tb.set_hosts(&[("web.whatsapp.com", spare_addr(1).into())]);
+    tb.set_hosts(&[("web.example.com", spare_addr(1).into())]);
     assert!(
-        tb.dns_query_at(Uplink::Broadband, dns, "g.whatsapp.net", false, T)
+        tb.dns_query_at(Uplink::Broadband, dns, "chat.example.net", false, T)
             .is_err()
     );
 

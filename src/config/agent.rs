@@ -360,6 +360,9 @@ pub struct AgentConfig {
     /// Nameservers and CA file for every probe that sets none (presets too).
     #[serde(default)]
     pub probe_defaults: ProbeDefaults,
+    /// `[preset.whatsapp]`: where the named presets look.
+    #[serde(default)]
+    pub preset: super::presets::PresetSettings,
     #[serde(default, rename = "link")]
     pub links: Vec<LinkConfig>,
     /// Where this configuration was read from (not a key).
@@ -474,6 +477,7 @@ impl AgentConfig {
         let key_error = |(key, message): super::probes::KeyError| self.invalid(key, message);
         super::probes::check_defaults(&self.probe_defaults).map_err(key_error)?;
         super::probes::check_presets("presets", &self.presets).map_err(key_error)?;
+        super::presets::check_settings(&self.preset).map_err(key_error)?;
         super::probes::check_probes("probes", &self.probes).map_err(key_error)?;
         let mut names = HashSet::new();
         for (i, link) in self.links.iter().enumerate() {
@@ -642,7 +646,7 @@ impl AgentConfig {
         let presets = link.presets.as_ref().unwrap_or(&self.presets);
         let from_presets: Vec<ProbeSpec> = presets
             .iter()
-            .flat_map(|p| super::super::agent::probe::presets::probes(p).unwrap_or_default())
+            .flat_map(|p| super::presets::probes(p, &self.preset).unwrap_or_default())
             .collect();
         let mut probes = self.probe_defaults.apply(from_presets, true);
         let own = link.probes.as_ref().unwrap_or(&self.probes).clone();

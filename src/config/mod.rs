@@ -6,6 +6,7 @@ pub mod agent;
 pub mod alerts;
 #[cfg(feature = "collector")]
 pub mod collector;
+pub mod presets;
 pub mod probes;
 
 use std::path::{Path, PathBuf};

@@ -281,12 +281,12 @@ pub fn check_probes(key: &str, probes: &[ProbeSpec]) -> Result<(), KeyError> {
 /// Check the preset names listed under `key`.
 pub fn check_presets(key: &str, presets: &[String]) -> Result<(), KeyError> {
     for (i, p) in presets.iter().enumerate() {
-        if crate::agent::probe::presets::probes(p).is_none() {
+        if !super::presets::NAMES.contains(&p.as_str()) {
             return Err((
                 format!("{key}[{i}]"),
                 format!(
                     "unknown preset `{p}`: use one of {}",
-                    crate::agent::probe::presets::NAMES.join(", ")
+                    super::presets::NAMES.join(", ")
                 ),
             ));
         }

@@ -23,8 +23,8 @@
 //!   2001:db8:ff::1, ::2, ::10 (ICMP, HTTP on ::1 and ::10) and 2001:db8:ff::53 (dnsmasq):
 //!   `probe.test` also has AAAA 2001:db8:ff::1, `v6only.test` has only that AAAA.
 //! - Extra names ([`Testbed::set_hosts`]): dnsmasq also answers from a hosts file the test
-//!   writes (stand-ins for the `whatsapp` preset's names; other names under whatsapp.net and
-//!   whatsapp.com are NXDOMAIN). dnsmasq has no upstream: no query ever leaves the testbed.
+//!   writes (stand-ins the `whatsapp` preset is pointed at with `[preset.whatsapp]`; other
+//!   names under example.net and example.com are NXDOMAIN). dnsmasq has no upstream: no query ever leaves the testbed.
 //! - HTTPS ([`Testbed::start_https`]): httpd.py listeners with TLS, certificates the test makes
 //!   (see [`tls`]).
 //! - Captive portal: an httpd.py in ispN on 10.2N.0.2:8080 (302 to
@@ -744,11 +744,11 @@ impl Testbed {
             // A name with only an AAAA: A queries get an empty answer, not a refusal.
             format!("--address=/{V6_ONLY_NAME}/{PROBE_ADDR_V6}"),
             format!("--local=/{V6_ONLY_NAME}/"),
-            // Stand-ins for the `whatsapp` preset's names come from the hosts file
+            // Stand-ins for the `whatsapp` preset's hosts come from the hosts file
             // (set_hosts); any other name in these domains does not exist.
             format!("--addn-hosts={}", self.hosts_file().display()),
-            "--local=/whatsapp.net/".into(),
-            "--local=/whatsapp.com/".into(),
+            "--local=/example.net/".into(),
+            "--local=/example.com/".into(),
             format!("--pid-file={}", pid_file.display()),
             "--user=root".into(),
             "--group=root".into(),

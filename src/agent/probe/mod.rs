@@ -7,7 +7,6 @@ pub mod bind;
 pub mod dns;
 pub mod http;
 pub mod icmp;
-pub mod presets;
 pub mod tcp;
 pub mod tls;
 
