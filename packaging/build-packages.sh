@@ -25,10 +25,9 @@ done
 [ -n "$version" ] || version=$(grep -m1 '^version' Cargo.toml | cut -d'"' -f2)
 tdir="${CARGO_TARGET_DIR:-target}"
 if [ -z "$agent_bin" ]; then
-    cargo build --release --locked --no-default-features --features agent
-    mkdir -p "$tdir/agent-only"
-    cp "$tdir/release/linkwatch" "$tdir/agent-only/linkwatch"
-    agent_bin="$tdir/agent-only/linkwatch"
+    # Profile `agent`: size over speed (Cargo.toml).
+    cargo build --profile agent --locked --no-default-features --features agent-only
+    agent_bin="$tdir/agent/linkwatch"
 fi
 if [ -z "$full_bin" ]; then
     cargo build --release --locked

@@ -35,7 +35,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # The agent-only and the full debug binaries (both already built by the test run).
-cargo build --locked --quiet --no-default-features --features agent
+cargo build --locked --quiet --no-default-features --features agent-only
 cp "$tdir/debug/linkwatch" "$work/agent-bin"
 cargo build --locked --quiet
 cp "$tdir/debug/linkwatch" "$work/full-bin"

@@ -105,9 +105,9 @@ fi
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 # The agent-only build (no collector, PostgreSQL, TLS server, mail).
-cargo clippy --no-default-features --features agent --all-targets --locked -- -D warnings
+cargo clippy --no-default-features --features agent-only --all-targets --locked -- -D warnings
 cargo test --locked --no-fail-fast -- --test-threads=4
 # The agent-only binary: its command line and its systemd notifications.
-cargo test --locked --no-default-features --features agent --test cli --test sd_notify --bin linkwatch
+cargo test --locked --no-default-features --features agent-only --test cli --test sd_notify --bin linkwatch
 # The .deb and .rpm packages, installed into a throwaway root (needs root; skips otherwise).
 bash tests/packaging.sh

@@ -149,14 +149,24 @@ fn units_are_hardened_and_capabilities_minimal() {
     }
     // The agent is a dynamic user; the collector a static one the package makes
     // (packaging/sysusers.d), so that operators can share its database.
-    assert!(agent.contains("\nDynamicUser=yes\n"), "agent: DynamicUser=yes");
-    assert!(!collector.contains("\nDynamicUser=yes"), "collector: static user");
+    assert!(
+        agent.contains("\nDynamicUser=yes\n"),
+        "agent: DynamicUser=yes"
+    );
+    assert!(
+        !collector.contains("\nDynamicUser=yes"),
+        "collector: static user"
+    );
     assert!(collector.contains("\nUser=linkwatch-collector\n"));
     let sysusers = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/sysusers.d/linkwatch-collector.conf"),
     )
     .unwrap();
-    assert!(sysusers.lines().any(|l| l.starts_with("u linkwatch-collector ")));
+    assert!(
+        sysusers
+            .lines()
+            .any(|l| l.starts_with("u linkwatch-collector "))
+    );
     assert!(
         agent.contains("\nLoadCredential=token:"),
         "token as a credential"
