@@ -1,0 +1,1 @@
+//! Simulation tests of the whole agent loop (filled in below).
