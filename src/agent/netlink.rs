@@ -1,6 +1,7 @@
 //! Netlink (rtnetlink 0.24): interface and default-route snapshots, the
-//! link/route/address event watcher, and the pure choice of the link the
-//! kernel's default route uses ([`active_link`]).
+//! link/route/address event watcher, the one parser of dumped default
+//! routes (`default_hops`, also behind [`super::routes::kernel`]), and the
+//! pure choice of the link the kernel's default route uses ([`active_link`]).
 //!
 //! Each snapshot function opens its own short-lived netlink socket in the
 //! caller's network namespace; [`watch`] keeps one multicast socket open.
