@@ -7,10 +7,11 @@ mod group;
 pub mod postgres;
 pub mod sqlite;
 
-use crate::collector::access::{Branch, Level, Role};
 use crate::collector::alerts::model::{Decisions, OpenAlert};
 use crate::collector::alerts::outbox::OutboxRow;
 use crate::collector::lead::{Leadership, Solo};
+pub use crate::collector::model::{ApiToken, Device, Dirty, LastSeen, Office, StoredRecord};
+use crate::collector::model::{Branch, Level, Role};
 use crate::collector::rollup::{DayEnds, DayRow, DeviceSums, RTT_BUCKETS};
 use crate::wire::v1::{Ack, Record};
 pub use alerts::{AlertQuery, AlertRecord};
@@ -43,80 +44,6 @@ pub enum StoreError {
     ApiTokenExists(String),
     #[error("this store does not keep {0}")]
     Unsupported(&'static str),
-}
-
-/// A registered device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Device {
-    pub id: i64,
-    pub name: String,
-    /// Office code (see [`Office`]), if attached.
-    pub office: Option<String>,
-    pub revoked: bool,
-    /// Highest contiguous sequence number stored.
-    pub acked: i64,
-    pub created_at_ms: i64,
-    /// Last seen (Unix ms, `None` before the first upload): see [`LastSeen`].
-    pub seen: LastSeen,
-}
-
-/// When a device was last heard from (Unix ms; `None` before its first
-/// upload).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct LastSeen {
-    /// When the collector last received an upload from it (its own clock).
-    pub last_upload_ms: Option<i64>,
-    /// Placed time of the newest record received (highest sequence number).
-    pub last_record_ms: Option<i64>,
-    /// The deadline its agent announced for the next upload (protocol v1
-    /// `next_upload_by`); `None` for agents that announce none.
-    pub next_upload_due_ms: Option<i64>,
-}
-
-impl LastSeen {
-    /// When the device's next upload is due at the latest: the announced
-    /// deadline, else the last upload plus `interval_ms`; `None` before the
-    /// first upload.
-    pub fn due_ms(&self, interval_ms: i64) -> Option<i64> {
-        self.next_upload_due_ms
-            .or_else(|| Some(self.last_upload_ms?.saturating_add(interval_ms)))
-    }
-
-    /// Silent at `now_ms`: heard from once, and its upload deadline plus
-    /// `grace_ms` has passed.
-    pub fn silent(&self, now_ms: i64, interval_ms: i64, grace_ms: i64) -> bool {
-        self.due_ms(interval_ms)
-            .is_some_and(|due| now_ms > due.saturating_add(grace_ms))
-    }
-}
-
-/// One office in the hierarchy ministry → division → district → upazila → office.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Office {
-    /// Unique short code, e.g. `dhk-savar-uno`.
-    pub code: String,
-    pub name: String,
-    pub division: String,
-    pub district: String,
-    pub upazila: String,
-    /// The office's own hours, spelled as a report's `schedule` (e.g.
-    /// `office:Asia/Dhaka:sun-thu:08:00-16:00`): what the `office` schedule
-    /// means for its devices. `None`: the circular's defaults.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hours: Option<String>,
-}
-
-/// An API token of the read API, as stored (never the token itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiToken {
-    pub id: i64,
-    pub name: String,
-    pub role: Role,
-    /// The branch it is limited to; `None`: the whole hierarchy.
-    pub branch: Option<Branch>,
-    pub revoked: bool,
-    pub created_at_ms: i64,
 }
 
 /// Columns `id, name, role, scope_level, scope_value, revoked, created_at` of
@@ -156,20 +83,6 @@ pub(crate) fn api_token(r: ApiTokenRow) -> Result<ApiToken, sqlx::Error> {
         revoked: r.5,
         created_at_ms: r.6,
     })
-}
-
-/// A stored record, as read back.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredRecord {
-    pub seq: i64,
-    pub seq_end: i64,
-    pub at_ms: i64,
-    pub mono_ms: i64,
-    pub boot_id: String,
-    pub kind: String,
-    /// The record's body, JSON.
-    pub body: String,
-    pub received_ms: i64,
 }
 
 /// Everything the collector stores. Both adapters implement it with the same
@@ -392,14 +305,6 @@ pub trait Store: Send + Sync + 'static {
         schedule: &str,
         before_ms: i64,
     ) -> Result<u64, StoreError>;
-}
-
-/// A device's roll-up mark: days from `from_ms`'s on need computing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dirty {
-    pub device_id: i64,
-    pub from_ms: i64,
-    pub version: i64,
 }
 
 /// Columns of `rollup_days`, in [`day_row_values`] order.
