@@ -10,8 +10,7 @@
 //! advances `acked` ([`advance`], with each adapter's SQL).
 
 use super::{Ack, Record, StoreError, advance_contiguous};
-use crate::collector::rollup;
-use crate::collector::uptime::Params;
+use crate::collector::rollup::{self, MarkMove};
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
@@ -57,7 +56,7 @@ pub(super) fn rows(records: &[Record]) -> Result<Vec<Row>, sqlx::Error> {
                 kind: r.body.kind(),
                 body: serde_json::to_string(&r.body)
                     .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
-                reach_ms: rollup::reach_back_ms(r, &Params::default()),
+                reach_ms: rollup::record_reach(r),
             })
         })
         .collect()
@@ -351,7 +350,7 @@ pub(super) struct Writes {
     pub moved: Vec<(i64, i64)>,
     /// Roll-up marks to make sure of: (device, from_ms).
     pub keep: Vec<(i64, i64)>,
-    /// Roll-up marks to lower to from_ms (see `rollup::lowers_mark`).
+    /// Roll-up marks to lower to from_ms (see [`rollup::batch_mark`]).
     pub lower: Vec<(i64, i64)>,
 }
 
@@ -368,12 +367,10 @@ impl Writes {
         if after != before {
             self.moved.push((job.device_id, after));
         }
-        if let Some(reach) = job.fresh(before).map(|r| r.reach_ms).min() {
-            if rollup::lowers_mark(reach, job.now_ms) {
-                self.lower.push((job.device_id, reach));
-            } else {
-                self.keep.push((job.device_id, reach));
-            }
+        match rollup::batch_mark(job.fresh(before).map(|r| r.reach_ms), job.now_ms) {
+            Some(MarkMove::Lower { from_ms }) => self.lower.push((job.device_id, from_ms)),
+            Some(MarkMove::Ensure { from_ms }) => self.keep.push((job.device_id, from_ms)),
+            None => {}
         }
     }
 }
