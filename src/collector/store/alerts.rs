@@ -1,7 +1,7 @@
 //! Storage of alerts and of their outbox (migration `0006_alerts`), the
 //! same SQL for both dialects: [`alert_sql!`] expands the statements for
 //! one sqlx database, with `?` placeholders turned into `$n` for
-//! PostgreSQL ([`pg`]). An alert row keeps the engine's [`OpenAlert`] as
+//! PostgreSQL ([`super::dialect::numbered`]). An alert row keeps the engine's [`OpenAlert`] as
 //! JSON (its id and acknowledgement from the row's columns); an outbox row
 //! keeps the whole [`OutboxRow`] as JSON, with the columns the delivery
 //! loop selects on beside it.
@@ -34,22 +34,6 @@ pub struct AlertQuery {
 /// Outbox rows to read: the pending ones, and those delivered since
 /// `delivered_since_ms` (the rate limits count them).
 pub(crate) const OUTBOX_READ_LIMIT: i64 = 10_000;
-
-/// `?` placeholders as PostgreSQL's `$1, $2, ...`.
-pub(crate) fn pg(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push('$');
-            out.push_str(&n.to_string());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 pub(crate) fn json_err(e: serde_json::Error) -> sqlx::Error {
     sqlx::Error::Decode(Box::new(e))

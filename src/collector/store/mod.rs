@@ -3,16 +3,18 @@
 //! embedded, one folder per dialect, append-only.
 
 pub mod alerts;
+mod dialect;
 mod group;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use crate::collector::alerts::model::{Decisions, OpenAlert};
 use crate::collector::alerts::outbox::OutboxRow;
 use crate::collector::lead::{Leadership, Solo};
 pub use crate::collector::model::{ApiToken, Device, Dirty, LastSeen, Office, StoredRecord};
-use crate::collector::model::{Branch, Level, Role};
-use crate::collector::rollup::{DayEnds, DayRow, DeviceSums, RTT_BUCKETS};
+use crate::collector::model::{Branch, Role};
+use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
 use crate::wire::v1::{Ack, Record};
 pub use alerts::{AlertQuery, AlertRecord};
 use std::sync::Arc;
@@ -44,45 +46,6 @@ pub enum StoreError {
     ApiTokenExists(String),
     #[error("this store does not keep {0}")]
     Unsupported(&'static str),
-}
-
-/// Columns `id, name, role, scope_level, scope_value, revoked, created_at` of
-/// an API token row (both adapters).
-pub(crate) type ApiTokenRow = (
-    i64,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    bool,
-    i64,
-);
-
-/// An API token row as the type, or a decode error naming the bad column.
-pub(crate) fn api_token(r: ApiTokenRow) -> Result<ApiToken, sqlx::Error> {
-    let bad = |what: String| sqlx::Error::Decode(what.into());
-    let role = Role::parse(&r.2).ok_or_else(|| bad(format!("api_tokens.role `{}`", r.2)))?;
-    let branch = match (r.3, r.4) {
-        (None, None) => None,
-        (Some(level), Some(name)) => Some(Branch {
-            level: Level::parse(&level)
-                .ok_or_else(|| bad(format!("api_tokens.scope_level `{level}`")))?,
-            name,
-        }),
-        _ => {
-            return Err(bad(
-                "api_tokens scope_level/scope_value: one without the other".into(),
-            ));
-        }
-    };
-    Ok(ApiToken {
-        id: r.0,
-        name: r.1,
-        role,
-        branch,
-        revoked: r.5,
-        created_at_ms: r.6,
-    })
 }
 
 /// Everything the collector stores. Both adapters implement it with the same
@@ -305,137 +268,6 @@ pub trait Store: Send + Sync + 'static {
         schedule: &str,
         before_ms: i64,
     ) -> Result<u64, StoreError>;
-}
-
-/// Columns of `rollup_days`, in [`day_row_values`] order.
-pub(crate) fn day_row_columns() -> String {
-    let mut c = String::from(
-        "schedule, device_id, day_ms, online_ms, offline_ms, not_running_ms, no_data_ms, \
-         broadband_ms, wifi_ms, mobile_ms, outages, outage_ms, longest_ms, head_ms, tail_ms, \
-         whole, cont, failovers, sent, lost",
-    );
-    for i in 0..RTT_BUCKETS {
-        c.push_str(&format!(", rtt_h{i:02}"));
-    }
-    c.push_str(", computed_ms");
-    c
-}
-
-/// Fractional roll-up columns (`sent`, `lost`, the RTT histogram) in
-/// thousandths as integers: how the SQLite dialect stores them.
-pub(crate) const MILLI: f64 = 1000.0;
-
-/// `VALUES (...), (...)` of day rows, in [`day_row_columns`] order (both
-/// adapters); `milli`: the fractional columns as integer thousandths.
-pub(crate) fn push_day_rows<'a, DB>(q: &mut sqlx::QueryBuilder<DB>, rows: &'a [DayRow], milli: bool)
-where
-    DB: sqlx::Database,
-    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    f64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    q.push_values(rows, |mut b, r| {
-        b.push_bind(r.schedule.as_str());
-        for v in [
-            r.device_id,
-            r.day_ms,
-            r.online_ms,
-            r.offline_ms,
-            r.not_running_ms,
-            r.no_data_ms,
-            r.broadband_ms,
-            r.wifi_ms,
-            r.mobile_ms,
-            r.outages,
-            r.outage_ms,
-            r.longest_ms,
-            r.head_ms,
-            r.tail_ms,
-        ] {
-            b.push_bind(v);
-        }
-        b.push_bind(r.whole)
-            .push_bind(r.cont)
-            .push_bind(r.failovers);
-        for v in [r.sent, r.lost].into_iter().chain(r.rtt) {
-            if milli {
-                b.push_bind((v * MILLI).round() as i64);
-            } else {
-                b.push_bind(v);
-            }
-        }
-        b.push_bind(r.computed_ms);
-    });
-}
-
-/// `SUM(...)` expressions of the per-device aggregate, in [`DeviceSums`] order
-/// after `device_id, COUNT(*)`.
-pub(crate) fn day_sums_select(int_cast: &str) -> String {
-    let sum = |c: &str| format!("SUM({c}){int_cast}");
-    let mut c = format!("device_id, COUNT(*){int_cast}");
-    for col in [
-        "online_ms",
-        "offline_ms",
-        "not_running_ms",
-        "no_data_ms",
-        "broadband_ms",
-        "wifi_ms",
-        "mobile_ms",
-        "outages",
-        "outage_ms",
-    ] {
-        c.push_str(", ");
-        c.push_str(&sum(col));
-    }
-    c.push_str(&format!(
-        ", MAX(longest_ms){int_cast}, {}, SUM(sent), SUM(lost)",
-        sum("failovers")
-    ));
-    for i in 0..RTT_BUCKETS {
-        c.push_str(&format!(", SUM(rtt_h{i:02})"));
-    }
-    c
-}
-
-/// A [`DeviceSums`] from an aggregate row (integer sums as i64, the rest f64,
-/// or integer thousandths when `milli`).
-pub(crate) fn device_sums<R: sqlx::Row>(r: &R, milli: bool) -> Result<DeviceSums, sqlx::Error>
-where
-    usize: sqlx::ColumnIndex<R>,
-    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    f64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    let i = |k: usize| r.try_get::<i64, _>(k);
-    let f = |k: usize| {
-        if milli {
-            r.try_get::<i64, _>(k).map(|v| v as f64 / MILLI)
-        } else {
-            r.try_get::<f64, _>(k)
-        }
-    };
-    let mut rtt = [0.0; RTT_BUCKETS];
-    for (k, v) in rtt.iter_mut().enumerate() {
-        *v = f(15 + k)?;
-    }
-    Ok(DeviceSums {
-        device_id: i(0)?,
-        days: i(1)?,
-        online_ms: i(2)?,
-        offline_ms: i(3)?,
-        not_running_ms: i(4)?,
-        no_data_ms: i(5)?,
-        broadband_ms: i(6)?,
-        wifi_ms: i(7)?,
-        mobile_ms: i(8)?,
-        outages: i(9)?,
-        outage_ms: i(10)?,
-        longest_ms: i(11)?,
-        failovers: i(12)?,
-        sent: f(13)?,
-        lost: f(14)?,
-        rtt,
-    })
 }
 
 /// Open the store a URL names (`sqlite://PATH`, `sqlite::memory:`,
