@@ -1,6 +1,24 @@
 //! Storage behind one trait, with an SQLite and a PostgreSQL adapter that
 //! behave identically (the same tests run against both). Migrations are
 //! embedded, one folder per dialect, append-only.
+//!
+//! Layout: the [`Store`] trait and its errors (here); the statements both
+//! adapters share, written once ([`sql`]) and spelled per database by the
+//! dialect table ([`dialect`]); group-commit ingest shared by both
+//! ([`group`]); alerts ([`alerts`]); and the adapters ([`sqlite`],
+//! [`postgres`]) with only what differs. The domain types are in
+//! [`crate::collector::model`] (re-exported here).
+//!
+//! Ingest semantics, the same in both adapters:
+//! - a record is a duplicate when a record of the device with the same `seq`
+//!   is already stored, or when its whole range `seq..=seq_end` is at or
+//!   below `acked` (already stored, or stored and since deleted by
+//!   retention); a record whose `seq` merely falls inside an earlier folded
+//!   record's range but reaches beyond `acked` is stored;
+//! - `acked` advances over the stored ranges `seq..=seq_end` while they are
+//!   contiguous (see [`advance_contiguous`]); it never goes back;
+//! - ingest for an unknown device id fails with
+//!   `StoreError::Query { op: "ingest", source: sqlx::Error::RowNotFound }`.
 
 pub mod alerts;
 mod dialect;

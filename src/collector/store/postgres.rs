@@ -21,6 +21,9 @@ use super::dialect;
 use super::group::{self, Job};
 use super::sql::{Sql, query_err};
 use super::{Ack, ApiToken, Device, Dirty, Office, Record, Store, StoreError, StoredRecord};
+use super::{AlertQuery, AlertRecord};
+use crate::collector::alerts::model::{Decisions, OpenAlert};
+use crate::collector::alerts::outbox::OutboxRow;
 use crate::collector::model::{Branch, Role};
 use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
 use sqlx::Postgres;
@@ -98,130 +101,82 @@ impl PgStore {
     }
 }
 
-/// The alert and outbox statements in this dialect.
-mod alert_rows {
-    super::super::alerts::alert_sql!(sqlx::Postgres, crate::collector::store::dialect::numbered);
-}
-
 #[async_trait::async_trait]
 impl Store for PgStore {
-    async fn open_alerts(
-        &self,
-    ) -> Result<Vec<crate::collector::alerts::model::OpenAlert>, StoreError> {
-        let mut c = self
-            .pool
-            .acquire()
-            .await
-            .map_err(query_err("open alerts"))?;
-        alert_rows::open_alerts(&mut c)
-            .await
-            .map_err(query_err("open alerts"))
+    async fn open_alerts(&self) -> Result<Vec<OpenAlert>, StoreError> {
+        self.sql().open_alerts().await
     }
 
     async fn apply_alerts(
         &self,
-        d: &crate::collector::alerts::model::Decisions,
-        plan: &(
-             dyn Fn(usize, i64) -> Vec<crate::collector::alerts::outbox::OutboxRow> + Send + Sync
-         ),
+        d: &Decisions,
+        plan: &(dyn Fn(usize, i64) -> Vec<OutboxRow> + Send + Sync),
     ) -> Result<Vec<i64>, StoreError> {
-        let e = query_err;
-        let mut tx = self.pool.begin().await.map_err(e("apply alerts"))?;
-        let ids = alert_rows::apply(&mut tx, d, plan)
-            .await
-            .map_err(e("apply alerts"))?;
-        tx.commit().await.map_err(e("apply alerts: commit"))?;
-        Ok(ids)
+        self.sql().apply_alerts(d, plan).await
     }
 
-    async fn list_alerts(
-        &self,
-        q: &super::AlertQuery,
-    ) -> Result<Vec<super::AlertRecord>, StoreError> {
-        let mut c = self
-            .pool
-            .acquire()
-            .await
-            .map_err(query_err("list alerts"))?;
-        alert_rows::list_alerts(&mut c, q)
-            .await
-            .map_err(query_err("list alerts"))
+    async fn list_alerts(&self, q: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
+        self.sql().list_alerts(q).await
     }
 
-    async fn alert_by_id(&self, id: i64) -> Result<Option<super::AlertRecord>, StoreError> {
-        let mut c = self
-            .pool
-            .acquire()
-            .await
-            .map_err(query_err("alert by id"))?;
-        alert_rows::alert_by_id(&mut c, id)
-            .await
-            .map_err(query_err("alert by id"))
+    async fn alert_by_id(&self, id: i64) -> Result<Option<AlertRecord>, StoreError> {
+        self.sql().alert_by_id(id).await
     }
 
     async fn ack_alert(&self, id: i64, by: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let e = query_err;
-        let mut tx = self.pool.begin().await.map_err(e("acknowledge alert"))?;
-        let done = alert_rows::ack_alert(&mut tx, id, by, now_ms)
-            .await
-            .map_err(e("acknowledge alert"))?;
-        tx.commit().await.map_err(e("acknowledge alert: commit"))?;
-        Ok(done)
+        self.sql().ack_alert(id, by, now_ms).await
     }
 
-    async fn outbox_rows(
-        &self,
-        delivered_since_ms: i64,
-    ) -> Result<Vec<crate::collector::alerts::outbox::OutboxRow>, StoreError> {
-        let mut c = self
-            .pool
-            .acquire()
-            .await
-            .map_err(query_err("outbox rows"))?;
-        alert_rows::outbox_rows(&mut c, delivered_since_ms)
-            .await
-            .map_err(query_err("outbox rows"))
+    async fn outbox_rows(&self, delivered_since_ms: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        self.sql().outbox_rows(delivered_since_ms).await
     }
 
     async fn claim_outbox(
         &self,
-        claimed: &crate::collector::alerts::outbox::OutboxRow,
+        claimed: &OutboxRow,
         was_next_ms: i64,
     ) -> Result<bool, StoreError> {
-        let e = query_err;
-        let mut tx = self.pool.begin().await.map_err(e("claim outbox row"))?;
-        let done = alert_rows::claim_outbox(&mut tx, claimed, was_next_ms)
-            .await
-            .map_err(e("claim outbox row"))?;
-        tx.commit().await.map_err(e("claim outbox row: commit"))?;
-        Ok(done)
+        self.sql().claim_outbox(claimed, was_next_ms).await
     }
 
-    async fn settle_outbox(
-        &self,
-        row: &crate::collector::alerts::outbox::OutboxRow,
-    ) -> Result<(), StoreError> {
-        let e = query_err;
-        let mut tx = self.pool.begin().await.map_err(e("settle outbox row"))?;
-        alert_rows::put_outbox(&mut tx, row, false)
-            .await
-            .map_err(e("settle outbox row"))?;
-        tx.commit().await.map_err(e("settle outbox row: commit"))?;
-        Ok(())
+    async fn settle_outbox(&self, row: &OutboxRow) -> Result<(), StoreError> {
+        self.sql().settle_outbox(row).await
     }
 
-    async fn outbox_of(
+    async fn outbox_of(&self, alert_id: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        self.sql().outbox_of(alert_id).await
+    }
+
+    async fn add_device(
         &self,
-        alert_id: i64,
-    ) -> Result<Vec<crate::collector::alerts::outbox::OutboxRow>, StoreError> {
-        let mut c = self
-            .pool
-            .acquire()
+        name: &str,
+        office: Option<&str>,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<Device, StoreError> {
+        self.sql()
+            .add_device(name, office, token_hash, now_ms)
             .await
-            .map_err(query_err("outbox of alert"))?;
-        alert_rows::outbox_of(&mut c, alert_id)
-            .await
-            .map_err(query_err("outbox of alert"))
+    }
+
+    async fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>, StoreError> {
+        self.sql().device_by_token(token_hash).await
+    }
+
+    async fn device_by_name(&self, name: &str) -> Result<Option<Device>, StoreError> {
+        self.sql().device_by_name(name).await
+    }
+
+    async fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
+        self.sql().list_devices().await
+    }
+
+    async fn revoke_device(&self, name: &str) -> Result<bool, StoreError> {
+        self.sql().revoke_device(name).await
+    }
+
+    async fn rotate_device_token(&self, name: &str, token_hash: &str) -> Result<bool, StoreError> {
+        self.sql().rotate_device_token(name, token_hash).await
     }
 
     async fn upsert_offices(&self, offices: &[Office]) -> Result<usize, StoreError> {
@@ -285,38 +240,6 @@ impl Store for PgStore {
         .map_err(e("upsert offices"))?;
         tx.commit().await.map_err(e("upsert offices: commit"))?;
         Ok(done.rows_affected() as usize)
-    }
-
-    async fn add_device(
-        &self,
-        name: &str,
-        office: Option<&str>,
-        token_hash: &str,
-        now_ms: i64,
-    ) -> Result<Device, StoreError> {
-        self.sql()
-            .add_device(name, office, token_hash, now_ms)
-            .await
-    }
-
-    async fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>, StoreError> {
-        self.sql().device_by_token(token_hash).await
-    }
-
-    async fn device_by_name(&self, name: &str) -> Result<Option<Device>, StoreError> {
-        self.sql().device_by_name(name).await
-    }
-
-    async fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
-        self.sql().list_devices().await
-    }
-
-    async fn revoke_device(&self, name: &str) -> Result<bool, StoreError> {
-        self.sql().revoke_device(name).await
-    }
-
-    async fn rotate_device_token(&self, name: &str, token_hash: &str) -> Result<bool, StoreError> {
-        self.sql().rotate_device_token(name, token_hash).await
     }
 
     async fn list_offices(&self) -> Result<Vec<Office>, StoreError> {

@@ -2,14 +2,19 @@
 //! [`Dialect`] table: devices, offices as read, records, API tokens (here)
 //! and roll-ups ([`rollups`]). Generic over the sqlx database; each adapter
 //! makes an [`Sql`] of its pool, its dialect and, for SQLite, its write
-//! lock, and its [`super::Store`] methods call these. What differs by more
-//! than spelling stays in the adapters: ingest, office upserts, leadership.
+//! lock, and its [`Store`] methods call these. What differs by more than
+//! spelling stays in the adapters: ingest, office upserts, leadership.
 //!
-//! Every method is one transaction (or one statement). Writes run under
-//! the adapter's write lock when it has one (see [`Sql::lock`]).
+//! Each public method is the [`Store`] method of the same name, documented
+//! there (and only there). Every one is one transaction (or one statement);
+//! writes run under the adapter's write lock when it has one
+//! ([`Sql::lock`]).
 
+mod alerts;
 mod rollups;
 
+#[cfg(doc)]
+use super::Store;
 use super::dialect::Dialect;
 use super::{ApiToken, Device, LastSeen, Office, StoreError, StoredRecord};
 use crate::collector::model::{Branch, Level, Role};
@@ -203,9 +208,6 @@ where
             .is_some())
     }
 
-    /// Register a device; `token_hash` is the SHA-256 of its token (hex).
-    /// [`StoreError::UnknownOffice`] when its office is not imported,
-    /// [`StoreError::DeviceExists`] when the name is taken.
     pub async fn add_device(
         &self,
         name: &str,
@@ -282,7 +284,6 @@ where
         .map_err(query_err(op))
     }
 
-    /// The (not revoked or revoked) device a token hash belongs to.
     pub async fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>, StoreError> {
         self.device_where("token_hash", token_hash, "device by token")
             .await
@@ -292,7 +293,6 @@ where
         self.device_where("name", name, "device by name").await
     }
 
-    /// Every device, by name.
     pub async fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
         sqlx::query_as::<DB, DeviceRow>(
             self.dialect
@@ -323,14 +323,11 @@ where
             .map_err(query_err(op))
     }
 
-    /// Revoke a device's token; false when no such device.
     pub async fn revoke_device(&self, name: &str) -> Result<bool, StoreError> {
         let sql = "UPDATE devices SET revoked = TRUE WHERE name = ?";
         Ok(self.update(sql, &[name], "revoke device").await? > 0)
     }
 
-    /// Give a device a new token (its hash) and lift a revocation; false
-    /// when no such device.
     pub async fn rotate_device_token(
         &self,
         name: &str,
@@ -343,7 +340,6 @@ where
         Ok(changed > 0)
     }
 
-    /// Every office, by code.
     pub async fn list_offices(&self) -> Result<Vec<Office>, StoreError> {
         let sql = "SELECT code, name, division, district, upazila, hours FROM offices \
                    ORDER BY code";
@@ -364,7 +360,6 @@ where
             .collect())
     }
 
-    /// Records of a device in sequence order, from `from_seq`, at most `limit`.
     pub async fn records(
         &self,
         device_id: i64,
@@ -384,7 +379,6 @@ where
         .map_err(query_err("records"))
     }
 
-    /// Cheap liveness check.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query::<DB>("SELECT 1")
             .execute(self.pool)
@@ -393,8 +387,6 @@ where
             .map_err(query_err("ping"))
     }
 
-    /// Register an API token; [`StoreError::ApiTokenExists`] when the name
-    /// is taken.
     pub async fn add_api_token(
         &self,
         name: &str,
@@ -452,7 +444,6 @@ where
         Err(e("add API token")(err))
     }
 
-    /// The (revoked or not) API token a hash belongs to.
     pub async fn api_token_by_hash(
         &self,
         token_hash: &str,
@@ -467,7 +458,6 @@ where
         .map_err(query_err("API token by hash"))
     }
 
-    /// Every API token, by name (bytewise).
     pub async fn list_api_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
         sqlx::query_as::<DB, ApiTokenRow>(self.dialect.sql(format!(
             "SELECT {API_TOKEN_COLS} FROM api_tokens ORDER BY name{}",
@@ -479,7 +469,6 @@ where
         .map_err(query_err("list API tokens"))
     }
 
-    /// Revoke an API token; false when no such token.
     pub async fn revoke_api_token(&self, name: &str) -> Result<bool, StoreError> {
         let sql = "UPDATE api_tokens SET revoked = TRUE WHERE name = ?";
         Ok(self.update(sql, &[name], "revoke API token").await? > 0)

@@ -192,8 +192,6 @@ where
     for<'s> &'s str: sqlx::Encode<'s, DB> + sqlx::Type<DB>,
     Option<String>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    /// Records of a device placed (by `at_ms`) in `[from_ms, to_ms)`, in
-    /// sequence order.
     pub async fn records_between(
         &self,
         device_id: i64,
@@ -213,8 +211,6 @@ where
         .map_err(query_err("records between"))
     }
 
-    /// The last `limit` state-setting records (`link_state`, `lifecycle`,
-    /// `failover`, `facts`) of a device before `before_ms`, in sequence order.
     pub async fn transitions_before(
         &self,
         device_id: i64,
@@ -237,8 +233,6 @@ where
         Ok(v.into_iter().map(stored_record).collect())
     }
 
-    /// Devices whose roll-ups are due: dirty from before `before_ms`, oldest
-    /// first, at most `limit`.
     pub async fn dirty_due(&self, before_ms: i64, limit: i64) -> Result<Vec<Dirty>, StoreError> {
         let sql = "SELECT device_id, from_ms, version FROM rollup_dirty WHERE from_ms < ? \
                    ORDER BY from_ms LIMIT ?";
@@ -251,7 +245,6 @@ where
         Ok(rows.into_iter().map(dirty).collect())
     }
 
-    /// Every device's dirty mark.
     pub async fn dirty_marks(&self) -> Result<Vec<Dirty>, StoreError> {
         let sql = "SELECT device_id, from_ms, version FROM rollup_dirty";
         let rows: Vec<(i64, i64, i64)> = sqlx::query_as(self.dialect.sql(sql))
@@ -261,7 +254,6 @@ where
         Ok(rows.into_iter().map(dirty).collect())
     }
 
-    /// One device's dirty mark (none before its first records).
     pub async fn dirty_mark(&self, device_id: i64) -> Result<Option<Dirty>, StoreError> {
         let sql = "SELECT device_id, from_ms, version FROM rollup_dirty WHERE device_id = ?";
         let row: Option<(i64, i64, i64)> = sqlx::query_as(self.dialect.sql(sql))
@@ -272,8 +264,6 @@ where
         Ok(row.map(dirty))
     }
 
-    /// Mark every device with records dirty from `from_ms` (at the latest);
-    /// how many marks there are.
     pub async fn mark_all_dirty(&self, from_ms: i64) -> Result<u64, StoreError> {
         let _w = self.lock().await;
         sqlx::query::<DB>(self.dialect.sql(format!(
@@ -287,7 +277,6 @@ where
         .map_err(query_err("mark roll-ups"))
     }
 
-    /// Are there any rows of `schedule`?
     pub async fn has_rollups(&self, schedule: &str) -> Result<bool, StoreError> {
         let sql = "SELECT 1 FROM rollup_days WHERE schedule = ? LIMIT 1";
         sqlx::query::<DB>(self.dialect.sql(sql))
@@ -298,10 +287,6 @@ where
             .map_err(query_err("roll-ups present"))
     }
 
-    /// Store day or hour rows and day timelines of one device (replacing
-    /// those of the same keys) and, if the device's mark still has
-    /// `version`, move it to `new_from_ms`. One transaction; true when the
-    /// mark was moved.
     pub async fn put_rollups(
         &self,
         device_id: i64,
@@ -358,8 +343,6 @@ where
         Ok(moved)
     }
 
-    /// Rows of `schedule` starting in `[from_day, to_day)` summed per device
-    /// (`days`: how many rows).
     pub async fn rollup_sums(
         &self,
         schedule: &str,
@@ -381,8 +364,6 @@ where
             .map_err(query_err("roll-up sums: decode"))
     }
 
-    /// Ends of the day rows of `schedule` in `[from_day, to_day)` that have
-    /// an outage at the day's start or end, by device and day.
     pub async fn rollup_ends(
         &self,
         schedule: &str,
@@ -400,7 +381,6 @@ where
         Ok(rows.into_iter().map(day_ends).collect())
     }
 
-    /// Stored day timelines (JSON) of a device in `[from_day, to_day)`, by day.
     pub async fn rollup_timelines(
         &self,
         device_id: i64,
@@ -418,8 +398,6 @@ where
             .map_err(query_err("roll-up timelines"))
     }
 
-    /// Delete raw minute summaries (`link_minutes`) placed before
-    /// `before_ms`; how many were deleted (at most `limit`).
     pub async fn delete_minutes_before(
         &self,
         before_ms: i64,
@@ -439,8 +417,6 @@ where
         .map_err(query_err("delete raw minutes"))
     }
 
-    /// Delete one device's rows of `schedule` starting before `before_ms`;
-    /// how many.
     pub async fn delete_rollups_before(
         &self,
         device_id: i64,
