@@ -1,10 +1,9 @@
-//! Storage of alerts and of their outbox (migration `0006_alerts`), the
-//! same SQL for both dialects: [`alert_sql!`] expands the statements for
-//! one sqlx database, with `?` placeholders turned into `$n` for
-//! PostgreSQL ([`super::dialect::numbered`]). An alert row keeps the engine's [`OpenAlert`] as
-//! JSON (its id and acknowledgement from the row's columns); an outbox row
-//! keeps the whole [`OutboxRow`] as JSON, with the columns the delivery
-//! loop selects on beside it.
+//! Storage of alerts and of their outbox (migration `0006_alerts`): the
+//! rows' types and decoding; the statements, the same for both dialects,
+//! are in the shared SQL layer (`super::sql`). An alert row keeps the
+//! engine's [`OpenAlert`] as JSON (its id and acknowledgement from the
+//! row's columns); an outbox row keeps the whole [`OutboxRow`] as JSON, with
+//! the columns the delivery loop selects on beside it.
 
 use crate::collector::alerts::model::{AlertKind, OpenAlert, Resolution};
 use crate::collector::alerts::outbox::OutboxRow;
