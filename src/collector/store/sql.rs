@@ -178,8 +178,8 @@ impl<'a, DB: Database> Sql<'a, DB> {
     }
 }
 
-/// The bounds of the shared statements on the database (the same in
-/// [`rollups`]): what both SQLite and PostgreSQL provide.
+/// The bounds of the shared statements on the database: what both SQLite
+/// and PostgreSQL provide (each impl block of this layer states its own).
 impl<'a, DB> Sql<'a, DB>
 where
     DB: Database,
