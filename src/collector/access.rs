@@ -2,7 +2,7 @@
 //! the hierarchy a token or a report can be limited to, and the pure rules
 //! that decide whether a device or office lies inside a branch. The store
 //! keeps tokens (see [`crate::collector::store::ApiToken`]); the read API
-//! ([`crate::collector::read_api`]) asks this module what a token may see.
+//! ([`crate::collector::http`]) asks this module what a token may see.
 //!
 //! A branch is named as reports name their groups: a division by its name, a
 //! district as `Division / District`, an upazila as

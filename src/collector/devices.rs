@@ -388,7 +388,7 @@ fn split_csv_line(line: &str) -> Result<Vec<String>, (usize, String)> {
 /// hours) and the message.
 fn check_office(o: &Office) -> Result<(), (usize, String)> {
     if let Some(h) = &o.hours
-        && let Err(e) = crate::collector::schedule::parse_schedule(h)
+        && let Err(e) = crate::shared::schedule::parse_schedule(h)
     {
         return Err((5, e.to_string()));
     }

@@ -19,10 +19,10 @@
 //! change the timeline from its coverage (a heartbeat's `count` minutes, a
 //! summary's `minutes`) minus the silence the engine bridges, onwards.
 
-use crate::collector::schedule::{DEFAULT_TZ, Schedule};
 use crate::collector::uptime::{
     self, DeviceState, Figures, Interval, Params, Rec, Timeline, cause,
 };
+use crate::shared::schedule::{DEFAULT_TZ, Schedule};
 use crate::wire::v1::{Body, Record};
 use crate::wire::{LinkKind, LinkState};
 use jiff::Timestamp;

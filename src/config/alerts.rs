@@ -22,7 +22,7 @@ use crate::collector::alerts::outbox::{OutboxPolicy, Planner};
 use crate::collector::alerts::rules::{
     BranchSpec, DeviceFilter, OfficeGrouping, Rule, RuleKind, RuleSet,
 };
-use crate::collector::schedule::parse_schedule;
+use crate::shared::schedule::parse_schedule;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -74,7 +74,7 @@ impl Default for AlertsSection {
             interval: Duration::from_secs(15),
             grace: Duration::from_secs(120),
             upload_interval: Duration::from_secs(300),
-            time_zone: crate::collector::schedule::DEFAULT_TZ.into(),
+            time_zone: crate::shared::schedule::DEFAULT_TZ.into(),
             escalate_after: "30m".into(),
             ack_key: None,
             ack_key_file: None,
@@ -313,21 +313,15 @@ impl AlertsSection {
         within("interval", self.interval, 1, 3600, "15s")?;
         within("grace", self.grace, 0, 86_400, "2m")?;
         within("upload_interval", self.upload_interval, 10, 86_400, "5m")?;
-        let zone = parse_schedule(&format!("office:{}", self.time_zone))
-            .ok()
-            .and_then(|s| match s {
-                crate::collector::schedule::Schedule::OfficeHours { tz, .. } => Some(tz),
-                _ => None,
-            })
-            .ok_or_else(|| {
-                bad(
-                    "time_zone",
-                    format!(
-                        "unknown time zone `{}`: use an IANA name such as \"Asia/Dhaka\"",
-                        self.time_zone
-                    ),
-                )
-            })?;
+        let zone = crate::shared::schedule::time_zone(self.time_zone.trim()).map_err(|_| {
+            bad(
+                "time_zone",
+                format!(
+                    "unknown time zone `{}`: use an IANA name such as \"Asia/Dhaka\"",
+                    self.time_zone
+                ),
+            )
+        })?;
         let default_escalation =
             escalation(&self.escalate_after).map_err(|m| bad("escalate_after", m))?;
 

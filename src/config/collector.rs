@@ -30,6 +30,7 @@
 
 use super::{ConfigError, read_file};
 use crate::shared::logging::LogFormat;
+use crate::shared::schedule::{Schedule, parse_holidays, parse_schedule};
 use crate::wire::v1::{MAX_BODY, MAX_BODY_DECOMPRESSED};
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -139,6 +140,63 @@ pub struct CollectorConfig {
     /// The holidays of `holidays_file` (not a key), read when the file is loaded.
     #[serde(skip)]
     pub holidays: BTreeSet<jiff::civil::Date>,
+    /// `collector.rollup_schedules` parsed (not a key; holidays not yet
+    /// applied), when the file is loaded.
+    #[serde(skip)]
+    pub rollup_schedules: Vec<Schedule>,
+}
+
+/// The limits of one ingest request's body (from `[collector]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestLimits {
+    /// Uploads of one device handled at once; more are answered 429.
+    pub max_inflight_per_device: usize,
+    /// Slowest accepted body, bytes per second, averaged over each
+    /// `body_rate_window`: slower bodies are cut with 408.
+    pub min_body_rate: u64,
+    pub body_rate_window: Duration,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        IngestLimits {
+            max_inflight_per_device: 2,
+            min_body_rate: 1024,
+            body_rate_window: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the roll-up maintainer does (from `[collector]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupSettings {
+    /// The schedules rolled up (holidays applied), stored under the
+    /// roll-ups' schedule key: a report uses them when its schedule, with
+    /// the collector's holidays, is the same.
+    pub schedules: Vec<Schedule>,
+    /// Days before this many are never (re)computed; raw minute summaries
+    /// and hour rows older are deleted (day rows are kept). `None`: keep raw
+    /// data for ever, back-fill at most the longest report range.
+    pub raw_retention_days: Option<i64>,
+    pub interval: Duration,
+}
+
+impl Default for RollupSettings {
+    fn default() -> Self {
+        RollupSettings {
+            schedules: default_rollup_schedules(),
+            raw_retention_days: Some(90),
+            interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `always` and `office`, the default `rollup_schedules`.
+fn default_rollup_schedules() -> Vec<Schedule> {
+    vec![
+        Schedule::Always,
+        parse_schedule("office").expect("built-in schedule"),
+    ]
 }
 
 impl CollectorConfig {
@@ -157,6 +215,7 @@ impl CollectorConfig {
         })?;
         cfg.path = path.to_path_buf();
         cfg.validate()?;
+        cfg.rollup_schedules = cfg.parse_rollup_schedules()?;
         if let Some(file) = &cfg.collector.holidays_file {
             let text = std::fs::read_to_string(file).map_err(|e| {
                 cfg.invalid(
@@ -167,7 +226,7 @@ impl CollectorConfig {
                     ),
                 )
             })?;
-            cfg.holidays = crate::collector::schedule::parse_holidays(&text).map_err(|e| {
+            cfg.holidays = parse_holidays(&text).map_err(|e| {
                 cfg.invalid(
                     "collector.holidays_file",
                     format!("{}: {e}", file.display()),
@@ -214,6 +273,7 @@ impl CollectorConfig {
             },
             path: PathBuf::from("(embedded default)"),
             holidays: BTreeSet::new(),
+            rollup_schedules: default_rollup_schedules(),
             alerts: None,
         }
     }
@@ -227,9 +287,9 @@ impl CollectorConfig {
     }
 
     /// The limits of one ingest request's body.
-    pub fn ingest_limits(&self) -> crate::collector::intake::IngestLimits {
+    pub fn ingest_limits(&self) -> IngestLimits {
         let c = &self.collector;
-        crate::collector::intake::IngestLimits {
+        IngestLimits {
             max_inflight_per_device: c.max_inflight_per_device,
             min_body_rate: c.min_body_rate,
             body_rate_window: c.body_rate_window,
@@ -237,14 +297,13 @@ impl CollectorConfig {
     }
 
     /// What the roll-up maintainer does.
-    pub fn rollup_settings(&self) -> crate::collector::maintainer::RollupSettings {
+    pub fn rollup_settings(&self) -> RollupSettings {
         let c = &self.collector;
-        crate::collector::maintainer::RollupSettings {
-            schedules: c
+        RollupSettings {
+            schedules: self
                 .rollup_schedules
                 .iter()
-                .filter_map(|s| crate::collector::schedule::parse_schedule(s).ok())
-                .map(|s| s.with_holidays(self.holidays.clone()))
+                .map(|s| s.clone().with_holidays(self.holidays.clone()))
                 .collect(),
             raw_retention_days: (c.raw_retention_days > 0)
                 .then_some(i64::from(c.raw_retention_days)),
@@ -279,6 +338,20 @@ impl CollectorConfig {
             key: key.into(),
             message: message.into(),
         }
+    }
+
+    /// `collector.rollup_schedules`, parsed; the error names the entry.
+    fn parse_rollup_schedules(&self) -> Result<Vec<Schedule>, ConfigError> {
+        self.collector
+            .rollup_schedules
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                parse_schedule(spec).map_err(|e| {
+                    self.invalid(format!("collector.rollup_schedules[{i}]"), e.to_string())
+                })
+            })
+            .collect()
     }
 
     /// Check every rule the types cannot.
@@ -376,11 +449,6 @@ impl CollectorConfig {
                 "collector.rollup_interval",
                 "must be between 1s and 1h (default \"1m\")",
             ));
-        }
-        for (i, spec) in c.rollup_schedules.iter().enumerate() {
-            if let Err(e) = crate::collector::schedule::parse_schedule(spec) {
-                return Err(self.invalid(format!("collector.rollup_schedules[{i}]"), e.to_string()));
-            }
         }
         if c.raw_retention_days != 0 && c.raw_retention_days < 7 {
             return Err(self.invalid(

@@ -1,7 +1,11 @@
 //! Pieces both the agent and the collector use: logging set-up, time
-//! helpers, files holding secrets and systemd notifications.
+//! helpers, files holding secrets and systemd notifications; and the
+//! uptime schedule (office hours, holidays), which the collector's
+//! configuration parses and its uptime engine applies.
 
 pub mod files;
 pub mod logging;
+#[cfg(feature = "collector")]
+pub mod schedule;
 pub mod sd;
 pub mod time;

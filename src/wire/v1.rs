@@ -16,7 +16,7 @@ pub const MAX_RECORDS: usize = 5_000;
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
 /// Largest request body once decompressed a collector may be configured to
 /// accept (bytes); the collector's own limit is a few times its
-/// `max_body_bytes` (see `collector::intake::decompressed_limit`).
+/// `max_body_bytes` (see `collector::http::intake::decompressed_limit`).
 pub const MAX_BODY_DECOMPRESSED: usize = 32 * 1024 * 1024;
 /// Longest accepted name (device, link, reason, ...).
 pub const MAX_NAME: usize = 128;

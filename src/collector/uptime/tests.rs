@@ -6,7 +6,7 @@
 //! nothing before the time it covers).
 
 use super::*;
-use crate::collector::schedule::{Schedule, parse_schedule};
+use crate::shared::schedule::{Schedule, parse_schedule};
 use crate::wire::v1::LinkFact;
 use proptest::prelude::*;
 
