@@ -1,8 +1,9 @@
 //! Pieces both the agent and the collector use: logging set-up, time
-//! helpers, files holding secrets and systemd notifications; and the
+//! helpers, files holding secrets, CA files and systemd notifications; and the
 //! uptime schedule (office hours, holidays), which the collector's
 //! configuration parses and its uptime engine applies.
 
+pub mod ca_file;
 pub mod files;
 pub mod logging;
 #[cfg(feature = "collector")]
