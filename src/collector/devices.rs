@@ -130,6 +130,7 @@ pub async fn add_api_token(
 }
 
 mod offices;
+pub(crate) use offices::header_columns;
 pub use offices::{
     CSV_HEADER, CSV_HOURS, ImportError, MAX_FIELD, import_offices, load_offices, parse_offices_csv,
     parse_offices_toml,

@@ -80,6 +80,46 @@ pub async fn import_offices(store: &dyn Store, path: &Path) -> Result<usize, Imp
         })
 }
 
+/// A CSV header that names a column twice, or one not known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HeaderError {
+    Twice(String),
+    /// The column's number (from 1) and name.
+    Unknown(usize, String),
+}
+
+impl HeaderError {
+    /// (the field, the message) of an import error; `known` says which
+    /// columns there are.
+    pub(crate) fn words(&self, known: &str) -> (String, String) {
+        match self {
+            HeaderError::Twice(name) => ("header".into(), format!("column `{name}` appears twice")),
+            HeaderError::Unknown(col, name) => (
+                format!("header column {col}"),
+                format!("unknown column `{name}`: {known}"),
+            ),
+        }
+    }
+}
+
+/// Where each of `columns` stands in a CSV header (`usize::MAX`: not
+/// there), the header's names trimmed and compared without case.
+pub(crate) fn header_columns<'a, const N: usize>(
+    header: impl IntoIterator<Item = &'a str>,
+    columns: [&str; N],
+) -> Result<[usize; N], HeaderError> {
+    let mut index = [usize::MAX; N];
+    for (col, name) in header.into_iter().enumerate() {
+        let name = name.trim().to_ascii_lowercase();
+        match columns.iter().position(|c| *c == name) {
+            Some(k) if index[k] == usize::MAX => index[k] = col,
+            Some(_) => return Err(HeaderError::Twice(name)),
+            None => return Err(HeaderError::Unknown(col + 1, name)),
+        }
+    }
+    Ok(index)
+}
+
 /// Parse CSV with the header `code,name,division,district,upazila` and
 /// optionally `hours` (any column order). Fields may be quoted (`"Savar, Dhaka"`, `""` for a quote); a UTF-8
 /// byte-order mark, CRLF line ends, blank lines and spaces around fields are
@@ -109,34 +149,15 @@ pub fn parse_offices_csv(text: &str, path: &Path) -> Result<Vec<Office>, ImportE
     let names =
         split_csv_line(header).map_err(|(col, m)| err(hline, format!("column {col}"), m))?;
     // For each of CSV_HEADER and then CSV_HOURS, its column index.
-    let mut index = [usize::MAX; 6];
-    for (col, name) in names.iter().enumerate() {
-        let name = name.trim().to_ascii_lowercase();
-        let known = CSV_HEADER
-            .iter()
-            .chain([&CSV_HOURS])
-            .position(|h| *h == name);
-        match known {
-            Some(k) if index[k] == usize::MAX => index[k] = col,
-            Some(_) => {
-                return Err(err(
-                    hline,
-                    "header".into(),
-                    format!("column `{name}` appears twice"),
-                ));
-            }
-            None => {
-                return Err(err(
-                    hline,
-                    format!("header column {}", col + 1),
-                    format!(
-                        "unknown column `{name}`: the header must be {} (and optionally {CSV_HOURS})",
-                        CSV_HEADER.join(",")
-                    ),
-                ));
-            }
-        }
-    }
+    let [a, b, c, d, e] = CSV_HEADER;
+    let index = header_columns(names.iter().map(String::as_str), [a, b, c, d, e, CSV_HOURS])
+        .map_err(|h| {
+            let (field, message) = h.words(&format!(
+                "the header must be {} (and optionally {CSV_HOURS})",
+                CSV_HEADER.join(",")
+            ));
+            err(hline, field, message)
+        })?;
     if let Some(k) = index[..5].iter().position(|i| *i == usize::MAX) {
         return Err(err(
             hline,

@@ -132,18 +132,8 @@ pub async fn visible_device(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::{HeaderValue, StatusCode};
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
+    use crate::collector::http::test_headers as headers;
+    use axum::http::StatusCode;
 
     #[test]
     fn bearer_tokens_are_parsed_strictly() {

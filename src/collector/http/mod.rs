@@ -82,3 +82,17 @@ pub fn router(state: ApiState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
+
+/// A header map of `(name, value)` pairs, repeated names kept (tests).
+#[cfg(test)]
+fn test_headers(pairs: &[(&str, &str)]) -> axum::http::HeaderMap {
+    use axum::http::{HeaderMap, HeaderName, HeaderValue};
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    h
+}
