@@ -91,8 +91,9 @@ impl AgentConfig {
             message: e.to_string(),
         })?;
         cfg.path = path.to_path_buf();
+        // The presets' probes first: validation checks the links' plans.
+        cfg.preset_probes = cfg.resolve_presets();
         cfg.validate()?;
-        cfg.preset_probes = cfg.resolve_presets()?;
         Ok(cfg)
     }
 
@@ -324,26 +325,20 @@ impl AgentConfig {
         Ok(())
     }
 
-    /// The probes of each preset named at the top or by a link; the error
-    /// names the key of an unknown preset.
-    fn resolve_presets(&self) -> Result<BTreeMap<String, Vec<ProbeSpec>>, ConfigError> {
-        let mut out = BTreeMap::new();
-        let named = std::iter::once(("presets".to_string(), &self.presets)).chain(
-            self.links.iter().enumerate().filter_map(|(i, l)| {
-                l.presets
-                    .as_ref()
-                    .map(|p| (format!("link[{i}].presets"), p))
-            }),
-        );
-        for (key, names) in named {
-            for (i, name) in names.iter().enumerate() {
-                let probes = super::presets::probes(name, &self.preset).ok_or_else(|| {
-                    self.invalid(format!("{key}[{i}]"), format!("unknown preset `{name}`"))
-                })?;
-                out.insert(name.clone(), probes);
-            }
-        }
-        Ok(out)
+    /// The probes of each preset named at the top or by a link (an unknown
+    /// name has none here: [`Self::validate`] refuses it, naming the key).
+    fn resolve_presets(&self) -> BTreeMap<String, Vec<ProbeSpec>> {
+        let named = self
+            .links
+            .iter()
+            .filter_map(|l| l.presets.as_ref())
+            .chain([&self.presets])
+            .flatten();
+        named
+            .filter_map(|name| {
+                super::presets::probes(name, &self.preset).map(|p| (name.clone(), p))
+            })
+            .collect()
     }
 
     /// The full plan for a link, declared or discovered (`kind` is the
