@@ -84,6 +84,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    linkwatch::shared::tls::install_provider();
     let times = cli::Times::new(cli.utc);
     let result = match cli.command {
         Command::Agent(a) => cli::agent::agent(a),

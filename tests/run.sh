@@ -22,6 +22,11 @@ command -v nsenter >/dev/null || need_pkgs+=(util-linux)
 # systemd-analyze verify/security for tests/systemd_units.rs (the package only; nothing is
 # booted or started by installing it).
 command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)
+# tests/packaging.sh: dpkg-deb and rpmbuild build the packages, objdump and strip
+# read and strip the binaries.
+command -v dpkg-deb >/dev/null || need_pkgs+=(dpkg)
+command -v rpmbuild >/dev/null || need_pkgs+=(rpm)
+command -v objdump >/dev/null || need_pkgs+=(binutils)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "tests/run.sh: installing ${need_pkgs[*]}"
@@ -100,7 +105,9 @@ fi
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 # The agent-only build (no collector, PostgreSQL, TLS server, mail).
-cargo clippy --no-default-features --features agent --all-targets --locked -- -D warnings
+cargo clippy --no-default-features --features agent-only --all-targets --locked -- -D warnings
 cargo test --locked --no-fail-fast -- --test-threads=4
 # The agent-only binary: its command line and its systemd notifications.
-cargo test --locked --no-default-features --features agent --test cli --test sd_notify --bin linkwatch
+cargo test --locked --no-default-features --features agent-only --test cli --test sd_notify --bin linkwatch
+# The .deb and .rpm packages, installed into a throwaway root (needs root; skips otherwise).
+bash tests/packaging.sh

@@ -135,7 +135,6 @@ fn units_are_hardened_and_capabilities_minimal() {
             "Type=notify",
             "WatchdogSec=",
             "Restart=on-failure",
-            "DynamicUser=yes",
             "StateDirectory=",
             "ConfigurationDirectory=linkwatch",
             "ProtectSystem=strict",
@@ -148,6 +147,26 @@ fn units_are_hardened_and_capabilities_minimal() {
             assert!(text.lines().any(|l| l.starts_with(line)), "{line} missing");
         }
     }
+    // The agent is a dynamic user; the collector a static one the package makes
+    // (packaging/sysusers.d), so that operators can share its database.
+    assert!(
+        agent.contains("\nDynamicUser=yes\n"),
+        "agent: DynamicUser=yes"
+    );
+    assert!(
+        !collector.contains("\nDynamicUser=yes"),
+        "collector: static user"
+    );
+    assert!(collector.contains("\nUser=linkwatch-collector\n"));
+    let sysusers = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/sysusers.d/linkwatch-collector.conf"),
+    )
+    .unwrap();
+    assert!(
+        sysusers
+            .lines()
+            .any(|l| l.starts_with("u linkwatch-collector "))
+    );
     assert!(
         agent.contains("\nLoadCredential=token:"),
         "token as a credential"

@@ -6,13 +6,14 @@ set -eu
 cd "$(dirname "$0")/../.."
 target="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$target/footprint"
-build() { # name, cargo flags...
-    name=$1; shift
+build() { # name, profile, cargo flags...
+    name=$1; profile=$2; shift 2
     start=$(date +%s)
-    nice -n 19 cargo build --release --locked "$@"
+    nice -n 19 cargo build --profile "$profile" --locked "$@"
     end=$(date +%s)
-    cp "$target/release/linkwatch" "$target/footprint/linkwatch-$name"
+    cp "$target/$profile/linkwatch" "$target/footprint/linkwatch-$name"
     echo "built linkwatch-$name in $((end - start)) s" >&2
 }
-build agent --no-default-features --features agent
-build full
+# The agent-only package's build: profile `agent` (size over speed).
+build agent agent --no-default-features --features agent-only
+build full release

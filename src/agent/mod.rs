@@ -6,6 +6,7 @@ pub mod conntrack;
 pub mod evidence;
 pub mod health;
 pub mod hooks;
+pub mod host;
 pub mod links;
 pub mod netlink;
 pub mod nm;

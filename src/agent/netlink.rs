@@ -1,6 +1,7 @@
 //! Netlink (rtnetlink 0.24): interface and default-route snapshots, the
-//! link/route/address event watcher, and the pure choice of the link the
-//! kernel's default route uses ([`active_link`]).
+//! link/route/address event watcher, the one parser of dumped default
+//! routes (`default_hops`, also behind [`super::routes::kernel`]), and the
+//! pure choice of the link the kernel's default route uses ([`active_link`]).
 //!
 //! Each snapshot function opens its own short-lived netlink socket in the
 //! caller's network namespace; [`watch`] keeps one multicast socket open.
@@ -196,9 +197,23 @@ fn is_default(msg: &RouteMessage) -> bool {
     msg.header.destination_prefix_length == 0 && msg.header.source_prefix_length == 0
 }
 
-/// The default routes in one dumped route message: `(ifindex, metric,
-/// gateway, ipv6)` per next hop. Pure, so it is unit-tested.
-fn defaults_in(msg: &RouteMessage) -> Vec<(u32, u32, Option<IpAddr>, bool)> {
+/// One next hop of a main-table unicast default route (IPv4 `0.0.0.0/0` or
+/// IPv6 `::/0`) as dumped, whoever installed it (also read by
+/// [`super::routes::kernel`] for the agent's own routes and the gateways).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DefaultHop {
+    pub(crate) ipv6: bool,
+    pub(crate) ifindex: u32,
+    /// The route's priority (`metric`); 0 when the kernel reports none.
+    pub(crate) metric: u32,
+    pub(crate) gateway: Option<IpAddr>,
+    /// The routing protocol that installed it (`proto` in `ip route`).
+    pub(crate) protocol: u8,
+}
+
+/// The main-table default routes in one dumped route message, one per next
+/// hop. Pure, so it is unit-tested.
+pub(crate) fn default_hops(msg: &RouteMessage) -> Vec<DefaultHop> {
     let ipv6 = match msg.header.address_family {
         AddressFamily::Inet => false,
         AddressFamily::Inet6 => true,
@@ -210,6 +225,7 @@ fn defaults_in(msg: &RouteMessage) -> Vec<(u32, u32, Option<IpAddr>, bool)> {
     {
         return Vec::new();
     }
+    let protocol = u8::from(msg.header.protocol);
     let metric = msg
         .attributes
         .iter()
@@ -218,21 +234,19 @@ fn defaults_in(msg: &RouteMessage) -> Vec<(u32, u32, Option<IpAddr>, bool)> {
             _ => None,
         })
         .unwrap_or(0);
+    let hop = |ifindex: u32, attrs: &[RouteAttribute]| DefaultHop {
+        ipv6,
+        ifindex,
+        metric,
+        gateway: gateway_in(attrs),
+        protocol,
+    };
     let mut out = Vec::new();
     for a in &msg.attributes {
         match a {
-            RouteAttribute::Oif(index) => {
-                out.push((*index, metric, gateway_in(&msg.attributes), ipv6));
-            }
+            RouteAttribute::Oif(index) => out.push(hop(*index, &msg.attributes)),
             RouteAttribute::MultiPath(hops) => {
-                for hop in hops {
-                    out.push((
-                        hop.interface_index,
-                        metric,
-                        gateway_in(&hop.attributes),
-                        ipv6,
-                    ));
-                }
+                out.extend(hops.iter().map(|h| hop(h.interface_index, &h.attributes)));
             }
             _ => {}
         }
@@ -240,15 +254,12 @@ fn defaults_in(msg: &RouteMessage) -> Vec<(u32, u32, Option<IpAddr>, bool)> {
     out
 }
 
-/// The IPv4 and IPv6 default routes of the main table.
-pub async fn default_routes() -> Result<Vec<DefaultRoute>, NetlinkError> {
-    let op = "dump default routes";
-    let (handle, _guard) = connect(op)?;
-    let names: HashMap<u32, String> = dump_links(&handle)
-        .await?
-        .into_iter()
-        .map(|i| (i.index, i.name))
-        .collect();
+/// Every main-table default route, IPv4 then IPv6, on an open connection;
+/// `op` names the operation in an error.
+pub(crate) async fn dump_default_hops(
+    handle: &Handle,
+    op: &'static str,
+) -> Result<Vec<DefaultHop>, NetlinkError> {
     let mut out = Vec::new();
     for query in [
         RouteMessageBuilder::<Ipv4Addr>::new().build(),
@@ -260,21 +271,35 @@ pub async fn default_routes() -> Result<Vec<DefaultRoute>, NetlinkError> {
             .await
             .map_err(|source| NetlinkError::Request { op, source })?
         {
-            for (ifindex, metric, gateway, ipv6) in defaults_in(&msg) {
-                // A route whose interface vanished between the two dumps is stale.
-                if let Some(name) = names.get(&ifindex) {
-                    out.push(DefaultRoute {
-                        ifname: name.clone(),
-                        ifindex,
-                        metric,
-                        gateway,
-                        ipv6,
-                    });
-                }
-            }
+            out.extend(default_hops(&msg));
         }
     }
     Ok(out)
+}
+
+/// The IPv4 and IPv6 default routes of the main table.
+pub async fn default_routes() -> Result<Vec<DefaultRoute>, NetlinkError> {
+    let op = "dump default routes";
+    let (handle, _guard) = connect(op)?;
+    let names: HashMap<u32, String> = dump_links(&handle)
+        .await?
+        .into_iter()
+        .map(|i| (i.index, i.name))
+        .collect();
+    Ok(dump_default_hops(&handle, op)
+        .await?
+        .into_iter()
+        // A route whose interface vanished between the two dumps is stale.
+        .filter_map(|h| {
+            names.get(&h.ifindex).map(|name| DefaultRoute {
+                ifname: name.clone(),
+                ifindex: h.ifindex,
+                metric: h.metric,
+                gateway: h.gateway,
+                ipv6: h.ipv6,
+            })
+        })
+        .collect())
 }
 
 /// Is this a usable global IPv6 address: scope universe, not a unique local

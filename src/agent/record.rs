@@ -42,6 +42,10 @@ impl Recorder {
             stamp: Stamp::now(),
         }
     }
+    /// Does this recorder hand records to a spool?
+    pub fn is_enabled(&self) -> bool {
+        self.tx.is_some()
+    }
     /// Record `body`, stamped now.
     pub fn record(&self, body: Body) {
         if let Some(tx) = &self.tx {

@@ -1,9 +1,10 @@
 //! Wiring of the durable record inside the agent: opens the spool, writes
 //! every record the [`Recorder`] hands over (start, facts, transitions,
 //! minute summaries, failovers, heartbeats, clock steps, clean stop), and runs
-//! the uploader when a collector is configured.
+//! the uploader when a collector is configured. The main loop records the
+//! facts ([`facts`]) and the heartbeats itself.
 
-use crate::agent::record::{ClockWatch, Recorder, Stamp, ToSpool};
+use crate::agent::record::{Recorder, Stamp, ToSpool};
 use crate::agent::spool::{Spool, SpoolError, SpoolStats};
 use crate::agent::upload::{UploadError, Uploader, is_urgent};
 use crate::config::agent::{AgentConfig, LinkPlan};
@@ -29,7 +30,6 @@ pub struct Reporting {
     writer: JoinHandle<()>,
     uploader: Option<(JoinHandle<()>, Arc<Notify>, Arc<Notify>)>,
     drainer: Option<Uploader>,
-    clock: ClockWatch,
 }
 
 /// The OS name for the facts record (`PRETTY_NAME` of /etc/os-release).
@@ -42,6 +42,24 @@ fn os_name() -> String {
                 .map(|v| v.trim_matches('"').to_string())
         })
         .unwrap_or_else(|| "Linux".into())
+}
+
+/// The record of what the device is (at start).
+pub fn facts(hostname: &str, plans: &[LinkPlan]) -> Body {
+    Body::Facts {
+        hostname: hostname.to_string(),
+        os: os_name(),
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        links: plans
+            .iter()
+            .map(|p| LinkFact {
+                name: p.name.clone(),
+                kind: p.kind,
+                metered: p.metered,
+                priority: p.priority,
+            })
+            .collect(),
+    }
 }
 
 impl Reporting {
@@ -115,40 +133,7 @@ impl Reporting {
             writer,
             uploader,
             drainer,
-            clock: ClockWatch::default(),
         })
-    }
-
-    /// Record what the device is (at start and after a config reload).
-    pub fn facts(&self, hostname: &str, plans: &[LinkPlan]) {
-        self.recorder.record(Body::Facts {
-            hostname: hostname.to_string(),
-            os: os_name(),
-            agent_version: env!("CARGO_PKG_VERSION").to_string(),
-            links: plans
-                .iter()
-                .map(|p| LinkFact {
-                    name: p.name.clone(),
-                    kind: p.kind,
-                    metered: p.metered,
-                    priority: p.priority,
-                })
-                .collect(),
-        });
-    }
-
-    /// The once-a-minute heartbeat (and the wall-clock step check).
-    pub fn heartbeat(&mut self, online: bool) {
-        let (wall, mono) = self.recorder.stamp().now_pair();
-        if let Some(step) = self.clock.check(wall, mono) {
-            warn!(step_ms = step, "the wall clock stepped");
-            self.recorder.record(Body::Lifecycle {
-                event: LifecycleEvent::ClockStep,
-                boot_time: Some(self.recorder.stamp().boot_time()),
-                detail: Some(format!("wall clock moved by {step} ms")),
-            });
-        }
-        self.recorder.record(Body::Heartbeat { online, count: 1 });
     }
 
     /// Read the upload token file again (SIGHUP); an error keeps the old token.

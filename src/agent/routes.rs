@@ -292,6 +292,23 @@ impl Gateways {
         }
     }
 
+    /// [`Gateways::learn`] for every family of every link in `names`:
+    /// `configured(name, family)` is the config's gateway, `learned` the
+    /// system's routes ([`kernel::learned_gateways`]).
+    pub fn take_in(
+        &mut self,
+        names: &[String],
+        configured: &dyn Fn(&str, Family) -> Option<IpAddr>,
+        learned: &HashMap<(String, Family), Option<IpAddr>>,
+    ) {
+        for name in names {
+            for family in Family::BOTH {
+                let from_system = learned.get(&(name.clone(), family)).copied();
+                self.learn(name, family, configured(name, family), from_system);
+            }
+        }
+    }
+
     /// The gateway for `name` in `family` (`Some(None)`: on-link). An IPv4
     /// point-to-point link (`ppp*`, `wwan*`) with nothing known is on-link.
     pub fn hop(&self, name: &str, family: Family) -> Option<Option<IpAddr>> {

@@ -1,11 +1,13 @@
-//! What the agent publishes about itself: the shared per-link view the
-//! workers update, the Prometheus metrics, and the local status listener
+//! What the agent publishes about itself: the per-link views the workers
+//! update, what the main loop decided (the device's `online`, the failover
+//! status), the Prometheus metrics, and the local status listener
 //! (`GET /status` as JSON, `GET /metrics` in the Prometheus text format).
+//! Nothing here feeds a decision: the loop decides on the facts the workers
+//! send it ([`crate::agent::worker::Note`]).
 
-use crate::agent::evidence::{self, Online, Vouch};
 use crate::config::agent::LinkPlan;
+use crate::shared::time::Clock;
 use crate::shared::time::rfc3339;
-use crate::shared::time::{Clock, Millis};
 use crate::wire::{AgentStatus, FailoverStatus, LinkState, LinkStatus, RecordStatus};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
@@ -15,8 +17,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 /// Labels of per-link series.
@@ -251,32 +253,15 @@ pub struct LinkView {
     pub state: LinkState,
     pub reason: Option<String>,
     pub since: SystemTime,
-    /// `since` on the agent's monotonic axis (what the policy compares).
-    pub since_ms: Millis,
     pub rtt_ms: Option<f64>,
     pub loss_pct: Option<f64>,
     pub active: bool,
     pub warnings: Vec<String>,
     pub probe_bytes: u64,
-    /// When the last clean round (or traffic proof) came in.
-    pub last_clean: Option<Millis>,
-    /// When the first failed round since the last clean one came in.
-    pub failing_since: Option<Millis>,
-    /// How long `last_clean` vouches for the link (its confirmation window).
-    pub window: std::time::Duration,
 }
 
-impl LinkView {
-    fn vouch(&self) -> Vouch {
-        Vouch {
-            state: self.state,
-            last_clean: self.last_clean,
-            window: self.window,
-        }
-    }
-}
-
-/// State shared between the link workers and the status listener.
+/// What the status listener shows: the links' views (from their workers)
+/// and the main loop's decisions.
 pub struct Shared {
     pub links: RwLock<BTreeMap<String, LinkView>>,
     pub metrics: Metrics,
@@ -286,8 +271,8 @@ pub struct Shared {
     pub record: RwLock<RecordStatus>,
     /// The clock the links' timestamps are on.
     pub clock: Clock,
-    /// Serialises online-gauge updates.
-    online_lock: Mutex<()>,
+    /// The device's `online` as the main loop last decided it.
+    online: AtomicBool,
 }
 
 impl Shared {
@@ -300,7 +285,7 @@ impl Shared {
             hostname,
             failover: RwLock::new(FailoverStatus::default()),
             record: RwLock::new(RecordStatus::default()),
-            online_lock: Mutex::new(()),
+            online: AtomicBool::new(false),
         })
     }
 
@@ -319,21 +304,19 @@ impl Shared {
         if let Some(l) = view.loss_pct {
             self.metrics.loss.get_or_create(&labels).set(l / 100.0);
         }
-        let _g = self.online_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut links = self.links.write().unwrap_or_else(|e| e.into_inner());
         links.insert(view.plan.name.clone(), view);
-        let online = evidence::device_online(self.clock.now(), links.values().map(LinkView::vouch));
-        self.metrics.online.set(i64::from(online.online));
     }
 
-    /// Is the device online now (fresh evidence, see [`evidence::device_online`])?
-    /// Also refreshes the `device_online` gauge.
-    pub fn online(&self) -> Online {
-        let _g = self.online_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let links = self.links.read().unwrap_or_else(|e| e.into_inner());
-        let online = evidence::device_online(self.clock.now(), links.values().map(LinkView::vouch));
-        self.metrics.online.set(i64::from(online.online));
-        online
+    /// Publish the device's `online` (status and the `device_online` gauge).
+    pub fn set_online(&self, online: bool) {
+        self.online.store(online, Ordering::Relaxed);
+        self.metrics.online.set(i64::from(online));
+    }
+
+    /// The device's `online` as last published.
+    pub fn online(&self) -> bool {
+        self.online.load(Ordering::Relaxed)
     }
 
     /// Forget a link (removed from the configuration).
@@ -344,7 +327,7 @@ impl Shared {
 
     /// The status document.
     pub fn snapshot(&self) -> AgentStatus {
-        let online = self.online().online;
+        let online = self.online();
         let links = self.links.read().unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<LinkStatus> = links
             .values()

@@ -15,18 +15,27 @@
 //! request that fails on a connection the network dropped meanwhile is sent
 //! again at once on a new one (the collector de-duplicates, so a repeat is
 //! harmless).
+//!
+//! This file builds the uploader and sends batches; `upload/schedule.rs`
+//! decides when, `upload/answer.rs` reads the collector's answers and
+//! `upload/token.rs` reads the token.
+
+mod answer;
+mod schedule;
+mod token;
 
 use crate::agent::spool::{Spool, SpoolError};
 use crate::config::agent::UploadSection;
+use crate::shared::time::now_ms;
 use crate::wire::v1::{Ack, Batch, Body, MAX_RECORDS, Record, VERSION};
-use rand::Rng;
+use answer::{chain, error_message, retry_after, shorten};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+pub use token::{check_token, read_token};
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
 /// First back-off step; it doubles on every consecutive failure.
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
@@ -203,90 +212,6 @@ pub fn is_urgent(body: &Body) -> bool {
 /// How long the HTTP client keeps an idle connection: past the next upload.
 fn idle_timeout(upload_interval: Duration) -> Duration {
     upload_interval + Duration::from_secs(30)
-}
-
-use crate::shared::time::now_ms;
-
-/// Read the device's token from `path` (trimmed): it must exist, be
-/// readable, not be empty and be private (see [`crate::shared::files`]).
-pub fn read_token(path: &Path) -> Result<String, UploadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| UploadError::TokenFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(UploadError::EmptyToken {
-            path: path.to_path_buf(),
-        });
-    }
-    // Refused when others can read it: the token is all it takes to upload
-    // as this device.
-    crate::shared::files::check_private(path)?;
-    Ok(token.to_string())
-}
-
-/// With a collector configured: is the token file there, readable, not
-/// empty and private? (Checked before the agent starts and by `validate`.)
-pub fn check_token(cfg: &UploadSection) -> Result<(), UploadError> {
-    if cfg.collector_url.is_none() {
-        return Ok(());
-    }
-    let path = cfg.token_file.as_ref().ok_or(UploadError::NoToken)?;
-    read_token(path).map(|_| ())
-}
-
-/// An error and its causes, one line (reqwest's own message is vague).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
-}
-
-fn shorten(s: &str) -> String {
-    let s = s.trim();
-    if s.len() <= MESSAGE_MAX {
-        return s.to_string();
-    }
-    let mut end = MESSAGE_MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
-}
-
-/// The collector's error answer, `{"error": "...", "field": "..."}`, as
-/// `field: error`; any other body as text.
-fn error_message(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct ErrorBody {
-        error: String,
-        #[serde(default)]
-        field: Option<String>,
-    }
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(ErrorBody {
-            error,
-            field: Some(f),
-        }) => shorten(&format!("{f}: {error}")),
-        Ok(ErrorBody { error, field: None }) => shorten(&error),
-        Err(_) => shorten(&String::from_utf8_lossy(body)),
-    }
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is not understood and ignored).
-fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
-    let v = resp.headers().get(reqwest::header::RETRY_AFTER)?;
-    let secs: u64 = v.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(secs).min(RETRY_AFTER_MAX))
 }
 
 impl Uploader {
@@ -576,182 +501,5 @@ impl Uploader {
             records: n,
             retry_after,
         })
-    }
-
-    /// Full-jitter exponential back-off after `failures` consecutive failures.
-    fn backoff(&self, failures: u32) -> Duration {
-        let exp = BACKOFF_BASE.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
-        let cap = exp.min(self.backoff_max);
-        let ms = rand::rng().random_range(0..=cap.as_millis() as u64);
-        Duration::from_millis(ms.max(100))
-    }
-
-    /// How long to wait after a failed drain, and whether a `wake` may cut
-    /// the wait short (not when the collector said how long, nor for a
-    /// token problem).
-    fn after_failure(&self, e: &UploadError, failures: u32) -> (Duration, bool) {
-        match e {
-            UploadError::Rejected {
-                status: 401 | 403,
-                message,
-                ..
-            } => {
-                let hint = if message.contains("belongs to device") {
-                    "the token belongs to another device name"
-                } else {
-                    "check upload.token_file (after replacing it, send SIGHUP), or whether the \
-                     device was revoked (`linkwatch device rotate NAME` issues a new token)"
-                };
-                tracing::error!(
-                    "the collector refused this device's token ({hint}); next try in {}: {message}",
-                    humantime::format_duration(self.backoff_max)
-                );
-                (self.backoff_max, false)
-            }
-            UploadError::Rejected {
-                retry_after: Some(after),
-                ..
-            } => (*after, false),
-            UploadError::Rejected { status: 400, .. } => {
-                tracing::error!("{e} (nothing is deleted; retrying later)");
-                (self.backoff(failures), true)
-            }
-            _ => (self.backoff(failures), true),
-        }
-    }
-
-    /// Drain every `upload_interval`, at once when `wake` is notified (a
-    /// link came back), with back-off on failure; return when `stop` is
-    /// notified (a drain in progress is abandoned: what was not
-    /// acknowledged stays spooled). When `only_metered()` says the only
-    /// online links are metered and `hold_backlog_on_metered` is set,
-    /// nothing is sent while the spool holds `metered_backlog_threshold`
-    /// records or more.
-    ///
-    /// Signal `stop` and `wake` with `notify_one` (a permit is kept if the
-    /// task is busy or not started yet); `notify_waiters` works too once
-    /// `run` has started.
-    pub async fn run(
-        self,
-        wake: Arc<Notify>,
-        stop: Arc<Notify>,
-        only_metered: Arc<dyn Fn() -> bool + Send + Sync>,
-    ) {
-        let stopped = stop.notified();
-        tokio::pin!(stopped);
-        stopped.as_mut().enable();
-        let Some(net) = self.net.clone() else {
-            stopped.await;
-            return;
-        };
-        let mut retoken = Box::pin(net.token_reloaded.notified());
-        retoken.as_mut().enable();
-        let mut woken = Box::pin(wake.notified());
-        woken.as_mut().enable();
-        let urgent_notify = self.urgent.clone();
-        let mut urgent = Box::pin(urgent_notify.notified());
-        urgent.as_mut().enable();
-        let mut failures: u32 = 0;
-        let mut last_logged: Option<String> = None;
-        loop {
-            let (wait, wake_cuts) = if self.hold_for_metered(only_metered.as_ref()).await {
-                (self.upload_interval, true)
-            } else {
-                let result = tokio::select! {
-                    _ = &mut stopped => return,
-                    r = self.drain() => r,
-                };
-                match result {
-                    Ok(report) => {
-                        if failures > 0 {
-                            tracing::info!(
-                                "uploads resumed after {failures} failed attempts \
-                                 ({} records in {} batches)",
-                                report.records,
-                                report.batches
-                            );
-                        }
-                        failures = 0;
-                        last_logged = None;
-                        (self.upload_interval, true)
-                    }
-                    Err(e) => {
-                        failures = failures.saturating_add(1);
-                        let (wait, cuts) = self.after_failure(&e, failures);
-                        let msg = e.to_string();
-                        if last_logged.as_deref() != Some(msg.as_str())
-                            || failures.is_multiple_of(10)
-                        {
-                            tracing::warn!(
-                                "upload failed ({failures} in a row), next try in {}: {msg}",
-                                humantime::format_duration(Duration::from_millis(
-                                    wait.as_millis() as u64
-                                ))
-                            );
-                            last_logged = Some(msg);
-                        }
-                        (wait, cuts)
-                    }
-                }
-            };
-            // Wait for the interval (or back-off), a link coming back, or,
-            // while uploads succeed, an urgent record (then `urgent_delay`).
-            let mut deadline = Instant::now() + wait;
-            loop {
-                tokio::select! {
-                    _ = &mut stopped => return,
-                    _ = tokio::time::sleep_until(deadline) => break,
-                    _ = woken.as_mut(), if wake_cuts => {
-                        // A link came back: start the back-off afresh.
-                        failures = 0;
-                        break;
-                    }
-                    _ = retoken.as_mut() => {
-                        // The token file was read again (SIGHUP): try it now.
-                        failures = 0;
-                        retoken.set(net.token_reloaded.notified());
-                        retoken.as_mut().enable();
-                        break;
-                    }
-                    _ = urgent.as_mut(), if failures == 0 => {
-                        deadline = deadline.min(Instant::now() + self.urgent_delay);
-                        urgent.set(self.urgent.notified());
-                        urgent.as_mut().enable();
-                    }
-                }
-            }
-            // Re-arm: a wake from now on (also during the coming drain)
-            // cuts the next wait short.
-            woken.set(wake.notified());
-            woken.as_mut().enable();
-            // The coming drain sends every urgent record written so far.
-            urgent.set(urgent_notify.notified());
-            urgent.as_mut().enable();
-        }
-    }
-
-    /// Hold the backlog back? (metered-only links and a large spool)
-    async fn hold_for_metered(&self, only_metered: &(dyn Fn() -> bool + Send + Sync)) -> bool {
-        let hold = self.hold_backlog_on_metered
-            && only_metered()
-            && match self.spool.stats().await {
-                Ok(s) => s.depth >= self.metered_backlog_threshold,
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    false
-                }
-            };
-        let mut s = self.stats.lock();
-        if hold != s.held_for_metered {
-            if hold {
-                tracing::info!(
-                    "only metered links are online: holding the upload backlog \
-                     ({} records or more) until another link is up",
-                    self.metered_backlog_threshold
-                );
-            }
-            s.held_for_metered = hold;
-        }
-        hold
     }
 }

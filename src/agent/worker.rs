@@ -1,9 +1,10 @@
 //! One link's worker: schedules probe rounds and application checks at the
 //! pace the link's role and the evidence call for ([`crate::agent::evidence`]),
 //! watches a metered active link's traffic ([`crate::agent::traffic`]), feeds
-//! the results and the netlink facts into the link's [`LinkHealth`], and
-//! publishes the result. Rounds run as their own tasks so a carrier event
-//! never waits behind a probe timeout.
+//! the results and the netlink facts into the link's [`LinkHealth`],
+//! publishes the result for the status listener and hands the main loop the
+//! facts it decides on ([`Note::Link`]). Rounds run as their own tasks so a
+//! carrier event never waits behind a probe timeout.
 
 mod results;
 mod rounds;
@@ -40,9 +41,32 @@ pub struct StateNote {
     pub reason: Option<String>,
 }
 
+/// The facts of one link the main loop decides on (the policy's candidate,
+/// and how long the link vouches for the device being online), as of the
+/// worker's last change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkFacts {
+    pub name: String,
+    /// Lower is preferred.
+    pub priority: u32,
+    pub metered: bool,
+    pub state: LinkState,
+    /// When the state last changed, on the agent's monotonic axis.
+    pub since: Millis,
+    /// When the last clean round (or traffic proof) came in.
+    pub last_clean: Option<Millis>,
+    /// When the first failed round since the last clean one came in.
+    pub failing_since: Option<Millis>,
+    /// How long `last_clean` vouches for the link (its confirmation window).
+    pub window: Duration,
+}
+
 /// What a worker tells the agent's main loop.
 #[derive(Debug, Clone)]
 pub enum Note {
+    /// The link's facts now (sent whenever the worker publishes, before any
+    /// [`Note::State`] or [`Note::Evidence`] they explain).
+    Link(LinkFacts),
     State(StateNote),
     /// The link's evidence changed in a way the policy cares about: a round
     /// failed after clean ones (or the reverse), or a confirmation asked for
@@ -243,23 +267,28 @@ impl Worker {
                 ),
             );
         }
-        let pace = self.pace();
         let view = LinkView {
             plan: self.plan.clone(),
             state: self.health.state(),
             reason: self.health.reason().map(str::to_string),
             since: self.env.clock.wall(self.health.since()),
-            since_ms: self.health.since(),
             rtt_ms: self.health.rtt_ms(),
             loss_pct: self.health.loss_pct(),
             active: self.active,
             warnings,
             probe_bytes: self.probe_bytes,
-            last_clean: self.last_clean,
-            failing_since: self.failing_since,
-            window: pace.window,
         };
         self.env.shared.update(view);
+        let _ = self.env.notes.send(Note::Link(LinkFacts {
+            name: self.plan.name.clone(),
+            priority: self.plan.priority,
+            metered: self.plan.metered,
+            state: self.health.state(),
+            since: self.health.since(),
+            last_clean: self.last_clean,
+            failing_since: self.failing_since,
+            window: self.pace().window,
+        }));
     }
 
     fn note(&mut self, t: Option<Transition>) {
@@ -302,7 +331,7 @@ impl Worker {
                 reason: t.reason.clone(),
             });
         }
-        // Publish first: the main loop reads the views when a note comes.
+        // Publish first: the main loop decides on the facts sent before the note.
         self.publish();
         if let Some(t) = t
             && t.from != t.to

@@ -104,6 +104,14 @@ fn active_link_one_link_many_routes() {
     );
 }
 
+/// The hops of `msg` as `(ifindex, metric, gateway, ipv6)`.
+fn defaults_in(msg: &RouteMessage) -> Vec<(u32, u32, Option<IpAddr>, bool)> {
+    default_hops(msg)
+        .into_iter()
+        .map(|h| (h.ifindex, h.metric, h.gateway, h.ipv6))
+        .collect()
+}
+
 fn route_msg(
     family: AddressFamily,
     dst_len: u8,

@@ -6,13 +6,10 @@
 //! netlink socket in the caller's network namespace.
 
 use super::{Family, Gateways, OwnRoute, RTPROT_LINKWATCH, RouteOp, WantedRoute, plan, via};
-use crate::agent::netlink::{ConnGuard, NetlinkError, interfaces, open_connection};
-use futures::stream::TryStreamExt;
-use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
-    RouteVia,
+use crate::agent::netlink::{
+    self, ConnGuard, DefaultHop, NetlinkError, interfaces, open_connection,
 };
+use rtnetlink::packet_route::route::{RouteHeader, RouteMessage, RouteProtocol, RouteScope};
 use rtnetlink::{Handle, RouteMessageBuilder};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -29,13 +26,6 @@ pub enum RouteError {
         op: &'static str,
         #[source]
         source: std::io::Error,
-    },
-    /// A dump (no single route or interface concerned) failed.
-    #[error("netlink request to {op} failed: {source}")]
-    Request {
-        op: &'static str,
-        #[source]
-        source: rtnetlink::Error,
     },
     /// Adding or deleting one route failed. `route` reads like
     /// `IPv4 default route via 10.11.0.1 dev bb0 metric 10`.
@@ -57,7 +47,8 @@ pub enum RouteError {
         #[source]
         source: std::io::Error,
     },
-    /// Listing the interfaces (through [`crate::agent::netlink`]) failed.
+    /// Listing the interfaces or dumping the routes (through
+    /// [`crate::agent::netlink`]) failed.
     #[error(transparent)]
     Netlink(#[from] NetlinkError),
 }
@@ -88,74 +79,26 @@ pub(super) struct KernelDefault {
     pub(super) protocol: u8,
 }
 
-/// The table a route is in (the `RTA_TABLE` attribute wins over the header's byte).
-fn table_of(msg: &RouteMessage) -> u32 {
-    msg.attributes
-        .iter()
-        .find_map(|a| match a {
-            RouteAttribute::Table(t) => Some(*t),
-            _ => None,
-        })
-        .unwrap_or(u32::from(msg.header.table))
-}
-
-fn gateway_in(attrs: &[RouteAttribute]) -> Option<IpAddr> {
-    attrs.iter().find_map(|a| match a {
-        RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(IpAddr::V4(*g)),
-        RouteAttribute::Gateway(RouteAddress::Inet6(g)) => Some(IpAddr::V6(*g)),
-        RouteAttribute::Via(RouteVia::Inet(g)) => Some(IpAddr::V4(*g)),
-        RouteAttribute::Via(RouteVia::Inet6(g)) => Some(IpAddr::V6(*g)),
-        _ => None,
-    })
-}
-
-/// The main-table default routes in one dumped message, one per next hop.
-/// Pure, so it is unit-tested.
+/// The main-table default routes in one dumped message, one per next hop
+/// ([`netlink::default_hops`] by family), as the tests build them.
+#[cfg(test)]
 pub(super) fn defaults_in(msg: &RouteMessage) -> Vec<KernelDefault> {
-    let family = match msg.header.address_family {
-        AddressFamily::Inet => Family::V4,
-        AddressFamily::Inet6 => Family::V6,
-        _ => return Vec::new(),
-    };
-    if msg.header.destination_prefix_length != 0
-        || msg.header.source_prefix_length != 0
-        || msg.header.kind != RouteType::Unicast
-        || table_of(msg) != u32::from(RouteHeader::RT_TABLE_MAIN)
-    {
-        return Vec::new();
-    }
-    let protocol = u8::from(msg.header.protocol);
-    let metric = msg
-        .attributes
-        .iter()
-        .find_map(|a| match a {
-            RouteAttribute::Priority(p) => Some(*p),
-            _ => None,
-        })
-        .unwrap_or(0);
-    let mut out = Vec::new();
-    for a in &msg.attributes {
-        match a {
-            RouteAttribute::Oif(ifindex) => out.push(KernelDefault {
-                family,
-                ifindex: *ifindex,
-                gateway: gateway_in(&msg.attributes),
-                metric,
-                protocol,
-            }),
-            RouteAttribute::MultiPath(hops) => {
-                out.extend(hops.iter().map(|hop| KernelDefault {
-                    family,
-                    ifindex: hop.interface_index,
-                    gateway: gateway_in(&hop.attributes),
-                    metric,
-                    protocol,
-                }));
-            }
-            _ => {}
+    netlink::default_hops(msg)
+        .into_iter()
+        .map(KernelDefault::from)
+        .collect()
+}
+
+impl From<DefaultHop> for KernelDefault {
+    fn from(h: DefaultHop) -> Self {
+        KernelDefault {
+            family: if h.ipv6 { Family::V6 } else { Family::V4 },
+            ifindex: h.ifindex,
+            gateway: h.gateway,
+            metric: h.metric,
+            protocol: h.protocol,
         }
     }
-    out
 }
 
 /// The IPv4 and IPv6 main-table default routes.
@@ -163,21 +106,11 @@ async fn dump_defaults(
     handle: &Handle,
     op: &'static str,
 ) -> Result<Vec<KernelDefault>, RouteError> {
-    let mut out = Vec::new();
-    for query in [
-        RouteMessageBuilder::<Ipv4Addr>::new().build(),
-        RouteMessageBuilder::<Ipv6Addr>::new().build(),
-    ] {
-        let mut routes = handle.route().get(query).execute();
-        while let Some(msg) = routes
-            .try_next()
-            .await
-            .map_err(|source| RouteError::Request { op, source })?
-        {
-            out.extend(defaults_in(&msg));
-        }
-    }
-    Ok(out)
+    Ok(netlink::dump_default_hops(handle, op)
+        .await?
+        .into_iter()
+        .map(KernelDefault::from)
+        .collect())
 }
 
 async fn names_by_index() -> Result<HashMap<u32, String>, RouteError> {
@@ -421,12 +354,7 @@ pub async fn learn_gateways(
     configured: &dyn Fn(&str, Family) -> Option<IpAddr>,
 ) {
     let learned = learned_gateways().await.unwrap_or_default();
-    for name in names {
-        for family in Family::BOTH {
-            let from_system = learned.get(&(name.clone(), family)).copied();
-            gateways.learn(name, family, configured(name, family), from_system);
-        }
-    }
+    gateways.take_in(names, configured, &learned);
 }
 
 /// Is `name` an interface name that is safe in a /proc/sys path?

@@ -1,38 +1,26 @@
 //! The agent's choice of link, acted on: asks the pure policy, records and
 //! announces a change of the chosen link (metrics, hook, record, conntrack),
 //! tells the links which one is chosen and which must confirm themselves, and
-//! keeps the device's `online` (gauge, log) current.
+//! keeps the device's `online` (status, gauge, log) current.
 
 use super::Agent;
 use crate::agent::hooks::HookEvent;
-use crate::agent::policy::{Candidate, Cause};
+use crate::agent::policy::Cause;
 use crate::agent::status::SwitchLabels;
 use crate::agent::worker::LinkMsg;
 use crate::shared::time::{Millis, rfc3339};
 use crate::wire::FailoverStatus;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tracing::{info, warn};
 
 impl Agent {
     /// Ask the policy which link should carry the default route, and act on it.
     pub(super) async fn decide(&mut self) {
-        let candidates: Vec<Candidate> = {
-            let links = self.shared.links.read().unwrap_or_else(|e| e.into_inner());
-            links
-                .values()
-                .filter(|v| self.managed(&v.plan.name))
-                .map(|v| Candidate {
-                    name: v.plan.name.clone(),
-                    priority: v.plan.priority,
-                    metered: v.plan.metered,
-                    state: v.state,
-                    since: v.since_ms,
-                    last_clean: v.last_clean,
-                    failing_since: v.failing_since,
-                })
-                .collect()
-        };
+        // Decide on the freshest facts: take in the notes already sent.
+        self.drain_notes();
+        let candidates = self.book.candidates(&|n| self.managed(n));
         let now = self.clock.now();
         let d = self.policy.decide(now, &candidates);
         self.recheck = d.pending.as_ref().map(|(_, at)| {
@@ -145,8 +133,9 @@ impl Agent {
             return;
         }
         let link = prev.to_string();
+        let host = self.host.clone();
         tokio::spawn(async move {
-            match crate::agent::conntrack::flush_link(&link).await {
+            match host.flush_conntrack(&link).await {
                 Ok(n) => info!(link = %link, flows = n, "connection tracking flushed"),
                 Err(e) => warn!(link = %link, "cannot flush connection tracking: {e}"),
             }
@@ -167,9 +156,15 @@ impl Agent {
         self.confirm = want;
     }
 
-    /// Re-evaluate the device's `online` (gauge, log) and when to look again.
+    /// Re-evaluate the device's `online` (status, gauge, log) and when to
+    /// look again; also whether the only online links are metered (for the
+    /// uploader).
     pub(super) fn refresh_online(&mut self) {
-        let o = self.shared.online();
+        let now = self.clock.now();
+        let o = self.book.online(now);
+        self.shared.set_online(o.online);
+        self.only_metered
+            .store(self.book.only_metered_online(), Ordering::Relaxed);
         if o.online != self.online {
             if o.online {
                 info!(
@@ -184,7 +179,6 @@ impl Agent {
             }
             self.online = o.online;
         }
-        let now = self.clock.now();
         self.online_check = o.until.map(|u| {
             tokio::time::Instant::now() + u.saturating_sub(now) + Duration::from_millis(1)
         });

@@ -1,6 +1,6 @@
 //! Unit tests of the agent spool (`super`).
 
-use super::fold::merge_bodies;
+use super::fold::{chunks, fold_chunk, merge_bodies};
 use super::*;
 use crate::wire::{LinkKind, LinkState};
 
