@@ -2,124 +2,21 @@
 //! a temporary directory) and against PostgreSQL (a fresh schema in the
 //! database `LINKWATCH_TEST_PG_URL` names; skipped with a message when unset).
 
+mod common;
+
+use common::db::{TestDb, on_both};
 use linkwatch::collector::access::{Branch, Level, Role};
 use linkwatch::collector::store::{self, LastSeen, Office, Store, StoreError};
 use linkwatch::wire::v1::{Ack, Body, Record};
 use linkwatch::wire::{LinkKind, LinkState};
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::Connection;
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
 /// 2026-09-13T12:26:40Z in ms.
 const T0: i64 = 1_789_302_400_000;
 const NOW: i64 = T0 + 86_400_000;
-
-// ---------------------------------------------------------------------------
-// Databases
-
-/// One test's database: a SQLite file or a PostgreSQL schema.
-enum TestDb {
-    Sqlite {
-        _dir: tempfile::TempDir,
-        url: String,
-    },
-    Postgres {
-        base: String,
-        schema: String,
-        url: String,
-    },
-}
-
-impl TestDb {
-    async fn sqlite() -> TestDb {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("collector.db").display());
-        TestDb::Sqlite { _dir: dir, url }
-    }
-
-    /// None (after saying so) when no PostgreSQL is configured.
-    async fn postgres() -> Option<TestDb> {
-        let Ok(base) = std::env::var("LINKWATCH_TEST_PG_URL") else {
-            eprintln!("skipped: LINKWATCH_TEST_PG_URL not set");
-            return None;
-        };
-        let schema = format!("lwtest_{:016x}", rand::random::<u64>());
-        let mut conn = PgConnection::connect(&base).await.unwrap();
-        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options[search_path]={schema}");
-        Some(TestDb::Postgres { base, schema, url })
-    }
-
-    fn url(&self) -> &str {
-        match self {
-            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } => url,
-        }
-    }
-
-    /// A new store (new pool) on this database.
-    async fn open(&self) -> Arc<dyn Store> {
-        store::open(self.url()).await.unwrap()
-    }
-
-    async fn drop_db(self) {
-        if let TestDb::Postgres { base, schema, .. } = self {
-            let mut conn = PgConnection::connect(&base).await.unwrap();
-            sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-        }
-    }
-
-    /// Run `scenario` on this database, then drop it (also when the scenario
-    /// panics; the panic is passed on).
-    async fn run<F, Fut>(self, scenario: F)
-    where
-        F: FnOnce(Arc<TestDb>) -> Fut,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let db = Arc::new(self);
-        let outcome = tokio::spawn(scenario(db.clone())).await;
-        let db = Arc::into_inner(db).expect("scenario kept the database");
-        db.drop_db().await;
-        if let Err(e) = outcome {
-            std::panic::resume_unwind(e.into_panic());
-        }
-    }
-}
-
-/// For each scenario `name(db: Arc<TestDb>)`, a test `sqlite::name` and a
-/// test `postgres::name`.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::TestDb::sqlite().await.run(super::$name).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    if let Some(db) = super::TestDb::postgres().await {
-                        db.run(super::$name).await;
-                    }
-                }
-            )*
-        }
-    };
-}
 
 on_both!(
     devices_and_offices,
@@ -947,7 +844,7 @@ async fn ingest_throughput(db: Arc<TestDb>) {
 /// The file is in WAL mode, and `sqlite::memory:` works (one connection).
 #[tokio::test]
 async fn sqlite_file_is_wal_and_memory_works() {
-    let db = TestDb::sqlite().await;
+    let db = TestDb::sqlite();
     let s = db.open().await;
     let d = new_device(&*s, "gw").await;
     assert_eq!(s.ingest(d, &recs(1..=3), NOW).await.unwrap(), ack(3, 3, 0));

@@ -1,7 +1,8 @@
-//! Who may read what: the roles of API tokens (read-only, admin), branches of
-//! the hierarchy a token or a report can be limited to, and the pure rules
-//! that decide whether a device or office lies inside a branch. The store
-//! keeps tokens (see [`crate::collector::store::ApiToken`]); the read API
+//! Who may read what: the pure rules that resolve a branch of the hierarchy
+//! a token or a report can be limited to, and what a token may see (the
+//! roles, levels and branches themselves are in [`crate::collector::model`],
+//! re-exported here). The store keeps tokens (see
+//! [`crate::collector::model::ApiToken`]); the read API
 //! ([`crate::collector::http`]) asks this module what a token may see.
 //!
 //! A branch is named as reports name their groups: a division by its name, a
@@ -10,133 +11,9 @@
 //! an office by its code. [`resolve_branch`] also takes a bare district or
 //! upazila name when it is unique, and matches names without regard to case.
 
-use crate::collector::store::{Device, Office};
+pub use crate::collector::model::{Branch, Level, Role};
+use crate::collector::model::{Device, Office};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-
-/// What an API token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Reports, timelines and outages.
-    Read,
-    /// As `Read`, plus listing and revoking devices.
-    Admin,
-}
-
-impl Role {
-    pub const VALID: &'static str = "read, admin";
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "read" => Some(Role::Read),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Read => "read",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A level of the hierarchy a branch can be cut at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Level {
-    Division,
-    District,
-    Upazila,
-    Office,
-}
-
-impl Level {
-    pub const ALL: [Level; 4] = [
-        Level::Division,
-        Level::District,
-        Level::Upazila,
-        Level::Office,
-    ];
-
-    /// The word used in the database, query parameters and flags (`--office`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Division => "division",
-            Level::District => "district",
-            Level::Upazila => "upazila",
-            Level::Office => "office",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Level> {
-        Level::ALL.into_iter().find(|l| l.as_str() == s)
-    }
-
-    /// The branch of this level an office belongs to (its canonical name).
-    pub fn name_of(self, o: &Office) -> String {
-        match self {
-            Level::Division => o.division.clone(),
-            Level::District => format!("{} / {}", o.division, o.district),
-            Level::Upazila => format!("{} / {} / {}", o.division, o.district, o.upazila),
-            Level::Office => o.code.clone(),
-        }
-    }
-
-    /// The last part of the name alone (`Savar` for an upazila).
-    fn short_of(self, o: &Office) -> &str {
-        match self {
-            Level::Division => &o.division,
-            Level::District => &o.district,
-            Level::Upazila => &o.upazila,
-            Level::Office => &o.code,
-        }
-    }
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One branch of the hierarchy: everything under a division, district,
-/// upazila or office. `name` is canonical (see the module documentation).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Branch {
-    pub level: Level,
-    pub name: String,
-}
-
-impl Branch {
-    /// Is the office inside this branch?
-    pub fn contains(&self, o: &Office) -> bool {
-        self.level.name_of(o) == self.name
-    }
-
-    /// Is the device inside this branch? A device attached to no office (or
-    /// to an office no longer known) is inside no branch.
-    pub fn contains_device(&self, d: &Device, offices: &BTreeMap<String, Office>) -> bool {
-        d.office
-            .as_ref()
-            .and_then(|c| offices.get(c))
-            .is_some_and(|o| self.contains(o))
-    }
-}
-
-impl fmt::Display for Branch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.level, self.name)
-    }
-}
 
 /// A branch name that names no branch (or more than one). `level` tells
 /// which flag or parameter was wrong.

@@ -13,6 +13,7 @@ pub mod last_seen;
 pub mod lead;
 pub mod maintainer;
 pub mod metrics;
+pub mod model;
 pub mod outages;
 pub mod report;
 pub mod rollup;

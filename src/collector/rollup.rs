@@ -15,15 +15,11 @@
 //! from it is exact to the bucket (a factor of √2), where the engine's own is
 //! the weighted median of the summaries' medians.
 //!
-//! Which records can change which days ([`reach_back_ms`]): a record can
-//! change the timeline from its coverage (a heartbeat's `count` minutes, a
-//! summary's `minutes`) minus the silence the engine bridges, onwards.
+//! Which records can change which days, and what a stored batch does to its
+//! device's roll-up mark, are decided in [`mark`].
 
-use crate::collector::uptime::{
-    self, DeviceState, Figures, Interval, Params, Rec, Timeline, cause,
-};
+use crate::collector::uptime::{self, DeviceState, Figures, Interval, Rec, Timeline, cause};
 use crate::shared::schedule::{DEFAULT_TZ, Schedule};
-use crate::wire::v1::{Body, Record};
 use crate::wire::{LinkKind, LinkState};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -127,24 +123,6 @@ pub fn hours_settled_before(now_ms: i64) -> i64 {
     hour_start(now_ms - SETTLE_MS)
 }
 
-/// How far ahead of its own clock ingest looks for the settled boundary:
-/// tolerance for collectors sharing one database with clocks apart, and for
-/// a batch that was read in before a maintainer round began and stored after
-/// the round read the device's records. (A round's own length needs none:
-/// its boundary comes from the clock when it began.)
-pub const MARK_MARGIN_MS: i64 = 10 * 60_000;
-
-/// Must a batch that can change the timeline from `reach_ms` on lower its
-/// device's mark? Only when it reaches into hours that are settled, or will
-/// be within [`MARK_MARGIN_MS`]. A device's mark is never later than the
-/// settled boundary (the maintainer moves it at most there, ingest only
-/// lowers it), so a batch reaching no further back is already covered: live
-/// uploads lower the mark only in the first minutes of each hour, when they
-/// reach back into the hour before.
-pub fn lowers_mark(reach_ms: i64, now_ms: i64) -> bool {
-    reach_ms < hours_settled_before(now_ms.saturating_add(MARK_MARGIN_MS))
-}
-
 const HOUR_MS: i64 = 3_600_000;
 
 /// The start of the local hour containing `t`. Roll-up days are Asia/Dhaka
@@ -232,17 +210,6 @@ pub fn days_between(tz: &TimeZone, from: i64, to: i64) -> Vec<i64> {
         d = next_day(tz, d);
     }
     out
-}
-
-/// How far back a record can change the timeline: its placed time minus
-/// what it covers minus the silence the engine bridges.
-pub fn reach_back_ms(r: &Record, p: &Params) -> i64 {
-    let covers = match &r.body {
-        Body::Heartbeat { count, .. } => i64::from(*count) * p.heartbeat_ms,
-        Body::LinkMinutes { minutes, .. } => i64::from(*minutes) * 60_000,
-        _ => p.heartbeat_ms,
-    };
-    r.at.saturating_sub(covers + p.heartbeat_ms + p.grace_ms)
 }
 
 /// Outage runs of a report piece (a day, or the raw part of a window), as
@@ -643,7 +610,9 @@ pub fn concat_timelines(parts: Vec<Timeline>) -> Timeline {
     out
 }
 
+pub mod mark;
 pub mod plan;
+pub use mark::{MARK_MARGIN_MS, MarkMove, batch_mark, lowers_mark, reach_back_ms, record_reach};
 
 #[cfg(test)]
 mod tests;

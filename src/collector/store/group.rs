@@ -7,11 +7,11 @@
 //! becomes ([`acked_after`]) and each batch's answer and roll-up mark
 //! ([`Writes`]). The parts both dialects share run here too, generic over
 //! the sqlx database: a group's savepoints ([`write_in`]) and the scan that
-//! advances `acked` ([`advance`], with each adapter's SQL).
+//! advances `acked` ([`advance`], in the adapter's dialect).
 
+use super::dialect::Dialect;
 use super::{Ack, Record, StoreError, advance_contiguous};
-use crate::collector::rollup;
-use crate::collector::uptime::Params;
+use crate::collector::rollup::{self, MarkMove};
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
@@ -57,7 +57,7 @@ pub(super) fn rows(records: &[Record]) -> Result<Vec<Row>, sqlx::Error> {
                 kind: r.body.kind(),
                 body: serde_json::to_string(&r.body)
                     .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
-                reach_ms: rollup::reach_back_ms(r, &Params::default()),
+                reach_ms: rollup::record_reach(r),
             })
         })
         .collect()
@@ -258,15 +258,6 @@ where
 /// Stored ranges read per step while advancing `acked`.
 const SCAN_CHUNK: i64 = 4_096;
 
-/// The two reads of [`advance`] in an adapter's dialect: `end_of` binds
-/// (device, seq) and returns that record's `seq_end`; `after` binds (device,
-/// seq, limit) and returns `(seq, seq_end)` of the device's records beyond
-/// `seq`, in order.
-pub(super) struct AdvanceSql {
-    pub end_of: &'static str,
-    pub after: &'static str,
-}
-
 /// The highest contiguous sequence number stored for `device_id`, starting
 /// from `acked`. Every ingest leaves no stored range with
 /// `seq <= acked < seq_end`, so only records of `batch` can start at or
@@ -274,7 +265,7 @@ pub(super) struct AdvanceSql {
 /// `seq > acked` along the primary key.
 pub(super) async fn advance<DB>(
     conn: &mut DB::Connection,
-    sql: &AdvanceSql,
+    dialect: &Dialect,
     device_id: i64,
     acked: i64,
     batch: &[Row],
@@ -289,7 +280,8 @@ where
 {
     let mut h = acked;
     for r in batch.iter().filter(|r| r.seq <= acked && r.seq_end > acked) {
-        let end: Option<i64> = sqlx::query_scalar::<DB, i64>(sql.end_of)
+        let sql = "SELECT seq_end FROM records WHERE device_id = ? AND seq = ?";
+        let end: Option<i64> = sqlx::query_scalar::<DB, i64>(dialect.sql(sql))
             .bind(device_id)
             .bind(r.seq)
             .fetch_optional(&mut *conn)
@@ -298,7 +290,9 @@ where
     }
     let mut cursor = acked;
     loop {
-        let mut ranges: Vec<(i64, i64)> = sqlx::query_as::<DB, (i64, i64)>(sql.after)
+        let sql = "SELECT seq, seq_end FROM records WHERE device_id = ? AND seq > ? \
+                   ORDER BY seq LIMIT ?";
+        let mut ranges: Vec<(i64, i64)> = sqlx::query_as::<DB, (i64, i64)>(dialect.sql(sql))
             .bind(device_id)
             .bind(cursor)
             .bind(SCAN_CHUNK)
@@ -351,7 +345,7 @@ pub(super) struct Writes {
     pub moved: Vec<(i64, i64)>,
     /// Roll-up marks to make sure of: (device, from_ms).
     pub keep: Vec<(i64, i64)>,
-    /// Roll-up marks to lower to from_ms (see `rollup::lowers_mark`).
+    /// Roll-up marks to lower to from_ms (see [`rollup::batch_mark`]).
     pub lower: Vec<(i64, i64)>,
 }
 
@@ -368,12 +362,10 @@ impl Writes {
         if after != before {
             self.moved.push((job.device_id, after));
         }
-        if let Some(reach) = job.fresh(before).map(|r| r.reach_ms).min() {
-            if rollup::lowers_mark(reach, job.now_ms) {
-                self.lower.push((job.device_id, reach));
-            } else {
-                self.keep.push((job.device_id, reach));
-            }
+        match rollup::batch_mark(job.fresh(before).map(|r| r.reach_ms), job.now_ms) {
+            Some(MarkMove::Lower { from_ms }) => self.lower.push((job.device_id, from_ms)),
+            Some(MarkMove::Ensure { from_ms }) => self.keep.push((job.device_id, from_ms)),
+            None => {}
         }
     }
 }

@@ -1,17 +1,38 @@
 //! Storage behind one trait, with an SQLite and a PostgreSQL adapter that
 //! behave identically (the same tests run against both). Migrations are
 //! embedded, one folder per dialect, append-only.
+//!
+//! Layout: the [`Store`] trait and its errors (here); the statements both
+//! adapters share, written once ([`sql`]) and spelled per database by the
+//! dialect table ([`dialect`]); group-commit ingest shared by both
+//! ([`group`]); alerts ([`alerts`]); and the adapters ([`sqlite`],
+//! [`postgres`]) with only what differs. The domain types are in
+//! [`crate::collector::model`] (re-exported here).
+//!
+//! Ingest semantics, the same in both adapters:
+//! - a record is a duplicate when a record of the device with the same `seq`
+//!   is already stored, or when its whole range `seq..=seq_end` is at or
+//!   below `acked` (already stored, or stored and since deleted by
+//!   retention); a record whose `seq` merely falls inside an earlier folded
+//!   record's range but reaches beyond `acked` is stored;
+//! - `acked` advances over the stored ranges `seq..=seq_end` while they are
+//!   contiguous (see [`advance_contiguous`]); it never goes back;
+//! - ingest for an unknown device id fails with
+//!   `StoreError::Query { op: "ingest", source: sqlx::Error::RowNotFound }`.
 
 pub mod alerts;
+mod dialect;
 mod group;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
-use crate::collector::access::{Branch, Level, Role};
 use crate::collector::alerts::model::{Decisions, OpenAlert};
 use crate::collector::alerts::outbox::OutboxRow;
 use crate::collector::lead::{Leadership, Solo};
-use crate::collector::rollup::{DayEnds, DayRow, DeviceSums, RTT_BUCKETS};
+pub use crate::collector::model::{ApiToken, Device, Dirty, LastSeen, Office, StoredRecord};
+use crate::collector::model::{Branch, Role};
+use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
 use crate::wire::v1::{Ack, Record};
 pub use alerts::{AlertQuery, AlertRecord};
 use std::sync::Arc;
@@ -43,133 +64,6 @@ pub enum StoreError {
     ApiTokenExists(String),
     #[error("this store does not keep {0}")]
     Unsupported(&'static str),
-}
-
-/// A registered device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Device {
-    pub id: i64,
-    pub name: String,
-    /// Office code (see [`Office`]), if attached.
-    pub office: Option<String>,
-    pub revoked: bool,
-    /// Highest contiguous sequence number stored.
-    pub acked: i64,
-    pub created_at_ms: i64,
-    /// Last seen (Unix ms, `None` before the first upload): see [`LastSeen`].
-    pub seen: LastSeen,
-}
-
-/// When a device was last heard from (Unix ms; `None` before its first
-/// upload).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct LastSeen {
-    /// When the collector last received an upload from it (its own clock).
-    pub last_upload_ms: Option<i64>,
-    /// Placed time of the newest record received (highest sequence number).
-    pub last_record_ms: Option<i64>,
-    /// The deadline its agent announced for the next upload (protocol v1
-    /// `next_upload_by`); `None` for agents that announce none.
-    pub next_upload_due_ms: Option<i64>,
-}
-
-impl LastSeen {
-    /// When the device's next upload is due at the latest: the announced
-    /// deadline, else the last upload plus `interval_ms`; `None` before the
-    /// first upload.
-    pub fn due_ms(&self, interval_ms: i64) -> Option<i64> {
-        self.next_upload_due_ms
-            .or_else(|| Some(self.last_upload_ms?.saturating_add(interval_ms)))
-    }
-
-    /// Silent at `now_ms`: heard from once, and its upload deadline plus
-    /// `grace_ms` has passed.
-    pub fn silent(&self, now_ms: i64, interval_ms: i64, grace_ms: i64) -> bool {
-        self.due_ms(interval_ms)
-            .is_some_and(|due| now_ms > due.saturating_add(grace_ms))
-    }
-}
-
-/// One office in the hierarchy ministry → division → district → upazila → office.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Office {
-    /// Unique short code, e.g. `dhk-savar-uno`.
-    pub code: String,
-    pub name: String,
-    pub division: String,
-    pub district: String,
-    pub upazila: String,
-    /// The office's own hours, spelled as a report's `schedule` (e.g.
-    /// `office:Asia/Dhaka:sun-thu:08:00-16:00`): what the `office` schedule
-    /// means for its devices. `None`: the circular's defaults.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hours: Option<String>,
-}
-
-/// An API token of the read API, as stored (never the token itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiToken {
-    pub id: i64,
-    pub name: String,
-    pub role: Role,
-    /// The branch it is limited to; `None`: the whole hierarchy.
-    pub branch: Option<Branch>,
-    pub revoked: bool,
-    pub created_at_ms: i64,
-}
-
-/// Columns `id, name, role, scope_level, scope_value, revoked, created_at` of
-/// an API token row (both adapters).
-pub(crate) type ApiTokenRow = (
-    i64,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    bool,
-    i64,
-);
-
-/// An API token row as the type, or a decode error naming the bad column.
-pub(crate) fn api_token(r: ApiTokenRow) -> Result<ApiToken, sqlx::Error> {
-    let bad = |what: String| sqlx::Error::Decode(what.into());
-    let role = Role::parse(&r.2).ok_or_else(|| bad(format!("api_tokens.role `{}`", r.2)))?;
-    let branch = match (r.3, r.4) {
-        (None, None) => None,
-        (Some(level), Some(name)) => Some(Branch {
-            level: Level::parse(&level)
-                .ok_or_else(|| bad(format!("api_tokens.scope_level `{level}`")))?,
-            name,
-        }),
-        _ => {
-            return Err(bad(
-                "api_tokens scope_level/scope_value: one without the other".into(),
-            ));
-        }
-    };
-    Ok(ApiToken {
-        id: r.0,
-        name: r.1,
-        role,
-        branch,
-        revoked: r.5,
-        created_at_ms: r.6,
-    })
-}
-
-/// A stored record, as read back.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredRecord {
-    pub seq: i64,
-    pub seq_end: i64,
-    pub at_ms: i64,
-    pub mono_ms: i64,
-    pub boot_id: String,
-    pub kind: String,
-    /// The record's body, JSON.
-    pub body: String,
-    pub received_ms: i64,
 }
 
 /// Everything the collector stores. Both adapters implement it with the same
@@ -392,145 +286,6 @@ pub trait Store: Send + Sync + 'static {
         schedule: &str,
         before_ms: i64,
     ) -> Result<u64, StoreError>;
-}
-
-/// A device's roll-up mark: days from `from_ms`'s on need computing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dirty {
-    pub device_id: i64,
-    pub from_ms: i64,
-    pub version: i64,
-}
-
-/// Columns of `rollup_days`, in [`day_row_values`] order.
-pub(crate) fn day_row_columns() -> String {
-    let mut c = String::from(
-        "schedule, device_id, day_ms, online_ms, offline_ms, not_running_ms, no_data_ms, \
-         broadband_ms, wifi_ms, mobile_ms, outages, outage_ms, longest_ms, head_ms, tail_ms, \
-         whole, cont, failovers, sent, lost",
-    );
-    for i in 0..RTT_BUCKETS {
-        c.push_str(&format!(", rtt_h{i:02}"));
-    }
-    c.push_str(", computed_ms");
-    c
-}
-
-/// Fractional roll-up columns (`sent`, `lost`, the RTT histogram) in
-/// thousandths as integers: how the SQLite dialect stores them.
-pub(crate) const MILLI: f64 = 1000.0;
-
-/// `VALUES (...), (...)` of day rows, in [`day_row_columns`] order (both
-/// adapters); `milli`: the fractional columns as integer thousandths.
-pub(crate) fn push_day_rows<'a, DB>(q: &mut sqlx::QueryBuilder<DB>, rows: &'a [DayRow], milli: bool)
-where
-    DB: sqlx::Database,
-    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    f64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    q.push_values(rows, |mut b, r| {
-        b.push_bind(r.schedule.as_str());
-        for v in [
-            r.device_id,
-            r.day_ms,
-            r.online_ms,
-            r.offline_ms,
-            r.not_running_ms,
-            r.no_data_ms,
-            r.broadband_ms,
-            r.wifi_ms,
-            r.mobile_ms,
-            r.outages,
-            r.outage_ms,
-            r.longest_ms,
-            r.head_ms,
-            r.tail_ms,
-        ] {
-            b.push_bind(v);
-        }
-        b.push_bind(r.whole)
-            .push_bind(r.cont)
-            .push_bind(r.failovers);
-        for v in [r.sent, r.lost].into_iter().chain(r.rtt) {
-            if milli {
-                b.push_bind((v * MILLI).round() as i64);
-            } else {
-                b.push_bind(v);
-            }
-        }
-        b.push_bind(r.computed_ms);
-    });
-}
-
-/// `SUM(...)` expressions of the per-device aggregate, in [`DeviceSums`] order
-/// after `device_id, COUNT(*)`.
-pub(crate) fn day_sums_select(int_cast: &str) -> String {
-    let sum = |c: &str| format!("SUM({c}){int_cast}");
-    let mut c = format!("device_id, COUNT(*){int_cast}");
-    for col in [
-        "online_ms",
-        "offline_ms",
-        "not_running_ms",
-        "no_data_ms",
-        "broadband_ms",
-        "wifi_ms",
-        "mobile_ms",
-        "outages",
-        "outage_ms",
-    ] {
-        c.push_str(", ");
-        c.push_str(&sum(col));
-    }
-    c.push_str(&format!(
-        ", MAX(longest_ms){int_cast}, {}, SUM(sent), SUM(lost)",
-        sum("failovers")
-    ));
-    for i in 0..RTT_BUCKETS {
-        c.push_str(&format!(", SUM(rtt_h{i:02})"));
-    }
-    c
-}
-
-/// A [`DeviceSums`] from an aggregate row (integer sums as i64, the rest f64,
-/// or integer thousandths when `milli`).
-pub(crate) fn device_sums<R: sqlx::Row>(r: &R, milli: bool) -> Result<DeviceSums, sqlx::Error>
-where
-    usize: sqlx::ColumnIndex<R>,
-    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    f64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    let i = |k: usize| r.try_get::<i64, _>(k);
-    let f = |k: usize| {
-        if milli {
-            r.try_get::<i64, _>(k).map(|v| v as f64 / MILLI)
-        } else {
-            r.try_get::<f64, _>(k)
-        }
-    };
-    let mut rtt = [0.0; RTT_BUCKETS];
-    for (k, v) in rtt.iter_mut().enumerate() {
-        *v = f(15 + k)?;
-    }
-    Ok(DeviceSums {
-        device_id: i(0)?,
-        days: i(1)?,
-        online_ms: i(2)?,
-        offline_ms: i(3)?,
-        not_running_ms: i(4)?,
-        no_data_ms: i(5)?,
-        broadband_ms: i(6)?,
-        wifi_ms: i(7)?,
-        mobile_ms: i(8)?,
-        outages: i(9)?,
-        outage_ms: i(10)?,
-        longest_ms: i(11)?,
-        failovers: i(12)?,
-        sent: f(13)?,
-        lost: f(14)?,
-        rtt,
-    })
 }
 
 /// Open the store a URL names (`sqlite://PATH`, `sqlite::memory:`,

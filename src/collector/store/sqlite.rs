@@ -1,5 +1,7 @@
 //! SQLite adapter of the [`super::Store`] trait: the default store of a
-//! single collector.
+//! single collector. Its statements are the shared ones ([`super::sql`], in
+//! the [`dialect::SQLITE`] dialect); what is its own is here: opening the
+//! file, the write lock, ingest and office upserts.
 //!
 //! The database runs in WAL mode with `synchronous = FULL`, so a batch is on
 //! disk when [`Store::ingest`] returns. Every write transaction starts with
@@ -15,31 +17,22 @@
 //! inside its own savepoint (a failing batch is rolled back alone), and every
 //! caller is answered only after that transaction's commit returned. Nothing
 //! waits on purpose: under light load a group is one batch.
-//!
-//! Semantics shared with the PostgreSQL adapter:
-//! - a record is a duplicate when a record of the device with the same `seq`
-//!   is already stored, or when its whole range `seq..=seq_end` is at or
-//!   below `acked` (already stored, or stored and since deleted by
-//!   retention); a record whose `seq` merely falls inside an earlier folded
-//!   record's range but reaches beyond `acked` is stored;
-//! - `acked` advances over the stored ranges `seq..=seq_end` while they are
-//!   contiguous (see [`super::advance_contiguous`]); it never goes back;
-//! - ingest for an unknown device id fails with
-//!   `StoreError::Query { op: "ingest", source: sqlx::Error::RowNotFound }`.
 
 mod ingest;
 
+use super::dialect;
 use super::group::{self, Job};
-use super::{
-    Ack, ApiToken, ApiTokenRow, Device, Dirty, LastSeen, Office, Record, Store, StoreError,
-    StoredRecord, api_token, day_row_columns, day_sums_select, device_sums, push_day_rows,
-};
-use crate::collector::access::{Branch, Role};
+use super::sql::{Sql, query_err};
+use super::{Ack, ApiToken, Device, Dirty, Office, Record, Store, StoreError, StoredRecord};
+use super::{AlertQuery, AlertRecord};
+use crate::collector::alerts::model::{Decisions, OpenAlert};
+use crate::collector::alerts::outbox::OutboxRow;
+use crate::collector::model::{Branch, Role};
 use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
+use sqlx::Sqlite;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Sqlite};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -48,59 +41,6 @@ use tokio::sync::mpsc;
 
 /// Connections of a file database (one writer at a time, readers in parallel).
 const MAX_CONNECTIONS: u32 = 8;
-
-/// Columns `id, name, office, revoked, acked, created_at, last_upload_ms,
-/// last_record_ms, next_upload_due_ms` of a device row.
-type DeviceRow = (
-    i64,
-    String,
-    Option<String>,
-    bool,
-    i64,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-);
-
-/// Columns of an office row, in [`Office`] field order.
-type OfficeRow = (String, String, String, String, String, Option<String>);
-
-/// Columns of a record row, in [`StoredRecord`] field order.
-type RecordRow = (i64, i64, i64, i64, String, String, String, i64);
-
-fn device(r: DeviceRow) -> Device {
-    Device {
-        id: r.0,
-        name: r.1,
-        office: r.2,
-        revoked: r.3,
-        acked: r.4,
-        created_at_ms: r.5,
-        seen: LastSeen {
-            last_upload_ms: r.6,
-            last_record_ms: r.7,
-            next_upload_due_ms: r.8,
-        },
-    }
-}
-
-fn stored_record(r: RecordRow) -> StoredRecord {
-    StoredRecord {
-        seq: r.0,
-        seq_end: r.1,
-        at_ms: r.2,
-        mono_ms: r.3,
-        boot_id: r.4,
-        kind: r.5,
-        body: r.6,
-        received_ms: r.7,
-    }
-}
-
-fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| StoreError::Query { op, source }
-}
 
 /// The SQLite store (a connection pool on one database file).
 pub struct SqliteStore {
@@ -170,166 +110,60 @@ impl SqliteStore {
         Ok(SqliteStore { pool, write, jobs })
     }
 
-    async fn device_where(
-        &self,
-        sql: &'static str,
-        key: &str,
-        op: &'static str,
-    ) -> Result<Option<Device>, StoreError> {
-        sqlx::query_as::<_, DeviceRow>(sql)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map(|r| r.map(device))
-            .map_err(query_err(op))
+    /// The shared statements, on this store's pool and under its write lock.
+    fn sql(&self) -> Sql<'_, Sqlite> {
+        Sql {
+            pool: &self.pool,
+            dialect: &dialect::SQLITE,
+            write: Some(&self.write),
+        }
     }
-
-    /// A write transaction of this process: the write mutex (held while the
-    /// guard lives), then `BEGIN IMMEDIATE`.
-    async fn write_tx(
-        &self,
-        op: &'static str,
-    ) -> Result<
-        (
-            tokio::sync::MutexGuard<'_, ()>,
-            sqlx::Transaction<'static, Sqlite>,
-        ),
-        StoreError,
-    > {
-        let guard = self.write.lock().await;
-        let tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(query_err(op))?;
-        Ok((guard, tx))
-    }
-}
-
-/// The alert and outbox statements in this dialect.
-mod alert_rows {
-    super::super::alerts::alert_sql!(sqlx::Sqlite, String::from);
 }
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
-    async fn open_alerts(
-        &self,
-    ) -> Result<Vec<crate::collector::alerts::model::OpenAlert>, StoreError> {
-        let mut c = self
-            .pool
-            .acquire()
-            .await
-            .map_err(query_err("open alerts"))?;
-        alert_rows::open_alerts(&mut c)
-            .await
-            .map_err(query_err("open alerts"))
+    async fn open_alerts(&self) -> Result<Vec<OpenAlert>, StoreError> {
+        self.sql().open_alerts().await
     }
 
     async fn apply_alerts(
         &self,
-        d: &crate::collector::alerts::model::Decisions,
-        plan: &(
-             dyn Fn(usize, i64) -> Vec<crate::collector::alerts::outbox::OutboxRow> + Send + Sync
-         ),
+        d: &Decisions,
+        plan: &(dyn Fn(usize, i64) -> Vec<OutboxRow> + Send + Sync),
     ) -> Result<Vec<i64>, StoreError> {
-        let e = query_err;
-        let (_w, mut tx) = self.write_tx("apply alerts").await?;
-        let ids = alert_rows::apply(&mut tx, d, plan)
-            .await
-            .map_err(e("apply alerts"))?;
-        tx.commit().await.map_err(e("apply alerts: commit"))?;
-        Ok(ids)
+        self.sql().apply_alerts(d, plan).await
     }
 
-    async fn list_alerts(
-        &self,
-        q: &super::AlertQuery,
-    ) -> Result<Vec<super::AlertRecord>, StoreError> {
-        let mut c = self
-            .pool
-            .acquire()
-            .await
-            .map_err(query_err("list alerts"))?;
-        alert_rows::list_alerts(&mut c, q)
-            .await
-            .map_err(query_err("list alerts"))
+    async fn list_alerts(&self, q: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
+        self.sql().list_alerts(q).await
     }
 
-    async fn alert_by_id(&self, id: i64) -> Result<Option<super::AlertRecord>, StoreError> {
-        let mut c = self
-            .pool
-            .acquire()
-            .await
-            .map_err(query_err("alert by id"))?;
-        alert_rows::alert_by_id(&mut c, id)
-            .await
-            .map_err(query_err("alert by id"))
+    async fn alert_by_id(&self, id: i64) -> Result<Option<AlertRecord>, StoreError> {
+        self.sql().alert_by_id(id).await
     }
 
     async fn ack_alert(&self, id: i64, by: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let e = query_err;
-        let (_w, mut tx) = self.write_tx("acknowledge alert").await?;
-        let done = alert_rows::ack_alert(&mut tx, id, by, now_ms)
-            .await
-            .map_err(e("acknowledge alert"))?;
-        tx.commit().await.map_err(e("acknowledge alert: commit"))?;
-        Ok(done)
+        self.sql().ack_alert(id, by, now_ms).await
     }
 
-    async fn outbox_rows(
-        &self,
-        delivered_since_ms: i64,
-    ) -> Result<Vec<crate::collector::alerts::outbox::OutboxRow>, StoreError> {
-        let mut c = self
-            .pool
-            .acquire()
-            .await
-            .map_err(query_err("outbox rows"))?;
-        alert_rows::outbox_rows(&mut c, delivered_since_ms)
-            .await
-            .map_err(query_err("outbox rows"))
+    async fn outbox_rows(&self, delivered_since_ms: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        self.sql().outbox_rows(delivered_since_ms).await
     }
 
     async fn claim_outbox(
         &self,
-        claimed: &crate::collector::alerts::outbox::OutboxRow,
+        claimed: &OutboxRow,
         was_next_ms: i64,
     ) -> Result<bool, StoreError> {
-        let e = query_err;
-        let (_w, mut tx) = self.write_tx("claim outbox row").await?;
-        let done = alert_rows::claim_outbox(&mut tx, claimed, was_next_ms)
-            .await
-            .map_err(e("claim outbox row"))?;
-        tx.commit().await.map_err(e("claim outbox row: commit"))?;
-        Ok(done)
+        self.sql().claim_outbox(claimed, was_next_ms).await
     }
 
-    async fn settle_outbox(
-        &self,
-        row: &crate::collector::alerts::outbox::OutboxRow,
-    ) -> Result<(), StoreError> {
-        let e = query_err;
-        let (_w, mut tx) = self.write_tx("settle outbox row").await?;
-        alert_rows::put_outbox(&mut tx, row, false)
-            .await
-            .map_err(e("settle outbox row"))?;
-        tx.commit().await.map_err(e("settle outbox row: commit"))?;
-        Ok(())
+    async fn settle_outbox(&self, row: &OutboxRow) -> Result<(), StoreError> {
+        self.sql().settle_outbox(row).await
     }
 
-    async fn outbox_of(
-        &self,
-        alert_id: i64,
-    ) -> Result<Vec<crate::collector::alerts::outbox::OutboxRow>, StoreError> {
-        let mut c = self
-            .pool
-            .acquire()
-            .await
-            .map_err(query_err("outbox of alert"))?;
-        alert_rows::outbox_of(&mut c, alert_id)
-            .await
-            .map_err(query_err("outbox of alert"))
+    async fn outbox_of(&self, alert_id: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        self.sql().outbox_of(alert_id).await
     }
 
     async fn add_device(
@@ -339,107 +173,34 @@ impl Store for SqliteStore {
         token_hash: &str,
         now_ms: i64,
     ) -> Result<Device, StoreError> {
-        let e = query_err;
-        let (_w, mut tx) = self.write_tx("add device").await?;
-        if let Some(code) = office {
-            let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM offices WHERE code = ?")
-                .bind(code)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(e("add device: office"))?;
-            if found.is_none() {
-                return Err(StoreError::UnknownOffice(code.to_string()));
-            }
-        }
-        let taken: Option<i64> = sqlx::query_scalar("SELECT 1 FROM devices WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&mut *tx)
+        self.sql()
+            .add_device(name, office, token_hash, now_ms)
             .await
-            .map_err(e("add device: name"))?;
-        if taken.is_some() {
-            return Err(StoreError::DeviceExists(name.to_string()));
-        }
-        let inserted = sqlx::query_as::<_, DeviceRow>(
-            "INSERT INTO devices (name, office, token_hash, created_at) VALUES (?, ?, ?, ?) \
-             RETURNING id, name, office, revoked, acked, created_at, last_upload_ms, \
-             last_record_ms, next_upload_due_ms",
-        )
-        .bind(name)
-        .bind(office)
-        .bind(token_hash)
-        .bind(now_ms)
-        .fetch_one(&mut *tx)
-        .await;
-        match inserted {
-            Ok(row) => {
-                tx.commit().await.map_err(e("add device: commit"))?;
-                Ok(device(row))
-            }
-            Err(sqlx::Error::Database(d)) if d.is_foreign_key_violation() => Err(
-                StoreError::UnknownOffice(office.unwrap_or_default().to_string()),
-            ),
-            // Name checked above under the write lock: a unique violation here
-            // is the token hash (or another writer of the file).
-            Err(err) => Err(e("add device")(err)),
-        }
     }
 
     async fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>, StoreError> {
-        self.device_where(
-            "SELECT id, name, office, revoked, acked, created_at, last_upload_ms, \
-             last_record_ms, next_upload_due_ms FROM devices \
-             WHERE token_hash = ?",
-            token_hash,
-            "device by token",
-        )
-        .await
+        self.sql().device_by_token(token_hash).await
     }
 
     async fn device_by_name(&self, name: &str) -> Result<Option<Device>, StoreError> {
-        self.device_where(
-            "SELECT id, name, office, revoked, acked, created_at, last_upload_ms, \
-             last_record_ms, next_upload_due_ms FROM devices WHERE name = ?",
-            name,
-            "device by name",
-        )
-        .await
+        self.sql().device_by_name(name).await
     }
 
     async fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
-        sqlx::query_as::<_, DeviceRow>(
-            "SELECT id, name, office, revoked, acked, created_at, last_upload_ms, \
-             last_record_ms, next_upload_due_ms FROM devices ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map(|rows| rows.into_iter().map(device).collect())
-        .map_err(query_err("list devices"))
+        self.sql().list_devices().await
     }
 
     async fn revoke_device(&self, name: &str) -> Result<bool, StoreError> {
-        let _w = self.write.lock().await;
-        let done = sqlx::query("UPDATE devices SET revoked = 1 WHERE name = ?")
-            .bind(name)
-            .execute(&self.pool)
-            .await
-            .map_err(query_err("revoke device"))?;
-        Ok(done.rows_affected() > 0)
+        self.sql().revoke_device(name).await
     }
 
     async fn rotate_device_token(&self, name: &str, token_hash: &str) -> Result<bool, StoreError> {
-        let _w = self.write.lock().await;
-        let done = sqlx::query("UPDATE devices SET token_hash = ?, revoked = 0 WHERE name = ?")
-            .bind(token_hash)
-            .bind(name)
-            .execute(&self.pool)
-            .await
-            .map_err(query_err("rotate device token"))?;
-        Ok(done.rows_affected() > 0)
+        self.sql().rotate_device_token(name, token_hash).await
     }
 
     async fn upsert_offices(&self, offices: &[Office]) -> Result<usize, StoreError> {
         let e = query_err;
-        let (_w, mut tx) = self.write_tx("upsert offices").await?;
+        let (_w, mut tx) = self.sql().write_tx("upsert offices").await?;
         // One write per code, the last one given winning (as the PostgreSQL
         // adapter does), so both count written rows alike.
         let mut last: HashMap<&str, usize> = HashMap::new();
@@ -492,23 +253,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_offices(&self) -> Result<Vec<Office>, StoreError> {
-        let rows: Vec<OfficeRow> = sqlx::query_as(
-            "SELECT code, name, division, district, upazila, hours FROM offices ORDER BY code",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_err("list offices"))?;
-        Ok(rows
-            .into_iter()
-            .map(|(code, name, division, district, upazila, hours)| Office {
-                code,
-                name,
-                division,
-                district,
-                upazila,
-                hours,
-            })
-            .collect())
+        self.sql().list_offices().await
     }
 
     async fn ingest(
@@ -536,25 +281,11 @@ impl Store for SqliteStore {
         from_seq: i64,
         limit: i64,
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        sqlx::query_as::<_, RecordRow>(
-            "SELECT seq, seq_end, at_ms, mono_ms, boot_id, kind, body, received_ms \
-             FROM records WHERE device_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
-        )
-        .bind(device_id)
-        .bind(from_seq)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map(|rows| rows.into_iter().map(stored_record).collect())
-        .map_err(query_err("records"))
+        self.sql().records(device_id, from_seq, limit).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(query_err("ping"))
+        self.sql().ping().await
     }
 
     async fn add_api_token(
@@ -565,66 +296,21 @@ impl Store for SqliteStore {
         token_hash: &str,
         now_ms: i64,
     ) -> Result<ApiToken, StoreError> {
-        let e = query_err;
-        let (_w, mut tx) = self.write_tx("add API token").await?;
-        let taken: Option<i64> = sqlx::query_scalar("SELECT 1 FROM api_tokens WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&mut *tx)
+        self.sql()
+            .add_api_token(name, role, branch, token_hash, now_ms)
             .await
-            .map_err(e("add API token: name"))?;
-        if taken.is_some() {
-            return Err(StoreError::ApiTokenExists(name.to_string()));
-        }
-        let row = sqlx::query_as::<_, ApiTokenRow>(
-            "INSERT INTO api_tokens (name, role, scope_level, scope_value, token_hash, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?) \
-             RETURNING id, name, role, scope_level, scope_value, revoked, created_at",
-        )
-        .bind(name)
-        .bind(role.as_str())
-        .bind(branch.map(|b| b.level.as_str()))
-        .bind(branch.map(|b| b.name.as_str()))
-        .bind(token_hash)
-        .bind(now_ms)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(e("add API token"))?;
-        tx.commit().await.map_err(e("add API token: commit"))?;
-        api_token(row).map_err(e("add API token"))
     }
 
     async fn api_token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError> {
-        let e = query_err("API token by hash");
-        sqlx::query_as::<_, ApiTokenRow>(
-            "SELECT id, name, role, scope_level, scope_value, revoked, created_at \
-             FROM api_tokens WHERE token_hash = ?",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .and_then(|r| r.map(api_token).transpose())
-        .map_err(e)
+        self.sql().api_token_by_hash(token_hash).await
     }
 
     async fn list_api_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
-        sqlx::query_as::<_, ApiTokenRow>(
-            "SELECT id, name, role, scope_level, scope_value, revoked, created_at \
-             FROM api_tokens ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .and_then(|rows| rows.into_iter().map(api_token).collect())
-        .map_err(query_err("list API tokens"))
+        self.sql().list_api_tokens().await
     }
 
     async fn revoke_api_token(&self, name: &str) -> Result<bool, StoreError> {
-        let _w = self.write.lock().await;
-        let done = sqlx::query("UPDATE api_tokens SET revoked = 1 WHERE name = ?")
-            .bind(name)
-            .execute(&self.pool)
-            .await
-            .map_err(query_err("revoke API token"))?;
-        Ok(done.rows_affected() > 0)
+        self.sql().revoke_api_token(name).await
     }
 
     async fn records_between(
@@ -633,17 +319,7 @@ impl Store for SqliteStore {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        sqlx::query_as::<_, RecordRow>(
-            "SELECT seq, seq_end, at_ms, mono_ms, boot_id, kind, body, received_ms \
-             FROM records WHERE device_id = ? AND at_ms >= ? AND at_ms < ? ORDER BY seq",
-        )
-        .bind(device_id)
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(&self.pool)
-        .await
-        .map(|rows| rows.into_iter().map(stored_record).collect())
-        .map_err(query_err("records between"))
+        self.sql().records_between(device_id, from_ms, to_ms).await
     }
 
     async fn transitions_before(
@@ -652,75 +328,29 @@ impl Store for SqliteStore {
         before_ms: i64,
         limit: i64,
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        let mut v = sqlx::query_as::<_, RecordRow>(
-            "SELECT seq, seq_end, at_ms, mono_ms, boot_id, kind, body, received_ms \
-             FROM records INDEXED BY records_device_transitions \
-             WHERE device_id = ? AND at_ms < ? \
-             AND kind IN ('link_state', 'lifecycle', 'failover', 'facts') \
-             ORDER BY at_ms DESC LIMIT ?",
-        )
-        .bind(device_id)
-        .bind(before_ms)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_err("transitions before"))?;
-        v.sort_by_key(|r| r.0);
-        Ok(v.into_iter().map(stored_record).collect())
+        self.sql()
+            .transitions_before(device_id, before_ms, limit)
+            .await
     }
 
     async fn dirty_due(&self, before_ms: i64, limit: i64) -> Result<Vec<Dirty>, StoreError> {
-        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT device_id, from_ms, version FROM rollup_dirty WHERE from_ms < ? \
-             ORDER BY from_ms LIMIT ?",
-        )
-        .bind(before_ms)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_err("dirty roll-ups"))?;
-        Ok(rows.into_iter().map(dirty).collect())
+        self.sql().dirty_due(before_ms, limit).await
     }
 
     async fn dirty_marks(&self) -> Result<Vec<Dirty>, StoreError> {
-        let rows: Vec<(i64, i64, i64)> =
-            sqlx::query_as("SELECT device_id, from_ms, version FROM rollup_dirty")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(query_err("roll-up marks"))?;
-        Ok(rows.into_iter().map(dirty).collect())
+        self.sql().dirty_marks().await
     }
 
     async fn dirty_mark(&self, device_id: i64) -> Result<Option<Dirty>, StoreError> {
-        let row: Option<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT device_id, from_ms, version FROM rollup_dirty WHERE device_id = ?",
-        )
-        .bind(device_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(query_err("roll-up mark"))?;
-        Ok(row.map(dirty))
+        self.sql().dirty_mark(device_id).await
     }
 
     async fn mark_all_dirty(&self, from_ms: i64) -> Result<u64, StoreError> {
-        let _w = self.write.lock().await;
-        let done =
-            sqlx::query("UPDATE rollup_dirty SET from_ms = MIN(from_ms, ?), version = version + 1")
-                .bind(from_ms)
-                .execute(&self.pool)
-                .await
-                .map_err(query_err("mark roll-ups"))?;
-        Ok(done.rows_affected())
+        self.sql().mark_all_dirty(from_ms).await
     }
 
     async fn has_rollups(&self, schedule: &str) -> Result<bool, StoreError> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM rollup_days WHERE schedule = ? LIMIT 1")
-                .bind(schedule)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(query_err("roll-ups present"))?;
-        Ok(found.is_some())
+        self.sql().has_rollups(schedule).await
     }
 
     async fn put_rollups(
@@ -731,42 +361,9 @@ impl Store for SqliteStore {
         version: i64,
         new_from_ms: i64,
     ) -> Result<bool, StoreError> {
-        let e = query_err;
-        let (_w, mut tx) = self.write_tx("store roll-ups").await?;
-        let cols = day_row_columns();
-        for chunk in rows.chunks(200) {
-            let mut q = QueryBuilder::<Sqlite>::new(format!(
-                "INSERT OR REPLACE INTO rollup_days ({cols}) "
-            ));
-            push_day_rows(&mut q, chunk, true);
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(e("store roll-ups: days"))?;
-        }
-        for (day, body) in timelines {
-            sqlx::query(
-                "INSERT OR REPLACE INTO rollup_timelines (device_id, day_ms, body) VALUES (?, ?, ?)",
-            )
-            .bind(device_id)
-            .bind(day)
-            .bind(body)
-            .execute(&mut *tx)
+        self.sql()
+            .put_rollups(device_id, rows, timelines, version, new_from_ms)
             .await
-            .map_err(e("store roll-ups: timelines"))?;
-        }
-        let moved =
-            sqlx::query("UPDATE rollup_dirty SET from_ms = ? WHERE device_id = ? AND version = ?")
-                .bind(new_from_ms)
-                .bind(device_id)
-                .bind(version)
-                .execute(&mut *tx)
-                .await
-                .map_err(e("store roll-ups: mark"))?
-                .rows_affected()
-                > 0;
-        tx.commit().await.map_err(e("store roll-ups: commit"))?;
-        Ok(moved)
     }
 
     async fn rollup_sums(
@@ -775,26 +372,7 @@ impl Store for SqliteStore {
         from_day: i64,
         to_day: i64,
     ) -> Result<Vec<DeviceSums>, StoreError> {
-        let sql = format!(
-            // Devices first (CROSS JOIN keeps SQLite's join order): one seek
-            // into each device's days, groups in key order, however many
-            // other days are stored.
-            "SELECT {} FROM devices d CROSS JOIN rollup_days r \
-             ON r.schedule = ? AND r.device_id = d.id AND r.day_ms >= ? AND r.day_ms < ? \
-             GROUP BY d.id",
-            day_sums_select("")
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(schedule)
-            .bind(from_day)
-            .bind(to_day)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query_err("roll-up sums"))?;
-        rows.iter()
-            .map(|r| device_sums(r, true))
-            .collect::<Result<_, _>>()
-            .map_err(query_err("roll-up sums: decode"))
+        self.sql().rollup_sums(schedule, from_day, to_day).await
     }
 
     async fn rollup_ends(
@@ -803,19 +381,7 @@ impl Store for SqliteStore {
         from_day: i64,
         to_day: i64,
     ) -> Result<Vec<DayEnds>, StoreError> {
-        let rows: Vec<(i64, i64, i64, i64, bool, bool)> = sqlx::query_as(
-            "SELECT device_id, day_ms, head_ms, tail_ms, whole, cont \
-             FROM devices d CROSS JOIN rollup_days r INDEXED BY rollup_days_ends \
-             ON r.schedule = ? AND r.device_id = d.id AND r.day_ms >= ? AND r.day_ms < ? \
-             AND (r.head_ms > 0 OR r.tail_ms > 0) ORDER BY d.id, r.day_ms",
-        )
-        .bind(schedule)
-        .bind(from_day)
-        .bind(to_day)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_err("roll-up ends"))?;
-        Ok(rows.into_iter().map(day_ends).collect())
+        self.sql().rollup_ends(schedule, from_day, to_day).await
     }
 
     async fn rollup_timelines(
@@ -824,30 +390,13 @@ impl Store for SqliteStore {
         from_day: i64,
         to_day: i64,
     ) -> Result<Vec<(i64, String)>, StoreError> {
-        sqlx::query_as(
-            "SELECT day_ms, body FROM rollup_timelines \
-             WHERE device_id = ? AND day_ms >= ? AND day_ms < ? ORDER BY day_ms",
-        )
-        .bind(device_id)
-        .bind(from_day)
-        .bind(to_day)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_err("roll-up timelines"))
+        self.sql()
+            .rollup_timelines(device_id, from_day, to_day)
+            .await
     }
 
     async fn delete_minutes_before(&self, before_ms: i64, limit: i64) -> Result<u64, StoreError> {
-        let _w = self.write.lock().await;
-        let done = sqlx::query(
-            "DELETE FROM records WHERE (device_id, seq) IN (SELECT device_id, seq FROM records \
-             INDEXED BY records_kind_at WHERE kind = 'link_minutes' AND at_ms < ? LIMIT ?)",
-        )
-        .bind(before_ms)
-        .bind(limit)
-        .execute(&self.pool)
-        .await
-        .map_err(query_err("delete raw minutes"))?;
-        Ok(done.rows_affected())
+        self.sql().delete_minutes_before(before_ms, limit).await
     }
 
     async fn delete_rollups_before(
@@ -856,35 +405,8 @@ impl Store for SqliteStore {
         schedule: &str,
         before_ms: i64,
     ) -> Result<u64, StoreError> {
-        let _w = self.write.lock().await;
-        let done = sqlx::query(
-            "DELETE FROM rollup_days WHERE schedule = ? AND device_id = ? AND day_ms < ?",
-        )
-        .bind(schedule)
-        .bind(device_id)
-        .bind(before_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(query_err("delete old roll-up rows"))?;
-        Ok(done.rows_affected())
-    }
-}
-
-fn dirty(r: (i64, i64, i64)) -> Dirty {
-    Dirty {
-        device_id: r.0,
-        from_ms: r.1,
-        version: r.2,
-    }
-}
-
-fn day_ends(r: (i64, i64, i64, i64, bool, bool)) -> DayEnds {
-    DayEnds {
-        device_id: r.0,
-        day_ms: r.1,
-        head_ms: r.2,
-        tail_ms: r.3,
-        whole: r.4,
-        cont: r.5,
+        self.sql()
+            .delete_rollups_before(device_id, schedule, before_ms)
+            .await
     }
 }

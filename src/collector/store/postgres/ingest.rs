@@ -2,6 +2,7 @@
 //! adapter's module documentation) and how a group's batches are written
 //! together.
 
+use super::super::dialect;
 use super::super::group::{self, Job, Row};
 use super::super::{Ack, StoreError};
 use sqlx::PgConnection;
@@ -9,13 +10,6 @@ use sqlx::postgres::PgPool;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-
-/// What [`group::advance`] reads, in PostgreSQL's dialect.
-const ADVANCE_SQL: group::AdvanceSql = group::AdvanceSql {
-    end_of: "SELECT seq_end FROM records WHERE device_id = $1 AND seq = $2",
-    after: "SELECT seq, seq_end FROM records WHERE device_id = $1 AND seq > $2 \
-            ORDER BY seq LIMIT $3",
-};
 
 /// Group-commit writers per collector process (each writes one group at a
 /// time; two let one build its group while the other waits for a commit).
@@ -144,8 +138,14 @@ async fn write_together(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Ac
         let after = match group::acked_after(a, &mut ranges, beyond[&job.device_id]) {
             Some(after) => after,
             None => {
-                group::advance::<sqlx::Postgres>(conn, &ADVANCE_SQL, job.device_id, a, &job.rows)
-                    .await?
+                group::advance::<sqlx::Postgres>(
+                    conn,
+                    &dialect::POSTGRES,
+                    job.device_id,
+                    a,
+                    &job.rows,
+                )
+                .await?
             }
         };
         w.add(job, a, after, stored);

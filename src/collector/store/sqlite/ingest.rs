@@ -1,6 +1,7 @@
 //! Ingest of the SQLite adapter: the group-commit writer (see the adapter's
 //! module documentation) and how a group's batches are written together.
 
+use super::super::dialect;
 use super::super::group::{self, Job, Row};
 use super::super::{Ack, StoreError};
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
@@ -8,12 +9,6 @@ use sqlx::{QueryBuilder, Sqlite};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-
-/// What [`group::advance`] reads, in SQLite's dialect.
-const ADVANCE_SQL: group::AdvanceSql = group::AdvanceSql {
-    end_of: "SELECT seq_end FROM records WHERE device_id = ? AND seq = ?",
-    after: "SELECT seq, seq_end FROM records WHERE device_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-};
 
 /// Records per multi-row `INSERT` (9 bind parameters each; SQLite allows 32766).
 const INSERT_CHUNK: usize = 1_000;
@@ -137,7 +132,8 @@ async fn write_together(
         let after = match group::acked_after(a, &mut ranges, beyond[&job.device_id]) {
             Some(after) => after,
             None => {
-                group::advance::<Sqlite>(conn, &ADVANCE_SQL, job.device_id, a, &job.rows).await?
+                group::advance::<Sqlite>(conn, &dialect::SQLITE, job.device_id, a, &job.rows)
+                    .await?
             }
         };
         w.add(job, a, after, stored);

@@ -1,0 +1,476 @@
+//! The SQL both adapters share, written once and run through the
+//! [`Dialect`] table: devices, offices as read, records, API tokens (here)
+//! and roll-ups ([`rollups`]). Generic over the sqlx database; each adapter
+//! makes an [`Sql`] of its pool, its dialect and, for SQLite, its write
+//! lock, and its [`Store`] methods call these. What differs by more than
+//! spelling stays in the adapters: ingest, office upserts, leadership.
+//!
+//! Each public method is the [`Store`] method of the same name, documented
+//! there (and only there). Every one is one transaction (or one statement);
+//! writes run under the adapter's write lock when it has one
+//! ([`Sql::lock`]).
+
+mod alerts;
+mod rollups;
+
+#[cfg(doc)]
+use super::Store;
+use super::dialect::Dialect;
+use super::{ApiToken, Device, LastSeen, Office, StoreError, StoredRecord};
+use crate::collector::model::{Branch, Level, Role};
+use sqlx::{Database, Pool, Transaction};
+use tokio::sync::{Mutex, MutexGuard};
+
+/// The shared statements on one pool, in its dialect.
+pub(crate) struct Sql<'a, DB: Database> {
+    pub pool: &'a Pool<DB>,
+    pub dialect: &'static Dialect,
+    /// Serialises this process's write transactions (SQLite: concurrent
+    /// requests queue here instead of polling the busy handler).
+    pub write: Option<&'a Mutex<()>>,
+}
+
+/// A failed statement of `op` as a [`StoreError`].
+pub(crate) fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { op, source }
+}
+
+/// Columns `id, name, office, revoked, acked, created_at, last_upload_ms,
+/// last_record_ms, next_upload_due_ms` of a device row.
+type DeviceRow = (
+    i64,
+    String,
+    Option<String>,
+    bool,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+const DEVICE_COLS: &str = "id, name, office, revoked, acked, created_at, last_upload_ms, \
+                           last_record_ms, next_upload_due_ms";
+
+fn device(r: DeviceRow) -> Device {
+    Device {
+        id: r.0,
+        name: r.1,
+        office: r.2,
+        revoked: r.3,
+        acked: r.4,
+        created_at_ms: r.5,
+        seen: LastSeen {
+            last_upload_ms: r.6,
+            last_record_ms: r.7,
+            next_upload_due_ms: r.8,
+        },
+    }
+}
+
+/// Columns of an office row, in [`Office`] field order.
+type OfficeRow = (String, String, String, String, String, Option<String>);
+
+/// Columns of a record row, in [`StoredRecord`] field order.
+type RecordRow = (i64, i64, i64, i64, String, String, String, i64);
+
+const RECORD_COLS: &str = "seq, seq_end, at_ms, mono_ms, boot_id, kind, body, received_ms";
+
+fn stored_record(r: RecordRow) -> StoredRecord {
+    StoredRecord {
+        seq: r.0,
+        seq_end: r.1,
+        at_ms: r.2,
+        mono_ms: r.3,
+        boot_id: r.4,
+        kind: r.5,
+        body: r.6,
+        received_ms: r.7,
+    }
+}
+
+/// Columns `id, name, role, scope_level, scope_value, revoked, created_at` of
+/// an API token row.
+type ApiTokenRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    bool,
+    i64,
+);
+
+const API_TOKEN_COLS: &str = "id, name, role, scope_level, scope_value, revoked, created_at";
+
+/// An API token row as the type, or a decode error naming the bad column.
+fn api_token(r: ApiTokenRow) -> Result<ApiToken, sqlx::Error> {
+    let bad = |what: String| sqlx::Error::Decode(what.into());
+    let role = Role::parse(&r.2).ok_or_else(|| bad(format!("api_tokens.role `{}`", r.2)))?;
+    let branch = match (r.3, r.4) {
+        (None, None) => None,
+        (Some(level), Some(name)) => Some(Branch {
+            level: Level::parse(&level)
+                .ok_or_else(|| bad(format!("api_tokens.scope_level `{level}`")))?,
+            name,
+        }),
+        _ => {
+            return Err(bad(
+                "api_tokens scope_level/scope_value: one without the other".into(),
+            ));
+        }
+    };
+    Ok(ApiToken {
+        id: r.0,
+        name: r.1,
+        role,
+        branch,
+        revoked: r.5,
+        created_at_ms: r.6,
+    })
+}
+
+/// How many rows a statement changed (sqlx has no trait for it).
+pub(crate) trait Affected {
+    fn affected(&self) -> u64;
+}
+
+impl Affected for sqlx::sqlite::SqliteQueryResult {
+    fn affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl Affected for sqlx::postgres::PgQueryResult {
+    fn affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+/// Is `e` a unique-constraint violation?
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+impl<'a, DB: Database> Sql<'a, DB> {
+    /// This process's write lock, if the adapter has one; held while the
+    /// guard lives.
+    pub async fn lock(&self) -> Option<MutexGuard<'a, ()>> {
+        match self.write {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        }
+    }
+
+    /// A write transaction: the write lock (held while the guard lives),
+    /// then the dialect's `BEGIN`.
+    pub async fn write_tx(
+        &self,
+        op: &'static str,
+    ) -> Result<(Option<MutexGuard<'a, ()>>, Transaction<'static, DB>), StoreError> {
+        let guard = self.lock().await;
+        let tx = match self.dialect.begin_write {
+            Some(begin) => self.pool.begin_with(begin).await,
+            None => self.pool.begin().await,
+        }
+        .map_err(query_err(op))?;
+        Ok((guard, tx))
+    }
+}
+
+/// The bounds of the shared statements on the database: what both SQLite
+/// and PostgreSQL provide (each impl block of this layer states its own).
+impl<'a, DB> Sql<'a, DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    DB::QueryResult: Affected,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    i64: for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    f64: for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    bool: for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    String: for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'s> &'s str: sqlx::Encode<'s, DB> + sqlx::Type<DB>,
+    Option<String>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    /// Is there a row? (`sql` selects anything, binding `key`.)
+    async fn exists(
+        &self,
+        conn: &mut DB::Connection,
+        sql: &'static str,
+        key: &str,
+    ) -> Result<bool, sqlx::Error> {
+        Ok(sqlx::query::<DB>(self.dialect.sql(sql))
+            .bind(key)
+            .fetch_optional(conn)
+            .await?
+            .is_some())
+    }
+
+    pub async fn add_device(
+        &self,
+        name: &str,
+        office: Option<&str>,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<Device, StoreError> {
+        let e = query_err;
+        let (w, mut tx) = self.write_tx("add device").await?;
+        if let Some(code) = office {
+            let sql = "SELECT 1 FROM offices WHERE code = ?";
+            if !self
+                .exists(&mut tx, sql, code)
+                .await
+                .map_err(e("add device: office"))?
+            {
+                return Err(StoreError::UnknownOffice(code.to_string()));
+            }
+        }
+        let sql = "SELECT 1 FROM devices WHERE name = ?";
+        if self
+            .exists(&mut tx, sql, name)
+            .await
+            .map_err(e("add device: name"))?
+        {
+            return Err(StoreError::DeviceExists(name.to_string()));
+        }
+        let inserted = sqlx::query_as::<DB, DeviceRow>(self.dialect.sql(format!(
+            "INSERT INTO devices (name, office, token_hash, created_at) VALUES (?, ?, ?, ?) \
+             RETURNING {DEVICE_COLS}"
+        )))
+        .bind(name)
+        .bind(office.map(str::to_string))
+        .bind(token_hash)
+        .bind(now_ms)
+        .fetch_one(&mut *tx)
+        .await;
+        let err = match inserted {
+            Ok(row) => {
+                tx.commit().await.map_err(e("add device: commit"))?;
+                return Ok(device(row));
+            }
+            Err(err) => err,
+        };
+        drop((tx, w));
+        if let sqlx::Error::Database(d) = &err
+            && d.is_foreign_key_violation()
+        {
+            return Err(StoreError::UnknownOffice(
+                office.unwrap_or_default().to_string(),
+            ));
+        }
+        // Another writer took the name since the check (a replica, or the
+        // CLI on the same file); else the token hash is taken.
+        if is_unique_violation(&err) && self.device_by_name(name).await?.is_some() {
+            return Err(StoreError::DeviceExists(name.to_string()));
+        }
+        Err(e("add device")(err))
+    }
+
+    async fn device_where(
+        &self,
+        column: &'static str,
+        key: &str,
+        op: &'static str,
+    ) -> Result<Option<Device>, StoreError> {
+        sqlx::query_as::<DB, DeviceRow>(self.dialect.sql(format!(
+            "SELECT {DEVICE_COLS} FROM devices WHERE {column} = ?"
+        )))
+        .bind(key)
+        .fetch_optional(self.pool)
+        .await
+        .map(|r| r.map(device))
+        .map_err(query_err(op))
+    }
+
+    pub async fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>, StoreError> {
+        self.device_where("token_hash", token_hash, "device by token")
+            .await
+    }
+
+    pub async fn device_by_name(&self, name: &str) -> Result<Option<Device>, StoreError> {
+        self.device_where("name", name, "device by name").await
+    }
+
+    pub async fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
+        sqlx::query_as::<DB, DeviceRow>(
+            self.dialect
+                .sql(format!("SELECT {DEVICE_COLS} FROM devices ORDER BY name")),
+        )
+        .fetch_all(self.pool)
+        .await
+        .map(|rows| rows.into_iter().map(device).collect())
+        .map_err(query_err("list devices"))
+    }
+
+    /// Run one write statement binding `keys` under the write lock; how many
+    /// rows it changed.
+    async fn update(
+        &self,
+        sql: &'static str,
+        keys: &[&str],
+        op: &'static str,
+    ) -> Result<u64, StoreError> {
+        let _w = self.lock().await;
+        let mut q = sqlx::query::<DB>(self.dialect.sql(sql));
+        for k in keys {
+            q = q.bind(*k);
+        }
+        q.execute(self.pool)
+            .await
+            .map(|done| done.affected())
+            .map_err(query_err(op))
+    }
+
+    pub async fn revoke_device(&self, name: &str) -> Result<bool, StoreError> {
+        let sql = "UPDATE devices SET revoked = TRUE WHERE name = ?";
+        Ok(self.update(sql, &[name], "revoke device").await? > 0)
+    }
+
+    pub async fn rotate_device_token(
+        &self,
+        name: &str,
+        token_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let sql = "UPDATE devices SET token_hash = ?, revoked = FALSE WHERE name = ?";
+        let changed = self
+            .update(sql, &[token_hash, name], "rotate device token")
+            .await?;
+        Ok(changed > 0)
+    }
+
+    pub async fn list_offices(&self) -> Result<Vec<Office>, StoreError> {
+        let sql = "SELECT code, name, division, district, upazila, hours FROM offices \
+                   ORDER BY code";
+        let rows: Vec<OfficeRow> = sqlx::query_as(self.dialect.sql(sql))
+            .fetch_all(self.pool)
+            .await
+            .map_err(query_err("list offices"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(code, name, division, district, upazila, hours)| Office {
+                code,
+                name,
+                division,
+                district,
+                upazila,
+                hours,
+            })
+            .collect())
+    }
+
+    pub async fn records(
+        &self,
+        device_id: i64,
+        from_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        sqlx::query_as::<DB, RecordRow>(self.dialect.sql(format!(
+            "SELECT {RECORD_COLS} FROM records WHERE device_id = ? AND seq >= ? \
+             ORDER BY seq LIMIT ?"
+        )))
+        .bind(device_id)
+        .bind(from_seq)
+        .bind(limit)
+        .fetch_all(self.pool)
+        .await
+        .map(|rows| rows.into_iter().map(stored_record).collect())
+        .map_err(query_err("records"))
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query::<DB>("SELECT 1")
+            .execute(self.pool)
+            .await
+            .map(|_| ())
+            .map_err(query_err("ping"))
+    }
+
+    pub async fn add_api_token(
+        &self,
+        name: &str,
+        role: Role,
+        branch: Option<&Branch>,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<ApiToken, StoreError> {
+        let e = query_err;
+        let taken_sql = "SELECT 1 FROM api_tokens WHERE name = ?";
+        let (w, mut tx) = self.write_tx("add API token").await?;
+        if self
+            .exists(&mut tx, taken_sql, name)
+            .await
+            .map_err(e("add API token: name"))?
+        {
+            return Err(StoreError::ApiTokenExists(name.to_string()));
+        }
+        let inserted = sqlx::query_as::<DB, ApiTokenRow>(self.dialect.sql(format!(
+            "INSERT INTO api_tokens (name, role, scope_level, scope_value, token_hash, \
+             created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING {API_TOKEN_COLS}"
+        )))
+        .bind(name)
+        .bind(role.as_str())
+        .bind(branch.map(|b| b.level.as_str().to_string()))
+        .bind(branch.map(|b| b.name.clone()))
+        .bind(token_hash)
+        .bind(now_ms)
+        .fetch_one(&mut *tx)
+        .await;
+        let err = match inserted {
+            Ok(row) => {
+                tx.commit().await.map_err(e("add API token: commit"))?;
+                return api_token(row).map_err(e("add API token"));
+            }
+            Err(err) => err,
+        };
+        drop((tx, w));
+        // Another writer took the name since the check; else the token hash
+        // is taken.
+        if is_unique_violation(&err) {
+            let mut c = self
+                .pool
+                .acquire()
+                .await
+                .map_err(e("add API token: name"))?;
+            if self
+                .exists(&mut c, taken_sql, name)
+                .await
+                .map_err(e("add API token: name"))?
+            {
+                return Err(StoreError::ApiTokenExists(name.to_string()));
+            }
+        }
+        Err(e("add API token")(err))
+    }
+
+    pub async fn api_token_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<ApiToken>, StoreError> {
+        sqlx::query_as::<DB, ApiTokenRow>(self.dialect.sql(format!(
+            "SELECT {API_TOKEN_COLS} FROM api_tokens WHERE token_hash = ?"
+        )))
+        .bind(token_hash)
+        .fetch_optional(self.pool)
+        .await
+        .and_then(|r| r.map(api_token).transpose())
+        .map_err(query_err("API token by hash"))
+    }
+
+    pub async fn list_api_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        sqlx::query_as::<DB, ApiTokenRow>(self.dialect.sql(format!(
+            "SELECT {API_TOKEN_COLS} FROM api_tokens ORDER BY name{}",
+            self.dialect.bytewise
+        )))
+        .fetch_all(self.pool)
+        .await
+        .and_then(|rows| rows.into_iter().map(api_token).collect())
+        .map_err(query_err("list API tokens"))
+    }
+
+    pub async fn revoke_api_token(&self, name: &str) -> Result<bool, StoreError> {
+        let sql = "UPDATE api_tokens SET revoked = TRUE WHERE name = ?";
+        Ok(self.update(sql, &[name], "revoke API token").await? > 0)
+    }
+}
