@@ -18,8 +18,8 @@
 //! Which records can change which days, and what a stored batch does to its
 //! device's roll-up mark, are decided in [`mark`].
 
-use crate::collector::schedule::{DEFAULT_TZ, Schedule};
 use crate::collector::uptime::{self, DeviceState, Figures, Interval, Rec, Timeline, cause};
+use crate::shared::schedule::{DEFAULT_TZ, Schedule};
 use crate::wire::{LinkKind, LinkState};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;

@@ -6,7 +6,7 @@
 
 use crate::collector::alerts::model::RouteLevel;
 use crate::collector::alerts::rules::BranchSpec;
-use crate::collector::devices::ImportError;
+use crate::collector::devices::{ImportError, header_columns};
 use crate::collector::store::Office;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
@@ -194,30 +194,10 @@ pub fn parse_contacts_csv(text: &str, path: &Path) -> Result<Vec<Contact>, Impor
         });
     }
     let hline = header.position().map_or(1, |p| line_of(text, p.byte()));
-    let mut index = [usize::MAX; 6];
-    for (col, name) in header.iter().enumerate() {
-        let name = name.to_ascii_lowercase();
-        match CSV_COLUMNS.iter().position(|c| *c == name) {
-            Some(k) if index[k] == usize::MAX => index[k] = col,
-            Some(_) => {
-                return Err(line_err(
-                    hline,
-                    "header".into(),
-                    format!("column `{name}` appears twice"),
-                ));
-            }
-            None => {
-                return Err(line_err(
-                    hline,
-                    format!("header column {}", col + 1),
-                    format!(
-                        "unknown column `{name}`: the columns are {}",
-                        CSV_COLUMNS.join(",")
-                    ),
-                ));
-            }
-        }
-    }
+    let index = header_columns(header.iter(), CSV_COLUMNS).map_err(|h| {
+        let (field, message) = h.words(&format!("the columns are {}", CSV_COLUMNS.join(",")));
+        line_err(hline, field, message)
+    })?;
     for required in [0, 1, 5] {
         if index[required] == usize::MAX {
             return Err(line_err(

@@ -6,8 +6,8 @@
 //! silences name them; and the schedule arithmetic the rules need. Pure.
 
 use crate::collector::alerts::model::{DeviceFacts, RouteLevel};
-use crate::collector::schedule::{OfficeHours, Schedule};
 use crate::collector::store::Office;
+use crate::shared::schedule::{OfficeHours, Schedule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
