@@ -305,8 +305,8 @@ impl AlertsSection {
         let mut all = contacts::check_entries(&self.contact, "alerts.contact", "")
             .map_err(|(k, m)| bad(k.trim_start_matches("alerts."), m))?;
         if let Some(file) = &self.contacts_file {
-            let more =
-                contacts::load_contacts(file).map_err(|e| bad("contacts_file", e.to_string()))?;
+            let more = crate::collector::alerts::contacts_import::load_contacts(file)
+                .map_err(|e| bad("contacts_file", e.to_string()))?;
             all.extend(more);
         }
         let mut seen: HashMap<String, &str> = HashMap::new();

@@ -15,7 +15,7 @@ use crate::collector::alerts::annotate::{Annotation, Happened};
 use crate::collector::alerts::contacts::Language;
 use crate::collector::alerts::model::{AlertKind, AlertView, Event, RouteLevel, Subject};
 use crate::collector::alerts::template::{Template, raw};
-use crate::collector::store::Office;
+use crate::collector::model::Office;
 use crate::shared::schedule::{Schedule, parse_schedule};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
