@@ -130,11 +130,11 @@ pub async fn add_api_token(
 }
 
 mod offices;
-pub(crate) use offices::header_columns;
 pub use offices::{
     CSV_HEADER, CSV_HOURS, ImportError, MAX_FIELD, import_offices, load_offices, parse_offices_csv,
     parse_offices_toml,
 };
+pub(crate) use offices::{header_columns, load_by_extension};
 
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@
 //! import machinery they share with the office hierarchy.
 
 use crate::collector::alerts::contacts::{CSV_COLUMNS, Contact, ContactEntry, check_entries};
-use crate::collector::devices::{ImportError, header_columns};
+use crate::collector::devices::{ImportError, header_columns, load_by_extension};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,26 +12,13 @@ use std::path::Path;
 /// Read a contacts file: CSV (`.csv`, header [`CSV_COLUMNS`], channels
 /// separated by `;`) or TOML (`.toml`, `[[contact]]` tables).
 pub fn load_contacts(path: &Path) -> Result<Vec<Contact>, ImportError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase())
-        .as_deref()
-    {
-        Some("csv") => parse_contacts_csv(&text, path),
-        Some("toml") => parse_contacts_toml(&text, path),
-        _ => Err(ImportError::File {
-            path: path.to_path_buf(),
-            message: format!(
-                "unknown file type: name it .csv (header {}) or .toml ([[contact]] tables)",
-                CSV_COLUMNS.join(",")
-            ),
-        }),
-    }
+    load_by_extension(
+        path,
+        parse_contacts_csv,
+        parse_contacts_toml,
+        &format!("header {}", CSV_COLUMNS.join(",")),
+        "[[contact]] tables",
+    )
 }
 
 /// Parse contacts CSV; errors name the line and the column.

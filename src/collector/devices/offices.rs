@@ -45,6 +45,24 @@ pub enum ImportError {
 
 /// Read a hierarchy file, CSV (`.csv`) or TOML (`.toml`, `[[office]]` tables).
 pub fn load_offices(path: &Path) -> Result<Vec<Office>, ImportError> {
+    load_by_extension(
+        path,
+        parse_offices_csv,
+        parse_offices_toml,
+        "header code,name,division,district,upazila",
+        "[[office]] tables",
+    )
+}
+
+/// Read an import file and parse it by its extension, `.csv` or `.toml`
+/// (any case); another extension is an error naming both forms.
+pub(crate) fn load_by_extension<T>(
+    path: &Path,
+    csv: fn(&str, &Path) -> Result<T, ImportError>,
+    toml: fn(&str, &Path) -> Result<T, ImportError>,
+    csv_form: &str,
+    toml_form: &str,
+) -> Result<T, ImportError> {
     let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
         path: path.to_path_buf(),
         source,
@@ -55,14 +73,11 @@ pub fn load_offices(path: &Path) -> Result<Vec<Office>, ImportError> {
         .map(|e| e.to_ascii_lowercase())
         .as_deref()
     {
-        Some("csv") => parse_offices_csv(&text, path),
-        Some("toml") => parse_offices_toml(&text, path),
+        Some("csv") => csv(&text, path),
+        Some("toml") => toml(&text, path),
         _ => Err(ImportError::File {
             path: path.to_path_buf(),
-            message:
-                "unknown file type: name it .csv (header code,name,division,district,upazila) \
-                      or .toml ([[office]] tables)"
-                    .into(),
+            message: format!("unknown file type: name it .csv ({csv_form}) or .toml ({toml_form})"),
         }),
     }
 }
