@@ -28,11 +28,11 @@
 //! `tick`, `store`, `latency`). Without `--bench` (as under `cargo test
 //! --all-targets`) it prints one line and returns.
 
+use linkwatch::collector::alerts::AlertsConfig;
 use linkwatch::collector::alerts::contacts::{Contact, Language, Routing};
 use linkwatch::collector::alerts::rules::{BranchSpec, Context};
 use linkwatch::collector::alerts::{DeviceFacts, GatewayLinks, Input, LinkStatus, evaluate};
 use linkwatch::collector::store::Office;
-use linkwatch::config::alerts::AlertsConfig;
 use linkwatch::wire::{LinkKind, LinkState};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -10,10 +10,11 @@ mod common;
 
 use common::db::{TestDb, on_both};
 use linkwatch::collector::access::{Level, Role};
+use linkwatch::collector::alerts::AlertsConfig;
 use linkwatch::collector::devices;
 use linkwatch::collector::server;
 use linkwatch::collector::store::{Office, Store};
-use linkwatch::config::alerts::{AlertsConfig, AlertsSection};
+use linkwatch::config::alerts::AlertsSection;
 use linkwatch::config::collector::CollectorConfig;
 use reqwest::StatusCode;
 use serde_json::Value;

@@ -523,3 +523,26 @@ fn validate_checks_a_collector_config() {
     assert_eq!(code, 2);
     assert!(err.contains("/etc/linkwatch/collector.toml"), "{err}");
 }
+
+#[test]
+fn a_bad_alert_rule_stops_validate_and_the_collector_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("collector.toml"),
+        "[collector]\nlisten = \"127.0.0.1:0\"\ndatabase = \"sqlite://x.db\"\n\n\
+         [[alerts.rule]]\nname = \"late\"\nkind = \"unreachable\"\nschedule = \"Sun-Thu 25:00-17:00\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = lw(dir.path(), &["validate", "--config", "collector.toml"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("alerts.rule[0].schedule"), "{err}");
+    // The collector stops before it opens (or creates) its database.
+    let (code, _, err) = lw(
+        dir.path(),
+        &["collector", "--config", "collector.toml"],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("alerts.rule[0].schedule"), "{err}");
+    assert!(!dir.path().join("x.db").exists());
+}

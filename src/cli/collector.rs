@@ -36,10 +36,18 @@ pub struct DatabaseArgs {
     create_database: bool,
 }
 
+/// Load a collector configuration and compile its `[alerts]`, so that a bad
+/// rule, contact or channel stops the command here, naming the key.
+fn load_config(path: &Path) -> Result<CollectorConfig> {
+    let cfg = CollectorConfig::load(path)?;
+    linkwatch::collector::alerts::setup::alerts_config(&cfg)?;
+    Ok(cfg)
+}
+
 impl DatabaseArgs {
     pub fn load(&self) -> Result<CollectorConfig> {
         Ok(match &self.config {
-            Some(p) => CollectorConfig::load(p)?,
+            Some(p) => load_config(p)?,
             None => CollectorConfig::embedded(),
         })
     }
@@ -306,7 +314,7 @@ pub fn collector(a: CollectorArgs) -> Result<ExitCode> {
     // Still the only thread.
     linkwatch::collector::server::return_large_allocations();
     let cfg = match &a.config {
-        Some(p) => CollectorConfig::load(p)?,
+        Some(p) => load_config(p)?,
         None => CollectorConfig::embedded(),
     };
     logging::init(
@@ -330,7 +338,7 @@ pub fn collector(a: CollectorArgs) -> Result<ExitCode> {
 
 /// `validate --collector`: the config, and what it would do.
 pub fn validate(path: &Path) -> Result<ExitCode> {
-    let cfg = CollectorConfig::load(path)?;
+    let cfg = load_config(path)?;
     let c = &cfg.collector;
     println!("{}: valid collector config", path.display());
     println!(

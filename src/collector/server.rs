@@ -213,8 +213,7 @@ pub async fn serve_on(
         crate::collector::last_seen::REFRESH,
     )));
     // The alert evaluator and delivery, while this replica leads the job.
-    let _alerts = match cfg
-        .alerts_config()
+    let _alerts = match crate::collector::alerts::setup::alerts_config(cfg)
         .map_err(|e| CollectorError::Alerts(e.to_string()))?
     {
         Some(a) if a.enabled => {

@@ -130,7 +130,8 @@ impl Default for CollectorSection {
 pub struct CollectorConfig {
     #[serde(default)]
     pub collector: CollectorSection,
-    /// `[alerts]` (see `docs/alerts.md`), checked when the file is loaded.
+    /// `[alerts]` (see `docs/alerts.md`) as written; compiled and checked by
+    /// `collector::alerts::setup` when the collector or `validate` loads the file.
     #[serde(default)]
     pub alerts: Option<crate::config::alerts::AlertsSection>,
     /// Where this configuration was read from (not a key); empty for the
@@ -233,21 +234,10 @@ impl CollectorConfig {
                 )
             })?;
         }
-        // An invalid rule, contact, channel or template stops the
-        // collector here, naming the key.
-        cfg.alerts_config()?;
+        // The `[alerts]` section means what the alert engine says:
+        // `collector::alerts::setup::alerts_config` compiles it (the
+        // collector and `validate` call it right after loading).
         Ok(cfg)
-    }
-
-    /// The `[alerts]` section compiled for the alert engine; `None` without
-    /// the section.
-    pub fn alerts_config(
-        &self,
-    ) -> Result<Option<crate::config::alerts::AlertsConfig>, ConfigError> {
-        self.alerts
-            .as_ref()
-            .map(|a| a.compile(&self.path, &self.holidays))
-            .transpose()
     }
 
     /// When a device counts as silent: (the upload interval assumed for

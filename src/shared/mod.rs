@@ -1,5 +1,5 @@
 //! Pieces both the agent and the collector use: logging set-up, time
-//! helpers, files holding secrets, CA files, systemd notifications and the
+//! helpers, secrets from configuration files, files holding secrets, CA files, systemd notifications and the
 //! TLS provider; and the uptime schedule (office hours, holidays), which the
 //! collector's configuration parses and its uptime engine applies.
 
@@ -9,5 +9,6 @@ pub mod logging;
 #[cfg(feature = "collector")]
 pub mod schedule;
 pub mod sd;
+pub mod secret;
 pub mod time;
 pub mod tls;

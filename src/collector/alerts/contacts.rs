@@ -55,21 +55,8 @@ pub struct Contact {
     pub origin: String,
 }
 
-/// A contact as written in TOML (`[[contact]]` in a file, `[[alerts.contact]]`
-/// in the collector configuration).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ContactEntry {
-    pub name: String,
-    pub branch: String,
-    #[serde(default)]
-    pub language: Option<String>,
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub phone: Option<String>,
-    pub channels: Vec<String>,
-}
+/// A contact as written; defined with the configuration.
+pub use crate::config::alerts::ContactEntry;
 
 /// The CSV header (any order; `language`, `email`, `phone` may be left out).
 pub const CSV_COLUMNS: [&str; 6] = ["name", "branch", "language", "email", "phone", "channels"];

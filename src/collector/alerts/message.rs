@@ -56,16 +56,8 @@ pub struct TemplateSet {
     pub recovered: Template,
 }
 
-/// Template texts of one language as written in the configuration; `None`
-/// keeps the built-in one.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TemplateTexts {
-    pub subject: Option<String>,
-    pub opened: Option<String>,
-    pub escalated: Option<String>,
-    pub recovered: Option<String>,
-}
+/// Template texts as written; defined with the configuration.
+pub use crate::config::alerts::TemplateTexts;
 
 const EN: [&str; 4] = [
     "[linkwatch] {what}: {who}",

@@ -15,7 +15,8 @@
 //! - [`ack`]: signed acknowledgement links;
 //! - [`run`]: the collector's evaluator and delivery loop (I/O).
 //!
-//! The configuration (`[alerts]`) is `crate::config::alerts`.
+//! The configuration (`[alerts]`) is `crate::config::alerts` as written;
+//! [`setup`] compiles it into what the engine uses ([`AlertsConfig`]).
 
 pub mod ack;
 pub mod annotate;
@@ -30,41 +31,16 @@ pub mod model;
 pub mod outbox;
 pub mod rules;
 pub mod run;
+pub mod setup;
 pub mod template;
 pub mod unreachable;
 
 pub use evaluate::{Input, annotation_requests, evaluate};
 pub use model::*;
+pub use setup::AlertsConfig;
 
-use std::fmt;
-
-/// A secret from the configuration (password, token, key, a URL carrying
-/// one): its Debug and Display show nothing of it.
-#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-    /// The secret itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+/// A secret from the configuration; defined with the configuration.
+pub use crate::shared::secret::Secret;
 
 #[cfg(test)]
 mod tests;

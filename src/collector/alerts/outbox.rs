@@ -112,15 +112,18 @@ pub struct OutboxPolicy {
     pub lease_ms: i64,
 }
 
+/// The defaults of `[alerts.delivery]`, and a lease of two minutes.
 impl Default for OutboxPolicy {
     fn default() -> Self {
+        let d = crate::config::alerts::DeliverySection::default();
+        let ms = |t: std::time::Duration| t.as_millis() as i64;
         OutboxPolicy {
-            first_retry_ms: 30_000,
-            max_retry_ms: 30 * 60_000,
-            jitter: 0.2,
-            expire_after_ms: 24 * 3_600_000,
-            rate_limit: 30,
-            rate_window_ms: 3_600_000,
+            first_retry_ms: ms(d.first_retry),
+            max_retry_ms: ms(d.max_retry),
+            jitter: d.jitter,
+            expire_after_ms: ms(d.expire_after),
+            rate_limit: d.rate_limit,
+            rate_window_ms: ms(d.rate_window),
             lease_ms: 120_000,
         }
     }

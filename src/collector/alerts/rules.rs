@@ -135,14 +135,16 @@ pub struct OfficeGrouping {
     pub wait_ms: i64,
 }
 
+/// The defaults of `[alerts.office_offline]`.
 impl Default for OfficeGrouping {
     fn default() -> Self {
+        let s = crate::config::alerts::OfficeOfflineSection::default();
         OfficeGrouping {
-            enabled: true,
-            fraction: 0.5,
-            min_devices: 2,
-            window_ms: 10 * 60_000,
-            wait_ms: 3 * 60_000,
+            enabled: s.enabled,
+            fraction: s.fraction,
+            min_devices: s.min_devices,
+            window_ms: s.window.as_millis() as i64,
+            wait_ms: s.wait.as_millis() as i64,
         }
     }
 }

@@ -1,13 +1,10 @@
 //! The tables of `[alerts]` as written (rules, office grouping, delivery,
-//! templates, contacts and channels by name), with their defaults, which are
-//! the alert engine's own. Compiling them is the parent's.
+//! templates, contacts and channels by name), with their defaults, which the
+//! alert engine's defaults are made from. `collector::alerts::setup` compiles
+//! them.
 
 use super::ChannelSection;
-use crate::collector::alerts::Secret;
-use crate::collector::alerts::contacts::ContactEntry;
-use crate::collector::alerts::message::TemplateTexts;
-use crate::collector::alerts::outbox::OutboxPolicy;
-use crate::collector::alerts::rules::OfficeGrouping;
+use crate::shared::secret::Secret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -89,13 +86,12 @@ pub struct OfficeOfflineSection {
 
 impl Default for OfficeOfflineSection {
     fn default() -> Self {
-        let g = OfficeGrouping::default();
         OfficeOfflineSection {
-            enabled: g.enabled,
-            fraction: g.fraction,
-            min_devices: g.min_devices,
-            window: Duration::from_millis(g.window_ms as u64),
-            wait: Duration::from_millis(g.wait_ms as u64),
+            enabled: true,
+            fraction: 0.5,
+            min_devices: 2,
+            window: Duration::from_secs(10 * 60),
+            wait: Duration::from_secs(3 * 60),
         }
     }
 }
@@ -118,15 +114,13 @@ pub struct DeliverySection {
 
 impl Default for DeliverySection {
     fn default() -> Self {
-        let p = OutboxPolicy::default();
-        let d = |ms: i64| Duration::from_millis(ms as u64);
         DeliverySection {
-            first_retry: d(p.first_retry_ms),
-            max_retry: d(p.max_retry_ms),
-            jitter: p.jitter,
-            expire_after: d(p.expire_after_ms),
-            rate_limit: p.rate_limit,
-            rate_window: d(p.rate_window_ms),
+            first_retry: Duration::from_secs(30),
+            max_retry: Duration::from_secs(30 * 60),
+            jitter: 0.2,
+            expire_after: Duration::from_secs(24 * 3600),
+            rate_limit: 30,
+            rate_window: Duration::from_secs(3600),
         }
     }
 }
@@ -176,4 +170,31 @@ pub fn default_rules() -> Vec<RuleSection> {
         r("link_down", Some(15 * 60)),
         r("metered_traffic", Some(30 * 60)),
     ]
+}
+
+/// A contact as written in TOML (`[[contact]]` in a file, `[[alerts.contact]]`
+/// in the collector configuration).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactEntry {
+    pub name: String,
+    pub branch: String,
+    #[serde(default)]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    pub channels: Vec<String>,
+}
+
+/// Template texts of one language as written in the configuration; `None`
+/// keeps the built-in one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateTexts {
+    pub subject: Option<String>,
+    pub opened: Option<String>,
+    pub escalated: Option<String>,
+    pub recovered: Option<String>,
 }

@@ -27,7 +27,7 @@ fn invalid(text: &str) -> (String, String) {
 
 /// The example of docs/alerts.md.
 fn docs_example() -> String {
-    let doc = include_str!("../../../docs/alerts.md");
+    let doc = include_str!("../../../../docs/alerts.md");
     let start = doc.find("<!-- example:start -->\n```toml\n").unwrap();
     let rest = &doc[start..];
     let body = &rest[rest.find("```toml\n").unwrap() + 8..];
