@@ -106,7 +106,14 @@ cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 # The agent-only build (no collector, PostgreSQL, TLS server, mail).
 cargo clippy --no-default-features --features agent-only --all-targets --locked -- -D warnings
-cargo test --locked --no-fail-fast -- --test-threads=4
+# Every test binary built once, then run two at a time, longest first
+# (tests/run_binaries.py): most of the suite's time is tests waiting on
+# timers inside network namespaces, and `cargo test` runs binaries one by one.
+# Every binary runs even when one fails; the summary names the failures.
+artifacts="${CARGO_TARGET_DIR:-target}/test-artifacts.json"
+cargo test --locked --no-run --message-format=json-render-diagnostics >"$artifacts"
+python3 tests/run_binaries.py "$artifacts" --lanes 2 -- --test-threads=4
+cargo test --locked --doc
 # The agent-only binary: its command line and its systemd notifications.
 cargo test --locked --no-default-features --features agent-only --test cli --test sd_notify --bin linkwatch
 # The .deb and .rpm packages, installed into a throwaway root (needs root; skips otherwise).
