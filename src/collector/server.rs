@@ -237,7 +237,7 @@ pub async fn serve_on(
     };
     let web = crate::collector::web::router(
         state.clone(),
-        crate::collector::web::WebOptions::for_config(&cfg),
+        crate::collector::web::WebOptions::for_config(cfg),
     );
     let app = http::router(state)
         .merge(web)

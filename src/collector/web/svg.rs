@@ -115,21 +115,23 @@ mod tests {
     fn bands_cover_the_states_and_names_are_escaped() {
         let from = 1_795_924_800_000;
         let to = from + 24 * 3_600_000;
-        let mut tl = Timeline::default();
-        tl.device = vec![
-            Interval {
-                start: from,
-                end: from + 6 * 3_600_000,
-                state: DeviceState::Online,
-                cause: None,
-            },
-            Interval {
-                start: from + 6 * 3_600_000,
-                end: to,
-                state: DeviceState::Offline,
-                cause: Some("<b>all links down</b>".into()),
-            },
-        ];
+        let mut tl = Timeline {
+            device: vec![
+                Interval {
+                    start: from,
+                    end: from + 6 * 3_600_000,
+                    state: DeviceState::Online,
+                    cause: None,
+                },
+                Interval {
+                    start: from + 6 * 3_600_000,
+                    end: to,
+                    state: DeviceState::Offline,
+                    cause: Some("<b>all links down</b>".into()),
+                },
+            ],
+            ..Timeline::default()
+        };
         tl.links.insert(
             "<script>alert(1)</script>".into(),
             (
