@@ -3,14 +3,31 @@
 //! address known, a small browser that keeps cookies and never follows
 //! redirects, and readers of what the pages show.
 
+use super::records::Recs;
+use linkwatch::collector::access::{Level, Role};
+use linkwatch::collector::devices;
 use linkwatch::collector::http::{self as api, ApiOptions, ApiState};
-use linkwatch::collector::store::Store;
+use linkwatch::collector::store::{Office, Store};
 use linkwatch::collector::web::{self, WebOptions};
 use linkwatch::config::collector::CollectorConfig;
+use linkwatch::wire::v1::Body;
+use linkwatch::wire::{LinkKind, LinkState};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Every fixture user's password.
+pub const PW: &str = "correct horse battery";
+const MIN: i64 = 60_000;
+/// The Savar office's name: a script.
+pub const EVIL_OFFICE: &str = "UNO <script>alert('office')</script>";
+/// A device named with HTML (stored by other means than the agent).
+pub const EVIL_DEVICE: &str = "<img src=x onerror=alert(1)>";
+
+fn now() -> i64 {
+    linkwatch::shared::time::now_ms()
+}
 
 pub struct Web {
     pub base: String,
@@ -186,5 +203,114 @@ impl Browser {
             &[("csrf", &csrf), ("name", name), ("password", password)],
         )
         .await
+    }
+}
+
+fn office(code: &str, name: &str, div: &str, dist: &str, upa: &str) -> Office {
+    Office {
+        code: code.into(),
+        name: name.into(),
+        division: div.into(),
+        district: dist.into(),
+        upazila: upa.into(),
+        hours: None,
+    }
+}
+
+/// Dhaka / Dhaka / Savar office `dhk-savar` (named with a script) with one
+/// device in each state and one named with HTML; Chattogram's `ctg-sadar`
+/// with one online device. Users: `admin` (all), `ctg` (viewer of
+/// Chattogram), `savar` (viewer of the Savar upazila).
+pub async fn load(store: &dyn Store) {
+    store
+        .upsert_offices(&[
+            office("dhk-savar", EVIL_OFFICE, "Dhaka", "Dhaka", "Savar"),
+            office(
+                "ctg-sadar",
+                "UNO Sadar",
+                "Chattogram",
+                "Chattogram",
+                "Sadar",
+            ),
+        ])
+        .await
+        .unwrap();
+    let t = now();
+    let up = |r: &mut Recs, at: i64| {
+        r.link(
+            at,
+            "eth0",
+            LinkKind::Broadband,
+            LinkState::Absent,
+            LinkState::Up,
+        )
+    };
+    let mut online = Recs::new();
+    online.start(t - 30 * MIN, "boot-1");
+    online.push(
+        t - 30 * MIN,
+        Body::Facts {
+            hostname: "savar-on.local".into(),
+            os: "Debian GNU/Linux 13".into(),
+            agent_version: "0.1.0-test".into(),
+            links: vec![],
+        },
+    );
+    up(&mut online, t - 29 * MIN);
+    online.link(
+        t - 28 * MIN,
+        "wwan0",
+        LinkKind::Mobile,
+        LinkState::Absent,
+        LinkState::Down,
+    );
+    let mut offline = Recs::new();
+    offline.start(t - 30 * MIN, "boot-2");
+    up(&mut offline, t - 29 * MIN);
+    offline.link(
+        t - 10 * MIN,
+        "eth0",
+        LinkKind::Broadband,
+        LinkState::Up,
+        LinkState::Down,
+    );
+    let mut stopped = Recs::new();
+    stopped.start(t - 30 * MIN, "boot-3");
+    up(&mut stopped, t - 29 * MIN);
+    stopped.stop(t - 5 * MIN);
+    let mut silent = Recs::new();
+    silent.start(t - 200 * MIN, "boot-4");
+    up(&mut silent, t - 199 * MIN);
+    let mut ctg = Recs::new();
+    ctg.start(t - 30 * MIN, "boot-5");
+    up(&mut ctg, t - 29 * MIN);
+    for (name, code, recs, at) in [
+        ("savar-on", "dhk-savar", online.out, t),
+        ("savar-off", "dhk-savar", offline.out, t),
+        ("savar-stop", "dhk-savar", stopped.out, t - 4 * MIN),
+        ("savar-silent", "dhk-savar", silent.out, t - 180 * MIN),
+        ("ctg-on", "ctg-sadar", ctg.out, t),
+    ] {
+        let (d, _) = devices::add_device(store, name, Some(code), t - 300 * MIN)
+            .await
+            .unwrap();
+        store.ingest(d.id, &recs, at).await.unwrap();
+    }
+    devices::add_device(store, "savar-new", Some("dhk-savar"), t)
+        .await
+        .unwrap();
+    // A name the agent could not send, stored by other means: shown as text.
+    store
+        .add_device(EVIL_DEVICE, Some("dhk-savar"), "evil-hash", t)
+        .await
+        .unwrap();
+    for (name, role, branch) in [
+        ("admin", Role::Admin, None),
+        ("ctg", Role::Read, Some((Level::Division, "Chattogram"))),
+        ("savar", Role::Read, Some((Level::Upazila, "Savar"))),
+    ] {
+        linkwatch::collector::web::users::add_user(store, name, role, branch, PW, t)
+            .await
+            .unwrap();
     }
 }
