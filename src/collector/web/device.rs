@@ -6,11 +6,11 @@
 
 use super::WebState;
 use super::fleet::{state_word, urlencode_path};
-use super::i18n::{T, dhaka, digits, num, time, tr};
+use super::i18n::{T, dhaka, digits, time, tr};
 use super::layout::page as frame;
 use super::now::{self, NowState};
 use super::session::{PageError, fields, store_err, viewer};
-use super::svg::{device_state, link_state, timeline_svg};
+use super::svg::{link_state, timeline_svg};
 use crate::collector::http::{ReadError, visible_device};
 use crate::collector::last_seen::now_ms;
 use crate::collector::timeline::device_timeline_of;
@@ -153,9 +153,6 @@ pub(super) async fn page(
                 }
             }
         } }
-        @if let Some(last) = tl.device.last() {
-            p.note { (device_state(lang, last.state).0) " · " (num(lang, (last.end - last.start) / 60_000)) " min" }
-        }
     };
     Ok(frame(lang, &d.name, Some(&v), &back, body).into_response())
 }
