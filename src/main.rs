@@ -71,6 +71,14 @@ enum Command {
         command: cli::collector::TokenCommand,
     },
     #[cfg(feature = "collector")]
+    /// Add, list and remove the web dashboard's users (admin, or a viewer
+    /// limited to a branch, as API tokens are). Works directly on the
+    /// collector's database.
+    User {
+        #[command(subcommand)]
+        command: cli::users::UserCommand,
+    },
+    #[cfg(feature = "collector")]
     /// Uptime report over a window, straight from the collector's database:
     /// per device, office, upazila, district or division, within a schedule.
     /// Bad parameters exit 2 naming the parameter.
@@ -102,6 +110,8 @@ fn main() -> ExitCode {
         Command::Office { command } => cli::collector::office(command),
         #[cfg(feature = "collector")]
         Command::Token { command } => cli::collector::token(command, &times),
+        #[cfg(feature = "collector")]
+        Command::User { command } => cli::users::user(command, &times),
         #[cfg(feature = "collector")]
         Command::Report(a) => cli::collector::report(a, &times),
         Command::Completions(a) => cli::docs::completions(a, Cli::command()),

@@ -27,6 +27,10 @@ command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)
 command -v dpkg-deb >/dev/null || need_pkgs+=(dpkg)
 command -v rpmbuild >/dev/null || need_pkgs+=(rpm)
 command -v objdump >/dev/null || need_pkgs+=(binutils)
+# tests/dashboard_browser.rs: Debian's chromium (driven by Playwright, below) and a
+# Bengali font so Bangla pages render in its screenshots.
+command -v chromium >/dev/null || need_pkgs+=(chromium)
+dpkg -s fonts-beng-extra >/dev/null 2>&1 || need_pkgs+=(fonts-beng-extra)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "tests/run.sh: installing ${need_pkgs[*]}"
@@ -93,8 +97,14 @@ fi
 if [ -z "${LINKWATCH_TEST_PYTHON:-}" ]; then
     venv="${CARGO_TARGET_DIR:-target}/test-venv"
     if ! "$venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
-        python3 -m venv "$venv" && "$venv/bin/pip" install -q aiosmtpd \
+        python3 -m venv "$venv" && "$venv/bin/python" -m pip install -q aiosmtpd \
             || echo "tests/run.sh: cannot install aiosmtpd: the alert mail tests will skip" >&2
+    fi
+    # Playwright for Python drives the system's chromium in the dashboard's browser
+    # test (its own browser download is neither needed nor run).
+    if [ -x "$venv/bin/python" ] && ! "$venv/bin/python" -c 'import playwright' 2>/dev/null; then
+        "$venv/bin/python" -m pip install -q playwright \
+            || echo "tests/run.sh: cannot install playwright: the dashboard's browser test will skip" >&2
     fi
     if "$venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
         LINKWATCH_TEST_PYTHON="$(cd "$venv/bin" && pwd)/python"

@@ -111,7 +111,7 @@ pub struct BranchArgs {
 }
 
 impl BranchArgs {
-    fn get(&self) -> Option<(linkwatch::collector::access::Level, &str)> {
+    pub fn get(&self) -> Option<(linkwatch::collector::access::Level, &str)> {
         use linkwatch::collector::access::Level;
         [
             (Level::Division, &self.division),

@@ -10,6 +10,8 @@ pub mod collector;
 pub mod docs;
 #[cfg(feature = "collector")]
 pub mod tables;
+#[cfg(feature = "collector")]
+pub mod users;
 
 use anyhow::{Context, Result};
 

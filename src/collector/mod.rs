@@ -21,3 +21,4 @@ pub mod server;
 pub mod store;
 pub mod timeline;
 pub mod uptime;
+pub mod web;

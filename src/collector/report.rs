@@ -516,6 +516,7 @@ mod scope;
 pub use render::{
     CSV_COLUMNS, CSV_HEADER, human_ms, render_csv, render_json, render_table, render_table_in, ts,
 };
+pub(crate) use scope::to_rec;
 pub use scope::{
     Uses, all_records, device_figures, figures_in_scope, records_around, select_devices,
 };

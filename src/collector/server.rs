@@ -234,7 +234,13 @@ pub async fn serve_on(
         }
         _ => None,
     };
-    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let web = crate::collector::web::router(
+        state.clone(),
+        crate::collector::web::WebOptions::for_config(cfg),
+    );
+    let app = http::router(state)
+        .merge(web)
+        .into_make_service_with_connect_info::<SocketAddr>();
     let limits = fit_to_file_limit(ConnLimits {
         max_connections: c.max_connections,
         header_timeout: c.header_timeout,

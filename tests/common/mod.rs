@@ -51,6 +51,8 @@ pub mod nm;
 pub mod records;
 pub mod services;
 pub mod tls;
+#[cfg(feature = "collector")]
+pub mod web;
 
 use std::ffi::OsStr;
 use std::fs;

@@ -21,7 +21,7 @@ mod reports;
 mod state;
 
 pub use alerts::{ACK_PATH, ALERTS_PATH, Acked, AlertList, LINK_PATH, MAX_LIMIT, html_escape};
-pub use auth::{MAX_TOKEN_LEN, authenticate, bearer_token};
+pub use auth::{MAX_TOKEN_LEN, authenticate, bearer_token, visible_device};
 pub use devices::{DEVICES_PATH, DeviceInfo, REVOKE_PATH, Revoked};
 pub use error::{
     ApiError, ErrorBody, RETRY_AFTER_DEVICE_BUSY, RETRY_AFTER_OVERLOAD, RETRY_AFTER_UNAVAILABLE,

@@ -14,7 +14,10 @@ use crate::wire::v1::Body;
 use std::collections::{BTreeMap, HashMap};
 
 /// A stored record as the engine takes it.
-fn to_rec(device: &str, r: crate::collector::store::StoredRecord) -> Result<Rec, ReportError> {
+pub(crate) fn to_rec(
+    device: &str,
+    r: crate::collector::store::StoredRecord,
+) -> Result<Rec, ReportError> {
     let bad = |error: String| ReportError::BadRecord {
         device: device.to_string(),
         seq: r.seq,

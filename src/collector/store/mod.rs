@@ -26,6 +26,7 @@ mod group;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+pub mod users;
 
 use crate::collector::alerts::model::{Decisions, OpenAlert};
 use crate::collector::alerts::outbox::OutboxRow;
@@ -36,6 +37,7 @@ use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
 use crate::wire::v1::{Ack, Record};
 pub use alerts::{AlertQuery, AlertRecord};
 use std::sync::Arc;
+pub use users::{NewSession, WebSession, WebUser};
 
 /// Storage failures, naming the operation.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +64,8 @@ pub enum StoreError {
     BadUrl(String),
     #[error("API token `{0}` already exists")]
     ApiTokenExists(String),
+    #[error("user `{0}` already exists")]
+    UserExists(String),
     #[error("this store does not keep {0}")]
     Unsupported(&'static str),
 }
@@ -191,6 +195,55 @@ pub trait Store: Send + Sync + 'static {
     async fn outbox_of(&self, alert_id: i64) -> Result<Vec<OutboxRow>, StoreError> {
         let _ = alert_id;
         Err(StoreError::Unsupported("alerts"))
+    }
+
+    // Dashboard users and sessions (see `collector::web`). By default a
+    // store keeps none.
+
+    /// Add a dashboard user ([`StoreError::UserExists`] when the name is taken).
+    async fn add_user(
+        &self,
+        name: &str,
+        role: Role,
+        branch: Option<&Branch>,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> Result<WebUser, StoreError> {
+        let _ = (name, role, branch, password_hash, now_ms);
+        Err(StoreError::Unsupported("users"))
+    }
+    async fn user_by_name(&self, name: &str) -> Result<Option<WebUser>, StoreError> {
+        let _ = name;
+        Err(StoreError::Unsupported("users"))
+    }
+    /// Every user, by name.
+    async fn list_users(&self) -> Result<Vec<WebUser>, StoreError> {
+        Err(StoreError::Unsupported("users"))
+    }
+    /// Remove a user and its sessions; false when no such user.
+    async fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        let _ = name;
+        Err(StoreError::Unsupported("users"))
+    }
+    /// Set a user's dashboard language (`en` or `bn`).
+    async fn set_user_lang(&self, user_id: i64, lang: &str) -> Result<(), StoreError> {
+        let _ = (user_id, lang);
+        Err(StoreError::Unsupported("users"))
+    }
+    /// Store a new session (and drop the expired ones).
+    async fn add_session(&self, s: &NewSession<'_>) -> Result<(), StoreError> {
+        let _ = s;
+        Err(StoreError::Unsupported("users"))
+    }
+    /// The session whose cookie hashes to `id_hash`, unless expired at `now_ms`.
+    async fn session(&self, id_hash: &str, now_ms: i64) -> Result<Option<WebSession>, StoreError> {
+        let _ = (id_hash, now_ms);
+        Err(StoreError::Unsupported("users"))
+    }
+    /// Forget a session (sign-out).
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        let _ = id_hash;
+        Err(StoreError::Unsupported("users"))
     }
 
     /// Register an API token; `token_hash` is the SHA-256 of the token (hex).

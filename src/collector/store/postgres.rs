@@ -285,6 +285,51 @@ impl Store for PgStore {
         ))
     }
 
+    async fn add_user(
+        &self,
+        name: &str,
+        role: Role,
+        branch: Option<&Branch>,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> Result<super::WebUser, StoreError> {
+        self.sql()
+            .add_user(name, role, branch, password_hash, now_ms)
+            .await
+    }
+
+    async fn user_by_name(&self, name: &str) -> Result<Option<super::WebUser>, StoreError> {
+        self.sql().user_by_name(name).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<super::WebUser>, StoreError> {
+        self.sql().list_users().await
+    }
+
+    async fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        self.sql().remove_user(name).await
+    }
+
+    async fn set_user_lang(&self, user_id: i64, lang: &str) -> Result<(), StoreError> {
+        self.sql().set_user_lang(user_id, lang).await
+    }
+
+    async fn add_session(&self, s: &super::NewSession<'_>) -> Result<(), StoreError> {
+        self.sql().add_session(s).await
+    }
+
+    async fn session(
+        &self,
+        id_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<super::WebSession>, StoreError> {
+        self.sql().session(id_hash, now_ms).await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        self.sql().delete_session(id_hash).await
+    }
+
     async fn add_api_token(
         &self,
         name: &str,

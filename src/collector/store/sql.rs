@@ -12,6 +12,7 @@
 
 mod alerts;
 mod rollups;
+mod users;
 
 #[cfg(doc)]
 use super::Store;
@@ -148,7 +149,7 @@ impl Affected for sqlx::postgres::PgQueryResult {
 }
 
 /// Is `e` a unique-constraint violation?
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 

@@ -1,0 +1,206 @@
+//! The dashboard's two languages: English and Bangla (per user), the words
+//! of its pages, Bangla digits where the language is Bangla, and times in
+//! Asia/Dhaka. Pure.
+
+/// A dashboard language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Bn,
+}
+
+impl Lang {
+    /// `en` or `bn`; anything else is `None`.
+    pub fn parse(s: &str) -> Option<Lang> {
+        match s {
+            "en" => Some(Lang::En),
+            "bn" => Some(Lang::Bn),
+            _ => None,
+        }
+    }
+    /// The stored and `lang` attribute spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Bn => "bn",
+        }
+    }
+    /// The other language (what the switch offers).
+    pub fn other(self) -> Lang {
+        match self {
+            Lang::En => Lang::Bn,
+            Lang::Bn => Lang::En,
+        }
+    }
+}
+
+/// Every word of the pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum T {
+    Title,
+    SignIn,
+    UserName,
+    Password,
+    SignOut,
+    BadSignIn,
+    TooMany,
+    Expired,
+    Fleet,
+    Online,
+    Offline,
+    NotRunning,
+    Silent,
+    NoData,
+    Total,
+    Division,
+    District,
+    Upazila,
+    Office,
+    Device,
+    NoOffice,
+    LastSeen,
+    AgentVersion,
+    Os,
+    Host,
+    Links,
+    Link,
+    State,
+    Since,
+    Timeline,
+    PrevDay,
+    NextDay,
+    Page,
+    Prev,
+    Next,
+    NotFound,
+    BadRequest,
+    Unknown,
+    Never,
+    TimesIn,
+    LangName,
+    Up,
+    Degraded,
+    Down,
+    Absent,
+    Whole,
+}
+
+/// `t` in `lang`.
+pub fn tr(lang: Lang, t: T) -> &'static str {
+    let (en, bn) = match t {
+        T::Title => ("linkwatch", "লিংকওয়াচ"),
+        T::SignIn => ("Sign in", "সাইন ইন"),
+        T::UserName => ("User name", "ব্যবহারকারীর নাম"),
+        T::Password => ("Password", "পাসওয়ার্ড"),
+        T::SignOut => ("Sign out", "সাইন আউট"),
+        T::BadSignIn => (
+            "Sign-in failed: check the user name and password.",
+            "সাইন ইন হয়নি: নাম ও পাসওয়ার্ড যাচাই করুন।",
+        ),
+        T::TooMany => (
+            "Too many sign-in attempts: wait a few minutes and try again.",
+            "অনেকবার সাইন ইনের চেষ্টা হয়েছে: কয়েক মিনিট পরে আবার চেষ্টা করুন।",
+        ),
+        T::Expired => (
+            "Your session has ended: sign in again.",
+            "আপনার সেশন শেষ হয়েছে: আবার সাইন ইন করুন।",
+        ),
+        T::Fleet => ("Fleet now", "এখনকার অবস্থা"),
+        T::Online => ("Online", "অনলাইন"),
+        T::Offline => ("Offline", "অফলাইন"),
+        T::NotRunning => ("Not running", "চালু নেই"),
+        T::Silent => ("Silent", "নীরব"),
+        T::NoData => ("No data yet", "এখনো তথ্য নেই"),
+        T::Total => ("Total", "মোট"),
+        T::Division => ("Division", "বিভাগ"),
+        T::District => ("District", "জেলা"),
+        T::Upazila => ("Upazila", "উপজেলা"),
+        T::Office => ("Office", "অফিস"),
+        T::Device => ("Device", "ডিভাইস"),
+        T::NoOffice => ("(no office)", "(অফিস নেই)"),
+        T::LastSeen => ("Last upload", "সর্বশেষ আপলোড"),
+        T::AgentVersion => ("Agent version", "এজেন্ট সংস্করণ"),
+        T::Os => ("Operating system", "অপারেটিং সিস্টেম"),
+        T::Host => ("Host name", "হোস্টের নাম"),
+        T::Links => ("Links", "লিংকসমূহ"),
+        T::Link => ("Link", "লিংক"),
+        T::State => ("State", "অবস্থা"),
+        T::Since => ("Since", "থেকে"),
+        T::Timeline => ("Timeline", "সময়রেখা"),
+        T::PrevDay => ("Previous day", "আগের দিন"),
+        T::NextDay => ("Next day", "পরের দিন"),
+        T::Page => ("Page", "পৃষ্ঠা"),
+        T::Prev => ("Previous", "আগের"),
+        T::Next => ("Next", "পরের"),
+        T::NotFound => ("Not found.", "পাওয়া যায়নি।"),
+        T::BadRequest => ("Bad request", "ভুল অনুরোধ"),
+        T::Unknown => ("unknown", "অজানা"),
+        T::Never => ("never", "কখনো না"),
+        T::TimesIn => ("Times in Asia/Dhaka", "সময় এশিয়া/ঢাকা অনুযায়ী"),
+        T::LangName => ("English", "বাংলা"),
+        T::Up => ("up", "সচল"),
+        T::Degraded => ("degraded", "দুর্বল"),
+        T::Down => ("down", "বন্ধ"),
+        T::Absent => ("absent", "অনুপস্থিত"),
+        T::Whole => ("All offices", "সব অফিস"),
+    };
+    match lang {
+        Lang::En => en,
+        Lang::Bn => bn,
+    }
+}
+
+/// `s` with ASCII digits as Bangla digits when `lang` is Bangla.
+pub fn digits(lang: Lang, s: &str) -> String {
+    match lang {
+        Lang::En => s.to_string(),
+        Lang::Bn => s
+            .chars()
+            .map(|c| match c.to_digit(10) {
+                Some(d) => char::from_u32(0x09E6 + d).unwrap_or(c),
+                None => c,
+            })
+            .collect(),
+    }
+}
+
+/// A whole number in `lang`.
+pub fn num(lang: Lang, n: i64) -> String {
+    digits(lang, &n.to_string())
+}
+
+/// Asia/Dhaka, the zone people read times in.
+pub fn dhaka() -> jiff::tz::TimeZone {
+    crate::collector::rollup::day_tz()
+}
+
+/// `YYYY-MM-DD HH:MM` in Asia/Dhaka, digits in `lang`.
+pub fn time(lang: Lang, ms: i64) -> String {
+    let text = jiff::Timestamp::from_millisecond(ms)
+        .map(|t| {
+            t.to_zoned_datetime(dhaka())
+                .strftime("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|_| ms.to_string());
+    digits(lang, &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bangla_digits_and_dhaka_times() {
+        assert_eq!(num(Lang::Bn, 2026), "২০২৬");
+        assert_eq!(num(Lang::En, -15), "-15");
+        assert_eq!(digits(Lang::Bn, "a1-9"), "a১-৯");
+        // 2026-11-29T04:00:00Z is 10:00 in Dhaka (UTC+6).
+        let ms = 1_795_924_800_000;
+        assert_eq!(time(Lang::En, ms), "2026-11-29 10:00");
+        assert_eq!(time(Lang::Bn, ms), "২০২৬-১১-২৯ ১০:০০");
+        assert_eq!(Lang::parse("bn"), Some(Lang::Bn));
+        assert_eq!(Lang::parse("fr"), None);
+        assert_ne!(tr(Lang::En, T::Online), tr(Lang::Bn, T::Online));
+    }
+}

@@ -1,0 +1,148 @@
+//! The web dashboard the collector serves (feature `collector`): sign-in
+//! with users and server-side sessions, "fleet now" by branch of the
+//! hierarchy, and a device's page with its day timeline drawn as SVG.
+//! Server-rendered HTML (maud, which escapes every interpolation), one
+//! embedded stylesheet and no script; English and Bangla per user, times in
+//! Asia/Dhaka.
+//!
+//! Inside: the pure parts ([`i18n`], [`limit`], [`now`], [`svg`]), users
+//! and passwords ([`users`]), sessions, form tokens and the checked query
+//! strings ([`session`]), the page frame ([`layout`]), then one module of
+//! handlers per page; this file routes to them and bounds every request
+//! (body size, time) and sets the security headers of every answer.
+//! Readers see what an API token with the same role and branch would see
+//! (the same [`Access`](crate::collector::access::Access) rules; a device
+//! outside the branch is 404), and the figures come from the same code as
+//! the API and CLI.
+
+mod device;
+mod fleet;
+pub mod i18n;
+pub mod layout;
+pub mod limit;
+pub mod now;
+pub mod session;
+mod signin;
+pub mod svg;
+pub mod users;
+
+use crate::collector::http::ApiState;
+use crate::collector::last_seen::Silence;
+use crate::config::collector::CollectorConfig;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Largest form body accepted (bytes).
+pub const MAX_FORM_BYTES: usize = 8 * 1024;
+/// Longest a page may take before it answers 503.
+pub const PAGE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a session lasts after sign-in.
+pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+
+/// The dashboard's settings.
+#[derive(Debug, Clone)]
+pub struct WebOptions {
+    /// Mark cookies `Secure` (the collector serves HTTPS).
+    pub secure_cookies: bool,
+    pub session_ttl: Duration,
+    /// When a device counts as silent (as `linkwatch device list` says).
+    pub silence: Silence,
+    pub limits: limit::Limits,
+    pub page_timeout: Duration,
+}
+
+impl WebOptions {
+    /// The settings `cfg` implies: Secure cookies when it serves TLS, its
+    /// upload interval and grace.
+    pub fn for_config(cfg: &CollectorConfig) -> Self {
+        let (interval_ms, grace_ms) = cfg.silence_ms();
+        WebOptions {
+            secure_cookies: cfg.tls().is_some(),
+            session_ttl: SESSION_TTL,
+            silence: Silence {
+                interval_ms,
+                grace_ms,
+            },
+            limits: limit::Limits::default(),
+            page_timeout: PAGE_TIMEOUT,
+        }
+    }
+}
+
+/// What the dashboard's handlers share.
+#[derive(Clone)]
+pub struct WebState {
+    pub(crate) api: ApiState,
+    pub(crate) opts: Arc<WebOptions>,
+    pub(crate) attempts: Arc<Mutex<limit::Attempts>>,
+}
+
+impl WebState {
+    fn attempts(&self) -> std::sync::MutexGuard<'_, limit::Attempts> {
+        self.attempts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The dashboard's routes, on the API's state (merge with
+/// [`crate::collector::http::router`]).
+pub fn router(api: ApiState, opts: WebOptions) -> Router {
+    let state = WebState {
+        api,
+        opts: Arc::new(opts),
+        attempts: Arc::default(),
+    };
+    let timeout = state.opts.page_timeout;
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/fleet") }))
+        .route("/signin", get(signin::form).post(signin::submit))
+        .route("/signout", post(signin::signout))
+        .route("/lang", post(signin::language))
+        .route("/fleet", get(fleet::page))
+        .route("/devices/{name}", get(device::page))
+        .route(layout::CSS_PATH, get(layout::css))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            bounded(req, next, timeout)
+        }))
+        .with_state(state)
+}
+
+/// Every answer within `timeout` (else 503) and with the security headers:
+/// no script, styles and images from here only, no framing, no caching of
+/// pages, no referrer.
+async fn bounded(req: Request, next: Next, timeout: Duration) -> Response {
+    let mut resp = match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!("dashboard: a page took longer than {timeout:?}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the page took too long: try again",
+            )
+                .into_response()
+        }
+    };
+    let h = resp.headers_mut();
+    let set = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ];
+    for (k, v) in set {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    resp
+}
