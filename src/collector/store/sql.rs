@@ -12,6 +12,7 @@
 
 mod alerts;
 mod rollups;
+mod silences;
 
 #[cfg(doc)]
 use super::Store;
