@@ -23,6 +23,7 @@ pub enum ContactsCommand {
     /// channels separated by `;`) or TOML (`[[contact]]`) file; a contact of the
     /// same name is replaced.
     Import {
+        /// The file: `.csv` or `.toml`.
         file: PathBuf,
         #[command(flatten)]
         db: DatabaseArgs,
@@ -37,6 +38,7 @@ pub enum ContactsCommand {
     },
     /// Remove an imported contact by name.
     Remove {
+        /// The contact's name (any case; see `linkwatch contacts list`).
         name: String,
         #[command(flatten)]
         db: DatabaseArgs,

@@ -19,8 +19,8 @@ use std::time::Duration;
 pub struct AlertsSection {
     /// Evaluate rules and send notices.
     pub enabled: bool,
-    /// How often the rules are evaluated (5 s by default: an alert leaves
-    /// at most 5 s after its deadline plus `grace`).
+    /// How often the rules are evaluated (4 s by default: with the round's
+    /// own time, an alert leaves within 5 s of its deadline plus `grace`).
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
     /// Silence tolerated past a device's announced upload deadline.
@@ -55,7 +55,7 @@ impl Default for AlertsSection {
     fn default() -> Self {
         AlertsSection {
             enabled: true,
-            interval: Duration::from_secs(5),
+            interval: Duration::from_secs(4),
             grace: Duration::from_secs(120),
             upload_interval: Duration::from_secs(300),
             time_zone: crate::shared::schedule::DEFAULT_TZ.into(),
