@@ -1,7 +1,8 @@
 //! The `linkwatch` command line: the subcommands and where each one goes.
 //! Agent side (`agent`, `status`, `check`, `prefer`, `validate`) in
 //! `cli/agent.rs`; collector side (`collector`, `device`, `office`, `token`,
-//! `report`) in `cli/collector.rs`, `alerts` in `cli/alerts.rs`; what both share in `cli/mod.rs`.
+//! `report`) in `cli/collector.rs`, `alerts` in `cli/alerts.rs` (`alerts silence` in `cli/silences.rs`), `contacts` in
+//! `cli/contacts.rs`; what both share in `cli/mod.rs`.
 
 mod cli;
 
@@ -43,11 +44,18 @@ enum Command {
     /// HTTP on 127.0.0.1:8080.
     Collector(cli::collector::CollectorArgs),
     #[cfg(feature = "collector")]
-    /// Open and recent alerts; acknowledge one. Works directly on the
-    /// collector's database.
+    /// Open and recent alerts; acknowledge one; silences and maintenance
+    /// windows. Works directly on the collector's database.
     Alerts {
         #[command(subcommand)]
         command: cli::alerts::AlertsCommand,
+    },
+    #[cfg(feature = "collector")]
+    /// Contacts alerts are routed to: import from a file, list, remove. Works
+    /// directly on the collector's database, beside the configuration's contacts.
+    Contacts {
+        #[command(subcommand)]
+        command: cli::contacts::ContactsCommand,
     },
     #[cfg(feature = "collector")]
     /// Register, list, rotate and revoke devices; import the office hierarchy.
@@ -104,6 +112,8 @@ fn main() -> ExitCode {
         Command::Collector(a) => cli::collector::collector(a),
         #[cfg(feature = "collector")]
         Command::Alerts { command } => cli::alerts::run(command, &times),
+        #[cfg(feature = "collector")]
+        Command::Contacts { command } => cli::contacts::run(command),
         #[cfg(feature = "collector")]
         Command::Device { command } => cli::collector::device(command, &times),
         #[cfg(feature = "collector")]

@@ -1,5 +1,5 @@
 //! `linkwatch alerts list|ack`: open and recent alerts, and acknowledging
-//! one, straight from the collector's database (like `device list`); times
+//! one (`alerts silence` is `cli/silences.rs`), straight from the collector's database (like `device list`); times
 //! in the table in local time unless `--utc`.
 
 use super::collector::DatabaseArgs;
@@ -34,6 +34,11 @@ pub enum AlertsCommand {
         by: String,
         #[command(flatten)]
         db: DatabaseArgs,
+    },
+    /// Silences and maintenance windows by device, office or branch.
+    Silence {
+        #[command(subcommand)]
+        command: super::silences::SilenceCommand,
     },
 }
 
@@ -72,8 +77,9 @@ pub fn render(list: &[AlertRecord], times: &Times) -> String {
 }
 
 pub fn run(command: AlertsCommand, times: &Times) -> Result<ExitCode> {
-    let db = match &command {
-        AlertsCommand::List { db, .. } | AlertsCommand::Ack { db, .. } => db,
+    let db = match command {
+        AlertsCommand::Silence { command } => return super::silences::run(command, times),
+        AlertsCommand::List { ref db, .. } | AlertsCommand::Ack { ref db, .. } => db,
     };
     db.with_store(async |store, _| {
         match &command {
@@ -109,6 +115,7 @@ pub fn run(command: AlertsCommand, times: &Times) -> Result<ExitCode> {
                     println!("alert {id} was acknowledged before");
                 }
             }
+            AlertsCommand::Silence { .. } => unreachable!("dispatched above"),
         }
         Ok(ExitCode::SUCCESS)
     })

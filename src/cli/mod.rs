@@ -7,7 +7,11 @@ pub mod agent;
 pub mod alerts;
 #[cfg(feature = "collector")]
 pub mod collector;
+#[cfg(feature = "collector")]
+pub mod contacts;
 pub mod docs;
+#[cfg(feature = "collector")]
+pub mod silences;
 #[cfg(feature = "collector")]
 pub mod tables;
 #[cfg(feature = "collector")]

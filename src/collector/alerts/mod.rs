@@ -12,6 +12,8 @@
 //! - [`message`] and [`template`]: the texts, Bangla and English;
 //! - [`outbox`]: the delivery decisions, pure (rows, retries, rate limits);
 //! - [`channels`]: the senders (webhook, e-mail, SMS) behind one trait;
+//! - [`silence`]: silences and maintenance windows as asked for (API,
+//!   CLI), checked, and what a token limited to a branch may silence;
 //! - [`ack`]: signed acknowledgement links;
 //! - [`run`]: the collector's evaluator and delivery loop (I/O).
 //!
@@ -32,6 +34,7 @@ pub mod outbox;
 pub mod rules;
 pub mod run;
 pub mod setup;
+pub mod silence;
 pub mod template;
 pub mod unreachable;
 

@@ -17,14 +17,16 @@
 //!    is due again when the lease runs out, and sent again with the same
 //!    dedupe key (at least once).
 //!
-//! Not yet here: silences (none are stored yet), gateway link facts (so
-//! the gateway rules see no links), and which device is an office's
-//! gateway.
+//! The silences in force or planned (ending after now) and the contacts
+//! stored from the CLI are read each round, beside the configuration's.
+//!
+//! Not yet here: gateway link facts (so the gateway rules see no links),
+//! and which device is an office's gateway.
 
 use super::annotate::{self, Annotation};
 use super::channels::Sender;
 use super::contacts::Routing;
-use super::model::{DeviceFacts, Event, StopKind};
+use super::model::{DeviceFacts, Event, Silence, StopKind};
 use super::outbox::{self, OutboxRow, Planner, RowState};
 use super::rules::Context;
 use super::{Input, annotation_requests, evaluate};
@@ -197,6 +199,31 @@ impl Engine {
         Ok(kind)
     }
 
+    /// The configuration's contacts and those stored from the CLI
+    /// (`linkwatch contacts import`); a stored contact named like one of
+    /// the configuration is left out (the configuration wins), as is one
+    /// using a channel the configuration does not define.
+    fn routing_with(&self, stored: Vec<super::contacts::Contact>) -> std::borrow::Cow<'_, Routing> {
+        if stored.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.routing);
+        }
+        let mut all = self.routing.contacts.clone();
+        for c in stored {
+            if all.iter().any(|k| k.name.eq_ignore_ascii_case(&c.name)) {
+                tracing::warn!(contact = %c.name, "alerts: a stored contact is named like one of the configuration; the configuration's is used");
+            } else if let Some(ch) = c
+                .channels
+                .iter()
+                .find(|ch| !self.cfg.channel_needs.contains_key(*ch))
+            {
+                tracing::warn!(contact = %c.name, channel = %ch, "alerts: a stored contact uses a channel the configuration does not define; left out");
+            } else {
+                all.push(c);
+            }
+        }
+        std::borrow::Cow::Owned(Routing::new(all))
+    }
+
     fn lock_stops(&self) -> std::sync::MutexGuard<'_, StopCache> {
         self.stops.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -260,13 +287,20 @@ pub async fn tick(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<RoundSta
         all.push(facts(d, e.stopped(store, d, now_ms).await?));
     }
     let open = store.open_alerts().await?;
+    let silences: Vec<Silence> = store
+        .silences(now_ms)
+        .await?
+        .into_iter()
+        .map(|r| r.silence)
+        .collect();
+    let routing = e.routing_with(store.stored_contacts().await?);
     let mut annotations: BTreeMap<String, Annotation> = BTreeMap::new();
     {
         let input = Input {
             now_ms,
             devices: &all,
             open: &open,
-            silences: &[],
+            silences: &silences,
             annotations: &annotations,
         };
         let requests = annotation_requests(&input);
@@ -300,12 +334,12 @@ pub async fn tick(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<RoundSta
         now_ms,
         devices: &all,
         open: &open,
-        silences: &[],
+        silences: &silences,
         annotations: &annotations,
     };
-    let d = evaluate(&ctx, &e.routing, &input);
+    let d = evaluate(&ctx, &routing, &input);
     let planner = Planner {
-        routing: &e.routing,
+        routing: &routing,
         channels: &e.cfg.channel_needs,
         templates: &e.cfg.templates,
         zone: &e.cfg.zone,

@@ -149,7 +149,7 @@ impl AlertsSection {
                 Ok(())
             }
         };
-        within("interval", self.interval, 1, 3600, "15s")?;
+        within("interval", self.interval, 1, 3600, "4s")?;
         within("grace", self.grace, 0, 86_400, "2m")?;
         within("upload_interval", self.upload_interval, 10, 86_400, "5m")?;
         let zone = crate::shared::schedule::time_zone(self.time_zone.trim()).map_err(|_| {

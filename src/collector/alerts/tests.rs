@@ -18,6 +18,7 @@ mod gateways;
 mod grouping;
 mod props;
 mod silence;
+mod silence_props;
 
 pub const MIN: i64 = 60_000;
 pub const HOUR: i64 = 60 * MIN;

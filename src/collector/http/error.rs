@@ -155,6 +155,8 @@ pub enum ReadError {
     NotAdmin,
     /// 404: no such device, or not one this token may see.
     NotFound(String),
+    /// 403: beyond what this token may change (its branch).
+    Forbidden(String),
     /// 400: a parameter that cannot be used.
     Param(ParamError),
     /// 503: the store failed.
@@ -167,7 +169,9 @@ impl ReadError {
     pub fn status(&self) -> StatusCode {
         match self {
             ReadError::MissingToken(_) | ReadError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            ReadError::DeviceToken | ReadError::NotAdmin => StatusCode::FORBIDDEN,
+            ReadError::DeviceToken | ReadError::NotAdmin | ReadError::Forbidden(_) => {
+                StatusCode::FORBIDDEN
+            }
             ReadError::NotFound(_) => StatusCode::NOT_FOUND,
             ReadError::Param(_) => StatusCode::BAD_REQUEST,
             ReadError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -187,6 +191,7 @@ impl ReadError {
             ),
             ReadError::NotAdmin => ("this needs an admin token".to_string(), None),
             ReadError::NotFound(m) => (m.clone(), None),
+            ReadError::Forbidden(m) => (m.clone(), None),
             ReadError::Param(p) => (p.message.clone(), Some(p.field.to_string())),
             ReadError::Unavailable => ("storage unavailable: retry later".to_string(), None),
             ReadError::Internal(m) => (m.clone(), None),

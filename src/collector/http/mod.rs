@@ -1,7 +1,7 @@
 //! The collector's web layer: the router and the state its handlers share,
 //! the ingest endpoint for agents (`POST /api/v1/ingest`), `/health` and
 //! `/metrics`, the read API for IT staff (reports, outages, timelines,
-//! devices) and the alerts API. Handlers parse, authorise, call the domain
+//! devices) and the alerts API (with silences). Handlers parse, authorise, call the domain
 //! code (`report`, `outages`, `timeline`, the store) and render; how
 //! connections are admitted and timed out is [`crate::collector::conn`].
 //!
@@ -18,6 +18,7 @@ pub mod intake;
 mod ops;
 mod params;
 mod reports;
+mod silences;
 mod state;
 
 pub use alerts::{ACK_PATH, ALERTS_PATH, Acked, AlertList, LINK_PATH, MAX_LIMIT, html_escape};
@@ -32,6 +33,7 @@ pub use intake::BODY_TIMEOUT;
 pub use ops::HEALTH_TIMEOUT;
 pub use params::query_params;
 pub use reports::{OUTAGES_PATH, TIMELINE_PATH, UPTIME_PATH};
+pub use silences::{MAX_SILENCE_BODY, Removed, SILENCE_PATH, SILENCES_PATH};
 pub use state::{ApiOptions, ApiState};
 
 use crate::collector::metrics::CollectorMetrics;
@@ -39,7 +41,7 @@ use crate::collector::store::Store;
 use crate::config::collector::CollectorConfig;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use std::sync::Arc;
 
 /// The state of the API `cfg` describes (its limits and holidays), on
@@ -79,6 +81,14 @@ pub fn router(state: ApiState) -> Router {
         .route(ALERTS_PATH, get(alerts::list))
         .route(ACK_PATH, post(alerts::ack))
         .route(LINK_PATH, get(alerts::link_page).post(alerts::link_ack))
+        // Silences and maintenance windows: API tokens (admin to change).
+        .route(
+            SILENCES_PATH,
+            get(silences::list)
+                .post(silences::add)
+                .layer(DefaultBodyLimit::max(MAX_SILENCE_BODY)),
+        )
+        .route(SILENCE_PATH, delete(silences::remove))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

@@ -76,3 +76,32 @@ pub(crate) fn outbox_row(body: &str) -> Result<OutboxRow, sqlx::Error> {
 pub(crate) fn kind_str(k: AlertKind) -> &'static str {
     k.as_str()
 }
+
+/// A silence or maintenance window as stored (migration
+/// `0008_silences_contacts`): the engine's [`Silence`], who set it and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SilenceRecord {
+    pub silence: crate::collector::alerts::model::Silence,
+    pub created_by: String,
+    pub created_ms: i64,
+}
+
+/// The row's columns: `id, target, start_ms, end_ms, reason, created_by,
+/// created_ms`.
+pub(crate) type SilenceRowCols = (i64, String, i64, i64, String, String, i64);
+
+pub(crate) fn silence_record(r: SilenceRowCols) -> Result<SilenceRecord, sqlx::Error> {
+    let target = crate::collector::alerts::silence::parse_target(&r.1)
+        .map_err(|e| sqlx::Error::Decode(format!("alert_silences.target: {e}").into()))?;
+    Ok(SilenceRecord {
+        silence: crate::collector::alerts::model::Silence {
+            id: r.0,
+            target,
+            start_ms: r.2,
+            end_ms: r.3,
+            reason: r.4,
+        },
+        created_by: r.5,
+        created_ms: r.6,
+    })
+}

@@ -28,14 +28,15 @@ mod sql;
 pub mod sqlite;
 pub mod users;
 
-use crate::collector::alerts::model::{Decisions, OpenAlert};
+use crate::collector::alerts::contacts::Contact;
+use crate::collector::alerts::model::{Decisions, OpenAlert, Silence};
 use crate::collector::alerts::outbox::OutboxRow;
 use crate::collector::lead::{Leadership, Solo};
 pub use crate::collector::model::{ApiToken, Device, Dirty, LastSeen, Office, StoredRecord};
 use crate::collector::model::{Branch, Role};
 use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
 use crate::wire::v1::{Ack, Record};
-pub use alerts::{AlertQuery, AlertRecord};
+pub use alerts::{AlertQuery, AlertRecord, SilenceRecord};
 use std::sync::Arc;
 pub use users::{NewSession, WebSession, WebUser};
 
@@ -244,6 +245,53 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
         let _ = id_hash;
         Err(StoreError::Unsupported("users"))
+    }
+
+    // Silences and maintenance windows, and contacts added from the CLI
+    // (migration 0008). By default a store keeps none.
+
+    /// Store a silence (its `id` is ignored) set by `created_by`; its id.
+    async fn add_silence(
+        &self,
+        s: &Silence,
+        created_by: &str,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let _ = (s, created_by, now_ms);
+        Err(StoreError::Unsupported("silences"))
+    }
+    /// The silences ending after `ending_after_ms` (active and planned), by id.
+    async fn silences(&self, ending_after_ms: i64) -> Result<Vec<SilenceRecord>, StoreError> {
+        let _ = ending_after_ms;
+        Err(StoreError::Unsupported("silences"))
+    }
+    async fn silence_by_id(&self, id: i64) -> Result<Option<SilenceRecord>, StoreError> {
+        let _ = id;
+        Err(StoreError::Unsupported("silences"))
+    }
+    /// Remove a silence; false when there is none of that id.
+    async fn remove_silence(&self, id: i64) -> Result<bool, StoreError> {
+        let _ = id;
+        Err(StoreError::Unsupported("silences"))
+    }
+    /// Store contacts (checked), replacing those of the same name (any
+    /// case), in one transaction: how many were added and replaced.
+    async fn put_contacts(
+        &self,
+        contacts: &[Contact],
+        now_ms: i64,
+    ) -> Result<(usize, usize), StoreError> {
+        let _ = (contacts, now_ms);
+        Err(StoreError::Unsupported("contacts"))
+    }
+    /// The stored contacts, by name.
+    async fn stored_contacts(&self) -> Result<Vec<Contact>, StoreError> {
+        Err(StoreError::Unsupported("contacts"))
+    }
+    /// Remove a stored contact by name (any case); false when none.
+    async fn remove_contact(&self, name: &str) -> Result<bool, StoreError> {
+        let _ = name;
+        Err(StoreError::Unsupported("contacts"))
     }
 
     /// Register an API token; `token_hash` is the SHA-256 of the token (hex).

@@ -21,8 +21,9 @@ use super::dialect;
 use super::group::{self, Job};
 use super::sql::{Sql, query_err};
 use super::{Ack, ApiToken, Device, Dirty, Office, Record, Store, StoreError, StoredRecord};
-use super::{AlertQuery, AlertRecord};
-use crate::collector::alerts::model::{Decisions, OpenAlert};
+use super::{AlertQuery, AlertRecord, SilenceRecord};
+use crate::collector::alerts::contacts::Contact;
+use crate::collector::alerts::model::{Decisions, OpenAlert, Silence};
 use crate::collector::alerts::outbox::OutboxRow;
 use crate::collector::model::{Branch, Role};
 use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
@@ -145,6 +146,43 @@ impl Store for PgStore {
 
     async fn outbox_of(&self, alert_id: i64) -> Result<Vec<OutboxRow>, StoreError> {
         self.sql().outbox_of(alert_id).await
+    }
+
+    async fn add_silence(
+        &self,
+        s: &Silence,
+        created_by: &str,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        self.sql().add_silence(s, created_by, now_ms).await
+    }
+
+    async fn silences(&self, ending_after_ms: i64) -> Result<Vec<SilenceRecord>, StoreError> {
+        self.sql().silences(ending_after_ms).await
+    }
+
+    async fn silence_by_id(&self, id: i64) -> Result<Option<SilenceRecord>, StoreError> {
+        self.sql().silence_by_id(id).await
+    }
+
+    async fn remove_silence(&self, id: i64) -> Result<bool, StoreError> {
+        self.sql().remove_silence(id).await
+    }
+
+    async fn put_contacts(
+        &self,
+        contacts: &[Contact],
+        now_ms: i64,
+    ) -> Result<(usize, usize), StoreError> {
+        self.sql().put_contacts(contacts, now_ms).await
+    }
+
+    async fn stored_contacts(&self) -> Result<Vec<Contact>, StoreError> {
+        self.sql().stored_contacts().await
+    }
+
+    async fn remove_contact(&self, name: &str) -> Result<bool, StoreError> {
+        self.sql().remove_contact(name).await
     }
 
     async fn add_device(

@@ -12,6 +12,7 @@
 
 mod alerts;
 mod rollups;
+mod silences;
 mod users;
 
 #[cfg(doc)]
