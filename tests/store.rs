@@ -31,6 +31,9 @@ on_both!(
     ingest_throughput,
     api_tokens,
     last_seen_follows_uploads,
+    heartbeat_runs_extend_and_replays_are_duplicates,
+    late_batch_inside_a_heartbeat_run,
+    folded_heartbeats_beside_runs,
 );
 
 // ---------------------------------------------------------------------------
@@ -862,4 +865,160 @@ async fn sqlite_file_is_wal_and_memory_works() {
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert_eq!(m.records(d, 0, 10).await.unwrap().len(), 3);
     assert_eq!(m.list_devices().await.unwrap().len(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Heartbeats stored as runs (issue 18): what is read back is what was sent.
+
+/// The agent's minute `m` (from 1) at defaults: 3 `link_minutes` and a
+/// `heartbeat`, sequence numbers `4m-3..=4m`.
+fn minute(m: u64) -> Vec<Record> {
+    (4 * m - 3..=4 * m)
+        .map(|seq| {
+            let body = if seq % 4 == 0 {
+                Body::Heartbeat {
+                    online: true,
+                    count: 1,
+                }
+            } else {
+                rec(5 * seq + 1).body
+            };
+            Record {
+                seq,
+                seq_end: None,
+                at: T0 + m as i64 * 60_000,
+                mono_ms: 7_000 + m * 60_000,
+                boot_id: "3f1c2b9e-0d7a-4a53-9a61-5bb0f2c1e001".into(),
+                body,
+            }
+        })
+        .collect()
+}
+
+fn minutes(ms: std::ops::RangeInclusive<u64>) -> Vec<Record> {
+    ms.flat_map(minute).collect()
+}
+
+/// `got` is `sent`, record by record (the receipt time aside).
+fn assert_same(got: &[store::StoredRecord], sent: &[Record]) {
+    assert_eq!(
+        got.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        sent.iter().map(|r| r.seq as i64).collect::<Vec<_>>()
+    );
+    for (g, r) in got.iter().zip(sent) {
+        assert_eq!(g.seq_end, r.seq_end.unwrap_or(r.seq) as i64, "{g:?}");
+        assert_eq!((g.at_ms, g.mono_ms), (r.at, r.mono_ms as i64), "{g:?}");
+        assert_eq!(
+            (g.boot_id.as_str(), g.kind.as_str()),
+            (r.boot_id.as_str(), r.body.kind())
+        );
+        assert_eq!(
+            serde_json::from_str::<Body>(&g.body).unwrap(),
+            r.body,
+            "{g:?}"
+        );
+        assert!(g.received_ms >= NOW, "{g:?}");
+    }
+}
+
+async fn heartbeat_runs_extend_and_replays_are_duplicates(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let d = new_device(&*s, "gw").await;
+    assert_eq!(
+        s.ingest(d, &minutes(1..=5), NOW).await.unwrap(),
+        ack(20, 20, 0)
+    );
+    // The next upload extends the run of heartbeats; its replay stores nothing.
+    let second = minutes(6..=10);
+    assert_eq!(
+        s.ingest(d, &second, NOW + 300_000).await.unwrap(),
+        ack(40, 20, 0)
+    );
+    assert_eq!(
+        s.ingest(d, &second, NOW + 301_000).await.unwrap(),
+        ack(40, 0, 20)
+    );
+    assert_eq!(
+        s.ingest(d, &minutes(1..=10), NOW).await.unwrap(),
+        ack(40, 0, 40)
+    );
+    assert_same(&s.records(d, 0, 1_000).await.unwrap(), &minutes(1..=10));
+    // Pages cut through the run.
+    assert_same(&s.records(d, 7, 6).await.unwrap(), &minutes(2..=10)[2..8]);
+    assert_same(&s.records(d, 37, 100).await.unwrap(), &minutes(10..=10));
+    // By placed time: minutes 3 to 7.
+    let between = s
+        .records_between(d, T0 + 3 * 60_000, T0 + 8 * 60_000)
+        .await
+        .unwrap();
+    assert_same(&between, &minutes(3..=7));
+}
+
+async fn late_batch_inside_a_heartbeat_run(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let d = new_device(&*s, "gw").await;
+    assert_eq!(
+        s.ingest(d, &minutes(1..=5), NOW).await.unwrap(),
+        ack(20, 20, 0)
+    );
+    // Minutes 11-15 come first: stored, not acknowledged past the gap.
+    assert_eq!(
+        s.ingest(d, &minutes(11..=15), NOW).await.unwrap(),
+        ack(20, 20, 0)
+    );
+    assert_same(&s.records(d, 0, 1_000).await.unwrap(), &{
+        let mut v = minutes(1..=5);
+        v.extend(minutes(11..=15));
+        v
+    });
+    // The late minutes 6-10 fill the gap: everything acknowledged.
+    assert_eq!(
+        s.ingest(d, &minutes(6..=10), NOW).await.unwrap(),
+        ack(60, 20, 0)
+    );
+    assert_same(&s.records(d, 0, 1_000).await.unwrap(), &minutes(1..=15));
+    // A late replay of minutes inside the run: duplicates, nothing changes.
+    assert_eq!(
+        s.ingest(d, &minutes(3..=4), NOW).await.unwrap(),
+        ack(60, 0, 8)
+    );
+    assert_same(&s.records(d, 0, 1_000).await.unwrap(), &minutes(1..=15));
+    assert_same(
+        &s.records_between(d, T0, T0 + 16 * 60_000).await.unwrap(),
+        &minutes(1..=15),
+    );
+}
+
+async fn folded_heartbeats_beside_runs(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let d = new_device(&*s, "gw").await;
+    // Minutes 1-3, then heartbeats folded into one record (13..=15, as a
+    // spool short of space sends), then minutes 5-6 (a gap in time, and
+    // seq 16 a plain heartbeat that is offline).
+    let mut sent = minutes(1..=3);
+    sent.push(Record {
+        seq_end: Some(15),
+        body: Body::Heartbeat {
+            online: true,
+            count: 3,
+        },
+        ..minute(4).remove(0)
+    });
+    sent.push(Record {
+        body: Body::Heartbeat {
+            online: false,
+            count: 1,
+        },
+        ..minute(4).remove(3)
+    });
+    sent.extend(minutes(5..=6));
+    assert_eq!(s.ingest(d, &sent[..13], NOW).await.unwrap(), ack(15, 13, 0));
+    assert_eq!(s.ingest(d, &sent, NOW).await.unwrap(), ack(24, 9, 13));
+    // Replaying the folded record alone: a duplicate.
+    assert_eq!(
+        s.ingest(d, &sent[12..13], NOW).await.unwrap(),
+        ack(24, 0, 1)
+    );
+    assert_same(&s.records(d, 0, 1_000).await.unwrap(), &sent);
+    assert_same(&s.records(d, 13, 2).await.unwrap(), &sent[12..14]);
 }

@@ -24,6 +24,7 @@ pub mod alerts;
 mod dialect;
 mod group;
 pub mod postgres;
+mod runs;
 mod sql;
 pub mod sqlite;
 

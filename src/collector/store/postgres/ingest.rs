@@ -148,6 +148,15 @@ async fn write_together(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Ac
                 .await?
             }
         };
+        // Plain heartbeats `acked` now covers move into runs.
+        super::super::runs::compact::<sqlx::Postgres>(
+            conn,
+            &dialect::POSTGRES,
+            job.device_id,
+            a,
+            after,
+        )
+        .await?;
         w.add(job, a, after, stored);
     }
     let columns = |pairs: &[(i64, i64)]| -> (Vec<i64>, Vec<i64>) { pairs.iter().copied().unzip() };

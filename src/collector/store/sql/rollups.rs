@@ -197,8 +197,12 @@ where
         device_id: i64,
         from_ms: i64,
         to_ms: i64,
-    ) -> Result<Vec<StoredRecord>, StoreError> {
-        sqlx::query_as::<DB, RecordRow>(self.dialect.sql(format!(
+    ) -> Result<Vec<StoredRecord>, StoreError>
+    where
+        for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+        super::super::runs::RunRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    {
+        let rows = sqlx::query_as::<DB, RecordRow>(self.dialect.sql(format!(
             "SELECT {RECORD_COLS} FROM records WHERE device_id = ? AND at_ms >= ? \
              AND at_ms < ? ORDER BY seq"
         )))
@@ -207,8 +211,18 @@ where
         .bind(to_ms)
         .fetch_all(self.pool)
         .await
-        .map(|rows| rows.into_iter().map(stored_record).collect())
-        .map_err(query_err("records between"))
+        .map_err(query_err("records between"))?;
+        let rows = rows.into_iter().map(stored_record).collect();
+        super::super::runs::between_with_runs(
+            self.pool,
+            self.dialect,
+            device_id,
+            from_ms,
+            to_ms,
+            rows,
+        )
+        .await
+        .map_err(query_err("records between: heartbeat runs"))
     }
 
     pub async fn transitions_before(

@@ -136,6 +136,9 @@ async fn write_together(
                     .await?
             }
         };
+        // Plain heartbeats `acked` now covers move into runs.
+        super::super::runs::compact::<Sqlite>(conn, &dialect::SQLITE, job.device_id, a, after)
+            .await?;
         w.add(job, a, after, stored);
     }
     if !w.moved.is_empty() {
