@@ -83,7 +83,7 @@ fn transition(k: usize) -> Body {
             reason: "enp1s0 down: 5 of 5 probes lost".into(),
         }
     } else {
-        let (from, to) = if k % 2 == 0 {
+        let (from, to) = if k.is_multiple_of(2) {
             (LinkState::Up, LinkState::Degraded)
         } else {
             (LinkState::Degraded, LinkState::Up)

@@ -88,17 +88,13 @@ fn merge_pages_and_places_like_one_table() {
             .collect::<Vec<_>>(),
     );
     let rows: Vec<StoredRecord> = [1, 3, 5]
-        .iter()
-        .map(|&seq| StoredRecord {
+        .into_iter()
+        .map(|seq| StoredRecord {
+            seq,
+            seq_end: seq,
             body: "{}".into(),
             kind: "link_state".into(),
             ..runs[0].records(2, 2).next().unwrap()
-        })
-        .zip([1, 3, 5])
-        .map(|(r, seq)| StoredRecord {
-            seq,
-            seq_end: seq,
-            ..r
         })
         .collect();
     let all: Vec<i64> = merge(rows.clone(), &runs, 0, i64::MAX, |_| true, 100)
