@@ -31,12 +31,12 @@ use common::db::Db;
 use common::{ms, thousands};
 use futures::StreamExt;
 use linkwatch::collector::maintainer::{self, RollupSettings};
-use linkwatch::collector::read_api;
 use linkwatch::collector::report::{self, RawQuery, ReportQuery};
 use linkwatch::collector::rollup::{self, DayRow, Period, RTT_BUCKETS};
-use linkwatch::collector::schedule;
 use linkwatch::collector::store::{self, Office};
+use linkwatch::collector::timeline;
 use linkwatch::collector::uptime::{self, Params};
+use linkwatch::shared::schedule;
 use linkwatch::wire::v1::{Body, LifecycleEvent, Record};
 use linkwatch::wire::{LinkKind, LinkState};
 use rand::rngs::StdRng;
@@ -780,7 +780,7 @@ async fn bench_timeline(url: String, backend: &'static str) {
     let mut stored = None;
     for _ in 0..TIMELINE_RUNS {
         let t = Instant::now();
-        let tl = read_api::device_timeline_of(store.as_ref(), &dev, from, to, now)
+        let tl = timeline::device_timeline_of(store.as_ref(), &dev, from, to, now)
             .await
             .expect("timeline");
         stored_times.push(t.elapsed());

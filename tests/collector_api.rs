@@ -10,8 +10,8 @@ mod common;
 
 use common::db::{TestDb, on_both};
 use linkwatch::collector::access::{Branch, Role};
-use linkwatch::collector::api::ErrorBody;
 use linkwatch::collector::devices;
+use linkwatch::collector::http::ErrorBody;
 use linkwatch::collector::rollup::{DayEnds, DayRow, DeviceSums};
 use linkwatch::collector::server::{self, CollectorError};
 use linkwatch::collector::store::{

@@ -14,7 +14,7 @@ mod common;
 
 use common::fuzz::*;
 use linkwatch::collector::devices::{MAX_FIELD, parse_offices_csv, parse_offices_toml};
-use linkwatch::collector::read_api::query_params;
+use linkwatch::collector::http::query_params;
 use linkwatch::collector::report::{MAX_LIMIT, MAX_RANGE_DAYS, ReportQuery};
 use linkwatch::collector::store::Office;
 use linkwatch::wire::v1::{self, MAX_TIME_MS};

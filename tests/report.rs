@@ -8,8 +8,8 @@
 mod common;
 
 use common::db::{TestDb, on_both};
-use linkwatch::collector::api::{self, ApiOptions, ApiState, ErrorBody};
 use linkwatch::collector::devices;
+use linkwatch::collector::http::{self as api, ApiOptions, ApiState, ErrorBody};
 use linkwatch::collector::report;
 use linkwatch::collector::server;
 use linkwatch::collector::store::{Device, Office, Store};

@@ -15,12 +15,12 @@ use common::db::{TestDb, on_both};
 use common::records::Recs;
 use linkwatch::collector::devices;
 use linkwatch::collector::maintainer::{self, RollupSettings};
-use linkwatch::collector::read_api;
 use linkwatch::collector::report::{self, RawQuery, ReportQuery, Row};
 use linkwatch::collector::rollup;
-use linkwatch::collector::schedule::Schedule;
 use linkwatch::collector::store::{Device, Office, Store};
+use linkwatch::collector::timeline;
 use linkwatch::collector::uptime::{self, Params};
+use linkwatch::shared::schedule::Schedule;
 use linkwatch::wire::v1::{Body, Record};
 use linkwatch::wire::{LinkKind, LinkState};
 use std::sync::Arc;
@@ -368,7 +368,7 @@ async fn rollups_answer_as_the_records_do(db: Arc<TestDb>) {
     // Timelines from day timelines equal the engine's.
     for (from, to) in [(d, d + 7 * DAY), (d + 7 * HOUR, now())] {
         for dev in &devs {
-            let got = read_api::device_timeline_of(store.as_ref(), dev, from, to, now())
+            let got = timeline::device_timeline_of(store.as_ref(), dev, from, to, now())
                 .await
                 .unwrap();
             let recs = report::all_records(store.as_ref(), dev).await.unwrap();
@@ -489,7 +489,7 @@ async fn a_new_holiday_list_is_rolled_up_afresh(db: Arc<TestDb>) {
     // Tuesday 2026-11-03 becomes a holiday.
     let holidays: std::collections::BTreeSet<jiff::civil::Date> =
         [jiff::civil::date(2026, 11, 3)].into_iter().collect();
-    let office = linkwatch::collector::schedule::parse_schedule("office")
+    let office = linkwatch::shared::schedule::parse_schedule("office")
         .unwrap()
         .with_holidays(holidays.clone());
     let key = rollup::schedule_key(&office);

@@ -3,7 +3,7 @@
 //! in the table in local time unless `--utc`.
 
 use super::collector::DatabaseArgs;
-use super::{Times, now_ms, runtime};
+use super::{Times, now_ms};
 use anyhow::{Result, bail};
 use linkwatch::collector::store::{AlertQuery, AlertRecord};
 use std::fmt::Write;
@@ -75,10 +75,7 @@ pub fn run(command: AlertsCommand, times: &Times) -> Result<ExitCode> {
     let db = match &command {
         AlertsCommand::List { db, .. } | AlertsCommand::Ack { db, .. } => db,
     };
-    let config = db.load()?;
-    linkwatch::shared::logging::init(linkwatch::shared::logging::LogFormat::Text, "warn");
-    runtime()?.block_on(async {
-        let store = db.open(&config).await?;
+    db.with_store(async |store, _| {
         match &command {
             AlertsCommand::List {
                 open, limit, json, ..

@@ -68,6 +68,20 @@ impl DatabaseArgs {
             .await
             .with_context(|| format!("collector database of {}", cfg.path.display()))
     }
+
+    /// Load the configuration, log warnings only, open the database and run
+    /// `work` on it (with the configuration) in a new runtime: what every database subcommand does.
+    pub fn with_store<T>(
+        &self,
+        work: impl AsyncFnOnce(Arc<dyn Store>, &CollectorConfig) -> Result<T>,
+    ) -> Result<T> {
+        let config = self.load()?;
+        logging::init(LogFormat::Text, "warn");
+        runtime()?.block_on(async {
+            let store = self.open(&config).await?;
+            work(store, &config).await
+        })
+    }
 }
 
 /// One branch of the hierarchy (at most one of these flags).
@@ -359,10 +373,7 @@ pub fn device(command: DeviceCommand, times: &Times) -> Result<ExitCode> {
         | DeviceCommand::Revoke { db, .. }
         | DeviceCommand::Import { db, .. } => db,
     };
-    let config = db.load()?;
-    logging::init(LogFormat::Text, "warn");
-    runtime()?.block_on(async {
-        let store = db.open(&config).await?;
+    db.with_store(async |store, config| {
         match &command {
             DeviceCommand::Add {
                 name,
@@ -448,10 +459,7 @@ pub fn device(command: DeviceCommand, times: &Times) -> Result<ExitCode> {
 
 pub fn office(command: OfficeCommand) -> Result<ExitCode> {
     let OfficeCommand::List { db } = &command;
-    let config = db.load()?;
-    logging::init(LogFormat::Text, "warn");
-    runtime()?.block_on(async {
-        let store = db.open(&config).await?;
+    db.with_store(async |store, _| {
         let offices = store.list_offices().await?;
         let devices = store.list_devices().await?;
         print!("{}", render_offices(&offices, &devices));
@@ -467,10 +475,7 @@ pub fn token(command: TokenCommand, times: &Times) -> Result<ExitCode> {
         | TokenCommand::List { db }
         | TokenCommand::Revoke { db, .. } => db,
     };
-    let config = db.load()?;
-    logging::init(LogFormat::Text, "warn");
-    runtime()?.block_on(async {
-        let store = db.open(&config).await?;
+    db.with_store(async |store, _| {
         match &command {
             TokenCommand::Add {
                 name,

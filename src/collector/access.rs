@@ -3,7 +3,7 @@
 //! roles, levels and branches themselves are in [`crate::collector::model`],
 //! re-exported here). The store keeps tokens (see
 //! [`crate::collector::model::ApiToken`]); the read API
-//! ([`crate::collector::read_api`]) asks this module what a token may see.
+//! ([`crate::collector::http`]) asks this module what a token may see.
 //!
 //! A branch is named as reports name their groups: a division by its name, a
 //! district as `Division / District`, an upazila as

@@ -25,12 +25,12 @@
 use crate::collector::lead::{Job, JobMetrics, Leadership, Round, run_job};
 use crate::collector::report::{self, ReportError};
 use crate::collector::rollup::{self, DayRow, Period};
-use crate::collector::schedule::{OfficeHours, Schedule};
 use crate::collector::store::{Device, Store};
 use crate::collector::uptime::{self, Params};
+pub use crate::config::collector::RollupSettings;
+use crate::shared::schedule::{OfficeHours, Schedule};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use crate::collector::rollup::SETTLE_MS;
 /// Devices computed per round (the rest wait for the next).
@@ -39,34 +39,6 @@ const DEVICES_PER_ROUND: i64 = 2_000;
 const DAYS_PER_STEP: usize = 7;
 /// Raw summaries deleted per statement.
 const DELETE_CHUNK: i64 = 20_000;
-
-/// What the maintainer rolls up and keeps.
-#[derive(Debug, Clone)]
-pub struct RollupSettings {
-    /// The schedules rolled up (holidays applied), stored under
-    /// [`rollup::schedule_key`]: a report uses them when its schedule, with
-    /// the collector's holidays, is the same.
-    pub schedules: Vec<Schedule>,
-    /// Days before this many are never (re)computed; raw minute summaries
-    /// and hour rows older are deleted (day rows are kept). `None`: keep raw
-    /// data for ever, back-fill at most
-    /// [`crate::collector::report::MAX_RANGE_DAYS`].
-    pub raw_retention_days: Option<i64>,
-    pub interval: Duration,
-}
-
-impl Default for RollupSettings {
-    fn default() -> Self {
-        RollupSettings {
-            schedules: vec![
-                Schedule::Always,
-                crate::collector::schedule::parse_schedule("office").expect("built-in schedule"),
-            ],
-            raw_retention_days: Some(90),
-            interval: Duration::from_secs(60),
-        }
-    }
-}
 
 /// Work just done, as [`rollups_counted`] reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,22 +5,19 @@
 
 pub mod access;
 pub mod alerts;
-pub mod alerts_api;
-pub mod api;
 pub mod conn;
 pub mod csv_writer;
 pub mod devices;
-pub mod intake;
+pub mod http;
 pub mod last_seen;
 pub mod lead;
 pub mod maintainer;
 pub mod metrics;
 pub mod model;
 pub mod outages;
-pub mod read_api;
 pub mod report;
 pub mod rollup;
-pub mod schedule;
 pub mod server;
 pub mod store;
+pub mod timeline;
 pub mod uptime;

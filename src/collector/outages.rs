@@ -1,13 +1,13 @@
 //! Outage lists: every outage of the devices a reader sees over a window and
 //! schedule (as the uptime engine finds them, so they match the `outages`
 //! count of a report with the same parameters), optionally only those of one
-//! group, as JSON or CSV. Pure: the figures come from
-//! [`crate::collector::report::figures_in_scope`].
+//! group, as JSON or CSV. [`list`] reads the figures
+//! ([`crate::collector::report::figures_in_scope`]); the rest is pure.
 
-use crate::collector::access::Branch;
+use crate::collector::access::{Access, Branch};
 use crate::collector::csv_writer::{Cell, CsvWriter};
-use crate::collector::report::{GroupBy, ParamError, group_of, ts};
-use crate::collector::store::{Device, Office};
+use crate::collector::report::{self, GroupBy, ParamError, ReportError, ReportQuery, group_of, ts};
+use crate::collector::store::{Device, Office, Store};
 use crate::collector::uptime::{Figures, OutageCause};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,6 +40,30 @@ pub struct OutageList {
     pub token_branch: Option<Branch>,
     /// Sorted by start, then device.
     pub outages: Vec<OutageRow>,
+}
+
+/// The outage list over `q`'s window and schedule, of the devices `access`
+/// sees in `q`'s branch, of group `group` under `q.by` only when given.
+pub async fn list(
+    store: &dyn Store,
+    q: &ReportQuery,
+    group: Option<&str>,
+    access: &Access,
+    now_ms: i64,
+) -> Result<OutageList, ReportError> {
+    let (per_device, offices, branch) =
+        report::figures_in_scope(store, q, Some(access), now_ms, report::Uses::Outages).await?;
+    let outages = outage_rows(q.by, group, &per_device, &offices)?;
+    Ok(OutageList {
+        from_ms: q.from_ms,
+        to_ms: q.to_ms,
+        by: q.by,
+        group: group.map(String::from),
+        schedule: q.schedule.to_string(),
+        branch,
+        token_branch: access.branch.clone(),
+        outages,
+    })
 }
 
 /// The outages of `per_device`, of group `group` under `by` only when given.

@@ -17,20 +17,20 @@
 //! the branch the reader's API token is limited to ([`Access`]), further
 //! restricted to one branch when the query asks (`division`, `district`,
 //! `upazila`, `office`). The HTTP side lives in
-//! [`crate::collector::read_api`].
+//! [`crate::collector::http`].
 
 use crate::collector::access::{Access, Branch, Level};
-use crate::collector::schedule::{self, Schedule};
 use crate::collector::store::{Device, Office, Store, StoreError};
 use crate::collector::uptime::Figures;
+use crate::shared::schedule::{self, Schedule};
+use crate::shared::time::parse_date;
 use crate::wire::LinkKind;
 use jiff::Timestamp;
-use jiff::civil::Date;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::{self, Write};
 
-/// Path of the uptime report endpoint (served by [`crate::collector::read_api`]).
+/// Path of the uptime report endpoint (served by [`crate::collector::http`]).
 pub const UPTIME_PATH: &str = "/api/v1/reports/uptime";
 /// Longest window a report may cover.
 pub const MAX_RANGE_DAYS: i64 = 400;
@@ -194,26 +194,6 @@ pub fn parse_by(by: Option<&str>) -> Result<GroupBy, ParamError> {
 pub fn parse_schedule(text: Option<&str>) -> Result<Schedule, ParamError> {
     schedule::parse_schedule(text.unwrap_or("office"))
         .map_err(|e| param("schedule", format!("`schedule`: {e}")))
-}
-
-/// Strictly `YYYY-MM-DD`.
-fn parse_date(s: &str) -> Option<Date> {
-    let b = s.as_bytes();
-    let shape = b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
-    if !shape {
-        return None;
-    }
-    Date::new(
-        s[0..4].parse().ok()?,
-        s[5..7].parse().ok()?,
-        s[8..10].parse().ok()?,
-    )
-    .ok()
 }
 
 /// An instant: RFC 3339 (`2026-11-29T09:00:00+06:00`) or a date

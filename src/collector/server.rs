@@ -1,12 +1,13 @@
-//! Runs the collector daemon: opens the store, binds the listener, serves the
-//! API over TLS (rustls, via axum-server) or plain HTTP/1.1 with every
+//! Runs the collector daemon: opens the store, binds the listener, starts
+//! the periodic jobs (roll-ups, last-seen gauges, alerts), serves the API
+//! ([`crate::collector::http`]) over TLS (rustls, via axum-server) or plain HTTP/1.1 with every
 //! connection under the connection guard ([`crate::collector::conn`]), and
 //! shuts down gracefully on SIGTERM or SIGINT. [`serve_on`] is the same
 //! server on a listener and store the caller provides (tests start it
 //! in-process).
 
-use crate::collector::api::{self, ApiOptions, ApiState};
 use crate::collector::conn::{ConnLimits, GuardAcceptor};
+use crate::collector::http;
 use crate::collector::metrics::CollectorMetrics;
 use crate::collector::store::{self, Store, StoreError};
 use crate::config::collector::CollectorConfig;
@@ -192,16 +193,7 @@ pub async fn serve_on(
             source,
         })?;
     let metrics = Arc::new(CollectorMetrics::new());
-    let state = ApiState::with_limits(
-        store.clone(),
-        ApiOptions {
-            max_body_bytes: c.max_body_bytes,
-            max_inflight: c.max_inflight,
-            holidays: cfg.holidays.clone(),
-        },
-        cfg.ingest_limits(),
-        metrics.clone(),
-    );
+    let state = http::state_for(store.clone(), cfg, metrics.clone());
     // The periodic jobs, each while this replica leads it (see
     // `collector::lead`). Stopped when the server returns, however it returns.
     let _maintainer = AbortOnDrop(tokio::spawn(crate::collector::maintainer::run(
@@ -243,7 +235,7 @@ pub async fn serve_on(
         }
         _ => None,
     };
-    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let limits = fit_to_file_limit(ConnLimits {
         max_connections: c.max_connections,
         header_timeout: c.header_timeout,

@@ -8,7 +8,7 @@
 //! is also how tests run them inside network namespaces, without a query
 //! leaving the machine.
 
-use super::probes::{ProbeRole, ProbeSpec};
+use super::probes::{KeyError, ProbeRole, ProbeSpec};
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -158,6 +158,19 @@ pub fn check_settings(settings: &PresetSettings) -> Result<(), super::probes::Ke
                 w.web_url
             ),
         ));
+    }
+    Ok(())
+}
+
+/// Check the preset names listed under `key`.
+pub fn check_presets(key: &str, presets: &[String]) -> Result<(), KeyError> {
+    for (i, p) in presets.iter().enumerate() {
+        if !NAMES.contains(&p.as_str()) {
+            return Err((
+                format!("{key}[{i}]"),
+                format!("unknown preset `{p}`: use one of {}", NAMES.join(", ")),
+            ));
+        }
     }
     Ok(())
 }

@@ -205,13 +205,24 @@ impl ProbeDefaults {
     }
 }
 
+/// Split `host:port` (`[v6]:port` for IPv6 literals).
+pub fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || port == 0 {
+        return None;
+    }
+    Some((host.to_string(), port))
+}
+
 /// A bad key: the key (below the one passed in) and the message.
 pub type KeyError = (String, String);
 
 /// Check a CA file the way an HTTPS probe will use it: readable, and PEM
 /// with at least one certificate that parses.
 pub fn check_ca_file(key: &str, path: &Path) -> Result<(), KeyError> {
-    crate::agent::probe::tls::load_ca_file(path)
+    crate::shared::ca_file::load_ca_file(path)
         .map(|_| ())
         .map_err(|e| (key.to_string(), e.to_string()))
 }
@@ -256,7 +267,7 @@ pub fn check_probes(key: &str, probes: &[ProbeSpec]) -> Result<(), KeyError> {
                 nameservers,
                 ..
             } => {
-                if crate::agent::probe::tcp::split_host_port(target).is_none() {
+                if split_host_port(target).is_none() {
                     return Err((
                         format!("{key}.target"),
                         format!("`{target}` must be host:port, for example \"example.org:443\""),
@@ -273,22 +284,6 @@ pub fn check_probes(key: &str, probes: &[ProbeSpec]) -> Result<(), KeyError> {
                 }
             }
             ProbeSpec::Icmp { .. } => {}
-        }
-    }
-    Ok(())
-}
-
-/// Check the preset names listed under `key`.
-pub fn check_presets(key: &str, presets: &[String]) -> Result<(), KeyError> {
-    for (i, p) in presets.iter().enumerate() {
-        if !super::presets::NAMES.contains(&p.as_str()) {
-            return Err((
-                format!("{key}[{i}]"),
-                format!(
-                    "unknown preset `{p}`: use one of {}",
-                    super::presets::NAMES.join(", ")
-                ),
-            ));
         }
     }
     Ok(())

@@ -9,6 +9,7 @@
 
 use super::dns::{self, NameServers};
 use super::{ProbeFailure, ProbeOutcome, bind};
+use crate::config::probes::split_host_port;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -16,17 +17,6 @@ use std::time::{Duration, Instant};
 const SEGMENT_V4: u64 = 52;
 /// The same over IPv6.
 const SEGMENT_V6: u64 = 72;
-
-/// Split `host:port` (`[v6]:port` for IPv6 literals).
-pub fn split_host_port(s: &str) -> Option<(String, u16)> {
-    let (host, port) = s.rsplit_once(':')?;
-    let port: u16 = port.parse().ok()?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || port == 0 {
-        return None;
-    }
-    Some((host.to_string(), port))
-}
 
 /// How many SYNs the kernel sends within `timeout` (initial RTO 1 s, doubling).
 pub fn syn_attempts(timeout: Duration) -> u64 {

@@ -25,7 +25,7 @@ use crate::collector::alerts::annotate::{Annotation, AnnotationRequest};
 use crate::collector::alerts::contacts::Routing;
 use crate::collector::alerts::model::*;
 use crate::collector::alerts::rules::{Context, Rule, RuleKind, open_since};
-use crate::collector::store::Office;
+use crate::collector::model::Office;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The facts of one tick.

@@ -19,8 +19,10 @@
 
 pub mod ack;
 pub mod annotate;
+pub mod branch;
 pub mod channels;
 pub mod contacts;
+pub mod contacts_import;
 pub mod evaluate;
 pub mod gateway;
 pub mod message;

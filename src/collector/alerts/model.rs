@@ -5,6 +5,7 @@
 //! can keep open alerts as rows and the API can show them.
 
 use crate::collector::alerts::annotate::Annotation;
+pub use crate::collector::alerts::branch::RouteLevel;
 use crate::wire::{LinkKind, LinkState};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -145,50 +146,6 @@ pub enum StopKind {
     Sleep,
 }
 
-/// One level of the hierarchy alerts are routed along, lowest first.
-/// Escalation goes one level up at a time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RouteLevel {
-    Office,
-    Upazila,
-    District,
-    Division,
-    /// The whole hierarchy (and devices attached to no office).
-    Ministry,
-}
-
-impl RouteLevel {
-    pub const ALL: [RouteLevel; 5] = [
-        RouteLevel::Office,
-        RouteLevel::Upazila,
-        RouteLevel::District,
-        RouteLevel::Division,
-        RouteLevel::Ministry,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RouteLevel::Office => "office",
-            RouteLevel::Upazila => "upazila",
-            RouteLevel::District => "district",
-            RouteLevel::Division => "division",
-            RouteLevel::Ministry => "ministry",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<RouteLevel> {
-        let s = s.trim().to_ascii_lowercase();
-        RouteLevel::ALL.into_iter().find(|l| l.as_str() == s)
-    }
-}
-
-impl fmt::Display for RouteLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// What the collector knows about one device at evaluation time.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct DeviceFacts {
@@ -278,7 +235,7 @@ pub enum Target {
     Device(String),
     Office(String),
     /// A branch: `level` and canonical name, as contacts name them.
-    Branch(crate::collector::alerts::rules::BranchSpec),
+    Branch(crate::collector::alerts::branch::BranchSpec),
 }
 
 /// A silence (now) or maintenance window (later): no alert opens for what it

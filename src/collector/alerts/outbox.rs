@@ -13,7 +13,7 @@ use crate::collector::alerts::channels::{Message, Needs, SendError, address};
 use crate::collector::alerts::contacts::Routing;
 use crate::collector::alerts::message::Templates;
 use crate::collector::alerts::model::{Event, Notification};
-use crate::collector::store::Office;
+use crate::collector::model::Office;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};

@@ -8,8 +8,8 @@ use super::annotate::Annotation;
 use super::contacts::{Contact, Language, Routing};
 use super::rules::*;
 use super::*;
-use crate::collector::schedule::{parse_holidays, parse_schedule};
-use crate::collector::store::Office;
+use crate::collector::model::Office;
+use crate::shared::schedule::{parse_holidays, parse_schedule};
 use std::collections::BTreeMap;
 
 mod annotation;

@@ -232,7 +232,19 @@ impl<'a> Eval<'a> {
             id: a.id,
             ..AlertUpdate::default()
         };
-        let mut members = a.members.clone();
+        // A member that has since announced its stop leaves the alert: a clean
+        // stop is never counted as offline.
+        let stopped: HashSet<&str> = group
+            .iter()
+            .filter(|dv| dv.d.stopped.is_some())
+            .map(|dv| dv.name())
+            .collect();
+        let mut members: Vec<String> = a
+            .members
+            .iter()
+            .filter(|m| !stopped.contains(m.as_str()))
+            .cloned()
+            .collect();
         if down {
             for dv in watched.iter().filter(|dv| dv.cond) {
                 if !members.iter().any(|m| m == dv.name()) {

@@ -7,9 +7,9 @@
 use super::{DAY_MS, PAGE, ParamError, ReportError, ReportQuery, param};
 use crate::collector::access::{Access, Branch, Level, resolve_branch};
 use crate::collector::rollup;
-use crate::collector::schedule::Schedule;
 use crate::collector::store::{Device, Office, Store};
 use crate::collector::uptime::{self, Figures, Params, Rec};
+use crate::shared::schedule::Schedule;
 use crate::wire::v1::Body;
 use std::collections::{BTreeMap, HashMap};
 

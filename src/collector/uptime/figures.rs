@@ -3,7 +3,8 @@
 //! failovers, loss and RTT (the rules are in the parent module's docs,
 //! "Figures").
 
-use super::{DeviceState, Interval, Placed, Rec, Timeline, cause, place};
+use super::sessions::{Placed, place};
+use super::{DeviceState, Interval, Rec, Timeline, cause};
 use crate::wire::v1::{Body, LifecycleEvent};
 use crate::wire::{LinkKind, LinkState};
 use serde::{Deserialize, Serialize};

@@ -5,9 +5,10 @@
 //! does not depend on arrival order or duplicates, and a late backlog changes
 //! nothing before the time it covers).
 
+use super::sessions::{coverage, is_event};
 use super::*;
-use crate::collector::schedule::{Schedule, parse_schedule};
-use crate::wire::v1::LinkFact;
+use crate::shared::schedule::{Schedule, parse_schedule};
+use crate::wire::v1::{LifecycleEvent, LinkFact};
 use proptest::prelude::*;
 
 const MIN: i64 = 60_000;

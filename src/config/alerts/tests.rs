@@ -111,7 +111,7 @@ fn an_empty_section_gets_the_defaults() {
 
 #[test]
 fn holidays_reach_the_rules() {
-    let holidays = crate::collector::schedule::parse_holidays("2026-12-16").unwrap();
+    let holidays = crate::shared::schedule::parse_holidays("2026-12-16").unwrap();
     let c = AlertsConfig::parse_toml("[alerts]\n", path(), &holidays).unwrap();
     assert_eq!(c.rules.rules[0].schedule.holidays(), holidays);
 }

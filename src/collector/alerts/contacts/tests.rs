@@ -1,4 +1,8 @@
 use super::*;
+use crate::collector::alerts::contacts_import::{
+    load_contacts, parse_contacts_csv, parse_contacts_toml,
+};
+use std::path::Path;
 
 fn p(name: &str) -> std::path::PathBuf {
     Path::new("/etc/linkwatch").join(name)
@@ -191,7 +195,7 @@ fn routing_follows_the_hierarchy() {
     assert_eq!(r.next_level(Some(&savar), Ministry), None);
     assert_eq!(r.first_level(Some(&pirganj)), Division);
     assert_eq!(r.levels(None), vec![Ministry]);
-    let names = |o: Option<&crate::collector::store::Office>, l: &[RouteLevel]| {
+    let names = |o: Option<&crate::collector::model::Office>, l: &[RouteLevel]| {
         r.recipients(o, l)
             .iter()
             .map(|c| c.name.as_str())

@@ -1,17 +1,7 @@
 use super::*;
-use axum::http::{HeaderValue, StatusCode};
+use crate::collector::http::test_headers as headers;
+use axum::http::StatusCode;
 use std::io::Write;
-
-fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    for (k, v) in pairs {
-        h.append(
-            header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            HeaderValue::from_str(v).unwrap(),
-        );
-    }
-    h
-}
 
 fn gz(data: &[u8]) -> Bytes {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

@@ -9,17 +9,17 @@
 //! The token is checked before anything else is read; parameters are
 //! checked and bounded (`limit` at most [`MAX_LIMIT`]).
 
-use crate::collector::access::{Access, Role};
-use crate::collector::api::ApiState;
-use crate::collector::read_api::{ReadError, authenticate, query_params};
-use crate::collector::report::ParamError;
+use super::auth::{authenticate, offices, require_admin};
+use super::error::ReadError;
+use super::params::{int_param, query_params};
+use super::state::ApiState;
+use crate::collector::access::Access;
 use crate::collector::store::{AlertQuery, AlertRecord, Office, StoreError};
+use crate::shared::time::now_ms;
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -36,25 +36,11 @@ const RECENT_MS: i64 = 7 * 86_400_000;
 /// Pages read to fill one answer for a token limited to a branch.
 const MAX_PAGES: usize = 20;
 
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route(ALERTS_PATH, get(list))
-        .route(ACK_PATH, post(ack))
-        .route(LINK_PATH, get(link_page).post(link_ack))
-}
-
-use crate::shared::time::now_ms;
+/// Names the API in logs.
+const AREA: &str = "alerts API";
 
 fn store_failed(op: &str, e: &StoreError) -> ReadError {
-    tracing::error!(error = %e, "alerts API: {op} failed; answering 503");
-    ReadError::Unavailable
-}
-
-fn bad(field: &'static str, message: impl Into<String>) -> ReadError {
-    ReadError::Param(ParamError {
-        field,
-        message: message.into(),
-    })
+    ReadError::store_failed(AREA, op, e)
 }
 
 /// May `access` see an alert about `office` (`None`: no office; only
@@ -67,17 +53,6 @@ fn sees(access: &Access, office: Option<&str>, offices: &BTreeMap<String, Office
     }
 }
 
-async fn offices(st: &ApiState) -> Result<BTreeMap<String, Office>, ReadError> {
-    Ok(st
-        .store()
-        .list_offices()
-        .await
-        .map_err(|e| store_failed("list offices", &e))?
-        .into_iter()
-        .map(|o| (o.code.clone(), o))
-        .collect())
-}
-
 /// What `GET /api/v1/alerts` answers.
 #[derive(Debug, Serialize)]
 pub struct AlertList {
@@ -86,37 +61,23 @@ pub struct AlertList {
     pub next_before: Option<i64>,
 }
 
-fn int_param(
-    params: &std::collections::HashMap<String, String>,
-    field: &'static str,
-    lo: i64,
-    hi: i64,
-) -> Result<Option<i64>, ReadError> {
-    let Some(v) = params.get(field) else {
-        return Ok(None);
-    };
-    match v.trim().parse::<i64>() {
-        Ok(n) if (lo..=hi).contains(&n) => Ok(Some(n)),
-        _ => Err(bad(
-            field,
-            format!("`{field}` must be a whole number from {lo} to {hi}"),
-        )),
-    }
-}
-
-async fn list(State(st): State<ApiState>, headers: HeaderMap, uri: Uri) -> Response {
-    list_inner(&st, &headers, &uri)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn list_inner(st: &ApiState, headers: &HeaderMap, uri: &Uri) -> Result<Response, ReadError> {
-    let access = authenticate(st, headers).await?;
-    let params = query_params(uri, &["state", "since", "limit", "before"])?;
+/// `GET /api/v1/alerts`.
+pub(super) async fn list(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Json<AlertList>, ReadError> {
+    let access = authenticate(&st, &headers).await?;
+    let params = query_params(&uri, &["state", "since", "limit", "before"])?;
     let open_only = match params.get("state").map(|s| s.trim()) {
         None | Some("") | Some("recent") => false,
         Some("open") => true,
-        Some(_) => return Err(bad("state", "`state` must be `open` or `recent`")),
+        Some(_) => {
+            return Err(ReadError::param(
+                "state",
+                "`state` must be `open` or `recent`",
+            ));
+        }
     };
     let now = now_ms();
     let since = match params.get("since") {
@@ -128,7 +89,7 @@ async fn list_inner(st: &ApiState, headers: &HeaderMap, uri: &Uri) -> Result<Res
     };
     let limit = int_param(&params, "limit", 1, MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
     let mut before = int_param(&params, "before", 1, i64::MAX)?;
-    let offices = offices(st).await?;
+    let offices = offices(&st, AREA).await?;
     let mut out = Vec::new();
     let mut exhausted = false;
     for _ in 0..MAX_PAGES {
@@ -167,8 +128,7 @@ async fn list_inner(st: &ApiState, headers: &HeaderMap, uri: &Uri) -> Result<Res
     Ok(Json(AlertList {
         alerts: out,
         next_before,
-    })
-    .into_response())
+    }))
 }
 
 /// What an acknowledgement answers.
@@ -179,29 +139,16 @@ pub struct Acked {
     pub acknowledged: bool,
 }
 
-async fn ack(
+/// `POST /api/v1/alerts/{id}/ack`.
+pub(super) async fn ack(
     State(st): State<ApiState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: Uri,
-) -> Response {
-    ack_inner(&st, &id, &headers, &uri)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn ack_inner(
-    st: &ApiState,
-    id: &str,
-    headers: &HeaderMap,
-    uri: &Uri,
-) -> Result<Response, ReadError> {
-    let access = authenticate(st, headers).await?;
-    if access.role != Role::Admin {
-        tracing::info!(token = %access.token, "alerts API: acknowledgement refused to a read token");
-        return Err(ReadError::NotAdmin);
-    }
-    query_params(uri, &[])?;
+) -> Result<Json<Acked>, ReadError> {
+    let access = authenticate(&st, &headers).await?;
+    require_admin(&access, "alerts API: acknowledgement")?;
+    query_params(&uri, &[])?;
     let not_found = || ReadError::NotFound(format!("no alert {id:.40}"));
     let id: i64 = match id.parse() {
         Ok(n) if n > 0 => n,
@@ -215,7 +162,11 @@ async fn ack_inner(
     else {
         return Err(not_found());
     };
-    if !sees(&access, a.alert.office.as_deref(), &offices(st).await?) {
+    if !sees(
+        &access,
+        a.alert.office.as_deref(),
+        &offices(&st, AREA).await?,
+    ) {
         return Err(not_found());
     }
     let done = store
@@ -228,8 +179,7 @@ async fn ack_inner(
     Ok(Json(Acked {
         alert: id,
         acknowledged: done,
-    })
-    .into_response())
+    }))
 }
 
 /// HTML-escape text for an element or a quoted attribute.
@@ -266,7 +216,7 @@ fn page(status: StatusCode, body: &str) -> Response {
 }
 
 /// A refused link: the status and the page's text (HTML).
-struct Refused(StatusCode, String);
+pub(super) struct Refused(StatusCode, String);
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
@@ -321,23 +271,24 @@ fn form_token(pairs: Vec<(String, String)>) -> Result<Option<String>, Refused> {
     Ok(t)
 }
 
-fn unreadable() -> Response {
-    page(StatusCode::BAD_REQUEST, "<p>This link cannot be read.</p>")
+fn unreadable() -> Refused {
+    Refused(
+        StatusCode::BAD_REQUEST,
+        "<p>This link cannot be read.</p>".into(),
+    )
 }
 
-async fn link_page(State(st): State<ApiState>, uri: Uri) -> Response {
-    let Ok(Query(pairs)) = Query::<Vec<(String, String)>>::try_from_uri(&uri) else {
-        return unreadable();
-    };
-    let t = match form_token(pairs) {
-        Ok(t) => t,
-        Err(r) => return r.into_response(),
-    };
-    let (id, token) = match check_link(&st, t.as_ref()) {
-        Ok(x) => x,
-        Err(r) => return r.into_response(),
-    };
-    page(
+/// The alert and token of a link's `t` among `pairs`, checked.
+fn linked_alert(st: &ApiState, pairs: Vec<(String, String)>) -> Result<(i64, String), Refused> {
+    check_link(st, form_token(pairs)?.as_ref())
+}
+
+/// `GET /api/v1/alerts/ack?t=`: the page whose button acknowledges.
+pub(super) async fn link_page(State(st): State<ApiState>, uri: Uri) -> Result<Response, Refused> {
+    let Query(pairs) =
+        Query::<Vec<(String, String)>>::try_from_uri(&uri).map_err(|_| unreadable())?;
+    let (id, token) = linked_alert(&st, pairs)?;
+    Ok(page(
         StatusCode::OK,
         &format!(
             "<p>Acknowledge alert {id}? Its escalation stops.</p>\
@@ -345,22 +296,17 @@ async fn link_page(State(st): State<ApiState>, uri: Uri) -> Response {
              <button type=\"submit\">Acknowledge</button></form>",
             html_escape(&token)
         ),
-    )
+    ))
 }
 
-async fn link_ack(State(st): State<ApiState>, body: axum::body::Bytes) -> Response {
-    let Ok(pairs) = serde_urlencoded_pairs(&body) else {
-        return unreadable();
-    };
-    let t = match form_token(pairs) {
-        Ok(t) => t,
-        Err(r) => return r.into_response(),
-    };
-    let (id, _) = match check_link(&st, t.as_ref()) {
-        Ok(x) => x,
-        Err(r) => return r.into_response(),
-    };
-    match st.store().ack_alert(id, "link", now_ms()).await {
+/// `POST /api/v1/alerts/ack`: acknowledge the alert of the form's `t`.
+pub(super) async fn link_ack(
+    State(st): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Result<Response, Refused> {
+    let pairs = serde_urlencoded_pairs(&body).map_err(|_| unreadable())?;
+    let (id, _) = linked_alert(&st, pairs)?;
+    Ok(match st.store().ack_alert(id, "link", now_ms()).await {
         Ok(true) => {
             tracing::info!(alert = id, "alert acknowledged through its link");
             page(StatusCode::OK, &format!("<p>Alert {id} acknowledged.</p>"))
@@ -376,7 +322,7 @@ async fn link_ack(State(st): State<ApiState>, body: axum::body::Bytes) -> Respon
                 "<p>Storage unavailable: try again later.</p>",
             )
         }
-    }
+    })
 }
 
 /// A form body's pairs (`application/x-www-form-urlencoded`).

@@ -7,7 +7,7 @@
 //! batch's own limits (record body, strings, record count) are checked while
 //! it is decoded (`wire::v1`).
 
-use crate::collector::api::ApiError;
+use super::error::ApiError;
 use crate::wire::v1::MAX_BODY_DECOMPRESSED;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
@@ -26,27 +26,6 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(300);
 /// decompressed (batches of similar JSON records shrink about tenfold; an
 /// agent answered 413 halves its batches).
 pub const DECOMPRESSED_FACTOR: usize = 4;
-
-/// The limits of one ingest request's body (from `[collector]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IngestLimits {
-    /// Uploads of one device handled at once; more are answered 429.
-    pub max_inflight_per_device: usize,
-    /// Slowest accepted body, bytes per second, averaged over each
-    /// `body_rate_window`: slower bodies are cut with 408.
-    pub min_body_rate: u64,
-    pub body_rate_window: Duration,
-}
-
-impl Default for IngestLimits {
-    fn default() -> Self {
-        IngestLimits {
-            max_inflight_per_device: 2,
-            min_body_rate: 1024,
-            body_rate_window: Duration::from_secs(10),
-        }
-    }
-}
 
 /// The largest gzip body once decompressed, for a collector accepting
 /// bodies of `max_body_bytes` as sent.
