@@ -1,20 +1,23 @@
-//! Bytes on disk per device-day (issue 18): N devices × one day at the
-//! agent's default shapes (3 links: per minute 3 `link_minutes` + 1
-//! `heartbeat`, uploads every 5 minutes, plus 6 transitions a day), stored
+//! Bytes on disk per device-day and ingest rate (issue 18): N devices × one
+//! day at the agent's default shapes (3 links: per minute 3 `link_minutes` +
+//! 1 `heartbeat`, uploads every 5 minutes, plus 6 transitions a day), stored
 //! through the real [`Store`] on SQLite and, when `LINKWATCH_TEST_PG_URL` is
-//! set, on PostgreSQL (a fresh schema, dropped after). Beside it, the same
-//! records in the baseline layout: one row per record in a replica of the
-//! `records` table of migrations 0001 and 0003 with its three indexes
-//! (today's layout before the compact store), in a database of its own.
+//! set, on PostgreSQL (a fresh schema, dropped after), twice each: with
+//! packs (the compact store of migration 0007) and, as the baseline, with
+//! packing turned off (`store::set_packing(false)`: every record a row of
+//! `records`, the layout and statements from before the compact store), in
+//! two alternating rounds on fresh databases; ingest rates are each
+//! round's, and their ratio the sums'.
 //!
-//! Sizes: SQLite from the `dbstat` virtual table (pages of each table and
-//! index, free space inside pages included: what the file holds), after a
-//! checkpoint; PostgreSQL from `pg_relation_size` (heap + TOAST) and
-//! `pg_indexes_size` after `VACUUM ANALYZE`, and again after `VACUUM FULL`
-//! (the live data: what space freed by moved rows comes to once reused). Only the objects that hold
-//! records count (`records` and the compact tables); devices, marks and
-//! roll-ups are left out. Ingest speed is printed as measured (debug builds
-//! are several times slower than release).
+//! Sizes (of the first round): SQLite from the `dbstat` virtual table
+//! (pages of each table and index, free space inside pages included: what
+//! the file holds), after a checkpoint; PostgreSQL from `pg_relation_size`
+//! (heap + TOAST) and `pg_indexes_size` after `VACUUM ANALYZE`, and again
+//! after `VACUUM FULL` (the live data: what the space of the versions that
+//! updates in place leave comes to once reused). Only the objects that hold
+//! records count (`records` and `minute_packs`); devices, marks and
+//! roll-ups are left out. Run it in a release build (`cargo bench`): debug
+//! builds are several times slower.
 //!
 //! `cargo bench --bench storage -- --devices 50` (default 50 devices). Without
 //! `--bench` or `--devices` (as under `cargo test --all-targets`) it prints one
@@ -29,7 +32,7 @@ use linkwatch::wire::v1::{Body, Record};
 use linkwatch::wire::{LinkKind, LinkState};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sqlx::{AssertSqlSafe, Connection, PgConnection, QueryBuilder, SqliteConnection};
+use sqlx::{Connection, PgConnection, SqliteConnection};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -45,8 +48,8 @@ const LINKS: [(&str, LinkKind); 3] = [
     ("wlp2s0", LinkKind::Wifi),
     ("wwan0", LinkKind::Mobile),
 ];
-/// The objects that hold records: the baseline's and the compact store's.
-const RECORD_TABLES: [&str; 3] = ["records", "heartbeat_runs", "minute_packs"];
+/// The objects that hold records.
+const RECORD_TABLES: [&str; 2] = ["records", "minute_packs"];
 
 fn link_minutes(rng: &mut StdRng, link: usize) -> Body {
     let (name, kind) = LINKS[link];
@@ -187,10 +190,11 @@ async fn sqlite_sizes(url: &str) -> Sizes {
 
 async fn pg_sizes(url: &str, full: bool) -> Sizes {
     let mut c = PgConnection::connect(url).await.expect("connect");
+    // Only the record tables (of this schema, on the search path).
     let vacuum = if full {
-        "VACUUM FULL ANALYZE"
+        "VACUUM FULL ANALYZE records, minute_packs"
     } else {
-        "VACUUM ANALYZE"
+        "VACUUM ANALYZE records, minute_packs"
     };
     sqlx::query(vacuum).execute(&mut c).await.expect("vacuum");
     let mut out = Vec::new();
@@ -214,61 +218,6 @@ async fn pg_sizes(url: &str, full: bool) -> Sizes {
         }
     }
     out
-}
-
-/// Today's layout before the compact store: `records` of 0001 and its
-/// partial index of 0003 (the same statements in both databases).
-const BASELINE_DDL: [&str; 4] = [
-    "CREATE TABLE records (device_id BIGINT NOT NULL, seq BIGINT NOT NULL CHECK (seq >= 1), \
-     seq_end BIGINT NOT NULL CHECK (seq_end >= seq), at_ms BIGINT NOT NULL, \
-     mono_ms BIGINT NOT NULL, boot_id TEXT NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL, \
-     received_ms BIGINT NOT NULL, PRIMARY KEY (device_id, seq)) {without_rowid}",
-    "CREATE INDEX records_device_at ON records (device_id, at_ms)",
-    "CREATE INDEX records_kind_at ON records (kind, at_ms)",
-    "CREATE INDEX records_device_transitions ON records (device_id, at_ms) \
-     WHERE kind IN ('link_state', 'lifecycle', 'failover', 'facts')",
-];
-
-/// Store the day in the baseline layout, one row per record.
-async fn baseline<DB>(conn: &mut DB::Connection, sqlite: bool, devices: usize)
-where
-    DB: sqlx::Database,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'a> DB::Arguments: sqlx::IntoArguments<DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    for ddl in BASELINE_DDL {
-        let ddl = ddl.replace("{without_rowid}", if sqlite { "WITHOUT ROWID" } else { "" });
-        sqlx::query::<DB>(AssertSqlSafe(ddl))
-            .execute(&mut *conn)
-            .await
-            .expect("baseline schema");
-    }
-    for d in 0..devices {
-        for (u, upload) in device_day(d).into_iter().enumerate() {
-            let received = T0_MS + (u as i64 + 1) * 300_000 + 2_000;
-            let mut q = QueryBuilder::<DB>::new(
-                "INSERT INTO records (device_id, seq, seq_end, at_ms, mono_ms, boot_id, kind, \
-                 body, received_ms) ",
-            );
-            q.push_values(upload, |mut b, r| {
-                b.push_bind(d as i64 + 1)
-                    .push_bind(r.seq as i64)
-                    .push_bind(r.seq_end.unwrap_or(r.seq) as i64)
-                    .push_bind(r.at)
-                    .push_bind(r.mono_ms as i64)
-                    .push_bind(r.boot_id.clone())
-                    .push_bind(r.body.kind().to_string())
-                    .push_bind(serde_json::to_string(&r.body).expect("body"))
-                    .push_bind(received);
-            });
-            q.build()
-                .execute(&mut *conn)
-                .await
-                .expect("baseline insert");
-        }
-    }
 }
 
 /// Ingest the day through the store, devices in parallel (uploads of one
@@ -308,7 +257,7 @@ fn kb(bytes: u64, devices: usize) -> String {
     format!("{:.1} KB", bytes as f64 / devices as f64 / 1_000.0)
 }
 
-fn print(name: &str, devices: usize, base: &Sizes, store: &Sizes, per_s: f64) {
+fn print(name: &str, devices: usize, base: &Sizes, packed: &Sizes) {
     println!(
         "\n{name}: {devices} devices × 1 day ({} records each), bytes on disk per device-day",
         thousands(device_day(0).iter().map(Vec::len).sum::<usize>() as u64)
@@ -318,7 +267,10 @@ fn print(name: &str, devices: usize, base: &Sizes, store: &Sizes, per_s: f64) {
         "object", "table", "indexes", "total"
     );
     let mut totals = [0_u64; 2];
-    for (label, sizes, total) in [("baseline", base, 0), ("store", store, 1)] {
+    for (i, (label, sizes)) in [("baseline", base), ("packs", packed)]
+        .into_iter()
+        .enumerate()
+    {
         let mut sum = Size::default();
         for (t, s) in sizes {
             println!(
@@ -338,57 +290,79 @@ fn print(name: &str, devices: usize, base: &Sizes, store: &Sizes, per_s: f64) {
             kb(sum.index, devices),
             kb(sum.table + sum.index, devices)
         );
-        totals[total] = sum.table + sum.index;
+        totals[i] = sum.table + sum.index;
     }
     println!(
-        "  store / baseline: {:.3} (target: ≤ 50 KB per device-day)",
-        totals[1] as f64 / totals[0].max(1) as f64
-    );
-    println!(
-        "  ingest through the store: {} records/s (this build)",
-        thousands(per_s as u64)
+        "  packs / baseline: {:.3}; packs: {} per device-day (target: ≤ 50 KB)",
+        totals[1] as f64 / totals[0].max(1) as f64,
+        kb(totals[1], devices)
     );
 }
 
-async fn run(db: Db, base: Db, devices: usize) {
-    let name = db.name();
-    let sqlite = matches!(db, Db::Sqlite { .. });
-    let (url, base_url) = (db.url().to_string(), base.url().to_string());
+/// One database through the store: sizes (after `VACUUM`, and for
+/// PostgreSQL after `VACUUM FULL` too) and records/s.
+async fn measure(db: Db, packing: bool, devices: usize) -> (Sizes, Option<Sizes>, f64) {
+    store::set_packing(packing);
+    let url = db.url().to_string();
     let store = store::open(&url).await.expect("open store");
     let per_s = ingest(store.clone(), devices).await;
     drop(store);
-    let (sizes, base_sizes) = if sqlite {
-        let mut c = SqliteConnection::connect(&format!("{base_url}?mode=rwc"))
-            .await
-            .expect("baseline database");
-        baseline::<sqlx::Sqlite>(&mut c, true, devices).await;
-        c.close().await.expect("close");
-        (sqlite_sizes(&url).await, sqlite_sizes(&base_url).await)
+    let out = if matches!(db, Db::Sqlite { .. }) {
+        (sqlite_sizes(&url).await, None, per_s)
     } else {
-        let mut c = PgConnection::connect(&base_url).await.expect("baseline");
-        baseline::<sqlx::Postgres>(&mut c, false, devices).await;
-        c.close().await.expect("close");
         (
             pg_sizes(&url, false).await,
-            pg_sizes(&base_url, false).await,
+            Some(pg_sizes(&url, true).await),
+            per_s,
         )
     };
-    print(name, devices, &base_sizes, &sizes, per_s);
-    if !sqlite {
-        // Rows deleted in the day (heartbeats moved into runs) leave space
-        // that VACUUM only marks for reuse: the live data, as a long run of
-        // days would reuse it, is what VACUUM FULL leaves.
-        let (sizes, base_sizes) = (pg_sizes(&url, true).await, pg_sizes(&base_url, true).await);
-        print(
-            "PostgreSQL after VACUUM FULL",
-            devices,
-            &base_sizes,
-            &sizes,
-            per_s,
-        );
-    }
     db.drop_db().await;
-    base.drop_db().await;
+    out
+}
+
+async fn run(sqlite: bool, devices: usize) {
+    let fresh = async || {
+        if sqlite {
+            Some(Db::sqlite())
+        } else {
+            Db::postgres_from_env().await
+        }
+    };
+    let name = if sqlite { "SQLite" } else { "PostgreSQL" };
+    let mut rates = [Vec::new(), Vec::new()];
+    let mut first: Vec<(Sizes, Option<Sizes>)> = Vec::new();
+    for round in 0..2 {
+        for packing in [false, true] {
+            let Some(db) = fresh().await else {
+                println!("\nPostgreSQL: skipped (set LINKWATCH_TEST_PG_URL)");
+                return;
+            };
+            let (sizes, full, per_s) = measure(db, packing, devices).await;
+            rates[usize::from(packing)].push(per_s);
+            if round == 0 {
+                first.push((sizes, full));
+            }
+        }
+    }
+    store::set_packing(true);
+    print(name, devices, &first[0].0, &first[1].0);
+    if let (Some(base), Some(packed)) = (&first[0].1, &first[1].1) {
+        print(&format!("{name} after VACUUM FULL"), devices, base, packed);
+    }
+    let show = |v: &[f64]| {
+        v.iter()
+            .map(|r| thousands(*r as u64))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let sum = |v: &[f64]| v.iter().sum::<f64>();
+    println!(
+        "  ingest, records/s by round: baseline {}; packs {}; packs / baseline: {:.3} \
+         (target: ≥ 0.9)",
+        show(&rates[0]),
+        show(&rates[1]),
+        sum(&rates[1]) / sum(&rates[0])
+    );
 }
 
 fn main() {
@@ -412,13 +386,7 @@ fn main() {
         .build()
         .expect("tokio runtime");
     rt.block_on(async {
-        run(Db::sqlite(), Db::sqlite(), devices).await;
-        if let (Some(db), Some(base)) =
-            (Db::postgres_from_env().await, Db::postgres_from_env().await)
-        {
-            run(db, base, devices).await;
-        } else {
-            println!("\nPostgreSQL: skipped (set LINKWATCH_TEST_PG_URL)");
-        }
+        run(true, devices).await;
+        run(false, devices).await;
     });
 }

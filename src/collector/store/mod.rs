@@ -23,8 +23,8 @@
 pub mod alerts;
 mod dialect;
 mod group;
+mod packs;
 pub mod postgres;
-mod runs;
 mod sql;
 pub mod sqlite;
 
@@ -36,6 +36,7 @@ use crate::collector::model::{Branch, Role};
 use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
 use crate::wire::v1::{Ack, Record};
 pub use alerts::{AlertQuery, AlertRecord};
+pub use packs::io::set_packing;
 use std::sync::Arc;
 
 /// Storage failures, naming the operation.

@@ -369,7 +369,7 @@ where
     ) -> Result<Vec<StoredRecord>, StoreError>
     where
         for<'c> &'c Pool<DB>: sqlx::Executor<'c, Database = DB>,
-        super::runs::RunRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+        super::packs::io::PackRow: for<'r> sqlx::FromRow<'r, DB::Row>,
     {
         let rows = sqlx::query_as::<DB, RecordRow>(self.dialect.sql(format!(
             "SELECT {RECORD_COLS} FROM records WHERE device_id = ? AND seq >= ? \
@@ -382,9 +382,9 @@ where
         .await
         .map_err(query_err("records"))?;
         let rows = rows.into_iter().map(stored_record).collect();
-        super::runs::records_with_runs(self.pool, self.dialect, device_id, from_seq, limit, rows)
+        super::packs::io::by_seq(self.pool, self.dialect, device_id, from_seq, limit, rows)
             .await
-            .map_err(query_err("records: heartbeat runs"))
+            .map_err(query_err("records: minute packs"))
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
