@@ -49,10 +49,10 @@ fn minute(m: u64) -> Vec<Record> {
                     kind,
                     minutes: 1,
                     sent: if link == 1 { 120 } else { 12 },
-                    lost: (m % 5 == 0) as u32,
-                    rtt_p50_ms: (m % 11 != 0).then_some(18.0 + (m % 13) as f64 * 0.37),
+                    lost: m.is_multiple_of(5) as u32,
+                    rtt_p50_ms: (!m.is_multiple_of(11)).then_some(18.0 + (m % 13) as f64 * 0.37),
                     rtt_p95_ms: Some(40.25 + m as f64 / 100.0),
-                    rtt_max_ms: Some(if m % 9 == 0 { 1.0 / 3.0 } else { 80.5 }),
+                    rtt_max_ms: Some(if m.is_multiple_of(9) { 1.0 / 3.0 } else { 80.5 }),
                     bytes: 2_016 + m * 17,
                 }
             };
