@@ -3,13 +3,13 @@
 //! queued ([`next_group`]) and writes it in one transaction. The batches of
 //! devices that appear once in a group are written together, with a handful
 //! of statements for the whole group; this module holds the pure part of
-//! that: which batches qualify ([`distinct`]), what a device's `acked`
-//! becomes ([`acked_after`]) and each batch's answer and roll-up mark
+//! that: which batches qualify ([`distinct`]) and each batch's answer and roll-up mark
 //! ([`Writes`]). The parts both dialects share run here too, generic over
 //! the sqlx database: a group's savepoints ([`write_in`]) and the scan that
 //! advances `acked` ([`advance`], in the adapter's dialect).
 
 use super::dialect::Dialect;
+use super::packs;
 use super::{Ack, Record, StoreError, advance_contiguous};
 use crate::collector::rollup::{self, MarkMove};
 use std::collections::HashMap;
@@ -33,6 +33,8 @@ pub(super) struct Row {
     pub body: String,
     /// How far back the record can change the device's timeline.
     pub reach_ms: i64,
+    /// What packs keep of it, when they can hold it (see [`packs::packable`]).
+    pub pack: Option<(&'static str, String, String, packs::Data)>,
 }
 
 fn int(v: u64, what: &str) -> Result<i64, sqlx::Error> {
@@ -45,6 +47,7 @@ pub(super) fn rows(records: &[Record]) -> Result<Vec<Row>, sqlx::Error> {
         .iter()
         .map(|r| {
             let seq = int(r.seq, "seq")?;
+            let folded = r.seq_end.is_some_and(|e| e != r.seq);
             Ok(Row {
                 seq,
                 seq_end: match r.seq_end {
@@ -58,6 +61,7 @@ pub(super) fn rows(records: &[Record]) -> Result<Vec<Row>, sqlx::Error> {
                 body: serde_json::to_string(&r.body)
                     .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
                 reach_ms: rollup::record_reach(r),
+                pack: packs::packable(&r.body, folded),
             })
         })
         .collect()
@@ -324,17 +328,6 @@ pub(super) fn distinct(group: &[Job]) -> Vec<usize> {
         .collect()
 }
 
-/// A device's new `acked` after a batch written together, when it follows
-/// from what this batch inserted: `inserted` are the ranges just inserted,
-/// `beyond` how many records the device now has with `seq > acked`. When
-/// those are exactly the inserted ones, nothing else can extend the run;
-/// otherwise (records stored out of order earlier, replays) `None`: the
-/// adapter scans the device's records.
-pub(super) fn acked_after(acked: i64, inserted: &mut [(i64, i64)], beyond: i64) -> Option<i64> {
-    let mine = inserted.iter().filter(|&&(s, _)| s > acked).count() as i64;
-    (beyond == mine).then(|| advance_contiguous(acked, inserted))
-}
-
 /// The answers to batches written together and what they leave to write
 /// besides their records.
 #[derive(Default)]
@@ -388,6 +381,7 @@ mod tests {
                     kind: "heartbeat",
                     body: String::new(),
                     reach_ms: seq * 1_000,
+                    pack: None,
                 })
                 .collect(),
             due_ms: None,
@@ -401,20 +395,6 @@ mod tests {
         let g = [job(1, &[]), job(2, &[]), job(1, &[]), job(3, &[])];
         assert_eq!(distinct(&g), [1, 3]);
         assert_eq!(distinct(&[]), Vec::<usize>::new());
-    }
-
-    #[test]
-    fn acked_follows_inserted_ranges_only_when_they_are_all_there_is() {
-        // Nothing else stored beyond acked: the run over what was inserted.
-        assert_eq!(acked_after(4, &mut [(6, 6), (5, 5)], 2), Some(6));
-        assert_eq!(acked_after(4, &mut [(6, 6)], 1), Some(4));
-        // A folded record starting at or before acked counts toward the run
-        // but not toward `beyond`.
-        assert_eq!(acked_after(4, &mut [(3, 7), (8, 8)], 1), Some(8));
-        // Other records beyond acked (stored earlier): scan instead.
-        assert_eq!(acked_after(4, &mut [(5, 5)], 2), None);
-        assert_eq!(acked_after(4, &mut [], 1), None);
-        assert_eq!(acked_after(4, &mut [], 0), Some(4));
     }
 
     #[test]

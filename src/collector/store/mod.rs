@@ -23,6 +23,7 @@
 pub mod alerts;
 mod dialect;
 mod group;
+mod packs;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -37,6 +38,7 @@ use crate::collector::model::{Branch, Role};
 use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
 use crate::wire::v1::{Ack, Record};
 pub use alerts::{AlertQuery, AlertRecord, SilenceRecord};
+pub use packs::io::set_packing;
 use std::sync::Arc;
 pub use users::{NewSession, WebSession, WebUser};
 

@@ -74,11 +74,12 @@ fn device(r: DeviceRow) -> Device {
 type OfficeRow = (String, String, String, String, String, Option<String>);
 
 /// Columns of a record row, in [`StoredRecord`] field order.
-type RecordRow = (i64, i64, i64, i64, String, String, String, i64);
+pub(crate) type RecordRow = (i64, i64, i64, i64, String, String, String, i64);
 
-const RECORD_COLS: &str = "seq, seq_end, at_ms, mono_ms, boot_id, kind, body, received_ms";
+pub(crate) const RECORD_COLS: &str =
+    "seq, seq_end, at_ms, mono_ms, boot_id, kind, body, received_ms";
 
-fn stored_record(r: RecordRow) -> StoredRecord {
+pub(crate) fn stored_record(r: RecordRow) -> StoredRecord {
     StoredRecord {
         seq: r.0,
         seq_end: r.1,
@@ -367,8 +368,12 @@ where
         device_id: i64,
         from_seq: i64,
         limit: i64,
-    ) -> Result<Vec<StoredRecord>, StoreError> {
-        sqlx::query_as::<DB, RecordRow>(self.dialect.sql(format!(
+    ) -> Result<Vec<StoredRecord>, StoreError>
+    where
+        for<'c> &'c Pool<DB>: sqlx::Executor<'c, Database = DB>,
+        super::packs::io::PackRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    {
+        let rows = sqlx::query_as::<DB, RecordRow>(self.dialect.sql(format!(
             "SELECT {RECORD_COLS} FROM records WHERE device_id = ? AND seq >= ? \
              ORDER BY seq LIMIT ?"
         )))
@@ -377,8 +382,11 @@ where
         .bind(limit)
         .fetch_all(self.pool)
         .await
-        .map(|rows| rows.into_iter().map(stored_record).collect())
-        .map_err(query_err("records"))
+        .map_err(query_err("records"))?;
+        let rows = rows.into_iter().map(stored_record).collect();
+        super::packs::io::by_seq(self.pool, self.dialect, device_id, from_seq, limit, rows)
+            .await
+            .map_err(query_err("records: minute packs"))
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -4,7 +4,8 @@
 
 use super::super::dialect;
 use super::super::group::{self, Job, Row};
-use super::super::{Ack, StoreError};
+use super::super::packs::io as packs;
+use super::super::{Ack, StoreError, advance_contiguous};
 use sqlx::PgConnection;
 use sqlx::postgres::PgPool;
 use std::collections::HashMap;
@@ -66,14 +67,18 @@ async fn write_group(
     Ok(results)
 }
 
-/// Write the batches of distinct devices (one, or a group's) with a handful of statements for all of them: one read (and lock,
-/// in id order) of the devices' `acked`, one `INSERT ... SELECT FROM UNNEST(arrays) RETURNING`
-/// across batches, one count of each device's records beyond its `acked`,
-/// one `UPDATE` of the advanced `acked`s and one or two roll-up mark inserts.
-/// Where the stored records beyond `acked` are exactly the ones just
-/// inserted, `acked` follows from them ([`group::acked_after`]); otherwise
-/// (records stored out of order earlier, replays) [`advance`] scans that
-/// device's records.
+/// Write the batches of distinct devices (one, or a group's) with a
+/// handful of statements for all of them: one read (and lock, in id order)
+/// of the devices' `acked`, one count of each device's records beyond it,
+/// then (see [`packs::split`]) the packed records' packs read, extended and
+/// written (one `SELECT`, `UPDATE` and `INSERT` across batches), the other
+/// records inserted (one `INSERT ... SELECT FROM UNNEST(arrays)
+/// RETURNING`), one `UPDATE` of the advanced `acked`s, last seen and one or
+/// two roll-up mark inserts. Where nothing was stored beyond `acked`,
+/// `acked` follows from what was just written; otherwise (records stored
+/// out of order earlier, replays) [`group::advance`] scans that device's
+/// records and [`packs::compact`] moves what `acked` came to cover into
+/// packs.
 async fn write_together(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Ack>, sqlx::Error> {
     if jobs.is_empty() {
         return Ok(Vec::new());
@@ -87,12 +92,34 @@ async fn write_together(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Ac
     .await?
     .into_iter()
     .collect();
+    // An unknown device fails its batch (see the store's documentation).
+    if jobs.iter().any(|j| !acked.contains_key(&j.device_id)) {
+        return Err(sqlx::Error::RowNotFound);
+    }
+    let befores: Vec<i64> = ids.iter().map(|id| acked[id]).collect();
+    // How many records each device has beyond its `acked` (read after the
+    // lock above: a statement of its own sees what committed before it): none
+    // (the usual case) lets the batch's run from `acked` go straight into
+    // packs.
+    let beyond: HashMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(
+        "SELECT q.d, (SELECT COUNT(*) FROM records r WHERE r.device_id = q.d AND r.seq > q.a) \
+         FROM UNNEST($1::bigint[], $2::bigint[]) AS q(d, a)",
+    )
+    .bind(&ids)
+    .bind(&befores)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
     let mut c = Columns::default();
+    let mut splits = Vec::with_capacity(jobs.len());
     for job in jobs {
         let a = *acked.get(&job.device_id).ok_or(sqlx::Error::RowNotFound)?;
-        for r in job.fresh(a) {
+        let split = packs::split(job, a, beyond[&job.device_id]);
+        for r in &split.rows {
             c.push(job, r);
         }
+        splits.push(split);
     }
     let mut inserted: HashMap<i64, Vec<(i64, i64)>> = HashMap::with_capacity(jobs.len());
     if !c.seq.is_empty() {
@@ -119,37 +146,44 @@ async fn write_together(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Ac
             inserted.entry(device_id).or_default().push((seq, seq_end));
         }
     }
-    let befores: Vec<i64> = ids.iter().map(|id| acked[id]).collect();
-    let beyond: HashMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(
-        "SELECT q.d, (SELECT COUNT(*) FROM records r WHERE r.device_id = q.d AND r.seq > q.a) \
-         FROM UNNEST($1::bigint[], $2::bigint[]) AS q(d, a)",
-    )
-    .bind(&ids)
-    .bind(&befores)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .collect();
     let mut w = group::Writes::default();
-    for job in jobs {
+    let mut open = HashMap::new();
+    let wants: Vec<(i64, i64)> = jobs
+        .iter()
+        .zip(&splits)
+        .filter_map(|(job, s)| Some((job.device_id, packs::from_hour(&s.packed)?)))
+        .collect();
+    packs::load_open::<sqlx::Postgres>(conn, &wants, &mut open).await?;
+    for (job, split) in jobs.iter().zip(splits) {
         let a = acked[&job.device_id];
         let mut ranges = inserted.remove(&job.device_id).unwrap_or_default();
+        ranges.extend(split.packed.iter().map(|(_, e)| (e.seq, e.seq)));
         let stored = ranges.len() as u64;
-        let after = match group::acked_after(a, &mut ranges, beyond[&job.device_id]) {
-            Some(after) => after,
-            None => {
-                group::advance::<sqlx::Postgres>(
-                    conn,
-                    &dialect::POSTGRES,
-                    job.device_id,
-                    a,
-                    &job.rows,
-                )
+        // Nothing stored beyond `acked` before: what was just written is all
+        // there is beyond it.
+        let after = if beyond[&job.device_id] == 0 {
+            advance_contiguous(a, &mut ranges)
+        } else {
+            group::advance::<sqlx::Postgres>(conn, &dialect::POSTGRES, job.device_id, a, &job.rows)
                 .await?
-            }
         };
+        let simple = split.simple;
+        packs::add(&mut open, job.device_id, split.packed);
+        // Records `acked` now covers that were stored as rows move into packs.
+        if !simple {
+            packs::compact::<sqlx::Postgres>(
+                conn,
+                &dialect::POSTGRES,
+                job.device_id,
+                a,
+                after,
+                &mut open,
+            )
+            .await?;
+        }
         w.add(job, a, after, stored);
     }
+    packs::save::<sqlx::Postgres>(conn, open.values().flatten()).await?;
     let columns = |pairs: &[(i64, i64)]| -> (Vec<i64>, Vec<i64>) { pairs.iter().copied().unzip() };
     if !w.moved.is_empty() {
         let (moved_id, moved_acked) = columns(&w.moved);

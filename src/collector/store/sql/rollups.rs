@@ -197,8 +197,12 @@ where
         device_id: i64,
         from_ms: i64,
         to_ms: i64,
-    ) -> Result<Vec<StoredRecord>, StoreError> {
-        sqlx::query_as::<DB, RecordRow>(self.dialect.sql(format!(
+    ) -> Result<Vec<StoredRecord>, StoreError>
+    where
+        for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+        super::super::packs::io::PackRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    {
+        let rows = sqlx::query_as::<DB, RecordRow>(self.dialect.sql(format!(
             "SELECT {RECORD_COLS} FROM records WHERE device_id = ? AND at_ms >= ? \
              AND at_ms < ? ORDER BY seq"
         )))
@@ -207,8 +211,11 @@ where
         .bind(to_ms)
         .fetch_all(self.pool)
         .await
-        .map(|rows| rows.into_iter().map(stored_record).collect())
-        .map_err(query_err("records between"))
+        .map_err(query_err("records between"))?;
+        let rows = rows.into_iter().map(stored_record).collect();
+        super::super::packs::io::by_time(self.pool, self.dialect, device_id, from_ms, to_ms, rows)
+            .await
+            .map_err(query_err("records between: minute packs"))
     }
 
     pub async fn transitions_before(
@@ -398,23 +405,37 @@ where
             .map_err(query_err("roll-up timelines"))
     }
 
-    pub async fn delete_minutes_before(
-        &self,
-        before_ms: i64,
-        limit: i64,
-    ) -> Result<u64, StoreError> {
-        let _w = self.lock().await;
-        sqlx::query::<DB>(self.dialect.sql(format!(
+    pub async fn delete_minutes_before(&self, before_ms: i64, limit: i64) -> Result<u64, StoreError>
+    where
+        DB: sqlx::database::HasStatementCache,
+        Vec<u8>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
+        super::super::packs::io::PackRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    {
+        let e = query_err;
+        let (_w, mut tx) = self.write_tx("delete raw minutes").await?;
+        // Rows: summaries stored beyond a gap, or before packs existed.
+        let rows = sqlx::query::<DB>(self.dialect.sql(format!(
             "DELETE FROM records WHERE (device_id, seq) IN (SELECT device_id, seq FROM \
              records{} WHERE kind = 'link_minutes' AND at_ms < ? LIMIT ?)",
             self.dialect.minutes_hint
         )))
         .bind(before_ms)
         .bind(limit)
-        .execute(self.pool)
+        .execute(&mut *tx)
         .await
         .map(|done| done.affected())
-        .map_err(query_err("delete raw minutes"))
+        .map_err(e("delete raw minutes"))?;
+        let left = limit.saturating_sub(i64::try_from(rows).unwrap_or(i64::MAX));
+        let packed = if left > 0 {
+            super::super::packs::io::delete_before::<DB>(&mut *tx, self.dialect, before_ms, left)
+                .await
+                .map_err(e("delete raw minutes: packs"))?
+        } else {
+            0
+        };
+        tx.commit().await.map_err(e("delete raw minutes: commit"))?;
+        Ok(rows + packed)
     }
 
     pub async fn delete_rollups_before(

@@ -3,7 +3,8 @@
 
 use super::super::dialect;
 use super::super::group::{self, Job, Row};
-use super::super::{Ack, StoreError};
+use super::super::packs::io as packs;
+use super::super::{Ack, StoreError, advance_contiguous};
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{QueryBuilder, Sqlite};
 use std::collections::HashMap;
@@ -50,12 +51,15 @@ async fn write_group(
 
 /// Write the batches of distinct devices (one, or a group's) with a
 /// handful of statements for all of them: one read of the devices' `acked`,
-/// multi-row `INSERT ... RETURNING` across batches, one count of each
-/// device's records beyond its `acked`, one `UPDATE` of the advanced
-/// `acked`s and one or two roll-up mark inserts. Where the stored records
-/// beyond `acked` are exactly the ones just inserted, `acked` follows from
-/// them ([`group::acked_after`]); otherwise (records stored out of order
-/// earlier, replays) [`advance`] scans that device's records.
+/// one count of each device's records beyond it, then (see
+/// [`packs::split`]) the packed records' packs read, extended and written
+/// (one `SELECT`, `UPDATE` and `INSERT` across batches), the other records
+/// inserted (multi-row `INSERT ... RETURNING`), one `UPDATE` of the advanced
+/// `acked`s, last seen and one or two roll-up mark inserts. Where nothing
+/// was stored beyond `acked`, `acked` follows from what was just written;
+/// otherwise (records stored out of order earlier, replays)
+/// [`group::advance`] scans that device's records and [`packs::compact`]
+/// moves what `acked` came to cover into packs.
 async fn write_together(
     conn: &mut SqliteConnection,
     jobs: &[&Job],
@@ -75,10 +79,34 @@ async fn write_together(
         .await?
         .into_iter()
         .collect();
+    // An unknown device fails its batch (see the store's documentation).
+    if jobs.iter().any(|j| !acked.contains_key(&j.device_id)) {
+        return Err(sqlx::Error::RowNotFound);
+    }
+    // How many records each device has beyond its `acked`: none (the usual
+    // case) lets the batch's run from `acked` go straight into packs.
+    let mut count = QueryBuilder::<Sqlite>::new(
+        "SELECT q.column1, (SELECT COUNT(*) FROM records r \
+         WHERE r.device_id = q.column1 AND r.seq > q.column2) FROM (",
+    );
+    count.push_values(jobs, |mut b, job| {
+        b.push_bind(job.device_id).push_bind(acked[&job.device_id]);
+    });
+    count.push(") AS q");
+    let beyond: HashMap<i64, i64> = count
+        .build_query_as::<(i64, i64)>()
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+    let mut splits = Vec::with_capacity(jobs.len());
     let mut fresh: Vec<(i64, i64, &Row)> = Vec::new();
     for job in jobs {
         let a = *acked.get(&job.device_id).ok_or(sqlx::Error::RowNotFound)?;
-        fresh.extend(job.fresh(a).map(|r| (job.device_id, job.now_ms, r)));
+        let split = packs::split(job, a, beyond[&job.device_id]);
+        fresh.extend(split.rows.iter().map(|&r| (job.device_id, job.now_ms, r)));
+        splits.push(split);
     }
     // Inserted ranges per device.
     let mut inserted: HashMap<i64, Vec<(i64, i64)>> = HashMap::with_capacity(jobs.len());
@@ -108,36 +136,36 @@ async fn write_together(
             inserted.entry(device_id).or_default().push((seq, seq_end));
         }
     }
-    // How many records each device has beyond its `acked`.
-    let mut count = QueryBuilder::<Sqlite>::new(
-        "SELECT q.column1, (SELECT COUNT(*) FROM records r \
-         WHERE r.device_id = q.column1 AND r.seq > q.column2) FROM (",
-    );
-    count.push_values(jobs, |mut b, job| {
-        b.push_bind(job.device_id).push_bind(acked[&job.device_id]);
-    });
-    count.push(") AS q");
-    let beyond: HashMap<i64, i64> = count
-        .build_query_as::<(i64, i64)>()
-        .persistent(false)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect();
     let mut w = group::Writes::default();
-    for job in jobs {
+    let mut open = HashMap::new();
+    let wants: Vec<(i64, i64)> = jobs
+        .iter()
+        .zip(&splits)
+        .filter_map(|(job, s)| Some((job.device_id, packs::from_hour(&s.packed)?)))
+        .collect();
+    packs::load_open::<Sqlite>(conn, &wants, &mut open).await?;
+    for (job, split) in jobs.iter().zip(splits) {
         let a = acked[&job.device_id];
         let mut ranges = inserted.remove(&job.device_id).unwrap_or_default();
+        let simple = split.simple;
+        ranges.extend(split.packed.iter().map(|(_, e)| (e.seq, e.seq)));
         let stored = ranges.len() as u64;
-        let after = match group::acked_after(a, &mut ranges, beyond[&job.device_id]) {
-            Some(after) => after,
-            None => {
-                group::advance::<Sqlite>(conn, &dialect::SQLITE, job.device_id, a, &job.rows)
-                    .await?
-            }
+        // Nothing stored beyond `acked` before: what was just written is all
+        // there is beyond it.
+        let after = if beyond[&job.device_id] == 0 {
+            advance_contiguous(a, &mut ranges)
+        } else {
+            group::advance::<Sqlite>(conn, &dialect::SQLITE, job.device_id, a, &job.rows).await?
         };
+        packs::add(&mut open, job.device_id, split.packed);
+        // Records `acked` now covers that were stored as rows move into packs.
+        if !simple {
+            packs::compact::<Sqlite>(conn, &dialect::SQLITE, job.device_id, a, after, &mut open)
+                .await?;
+        }
         w.add(job, a, after, stored);
     }
+    packs::save::<Sqlite>(conn, open.values().flatten()).await?;
     if !w.moved.is_empty() {
         let mut update = QueryBuilder::<Sqlite>::new("UPDATE devices SET acked = v.column2 FROM (");
         update.push_values(&w.moved, |mut b, &(id, a)| {

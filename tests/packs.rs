@@ -1,0 +1,345 @@
+//! Packed per-minute records (issue 18, migration 0007): plain link
+//! summaries and heartbeats that `acked` covers are stored as entries of
+//! packs (one row per device, stream, boot and hour, extended in place), and
+//! read back exactly as sent, receipt time included. Each scenario runs on
+//! SQLite and PostgreSQL.
+
+mod common;
+
+use common::db::{TestDb, on_both};
+use linkwatch::collector::store::{Store, StoredRecord};
+use linkwatch::wire::v1::{Ack, Body, Record};
+use linkwatch::wire::{LinkKind, LinkState};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, SqliteConnection};
+use std::sync::Arc;
+
+/// 2026-09-13T12:26:40Z in ms: minute 34 is the first of the next hour.
+const T0: i64 = 1_789_302_400_000;
+const NOW: i64 = T0 + 86_400_000;
+const LINKS: [(&str, LinkKind); 3] = [
+    ("enp1s0", LinkKind::Broadband),
+    ("wlp2s0", LinkKind::Wifi),
+    ("wwan0", LinkKind::Mobile),
+];
+
+on_both!(
+    packs_extend_in_place_and_replays_are_duplicates,
+    a_late_batch_fills_the_gap_and_moves_into_packs,
+    folded_records_stay_rows_beside_packs,
+    a_late_minute_placed_in_an_earlier_hour,
+    retention_cuts_through_a_pack,
+);
+
+/// The agent's minute `m` (from 1) at defaults: 3 `link_minutes` (one per
+/// link, odd RTTs among them) and a `heartbeat`, sequence numbers
+/// `4m-3..=4m`.
+fn minute(m: u64) -> Vec<Record> {
+    (4 * m - 3..=4 * m)
+        .map(|seq| {
+            let link = (seq % 4) as usize;
+            let body = if link == 0 {
+                Body::Heartbeat {
+                    online: m % 7 != 3,
+                    count: 1,
+                }
+            } else {
+                let (name, kind) = LINKS[link - 1];
+                Body::LinkMinutes {
+                    link: name.into(),
+                    kind,
+                    minutes: 1,
+                    sent: if link == 1 { 120 } else { 12 },
+                    lost: m.is_multiple_of(5) as u32,
+                    rtt_p50_ms: (!m.is_multiple_of(11)).then_some(18.0 + (m % 13) as f64 * 0.37),
+                    rtt_p95_ms: Some(40.25 + m as f64 / 100.0),
+                    rtt_max_ms: Some(if m.is_multiple_of(9) { 1.0 / 3.0 } else { 80.5 }),
+                    bytes: 2_016 + m * 17,
+                }
+            };
+            Record {
+                seq,
+                seq_end: None,
+                at: T0 + m as i64 * 60_000,
+                mono_ms: 7_000 + m * 60_000,
+                boot_id: "3f1c2b9e-0d7a-4a53-9a61-5bb0f2c1e001".into(),
+                body,
+            }
+        })
+        .collect()
+}
+
+fn minutes(ms: std::ops::RangeInclusive<u64>) -> Vec<Record> {
+    ms.flat_map(minute).collect()
+}
+
+fn ack(acked: u64, stored: u32, duplicates: u32) -> Ack {
+    Ack {
+        acked,
+        stored,
+        duplicates,
+    }
+}
+
+async fn new_device(s: &dyn Store, name: &str) -> i64 {
+    s.add_device(name, None, &format!("hash-of-{name}"), NOW)
+        .await
+        .unwrap()
+        .id
+}
+
+/// `got` is `sent`, record by record, the body byte for byte as a row of
+/// `records` holds it; received at `received(seq)`.
+fn assert_same(got: &[StoredRecord], sent: &[Record], received: impl Fn(i64) -> i64) {
+    assert_eq!(
+        got.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        sent.iter().map(|r| r.seq as i64).collect::<Vec<_>>()
+    );
+    for (g, r) in got.iter().zip(sent) {
+        assert_eq!(g.seq_end, r.seq_end.unwrap_or(r.seq) as i64, "{g:?}");
+        assert_eq!((g.at_ms, g.mono_ms), (r.at, r.mono_ms as i64), "{g:?}");
+        assert_eq!(
+            (g.boot_id.as_str(), g.kind.as_str()),
+            (r.boot_id.as_str(), r.body.kind())
+        );
+        assert_eq!(g.body, serde_json::to_string(&r.body).unwrap(), "{g:?}");
+        assert_eq!(g.received_ms, received(g.seq), "{g:?}");
+    }
+}
+
+/// One number from the database (`SELECT COUNT(*) ...`).
+async fn count(db: &TestDb, sql: &str) -> i64 {
+    let sql = AssertSqlSafe(sql.to_string());
+    match db {
+        TestDb::Sqlite { url, .. } => {
+            let mut c = SqliteConnection::connect(url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+        TestDb::Postgres { url, .. } => {
+            let mut c = PgConnection::connect(url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+    }
+}
+
+async fn packs(db: &TestDb) -> i64 {
+    count(db, "SELECT COUNT(*) FROM minute_packs").await
+}
+
+/// Rows of `records` packs could hold.
+async fn packable_rows(db: &TestDb) -> i64 {
+    let sql = "SELECT COUNT(*) FROM records WHERE kind IN ('link_minutes', 'heartbeat') \
+               AND seq_end = seq";
+    count(db, sql).await
+}
+
+async fn packs_extend_in_place_and_replays_are_duplicates(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let d = new_device(&*s, "gw").await;
+    assert_eq!(
+        s.ingest(d, &minutes(1..=5), NOW).await.unwrap(),
+        ack(20, 20, 0)
+    );
+    // One pack per link and one of heartbeats, nothing in `records`.
+    assert_eq!((packs(&db).await, packable_rows(&db).await), (4, 0));
+    // The next upload extends them in place; its replay stores nothing.
+    let second = minutes(6..=10);
+    let at = |seq: i64| if seq <= 20 { NOW } else { NOW + 300_000 };
+    assert_eq!(
+        s.ingest(d, &second, NOW + 300_000).await.unwrap(),
+        ack(40, 20, 0)
+    );
+    assert_eq!((packs(&db).await, packable_rows(&db).await), (4, 0));
+    assert_eq!(
+        s.ingest(d, &second, NOW + 301_000).await.unwrap(),
+        ack(40, 0, 20)
+    );
+    assert_eq!(
+        s.ingest(d, &minutes(1..=10), NOW).await.unwrap(),
+        ack(40, 0, 40)
+    );
+    assert_same(&s.records(d, 0, 1_000).await.unwrap(), &minutes(1..=10), at);
+    // Pages cut through the packs.
+    assert_same(
+        &s.records(d, 7, 6).await.unwrap(),
+        &minutes(2..=10)[2..8],
+        at,
+    );
+    assert_same(&s.records(d, 37, 100).await.unwrap(), &minutes(10..=10), at);
+    // By placed time: minutes 3 to 7.
+    let between = s
+        .records_between(d, T0 + 3 * 60_000, T0 + 8 * 60_000)
+        .await
+        .unwrap();
+    assert_same(&between, &minutes(3..=7), at);
+    // A new hour starts new packs.
+    s.ingest(d, &minutes(11..=40), NOW + 600_000).await.unwrap();
+    assert_eq!(packs(&db).await, 8);
+    let all = s.records(d, 0, 1_000).await.unwrap();
+    assert_same(&all, &minutes(1..=40), |seq| match seq {
+        ..=20 => NOW,
+        21..=40 => NOW + 300_000,
+        _ => NOW + 600_000,
+    });
+}
+
+async fn a_late_batch_fills_the_gap_and_moves_into_packs(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let d = new_device(&*s, "gw").await;
+    assert_eq!(
+        s.ingest(d, &minutes(1..=5), NOW).await.unwrap(),
+        ack(20, 20, 0)
+    );
+    // Minutes 11-15 come first: stored as rows, not acknowledged past the gap.
+    assert_eq!(
+        s.ingest(d, &minutes(11..=15), NOW + 1).await.unwrap(),
+        ack(20, 20, 0)
+    );
+    assert_eq!(packable_rows(&db).await, 20);
+    let at = |seq: i64| if seq > 40 { NOW + 1 } else { NOW };
+    let mut sent = minutes(1..=5);
+    sent.extend(minutes(11..=15));
+    assert_same(&s.records(d, 0, 1_000).await.unwrap(), &sent, at);
+    // A replay of the rows beyond the gap: duplicates.
+    assert_eq!(
+        s.ingest(d, &minutes(12..=13), NOW + 2).await.unwrap(),
+        ack(20, 0, 8)
+    );
+    // The late minutes 6-10 fill the gap: everything acknowledged, and the
+    // rows move into the packs.
+    assert_eq!(
+        s.ingest(d, &minutes(6..=10), NOW).await.unwrap(),
+        ack(60, 20, 0)
+    );
+    assert_eq!((packs(&db).await, packable_rows(&db).await), (4, 0));
+    assert_same(&s.records(d, 0, 1_000).await.unwrap(), &minutes(1..=15), at);
+    // A late replay of minutes inside the packs: duplicates, nothing changes.
+    assert_eq!(
+        s.ingest(d, &minutes(3..=4), NOW).await.unwrap(),
+        ack(60, 0, 8)
+    );
+    assert_same(&s.records(d, 0, 1_000).await.unwrap(), &minutes(1..=15), at);
+    assert_same(
+        &s.records_between(d, T0, T0 + 16 * 60_000).await.unwrap(),
+        &minutes(1..=15),
+        at,
+    );
+}
+
+async fn folded_records_stay_rows_beside_packs(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let d = new_device(&*s, "gw").await;
+    // Minutes 1-3, then heartbeats folded into one record (13..=15, as a
+    // spool short of space sends), then an offline heartbeat (16), a link
+    // state change (17) and minutes 5-6.
+    let mut sent = minutes(1..=3);
+    sent.push(Record {
+        seq_end: Some(15),
+        body: Body::Heartbeat {
+            online: true,
+            count: 3,
+        },
+        ..minute(4).remove(0)
+    });
+    sent.push(Record {
+        body: Body::Heartbeat {
+            online: false,
+            count: 1,
+        },
+        ..minute(4).remove(3)
+    });
+    sent.push(Record {
+        seq: 17,
+        body: Body::LinkState {
+            link: "wwan0".into(),
+            kind: LinkKind::Mobile,
+            from: LinkState::Up,
+            to: LinkState::Down,
+            reason: None,
+        },
+        ..minute(5).remove(0)
+    });
+    let mut rest = minutes(5..=6);
+    for r in &mut rest {
+        r.seq += 1;
+    }
+    sent.extend(rest);
+    assert_eq!(s.ingest(d, &sent[..13], NOW).await.unwrap(), ack(15, 13, 0));
+    assert_eq!(s.ingest(d, &sent, NOW).await.unwrap(), ack(25, 10, 13));
+    // Replaying the folded record alone: a duplicate.
+    assert_eq!(
+        s.ingest(d, &sent[12..13], NOW).await.unwrap(),
+        ack(25, 0, 1)
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM records").await,
+        2,
+        "the folded heartbeat and the link state"
+    );
+    assert_same(&s.records(d, 0, 1_000).await.unwrap(), &sent, |_| NOW);
+    assert_same(&s.records(d, 13, 3).await.unwrap(), &sent[12..15], |_| NOW);
+}
+
+async fn a_late_minute_placed_in_an_earlier_hour(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let d = new_device(&*s, "gw").await;
+    // Minutes 1-36 reach into the next hour (minute 34 on).
+    let first = minutes(1..=36);
+    assert_eq!(s.ingest(d, &first, NOW).await.unwrap().acked, 36 * 4);
+    // The device's next minutes carry times of the earlier hour (its clock
+    // stepped back): new packs of that hour, read back in place.
+    let mut late = minutes(37..=38);
+    for r in &mut late {
+        r.at -= 20 * 60_000;
+    }
+    assert_eq!(
+        s.ingest(d, &late, NOW + 1).await.unwrap(),
+        ack(38 * 4, 8, 0)
+    );
+    let mut all = first.clone();
+    all.extend(late.clone());
+    let at = |seq: i64| if seq > 36 * 4 { NOW + 1 } else { NOW };
+    assert_same(&s.records(d, 0, 1_000).await.unwrap(), &all, at);
+    // The earlier hour's records by placed time: minutes 1-33 and the late ones.
+    let hour_end = T0 + 34 * 60_000 - 40_000;
+    let mut want: Vec<Record> = all.iter().filter(|r| r.at < hour_end).cloned().collect();
+    want.sort_by_key(|r| r.seq);
+    assert_eq!(want.len(), 35 * 4);
+    assert_same(
+        &s.records_between(d, T0, hour_end).await.unwrap(),
+        &want,
+        at,
+    );
+    assert_eq!(
+        packs(&db).await,
+        12,
+        "4 streams × (2 hours + the late minutes)"
+    );
+}
+
+async fn retention_cuts_through_a_pack(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let d = new_device(&*s, "gw").await;
+    let all = minutes(1..=90);
+    for chunk in all.chunks(20) {
+        s.ingest(d, chunk, NOW).await.unwrap();
+    }
+    // Cut in the middle of the second hour (minute 50).
+    let cut = T0 + 50 * 60_000;
+    let gone = |r: &Record| matches!(r.body, Body::LinkMinutes { .. }) && r.at < cut;
+    let want = all.iter().filter(|r| gone(r)).count() as u64;
+    // In small steps, as the maintainer deletes: until fewer than asked.
+    let mut deleted = 0;
+    loop {
+        let n = s.delete_minutes_before(cut, 25).await.unwrap();
+        deleted += n;
+        if n < 25 {
+            break;
+        }
+    }
+    assert_eq!(deleted, want);
+    let left: Vec<Record> = all.iter().filter(|r| !gone(r)).cloned().collect();
+    assert_same(&s.records(d, 0, 10_000).await.unwrap(), &left, |_| NOW);
+    assert_eq!(s.delete_minutes_before(cut, 25).await.unwrap(), 0);
+    // The acknowledgement stands: a replay stores nothing again.
+    assert_eq!(s.ingest(d, &all[..40], NOW).await.unwrap(), ack(360, 0, 40));
+}
