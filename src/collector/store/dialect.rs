@@ -3,7 +3,8 @@
 //! both. Statements are written once with `?` placeholders; the table says
 //! how to number them, which function spells a two-argument minimum, which
 //! index hints the SQLite planner needs, how fractional roll-up columns are
-//! kept, and the two roll-up aggregates whose shape differs by planner.
+//! kept, and the two roll-up aggregates whose shape differs by planner; and
+//! how each driver says how many rows a statement changed ([`Affected`]).
 
 use sqlx::AssertSqlSafe;
 use std::borrow::Cow;
@@ -119,5 +120,22 @@ mod tests {
         );
         assert_eq!(SQLITE.sql(s).0, s);
         assert!(matches!(SQLITE.sql(s).0, Cow::Borrowed(_)));
+    }
+}
+
+/// How many rows a statement changed (sqlx has no trait for it).
+pub(crate) trait Affected {
+    fn affected(&self) -> u64;
+}
+
+impl Affected for sqlx::sqlite::SqliteQueryResult {
+    fn affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl Affected for sqlx::postgres::PgQueryResult {
+    fn affected(&self) -> u64 {
+        self.rows_affected()
     }
 }

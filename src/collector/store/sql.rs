@@ -133,22 +133,7 @@ fn api_token(r: ApiTokenRow) -> Result<ApiToken, sqlx::Error> {
     })
 }
 
-/// How many rows a statement changed (sqlx has no trait for it).
-pub(crate) trait Affected {
-    fn affected(&self) -> u64;
-}
-
-impl Affected for sqlx::sqlite::SqliteQueryResult {
-    fn affected(&self) -> u64 {
-        self.rows_affected()
-    }
-}
-
-impl Affected for sqlx::postgres::PgQueryResult {
-    fn affected(&self) -> u64 {
-        self.rows_affected()
-    }
-}
+pub(crate) use super::dialect::Affected;
 
 /// Is `e` a unique-constraint violation?
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {

@@ -1,12 +1,12 @@
 //! The frame of every dashboard page (maud: every interpolation is escaped):
 //! the header with the language switch and sign-out (each a form carrying
 //! the session's form token), the embedded stylesheet, and the plain message
-//! page of errors.
+//! page that page errors answer with.
 
 use super::i18n::{Lang, T, tr};
-use super::session::Viewer;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use super::session::{PageError, Viewer};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::{DOCTYPE, Markup, html};
 
 /// The stylesheet, served at [`CSS_PATH`] (no CDN, nothing fetched).
@@ -69,4 +69,39 @@ pub fn message_page(lang: Lang, text: &str) -> Markup {
         "/fleet",
         html! { p.error { (text) } p { a href="/fleet" { (tr(lang, T::Fleet)) } } },
     )
+}
+
+/// Page errors answer with the message page (or send to sign-in).
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let lang = Lang::En;
+        let (status, text) = match self {
+            PageError::SignIn { expired } => {
+                let to = if expired {
+                    "/signin?expired=1"
+                } else {
+                    "/signin"
+                };
+                return Redirect::to(to).into_response();
+            }
+            PageError::BadRequest(why) => (
+                StatusCode::BAD_REQUEST,
+                format!("{}: {why}", tr(lang, T::BadRequest)),
+            ),
+            PageError::NotFound => (StatusCode::NOT_FOUND, tr(lang, T::NotFound).to_string()),
+            PageError::Forged => (
+                StatusCode::FORBIDDEN,
+                "this form has expired or did not come from this page: reload and try again"
+                    .to_string(),
+            ),
+            PageError::Store(why) => {
+                tracing::warn!(error = %why, "dashboard: store failed");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the database is not answering: try again shortly".to_string(),
+                )
+            }
+        };
+        (status, message_page(lang, &text)).into_response()
+    }
 }

@@ -5,13 +5,12 @@
 //! pages answer with.
 
 use super::WebState;
-use super::i18n::{Lang, T, tr};
+use super::i18n::Lang;
 use crate::collector::access::Access;
 use crate::collector::devices::{new_token, token_hash};
 use crate::collector::last_seen::now_ms;
 use crate::collector::store::WebSession;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, HeaderValue, header};
 use std::collections::HashMap;
 
 /// The session cookie.
@@ -33,40 +32,6 @@ pub enum PageError {
     /// A POST without the right form token.
     Forged,
     Store(String),
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        let lang = Lang::En;
-        let (status, text) = match self {
-            PageError::SignIn { expired } => {
-                let to = if expired {
-                    "/signin?expired=1"
-                } else {
-                    "/signin"
-                };
-                return Redirect::to(to).into_response();
-            }
-            PageError::BadRequest(why) => (
-                StatusCode::BAD_REQUEST,
-                format!("{}: {why}", tr(lang, T::BadRequest)),
-            ),
-            PageError::NotFound => (StatusCode::NOT_FOUND, tr(lang, T::NotFound).to_string()),
-            PageError::Forged => (
-                StatusCode::FORBIDDEN,
-                "this form has expired or did not come from this page: reload and try again"
-                    .to_string(),
-            ),
-            PageError::Store(why) => {
-                tracing::warn!(error = %why, "dashboard: store failed");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the database is not answering: try again shortly".to_string(),
-                )
-            }
-        };
-        (status, super::layout::message_page(lang, &text)).into_response()
-    }
 }
 
 /// A store failure as a page error.

@@ -6,10 +6,9 @@
 
 use super::{Entry, HOUR_MS, MAX_SPAN, Pack, Stream, assign, decode, encode, packable};
 use crate::collector::model::StoredRecord;
-use crate::collector::store::dialect::Dialect;
+use crate::collector::store::dialect::{Affected, Dialect};
 use crate::collector::store::follows;
 use crate::collector::store::group::{Job, Row};
-use crate::collector::store::sql::Affected;
 use crate::wire::v1::Body;
 use sqlx::database::HasStatementCache;
 use sqlx::{Database, Pool, QueryBuilder};
