@@ -107,22 +107,6 @@ pub(crate) fn numbered(sql: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_are_numbered_for_postgres_only() {
-        let s = "SELECT a FROM t WHERE b = ? AND c < ? LIMIT ?";
-        assert_eq!(
-            POSTGRES.sql(s).0,
-            "SELECT a FROM t WHERE b = $1 AND c < $2 LIMIT $3"
-        );
-        assert_eq!(SQLITE.sql(s).0, s);
-        assert!(matches!(SQLITE.sql(s).0, Cow::Borrowed(_)));
-    }
-}
-
 /// How many rows a statement changed (sqlx has no trait for it).
 pub(crate) trait Affected {
     fn affected(&self) -> u64;
@@ -137,5 +121,21 @@ impl Affected for sqlx::sqlite::SqliteQueryResult {
 impl Affected for sqlx::postgres::PgQueryResult {
     fn affected(&self) -> u64 {
         self.rows_affected()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres_only() {
+        let s = "SELECT a FROM t WHERE b = ? AND c < ? LIMIT ?";
+        assert_eq!(
+            POSTGRES.sql(s).0,
+            "SELECT a FROM t WHERE b = $1 AND c < $2 LIMIT $3"
+        );
+        assert_eq!(SQLITE.sql(s).0, s);
+        assert!(matches!(SQLITE.sql(s).0, Cow::Borrowed(_)));
     }
 }
