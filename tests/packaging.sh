@@ -34,11 +34,17 @@ tdir="${CARGO_TARGET_DIR:-target}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# The agent-only and the full debug binaries (both already built by the test run).
-cargo build --locked --quiet --no-default-features --features agent-only
-cp "$tdir/debug/linkwatch" "$work/agent-bin"
-cargo build --locked --quiet
-cp "$tdir/debug/linkwatch" "$work/full-bin"
+# The agent-only and the full debug binaries: the ones tests/run.sh kept from its
+# test builds (LINKWATCH_PKG_AGENT_BIN, LINKWATCH_PKG_FULL_BIN), or built here.
+if [ -x "${LINKWATCH_PKG_AGENT_BIN:-}" ] && [ -x "${LINKWATCH_PKG_FULL_BIN:-}" ]; then
+    cp "$LINKWATCH_PKG_AGENT_BIN" "$work/agent-bin"
+    cp "$LINKWATCH_PKG_FULL_BIN" "$work/full-bin"
+else
+    cargo build --locked --quiet --no-default-features --features agent-only
+    cp "$tdir/debug/linkwatch" "$work/agent-bin"
+    cargo build --locked --quiet
+    cp "$tdir/debug/linkwatch" "$work/full-bin"
+fi
 version=$(grep -m1 '^version' Cargo.toml | cut -d'"' -f2)
 build() { # build VERSION OUTDIR [--no-rpm]
     bash packaging/build-packages.sh --fast --full-bin "$work/full-bin" \

@@ -124,7 +124,13 @@ artifacts="${CARGO_TARGET_DIR:-target}/test-artifacts.json"
 cargo test --locked --no-run --message-format=json-render-diagnostics >"$artifacts"
 python3 tests/run_binaries.py "$artifacts" --lanes 2 -- --test-threads=4
 cargo test --locked --doc
+# The binaries the test builds made, kept for the package test (which then
+# builds neither again): the full one now, the agent-only one after its tests.
+bins="${CARGO_TARGET_DIR:-target}"
+cp "$bins/debug/linkwatch" "$bins/linkwatch-full.bin"
 # The agent-only binary: its command line and its systemd notifications.
 cargo test --locked --no-default-features --features agent-only --test cli --test sd_notify --bin linkwatch
+cp "$bins/debug/linkwatch" "$bins/linkwatch-agent.bin"
 # The .deb and .rpm packages, installed into a throwaway root (needs root; skips otherwise).
-bash tests/packaging.sh
+LINKWATCH_PKG_FULL_BIN="$bins/linkwatch-full.bin" LINKWATCH_PKG_AGENT_BIN="$bins/linkwatch-agent.bin" \
+    bash tests/packaging.sh
