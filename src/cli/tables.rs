@@ -1,44 +1,78 @@
-//! The tables the collector-side subcommands print: devices, API tokens and
-//! the office hierarchy (times in the zone of [`Times`]).
+//! The tables the collector-side subcommands print: role holders (API
+//! tokens, dashboard users) and the office hierarchy (times in the zone of [`Times`]).
 
 use super::Times;
 use linkwatch::collector::store;
 
-pub fn render_tokens(list: &[store::ApiToken], times: &Times) -> String {
+/// One row of a table of role holders (API tokens, dashboard users): name,
+/// role, branch, one column of its own, and when it was made.
+pub struct RoleRow<'a> {
+    pub name: &'a str,
+    pub role: &'a str,
+    pub branch: Option<String>,
+    pub own: &'a str,
+    pub created_ms: i64,
+}
+
+/// The role holders as a table; `own` heads the column of their own, and
+/// `empty` is the line printed when there are none.
+pub fn render_role_holders(rows: &[RoleRow], own: &str, empty: &str, times: &Times) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let branch = |t: &store::ApiToken| {
-        t.branch
-            .as_ref()
-            .map_or_else(|| "(all)".to_string(), |b| b.to_string())
-    };
-    let w = list.iter().map(|t| t.name.len()).max().unwrap_or(0).max(4);
-    let wb = list
+    let branch = |r: &RoleRow| r.branch.clone().unwrap_or_else(|| "(all)".to_string());
+    let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(4);
+    let wb = rows
         .iter()
-        .map(|t| branch(t).len())
+        .map(|r| branch(r).len())
         .max()
         .unwrap_or(0)
         .max(6);
+    let wo = rows
+        .iter()
+        .map(|r| r.own.len())
+        .max()
+        .unwrap_or(0)
+        .max(own.len());
     let _ = writeln!(
         out,
-        "{:<w$}  {:<5}  {:<wb$}  {:<7}  CREATED",
-        "NAME", "ROLE", "BRANCH", "REVOKED"
+        "{:<w$}  {:<5}  {:<wb$}  {:<wo$}  CREATED",
+        "NAME", "ROLE", "BRANCH", own
     );
-    for t in list {
+    for r in rows {
         let _ = writeln!(
             out,
-            "{:<w$}  {:<5}  {:<wb$}  {:<7}  {}",
-            t.name,
-            t.role.as_str(),
-            branch(t),
-            if t.revoked { "yes" } else { "no" },
-            times.ms(t.created_at_ms)
+            "{:<w$}  {:<5}  {:<wb$}  {:<wo$}  {}",
+            r.name,
+            r.role,
+            branch(r),
+            r.own,
+            times.ms(r.created_ms)
         );
     }
-    if list.is_empty() {
-        out.push_str("(no API tokens: make one with `linkwatch token add NAME --role read`)\n");
+    if rows.is_empty() {
+        out.push_str(empty);
+        out.push('\n');
     }
     out
+}
+
+pub fn render_tokens(list: &[store::ApiToken], times: &Times) -> String {
+    let rows: Vec<RoleRow> = list
+        .iter()
+        .map(|t| RoleRow {
+            name: &t.name,
+            role: t.role.as_str(),
+            branch: t.branch.as_ref().map(|b| b.to_string()),
+            own: if t.revoked { "yes" } else { "no" },
+            created_ms: t.created_at_ms,
+        })
+        .collect();
+    render_role_holders(
+        &rows,
+        "REVOKED",
+        "(no API tokens: make one with `linkwatch token add NAME --role read`)",
+        times,
+    )
 }
 
 /// The hierarchy as an indented tree, sorted by name at every level.

@@ -4,6 +4,7 @@
 
 use super::Times;
 use super::collector::{BranchArgs, DatabaseArgs, TokenRole};
+use super::tables::{RoleRow, render_role_holders};
 use anyhow::{Context, Result, bail};
 use linkwatch::collector::access::Role;
 use linkwatch::collector::web::users;
@@ -55,40 +56,22 @@ fn read_password() -> Result<String> {
 }
 
 fn render(list: &[linkwatch::collector::store::WebUser], times: &Times) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let branch = |u: &linkwatch::collector::store::WebUser| {
-        u.branch
-            .as_ref()
-            .map_or_else(|| "(all)".to_string(), |b| b.to_string())
-    };
-    let w = list.iter().map(|u| u.name.len()).max().unwrap_or(0).max(4);
-    let wb = list
+    let rows: Vec<RoleRow> = list
         .iter()
-        .map(|u| branch(u).len())
-        .max()
-        .unwrap_or(0)
-        .max(6);
-    let _ = writeln!(
-        out,
-        "{:<w$}  {:<5}  {:<wb$}  {:<4}  CREATED",
-        "NAME", "ROLE", "BRANCH", "LANG"
-    );
-    for u in list {
-        let _ = writeln!(
-            out,
-            "{:<w$}  {:<5}  {:<wb$}  {:<4}  {}",
-            u.name,
-            u.role.as_str(),
-            branch(u),
-            u.lang,
-            times.ms(u.created_at_ms)
-        );
-    }
-    if list.is_empty() {
-        out.push_str("(no users: add the first with `linkwatch user add NAME --role admin`)\n");
-    }
-    out
+        .map(|u| RoleRow {
+            name: &u.name,
+            role: u.role.as_str(),
+            branch: u.branch.as_ref().map(|b| b.to_string()),
+            own: &u.lang,
+            created_ms: u.created_at_ms,
+        })
+        .collect();
+    render_role_holders(
+        &rows,
+        "LANG",
+        "(no users: add the first with `linkwatch user add NAME --role admin`)",
+        times,
+    )
 }
 
 pub fn user(command: UserCommand, times: &Times) -> Result<ExitCode> {
