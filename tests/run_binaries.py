@@ -44,6 +44,8 @@ def artifacts(path):
                 continue
             target = msg["target"]
             kind = target["kind"][0]
+            if kind == "bench":
+                continue  # built so that they are linted; run with `cargo bench`
             name = target["name"] if kind == "test" else f"{target['name']}({kind})"
             found.append((name, msg["executable"]))
     return found
