@@ -35,6 +35,7 @@ mod attack;
 mod common;
 
 use common::db::Db;
+use common::shapes::{LINKS, link_minutes};
 use common::{ms, thousands};
 use futures::StreamExt;
 use linkwatch::agent::spool::Spool;
@@ -44,10 +45,10 @@ use linkwatch::collector::server::{self, CollectorError};
 use linkwatch::collector::store::{self, Store};
 use linkwatch::config::agent::UploadSection;
 use linkwatch::config::collector::CollectorConfig;
+use linkwatch::wire::LinkState;
 use linkwatch::wire::v1::{Ack, Batch, Body, Record, VERSION};
-use linkwatch::wire::{LinkKind, LinkState};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use std::collections::BTreeMap;
@@ -73,12 +74,6 @@ const LADDER: [f64; 8] = [
 const BACKEND_BUDGET: Duration = Duration::from_secs(240);
 /// Devices the collector should carry at one batch per minute.
 const TARGET_DEVICES: f64 = 100_000.0;
-/// The three links of the simulated device (one active, two standby).
-const LINKS: [(&str, LinkKind); 3] = [
-    ("enp1s0", LinkKind::Broadband),
-    ("wlp2s0", LinkKind::Wifi),
-    ("wwan0", LinkKind::Mobile),
-];
 const BOOT_ID: &str = "6f1c2b9e-3a47-4d0b-9c1e-5b2f8a7d4e10";
 
 // ---------------------------------------------------------------------------
@@ -208,38 +203,6 @@ fn fsync_ms(dir: &Path) -> f64 {
 // ---------------------------------------------------------------------------
 // What a 3-link agent records at defaults
 
-/// One link's `link_minutes` for a minute: the active link probes every
-/// 500 ms (120 rounds a minute), standby links every 5 s (12).
-fn link_minutes(rng: &mut StdRng, link: usize, active: bool) -> Body {
-    let (name, kind) = LINKS[link];
-    let sent: u32 = if active { 120 } else { 12 };
-    let lost: u32 = if rng.random_bool(0.1) {
-        rng.random_range(1..=3)
-    } else {
-        0
-    };
-    let base = match kind {
-        LinkKind::Broadband => 18.0,
-        LinkKind::Wifi => 25.0,
-        LinkKind::Mobile => 55.0,
-    };
-    let r2 = |x: f64| (x * 100.0).round() / 100.0;
-    let p50 = base + rng.random_range(0.0..15.0);
-    let p95 = p50 * rng.random_range(1.1..2.0);
-    let max = p95 * rng.random_range(1.0..1.6);
-    Body::LinkMinutes {
-        link: name.into(),
-        kind,
-        minutes: 1,
-        sent,
-        lost,
-        rtt_p50_ms: Some(r2(p50)),
-        rtt_p95_ms: Some(r2(p95)),
-        rtt_max_ms: Some(r2(max)),
-        bytes: u64::from(sent) * 168 + rng.random_range(0..400),
-    }
-}
-
 /// The `k`th transition of a run: mostly `link_state`, 3 in 10 `failover`.
 fn transition(k: usize) -> Body {
     let (name, kind) = LINKS[1 + k % 2];
@@ -282,7 +245,7 @@ fn minute_bodies(
         out.push((at - back, mono - back as u64, t.clone()));
     }
     for link in 0..LINKS.len() {
-        out.push((at, mono, link_minutes(rng, link, link == 0)));
+        out.push((at, mono, link_minutes(rng, link)));
     }
     out.push((
         at,

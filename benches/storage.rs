@@ -26,12 +26,13 @@
 mod common;
 
 use common::db::Db;
+use common::shapes::{LINKS, link_minutes};
 use common::thousands;
 use linkwatch::collector::store::{self, Store};
+use linkwatch::wire::LinkState;
 use linkwatch::wire::v1::{Body, Record};
-use linkwatch::wire::{LinkKind, LinkState};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use sqlx::{Connection, PgConnection, SqliteConnection};
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,39 +44,8 @@ const MINUTES: u64 = 1_440;
 const UPLOAD_MINUTES: u64 = 5;
 /// Minutes of the day with a transition (before that minute's summaries).
 const TRANSITION_MINUTES: [u64; 6] = [95, 330, 331, 700, 1_010, 1_011];
-const LINKS: [(&str, LinkKind); 3] = [
-    ("enp1s0", LinkKind::Broadband),
-    ("wlp2s0", LinkKind::Wifi),
-    ("wwan0", LinkKind::Mobile),
-];
 /// The objects that hold records.
 const RECORD_TABLES: [&str; 2] = ["records", "minute_packs"];
-
-fn link_minutes(rng: &mut StdRng, link: usize) -> Body {
-    let (name, kind) = LINKS[link];
-    let sent: u32 = if link == 0 { 120 } else { 12 };
-    let lost: u32 = if rng.random_bool(0.1) {
-        rng.random_range(1..=3)
-    } else {
-        0
-    };
-    let base = [18.0, 25.0, 55.0][link];
-    let r2 = |x: f64| (x * 100.0).round() / 100.0;
-    let p50: f64 = base + rng.random_range(0.0..15.0);
-    let p95 = p50 * rng.random_range(1.1..2.0);
-    let max = p95 * rng.random_range(1.0..1.6);
-    Body::LinkMinutes {
-        link: name.into(),
-        kind,
-        minutes: 1,
-        sent,
-        lost,
-        rtt_p50_ms: Some(r2(p50)),
-        rtt_p95_ms: Some(r2(p95)),
-        rtt_max_ms: Some(r2(max)),
-        bytes: u64::from(sent) * 168 + rng.random_range(0..400),
-    }
-}
 
 fn transition(k: usize) -> Body {
     let (name, kind) = LINKS[1];

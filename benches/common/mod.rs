@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod shapes;
 
 use std::time::Duration;
 

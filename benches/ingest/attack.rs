@@ -8,7 +8,12 @@
 //! own (this benchmark run again with `LW_ATTACKER` set), so that it does
 //! not slow the load generator down. Prints legitimate p50/p99 and
 //! throughput side by side (target: within 20 %), and the collector's RSS
-//! at the end of each run and once the attacker has left.
+//! at the end of each run and once the attacker has left. A third run
+//! holds the attacker to a quarter of one core with a CPU cgroup, the way an
+//! attacker on another machine looks to the collector (the collector still
+//! does all its own work for every attacking connection); each run prints
+//! the CPU the collector and the attacker used, to tell the collector's
+//! own cost from the machine's.
 
 use super::{Fleet, StepResult, background_cpu, cores, ms, run_step, thousands};
 use linkwatch::collector::devices::{new_token, token_hash};
@@ -29,6 +34,8 @@ const RATE: f64 = 100_000.0 / 60.0;
 const RUN: Duration = Duration::from_secs(20);
 const IDLE_CONNECTIONS: usize = 5_000;
 const SLOW_BODIES: usize = 200;
+/// The third run holds the attacker to this share of one core.
+const CONFINED_PERCENT: u32 = 25;
 /// The attacker's address (the fleet comes from 127.0.0.1).
 const ATTACKER: [u8; 4] = [127, 0, 0, 3];
 
@@ -98,6 +105,11 @@ impl Child {
         (field("VmRSS"), field("VmHWM"))
     }
 
+    /// CPU seconds (user and system) the collector has used so far.
+    fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(self.pid)
+    }
+
     async fn metric(&self, name: &str) -> f64 {
         let text = reqwest::get(format!("http://{}/metrics", self.addr))
             .await
@@ -115,6 +127,85 @@ impl Child {
 
     async fn stop(mut self) {
         let _ = self.child.kill().await;
+    }
+}
+
+/// CPU seconds (user and system) process `pid` has used so far, or 0 when
+/// it is gone.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) closed by ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')',
+    // in clock ticks of USER_HZ, which Linux keeps at 100 for user space.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Where the attacker may run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Attacker {
+    None,
+    /// Free to use the whole machine, like the load generator and the
+    /// collector.
+    Free,
+    /// Held to this share of one core by a CPU cgroup: how an attacker on
+    /// another machine looks to the collector, whose own work for every
+    /// attacking connection (accepting, timing out, refusing) still counts.
+    Confined(u32),
+}
+
+/// A CPU cgroup holding `pid` to `percent` of one core: cgroup v1's `cpu`
+/// controller or cgroup v2's `cpu.max`. None when neither can be written
+/// (not root, no controller). The group is removed by [`unconfine`].
+fn confine(pid: u32, percent: u32) -> Option<std::path::PathBuf> {
+    let period = 100_000u32;
+    let quota = period / 100 * percent;
+    let v1 = Path::new("/sys/fs/cgroup/cpu");
+    if v1.join("cpu.cfs_quota_us").exists() {
+        let dir = v1.join(format!("linkwatch-bench-attacker-{pid}"));
+        std::fs::create_dir(&dir).ok()?;
+        let ok = std::fs::write(dir.join("cpu.cfs_period_us"), period.to_string()).is_ok()
+            && std::fs::write(dir.join("cpu.cfs_quota_us"), quota.to_string()).is_ok()
+            && std::fs::write(dir.join("cgroup.procs"), pid.to_string()).is_ok();
+        return if ok {
+            Some(dir)
+        } else {
+            unconfine(&dir);
+            None
+        };
+    }
+    let v2 = Path::new("/sys/fs/cgroup");
+    if std::fs::read_to_string(v2.join("cgroup.subtree_control"))
+        .is_ok_and(|c| c.split_whitespace().any(|c| c == "cpu"))
+    {
+        let dir = v2.join(format!("linkwatch-bench-attacker-{pid}"));
+        std::fs::create_dir(&dir).ok()?;
+        let ok = std::fs::write(dir.join("cpu.max"), format!("{quota} {period}")).is_ok()
+            && std::fs::write(dir.join("cgroup.procs"), pid.to_string()).is_ok();
+        return if ok {
+            Some(dir)
+        } else {
+            unconfine(&dir);
+            None
+        };
+    }
+    None
+}
+
+/// Removes a cgroup made by [`confine`] once its process has gone.
+fn unconfine(dir: &Path) {
+    for _ in 0..50 {
+        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -250,9 +341,16 @@ struct Run {
     attack: Option<String>,
     /// RSS once the attacker's connections are gone, MiB.
     rss_after: Option<f64>,
+    /// CPU the collector used during the measured step, % of one core.
+    collector_cpu: f64,
+    /// CPU the attacker used during the measured step, % of one core.
+    attacker_cpu: Option<f64>,
+    /// Why the attacker was not confined, when that was asked and failed.
+    unconfined: Option<&'static str>,
 }
 
-async fn one_run(attacked: bool) -> Run {
+async fn one_run(who: Attacker) -> Run {
+    let attacked = who != Attacker::None;
     let dir = tempfile::tempdir().expect("temporary directory");
     let url = format!("sqlite://{}", dir.path().join("collector.db").display());
     let (mut fleet, attacker_token) = {
@@ -280,7 +378,9 @@ async fn one_run(attacked: bool) -> Run {
     run_step(&client, &ingest, warm, 200.0).await;
 
     // The attacker, a process of its own: its last report line.
-    let mut attacker = None;
+    let mut attacker: Option<tokio::process::Child> = None;
+    let mut cgroup = None;
+    let mut unconfined = None;
     let report = Arc::new(std::sync::Mutex::new(String::new()));
     if attacked {
         let mut child = tokio::process::Command::new(std::env::current_exe().expect("this bench"))
@@ -299,6 +399,15 @@ async fn one_run(attacked: bool) -> Run {
                 *last.lock().unwrap_or_else(|p| p.into_inner()) = line;
             }
         });
+        if let Attacker::Confined(percent) = who {
+            let pid = child.id().expect("the attacker's pid");
+            match confine(pid, percent) {
+                Some(dir) => cgroup = Some(dir),
+                None => {
+                    unconfined = Some("no writable CPU cgroup (needs root and a cpu controller)")
+                }
+            }
+        }
         attacker = Some(child);
         // Until the attacker holds its connections.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -313,11 +422,26 @@ async fn one_run(attacked: bool) -> Run {
     let reqs = tokio::task::block_in_place(|| fleet.requests(count, &mut rng));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let connections_during = collector.metric("linkwatch_collector_connections").await;
+    let attacker_pid = attacker.as_ref().and_then(tokio::process::Child::id);
+    let (cpu0, acpu0, t0) = (
+        collector.cpu_seconds(),
+        attacker_pid.map(cpu_seconds),
+        std::time::Instant::now(),
+    );
     let step = run_step(&client, &ingest, reqs, RATE).await;
+    let took = t0.elapsed().as_secs_f64().max(0.001);
+    let collector_cpu = (collector.cpu_seconds() - cpu0) / took * 100.0;
+    let attacker_cpu = attacker_pid
+        .zip(acpu0)
+        .map(|(pid, c0)| (cpu_seconds(pid) - c0) / took * 100.0);
     let (rss, peak) = collector.memory();
     let summary = attacked.then(|| report.lock().unwrap_or_else(|p| p.into_inner()).clone());
     if let Some(mut child) = attacker {
         let _ = child.kill().await;
+        let _ = child.wait().await;
+    }
+    if let Some(dir) = &cgroup {
+        unconfine(dir);
     }
     let rss_after = if attacked {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -340,6 +464,9 @@ async fn one_run(attacked: bool) -> Run {
         connections: connections_during,
         attack: summary,
         rss_after,
+        collector_cpu,
+        attacker_cpu,
+        unconfined,
     }
 }
 
@@ -368,6 +495,19 @@ fn print_run(label: &str, r: &Run) {
         r.peak,
         s.fail.as_deref().unwrap_or("ok")
     );
+    match r.attacker_cpu {
+        Some(a) => println!(
+            "            CPU during the run: collector {:.0}% of a core, attacker {a:.0}%",
+            r.collector_cpu
+        ),
+        None => println!(
+            "            CPU during the run: collector {:.0}% of a core",
+            r.collector_cpu
+        ),
+    }
+    if let Some(why) = r.unconfined {
+        println!("            the attacker could NOT be confined: {why}; it ran free");
+    }
     if let Some(a) = &r.attack {
         println!("            {a}");
     }
@@ -409,22 +549,29 @@ pub(super) async fn bench_attack() {
             let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
         }
     }
-    let quiet = one_run(false).await;
+    let quiet = one_run(Attacker::None).await;
     print_run("quiet", &quiet);
-    let attacked = one_run(true).await;
-    print_run("attacked", &attacked);
-    let p99 = ms(attacked.step.p99) / ms(quiet.step.p99).max(0.001);
-    let rate = attacked.step.ok_rate / quiet.step.ok_rate.max(0.001);
+    let free = one_run(Attacker::Free).await;
+    print_run("attacked", &free);
+    let confined = one_run(Attacker::Confined(CONFINED_PERCENT)).await;
+    print_run("confined", &confined);
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
-    println!(
-        "attack: p99 {:.1} ms quiet vs {:.1} ms attacked (ratio {p99:.2}: within 20 % {}; \
-         p99 < 100 ms {}), throughput {:.0} vs {:.0} req/s ok (ratio {rate:.2}: within 20 % {})",
-        ms(quiet.step.p99),
-        ms(attacked.step.p99),
-        verdict(p99 <= 1.2),
-        verdict(ms(attacked.step.p99) < 100.0),
-        quiet.step.ok_rate,
-        attacked.step.ok_rate,
-        verdict(rate >= 0.8),
-    );
+    for (label, r) in [("attacker free", &free), ("attacker confined", &confined)] {
+        let p99 = ms(r.step.p99) / ms(quiet.step.p99).max(0.001);
+        let rate = r.step.ok_rate / quiet.step.ok_rate.max(0.001);
+        println!(
+            "attack ({label}): p99 {:.1} ms quiet vs {:.1} ms attacked (ratio {p99:.2}: within 20 % {}; \
+             p99 < 100 ms {}), throughput {:.0} vs {:.0} req/s ok (ratio {rate:.2}: within 20 % {}), \
+             collector CPU {:.0}% vs {:.0}% of a core",
+            ms(quiet.step.p99),
+            ms(r.step.p99),
+            verdict(p99 <= 1.2),
+            verdict(ms(r.step.p99) < 100.0),
+            quiet.step.ok_rate,
+            r.step.ok_rate,
+            verdict(rate >= 0.8),
+            quiet.collector_cpu,
+            r.collector_cpu,
+        );
+    }
 }
