@@ -91,6 +91,11 @@ enum Command {
     /// per device, office, upazila, district or division, within a schedule.
     /// Bad parameters exit 2 naming the parameter.
     Report(cli::collector::ReportArgs),
+    #[cfg(feature = "collector")]
+    /// Rows and bytes of each kind of data in the collector's database, and
+    /// the oldest raw minute it keeps. Reads the whole database: run it when
+    /// you need the figures, not from a timer (`/metrics` has the cheap ones).
+    Storage(cli::storage::StorageArgs),
     /// Print a shell completion script (bash: save it as
     /// /usr/share/bash-completion/completions/linkwatch).
     Completions(cli::docs::CompletionsArgs),
@@ -124,6 +129,8 @@ fn main() -> ExitCode {
         Command::User { command } => cli::users::user(command, &times),
         #[cfg(feature = "collector")]
         Command::Report(a) => cli::collector::report(a, &times),
+        #[cfg(feature = "collector")]
+        Command::Storage(a) => cli::storage::storage(a, &times),
         Command::Completions(a) => cli::docs::completions(a, Cli::command()),
         Command::Man(a) => cli::docs::man(a, Cli::command()),
     };

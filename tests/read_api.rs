@@ -31,6 +31,7 @@ on_both!(
     fixture_figures_timeline_and_outages,
     bad_parameters_are_400_naming_the_field,
     cli_tokens_and_report_filters,
+    storage_view_for_whole_hierarchy_admins,
 );
 
 // ---------------------------------------------------------------------------
@@ -1040,4 +1041,112 @@ async fn cli_tokens_and_report_filters(db: Arc<TestDb>) {
         assert_eq!(code, 2, "{extra:?}: {out}{err}");
         assert!(err.contains(want), "{extra:?}: {err}");
     }
+}
+
+/// `GET /api/v1/storage` and `linkwatch storage`: only an admin token of the
+/// whole hierarchy reads the figures (they cover every branch); the API and
+/// the CLI give the same rows; bad parameters and other methods are refused.
+async fn storage_view_for_whole_hierarchy_admins(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let t = load(store.as_ref()).await;
+    let s = serve(store.clone()).await;
+    let path = "/api/v1/storage";
+
+    // An attacker's tries, and tokens that may not.
+    assert_eq!(
+        call(&s, "GET", path, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get(&s, path, &t.revoked).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get(&s, path, "lw_api_forged").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(get(&s, path, &t.device).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        get(&s, path, &t.ministry).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let branch = get(&s, path, &t.gazipur_district).await;
+    assert_eq!(branch.status, StatusCode::FORBIDDEN);
+    assert!(
+        branch.error().error.contains("whole hierarchy"),
+        "{}",
+        branch.text
+    );
+    let odd = get(&s, &format!("{path}?kind=records"), &t.admin).await;
+    assert_eq!(odd.status, StatusCode::BAD_REQUEST);
+    let e = odd.error();
+    assert_eq!(e.field.as_deref(), Some("query"), "{}", odd.text);
+    assert!(
+        e.error.contains("`kind`") && e.error.contains("no parameters"),
+        "{}",
+        odd.text
+    );
+    let post = call(&s, "POST", path, Some(&format!("Bearer {}", t.admin))).await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+
+    // The admin's view: every kind the fixture filled, with its rows.
+    let ok = get(&s, path, &t.admin).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    assert!(ok.content_type.starts_with("application/json"));
+    let v = ok.json();
+    let backend = if db.url().starts_with("sqlite") {
+        "sqlite"
+    } else {
+        "postgresql"
+    };
+    assert_eq!(v["backend"], backend);
+    let kind = |name: &str| {
+        v["kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kind"] == name)
+            .unwrap_or_else(|| panic!("no kind {name}: {v}"))
+            .clone()
+    };
+    // 4 devices, 3 offices, 7 API tokens; no dashboard users or sessions.
+    assert_eq!(kind("fleet")["rows"], 14, "{v}");
+    let records = kind("records");
+    assert!(records["rows"].as_i64().unwrap() > 0, "{v}");
+    assert!(records["bytes"].as_i64().unwrap() > 0, "{v}");
+    let packs = kind("minute_packs");
+    assert!(packs["rows"].as_i64().unwrap() > 0, "{v}");
+    // The fixture's first minute summaries are at 00:00 Dhaka.
+    let oldest = v["oldest_raw_minute_ms"]
+        .as_i64()
+        .expect("an oldest raw minute");
+    assert!((d0()..d0() + 12 * HOUR).contains(&oldest), "{v}");
+    assert_eq!(v["raw_retention_days"], 90);
+    assert!(v["database_bytes"].as_i64().unwrap() >= records["bytes"].as_i64().unwrap());
+
+    // The CLI reads the same figures from the database.
+    let cfg_path = db.dir().join("storage.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "[collector]\nlisten = \"127.0.0.1:0\"\ndatabase = {:?}\nraw_retention_days = 14\n",
+            db.url()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg_path.to_str().unwrap();
+    let (code, out, err) = linkwatch(&["storage", "--json", "--config", cfg], db.dir()).await;
+    assert_eq!(code, 0, "{err}");
+    let cli: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(cli["kinds"][0]["rows"], v["kinds"][0]["rows"], "{out}");
+    assert_eq!(cli["oldest_raw_minute_ms"], v["oldest_raw_minute_ms"]);
+    assert_eq!(cli["raw_retention_days"], 14);
+    let (code, out, err) = linkwatch(&["--utc", "storage", "--config", cfg], db.dir()).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("records") && out.contains("minute_packs"),
+        "{out}"
+    );
+    assert!(out.contains("oldest raw minute: 2026-10-31 "), "{out}");
+    assert!(out.contains("kept 14 days"), "{out}");
 }

@@ -31,6 +31,7 @@ on_both!(
     ingest_throughput,
     api_tokens,
     last_seen_follows_uploads,
+    storage_figures_match_what_is_stored,
 );
 
 // ---------------------------------------------------------------------------
@@ -862,4 +863,71 @@ async fn sqlite_file_is_wal_and_memory_works() {
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert_eq!(m.records(d, 0, 10).await.unwrap().len(), 3);
     assert_eq!(m.list_devices().await.unwrap().len(), 1);
+}
+
+/// Rows of `table` counted by the database itself.
+async fn count(db: &TestDb, table: &str) -> i64 {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT count(*) FROM \"{table}\""));
+    if db.url().starts_with("sqlite") {
+        let mut c = sqlx::SqliteConnection::connect(db.url()).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::PgConnection::connect(db.url()).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    }
+}
+
+/// The storage figures (issue 18's storage view): every table of the schema
+/// with the rows the database counts, bytes that grow with what is stored,
+/// and the oldest raw minute kept.
+async fn storage_figures_match_what_is_stored(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let empty = s.storage().await.unwrap();
+    let names: BTreeSet<&str> = empty.tables.iter().map(|t| t.table.as_str()).collect();
+    for t in [
+        "records",
+        "minute_packs",
+        "devices",
+        "rollup_days",
+        "alerts",
+        "web_users",
+    ] {
+        assert!(names.contains(t), "{t} missing from {names:?}");
+    }
+    assert_eq!(empty.oldest_raw_ms, None);
+    assert!(empty.database_bytes > 0);
+    let bytes_of = |f: &linkwatch::collector::storage::StorageFacts, name: &str| {
+        let t = f.tables.iter().find(|t| t.table == name).unwrap();
+        t.table_bytes + t.index_bytes
+    };
+
+    let d = new_device(&*s, "gw").await;
+    for from in (1..=3_000u64).step_by(500) {
+        s.ingest(d, &recs(from..from + 500), NOW).await.unwrap();
+    }
+    // Packs of many devices: more than one page of them, so that SQLite's
+    // count covers the interior pages of a table without rowid too.
+    for i in 0..80 {
+        let d = new_device(&*s, &format!("laptop-{i}")).await;
+        s.ingest(d, &recs(1..=20), NOW).await.unwrap();
+    }
+    let full = s.storage().await.unwrap();
+    for t in &full.tables {
+        assert_eq!(t.rows, count(&db, &t.table).await, "rows of {}", t.table);
+    }
+    let records = full.tables.iter().find(|t| t.table == "records").unwrap();
+    assert!(records.rows >= 1_000, "{records:?}");
+    assert!(records.index_bytes > 0, "{records:?}");
+    assert!(bytes_of(&full, "records") > bytes_of(&empty, "records"));
+    // seq 1 is the first minute summary.
+    assert_eq!(full.oldest_raw_ms, Some(T0 + 1_000));
+    let measured: i64 = full
+        .tables
+        .iter()
+        .map(|t| t.table_bytes + t.index_bytes)
+        .sum();
+    assert!(full.database_bytes >= measured, "{full:?}");
+    let summary = s.storage_summary().await.unwrap();
+    assert_eq!(summary.oldest_raw_ms, full.oldest_raw_ms);
+    assert_eq!(summary.database_bytes, full.database_bytes);
 }

@@ -13,6 +13,8 @@ pub mod docs;
 #[cfg(feature = "collector")]
 pub mod silences;
 #[cfg(feature = "collector")]
+pub mod storage;
+#[cfg(feature = "collector")]
 pub mod tables;
 #[cfg(feature = "collector")]
 pub mod users;

@@ -43,6 +43,8 @@ pub struct CollectorMetrics {
     pub seen: crate::collector::last_seen::SeenGauges,
     /// Alerts opened, notices, deliveries, failures, delivery latency.
     pub alerts: crate::collector::alerts::run::AlertMetrics,
+    /// The database's size and its oldest raw minute.
+    pub storage: crate::collector::storage::StorageGauges,
 }
 
 impl Default for CollectorMetrics {
@@ -113,12 +115,14 @@ impl CollectorMetrics {
         );
         let jobs = crate::collector::lead::JobMetrics::register(&mut registry);
         let seen = crate::collector::last_seen::SeenGauges::register(&mut registry);
+        let storage = crate::collector::storage::StorageGauges::register(&mut registry);
         let alerts = crate::collector::alerts::run::AlertMetrics::register(&mut registry);
         CollectorMetrics {
             alerts,
             registry,
             jobs,
             seen,
+            storage,
             requests,
             records_stored,
             records_duplicate,

@@ -18,6 +18,7 @@ pub mod outages;
 pub mod report;
 pub mod rollup;
 pub mod server;
+pub mod storage;
 pub mod store;
 pub mod timeline;
 pub mod uptime;

@@ -212,6 +212,11 @@ pub async fn serve_on(
         },
         crate::collector::last_seen::REFRESH,
     )));
+    let _storage = AbortOnDrop(tokio::spawn(crate::collector::storage::run_gauges(
+        store.clone(),
+        state.metrics().storage.clone(),
+        crate::collector::storage::GAUGE_EVERY,
+    )));
     // The alert evaluator and delivery, while this replica leads the job.
     let _alerts = match crate::collector::alerts::setup::alerts_config(cfg)
         .map_err(|e| CollectorError::Alerts(e.to_string()))?

@@ -1,7 +1,7 @@
 //! The collector's web layer: the router and the state its handlers share,
 //! the ingest endpoint for agents (`POST /api/v1/ingest`), `/health` and
 //! `/metrics`, the read API for IT staff (reports, outages, timelines,
-//! devices) and the alerts API (with silences). Handlers parse, authorise, call the domain
+//! devices, storage) and the alerts API (with silences). Handlers parse, authorise, call the domain
 //! code (`report`, `outages`, `timeline`, the store) and render; how
 //! connections are admitted and timed out is [`crate::collector::conn`].
 //!
@@ -20,6 +20,7 @@ mod params;
 mod reports;
 mod silences;
 mod state;
+mod storage;
 
 pub use alerts::{ACK_PATH, ALERTS_PATH, Acked, AlertList, LINK_PATH, MAX_LIMIT, html_escape};
 pub use auth::{MAX_TOKEN_LEN, authenticate, bearer_token, visible_device};
@@ -35,6 +36,7 @@ pub use params::query_params;
 pub use reports::{OUTAGES_PATH, TIMELINE_PATH, UPTIME_PATH};
 pub use silences::{MAX_SILENCE_BODY, Removed, SILENCE_PATH, SILENCES_PATH};
 pub use state::{ApiOptions, ApiState};
+pub use storage::{STORAGE_PATH, STORAGE_TIMEOUT};
 
 use crate::collector::metrics::CollectorMetrics;
 use crate::collector::store::Store;
@@ -52,7 +54,7 @@ pub fn state_for(
     metrics: Arc<CollectorMetrics>,
 ) -> ApiState {
     let c = &cfg.collector;
-    ApiState::with_limits(
+    let state = ApiState::with_limits(
         store,
         ApiOptions {
             max_body_bytes: c.max_body_bytes,
@@ -61,7 +63,9 @@ pub fn state_for(
         },
         cfg.ingest_limits(),
         metrics,
-    )
+    );
+    state.set_raw_retention_days(cfg.rollup_settings().raw_retention_days);
+    state
 }
 
 /// Every route of the API, with the body limit applied.
@@ -77,6 +81,7 @@ pub fn router(state: ApiState) -> Router {
         .route(OUTAGES_PATH, get(reports::outage_list))
         .route(DEVICES_PATH, get(devices::device_list))
         .route(REVOKE_PATH, post(devices::revoke_device))
+        .route(STORAGE_PATH, get(storage::storage))
         // Alerts: API tokens, and the signed links of messages.
         .route(ALERTS_PATH, get(alerts::list))
         .route(ACK_PATH, post(alerts::ack))

@@ -21,10 +21,14 @@ pub fn query_params(
         let Some(field) = allowed.iter().find(|a| **a == k) else {
             return Err(ReadError::param(
                 "query",
-                format!(
-                    "unknown parameter `{k}`: this endpoint takes {}",
-                    allowed.join(", ")
-                ),
+                if allowed.is_empty() {
+                    format!("unknown parameter `{k}`: this endpoint takes no parameters")
+                } else {
+                    format!(
+                        "unknown parameter `{k}`: this endpoint takes {}",
+                        allowed.join(", ")
+                    )
+                },
             ));
         };
         if out.insert(k, v).is_some() {

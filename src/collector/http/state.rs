@@ -31,6 +31,9 @@ pub(super) struct Inner {
     holidays: BTreeSet<Date>,
     /// The key of alert acknowledgement links, once alerts are configured.
     ack_key: OnceLock<AckKey>,
+    /// `collector.raw_retention_days` as the storage view states it (when
+    /// never set: the default configuration's).
+    raw_retention: OnceLock<Option<i64>>,
 }
 
 /// What the handlers share.
@@ -65,6 +68,7 @@ impl ApiState {
             limits,
             holidays: opts.holidays,
             ack_key: OnceLock::new(),
+            raw_retention: OnceLock::new(),
         }))
     }
 
@@ -75,6 +79,16 @@ impl ApiState {
     }
     pub fn ack_key(&self) -> Option<&AckKey> {
         self.0.ack_key.get()
+    }
+    /// State `days` as the raw retention (once; later calls change nothing).
+    pub fn set_raw_retention_days(&self, days: Option<i64>) {
+        let _ = self.0.raw_retention.set(days);
+    }
+    pub fn raw_retention_days(&self) -> Option<i64> {
+        match self.0.raw_retention.get() {
+            Some(d) => *d,
+            None => crate::config::collector::RollupSettings::default().raw_retention_days,
+        }
     }
     /// Holidays applied to office-hours schedules of reports.
     pub fn holidays(&self) -> &BTreeSet<Date> {

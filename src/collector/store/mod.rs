@@ -389,6 +389,23 @@ pub trait Store: Send + Sync + 'static {
         schedule: &str,
         before_ms: i64,
     ) -> Result<u64, StoreError>;
+    // The storage view (`collector::storage`). By default a store measures
+    // nothing.
+
+    /// Rows and bytes of every table of the schema, the database's size and
+    /// the oldest raw minute kept. Reads the whole database on SQLite
+    /// (`dbstat`) and counts every table's rows on PostgreSQL: for an
+    /// operator's question, not for a timer.
+    async fn storage(&self) -> Result<crate::collector::storage::StorageFacts, StoreError> {
+        Err(StoreError::Unsupported("storage figures"))
+    }
+    /// The database's size and the oldest raw minute kept: a few page
+    /// counts and index lookups, cheap enough for the metrics.
+    async fn storage_summary(
+        &self,
+    ) -> Result<crate::collector::storage::StorageSummary, StoreError> {
+        Err(StoreError::Unsupported("storage figures"))
+    }
 }
 
 /// Open the store a URL names (`sqlite://PATH`, `sqlite::memory:`,

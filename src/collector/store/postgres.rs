@@ -16,6 +16,7 @@
 
 mod ingest;
 pub mod lead;
+mod sizes;
 
 use super::dialect;
 use super::group::{self, Job};
@@ -104,6 +105,16 @@ impl PgStore {
 
 #[async_trait::async_trait]
 impl Store for PgStore {
+    async fn storage(&self) -> Result<crate::collector::storage::StorageFacts, StoreError> {
+        sizes::facts(&self.pool).await
+    }
+
+    async fn storage_summary(
+        &self,
+    ) -> Result<crate::collector::storage::StorageSummary, StoreError> {
+        sizes::summary(&self.pool).await
+    }
+
     async fn open_alerts(&self) -> Result<Vec<OpenAlert>, StoreError> {
         self.sql().open_alerts().await
     }

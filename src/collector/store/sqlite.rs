@@ -19,6 +19,7 @@
 //! waits on purpose: under light load a group is one batch.
 
 mod ingest;
+mod sizes;
 
 use super::dialect;
 use super::group::{self, Job};
@@ -123,6 +124,16 @@ impl SqliteStore {
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    async fn storage(&self) -> Result<crate::collector::storage::StorageFacts, StoreError> {
+        sizes::facts(&self.pool).await
+    }
+
+    async fn storage_summary(
+        &self,
+    ) -> Result<crate::collector::storage::StorageSummary, StoreError> {
+        sizes::summary(&self.pool).await
+    }
+
     async fn open_alerts(&self) -> Result<Vec<OpenAlert>, StoreError> {
         self.sql().open_alerts().await
     }
