@@ -167,36 +167,46 @@ enum Attacker {
 fn confine(pid: u32, percent: u32) -> Option<std::path::PathBuf> {
     let period = 100_000u32;
     let quota = period / 100 * percent;
+    let name = format!("linkwatch-bench-attacker-{pid}");
     let v1 = Path::new("/sys/fs/cgroup/cpu");
     if v1.join("cpu.cfs_quota_us").exists() {
-        let dir = v1.join(format!("linkwatch-bench-attacker-{pid}"));
-        std::fs::create_dir(&dir).ok()?;
-        let ok = std::fs::write(dir.join("cpu.cfs_period_us"), period.to_string()).is_ok()
-            && std::fs::write(dir.join("cpu.cfs_quota_us"), quota.to_string()).is_ok()
-            && std::fs::write(dir.join("cgroup.procs"), pid.to_string()).is_ok();
-        return if ok {
-            Some(dir)
-        } else {
-            unconfine(&dir);
-            None
-        };
+        return cgroup(
+            &v1.join(name),
+            &[
+                ("cpu.cfs_period_us", period.to_string()),
+                ("cpu.cfs_quota_us", quota.to_string()),
+                ("cgroup.procs", pid.to_string()),
+            ],
+        );
     }
     let v2 = Path::new("/sys/fs/cgroup");
     if std::fs::read_to_string(v2.join("cgroup.subtree_control"))
         .is_ok_and(|c| c.split_whitespace().any(|c| c == "cpu"))
     {
-        let dir = v2.join(format!("linkwatch-bench-attacker-{pid}"));
-        std::fs::create_dir(&dir).ok()?;
-        let ok = std::fs::write(dir.join("cpu.max"), format!("{quota} {period}")).is_ok()
-            && std::fs::write(dir.join("cgroup.procs"), pid.to_string()).is_ok();
-        return if ok {
-            Some(dir)
-        } else {
-            unconfine(&dir);
-            None
-        };
+        return cgroup(
+            &v2.join(name),
+            &[
+                ("cpu.max", format!("{quota} {period}")),
+                ("cgroup.procs", pid.to_string()),
+            ],
+        );
     }
     None
+}
+
+/// Makes the cgroup `dir` and writes `files` into it in order; None (and
+/// the group removed) when any step fails.
+fn cgroup(dir: &Path, files: &[(&str, String)]) -> Option<std::path::PathBuf> {
+    std::fs::create_dir(dir).ok()?;
+    if files
+        .iter()
+        .all(|(f, v)| std::fs::write(dir.join(f), v).is_ok())
+    {
+        Some(dir.to_path_buf())
+    } else {
+        unconfine(dir);
+        None
+    }
 }
 
 /// Removes a cgroup made by [`confine`] once its process has gone.
