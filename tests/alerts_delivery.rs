@@ -13,176 +13,22 @@
 
 mod common;
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
+use common::alerts::{Collector, Mode, Smtp, events, got, now_ms, receiver, wait_for};
 use common::db::{TestDb, on_both};
 use linkwatch::collector::alerts::AlertsConfig;
 use linkwatch::collector::alerts::outbox::RowState;
 use linkwatch::collector::alerts::run::{self, AlertMetrics, Engine};
 use linkwatch::collector::devices;
-use linkwatch::collector::server;
-use linkwatch::config::alerts::AlertsSection;
-use linkwatch::config::collector::CollectorConfig;
-use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 on_both!(
     silent_device_is_told_once_and_its_recovery_follows,
     failing_webhook_is_retried_then_delivered,
     killed_mid_delivery_is_sent_again_after_restart,
 );
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-// ---------------------------------------------------------------------------
-// A webhook receiver on loopback
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Mode {
-    Accept,
-    /// Answer 500 this many times, then accept.
-    Fail(u32),
-    /// Take the request and never answer.
-    Hang,
-}
-
-#[derive(Default)]
-struct Hooked {
-    /// Every request's JSON body, in arrival order.
-    got: Vec<Value>,
-    mode: Option<Mode>,
-}
-
-type Hook = Arc<Mutex<Hooked>>;
-
-async fn hook(State(h): State<Hook>, Json(body): Json<Value>) -> StatusCode {
-    let mode = {
-        let mut h = h.lock().unwrap();
-        h.got.push(body);
-        let mode = h.mode.unwrap_or(Mode::Accept);
-        if let Mode::Fail(n) = mode {
-            h.mode = Some(if n > 1 {
-                Mode::Fail(n - 1)
-            } else {
-                Mode::Accept
-            });
-        }
-        mode
-    };
-    match mode {
-        Mode::Accept => StatusCode::NO_CONTENT,
-        Mode::Fail(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        Mode::Hang => {
-            std::future::pending::<()>().await;
-            StatusCode::OK
-        }
-    }
-}
-
-async fn receiver(mode: Mode) -> (String, Hook) {
-    let h: Hook = Arc::new(Mutex::new(Hooked {
-        got: Vec::new(),
-        mode: Some(mode),
-    }));
-    let app = axum::Router::new()
-        .route("/hook", post(hook))
-        .with_state(h.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    (url, h)
-}
-
-fn got(h: &Hook) -> Vec<Value> {
-    h.lock().unwrap().got.clone()
-}
-
-/// Poll `cond` every 50 ms until it holds or `secs` pass.
-async fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-// ---------------------------------------------------------------------------
-// A real SMTP server on loopback (`tests/fixtures/smtp_server.py`)
-
-/// The Python interpreter with aiosmtpd, or why not.
-fn python() -> Result<String, String> {
-    let py = std::env::var("LINKWATCH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = std::process::Command::new(&py)
-        .args(["-c", "import aiosmtpd"])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        Ok(py)
-    } else {
-        Err(format!(
-            "skipping mail: `{py}` cannot import aiosmtpd (tests/run.sh installs it and sets LINKWATCH_TEST_PYTHON)"
-        ))
-    }
-}
-
-struct Smtp {
-    child: std::process::Child,
-    port: u16,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Smtp {
-    fn start(py: &str) -> Smtp {
-        use std::io::BufRead;
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smtp_server.py");
-        let mut child = std::process::Command::new(py)
-            .arg(script)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("start the SMTP server");
-        let out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in out.lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let ready = lines.recv_timeout(Duration::from_secs(20)).unwrap();
-        let port = ready.strip_prefix("READY ").unwrap().parse().unwrap();
-        Smtp { child, port, lines }
-    }
-
-    fn next(&self, wait: Duration) -> Option<Value> {
-        self.lines
-            .recv_timeout(wait)
-            .ok()
-            .map(|l| serde_json::from_str(&l).unwrap())
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -300,63 +146,6 @@ async fn upload(base: &str, token: &str, body: String) {
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 }
 
-fn events<'a>(all: &'a [Value], event: &str, device: &str) -> Vec<&'a Value> {
-    all.iter()
-        .filter(|v| v["event"] == event && v["alert"]["key"]["subject"]["device"] == device)
-        .collect()
-}
-
-/// A collector in-process on 127.0.0.1:0 with [`alerts_toml`].
-struct Collector {
-    base: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), server::CollectorError>>,
-}
-
-impl Collector {
-    async fn start(
-        db: &TestDb,
-        store: Arc<dyn linkwatch::collector::store::Store>,
-        hook_url: &str,
-    ) -> Collector {
-        Self::start_with(db, store, &alerts_toml(hook_url)).await
-    }
-
-    async fn start_with(
-        db: &TestDb,
-        store: Arc<dyn linkwatch::collector::store::Store>,
-        alerts: &str,
-    ) -> Collector {
-        let mut cfg = CollectorConfig::embedded();
-        cfg.collector.database = db.url().to_string();
-        #[derive(serde::Deserialize)]
-        struct File {
-            alerts: AlertsSection,
-        }
-        let f: File = toml::from_str(alerts).unwrap();
-        cfg.alerts = Some(f.alerts);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server::serve_on(listener, store, &cfg, async {
-                let _ = rx.await;
-            })
-            .await
-        });
-        Collector { base, stop, task }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Scenarios
 
@@ -370,15 +159,9 @@ async fn silent_device_is_told_once_and_its_recovery_follows(db: Arc<TestDb>) {
         .await
         .unwrap();
     // A real SMTP server on loopback too, when aiosmtpd is at hand.
-    let smtp = match python() {
-        Ok(py) => Some(Smtp::start(&py)),
-        Err(why) => {
-            eprintln!("{why}: the webhook alone");
-            None
-        }
-    };
+    let smtp = Smtp::try_start("the webhook alone");
     let toml = alerts_toml_with_mail(&hook_url, smtp.as_ref().map(|s| s.port));
-    let c = Collector::start_with(&db, store.clone(), &toml).await;
+    let c = Collector::start(&db, store.clone(), &toml).await;
     let base = c.base.clone();
     // Both announce their next upload within 1 s; one of them stops cleanly.
     // Silent (1 s deadline, 1 s grace) from 2 s after the upload at the
@@ -614,8 +397,8 @@ async fn two_replicas(db: Arc<TestDb>) {
             .unwrap();
         tokens.push(t);
     }
-    let a = Collector::start(&db, store_a, &hook_url).await;
-    let b = Collector::start(&db, store_b, &hook_url).await;
+    let a = Collector::start(&db, store_a, &alerts_toml(&hook_url)).await;
+    let b = Collector::start(&db, store_b, &alerts_toml(&hook_url)).await;
     for (i, t) in tokens.iter().enumerate() {
         // Uploads through either replica.
         let base = if i % 2 == 0 { &a.base } else { &b.base };
