@@ -13,7 +13,9 @@
 
 mod common;
 
-use common::alerts::{Collector, Mode, Smtp, events, got, now_ms, receiver, wait_for};
+use common::alerts::{
+    BinCollector, Collector, Mode, Smtp, events, got, now_ms, receiver, wait_for,
+};
 use common::db::{TestDb, on_both};
 use linkwatch::collector::alerts::AlertsConfig;
 use linkwatch::collector::alerts::outbox::RowState;
@@ -28,6 +30,7 @@ on_both!(
     silent_device_is_told_once_and_its_recovery_follows,
     failing_webhook_is_retried_then_delivered,
     killed_mid_delivery_is_sent_again_after_restart,
+    collector_sigkilled_mid_delivery_delivers_once_after_restart,
 );
 
 // ---------------------------------------------------------------------------
@@ -373,6 +376,99 @@ async fn killed_mid_delivery_is_sent_again_after_restart(db: Arc<TestDb>) {
     assert_eq!(all[0]["dedupe_key"], all[1]["dedupe_key"]);
     let row = store.outbox_of(id).await.unwrap().remove(0);
     assert_eq!((row.state, row.attempts), (RowState::Delivered, 2));
+}
+
+/// The real collector binary, SIGKILLed while its webhook receiver holds
+/// the alert's first request unanswered, then started again on the same
+/// database: the alert goes out again once the dead collector's lease on
+/// the row has run out (`lease_ms`: twice the longest channel timeout, at
+/// least 60 s), is stored as delivered, and no copy follows. At least
+/// once: the receiver sees the same dedupe key on every copy and one
+/// distinct alert.
+async fn collector_sigkilled_mid_delivery_delivers_once_after_restart(db: Arc<TestDb>) {
+    let (url, h) = receiver(Mode::Hang).await;
+    let store = db.open().await;
+    let t = now_ms();
+    let (d, _) = devices::add_device(store.as_ref(), "gw-1", None, t - 7_200_000)
+        .await
+        .unwrap();
+    // Silent for an hour: unreachable at the first round.
+    store
+        .ingest_upload(d.id, &[], Some(t - 3_600_000), t - 3_600_000)
+        .await
+        .unwrap();
+    // A webhook timeout long enough to kill the collector mid-request.
+    let alerts = alerts_toml(&url).replace("timeout = \"2s\"", "timeout = \"10s\"");
+    let lease = AlertsConfig::parse_toml(&alerts, Path::new("t.toml"), &BTreeSet::new())
+        .unwrap()
+        .outbox
+        .lease_ms;
+    let config = db.dir().join("collector-bin.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[collector]\nlisten = \"127.0.0.1:0\"\ndatabase = {:?}\nlog_format = \"text\"\n\n{alerts}",
+            db.url()
+        ),
+    )
+    .unwrap();
+    let first = BinCollector::start(&config).await;
+    wait_for("the first request at the receiver", 30, || {
+        got(&h).len() == 1
+    })
+    .await;
+    let killed_at = now_ms();
+    // In flight: the receiver holds it, the row is claimed, not delivered.
+    let alert = store.open_alerts().await.unwrap()[0].id;
+    let rows = store.outbox_of(alert).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!((rows[0].state, rows[0].attempts), (RowState::Pending, 1));
+    first.kill().await;
+    h.lock().unwrap().mode = Some(Mode::Accept);
+
+    let second = BinCollector::start(&config).await;
+    let row_delivered = || {
+        let store = store.clone();
+        async move { store.outbox_of(alert).await.unwrap()[0].state == RowState::Delivered }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(lease as u64 + 30_000);
+    while !row_delivered().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not delivered within the lease ({lease} ms) and 30 s: {:#?}\n{}",
+            store.outbox_of(alert).await.unwrap(),
+            second.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let delivered_after = now_ms() - killed_at;
+    // A few more rounds (interval 1 s): no further copy.
+    let later = now_ms() + 3_000;
+    wait_for("three more rounds", 10, || now_ms() > later).await;
+    let all = got(&h);
+    let keys: BTreeSet<&str> = all
+        .iter()
+        .map(|v| v["dedupe_key"].as_str().unwrap())
+        .collect();
+    // An alert told: its event and its key (subject and rule).
+    let alerts_seen: BTreeSet<String> = all
+        .iter()
+        .map(|v| format!("{} {}", v["event"], v["alert"]["key"]))
+        .collect();
+    eprintln!(
+        "killed mid-delivery: {} POSTs seen, delivered {delivered_after} ms after the kill (lease {lease} ms)",
+        all.len()
+    );
+    assert_eq!(keys.len(), 1, "one dedupe key on every copy: {all:#?}");
+    assert_eq!(alerts_seen.len(), 1, "one distinct alert: {alerts_seen:?}");
+    assert!(
+        alerts_seen.iter().all(|a| a.contains("gw-1")),
+        "{alerts_seen:?}"
+    );
+    assert_eq!(all.len(), 2, "the held request and one more: {all:#?}");
+    let row = store.outbox_of(alert).await.unwrap().remove(0);
+    assert_eq!((row.state, row.attempts), (RowState::Delivered, 2));
+    second.kill().await;
 }
 
 /// Two collectors on one PostgreSQL: one evaluates and delivers at a time,

@@ -276,3 +276,96 @@ impl Collector {
             .unwrap();
     }
 }
+
+/// A webhook receiver on `listener` (bound by the caller, for example in
+/// another network namespace), answering as `mode`: its URL and what it
+/// got.
+pub async fn receiver_on(listener: std::net::TcpListener, mode: Mode) -> (String, Hook) {
+    listener.set_nonblocking(true).unwrap();
+    let l = tokio::net::TcpListener::from_std(listener).unwrap();
+    let h: Hook = Arc::new(Mutex::new(Hooked {
+        got: Vec::new(),
+        mode: Some(mode),
+    }));
+    let app = axum::Router::new()
+        .route("/hook", post(hook))
+        .with_state(h.clone());
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (url, h)
+}
+
+// ---------------------------------------------------------------------------
+// The collector binary
+
+/// `linkwatch collector` as a child process: where it listens, and its log.
+pub struct BinCollector {
+    pub child: tokio::process::Child,
+    pub base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl BinCollector {
+    /// `linkwatch collector --config config` on this machine.
+    pub async fn start(config: &std::path::Path) -> BinCollector {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkwatch"));
+        cmd.arg("collector").arg("--config").arg(config);
+        Self::spawn(cmd).await
+    }
+
+    /// Run `cmd` (a `linkwatch collector` command line, perhaps wrapped in
+    /// `ip netns exec`); returns once it says where it listens (60 s at
+    /// most; its config needs `log_format = "text"`).
+    pub async fn spawn(mut cmd: tokio::process::Command) -> BinCollector {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = cmd
+            .env_remove("LINKWATCH_COLLECTOR_CONFIG")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut tx = Some(tx);
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line.contains("collector listening")
+                        && let Some(a) = line.split("addr=").nth(1)
+                        && let Some(tx) = tx.take()
+                    {
+                        let _ = tx.send(a.split_whitespace().next().unwrap().to_string());
+                    }
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let addr = tokio::time::timeout(Duration::from_secs(60), rx)
+            .await
+            .expect("the collector listens within 60 s")
+            .unwrap_or_else(|_| panic!("the collector exited before listening"));
+        BinCollector {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGKILL, and reap it.
+    pub async fn kill(mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+}
