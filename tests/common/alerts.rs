@@ -162,12 +162,22 @@ pub struct Smtp {
 }
 
 impl Smtp {
+    /// The script's path.
+    pub fn script() -> &'static str {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smtp_server.py")
+    }
+
     /// Start the server with `args` (see the script's help).
     pub fn start(py: &str, args: &[&str]) -> Smtp {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smtp_server.py");
-        let mut child = Command::new(py)
-            .arg(script)
-            .args(args)
+        let mut cmd = Command::new(py);
+        cmd.arg(Self::script()).args(args);
+        Self::spawn(cmd)
+    }
+
+    /// Run `cmd` (the script's command line, perhaps wrapped in
+    /// `ip netns exec`); returns once it said READY (20 s at most).
+    pub fn spawn(mut cmd: Command) -> Smtp {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
