@@ -31,6 +31,7 @@ on_both!(
     failing_webhook_is_retried_then_delivered,
     killed_mid_delivery_is_sent_again_after_restart,
     collector_sigkilled_mid_delivery_delivers_once_after_restart,
+    gateway_link_warnings_from_posted_records_reach_the_webhook,
 );
 
 // ---------------------------------------------------------------------------
@@ -469,6 +470,194 @@ async fn collector_sigkilled_mid_delivery_delivers_once_after_restart(db: Arc<Te
     let row = store.outbox_of(alert).await.unwrap().remove(0);
     assert_eq!((row.state, row.attempts), (RowState::Delivered, 2));
     second.kill().await;
+}
+
+/// `[alerts]` watching the gateway `gw-7`'s links: failover at once, a
+/// link down for 5 minutes, a metered link carrying the traffic for 5
+/// minutes, told to one webhook.
+fn gateway_toml(hook_url: &str) -> String {
+    format!(
+        r#"[alerts]
+interval = "1s"
+grace = "1s"
+upload_interval = "10s"
+gateways = ["gw-7"]
+
+[alerts.office_offline]
+enabled = false
+
+[[alerts.rule]]
+name = "backup-link"
+kind = "failover"
+devices = "gateways"
+schedule = "always"
+
+[[alerts.rule]]
+name = "link-down"
+kind = "link_down"
+devices = "gateways"
+schedule = "always"
+after = "5m"
+
+[[alerts.rule]]
+name = "mobile-data"
+kind = "metered_traffic"
+devices = "gateways"
+schedule = "always"
+after = "5m"
+
+[[alerts.contact]]
+name = "ops"
+branch = "ministry"
+language = "en"
+channels = ["hook"]
+
+[alerts.channel.hook]
+type = "webhook"
+format = "json"
+url = "{hook_url}"
+timeout = "2s"
+"#
+    )
+}
+
+/// A batch of `device` from `seq` on: `(minutes ago, body)` placed then.
+fn records_batch(device: &str, seq: u64, recs: &[(i64, &str)]) -> String {
+    let t = now_ms();
+    let records: Vec<String> = recs
+        .iter()
+        .enumerate()
+        .map(|(i, (ago_min, body))| {
+            let at = t - ago_min * 60_000 - 1_000 + i as i64;
+            format!(
+                r#"{{"seq":{},"at":{at},"mono_ms":{},"boot_id":"b0f1","body":{body}}}"#,
+                seq + i as u64,
+                at - (t - 3_600_000)
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"v":1,"device":"{device}","records":[{}],"next_upload_within_s":300}}"#,
+        records.join(",")
+    )
+}
+
+/// A gateway uploads the records of its broadband failing 10 minutes ago
+/// and its metered mobile link carrying the traffic since: the three link
+/// warnings reach the webhook. The same records from a device that is not
+/// a gateway warn of nothing. The broadband back (a second batch): the
+/// three recoveries follow.
+async fn gateway_link_warnings_from_posted_records_reach_the_webhook(db: Arc<TestDb>) {
+    let (hook_url, h) = receiver(Mode::Accept).await;
+    let store = db.open().await;
+    let (_, gw) = devices::add_device(store.as_ref(), "gw-7", None, now_ms())
+        .await
+        .unwrap();
+    let (_, laptop) = devices::add_device(store.as_ref(), "laptop-7", None, now_ms())
+        .await
+        .unwrap();
+    let c = Collector::start(&db, store.clone(), &gateway_toml(&hook_url)).await;
+    let history: [(i64, &str); 8] = [
+        (30, r#"{"type":"lifecycle","event":"start"}"#),
+        (
+            30,
+            r#"{"type":"facts","hostname":"gw-7","os":"Debian 12","agent_version":"0.1.0","links":[{"name":"bb0","kind":"broadband","metered":false,"priority":1},{"name":"mb0","kind":"mobile","metered":true,"priority":3}]}"#,
+        ),
+        (
+            30,
+            r#"{"type":"link_state","link":"bb0","kind":"broadband","from":"absent","to":"up"}"#,
+        ),
+        (
+            30,
+            r#"{"type":"link_state","link":"mb0","kind":"mobile","from":"absent","to":"up"}"#,
+        ),
+        (
+            30,
+            r#"{"type":"failover","from":null,"to":"bb0","cause":"initial","reason":"first link up"}"#,
+        ),
+        (
+            10,
+            r#"{"type":"link_state","link":"bb0","kind":"broadband","from":"up","to":"down","reason":"probes failing"}"#,
+        ),
+        (
+            10,
+            r#"{"type":"failover","from":"bb0","to":"mb0","cause":"failover","reason":"bb0 down"}"#,
+        ),
+        (1, r#"{"type":"heartbeat","online":true}"#),
+    ];
+    upload(&c.base, &gw, records_batch("gw-7", 1, &history)).await;
+    upload(
+        &c.base,
+        &laptop,
+        records_batch("laptop-7", 1, &history).replace("gw-7", "laptop-7"),
+    )
+    .await;
+    let opened = |h: &common::alerts::Hook| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = got(h)
+            .iter()
+            .filter(|v| v["event"] == "opened")
+            .map(|v| {
+                let s = &v["alert"]["key"]["subject"];
+                (
+                    v["kind"].as_str().unwrap().to_string(),
+                    format!(
+                        "{}/{}",
+                        s["device"].as_str().unwrap(),
+                        s["link"].as_str().unwrap_or("-")
+                    ),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    wait_for("three link warnings at the webhook", 30, || {
+        opened(&h).len() >= 3
+    })
+    .await;
+    // A few more rounds: nothing else (nothing for the laptop).
+    let later = now_ms() + 3_000;
+    wait_for("three more rounds", 10, || now_ms() > later).await;
+    assert_eq!(
+        opened(&h),
+        [
+            ("failover".to_string(), "gw-7/-".to_string()),
+            ("link_down".to_string(), "gw-7/bb0".to_string()),
+            ("metered_traffic".to_string(), "gw-7/mb0".to_string()),
+        ],
+        "{:#?}",
+        got(&h)
+    );
+    let all = got(&h);
+    let down = all.iter().find(|v| v["kind"] == "link_down").unwrap();
+    assert!(down["text"].as_str().unwrap().contains("bb0"), "{down:#}");
+    // The broadband back: every warning recovers.
+    upload(
+        &c.base,
+        &gw,
+        records_batch(
+            "gw-7",
+            9,
+            &[
+                (
+                    0,
+                    r#"{"type":"link_state","link":"bb0","kind":"broadband","from":"down","to":"up"}"#,
+                ),
+                (
+                    0,
+                    r#"{"type":"failover","from":"mb0","to":"bb0","cause":"failback","reason":"bb0 up"}"#,
+                ),
+            ],
+        ),
+    )
+    .await;
+    wait_for("three recoveries", 30, || {
+        got(&h).iter().filter(|v| v["event"] == "recovered").count() >= 3
+    })
+    .await;
+    assert_eq!(got(&h).len(), 6, "{:#?}", got(&h));
+    assert!(store.open_alerts().await.unwrap().is_empty());
+    c.stop().await;
 }
 
 /// Two collectors on one PostgreSQL: one evaluates and delivers at a time,

@@ -7,6 +7,7 @@
 //!   [`gateway`] (not running, failover, link down, metered traffic), with
 //!   [`rules`] (the compiled rules, branches, schedule arithmetic) and
 //!   [`model`] (the types in and out);
+//! - [`links`]: a gateway's links as its records tell (pure);
 //! - [`annotate`]: what a silent device's late data says happened;
 //! - [`contacts`]: who is told, and the routing along the hierarchy;
 //! - [`message`] and [`template`]: the texts, Bangla and English;
@@ -28,6 +29,7 @@ pub mod contacts;
 pub mod contacts_import;
 pub mod evaluate;
 pub mod gateway;
+pub mod links;
 pub mod message;
 pub mod model;
 pub mod outbox;

@@ -20,15 +20,16 @@
 //! The silences in force or planned (ending after now) and the contacts
 //! stored from the CLI are read each round, beside the configuration's.
 //!
-//! Not yet here: gateway link facts (so the gateway rules see no links),
-//! and which device is an office's gateway.
+//! The devices named in `alerts.gateways` are office gateways; a device
+//! some link rule watches has its links read from its last state-setting
+//! records ([`super::links`]), once per upload.
 
 use super::annotate::{self, Annotation};
 use super::channels::Sender;
 use super::contacts::Routing;
-use super::model::{DeviceFacts, Event, Silence, StopKind};
+use super::model::{DeviceFacts, Event, GatewayLinks, Silence, StopKind};
 use super::outbox::{self, OutboxRow, Planner, RowState};
-use super::rules::Context;
+use super::rules::{Context, Rule, RuleKind};
 use super::{Input, annotation_requests, evaluate};
 use crate::collector::alerts::AlertsConfig;
 use crate::collector::lead::{Job, JobMetrics, Leadership, run_job};
@@ -121,6 +122,9 @@ impl AlertMetrics {
 /// Per device id: its last upload when read, and its stop.
 type StopCache = HashMap<i64, (Option<i64>, Option<StopKind>)>;
 
+/// Per device id: its last upload when read, and its links.
+type LinksCache = HashMap<i64, (Option<i64>, Option<GatewayLinks>)>;
+
 /// The engine: the compiled configuration, the channels' senders, and
 /// what is remembered between rounds.
 pub struct Engine {
@@ -131,6 +135,9 @@ pub struct Engine {
     /// Per device id: (its last upload, whether its last record was a
     /// clean stop), so that a silent device's last record is read once.
     stops: Mutex<StopCache>,
+    /// Per device id: (its last upload, its links as its records tell), so
+    /// that a gateway's records are read once per upload.
+    links: Mutex<LinksCache>,
 }
 
 /// What one round did.
@@ -156,6 +163,7 @@ impl Engine {
             cfg,
             metrics,
             stops: Mutex::new(HashMap::new()),
+            links: Mutex::new(HashMap::new()),
         })
     }
 
@@ -171,6 +179,7 @@ impl Engine {
             cfg,
             metrics,
             stops: Mutex::new(HashMap::new()),
+            links: Mutex::new(HashMap::new()),
         }
     }
 
@@ -197,6 +206,31 @@ impl Engine {
         self.lock_stops()
             .insert(d.id, (d.seen.last_upload_ms, kind));
         Ok(kind)
+    }
+
+    /// A watched gateway's links from its last state-setting records (read
+    /// once per upload).
+    async fn links(
+        &self,
+        store: &dyn Store,
+        d: &Device,
+    ) -> Result<Option<GatewayLinks>, StoreError> {
+        if let Some((at, links)) = self.lock_links().get(&d.id)
+            && *at == d.seen.last_upload_ms
+        {
+            return Ok(links.clone());
+        }
+        let recs = store
+            .transitions_before(d.id, i64::MAX, super::links::RECORDS_READ)
+            .await?;
+        let links = super::links::from_stored(&recs);
+        self.lock_links()
+            .insert(d.id, (d.seen.last_upload_ms, links.clone()));
+        Ok(links)
+    }
+
+    fn lock_links(&self) -> std::sync::MutexGuard<'_, LinksCache> {
+        self.links.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The configuration's contacts and those stored from the CLI
@@ -254,11 +288,11 @@ pub fn stop_kind(r: &crate::collector::store::StoredRecord) -> Option<StopKind> 
 }
 
 /// The engine's facts about a device.
-fn facts(d: &Device, stopped: Option<StopKind>) -> DeviceFacts {
+fn facts(d: &Device, gateway: bool, stopped: Option<StopKind>) -> DeviceFacts {
     DeviceFacts {
         name: d.name.clone(),
         office: d.office.clone(),
-        gateway: false,
+        gateway,
         last_record_ms: d.seen.last_record_ms,
         last_upload_ms: d.seen.last_upload_ms,
         next_upload_due_ms: d.seen.next_upload_due_ms,
@@ -283,8 +317,24 @@ pub async fn tick(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<RoundSta
         .collect();
     let ctx = Context::new(e.cfg.rules.clone(), offices);
     let mut all = Vec::with_capacity(devices.len());
+    let link_rules: Vec<&Rule> = ctx
+        .rules
+        .rules
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.kind,
+                RuleKind::Failover | RuleKind::LinkDown | RuleKind::MeteredTraffic
+            )
+        })
+        .collect();
     for d in &devices {
-        all.push(facts(d, e.stopped(store, d, now_ms).await?));
+        let gateway = e.cfg.gateways.contains(&d.name);
+        let mut f = facts(d, gateway, e.stopped(store, d, now_ms).await?);
+        if link_rules.iter().any(|r| r.watches(&f, &ctx.offices)) {
+            f.links = e.links(store, d).await?;
+        }
+        all.push(f);
     }
     let open = store.open_alerts().await?;
     let silences: Vec<Silence> = store
