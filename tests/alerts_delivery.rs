@@ -32,6 +32,7 @@ on_both!(
     killed_mid_delivery_is_sent_again_after_restart,
     collector_sigkilled_mid_delivery_delivers_once_after_restart,
     gateway_link_warnings_from_posted_records_reach_the_webhook,
+    a_long_interval_still_tells_at_the_deadline,
 );
 
 // ---------------------------------------------------------------------------
@@ -657,6 +658,41 @@ async fn gateway_link_warnings_from_posted_records_reach_the_webhook(db: Arc<Tes
     .await;
     assert_eq!(got(&h).len(), 6, "{:#?}", got(&h));
     assert!(store.open_alerts().await.unwrap().is_empty());
+    c.stop().await;
+}
+
+/// With an evaluation interval of a minute, a device whose deadline plus
+/// grace falls 4 s after the collector's first round is told then, not a
+/// minute later: the round wakes at the next due time.
+async fn a_long_interval_still_tells_at_the_deadline(db: Arc<TestDb>) {
+    let (hook_url, h) = receiver(Mode::Accept).await;
+    let store = db.open().await;
+    let t = now_ms();
+    let (d, _) = devices::add_device(store.as_ref(), "laptop-9", None, t - 60_000)
+        .await
+        .unwrap();
+    // Uploaded now, the next due within 3 s; silent 1 s (grace) after.
+    store
+        .ingest_upload(d.id, &[], Some(t + 3_000), t)
+        .await
+        .unwrap();
+    let toml = alerts_toml(&hook_url).replace("interval = \"1s\"", "interval = \"60s\"");
+    assert!(toml.contains("interval = \"60s\""));
+    let c = Collector::start(&db, store.clone(), &toml).await;
+    wait_for("the alert at the webhook", 30, || {
+        !events(&got(&h), "opened", "laptop-9").is_empty()
+    })
+    .await;
+    let told = now_ms() - t;
+    eprintln!("interval 60 s: told {told} ms after the upload (deadline 3 s + grace 1 s)");
+    assert!(
+        told >= 4_000,
+        "told {told} ms after the upload: before the grace ran out"
+    );
+    assert!(
+        told < 15_000,
+        "told {told} ms after the upload: not woken at the deadline"
+    );
     c.stop().await;
 }
 

@@ -16,6 +16,7 @@
 //! - [`silence`]: silences and maintenance windows as asked for (API,
 //!   CLI), checked, and what a token limited to a branch may silence;
 //! - [`ack`]: signed acknowledgement links;
+//! - [`wake`]: when to evaluate next (the next due time, pure);
 //! - [`run`]: the collector's evaluator and delivery loop (I/O).
 //!
 //! The configuration (`[alerts]`) is `crate::config::alerts` as written;
@@ -39,6 +40,7 @@ pub mod setup;
 pub mod silence;
 pub mod template;
 pub mod unreachable;
+pub mod wake;
 
 pub use evaluate::{Input, annotation_requests, evaluate};
 pub use model::*;

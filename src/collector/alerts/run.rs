@@ -149,6 +149,9 @@ pub struct RoundStats {
     pub sent: usize,
     pub delivered: usize,
     pub failed: usize,
+    /// When something falls due next, as far as this round knows
+    /// ([`super::wake`]).
+    pub next_due_ms: Option<i64>,
 }
 
 impl Engine {
@@ -402,6 +405,11 @@ pub async fn tick(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<RoundSta
         planner.plan(n, id, office, now_ms)
     };
     store.apply_alerts(&d, &plan).await?;
+    // What is open after this round, for the next wake.
+    let mut after = open.clone();
+    let mut next_id = after.iter().map(|a| a.id).max().unwrap_or(0);
+    d.apply(&mut after, &mut next_id);
+    let next_due_ms = super::wake::next_wake(&ctx.rules, now_ms, &all, &after, &silences);
     for a in &d.open {
         AlertMetrics::inc(&e.metrics.opened, a.kind.as_str());
     }
@@ -415,6 +423,7 @@ pub async fn tick(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<RoundSta
         opened: d.open.len(),
         resolved: d.resolve.len(),
         notices: d.notify.len(),
+        next_due_ms,
         ..RoundStats::default()
     })
 }
@@ -426,9 +435,27 @@ pub async fn deliver(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<Round
         .outbox_rows(now_ms.saturating_sub(p.rate_window_ms))
         .await?;
     let plan = outbox::due(&rows, now_ms, &p);
+    // Rows not touched this round wake the loop at their time; rows sent
+    // now and failing wait at least `first_retry` (the interval covers it).
+    let touched: std::collections::HashSet<&str> = plan
+        .send
+        .iter()
+        .chain(&plan.expire)
+        .chain(&plan.defer)
+        .map(|u| u.dedupe_key.as_str())
+        .collect();
+    let untouched: Vec<OutboxRow> = rows
+        .iter()
+        .filter(|r| !touched.contains(r.dedupe_key.as_str()))
+        .cloned()
+        .collect();
+    let outbox_next = super::wake::outbox_wake(&untouched, now_ms);
     let by_key: HashMap<&str, &OutboxRow> =
         rows.iter().map(|r| (r.dedupe_key.as_str(), r)).collect();
-    let mut stats = RoundStats::default();
+    let mut stats = RoundStats {
+        next_due_ms: outbox_next,
+        ..RoundStats::default()
+    };
     // Outcomes are stamped on the same clock as `now_ms`, plus the time
     // the sends took.
     let started = std::time::Instant::now();
@@ -507,7 +534,10 @@ pub async fn deliver(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<Round
 }
 
 /// Evaluate and deliver every `cfg.interval` while this replica holds
-/// `Job::Alerts`, until dropped.
+/// `Job::Alerts`, until dropped; and in between, when something falls due
+/// sooner (an upload deadline plus the grace, an escalation, a silence's
+/// end, an outbox retry: [`super::wake`]), then, at most once a
+/// [`super::wake::MIN_GAP`].
 pub async fn run(
     store: Arc<dyn Store>,
     engine: Arc<Engine>,
@@ -518,19 +548,46 @@ pub async fn run(
     run_job(lead, Job::Alerts, every, jobs, move |_| {
         let (store, engine) = (store.clone(), engine.clone());
         async move {
-            let now = crate::collector::last_seen::now_ms();
-            match tick(store.as_ref(), &engine, now).await {
-                Ok(s) if s.opened + s.resolved + s.notices > 0 => {
-                    tracing::info!(opened = s.opened, resolved = s.resolved, notices = s.notices, "alerts evaluated")
+            let started = std::time::Instant::now();
+            loop {
+                let next = round(store.as_ref(), &engine).await;
+                let now = crate::collector::last_seen::now_ms();
+                match super::wake::sleep_before(now, next, started.elapsed(), every) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => break,
                 }
-                Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "alerts: evaluation failed; next round will try again"),
-            }
-            let now = crate::collector::last_seen::now_ms();
-            if let Err(err) = deliver(store.as_ref(), &engine, now).await {
-                tracing::warn!(error = %err, "alerts: delivery round failed; next round will try again");
             }
         }
     })
     .await
+}
+
+/// One evaluation and one delivery, now; when something falls due next.
+async fn round(store: &dyn Store, engine: &Engine) -> Option<i64> {
+    let now = crate::collector::last_seen::now_ms();
+    let mut next = None;
+    match tick(store, engine, now).await {
+        Ok(s) => {
+            if s.opened + s.resolved + s.notices > 0 {
+                tracing::info!(
+                    opened = s.opened,
+                    resolved = s.resolved,
+                    notices = s.notices,
+                    "alerts evaluated"
+                );
+            }
+            next = s.next_due_ms;
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "alerts: evaluation failed; next round will try again")
+        }
+    }
+    let now = crate::collector::last_seen::now_ms();
+    match deliver(store, engine, now).await {
+        Ok(s) => next = next.into_iter().chain(s.next_due_ms).min(),
+        Err(err) => {
+            tracing::warn!(error = %err, "alerts: delivery round failed; next round will try again")
+        }
+    }
+    next
 }
