@@ -7,9 +7,14 @@
 //!   agent announced a clean stop raises nothing;
 //! - a webhook answering 500: retried after the back-off, then delivered;
 //!   the failures are counted;
-//! - a collector killed while a message is being sent: after a restart the
-//!   message is sent again (same dedupe key) once its lease ran out, and
-//!   then never again.
+//! - a collector killed while a message is being sent (in-process, and the
+//!   real binary SIGKILLed): after a restart the message is sent again
+//!   (same dedupe key) once its lease ran out, and then never again;
+//! - a gateway's posted records (its broadband down, its metered mobile
+//!   link carrying the traffic): the three link warnings reach the webhook,
+//!   and recover with the next batch;
+//! - an evaluation interval of a minute: the alert still leaves at the
+//!   deadline plus the grace (the round wakes at the next due time).
 
 mod common;
 
