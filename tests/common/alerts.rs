@@ -47,7 +47,7 @@ pub async fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
 /// How the receiver answers the next request.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Mode {
-    /// 204.
+    /// 200.
     Accept,
     /// Answer 500 this many times, then accept.
     Fail(u32),
@@ -79,7 +79,7 @@ async fn hook(State(h): State<Hook>, Json(body): Json<Value>) -> StatusCode {
         mode
     };
     match mode {
-        Mode::Accept => StatusCode::NO_CONTENT,
+        Mode::Accept => StatusCode::OK,
         Mode::Fail(_) => StatusCode::INTERNAL_SERVER_ERROR,
         Mode::Hang => {
             std::future::pending::<()>().await;
