@@ -6,10 +6,13 @@
 //! answer: every failure comes back as an error saying what happened and
 //! whether a retry can help; nothing panics.
 
+mod common;
+
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use common::alerts::{Smtp, python};
 use linkwatch::collector::alerts::Secret;
 use linkwatch::collector::alerts::channels::*;
 use linkwatch::collector::alerts::contacts::Language;
@@ -17,10 +20,7 @@ use linkwatch::collector::alerts::message::{Rendered, Templates};
 use linkwatch::collector::alerts::model::*;
 use linkwatch::collector::alerts::template::Template;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -377,79 +377,6 @@ async fn sms_gateways_get_every_value_escaped_for_where_it_goes() {
 // ---------------------------------------------------------------------------
 // SMTP
 
-/// The Python interpreter with aiosmtpd, or why not.
-fn python() -> Result<String, String> {
-    let py = std::env::var("LINKWATCH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import aiosmtpd"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        Ok(py)
-    } else {
-        Err(format!(
-            "skipping: `{py}` cannot import aiosmtpd (tests/run.sh installs it into a venv and sets LINKWATCH_TEST_PYTHON)"
-        ))
-    }
-}
-
-/// A running `smtp_server.py`.
-struct Smtp {
-    child: Child,
-    port: u16,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Smtp {
-    fn start(py: &str, args: &[&str]) -> Smtp {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smtp_server.py");
-        let mut child = Command::new(py)
-            .arg(script)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the SMTP server");
-        let out = BufReader::new(child.stdout.take().unwrap());
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in out.lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let ready = lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the SMTP server says READY within 20 s");
-        let port = ready
-            .strip_prefix("READY ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {ready:?}"));
-        Smtp { child, port, lines }
-    }
-
-    /// The next message received, waiting at most `wait`.
-    fn next(&self, wait: Duration) -> Option<Value> {
-        self.lines
-            .recv_timeout(wait)
-            .ok()
-            .map(|l| serde_json::from_str(&l).unwrap())
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        if let Some(mut stdin) = self.child.stdin.take() {
-            let _ = stdin.flush();
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn mail(port: u16, tls: SmtpTls, ca: Option<&str>, auth: bool) -> EmailSender {
     EmailSender::new(
         "mail",
@@ -471,7 +398,7 @@ fn mail(port: u16, tls: SmtpTls, ca: Option<&str>, auth: bool) -> EmailSender {
 async fn mail_goes_out_over_starttls_with_auth_in_bangla() {
     let py = match python() {
         Ok(p) => p,
-        Err(why) => return eprintln!("{why}"),
+        Err(why) => return eprintln!("skipping: {why}"),
     };
     let dir = tempfile::tempdir().unwrap();
     let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
@@ -576,7 +503,7 @@ fn spec_of(port: u16, ca: &str) -> EmailSpec {
 async fn refusing_failing_and_silent_mail_servers_are_reported() {
     let py = match python() {
         Ok(p) => p,
-        Err(why) => return eprintln!("{why}"),
+        Err(why) => return eprintln!("skipping: {why}"),
     };
     let msg = message("7/opened/office/uno/mail");
     let to = "uno.savar@example.gov.bd";

@@ -8,31 +8,22 @@
 
 mod common;
 
+use common::alerts::{Collector, now_ms};
 use common::db::{TestDb, on_both};
 use linkwatch::collector::access::{Level, Role};
 use linkwatch::collector::alerts::AlertsConfig;
 use linkwatch::collector::devices;
-use linkwatch::collector::server;
 use linkwatch::collector::store::{Office, Store};
-use linkwatch::config::alerts::AlertsSection;
-use linkwatch::config::collector::CollectorConfig;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_linkwatch");
 
 on_both!(alerts_api_under_attack);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 const ALERTS: &str = r#"[alerts]
 interval = "1s"
@@ -143,39 +134,17 @@ async fn alerts_api_under_attack(db: Arc<TestDb>) {
     let dhaka_admin = token("dhaka-admin", Role::Admin, Some((Level::Division, "Dhaka"))).await;
     let dhaka_reader = token("dhaka-reader", Role::Read, Some((Level::Division, "Dhaka"))).await;
 
-    let mut cfg = CollectorConfig::embedded();
-    cfg.collector.database = db.url().to_string();
-    #[derive(serde::Deserialize)]
-    struct File {
-        alerts: AlertsSection,
-    }
-    cfg.alerts = Some(toml::from_str::<File>(ALERTS).unwrap().alerts);
-    let cfg_path = db.dir().join("collector.toml");
-    std::fs::write(
-        &cfg_path,
-        format!("[collector]\ndatabase = {:?}\n\n{ALERTS}", db.url()),
-    )
-    .unwrap();
     let key = AlertsConfig::parse_toml(ALERTS, Path::new("t.toml"), &BTreeSet::new())
         .unwrap()
         .ack
         .unwrap()
         .key;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector = Collector::start(&db, store.clone(), ALERTS).await;
+    let cfg_path = collector.config.clone();
     let api = Api {
-        base: format!("http://{}", listener.local_addr().unwrap()),
+        base: collector.base.clone(),
         c: reqwest::Client::builder().no_proxy().build().unwrap(),
     };
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn({
-        let store = store.clone();
-        async move {
-            server::serve_on(listener, store, &cfg, async {
-                let _ = rx.await;
-            })
-            .await
-        }
-    });
     // The engine opens both alerts.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while store.open_alerts().await.unwrap().len() < 2 {
@@ -372,8 +341,7 @@ async fn alerts_api_under_attack(db: Arc<TestDb>) {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no alert 999999"));
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    collector.stop().await;
 }
 
 fn url_encode(s: &str) -> String {

@@ -7,182 +7,38 @@
 //!   agent announced a clean stop raises nothing;
 //! - a webhook answering 500: retried after the back-off, then delivered;
 //!   the failures are counted;
-//! - a collector killed while a message is being sent: after a restart the
-//!   message is sent again (same dedupe key) once its lease ran out, and
-//!   then never again.
+//! - a collector killed while a message is being sent (in-process, and the
+//!   real binary SIGKILLed): after a restart the message is sent again
+//!   (same dedupe key) once its lease ran out, and then never again;
+//! - a gateway's posted records (its broadband down, its metered mobile
+//!   link carrying the traffic): the three link warnings reach the webhook,
+//!   and recover with the next batch;
+//! - an evaluation interval of a minute: the alert still leaves at the
+//!   deadline plus the grace (the round wakes at the next due time).
 
 mod common;
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
+use common::alerts::{
+    BinCollector, Collector, Mode, Smtp, events, got, now_ms, receiver, wait_for,
+};
 use common::db::{TestDb, on_both};
 use linkwatch::collector::alerts::AlertsConfig;
 use linkwatch::collector::alerts::outbox::RowState;
 use linkwatch::collector::alerts::run::{self, AlertMetrics, Engine};
 use linkwatch::collector::devices;
-use linkwatch::collector::server;
-use linkwatch::config::alerts::AlertsSection;
-use linkwatch::config::collector::CollectorConfig;
-use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 on_both!(
     silent_device_is_told_once_and_its_recovery_follows,
     failing_webhook_is_retried_then_delivered,
     killed_mid_delivery_is_sent_again_after_restart,
+    collector_sigkilled_mid_delivery_delivers_once_after_restart,
+    gateway_link_warnings_from_posted_records_reach_the_webhook,
+    a_long_interval_still_tells_at_the_deadline,
 );
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-// ---------------------------------------------------------------------------
-// A webhook receiver on loopback
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Mode {
-    Accept,
-    /// Answer 500 this many times, then accept.
-    Fail(u32),
-    /// Take the request and never answer.
-    Hang,
-}
-
-#[derive(Default)]
-struct Hooked {
-    /// Every request's JSON body, in arrival order.
-    got: Vec<Value>,
-    mode: Option<Mode>,
-}
-
-type Hook = Arc<Mutex<Hooked>>;
-
-async fn hook(State(h): State<Hook>, Json(body): Json<Value>) -> StatusCode {
-    let mode = {
-        let mut h = h.lock().unwrap();
-        h.got.push(body);
-        let mode = h.mode.unwrap_or(Mode::Accept);
-        if let Mode::Fail(n) = mode {
-            h.mode = Some(if n > 1 {
-                Mode::Fail(n - 1)
-            } else {
-                Mode::Accept
-            });
-        }
-        mode
-    };
-    match mode {
-        Mode::Accept => StatusCode::NO_CONTENT,
-        Mode::Fail(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        Mode::Hang => {
-            std::future::pending::<()>().await;
-            StatusCode::OK
-        }
-    }
-}
-
-async fn receiver(mode: Mode) -> (String, Hook) {
-    let h: Hook = Arc::new(Mutex::new(Hooked {
-        got: Vec::new(),
-        mode: Some(mode),
-    }));
-    let app = axum::Router::new()
-        .route("/hook", post(hook))
-        .with_state(h.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    (url, h)
-}
-
-fn got(h: &Hook) -> Vec<Value> {
-    h.lock().unwrap().got.clone()
-}
-
-/// Poll `cond` every 50 ms until it holds or `secs` pass.
-async fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-// ---------------------------------------------------------------------------
-// A real SMTP server on loopback (`tests/fixtures/smtp_server.py`)
-
-/// The Python interpreter with aiosmtpd, or why not.
-fn python() -> Result<String, String> {
-    let py = std::env::var("LINKWATCH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = std::process::Command::new(&py)
-        .args(["-c", "import aiosmtpd"])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        Ok(py)
-    } else {
-        Err(format!(
-            "skipping mail: `{py}` cannot import aiosmtpd (tests/run.sh installs it and sets LINKWATCH_TEST_PYTHON)"
-        ))
-    }
-}
-
-struct Smtp {
-    child: std::process::Child,
-    port: u16,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Smtp {
-    fn start(py: &str) -> Smtp {
-        use std::io::BufRead;
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smtp_server.py");
-        let mut child = std::process::Command::new(py)
-            .arg(script)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("start the SMTP server");
-        let out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in out.lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let ready = lines.recv_timeout(Duration::from_secs(20)).unwrap();
-        let port = ready.strip_prefix("READY ").unwrap().parse().unwrap();
-        Smtp { child, port, lines }
-    }
-
-    fn next(&self, wait: Duration) -> Option<Value> {
-        self.lines
-            .recv_timeout(wait)
-            .ok()
-            .map(|l| serde_json::from_str(&l).unwrap())
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -300,63 +156,6 @@ async fn upload(base: &str, token: &str, body: String) {
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 }
 
-fn events<'a>(all: &'a [Value], event: &str, device: &str) -> Vec<&'a Value> {
-    all.iter()
-        .filter(|v| v["event"] == event && v["alert"]["key"]["subject"]["device"] == device)
-        .collect()
-}
-
-/// A collector in-process on 127.0.0.1:0 with [`alerts_toml`].
-struct Collector {
-    base: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), server::CollectorError>>,
-}
-
-impl Collector {
-    async fn start(
-        db: &TestDb,
-        store: Arc<dyn linkwatch::collector::store::Store>,
-        hook_url: &str,
-    ) -> Collector {
-        Self::start_with(db, store, &alerts_toml(hook_url)).await
-    }
-
-    async fn start_with(
-        db: &TestDb,
-        store: Arc<dyn linkwatch::collector::store::Store>,
-        alerts: &str,
-    ) -> Collector {
-        let mut cfg = CollectorConfig::embedded();
-        cfg.collector.database = db.url().to_string();
-        #[derive(serde::Deserialize)]
-        struct File {
-            alerts: AlertsSection,
-        }
-        let f: File = toml::from_str(alerts).unwrap();
-        cfg.alerts = Some(f.alerts);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server::serve_on(listener, store, &cfg, async {
-                let _ = rx.await;
-            })
-            .await
-        });
-        Collector { base, stop, task }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Scenarios
 
@@ -370,15 +169,9 @@ async fn silent_device_is_told_once_and_its_recovery_follows(db: Arc<TestDb>) {
         .await
         .unwrap();
     // A real SMTP server on loopback too, when aiosmtpd is at hand.
-    let smtp = match python() {
-        Ok(py) => Some(Smtp::start(&py)),
-        Err(why) => {
-            eprintln!("{why}: the webhook alone");
-            None
-        }
-    };
+    let smtp = Smtp::try_start("the webhook alone");
     let toml = alerts_toml_with_mail(&hook_url, smtp.as_ref().map(|s| s.port));
-    let c = Collector::start_with(&db, store.clone(), &toml).await;
+    let c = Collector::start(&db, store.clone(), &toml).await;
     let base = c.base.clone();
     // Both announce their next upload within 1 s; one of them stops cleanly.
     // Silent (1 s deadline, 1 s grace) from 2 s after the upload at the
@@ -592,6 +385,322 @@ async fn killed_mid_delivery_is_sent_again_after_restart(db: Arc<TestDb>) {
     assert_eq!((row.state, row.attempts), (RowState::Delivered, 2));
 }
 
+/// The real collector binary, SIGKILLed while its webhook receiver holds
+/// the alert's first request unanswered, then started again on the same
+/// database: the alert goes out again once the dead collector's lease on
+/// the row has run out (`lease_ms`: twice the longest channel timeout, at
+/// least 60 s), is stored as delivered, and no copy follows. At least
+/// once: the receiver sees the same dedupe key on every copy and one
+/// distinct alert.
+async fn collector_sigkilled_mid_delivery_delivers_once_after_restart(db: Arc<TestDb>) {
+    let (url, h) = receiver(Mode::Hang).await;
+    let store = db.open().await;
+    let t = now_ms();
+    let (d, _) = devices::add_device(store.as_ref(), "gw-1", None, t - 7_200_000)
+        .await
+        .unwrap();
+    // Silent for an hour: unreachable at the first round.
+    store
+        .ingest_upload(d.id, &[], Some(t - 3_600_000), t - 3_600_000)
+        .await
+        .unwrap();
+    // A webhook timeout long enough to kill the collector mid-request.
+    let alerts = alerts_toml(&url).replace("timeout = \"2s\"", "timeout = \"10s\"");
+    let lease = AlertsConfig::parse_toml(&alerts, Path::new("t.toml"), &BTreeSet::new())
+        .unwrap()
+        .outbox
+        .lease_ms;
+    let config = db.dir().join("collector-bin.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[collector]\nlisten = \"127.0.0.1:0\"\ndatabase = {:?}\nlog_format = \"text\"\n\n{alerts}",
+            db.url()
+        ),
+    )
+    .unwrap();
+    let first = BinCollector::start(&config).await;
+    wait_for("the first request at the receiver", 30, || {
+        got(&h).len() == 1
+    })
+    .await;
+    let killed_at = now_ms();
+    // In flight: the receiver holds it, the row is claimed, not delivered.
+    let alert = store.open_alerts().await.unwrap()[0].id;
+    let rows = store.outbox_of(alert).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!((rows[0].state, rows[0].attempts), (RowState::Pending, 1));
+    first.kill().await;
+    h.lock().unwrap().mode = Some(Mode::Accept);
+
+    let second = BinCollector::start(&config).await;
+    let row_delivered = || {
+        let store = store.clone();
+        async move { store.outbox_of(alert).await.unwrap()[0].state == RowState::Delivered }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(lease as u64 + 30_000);
+    while !row_delivered().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not delivered within the lease ({lease} ms) and 30 s: {:#?}\n{}",
+            store.outbox_of(alert).await.unwrap(),
+            second.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let delivered_after = now_ms() - killed_at;
+    // A few more rounds (interval 1 s): no further copy.
+    let later = now_ms() + 3_000;
+    wait_for("three more rounds", 10, || now_ms() > later).await;
+    let all = got(&h);
+    let keys: BTreeSet<&str> = all
+        .iter()
+        .map(|v| v["dedupe_key"].as_str().unwrap())
+        .collect();
+    // An alert told: its event and its key (subject and rule).
+    let alerts_seen: BTreeSet<String> = all
+        .iter()
+        .map(|v| format!("{} {}", v["event"], v["alert"]["key"]))
+        .collect();
+    eprintln!(
+        "killed mid-delivery: {} POSTs seen, delivered {delivered_after} ms after the kill (lease {lease} ms)",
+        all.len()
+    );
+    assert_eq!(keys.len(), 1, "one dedupe key on every copy: {all:#?}");
+    assert_eq!(alerts_seen.len(), 1, "one distinct alert: {alerts_seen:?}");
+    assert!(
+        alerts_seen.iter().all(|a| a.contains("gw-1")),
+        "{alerts_seen:?}"
+    );
+    assert_eq!(all.len(), 2, "the held request and one more: {all:#?}");
+    let row = store.outbox_of(alert).await.unwrap().remove(0);
+    assert_eq!((row.state, row.attempts), (RowState::Delivered, 2));
+    second.kill().await;
+}
+
+/// `[alerts]` watching the gateway `gw-7`'s links: failover at once, a
+/// link down for 5 minutes, a metered link carrying the traffic for 5
+/// minutes, told to one webhook.
+fn gateway_toml(hook_url: &str) -> String {
+    format!(
+        r#"[alerts]
+interval = "1s"
+grace = "1s"
+upload_interval = "10s"
+gateways = ["gw-7"]
+
+[alerts.office_offline]
+enabled = false
+
+[[alerts.rule]]
+name = "backup-link"
+kind = "failover"
+devices = "gateways"
+schedule = "always"
+
+[[alerts.rule]]
+name = "link-down"
+kind = "link_down"
+devices = "gateways"
+schedule = "always"
+after = "5m"
+
+[[alerts.rule]]
+name = "mobile-data"
+kind = "metered_traffic"
+devices = "gateways"
+schedule = "always"
+after = "5m"
+
+[[alerts.contact]]
+name = "ops"
+branch = "ministry"
+language = "en"
+channels = ["hook"]
+
+[alerts.channel.hook]
+type = "webhook"
+format = "json"
+url = "{hook_url}"
+timeout = "2s"
+"#
+    )
+}
+
+/// A batch of `device` from `seq` on: `(minutes ago, body)` placed then.
+fn records_batch(device: &str, seq: u64, recs: &[(i64, &str)]) -> String {
+    let t = now_ms();
+    let records: Vec<String> = recs
+        .iter()
+        .enumerate()
+        .map(|(i, (ago_min, body))| {
+            let at = t - ago_min * 60_000 - 1_000 + i as i64;
+            format!(
+                r#"{{"seq":{},"at":{at},"mono_ms":{},"boot_id":"b0f1","body":{body}}}"#,
+                seq + i as u64,
+                at - (t - 3_600_000)
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"v":1,"device":"{device}","records":[{}],"next_upload_within_s":300}}"#,
+        records.join(",")
+    )
+}
+
+/// A gateway uploads the records of its broadband failing 10 minutes ago
+/// and its metered mobile link carrying the traffic since: the three link
+/// warnings reach the webhook. The same records from a device that is not
+/// a gateway warn of nothing. The broadband back (a second batch): the
+/// three recoveries follow.
+async fn gateway_link_warnings_from_posted_records_reach_the_webhook(db: Arc<TestDb>) {
+    let (hook_url, h) = receiver(Mode::Accept).await;
+    let store = db.open().await;
+    let (_, gw) = devices::add_device(store.as_ref(), "gw-7", None, now_ms())
+        .await
+        .unwrap();
+    let (_, laptop) = devices::add_device(store.as_ref(), "laptop-7", None, now_ms())
+        .await
+        .unwrap();
+    let c = Collector::start(&db, store.clone(), &gateway_toml(&hook_url)).await;
+    let history: [(i64, &str); 8] = [
+        (30, r#"{"type":"lifecycle","event":"start"}"#),
+        (
+            30,
+            r#"{"type":"facts","hostname":"gw-7","os":"Debian 12","agent_version":"0.1.0","links":[{"name":"bb0","kind":"broadband","metered":false,"priority":1},{"name":"mb0","kind":"mobile","metered":true,"priority":3}]}"#,
+        ),
+        (
+            30,
+            r#"{"type":"link_state","link":"bb0","kind":"broadband","from":"absent","to":"up"}"#,
+        ),
+        (
+            30,
+            r#"{"type":"link_state","link":"mb0","kind":"mobile","from":"absent","to":"up"}"#,
+        ),
+        (
+            30,
+            r#"{"type":"failover","from":null,"to":"bb0","cause":"initial","reason":"first link up"}"#,
+        ),
+        (
+            10,
+            r#"{"type":"link_state","link":"bb0","kind":"broadband","from":"up","to":"down","reason":"probes failing"}"#,
+        ),
+        (
+            10,
+            r#"{"type":"failover","from":"bb0","to":"mb0","cause":"failover","reason":"bb0 down"}"#,
+        ),
+        (1, r#"{"type":"heartbeat","online":true}"#),
+    ];
+    upload(&c.base, &gw, records_batch("gw-7", 1, &history)).await;
+    upload(
+        &c.base,
+        &laptop,
+        records_batch("laptop-7", 1, &history).replace("gw-7", "laptop-7"),
+    )
+    .await;
+    let opened = |h: &common::alerts::Hook| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = got(h)
+            .iter()
+            .filter(|v| v["event"] == "opened")
+            .map(|v| {
+                let s = &v["alert"]["key"]["subject"];
+                (
+                    v["kind"].as_str().unwrap().to_string(),
+                    format!(
+                        "{}/{}",
+                        s["device"].as_str().unwrap(),
+                        s["link"].as_str().unwrap_or("-")
+                    ),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    wait_for("three link warnings at the webhook", 30, || {
+        opened(&h).len() >= 3
+    })
+    .await;
+    // A few more rounds: nothing else (nothing for the laptop).
+    let later = now_ms() + 3_000;
+    wait_for("three more rounds", 10, || now_ms() > later).await;
+    assert_eq!(
+        opened(&h),
+        [
+            ("failover".to_string(), "gw-7/-".to_string()),
+            ("link_down".to_string(), "gw-7/bb0".to_string()),
+            ("metered_traffic".to_string(), "gw-7/mb0".to_string()),
+        ],
+        "{:#?}",
+        got(&h)
+    );
+    let all = got(&h);
+    let down = all.iter().find(|v| v["kind"] == "link_down").unwrap();
+    assert!(down["text"].as_str().unwrap().contains("bb0"), "{down:#}");
+    // The broadband back: every warning recovers.
+    upload(
+        &c.base,
+        &gw,
+        records_batch(
+            "gw-7",
+            9,
+            &[
+                (
+                    0,
+                    r#"{"type":"link_state","link":"bb0","kind":"broadband","from":"down","to":"up"}"#,
+                ),
+                (
+                    0,
+                    r#"{"type":"failover","from":"mb0","to":"bb0","cause":"failback","reason":"bb0 up"}"#,
+                ),
+            ],
+        ),
+    )
+    .await;
+    wait_for("three recoveries", 30, || {
+        got(&h).iter().filter(|v| v["event"] == "recovered").count() >= 3
+    })
+    .await;
+    assert_eq!(got(&h).len(), 6, "{:#?}", got(&h));
+    assert!(store.open_alerts().await.unwrap().is_empty());
+    c.stop().await;
+}
+
+/// With an evaluation interval of a minute, a device whose deadline plus
+/// grace falls 4 s after the collector's first round is told then, not a
+/// minute later: the round wakes at the next due time.
+async fn a_long_interval_still_tells_at_the_deadline(db: Arc<TestDb>) {
+    let (hook_url, h) = receiver(Mode::Accept).await;
+    let store = db.open().await;
+    let t = now_ms();
+    let (d, _) = devices::add_device(store.as_ref(), "laptop-9", None, t - 60_000)
+        .await
+        .unwrap();
+    // Uploaded now, the next due within 3 s; silent 1 s (grace) after.
+    store
+        .ingest_upload(d.id, &[], Some(t + 3_000), t)
+        .await
+        .unwrap();
+    let toml = alerts_toml(&hook_url).replace("interval = \"1s\"", "interval = \"60s\"");
+    assert!(toml.contains("interval = \"60s\""));
+    let c = Collector::start(&db, store.clone(), &toml).await;
+    wait_for("the alert at the webhook", 30, || {
+        !events(&got(&h), "opened", "laptop-9").is_empty()
+    })
+    .await;
+    let told = now_ms() - t;
+    eprintln!("interval 60 s: told {told} ms after the upload (deadline 3 s + grace 1 s)");
+    assert!(
+        told >= 4_000,
+        "told {told} ms after the upload: before the grace ran out"
+    );
+    assert!(
+        told < 15_000,
+        "told {told} ms after the upload: not woken at the deadline"
+    );
+    c.stop().await;
+}
+
 /// Two collectors on one PostgreSQL: one evaluates and delivers at a time,
 /// so each alert is sent once; when that one stops, the other takes over
 /// and tells the recovery.
@@ -614,8 +723,8 @@ async fn two_replicas(db: Arc<TestDb>) {
             .unwrap();
         tokens.push(t);
     }
-    let a = Collector::start(&db, store_a, &hook_url).await;
-    let b = Collector::start(&db, store_b, &hook_url).await;
+    let a = Collector::start(&db, store_a, &alerts_toml(&hook_url)).await;
+    let b = Collector::start(&db, store_b, &alerts_toml(&hook_url)).await;
     for (i, t) in tokens.iter().enumerate() {
         // Uploads through either replica.
         let base = if i % 2 == 0 { &a.base } else { &b.base };

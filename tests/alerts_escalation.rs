@@ -12,10 +12,7 @@
 
 mod common;
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
+use common::alerts::{Mode, Smtp, now_ms, receiver, seen};
 use common::db::{TestDb, on_both};
 use linkwatch::collector::alerts::AlertsConfig;
 use linkwatch::collector::alerts::run::{AlertMetrics, Engine, deliver, tick};
@@ -23,106 +20,13 @@ use linkwatch::collector::devices;
 use linkwatch::collector::store::{Office, Store};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::io::BufRead;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 on_both!(an_unacknowledged_alert_escalates_one_level_after_its_time);
 
 const MIN: i64 = 60_000;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-type Hook = Arc<Mutex<Vec<Value>>>;
-
-async fn hook(State(h): State<Hook>, Json(body): Json<Value>) -> StatusCode {
-    h.lock().unwrap().push(body);
-    StatusCode::NO_CONTENT
-}
-
-/// A webhook receiver on 127.0.0.1: its URL and what it got.
-async fn receiver() -> (String, Hook) {
-    let h: Hook = Arc::default();
-    let app = axum::Router::new()
-        .route("/hook", post(hook))
-        .with_state(h.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    (url, h)
-}
-
-/// (event, device) of every message a receiver got, in order.
-fn seen(h: &Hook) -> Vec<(String, String)> {
-    h.lock()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v["event"].as_str().unwrap_or("?").to_string(),
-                v["alert"]["key"]["subject"]["device"]
-                    .as_str()
-                    .unwrap_or("?")
-                    .to_string(),
-            )
-        })
-        .collect()
-}
-
-/// The SMTP server of `tests/fixtures/smtp_server.py` (aiosmtpd), if the
-/// interpreter has it; it prints `READY port`, then one JSON line a mail.
-struct Smtp {
-    child: std::process::Child,
-    port: u16,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Smtp {
-    fn start() -> Option<Smtp> {
-        let py = std::env::var("LINKWATCH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-        let ok = std::process::Command::new(&py)
-            .args(["-c", "import aiosmtpd"])
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("`{py}` cannot import aiosmtpd (tests/run.sh installs it): webhooks only");
-            return None;
-        }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smtp_server.py");
-        let mut child = std::process::Command::new(py)
-            .arg(script)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("start the SMTP server");
-        let out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in out.lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let ready = lines.recv_timeout(Duration::from_secs(20)).unwrap();
-        let port = ready.strip_prefix("READY ").unwrap().parse().unwrap();
-        Some(Smtp { child, port, lines })
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn config(office_hook: &str, district_hook: &str, smtp: Option<u16>) -> AlertsConfig {
     let (dc_channels, mail) = match smtp {
@@ -186,9 +90,9 @@ async fn round(store: &dyn Store, e: &Engine, now: i64) {
 }
 
 async fn an_unacknowledged_alert_escalates_one_level_after_its_time(db: Arc<TestDb>) {
-    let (office_url, office) = receiver().await;
-    let (district_url, district) = receiver().await;
-    let smtp = Smtp::start();
+    let (office_url, office) = receiver(Mode::Accept).await;
+    let (district_url, district) = receiver(Mode::Accept).await;
+    let smtp = Smtp::try_start("webhooks only");
     let mut reg = prometheus_client::registry::Registry::default();
     let e = Engine::new(
         config(&office_url, &district_url, smtp.as_ref().map(|s| s.port)),
@@ -256,7 +160,7 @@ async fn an_unacknowledged_alert_escalates_one_level_after_its_time(db: Arc<Test
         seen(&district),
         [("escalated".to_string(), "pc-1".to_string())]
     );
-    let esc = district.lock().unwrap()[0].clone();
+    let esc = common::alerts::got(&district)[0].clone();
     assert!(esc["text"].as_str().unwrap().contains("pc-1"), "{esc:#}");
     assert_eq!(seen(&office).len(), 2, "the office is not told again");
     if let Some(smtp) = &smtp {

@@ -1,8 +1,10 @@
 //! Silences and maintenance windows over real HTTP on loopback (127.0.0.1)
 //! against a collector running its alert engine, on SQLite and PostgreSQL,
 //! and through `linkwatch alerts silence`:
-//! - a silenced device raises no alert while its silent neighbour does; the
-//!   silence removed, its alert opens at the next round;
+//! - a silenced device raises no alert, and nothing about it reaches the
+//!   webhook (a receiver on loopback), while its silent neighbour's alert
+//!   does; the silence removed, its alert opens at the next round and
+//!   reaches the webhook;
 //! - the API attacked as an attacker would: no token, a device's token, a
 //!   read token, a token of another branch (its devices, offices, a wider
 //!   branch, the silences of others), oversized, mistyped and odd bodies,
@@ -10,29 +12,20 @@
 
 mod common;
 
+use common::alerts::{Collector, Mode, events, got, now_ms, receiver, seen, wait_for};
 use common::db::{TestDb, on_both};
 use linkwatch::collector::access::{Level, Role};
 use linkwatch::collector::alerts::model::{Silence, Target};
 use linkwatch::collector::devices;
-use linkwatch::collector::server;
 use linkwatch::collector::store::{Office, Store};
-use linkwatch::config::alerts::AlertsSection;
-use linkwatch::config::collector::CollectorConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_linkwatch");
 
 on_both!(silences_hold_alerts_and_refuse_attacks);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 const ALERTS: &str = r#"[alerts]
 interval = "1s"
@@ -46,7 +39,20 @@ schedule = "always"
 
 [alerts.office_offline]
 enabled = false
+
+[[alerts.contact]]
+name = "ops"
+branch = "ministry"
+language = "en"
+channels = ["hook"]
 "#;
+
+/// [`ALERTS`] with the contact's webhook channel posting to `hook_url`.
+fn alerts_toml(hook_url: &str) -> String {
+    format!(
+        "{ALERTS}\n[alerts.channel.hook]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{hook_url}\"\ntimeout = \"2s\"\n"
+    )
+}
 
 fn office(code: &str, division: &str) -> Office {
     Office {
@@ -186,38 +192,23 @@ async fn silences_hold_alerts_and_refuse_attacks(db: Arc<TestDb>) {
         .await
         .unwrap();
 
-    let mut cfg = CollectorConfig::embedded();
-    cfg.collector.database = db.url().to_string();
-    #[derive(serde::Deserialize)]
-    struct File {
-        alerts: AlertsSection,
-    }
-    cfg.alerts = Some(toml::from_str::<File>(ALERTS).unwrap().alerts);
-    let cfg_path = db.dir().join("collector.toml");
-    std::fs::write(
-        &cfg_path,
-        format!("[collector]\ndatabase = {:?}\n\n{ALERTS}", db.url()),
-    )
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (hook_url, hook) = receiver(Mode::Accept).await;
+    let collector = Collector::start(&db, store.clone(), &alerts_toml(&hook_url)).await;
+    let cfg_path = collector.config.clone();
     let api = Api {
-        base: format!("http://{}", listener.local_addr().unwrap()),
+        base: collector.base.clone(),
         c: reqwest::Client::builder().no_proxy().build().unwrap(),
     };
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn({
-        let store = store.clone();
-        async move {
-            server::serve_on(listener, store, &cfg, async {
-                let _ = rx.await;
-            })
-            .await
-        }
-    });
     // Both devices are evaluated in the same round: pc-ctg's alert opens,
     // the silenced pc-dhaka's does not.
     wait_alert(store.as_ref(), "pc-ctg").await;
     assert!(!alert_of(store.as_ref(), "pc-dhaka").await, "silenced");
+    // pc-ctg's alert reaches the webhook; nothing about pc-dhaka does.
+    wait_for("pc-ctg's alert at the webhook", 30, || {
+        !events(&got(&hook), "opened", "pc-ctg").is_empty()
+    })
+    .await;
+    let told_after = now_ms() + 2_000;
 
     // No token, an unknown one, a device's: refused, nothing changes.
     let body = r#"{"target":"device:pc-ctg","duration":"1h"}"#;
@@ -465,7 +456,18 @@ async fn silences_hold_alerts_and_refuse_attacks(db: Arc<TestDb>) {
         .await;
     assert_eq!(s, StatusCode::OK);
 
-    // The silence over pc-dhaka removed: its alert opens at the next round.
+    // Many rounds later (at least two more after pc-ctg's was told), still
+    // nothing about the silenced pc-dhaka at the webhook.
+    wait_for("two more rounds", 10, || now_ms() > told_after).await;
+    assert!(
+        seen(&hook).iter().all(|(_, device)| device != "pc-dhaka"),
+        "a silenced device's alert reached the webhook: {:?}",
+        seen(&hook)
+    );
+    assert_eq!(events(&got(&hook), "opened", "pc-ctg").len(), 1);
+
+    // The silence over pc-dhaka removed: its alert opens at the next round
+    // and reaches the webhook.
     let (s, text) = api
         .call(
             Method::DELETE,
@@ -477,6 +479,10 @@ async fn silences_hold_alerts_and_refuse_attacks(db: Arc<TestDb>) {
     assert_eq!(s, StatusCode::OK, "{text}");
     assert_eq!(json(&text)["removed"], true);
     wait_alert(store.as_ref(), "pc-dhaka").await;
+    wait_for("pc-dhaka's alert at the webhook", 30, || {
+        !events(&got(&hook), "opened", "pc-dhaka").is_empty()
+    })
+    .await;
 
     // The command line: add, list, refuse a bad time naming the flag, remove.
     let lw = |args: &[&str]| {
@@ -543,6 +549,5 @@ async fn silences_hold_alerts_and_refuse_attacks(db: Arc<TestDb>) {
     assert_eq!(code, 2);
     assert!(err.contains("no silence"), "{err}");
     assert!(stored(store.as_ref()).await.is_empty());
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    collector.stop().await;
 }

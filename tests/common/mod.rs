@@ -43,6 +43,8 @@
 
 pub mod agent;
 #[cfg(feature = "collector")]
+pub mod alerts;
+#[cfg(feature = "collector")]
 pub mod db;
 #[cfg(feature = "collector")]
 pub mod fuzz;

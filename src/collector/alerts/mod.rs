@@ -7,6 +7,7 @@
 //!   [`gateway`] (not running, failover, link down, metered traffic), with
 //!   [`rules`] (the compiled rules, branches, schedule arithmetic) and
 //!   [`model`] (the types in and out);
+//! - [`links`]: a gateway's links as its records tell (pure);
 //! - [`annotate`]: what a silent device's late data says happened;
 //! - [`contacts`]: who is told, and the routing along the hierarchy;
 //! - [`message`] and [`template`]: the texts, Bangla and English;
@@ -15,6 +16,7 @@
 //! - [`silence`]: silences and maintenance windows as asked for (API,
 //!   CLI), checked, and what a token limited to a branch may silence;
 //! - [`ack`]: signed acknowledgement links;
+//! - [`wake`]: when to evaluate next (the next due time, pure);
 //! - [`run`]: the collector's evaluator and delivery loop (I/O).
 //!
 //! The configuration (`[alerts]`) is `crate::config::alerts` as written;
@@ -28,6 +30,7 @@ pub mod contacts;
 pub mod contacts_import;
 pub mod evaluate;
 pub mod gateway;
+pub mod links;
 pub mod message;
 pub mod model;
 pub mod outbox;
@@ -37,6 +40,7 @@ pub mod setup;
 pub mod silence;
 pub mod template;
 pub mod unreachable;
+pub mod wake;
 
 pub use evaluate::{Input, annotation_requests, evaluate};
 pub use model::*;

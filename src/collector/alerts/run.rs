@@ -20,15 +20,16 @@
 //! The silences in force or planned (ending after now) and the contacts
 //! stored from the CLI are read each round, beside the configuration's.
 //!
-//! Not yet here: gateway link facts (so the gateway rules see no links),
-//! and which device is an office's gateway.
+//! The devices named in `alerts.gateways` are office gateways; a device
+//! some link rule watches has its links read from its last state-setting
+//! records ([`super::links`]), once per upload.
 
 use super::annotate::{self, Annotation};
 use super::channels::Sender;
 use super::contacts::Routing;
-use super::model::{DeviceFacts, Event, Silence, StopKind};
+use super::model::{DeviceFacts, Event, GatewayLinks, Silence, StopKind};
 use super::outbox::{self, OutboxRow, Planner, RowState};
-use super::rules::Context;
+use super::rules::{Context, Rule, RuleKind};
 use super::{Input, annotation_requests, evaluate};
 use crate::collector::alerts::AlertsConfig;
 use crate::collector::lead::{Job, JobMetrics, Leadership, run_job};
@@ -121,6 +122,9 @@ impl AlertMetrics {
 /// Per device id: its last upload when read, and its stop.
 type StopCache = HashMap<i64, (Option<i64>, Option<StopKind>)>;
 
+/// Per device id: its last upload when read, and its links.
+type LinksCache = HashMap<i64, (Option<i64>, Option<GatewayLinks>)>;
+
 /// The engine: the compiled configuration, the channels' senders, and
 /// what is remembered between rounds.
 pub struct Engine {
@@ -131,6 +135,9 @@ pub struct Engine {
     /// Per device id: (its last upload, whether its last record was a
     /// clean stop), so that a silent device's last record is read once.
     stops: Mutex<StopCache>,
+    /// Per device id: (its last upload, its links as its records tell), so
+    /// that a gateway's records are read once per upload.
+    links: Mutex<LinksCache>,
 }
 
 /// What one round did.
@@ -142,6 +149,9 @@ pub struct RoundStats {
     pub sent: usize,
     pub delivered: usize,
     pub failed: usize,
+    /// When something falls due next, as far as this round knows
+    /// ([`super::wake`]).
+    pub next_due_ms: Option<i64>,
 }
 
 impl Engine {
@@ -156,6 +166,7 @@ impl Engine {
             cfg,
             metrics,
             stops: Mutex::new(HashMap::new()),
+            links: Mutex::new(HashMap::new()),
         })
     }
 
@@ -171,6 +182,7 @@ impl Engine {
             cfg,
             metrics,
             stops: Mutex::new(HashMap::new()),
+            links: Mutex::new(HashMap::new()),
         }
     }
 
@@ -197,6 +209,31 @@ impl Engine {
         self.lock_stops()
             .insert(d.id, (d.seen.last_upload_ms, kind));
         Ok(kind)
+    }
+
+    /// A watched gateway's links from its last state-setting records (read
+    /// once per upload).
+    async fn links(
+        &self,
+        store: &dyn Store,
+        d: &Device,
+    ) -> Result<Option<GatewayLinks>, StoreError> {
+        if let Some((at, links)) = self.lock_links().get(&d.id)
+            && *at == d.seen.last_upload_ms
+        {
+            return Ok(links.clone());
+        }
+        let recs = store
+            .transitions_before(d.id, i64::MAX, super::links::RECORDS_READ)
+            .await?;
+        let links = super::links::from_stored(&recs);
+        self.lock_links()
+            .insert(d.id, (d.seen.last_upload_ms, links.clone()));
+        Ok(links)
+    }
+
+    fn lock_links(&self) -> std::sync::MutexGuard<'_, LinksCache> {
+        self.links.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The configuration's contacts and those stored from the CLI
@@ -254,11 +291,11 @@ pub fn stop_kind(r: &crate::collector::store::StoredRecord) -> Option<StopKind> 
 }
 
 /// The engine's facts about a device.
-fn facts(d: &Device, stopped: Option<StopKind>) -> DeviceFacts {
+fn facts(d: &Device, gateway: bool, stopped: Option<StopKind>) -> DeviceFacts {
     DeviceFacts {
         name: d.name.clone(),
         office: d.office.clone(),
-        gateway: false,
+        gateway,
         last_record_ms: d.seen.last_record_ms,
         last_upload_ms: d.seen.last_upload_ms,
         next_upload_due_ms: d.seen.next_upload_due_ms,
@@ -283,8 +320,24 @@ pub async fn tick(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<RoundSta
         .collect();
     let ctx = Context::new(e.cfg.rules.clone(), offices);
     let mut all = Vec::with_capacity(devices.len());
+    let link_rules: Vec<&Rule> = ctx
+        .rules
+        .rules
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.kind,
+                RuleKind::Failover | RuleKind::LinkDown | RuleKind::MeteredTraffic
+            )
+        })
+        .collect();
     for d in &devices {
-        all.push(facts(d, e.stopped(store, d, now_ms).await?));
+        let gateway = e.cfg.gateways.contains(&d.name);
+        let mut f = facts(d, gateway, e.stopped(store, d, now_ms).await?);
+        if link_rules.iter().any(|r| r.watches(&f, &ctx.offices)) {
+            f.links = e.links(store, d).await?;
+        }
+        all.push(f);
     }
     let open = store.open_alerts().await?;
     let silences: Vec<Silence> = store
@@ -352,6 +405,11 @@ pub async fn tick(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<RoundSta
         planner.plan(n, id, office, now_ms)
     };
     store.apply_alerts(&d, &plan).await?;
+    // What is open after this round, for the next wake.
+    let mut after = open.clone();
+    let mut next_id = after.iter().map(|a| a.id).max().unwrap_or(0);
+    d.apply(&mut after, &mut next_id);
+    let next_due_ms = super::wake::next_wake(&ctx.rules, now_ms, &all, &after, &silences);
     for a in &d.open {
         AlertMetrics::inc(&e.metrics.opened, a.kind.as_str());
     }
@@ -365,6 +423,7 @@ pub async fn tick(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<RoundSta
         opened: d.open.len(),
         resolved: d.resolve.len(),
         notices: d.notify.len(),
+        next_due_ms,
         ..RoundStats::default()
     })
 }
@@ -376,9 +435,27 @@ pub async fn deliver(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<Round
         .outbox_rows(now_ms.saturating_sub(p.rate_window_ms))
         .await?;
     let plan = outbox::due(&rows, now_ms, &p);
+    // Rows not touched this round wake the loop at their time; rows sent
+    // now and failing wait at least `first_retry` (the interval covers it).
+    let touched: std::collections::HashSet<&str> = plan
+        .send
+        .iter()
+        .chain(&plan.expire)
+        .chain(&plan.defer)
+        .map(|u| u.dedupe_key.as_str())
+        .collect();
+    let untouched: Vec<OutboxRow> = rows
+        .iter()
+        .filter(|r| !touched.contains(r.dedupe_key.as_str()))
+        .cloned()
+        .collect();
+    let outbox_next = super::wake::outbox_wake(&untouched, now_ms);
     let by_key: HashMap<&str, &OutboxRow> =
         rows.iter().map(|r| (r.dedupe_key.as_str(), r)).collect();
-    let mut stats = RoundStats::default();
+    let mut stats = RoundStats {
+        next_due_ms: outbox_next,
+        ..RoundStats::default()
+    };
     // Outcomes are stamped on the same clock as `now_ms`, plus the time
     // the sends took.
     let started = std::time::Instant::now();
@@ -457,7 +534,10 @@ pub async fn deliver(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<Round
 }
 
 /// Evaluate and deliver every `cfg.interval` while this replica holds
-/// `Job::Alerts`, until dropped.
+/// `Job::Alerts`, until dropped; and in between, when something falls due
+/// sooner (an upload deadline plus the grace, an escalation, a silence's
+/// end, an outbox retry: [`super::wake`]), then, at most once a
+/// [`super::wake::MIN_GAP`].
 pub async fn run(
     store: Arc<dyn Store>,
     engine: Arc<Engine>,
@@ -468,19 +548,46 @@ pub async fn run(
     run_job(lead, Job::Alerts, every, jobs, move |_| {
         let (store, engine) = (store.clone(), engine.clone());
         async move {
-            let now = crate::collector::last_seen::now_ms();
-            match tick(store.as_ref(), &engine, now).await {
-                Ok(s) if s.opened + s.resolved + s.notices > 0 => {
-                    tracing::info!(opened = s.opened, resolved = s.resolved, notices = s.notices, "alerts evaluated")
+            let started = std::time::Instant::now();
+            loop {
+                let next = round(store.as_ref(), &engine).await;
+                let now = crate::collector::last_seen::now_ms();
+                match super::wake::sleep_before(now, next, started.elapsed(), every) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => break,
                 }
-                Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "alerts: evaluation failed; next round will try again"),
-            }
-            let now = crate::collector::last_seen::now_ms();
-            if let Err(err) = deliver(store.as_ref(), &engine, now).await {
-                tracing::warn!(error = %err, "alerts: delivery round failed; next round will try again");
             }
         }
     })
     .await
+}
+
+/// One evaluation and one delivery, now; when something falls due next.
+async fn round(store: &dyn Store, engine: &Engine) -> Option<i64> {
+    let now = crate::collector::last_seen::now_ms();
+    let mut next = None;
+    match tick(store, engine, now).await {
+        Ok(s) => {
+            if s.opened + s.resolved + s.notices > 0 {
+                tracing::info!(
+                    opened = s.opened,
+                    resolved = s.resolved,
+                    notices = s.notices,
+                    "alerts evaluated"
+                );
+            }
+            next = s.next_due_ms;
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "alerts: evaluation failed; next round will try again")
+        }
+    }
+    let now = crate::collector::last_seen::now_ms();
+    match deliver(store, engine, now).await {
+        Ok(s) => next = next.into_iter().chain(s.next_due_ms).min(),
+        Err(err) => {
+            tracing::warn!(error = %err, "alerts: delivery round failed; next round will try again")
+        }
+    }
+    next
 }

@@ -49,6 +49,8 @@ pub struct AlertsConfig {
     pub zone: jiff::tz::TimeZone,
     pub ack: Option<AckLinks>,
     pub outbox: OutboxPolicy,
+    /// The devices named office gateways (`alerts.gateways`).
+    pub gateways: BTreeSet<String>,
 }
 
 impl AlertsConfig {
@@ -265,6 +267,22 @@ impl AlertsSection {
                         "must be at least 1m of scheduled time (default \"4h\")".into(),
                     ));
                 }
+                (RuleKind::Failover | RuleKind::LinkDown | RuleKind::MeteredTraffic, Some(d))
+                    if d > Duration::from_secs(7 * 86_400) =>
+                {
+                    return Err(bad(
+                        &key("after"),
+                        format!(
+                            "`{}` is longer than 7 days: a link warning that late warns of nothing (default \"{}\")",
+                            humantime::format_duration(d),
+                            match kind {
+                                RuleKind::Failover => "0s",
+                                RuleKind::LinkDown => "15m",
+                                _ => "30m",
+                            }
+                        ),
+                    ));
+                }
                 (RuleKind::Failover, None) => 0,
                 (RuleKind::LinkDown, None) => 15 * 60_000,
                 (RuleKind::MeteredTraffic, None) => 30 * 60_000,
@@ -304,6 +322,14 @@ impl AlertsSection {
         };
         let mut all = contacts::check_entries(&self.contact, "alerts.contact", "")
             .map_err(|(k, m)| bad(k.trim_start_matches("alerts."), m))?;
+        let mut gateways = BTreeSet::new();
+        for (i, name) in self.gateways.iter().enumerate() {
+            let key = format!("gateways[{i}]");
+            crate::collector::devices::check_device_name(name).map_err(|m| bad(&key, m))?;
+            if !gateways.insert(name.clone()) {
+                return Err(bad(&key, format!("`{name}` is listed twice")));
+            }
+        }
         if let Some(file) = &self.contacts_file {
             let more = crate::collector::alerts::contacts_import::load_contacts(file)
                 .map_err(|e| bad("contacts_file", e.to_string()))?;
@@ -467,6 +493,7 @@ impl AlertsSection {
             zone,
             ack,
             outbox,
+            gateways,
         })
     }
 }

@@ -39,6 +39,10 @@ pub struct AlertsSection {
     pub ack_link_ttl: Duration,
     /// More contacts, CSV or TOML (like the hierarchy file).
     pub contacts_file: Option<PathBuf>,
+    /// The devices that are office gateways (by name): the `gateways`
+    /// rules watch them (link warnings from their records), and an
+    /// unreachable gateway takes its office offline.
+    pub gateways: Vec<String>,
     pub office_offline: OfficeOfflineSection,
     pub delivery: DeliverySection,
     /// The rules; none written: the defaults (see [`default_rules`]).
@@ -62,6 +66,7 @@ impl Default for AlertsSection {
             ack_url: None,
             ack_link_ttl: Duration::from_secs(7 * 86_400),
             contacts_file: None,
+            gateways: Vec::new(),
             office_offline: OfficeOfflineSection::default(),
             delivery: DeliverySection::default(),
             rule: Vec::new(),

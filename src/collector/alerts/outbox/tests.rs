@@ -433,3 +433,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_outbox_wakes_at_the_next_attempt_or_expiry() {
+    use crate::collector::alerts::wake::outbox_wake;
+    let p = OutboxPolicy::default();
+    let mut a = row("a", "x", 1_000, &p);
+    a.next_attempt_ms = 5_000;
+    let mut b = row("b", "y", 1_000, &p);
+    b.next_attempt_ms = 3_000;
+    let mut c = row("c", "z", 1_000, &p);
+    c.state = RowState::Delivered;
+    c.next_attempt_ms = 2_000;
+    assert_eq!(outbox_wake(&[], 0), None);
+    assert_eq!(
+        outbox_wake(&[a.clone(), b.clone(), c.clone()], 1_000),
+        Some(3_000)
+    );
+    assert_eq!(outbox_wake(&[a.clone(), b, c], 3_000), Some(5_000));
+    // Its attempt past: its expiry.
+    assert_eq!(outbox_wake(&[a.clone()], 6_000), Some(a.expires_ms));
+}
