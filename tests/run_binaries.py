@@ -23,9 +23,9 @@ import time
 # The slowest binaries of earlier runs start first, so that no long one is
 # left alone at the end.
 SLOW_FIRST = [
-    "rollup", "evidence_netns", "failover_netns", "agent_netns", "linkwatch(lib)",
-    "upload", "hostile", "replicas", "report_netns", "testbed_selftest", "read_api",
-    "networkmanager_netns", "collector_api", "operator", "alerts_delivery",
+    "evidence_netns", "rollup", "alerts_delivery", "failover_netns", "agent_netns",
+    "linkwatch(lib)", "upload", "hostile", "replicas", "report_netns", "testbed_selftest",
+    "read_api", "networkmanager_netns", "collector_api", "alerts_netns", "operator",
     "presets_netns",
 ]
 
