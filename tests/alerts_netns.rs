@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::agent::{Agent, BIN};
+use common::agent::{Agent, BIN, COLLECTOR_ADDR, add_device, uploading_config};
 use common::alerts::{BinCollector, Mode, Smtp, events, got, now_ms, python, receiver_on};
 use common::{Testbed, Uplink, exec_in, testbed_available, wait_until};
 use linkwatch::wire::LinkState;
@@ -22,7 +22,6 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const COLLECTOR_ADDR: &str = "203.0.113.20";
 const DEVICE: &str = "officer-1";
 
 /// The collector's config: HTTPS on [`COLLECTOR_ADDR`], a SQLite database,
@@ -97,65 +96,6 @@ timeout = "5s"
     (config, cert)
 }
 
-fn add_device(config: &Path, dir: &Path) -> PathBuf {
-    let path = dir.join("token");
-    let out = std::process::Command::new(BIN)
-        .args(["device", "add", DEVICE, "--output"])
-        .arg(&path)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    path
-}
-
-/// The agent: probes in the internet namespace, every second; uploads
-/// every second (so it announces its next upload within 3 s).
-fn agent_config(token: &Path, ca: &Path, dir: &Path) -> String {
-    format!(
-        r#"presets = []
-probes = [
-  {{ type = "icmp", target = "192.0.2.1" }},
-  {{ type = "icmp", target = "192.0.2.2" }},
-]
-[agent]
-device_name = "{DEVICE}"
-status_listen = "127.0.0.1:9477"
-log_format = "text"
-[discovery]
-enabled = false
-[health]
-interval_standby = "1s"
-interval_metered_standby = "1s"
-[upload]
-collector_url = "https://{COLLECTOR_ADDR}:8443"
-token_file = "{}"
-ca_file = "{}"
-spool_path = "{}"
-heartbeat = "1s"
-upload_interval = "1s"
-backoff_max = "2s"
-[[link]]
-name = "bb0"
-kind = "broadband"
-[[link]]
-name = "wl0"
-kind = "wifi"
-[[link]]
-name = "mb0"
-kind = "mobile"
-"#,
-        token.display(),
-        ca.display(),
-        dir.join("spool.db").display()
-    )
-}
-
 /// Wait (at most `secs`) for the webhook message of `event` about the
 /// device.
 async fn hooked(h: &common::alerts::Hook, event: &str, secs: u64) -> Value {
@@ -202,7 +142,7 @@ fn every_link_cut_is_told_by_mail_and_webhook_and_the_recovery_says_what_happene
     rt.block_on(async {
         let (hook_url, h) = receiver_on(hook_listener, Mode::Accept).await;
         let (config, ca) = collector_config(dir.path(), &hook_url, smtp.as_ref().map(|s| s.port));
-        let token = add_device(&config, dir.path());
+        let token = add_device(&config, DEVICE, dir.path());
         let collector = BinCollector::spawn(tokio::process::Command::from(tb.exec_inet([
             BIN,
             "collector",
@@ -210,7 +150,10 @@ fn every_link_cut_is_told_by_mail_and_webhook_and_the_recovery_says_what_happene
             config.to_str().unwrap(),
         ])))
         .await;
-        let agent = Agent::start(&tb, &agent_config(&token, &ca, dir.path()));
+        let agent = Agent::start(
+            &tb,
+            &uploading_config(DEVICE, &token, &ca, dir.path(), "info"),
+        );
         agent.all_up();
         let store = linkwatch::collector::store::open(&format!(
             "sqlite://{}",

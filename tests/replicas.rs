@@ -11,17 +11,16 @@
 
 mod common;
 
+use common::alerts::BinCollector;
 use common::db::TestDb;
 use common::records::Recs;
 use linkwatch::collector::rollup;
 use linkwatch::collector::store::Store;
 use linkwatch::wire::{LinkKind, LinkState};
 use sqlx::{Connection, PgConnection};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncBufReadExt;
 
-const BIN: &str = env!("CARGO_BIN_EXE_linkwatch");
 const MIN: i64 = 60_000;
 const DAY: i64 = 86_400_000;
 /// The replicas' `rollup_interval`.
@@ -36,55 +35,24 @@ fn now() -> i64 {
 }
 
 /// One running `linkwatch collector`; killed when dropped.
-struct Replica {
-    child: tokio::process::Child,
-    base: String,
-    log: Arc<Mutex<String>>,
+struct Replica(BinCollector);
+
+impl std::ops::Deref for Replica {
+    type Target = BinCollector;
+    fn deref(&self) -> &BinCollector {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Replica {
+    fn deref_mut(&mut self) -> &mut BinCollector {
+        &mut self.0
+    }
 }
 
 impl Replica {
     async fn start(cfg: &str) -> Replica {
-        let mut child = tokio::process::Command::new(BIN)
-            .args(["collector", "--config", cfg])
-            .env_remove("LINKWATCH_COLLECTOR_CONFIG")
-            .env("RUST_LOG", "info")
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut tx = Some(tx);
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if line.contains("collector listening")
-                        && let Some(a) = line.split("addr=").nth(1)
-                        && let Some(tx) = tx.take()
-                    {
-                        let _ = tx.send(a.split_whitespace().next().unwrap().to_string());
-                    }
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
-        let addr = tokio::time::timeout(Duration::from_secs(60), rx)
-            .await
-            .expect("the collector listens within 60 s")
-            .unwrap_or_else(|_| panic!("the collector exited before listening"));
-        Replica {
-            child,
-            base: format!("http://{addr}"),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        Replica(BinCollector::start(std::path::Path::new(cfg)).await)
     }
 
     /// Its metrics: job leadership and device-days computed.

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::agent::{Agent, BIN};
+use common::agent::{Agent, BIN, COLLECTOR_ADDR, add_device, uploading_config};
 use common::{Testbed, Uplink, testbed_available, wait_until};
 use linkwatch::collector::store::{self, Store, StoredRecord};
 use linkwatch::collector::{report, uptime};
@@ -17,8 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-
-const COLLECTOR_ADDR: &str = "203.0.113.20";
 
 struct Collector {
     child: Child,
@@ -99,69 +97,6 @@ fn start_collector(tb: &Testbed, dir: &Path) -> Collector {
     c
 }
 
-fn add_device(c: &Collector, name: &str, dir: &Path) -> PathBuf {
-    let path = dir.join("token");
-    let out = std::process::Command::new(BIN)
-        .args([
-            "device",
-            "add",
-            name,
-            "--output",
-            path.to_str().unwrap(),
-            "--config",
-            c.config.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    path
-}
-
-fn agent_config(c: &Collector, token: &Path, dir: &Path) -> String {
-    format!(
-        r#"presets = []
-probes = [
-  {{ type = "icmp", target = "192.0.2.1" }},
-  {{ type = "icmp", target = "192.0.2.2" }},
-]
-[agent]
-device_name = "dev1"
-status_listen = "127.0.0.1:9477"
-log_format = "text"
-log_level = "debug"
-[discovery]
-enabled = false
-[health]
-interval_standby = "1s"
-interval_metered_standby = "1s"
-[upload]
-collector_url = "https://{COLLECTOR_ADDR}:8443"
-token_file = "{}"
-ca_file = "{}"
-spool_path = "{}"
-heartbeat = "1s"
-upload_interval = "1s"
-backoff_max = "2s"
-[[link]]
-name = "bb0"
-kind = "broadband"
-[[link]]
-name = "wl0"
-kind = "wifi"
-[[link]]
-name = "mb0"
-kind = "mobile"
-"#,
-        token.display(),
-        c.ca.display(),
-        dir.join("spool.db").display()
-    )
-}
-
 async fn stored(c: &Collector) -> (Arc<dyn Store>, i64, Vec<StoredRecord>) {
     let s = store::open(&c.db_url).await.unwrap();
     let d = s.device_by_name("dev1").await.unwrap().expect("device");
@@ -193,8 +128,11 @@ fn offline_for_a_while_with_flapping_links_loses_nothing_and_keeps_measured_time
     let tb = Testbed::new();
     let dir = tempfile::tempdir().unwrap();
     let c = start_collector(&tb, dir.path());
-    let token = add_device(&c, "dev1", dir.path());
-    let agent = Agent::start(&tb, &agent_config(&c, &token, dir.path()));
+    let token = add_device(&c.config, "dev1", dir.path());
+    let agent = Agent::start(
+        &tb,
+        &uploading_config("dev1", &token, &c.ca, dir.path(), "debug"),
+    );
     agent.all_up();
     let rt = rt();
     wait_until(Duration::from_secs(15), "first upload", || {
@@ -269,8 +207,11 @@ fn sigkill_mid_upload_and_restart_keep_every_record_exactly_once_and_sigterm_say
     let tb = Testbed::new();
     let dir = tempfile::tempdir().unwrap();
     let c = start_collector(&tb, dir.path());
-    let token = add_device(&c, "dev1", dir.path());
-    let mut agent = Agent::start(&tb, &agent_config(&c, &token, dir.path()));
+    let token = add_device(&c.config, "dev1", dir.path());
+    let mut agent = Agent::start(
+        &tb,
+        &uploading_config("dev1", &token, &c.ca, dir.path(), "debug"),
+    );
     agent.all_up();
     let rt = rt();
     wait_until(Duration::from_secs(15), "first upload", || {
@@ -318,8 +259,11 @@ fn collector_sigkilled_mid_batch_then_restarted_ends_with_every_record_once() {
     let tb = Testbed::new();
     let dir = tempfile::tempdir().unwrap();
     let mut c = start_collector(&tb, dir.path());
-    let token = add_device(&c, "dev1", dir.path());
-    let agent = Agent::start(&tb, &agent_config(&c, &token, dir.path()));
+    let token = add_device(&c.config, "dev1", dir.path());
+    let agent = Agent::start(
+        &tb,
+        &uploading_config("dev1", &token, &c.ca, dir.path(), "debug"),
+    );
     agent.all_up();
     let rt = rt();
     wait_until(Duration::from_secs(15), "first upload", || {
@@ -359,7 +303,7 @@ fn a_full_spool_disk_loses_nothing_once_space_is_back() {
     let tb = Testbed::new();
     let dir = tempfile::tempdir().unwrap();
     let c = start_collector(&tb, dir.path());
-    let token = add_device(&c, "dev1", dir.path());
+    let token = add_device(&c.config, "dev1", dir.path());
     // The spool lives on a tiny file system of its own.
     let spool_dir = dir.path().join("spoolfs");
     std::fs::create_dir(&spool_dir).unwrap();
@@ -378,7 +322,7 @@ fn a_full_spool_disk_loses_nothing_once_space_is_back() {
         }
     }
     let _unmount = Unmount(spool_dir.clone());
-    let cfg = agent_config(&c, &token, &spool_dir);
+    let cfg = uploading_config("dev1", &token, &c.ca, &spool_dir, "debug");
     let agent = Agent::start(&tb, &cfg);
     agent.all_up();
     let rt = rt();
@@ -488,7 +432,7 @@ fn wall_clock_stepped_back_an_hour_loses_nothing_duplicates_nothing_and_keeps_se
     let tb = Testbed::new();
     let dir = tempfile::tempdir().unwrap();
     let c = start_collector(&tb, dir.path());
-    let token = add_device(&c, "dev1", dir.path());
+    let token = add_device(&c.config, "dev1", dir.path());
     // Only the agent's CLOCK_REALTIME is faked; its monotonic clock (and so
     // its timers and mono_ms), the collector's and this test's clocks are real.
     let clock = dir.path().join("agent-clock.rc");
@@ -498,7 +442,7 @@ fn wall_clock_stepped_back_an_hour_loses_nothing_duplicates_nothing_and_keeps_se
     let t0 = now_ms();
     let mut agent = Agent::spawn_with(
         &tb,
-        &agent_config(&c, &token, dir.path()),
+        &uploading_config("dev1", &token, &c.ca, dir.path(), "debug"),
         &[
             "env",
             &preload,

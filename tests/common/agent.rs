@@ -3,11 +3,84 @@
 
 use super::{Testbed, wait_until};
 use linkwatch::wire::{AgentStatus, LinkState};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_linkwatch");
+
+/// Where the namespace tests run the collector (HTTPS on port 8443 in the
+/// internet namespace).
+pub const COLLECTOR_ADDR: &str = "203.0.113.20";
+
+/// Registers `device` with the collector of `collector_config` (`linkwatch
+/// device add`) and returns the file its token was written to, in `dir`.
+pub fn add_device(collector_config: &Path, device: &str, dir: &Path) -> PathBuf {
+    let path = dir.join("token");
+    let out = Command::new(BIN)
+        .args(["device", "add", device, "--output"])
+        .arg(&path)
+        .arg("--config")
+        .arg(collector_config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+/// An agent config for the testbed's three links (bb0, wl0, mb0): probes
+/// to 192.0.2.1 and .2 every second, uploads every second over HTTPS to
+/// the collector on [`COLLECTOR_ADDR`] (trusting `ca`), spool in `dir`.
+pub fn uploading_config(
+    device: &str,
+    token: &Path,
+    ca: &Path,
+    dir: &Path,
+    log_level: &str,
+) -> String {
+    format!(
+        r#"presets = []
+probes = [
+  {{ type = "icmp", target = "192.0.2.1" }},
+  {{ type = "icmp", target = "192.0.2.2" }},
+]
+[agent]
+device_name = "{device}"
+status_listen = "127.0.0.1:9477"
+log_format = "text"
+log_level = "{log_level}"
+[discovery]
+enabled = false
+[health]
+interval_standby = "1s"
+interval_metered_standby = "1s"
+[upload]
+collector_url = "https://{COLLECTOR_ADDR}:8443"
+token_file = "{}"
+ca_file = "{}"
+spool_path = "{}"
+heartbeat = "1s"
+upload_interval = "1s"
+backoff_max = "2s"
+[[link]]
+name = "bb0"
+kind = "broadband"
+[[link]]
+name = "wl0"
+kind = "wifi"
+[[link]]
+name = "mb0"
+kind = "mobile"
+"#,
+        token.display(),
+        ca.display(),
+        dir.join("spool.db").display()
+    )
+}
 
 pub struct Agent<'a> {
     pub tb: &'a Testbed,
