@@ -2,6 +2,7 @@
 //! test binds and names in `NOTIFY_SOCKET`, with `WATCHDOG_USEC` set. The
 //! agent (and the collector) must say READY=1 once started, ping WATCHDOG=1
 //! regularly, and say STOPPING=1 on SIGTERM. No root needed; loopback only.
+//! Also the log-level settings the agent honours (`log_level`, `RUST_LOG`).
 
 use std::net::TcpListener;
 use std::os::unix::net::UnixDatagram;
@@ -140,4 +141,69 @@ fn the_collector_speaks_systemds_notify_protocol() {
         &["collector", "--config", config.to_str().unwrap()],
     );
     check_protocol(dir.path(), &sock_path, &sock, child);
+}
+
+/// The agent's log, started with `log_level = level` (and `RUST_LOG` when
+/// given) and stopped with SIGTERM once it said READY=1.
+fn agent_log(level: &str, rust_log: Option<&str>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\nstatus_listen = \"{}\"\nlog_format = \"text\"\nlog_level = \"{level}\"\n\
+             [discovery]\nenabled = false\n[failover]\nmode = \"observe\"\n\
+             [upload]\nspool_path = \"{}\"\n",
+            free_addr(),
+            dir.path().join("spool.db").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["agent", "--config", config.to_str().unwrap()])
+        .current_dir(dir.path())
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env_remove("WATCHDOG_USEC")
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("log")).unwrap());
+    if let Some(v) = rust_log {
+        cmd.env("RUST_LOG", v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut seen = vec![];
+    wait_for(&sock, "READY=1", Duration::from_secs(20), &mut seen);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+    std::fs::read_to_string(dir.path().join("log")).unwrap()
+}
+
+/// `log_level` and `RUST_LOG` take the same settings in both builds: a level,
+/// or `target=level` directives (RUST_LOG wins over the config).
+#[test]
+fn log_level_and_rust_log_choose_what_the_agent_logs() {
+    let cases = [
+        ("info", None, true),
+        ("warn", None, false),
+        ("warn,linkwatch::agent::run=info", None, true),
+        ("warn", Some("linkwatch=info"), true),
+        ("info", Some("warn"), false),
+        ("info", Some("info,linkwatch::agent=error"), false),
+        ("warn", Some("off,linkwatch::agent::run=debug"), true),
+    ];
+    for (level, rust_log, shown) in cases {
+        let log = agent_log(level, rust_log);
+        assert_eq!(
+            log.contains("agent starting"),
+            shown,
+            "log_level = {level:?}, RUST_LOG = {rust_log:?}:\n{log}"
+        );
+    }
 }

@@ -29,11 +29,35 @@ impl FromStr for LogFormat {
     }
 }
 
+/// The level filter: `RUST_LOG` when set, `default_level` otherwise. Both take
+/// `tracing-subscriber` directives (`info`, `warn,linkwatch::agent=debug`).
+/// With the collector built in this is an `EnvFilter` (span and field filters
+/// too); the agent-only build takes `target=level` directives only
+/// (`filter::Targets`), which saves it the regular-expression engine.
+#[cfg(feature = "collector")]
+fn level_filter(default_level: &str) -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::EnvFilter;
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level))
+}
+
+#[cfg(not(feature = "collector"))]
+fn level_filter(default_level: &str) -> tracing_subscriber::filter::Targets {
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| v.parse().ok());
+    from_env
+        .or_else(|| default_level.parse().ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::filter::Targets::new()
+                .with_default(tracing::level_filters::LevelFilter::INFO)
+        })
+}
+
 /// Install the global subscriber. `RUST_LOG` overrides `default_level`.
 pub fn init(format: LogFormat, default_level: &str) {
-    use tracing_subscriber::{EnvFilter, fmt, prelude::*};
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    use tracing_subscriber::{fmt, prelude::*};
+    let filter = level_filter(default_level);
     let format = match format {
         LogFormat::Auto if std::env::var_os("JOURNAL_STREAM").is_some() => LogFormat::Journald,
         LogFormat::Auto => LogFormat::Text,
