@@ -537,7 +537,7 @@ pub async fn deliver(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<Round
 /// `Job::Alerts`, until dropped; and in between, when something falls due
 /// sooner (an upload deadline plus the grace, an escalation, a silence's
 /// end, an outbox retry: [`super::wake`]), then, at most once a
-/// [`super::wake::MIN_GAP`].
+/// [`super::wake::MIN_GAP`] and never sooner than the last round took.
 pub async fn run(
     store: Arc<dyn Store>,
     engine: Arc<Engine>,
@@ -550,9 +550,11 @@ pub async fn run(
         async move {
             let started = std::time::Instant::now();
             loop {
+                let this = std::time::Instant::now();
                 let next = round(store.as_ref(), &engine).await;
+                let took = this.elapsed();
                 let now = crate::collector::last_seen::now_ms();
-                match super::wake::sleep_before(now, next, started.elapsed(), every) {
+                match super::wake::sleep_before(now, next, started.elapsed(), took, every) {
                     Some(wait) => tokio::time::sleep(wait).await,
                     None => break,
                 }

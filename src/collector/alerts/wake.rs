@@ -92,15 +92,21 @@ pub fn outbox_wake(rows: &[OutboxRow], now_ms: i64) -> Option<i64> {
 }
 
 /// How long to sleep before another round, `elapsed` into the current
-/// interval of length `every`: until `next_ms` (at least [`MIN_GAP`]), or
-/// `None` when nothing falls due before the interval's own next round.
+/// interval of length `every`, the last round having taken `last_round`:
+/// until `next_ms`, but at least [`MIN_GAP`] and at least as long as the
+/// last round took (so that woken rounds never take more than half of a
+/// core, however large the fleet); `None` when nothing falls due before
+/// the interval's own next round.
 pub fn sleep_before(
     now_ms: i64,
     next_ms: Option<i64>,
     elapsed: Duration,
+    last_round: Duration,
     every: Duration,
 ) -> Option<Duration> {
-    let wait = Duration::from_millis(u64::try_from(next_ms? - now_ms).unwrap_or(0)).max(MIN_GAP);
+    let wait = Duration::from_millis(u64::try_from(next_ms? - now_ms).unwrap_or(0))
+        .max(MIN_GAP)
+        .max(last_round);
     (elapsed.saturating_add(wait) < every).then_some(wait)
 }
 

@@ -55,23 +55,77 @@ fn the_earliest_due_time_after_now() {
 fn the_sleep_stays_within_the_interval() {
     let every = Duration::from_secs(4);
     let now = 1_000_000;
-    assert_eq!(sleep_before(now, None, Duration::ZERO, every), None);
     assert_eq!(
-        sleep_before(now, Some(now + 1_500), Duration::ZERO, every),
+        sleep_before(now, None, Duration::ZERO, Duration::ZERO, every),
+        None
+    );
+    assert_eq!(
+        sleep_before(
+            now,
+            Some(now + 1_500),
+            Duration::ZERO,
+            Duration::ZERO,
+            every
+        ),
         Some(Duration::from_millis(1_500))
     );
     // Not closer than the gap, whatever falls due.
     assert_eq!(
-        sleep_before(now, Some(now + 10), Duration::ZERO, every),
+        sleep_before(now, Some(now + 10), Duration::ZERO, Duration::ZERO, every),
         Some(MIN_GAP)
     );
     // The interval's own round comes first.
     assert_eq!(
-        sleep_before(now, Some(now + 3_000), Duration::from_millis(1_500), every),
+        sleep_before(
+            now,
+            Some(now + 3_000),
+            Duration::from_millis(1_500),
+            Duration::ZERO,
+            every
+        ),
         None
     );
     assert_eq!(
-        sleep_before(now, Some(now + 60_000), Duration::ZERO, every),
+        sleep_before(
+            now,
+            Some(now + 60_000),
+            Duration::ZERO,
+            Duration::ZERO,
+            every
+        ),
+        None
+    );
+    // A round that took long (a large fleet) spaces the next one as far.
+    let slow = Duration::from_millis(1_800);
+    assert_eq!(
+        sleep_before(
+            now,
+            Some(now + 10),
+            Duration::ZERO,
+            slow,
+            Duration::from_secs(60)
+        ),
+        Some(slow)
+    );
+    assert_eq!(
+        sleep_before(
+            now,
+            Some(now + 2_500),
+            Duration::ZERO,
+            slow,
+            Duration::from_secs(60)
+        ),
+        Some(Duration::from_millis(2_500))
+    );
+    // And gives way to the interval's round when that comes first.
+    assert_eq!(
+        sleep_before(
+            now,
+            Some(now + 10),
+            Duration::from_millis(2_500),
+            slow,
+            every
+        ),
         None
     );
 }
@@ -137,7 +191,13 @@ proptest! {
             woken.tick(now, &facts);
             rounds += 1;
             let next = next_wake(&woken.ctx.rules, now, &facts, &woken.open, &woken.silences);
-            let wait = sleep_before(now, next, Duration::ZERO, Duration::from_millis(every as u64))
+            let wait = sleep_before(
+                now,
+                next,
+                Duration::ZERO,
+                Duration::ZERO,
+                Duration::from_millis(every as u64),
+            )
                 .map_or(every, |d| d.as_millis() as i64);
             now += wait;
         }
