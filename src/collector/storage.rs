@@ -2,51 +2,18 @@
 //! takes in the collector's database, and the oldest raw minute it still
 //! keeps, as `linkwatch storage` prints it, `GET /api/v1/storage` answers it
 //! and `/metrics` counts it. The stores measure ([`StorageFacts`], from
-//! SQLite's `dbstat` or PostgreSQL's relation sizes); grouping and
+//! SQLite's `dbstat` or PostgreSQL's relation sizes, see `store::sizes`); grouping and
 //! rendering here are pure; [`run_gauges`] is the thin task that refreshes
 //! the two cheap gauges.
 
 use crate::collector::store::Store;
+pub use crate::collector::store::{StorageFacts, StorageSummary, TableSize};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// One table as a store measured it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableSize {
-    pub table: String,
-    pub rows: i64,
-    /// The table itself (with overflow or TOAST pages).
-    pub table_bytes: i64,
-    /// All its indexes.
-    pub index_bytes: i64,
-}
-
-/// What a store measured: every table of the schema, the whole database
-/// and the oldest raw minute summary kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StorageFacts {
-    /// `sqlite` or `postgresql`.
-    pub backend: &'static str,
-    pub tables: Vec<TableSize>,
-    /// The database file (SQLite, pages in use and free) or this schema's
-    /// relations (PostgreSQL).
-    pub database_bytes: i64,
-    /// Pages the file keeps free for reuse (SQLite; 0 on PostgreSQL).
-    pub free_bytes: i64,
-    /// Placed time of the oldest raw minute summary kept (packed or a row).
-    pub oldest_raw_ms: Option<i64>,
-}
-
-/// The cheap part of [`StorageFacts`], read for the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StorageSummary {
-    pub database_bytes: i64,
-    pub oldest_raw_ms: Option<i64>,
-}
 
 /// The kinds of data, in the order the view lists them.
 pub const KINDS: [&str; 6] = [

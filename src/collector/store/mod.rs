@@ -25,9 +25,12 @@ mod dialect;
 mod group;
 mod packs;
 pub mod postgres;
+mod sizes;
 mod sql;
 pub mod sqlite;
 pub mod users;
+
+pub use sizes::{StorageFacts, StorageSummary, TableSize};
 
 use crate::collector::alerts::contacts::Contact;
 use crate::collector::alerts::model::{Decisions, OpenAlert, Silence};
@@ -396,14 +399,12 @@ pub trait Store: Send + Sync + 'static {
     /// the oldest raw minute kept. Reads the whole database on SQLite
     /// (`dbstat`) and counts every table's rows on PostgreSQL: for an
     /// operator's question, not for a timer.
-    async fn storage(&self) -> Result<crate::collector::storage::StorageFacts, StoreError> {
+    async fn storage(&self) -> Result<StorageFacts, StoreError> {
         Err(StoreError::Unsupported("storage figures"))
     }
     /// The database's size and the oldest raw minute kept: a few page
     /// counts and index lookups, cheap enough for the metrics.
-    async fn storage_summary(
-        &self,
-    ) -> Result<crate::collector::storage::StorageSummary, StoreError> {
+    async fn storage_summary(&self) -> Result<StorageSummary, StoreError> {
         Err(StoreError::Unsupported("storage figures"))
     }
 }

@@ -105,13 +105,11 @@ impl PgStore {
 
 #[async_trait::async_trait]
 impl Store for PgStore {
-    async fn storage(&self) -> Result<crate::collector::storage::StorageFacts, StoreError> {
+    async fn storage(&self) -> Result<super::StorageFacts, StoreError> {
         sizes::facts(&self.pool).await
     }
 
-    async fn storage_summary(
-        &self,
-    ) -> Result<crate::collector::storage::StorageSummary, StoreError> {
+    async fn storage_summary(&self) -> Result<super::StorageSummary, StoreError> {
         sizes::summary(&self.pool).await
     }
 

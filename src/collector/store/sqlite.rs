@@ -124,13 +124,11 @@ impl SqliteStore {
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
-    async fn storage(&self) -> Result<crate::collector::storage::StorageFacts, StoreError> {
+    async fn storage(&self) -> Result<super::StorageFacts, StoreError> {
         sizes::facts(&self.pool).await
     }
 
-    async fn storage_summary(
-        &self,
-    ) -> Result<crate::collector::storage::StorageSummary, StoreError> {
+    async fn storage_summary(&self) -> Result<super::StorageSummary, StoreError> {
         sizes::summary(&self.pool).await
     }
 

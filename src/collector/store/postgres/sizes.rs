@@ -3,9 +3,8 @@
 //! (heap and TOAST, indexes) from PostgreSQL's size functions, and the oldest
 //! raw minute from the indexes retention uses.
 
-use crate::collector::storage::{StorageFacts, StorageSummary, TableSize};
-use crate::collector::store::StoreError;
 use crate::collector::store::sql::{OLDEST_RAW, query_err};
+use crate::collector::store::{StorageFacts, StorageSummary, StoreError, TableSize};
 use sqlx::{AssertSqlSafe, PgPool};
 
 /// The store's tables (of the schema the connection works in): name, bytes

@@ -2,9 +2,8 @@
 //! rows and bytes from the `dbstat` virtual table, the file's size from its
 //! page counts, and the oldest raw minute from the indexes retention uses.
 
-use crate::collector::storage::{StorageFacts, StorageSummary, TableSize};
-use crate::collector::store::StoreError;
 use crate::collector::store::sql::{OLDEST_RAW, query_err};
+use crate::collector::store::{StorageFacts, StorageSummary, StoreError, TableSize};
 use sqlx::SqlitePool;
 use std::collections::BTreeMap;
 
