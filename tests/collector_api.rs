@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::cli::linkwatch;
+
 use common::db::{TestDb, on_both};
 use linkwatch::collector::access::{Branch, Role};
 use linkwatch::collector::devices;
@@ -683,22 +685,6 @@ async fn announced_deadline_and_last_seen(db: Arc<TestDb>) {
 
 // ---------------------------------------------------------------------------
 // The command line
-
-async fn linkwatch(args: &[&str], cwd: &std::path::Path) -> (i32, String, String) {
-    let out = tokio::process::Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("LINKWATCH_COLLECTOR_CONFIG")
-        .env_remove("RUST_LOG")
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// A collector config file for `db` in its scratch directory.
 fn config_file(db: &TestDb) -> String {

@@ -15,6 +15,8 @@
 
 mod common;
 
+use common::cli::linkwatch;
+
 use common::db::{TestDb, on_both};
 use common::records::Recs;
 use linkwatch::collector::access::Role;
@@ -29,7 +31,6 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_linkwatch");
 const MIN: i64 = 60_000;
 
 on_both!(hostile_names_come_out_as_text_in_every_csv);
@@ -89,22 +90,6 @@ fn morning() -> Vec<linkwatch::wire::v1::Record> {
         }
     }
     r.out
-}
-
-async fn linkwatch(args: &[&str], cwd: &std::path::Path) -> (i32, String, String) {
-    let out = tokio::process::Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("LINKWATCH_COLLECTOR_CONFIG")
-        .env_remove("RUST_LOG")
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// The hierarchy and devices: through the command line where it accepts

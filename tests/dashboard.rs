@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::cli::linkwatch_input;
+
 use common::db::{TestDb, on_both};
 use common::web::{Browser, default_options, serve};
 use linkwatch::collector::access::{Level, Role};
@@ -14,7 +16,6 @@ use linkwatch::collector::store::{NewSession, Office};
 use linkwatch::collector::web::users;
 use std::sync::Arc;
 
-const BIN: &str = env!("CARGO_BIN_EXE_linkwatch");
 const PW: &str = "correct horse battery";
 
 on_both!(
@@ -254,29 +255,6 @@ async fn forged_forms_are_refused(db: Arc<TestDb>) {
     assert_eq!(b.post("/signout", &[("csrf", &theirs)]).await.status, 403);
 }
 
-async fn linkwatch(args: &[&str], stdin: &str, cwd: &std::path::Path) -> (i32, String, String) {
-    use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("LINKWATCH_COLLECTOR_CONFIG")
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).await.unwrap();
-    drop(input);
-    let out = child.wait_with_output().await.unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 async fn cli_adds_lists_and_removes_users(db: Arc<TestDb>) {
     let store = db.open().await;
     offices(store.as_ref()).await;
@@ -292,7 +270,7 @@ async fn cli_adds_lists_and_removes_users(db: Arc<TestDb>) {
     let cfg = cfg_path.to_str().unwrap();
     let dir = db.dir();
     let pw = format!("{PW}\n");
-    let (code, out, err) = linkwatch(
+    let (code, out, err) = linkwatch_input(
         &[
             "user",
             "add",
@@ -311,7 +289,7 @@ async fn cli_adds_lists_and_removes_users(db: Arc<TestDb>) {
         out.contains("user `first-admin` added (admin role"),
         "{out}"
     );
-    let (code, _, err) = linkwatch(
+    let (code, _, err) = linkwatch_input(
         &[
             "user",
             "add",
@@ -370,12 +348,12 @@ async fn cli_adds_lists_and_removes_users(db: Arc<TestDb>) {
         } else {
             pw.as_str()
         };
-        let (code, _, err) = linkwatch(&a, input, dir).await;
+        let (code, _, err) = linkwatch_input(&a, input, dir).await;
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(err.contains(said), "{args:?}: {err}");
     }
 
-    let (code, out, _) = linkwatch(&["user", "list", "--config", cfg], "", dir).await;
+    let (code, out, _) = linkwatch_input(&["user", "list", "--config", cfg], "", dir).await;
     assert_eq!(code, 0);
     assert!(
         out.contains("ctg-it") && out.contains("division Chattogram"),
@@ -388,13 +366,13 @@ async fn cli_adds_lists_and_removes_users(db: Arc<TestDb>) {
     let mut b = Browser::new(&web);
     assert_eq!(b.sign_in("first-admin", PW).await.status, 303);
     let (code, out, _) =
-        linkwatch(&["user", "remove", "first-admin", "--config", cfg], "", dir).await;
+        linkwatch_input(&["user", "remove", "first-admin", "--config", cfg], "", dir).await;
     assert_eq!(code, 0, "{out}");
     assert_eq!(b.get("/fleet").await.status, 303);
     let mut c = Browser::new(&web);
     assert_eq!(c.sign_in("first-admin", PW).await.status, 401);
     let (code, _, err) =
-        linkwatch(&["user", "remove", "first-admin", "--config", cfg], "", dir).await;
+        linkwatch_input(&["user", "remove", "first-admin", "--config", cfg], "", dir).await;
     assert_eq!(code, 2);
     assert!(err.contains("no user named"), "{err}");
 }

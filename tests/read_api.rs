@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::cli::linkwatch;
+
 use common::db::{TestDb, on_both};
 use common::records::Recs;
 use linkwatch::collector::access::{Level, Role};
@@ -21,7 +23,6 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_linkwatch");
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
 
@@ -810,22 +811,6 @@ async fn bad_parameters_are_400_naming_the_field(db: Arc<TestDb>) {
 
 // ---------------------------------------------------------------------------
 // The command line
-
-async fn linkwatch(args: &[&str], cwd: &std::path::Path) -> (i32, String, String) {
-    let out = tokio::process::Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("LINKWATCH_COLLECTOR_CONFIG")
-        .env_remove("RUST_LOG")
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 async fn cli_tokens_and_report_filters(db: Arc<TestDb>) {
     let store = db.open().await;

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::cli::linkwatch;
+
 use common::db::{TestDb, on_both};
 use linkwatch::collector::devices;
 use linkwatch::collector::http::{self as api, ApiOptions, ApiState, ErrorBody};
@@ -21,7 +23,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_linkwatch");
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
 
@@ -228,22 +229,6 @@ fn check_no_office_row(row: &serde_json::Value) {
 
 // ---------------------------------------------------------------------------
 // The command line
-
-async fn linkwatch(args: &[&str], cwd: &std::path::Path) -> (i32, String, String) {
-    let out = tokio::process::Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("LINKWATCH_COLLECTOR_CONFIG")
-        .env_remove("RUST_LOG")
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// A collector config file for `db` in its scratch directory.
 fn config_file(db: &TestDb) -> String {

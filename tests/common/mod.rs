@@ -44,6 +44,7 @@
 pub mod agent;
 #[cfg(feature = "collector")]
 pub mod alerts;
+pub mod cli;
 #[cfg(feature = "collector")]
 pub mod db;
 #[cfg(feature = "collector")]

@@ -26,14 +26,18 @@ pub(super) async fn summary(pool: &PgPool) -> Result<StorageSummary, StoreError>
     .fetch_one(pool)
     .await
     .map_err(query_err("measure the schema"))?;
-    let oldest_raw_ms: Option<i64> = sqlx::query_scalar(OLDEST_RAW)
-        .fetch_one(pool)
-        .await
-        .map_err(query_err("find the oldest raw minute"))?;
     Ok(StorageSummary {
         database_bytes,
-        oldest_raw_ms,
+        oldest_raw_ms: oldest_raw(pool).await?,
     })
+}
+
+/// Placed time of the oldest raw minute summary kept.
+async fn oldest_raw(pool: &PgPool) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar(OLDEST_RAW)
+        .fetch_one(pool)
+        .await
+        .map_err(query_err("find the oldest raw minute"))
 }
 
 /// Every table's rows and bytes (counting the rows reads every table).
@@ -57,12 +61,13 @@ pub(super) async fn facts(pool: &PgPool) -> Result<StorageFacts, StoreError> {
             index_bytes,
         });
     }
-    let summary = summary(pool).await?;
+    // The schema's size is the sum of what was just measured.
+    let database_bytes = tables.iter().map(|t| t.table_bytes + t.index_bytes).sum();
     Ok(StorageFacts {
         backend: "postgresql",
         tables,
-        database_bytes: summary.database_bytes,
+        database_bytes,
         free_bytes: 0,
-        oldest_raw_ms: summary.oldest_raw_ms,
+        oldest_raw_ms: oldest_raw(pool).await?,
     })
 }

@@ -10,14 +10,18 @@ use std::collections::BTreeMap;
 /// The file's size and the oldest raw minute.
 pub(super) async fn summary(pool: &SqlitePool) -> Result<StorageSummary, StoreError> {
     let (pages, _, page_size) = pages(pool).await?;
-    let oldest_raw_ms: Option<i64> = sqlx::query_scalar(OLDEST_RAW)
-        .fetch_one(pool)
-        .await
-        .map_err(query_err("find the oldest raw minute"))?;
     Ok(StorageSummary {
         database_bytes: pages.saturating_mul(page_size),
-        oldest_raw_ms,
+        oldest_raw_ms: oldest_raw(pool).await?,
     })
+}
+
+/// Placed time of the oldest raw minute summary kept.
+async fn oldest_raw(pool: &SqlitePool) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar(OLDEST_RAW)
+        .fetch_one(pool)
+        .await
+        .map_err(query_err("find the oldest raw minute"))
 }
 
 /// Pages in the file, pages free, bytes per page.
@@ -85,12 +89,11 @@ pub(super) async fn facts(pool: &SqlitePool) -> Result<StorageFacts, StoreError>
         }
     }
     let (pages, free, page_size) = pages(pool).await?;
-    let summary = summary(pool).await?;
     Ok(StorageFacts {
         backend: "sqlite",
         tables: tables.into_values().collect(),
         database_bytes: pages.saturating_mul(page_size),
         free_bytes: free.saturating_mul(page_size),
-        oldest_raw_ms: summary.oldest_raw_ms,
+        oldest_raw_ms: oldest_raw(pool).await?,
     })
 }
