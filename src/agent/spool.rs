@@ -186,7 +186,7 @@ impl Spool {
                 path: path.to_path_buf(),
                 source,
             })?;
-        sqlx::migrate!("./migrations/spool")
+        crate::shared::migrations::migrator(crate::shared::migrations::SPOOL)
             .run(&pool)
             .await
             .map_err(|source| SpoolError::Migrate {

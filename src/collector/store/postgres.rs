@@ -83,7 +83,9 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(open_err)?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        crate::shared::migrations::migrator(crate::shared::migrations::POSTGRES)
+            .run(&pool)
+            .await?;
         let (jobs, queue) = mpsc::channel(group::QUEUE);
         let queue = Arc::new(tokio::sync::Mutex::new(queue));
         for _ in 0..ingest::WRITERS {

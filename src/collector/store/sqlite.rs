@@ -104,7 +104,9 @@ impl SqliteStore {
         .connect_with(options)
         .await
         .map_err(open_err)?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        crate::shared::migrations::migrator(crate::shared::migrations::SQLITE)
+            .run(&pool)
+            .await?;
         let write = Arc::new(tokio::sync::Mutex::new(()));
         let (jobs, queue) = mpsc::channel(group::QUEUE);
         // Ends when the store (the only sender) is dropped.
