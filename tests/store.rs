@@ -31,6 +31,7 @@ on_both!(
     ingest_throughput,
     api_tokens,
     last_seen_follows_uploads,
+    catalog_version_follows_the_catalog_not_uploads,
     storage_figures_match_what_is_stored,
 );
 
@@ -628,6 +629,79 @@ async fn data_survives_reopening(db: Arc<TestDb>) {
 /// time and the announced deadline; the newest record only moves forward
 /// by sequence number. Many devices uploading at once (one group commit)
 /// each get their own; it survives reopening.
+/// The alert round re-reads every device only when the catalog version
+/// moves: it must move on every change of a device or office the round
+/// uses, and not on uploads (or every round would read everything); the
+/// devices heard from since a time are exactly those.
+async fn catalog_version_follows_the_catalog_not_uploads(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let version = |s: Arc<dyn Store>| async move {
+        s.catalog_version()
+            .await
+            .unwrap()
+            .expect("both stores keep a catalog version")
+    };
+    let mut last = version(s.clone()).await;
+    let mut moved = |now: i64, what: &str| {
+        assert_ne!(now, last, "the catalog version did not move on {what}");
+        last = now;
+    };
+    let a = new_device(s.as_ref(), "a").await;
+    moved(version(s.clone()).await, "a device added");
+    let b = new_device(s.as_ref(), "b").await;
+    moved(version(s.clone()).await, "a device added");
+    s.upsert_offices(&[office("o1", "Savar UNO")])
+        .await
+        .unwrap();
+    moved(version(s.clone()).await, "an office added");
+    s.upsert_offices(&[office("o1", "Savar UNO office")])
+        .await
+        .unwrap();
+    moved(version(s.clone()).await, "an office renamed");
+    assert!(s.revoke_device("a").await.unwrap());
+    moved(version(s.clone()).await, "a device revoked");
+    assert!(s.rotate_device_token("a", "new-hash").await.unwrap());
+    moved(version(s.clone()).await, "a device given a new token");
+
+    s.ingest_upload(a, &recs(1..=3), Some(NOW + 307_000), NOW)
+        .await
+        .unwrap();
+    s.ingest_upload(b, &recs(1..=2), None, NOW + 60_000)
+        .await
+        .unwrap();
+    s.ingest_upload(b, &recs(3..=4), None, NOW + 120_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        version(s.clone()).await,
+        last,
+        "uploads must leave the catalog version alone"
+    );
+    let heard = |from: i64| {
+        let s = s.clone();
+        async move {
+            s.devices_heard_since(from)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| (d.name, d.seen.last_upload_ms))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        heard(NOW).await,
+        [
+            ("a".to_string(), Some(NOW)),
+            ("b".to_string(), Some(NOW + 120_000))
+        ]
+    );
+    assert_eq!(
+        heard(NOW + 1).await,
+        [("b".to_string(), Some(NOW + 120_000))]
+    );
+    assert_eq!(heard(NOW + 120_001).await, []);
+}
+
 async fn last_seen_follows_uploads(db: Arc<TestDb>) {
     let s = db.open().await;
     let d = new_device(s.as_ref(), "gw").await;

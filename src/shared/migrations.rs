@@ -42,6 +42,7 @@ pub const SQLITE: &[File] = files!("sqlite":
     7 "0007_minute_packs",
     8 "0008_silences_contacts",
     9 "0009_web_users",
+    10 "0010_device_catalog",
 );
 
 /// `migrations/postgres`.
@@ -56,6 +57,7 @@ pub const POSTGRES: &[File] = files!("postgres":
     7 "0007_minute_packs",
     8 "0008_silences_contacts",
     9 "0009_web_users",
+    10 "0010_device_catalog",
 );
 
 /// The migrator of one database's files.

@@ -4,8 +4,10 @@
 //! round
 //!
 //! 1. [`tick`]: builds the engine's input from the store (every device's
-//!    last seen and whether its last record is a clean stop, the offices,
-//!    the open alerts, the late data of silent devices heard from again),
+//!    last seen, read in full only when the catalog changed, otherwise only
+//!    the devices that uploaded since the last round, [`super::fleet`];
+//!    whether its last record is a clean stop; the offices; the open
+//!    alerts; the late data of silent devices heard from again),
 //!    evaluates, and applies the decisions with their outbox rows in one
 //!    transaction;
 //! 2. [`deliver`]: reads the outbox, expires and defers what
@@ -27,6 +29,7 @@
 use super::annotate::{self, Annotation};
 use super::channels::Sender;
 use super::contacts::Routing;
+use super::fleet::{self, Fleet, Read};
 use super::model::{DeviceFacts, Event, GatewayLinks, Silence, StopKind};
 use super::outbox::{self, OutboxRow, Planner, RowState};
 use super::rules::{Context, Rule, RuleKind};
@@ -138,6 +141,8 @@ pub struct Engine {
     /// Per device id: (its last upload, its links as its records tell), so
     /// that a gateway's records are read once per upload.
     links: Mutex<LinksCache>,
+    /// The devices and offices as of the last round ([`super::fleet`]).
+    fleet: tokio::sync::Mutex<Option<Fleet>>,
 }
 
 /// What one round did.
@@ -167,6 +172,7 @@ impl Engine {
             metrics,
             stops: Mutex::new(HashMap::new()),
             links: Mutex::new(HashMap::new()),
+            fleet: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -183,6 +189,7 @@ impl Engine {
             metrics,
             stops: Mutex::new(HashMap::new()),
             links: Mutex::new(HashMap::new()),
+            fleet: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -305,15 +312,36 @@ fn facts(d: &Device, gateway: bool, stopped: Option<StopKind>) -> DeviceFacts {
     }
 }
 
+/// The engine's copy of the fleet brought up to date: everything read, or
+/// only the devices heard from since the copy's newest upload
+/// ([`super::fleet`]).
+async fn refresh<'f>(
+    store: &dyn Store,
+    fleet: &'f mut Option<Fleet>,
+    now_ms: i64,
+) -> Result<&'f Fleet, StoreError> {
+    let version = store.catalog_version().await?;
+    match fleet::plan(fleet.as_ref(), version, now_ms) {
+        Read::Full => {
+            let devices = store.list_devices().await?;
+            let offices = store.list_offices().await?;
+            Ok(fleet.insert(Fleet::full(version, now_ms, devices, offices)))
+        }
+        Read::HeardSince(from_ms) => {
+            let changed = store.devices_heard_since(from_ms).await?;
+            let f = fleet.get_or_insert_with(Fleet::default);
+            f.update(changed);
+            Ok(f)
+        }
+    }
+}
+
 /// One evaluation at `now_ms`: see the module documentation.
 pub async fn tick(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<RoundStats, StoreError> {
-    let devices: Vec<Device> = store
-        .list_devices()
-        .await?
-        .into_iter()
-        .filter(|d| !d.revoked)
-        .collect();
-    let offices = store.list_offices().await?;
+    let mut fleet = e.fleet.lock().await;
+    let fleet = refresh(store, &mut fleet, now_ms).await?;
+    let devices: Vec<&Device> = fleet.devices().iter().filter(|d| !d.revoked).collect();
+    let offices = fleet.offices().to_vec();
     let by_code: HashMap<String, Office> = offices
         .iter()
         .map(|o| (o.code.clone(), o.clone()))
@@ -331,7 +359,7 @@ pub async fn tick(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<RoundSta
             )
         })
         .collect();
-    for d in &devices {
+    for &d in &devices {
         let gateway = e.cfg.gateways.contains(&d.name);
         let mut f = facts(d, gateway, e.stopped(store, d, now_ms).await?);
         if link_rules.iter().any(|r| r.watches(&f, &ctx.offices)) {
@@ -358,7 +386,7 @@ pub async fn tick(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<RoundSta
         };
         let requests = annotation_requests(&input);
         let by_name: HashMap<&str, &Device> =
-            devices.iter().map(|d| (d.name.as_str(), d)).collect();
+            devices.iter().map(|&d| (d.name.as_str(), d)).collect();
         let mut found = BTreeMap::new();
         for req in requests {
             let Some(d) = by_name.get(req.device.as_str()) else {

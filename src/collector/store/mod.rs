@@ -92,6 +92,22 @@ pub trait Store: Send + Sync + 'static {
     async fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>, StoreError>;
     async fn device_by_name(&self, name: &str) -> Result<Option<Device>, StoreError>;
     async fn list_devices(&self) -> Result<Vec<Device>, StoreError>;
+    /// The devices whose last upload is at or after `from_ms` (the
+    /// collector's clock), revoked ones included, in name order.
+    async fn devices_heard_since(&self, from_ms: i64) -> Result<Vec<Device>, StoreError> {
+        Ok(self
+            .list_devices()
+            .await?
+            .into_iter()
+            .filter(|d| d.seen.last_upload_ms.is_some_and(|t| t >= from_ms))
+            .collect())
+    }
+    /// A number that changes whenever a device is added, removed, renamed,
+    /// moved, revoked or given a new token, or an office changes (not on
+    /// uploads); `None` when the store cannot tell (then readers re-read).
+    async fn catalog_version(&self) -> Result<Option<i64>, StoreError> {
+        Ok(None)
+    }
     /// Revoke a device's token; false when no such device.
     async fn revoke_device(&self, name: &str) -> Result<bool, StoreError>;
     /// Give a device a new token (its hash) and lift a revocation: the old

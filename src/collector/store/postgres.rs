@@ -220,6 +220,14 @@ impl Store for PgStore {
         self.sql().list_devices().await
     }
 
+    async fn devices_heard_since(&self, from_ms: i64) -> Result<Vec<Device>, StoreError> {
+        self.sql().devices_heard_since(from_ms).await
+    }
+
+    async fn catalog_version(&self) -> Result<Option<i64>, StoreError> {
+        self.sql().catalog_version().await
+    }
+
     async fn revoke_device(&self, name: &str) -> Result<bool, StoreError> {
         self.sql().revoke_device(name).await
     }

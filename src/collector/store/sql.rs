@@ -298,6 +298,27 @@ where
         .map_err(query_err("list devices"))
     }
 
+    pub async fn devices_heard_since(&self, from_ms: i64) -> Result<Vec<Device>, StoreError> {
+        sqlx::query_as::<DB, DeviceRow>(self.dialect.sql(format!(
+            "SELECT {DEVICE_COLS} FROM devices WHERE last_upload_ms >= ? ORDER BY name"
+        )))
+        .bind(from_ms)
+        .fetch_all(self.pool)
+        .await
+        .map(|rows| rows.into_iter().map(device).collect())
+        .map_err(query_err("devices heard since"))
+    }
+
+    pub async fn catalog_version(&self) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar::<DB, i64>(
+            self.dialect
+                .sql("SELECT version FROM device_catalog WHERE id = 1"),
+        )
+        .fetch_optional(self.pool)
+        .await
+        .map_err(query_err("device catalog version"))
+    }
+
     /// Run one write statement binding `keys` under the write lock; how many
     /// rows it changed.
     async fn update(
