@@ -389,16 +389,20 @@ async fn store_tick(label: &str, url: &str, n: usize) {
         .expect("first tick");
     let first_t = start.elapsed();
     // Between two rounds (4 s apart, the default interval) the devices
-    // that upload in 4 s at 5-minute intervals (1 in 75) have uploaded,
-    // the silent ones (ids from the fill above) staying silent: written
-    // outside the timed part, as ingest would.
+    // whose next upload fell in those 4 s (device i last uploaded i % 300 s
+    // before the fill: 1 in 75 of them) have uploaded, the silent ones
+    // (ids from the fill above) staying silent: written outside the timed
+    // part, as ingest would.
     let mut steady = Vec::new();
     for k in 1..=8i64 {
         let at = now + k * 4_000;
         let sql = format!(
             "UPDATE devices SET last_upload_ms = {at}, next_upload_due_ms = {} \
-             WHERE id % 75 = {k} AND NOT ((id - 1) / {PER_OFFICE} % 100 = 7 OR (id - 1) % 33 = 5)",
-            at + 307_000
+             WHERE (id - 1) % 300 >= {} AND (id - 1) % 300 < {} \
+             AND NOT ((id - 1) / {PER_OFFICE} % 100 = 7 OR (id - 1) % 33 = 5)",
+            at + 307_000,
+            300 - 4 * k,
+            300 - 4 * (k - 1),
         );
         execute(url, &sql).await;
         let t = Instant::now();
@@ -419,7 +423,32 @@ async fn store_tick(label: &str, url: &str, n: usize) {
         .await
         .expect("tick");
     let full_t = t.elapsed();
+    // The reads a round makes, one at a time.
+    let t = Instant::now();
+    let listed = store.list_devices().await.expect("devices").len();
+    let devices_t = t.elapsed();
+    let t = Instant::now();
+    store.list_offices().await.expect("offices");
+    let offices_t = t.elapsed();
+    let t = Instant::now();
+    let open = store.open_alerts().await.expect("open alerts").len();
+    let open_t = t.elapsed();
+    let t = Instant::now();
+    let heard = store
+        .devices_heard_since(now + 32_000 - 30_000)
+        .await
+        .expect("heard since")
+        .len();
+    let heard_t = t.elapsed();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "alerts store reads, {label}: all {listed} devices {:.0} ms, offices {:.0} ms, \
+         {open} open alerts {:.0} ms, the {heard} devices heard from in the last 30 s {:.0} ms",
+        ms(devices_t),
+        ms(offices_t),
+        ms(open_t),
+        ms(heard_t),
+    );
     println!(
         "alerts store tick, {label}: {n} devices in {offices} offices (filled in {:.1} s): first tick {:.0} ms \
          ({} alerts opened, {} notices); steady tick, {} devices uploaded since the last, median {:.0} ms \

@@ -24,7 +24,7 @@
 use crate::collector::alerts::annotate::{Annotation, AnnotationRequest};
 use crate::collector::alerts::contacts::Routing;
 use crate::collector::alerts::model::*;
-use crate::collector::alerts::rules::{Context, Rule, RuleKind, open_since};
+use crate::collector::alerts::rules::{Context, Rule, RuleKind, RuleSet, open_since};
 use crate::collector::model::Office;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -42,11 +42,26 @@ pub struct Input<'a> {
 
 /// The annotations the next [`evaluate`] may need: for each device of an
 /// open unreachable or office-offline alert that was heard from since the
-/// alert's start, its records over the silence.
-pub fn annotation_requests(input: &Input<'_>) -> Vec<AnnotationRequest> {
+/// alert's start and is not silent now (back, or stopped cleanly: the
+/// alert may close), its records over the silence. An office's members
+/// still silent are not read (each round would read them again).
+pub fn annotation_requests(ctx: &Context, input: &Input<'_>) -> Vec<AnnotationRequest> {
+    // Only the devices open alerts name are looked up: a set of those, then
+    // one pass over the fleet (no map of every device each round).
+    let named: HashSet<&str> = input
+        .open
+        .iter()
+        .flat_map(|a| match (&a.kind, &a.key.subject) {
+            (AlertKind::Unreachable, Subject::Device { device }) => vec![device.as_str()],
+            (AlertKind::OfficeOffline, _) => a.members.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
     let heard: HashMap<&str, i64> = input
         .devices
         .iter()
+        .filter(|d| named.contains(d.name.as_str()))
+        .filter(|d| d.stopped.is_some() || !silent(&ctx.rules, d, input.now_ms))
         .filter_map(|d| Some((d.name.as_str(), d.last_upload_ms?)))
         .collect();
     let mut out: BTreeMap<&str, i64> = BTreeMap::new();
@@ -382,16 +397,25 @@ impl<'a> Eval<'a> {
 
     /// When a device's upload is due at the latest, grace not included.
     pub fn deadline(&self, d: &DeviceFacts) -> Option<i64> {
-        let heard = d.last_upload_ms?;
-        Some(
-            d.next_upload_due_ms
-                .unwrap_or(heard.saturating_add(self.ctx.rules.upload_interval_ms)),
-        )
+        deadline(&self.ctx.rules, d)
     }
 
     /// Silent: the deadline plus the grace passed with nothing received.
     pub fn silent(&self, d: &DeviceFacts) -> bool {
-        self.deadline(d)
-            .is_some_and(|dl| self.now >= dl.saturating_add(self.ctx.rules.grace_ms))
+        silent(&self.ctx.rules, d, self.now)
     }
+}
+
+/// When a device's upload is due at the latest, grace not included.
+fn deadline(rules: &RuleSet, d: &DeviceFacts) -> Option<i64> {
+    let heard = d.last_upload_ms?;
+    Some(
+        d.next_upload_due_ms
+            .unwrap_or(heard.saturating_add(rules.upload_interval_ms)),
+    )
+}
+
+/// Silent at `now`: the deadline plus the grace passed with nothing received.
+fn silent(rules: &RuleSet, d: &DeviceFacts, now: i64) -> bool {
+    deadline(rules, d).is_some_and(|dl| now >= dl.saturating_add(rules.grace_ms))
 }

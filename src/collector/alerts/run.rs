@@ -384,9 +384,18 @@ pub async fn tick(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<RoundSta
             silences: &silences,
             annotations: &annotations,
         };
-        let requests = annotation_requests(&input);
-        let by_name: HashMap<&str, &Device> =
-            devices.iter().map(|&d| (d.name.as_str(), d)).collect();
+        let requests = annotation_requests(&ctx, &input);
+        let wanted: std::collections::HashSet<&str> =
+            requests.iter().map(|r| r.device.as_str()).collect();
+        let by_name: HashMap<&str, &Device> = if wanted.is_empty() {
+            HashMap::new()
+        } else {
+            devices
+                .iter()
+                .filter(|d| wanted.contains(d.name.as_str()))
+                .map(|&d| (d.name.as_str(), d))
+                .collect()
+        };
         let mut found = BTreeMap::new();
         for req in requests {
             let Some(d) = by_name.get(req.device.as_str()) else {

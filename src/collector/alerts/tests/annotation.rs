@@ -212,7 +212,7 @@ fn the_recovery_notice_carries_the_annotation() {
         silences: &[],
         annotations: &BTreeMap::new(),
     };
-    let req = annotation_requests(&input);
+    let req = annotation_requests(&sim.ctx, &input);
     assert_eq!(req.len(), 1);
     assert_eq!(req[0].device, "laptop-1");
     assert_eq!((req[0].from_ms, req[0].to_ms), (sun(10, 0), sun(10, 48)));

@@ -172,3 +172,36 @@ fn devices_falling_silent_later_join_the_office_alert() {
     assert_eq!(a.members.len(), 5, "{:?}", a.members);
     assert!(sim.open_of(AlertKind::Unreachable).is_empty());
 }
+
+/// The late data of an office alert's members is asked for only once they
+/// are back: members still silent, though heard from after the office's
+/// start, are not (every round read their records again before).
+#[test]
+fn only_members_back_are_asked_for_their_late_data() {
+    let mut sim = Sim::new(unreachable_only());
+    let devs = four(sun(10, 2) + 30_000, sun(10, 47));
+    sim.run(sun(9, 0), sun(10, 30), &devs);
+    assert_eq!(sim.open_of(AlertKind::OfficeOffline)[0].members.len(), 4);
+    let ask = |sim: &Sim, now: i64| {
+        let facts: Vec<DeviceFacts> = devs.iter().map(|d| d.facts(now)).collect();
+        let input = Input {
+            now_ms: now,
+            devices: &facts,
+            open: &sim.open,
+            silences: &[],
+            annotations: &BTreeMap::new(),
+        };
+        annotation_requests(&sim.ctx, &input)
+            .into_iter()
+            .map(|r| r.device)
+            .collect::<Vec<_>>()
+    };
+    // laptop-1 and laptop-2 uploaded after 09:58 (the office alert's
+    // start) but are silent: nobody is asked about.
+    assert_eq!(ask(&sim, sun(10, 30)), Vec::<String>::new());
+    // laptop-0 is back at 10:47, the others 40 s apart.
+    assert_eq!(ask(&sim, sun(10, 47) + 30_000), ["laptop-0"]);
+    let mut all = ask(&sim, sun(10, 52));
+    all.sort();
+    assert_eq!(all, ["laptop-0", "laptop-1", "laptop-2", "laptop-3"]);
+}
