@@ -1,0 +1,391 @@
+//! The pack body format of migration 0011 (issue 18): the entries as
+//! columns (sequence numbers, placed times, monotonic offsets, receipt
+//! times, then the body's fields), each column stored the cheapest of four
+//! ways: its values or their differences, either bit-packed against their
+//! minimum (frame of reference: a column whose values are all equal costs
+//! nothing per entry) or as runs of equal values. About six bytes a link
+//! summary at the agent's shapes, against ten with [`super::v1`].
+//!
+//! Body: [`FORMAT`], the number of entries (LEB128), then the columns.
+//! Column: a tag byte (bit 7: differences, the first value kept as is;
+//! bits 0–6: the bit width 0–64 of a frame of reference, or [`RUNS`]), then
+//! for a frame its minimum (zigzag LEB128) and the packed values
+//! (least significant bit first, to the next byte), for runs their number
+//! and each run's length and value (zigzag, against the run before).
+//! Arithmetic wraps, so that any value round-trips.
+
+use super::v1::centi;
+use super::{Corrupt, Data, Entry, MAX_SPAN};
+
+/// This format's version (a body's first byte).
+pub(super) const FORMAT: u8 = 2;
+/// Tag bit: the column holds its first value and then differences.
+const DELTA: u8 = 0x80;
+/// Tag value (bits 0–6): runs of equal values.
+const RUNS: u8 = 0x7f;
+/// RTT columns: the values are whole hundredths of a millisecond against
+/// the value before (0) or 8-byte floats' bits (1).
+const CENTIS: u8 = 0;
+const RAW: u8 = 1;
+
+fn put(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_i(out: &mut Vec<u8>, v: i64) {
+    put(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+/// `v - min` as the unsigned offset a frame stores (exact for `v >= min`).
+fn offset(v: i64, min: i64) -> u64 {
+    (i128::from(v) - i128::from(min)) as u64
+}
+
+fn frame(out: &mut Vec<u8>, tag: u8, vals: &[i64]) {
+    let min = vals.iter().copied().min().unwrap_or(0);
+    let range = vals.iter().map(|&v| offset(v, min)).max().unwrap_or(0);
+    let width = 64 - range.leading_zeros();
+    out.push(tag | width as u8);
+    put_i(out, min);
+    let (mut acc, mut used) = (0_u128, 0_u32);
+    for &v in vals {
+        acc |= u128::from(offset(v, min)) << used;
+        used += width;
+        while used >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            used -= 8;
+        }
+    }
+    if used > 0 {
+        out.push(acc as u8);
+    }
+}
+
+fn runs(out: &mut Vec<u8>, tag: u8, vals: &[i64]) {
+    out.push(tag | RUNS);
+    let mut list: Vec<(u64, i64)> = Vec::new();
+    for &v in vals {
+        match list.last_mut() {
+            Some((n, last)) if *last == v => *n += 1,
+            _ => list.push((1, v)),
+        }
+    }
+    put(out, list.len() as u64);
+    let mut prev = 0_i64;
+    for (n, v) in list {
+        put(out, n);
+        put_i(out, v.wrapping_sub(prev));
+        prev = v;
+    }
+}
+
+/// Append a column of `vals`, the cheapest way.
+fn column(out: &mut Vec<u8>, vals: &[i64]) {
+    let mut deltas = Vec::with_capacity(vals.len());
+    let mut head = Vec::new();
+    if let Some(&first) = vals.first() {
+        put_i(&mut head, first);
+        deltas.extend(vals.windows(2).map(|w| w[1].wrapping_sub(w[0])));
+    }
+    let mut best: Option<Vec<u8>> = None;
+    for delta in [false, true] {
+        for run in [false, true] {
+            let mut c = Vec::new();
+            let tag = if delta { DELTA } else { 0 };
+            let (pre, body) = if delta {
+                (&head[..], &deltas[..])
+            } else {
+                (&[][..], vals)
+            };
+            if run {
+                runs(&mut c, tag, body);
+            } else {
+                frame(&mut c, tag, body);
+            }
+            // The first value goes after the tag.
+            let c = [&c[..1], pre, &c[1..]].concat();
+            if best.as_ref().is_none_or(|b| c.len() < b.len()) {
+                best = Some(c);
+            }
+        }
+    }
+    out.extend(best.unwrap_or_default());
+}
+
+/// A link summary's fields: minutes, sent, lost, RTTs, bytes.
+type Minute = (u32, u32, u32, [Option<f64>; 3], u64);
+
+/// Encode entries (in order) in this format.
+pub(super) fn encode(entries: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + entries.len() * 8);
+    out.push(FORMAT);
+    put(&mut out, entries.len() as u64);
+    if entries.is_empty() {
+        return out;
+    }
+    let col = |out: &mut Vec<u8>, f: &dyn Fn(&Entry) -> i64| {
+        let vals: Vec<i64> = entries.iter().map(f).collect();
+        column(out, &vals);
+    };
+    col(&mut out, &|e| e.seq);
+    col(&mut out, &|e| e.at_ms);
+    col(&mut out, &|e| e.mono_ms.wrapping_sub(e.at_ms));
+    col(&mut out, &|e| e.received_ms);
+    let minutes: Vec<Minute> = entries
+        .iter()
+        .filter_map(|e| match &e.data {
+            Data::Minutes {
+                minutes,
+                sent,
+                lost,
+                rtt,
+                bytes,
+            } => Some((*minutes, *sent, *lost, *rtt, *bytes)),
+            Data::Heartbeat { .. } => None,
+        })
+        .collect();
+    if minutes.len() != entries.len() {
+        // Heartbeats (a pack holds one kind).
+        col(&mut out, &|e| {
+            i64::from(matches!(e.data, Data::Heartbeat { online: true }))
+        });
+        return out;
+    }
+    let mcol = |out: &mut Vec<u8>, f: &dyn Fn(&Minute) -> i64| {
+        let vals: Vec<i64> = minutes.iter().map(f).collect();
+        column(out, &vals);
+    };
+    mcol(&mut out, &|m| i64::from(m.0));
+    mcol(&mut out, &|m| i64::from(m.1));
+    mcol(&mut out, &|m| i64::from(m.2));
+    mcol(&mut out, &|m| {
+        m.3.iter()
+            .enumerate()
+            .map(|(i, v)| i64::from(v.is_some()) << i)
+            .sum()
+    });
+    let exact = minutes
+        .iter()
+        .flat_map(|m| m.3.into_iter().flatten())
+        .all(|v| centi(v).is_some());
+    out.push(if exact { CENTIS } else { RAW });
+    let mut rtt = [
+        Vec::with_capacity(minutes.len()),
+        Vec::with_capacity(minutes.len()),
+        Vec::with_capacity(minutes.len()),
+    ];
+    for m in &minutes {
+        let mut base = 0_i64;
+        for (i, v) in m.3.iter().enumerate() {
+            rtt[i].push(match (v, exact) {
+                (None, _) => 0,
+                (Some(v), true) => {
+                    let c = centi(*v).unwrap_or(0);
+                    let d = c.wrapping_sub(base);
+                    base = c;
+                    d
+                }
+                (Some(v), false) => v.to_bits() as i64,
+            });
+        }
+    }
+    for r in &rtt {
+        column(&mut out, r);
+    }
+    mcol(&mut out, &|m| m.4 as i64);
+    out
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn byte(&mut self) -> Result<u8, Corrupt> {
+        let v = *self.b.get(self.at).ok_or(Corrupt("truncated"))?;
+        self.at += 1;
+        Ok(v)
+    }
+
+    fn u(&mut self) -> Result<u64, Corrupt> {
+        let mut v = 0_u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(Corrupt("varint too long"))
+    }
+
+    fn i(&mut self) -> Result<i64, Corrupt> {
+        let v = self.u()?;
+        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+    }
+
+    /// `n` values of a frame of `width` bits over `min`.
+    fn frame(&mut self, n: usize, width: u32, min: i64) -> Result<Vec<i64>, Corrupt> {
+        let bytes = (n * width as usize).div_ceil(8);
+        let b = self
+            .b
+            .get(self.at..self.at + bytes)
+            .ok_or(Corrupt("truncated"))?;
+        self.at += bytes;
+        let mask = if width == 64 {
+            u64::MAX
+        } else {
+            (1_u64 << width) - 1
+        };
+        let (mut acc, mut have, mut next) = (0_u128, 0_u32, 0_usize);
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            while have < width {
+                acc |= u128::from(b[next]) << have;
+                next += 1;
+                have += 8;
+            }
+            out.push(min.wrapping_add((acc as u64 & mask) as i64));
+            acc >>= width;
+            have -= width;
+        }
+        Ok(out)
+    }
+
+    fn runs(&mut self, n: usize) -> Result<Vec<i64>, Corrupt> {
+        let count = self.u()?;
+        let mut out = Vec::with_capacity(n);
+        let mut prev = 0_i64;
+        for _ in 0..count {
+            let len = self.u()?;
+            prev = prev.wrapping_add(self.i()?);
+            if len == 0 || len > (n - out.len()) as u64 {
+                return Err(Corrupt("runs do not add up"));
+            }
+            out.extend(std::iter::repeat_n(prev, len as usize));
+        }
+        if out.len() != n {
+            return Err(Corrupt("runs do not add up"));
+        }
+        Ok(out)
+    }
+
+    /// A column of `n` values.
+    fn column(&mut self, n: usize) -> Result<Vec<i64>, Corrupt> {
+        let tag = self.byte()?;
+        let delta = tag & DELTA != 0;
+        let first = if delta { Some(self.i()?) } else { None };
+        let m = if delta { n - 1 } else { n };
+        let vals = match tag & !DELTA {
+            RUNS => self.runs(m)?,
+            width @ 0..=64 => {
+                let min = self.i()?;
+                self.frame(m, u32::from(width), min)?
+            }
+            _ => return Err(Corrupt("unknown column")),
+        };
+        Ok(match first {
+            Some(first) => {
+                let mut out = Vec::with_capacity(n);
+                out.push(first);
+                for d in vals {
+                    let v = out[out.len() - 1].wrapping_add(d);
+                    out.push(v);
+                }
+                out
+            }
+            None => vals,
+        })
+    }
+}
+
+fn u32_of(v: i64) -> Result<u32, Corrupt> {
+    u32::try_from(v).map_err(|_| Corrupt("count out of range"))
+}
+
+/// Decode a body of this format (of link summaries or heartbeats).
+pub(super) fn decode(minutes_kind: bool, body: &[u8]) -> Result<Vec<Entry>, Corrupt> {
+    let mut r = Reader { b: body, at: 0 };
+    if r.byte()? != FORMAT {
+        return Err(Corrupt("unknown format"));
+    }
+    let n = r.u()?;
+    // A pack spans at most MAX_SPAN sequence numbers.
+    if n > MAX_SPAN as u64 + 1 {
+        return Err(Corrupt("too many entries"));
+    }
+    let n = n as usize;
+    if n == 0 {
+        return if r.at == body.len() {
+            Ok(Vec::new())
+        } else {
+            Err(Corrupt("bytes after the last column"))
+        };
+    }
+    let seq = r.column(n)?;
+    let at = r.column(n)?;
+    let mono = r.column(n)?;
+    let received = r.column(n)?;
+    let data: Vec<Data> = if minutes_kind {
+        let minutes = r.column(n)?;
+        let sent = r.column(n)?;
+        let lost = r.column(n)?;
+        let mask = r.column(n)?;
+        let raw = match r.byte()? {
+            CENTIS => false,
+            RAW => true,
+            _ => return Err(Corrupt("unknown RTT encoding")),
+        };
+        let rtt = [r.column(n)?, r.column(n)?, r.column(n)?];
+        let bytes = r.column(n)?;
+        (0..n)
+            .map(|k| {
+                let mut out = [None; 3];
+                let mut base = 0_i64;
+                for (i, v) in out.iter_mut().enumerate() {
+                    if mask[k] & (1 << i) == 0 {
+                        continue;
+                    }
+                    *v = Some(if raw {
+                        f64::from_bits(rtt[i][k] as u64)
+                    } else {
+                        base = base.wrapping_add(rtt[i][k]);
+                        base as f64 / 100.0
+                    });
+                }
+                Ok(Data::Minutes {
+                    minutes: u32_of(minutes[k])?,
+                    sent: u32_of(sent[k])?,
+                    lost: u32_of(lost[k])?,
+                    rtt: out,
+                    bytes: bytes[k] as u64,
+                })
+            })
+            .collect::<Result<_, Corrupt>>()?
+    } else {
+        r.column(n)?
+            .into_iter()
+            .map(|v| Data::Heartbeat { online: v != 0 })
+            .collect()
+    };
+    if r.at != body.len() {
+        return Err(Corrupt("bytes after the last column"));
+    }
+    Ok(data
+        .into_iter()
+        .enumerate()
+        .map(|(k, data)| Entry {
+            seq: seq[k],
+            at_ms: at[k],
+            mono_ms: mono[k].wrapping_add(at[k]),
+            received_ms: received[k],
+            data,
+        })
+        .collect())
+}
