@@ -14,7 +14,7 @@
 //! and each run's length and value (zigzag, against the run before).
 //! Arithmetic wraps, so that any value round-trips.
 
-use super::v1::centi;
+use super::v1::{centi, put, put_i};
 use super::{Corrupt, Data, Entry, MAX_SPAN};
 
 /// This format's version (a body's first byte).
@@ -27,18 +27,6 @@ const RUNS: u8 = 0x7f;
 /// the value before (0) or 8-byte floats' bits (1).
 const CENTIS: u8 = 0;
 const RAW: u8 = 1;
-
-fn put(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_i(out: &mut Vec<u8>, v: i64) {
-    put(out, ((v << 1) ^ (v >> 63)) as u64);
-}
 
 /// `v - min` as the unsigned offset a frame stores (exact for `v >= min`).
 fn offset(v: i64, min: i64) -> u64 {
