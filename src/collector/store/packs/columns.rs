@@ -7,11 +7,13 @@
 //! summary at the agent's shapes, against ten with [`super::v1`].
 //!
 //! Body: [`FORMAT`], the number of entries (LEB128), then the columns.
-//! Column: a tag byte (bit 7: differences, the first value kept as is;
-//! bits 0–6: the bit width 0–64 of a frame of reference, or [`RUNS`]), then
-//! for a frame its minimum (zigzag LEB128) and the packed values
-//! (least significant bit first, to the next byte), for runs their number
-//! and each run's length and value (zigzag, against the run before).
+//! Column: a tag byte (bit 7: differences, the first value, zigzag LEB128,
+//! following the tag; bits 0–6: the bit width 0–64 of a frame of
+//! reference, or [`RUNS`]), then for a frame its minimum (zigzag LEB128)
+//! and the packed values (least significant bit first, to the next byte),
+//! for runs their number (LEB128), their lengths and their values, each a
+//! column without runs (receipt times, one per upload, cost a few bytes
+//! an hour when uploads are regular).
 //! Arithmetic wraps, so that any value round-trips.
 
 use super::v1::{centi, put, put_i};
@@ -33,11 +35,27 @@ fn offset(v: i64, min: i64) -> u64 {
     (i128::from(v) - i128::from(min)) as u64
 }
 
-fn frame(out: &mut Vec<u8>, tag: u8, vals: &[i64]) {
+/// Bytes of `v` as a zigzag LEB128 varint.
+fn len_i(v: i64) -> usize {
+    let z = ((v << 1) ^ (v >> 63)) as u64;
+    (64 - z.leading_zeros() as usize).max(1).div_ceil(7)
+}
+
+/// A frame of reference of `vals`: minimum, bit width, bytes it takes
+/// after the tag.
+fn frame_of(vals: &[i64]) -> (i64, u32, usize) {
     let min = vals.iter().copied().min().unwrap_or(0);
     let range = vals.iter().map(|&v| offset(v, min)).max().unwrap_or(0);
     let width = 64 - range.leading_zeros();
+    (min, width, len_i(min) + (vals.len() * width as usize).div_ceil(8))
+}
+
+fn frame(out: &mut Vec<u8>, tag: u8, head: Option<i64>, vals: &[i64]) {
+    let (min, width, _) = frame_of(vals);
     out.push(tag | width as u8);
+    if let Some(h) = head {
+        put_i(out, h);
+    }
     put_i(out, min);
     let (mut acc, mut used) = (0_u128, 0_u32);
     for &v in vals {
@@ -54,55 +72,60 @@ fn frame(out: &mut Vec<u8>, tag: u8, vals: &[i64]) {
     }
 }
 
-fn runs(out: &mut Vec<u8>, tag: u8, vals: &[i64]) {
+/// Runs of equal values: their number, then their lengths and their
+/// values as plain columns (a frame of values or differences).
+fn runs(out: &mut Vec<u8>, tag: u8, head: Option<i64>, vals: &[i64]) {
     out.push(tag | RUNS);
-    let mut list: Vec<(u64, i64)> = Vec::new();
+    if let Some(h) = head {
+        put_i(out, h);
+    }
+    let (mut lens, mut values) = (Vec::new(), Vec::new());
     for &v in vals {
-        match list.last_mut() {
-            Some((n, last)) if *last == v => *n += 1,
-            _ => list.push((1, v)),
+        match values.last() {
+            Some(&last) if last == v => *lens.last_mut().expect("a run") += 1,
+            _ => {
+                lens.push(1_i64);
+                values.push(v);
+            }
         }
     }
-    put(out, list.len() as u64);
-    let mut prev = 0_i64;
-    for (n, v) in list {
-        put(out, n);
-        put_i(out, v.wrapping_sub(prev));
-        prev = v;
+    put(out, values.len() as u64);
+    plain(out, &lens);
+    plain(out, &values);
+}
+
+/// The first value and the differences after it.
+fn deltas(vals: &[i64]) -> (Option<i64>, Vec<i64>) {
+    (
+        vals.first().copied(),
+        vals.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect(),
+    )
+}
+
+/// A column without runs: a frame of the values or of their differences.
+fn plain(out: &mut Vec<u8>, vals: &[i64]) {
+    let (head, d) = deltas(vals);
+    let by_delta = head.map_or(usize::MAX, |h| len_i(h) + frame_of(&d).2);
+    if by_delta < frame_of(vals).2 {
+        frame(out, DELTA, head, &d);
+    } else {
+        frame(out, 0, None, vals);
     }
 }
 
 /// Append a column of `vals`, the cheapest way.
 fn column(out: &mut Vec<u8>, vals: &[i64]) {
-    let mut deltas = Vec::with_capacity(vals.len());
-    let mut head = Vec::new();
-    if let Some(&first) = vals.first() {
-        put_i(&mut head, first);
-        deltas.extend(vals.windows(2).map(|w| w[1].wrapping_sub(w[0])));
-    }
-    let mut best: Option<Vec<u8>> = None;
-    for delta in [false, true] {
-        for run in [false, true] {
-            let mut c = Vec::new();
-            let tag = if delta { DELTA } else { 0 };
-            let (pre, body) = if delta {
-                (&head[..], &deltas[..])
-            } else {
-                (&[][..], vals)
-            };
-            if run {
-                runs(&mut c, tag, body);
-            } else {
-                frame(&mut c, tag, body);
-            }
-            // The first value goes after the tag.
-            let c = [&c[..1], pre, &c[1..]].concat();
-            if best.as_ref().is_none_or(|b| c.len() < b.len()) {
-                best = Some(c);
-            }
+    let (head, d) = deltas(vals);
+    let mut best = Vec::new();
+    plain(&mut best, vals);
+    for (tag, head, body) in [(0, None, vals), (DELTA, head, &d[..])] {
+        let mut c = Vec::new();
+        runs(&mut c, tag, head, body);
+        if c.len() < best.len() {
+            best = c;
         }
     }
-    out.extend(best.unwrap_or_default());
+    out.extend(best);
 }
 
 /// A link summary's fields: minutes, sent, lost, RTTs, bytes.
@@ -248,15 +271,17 @@ impl Reader<'_> {
 
     fn runs(&mut self, n: usize) -> Result<Vec<i64>, Corrupt> {
         let count = self.u()?;
+        if count > n as u64 {
+            return Err(Corrupt("runs do not add up"));
+        }
+        let lens = self.plain(count as usize)?;
+        let values = self.plain(count as usize)?;
         let mut out = Vec::with_capacity(n);
-        let mut prev = 0_i64;
-        for _ in 0..count {
-            let len = self.u()?;
-            prev = prev.wrapping_add(self.i()?);
-            if len == 0 || len > (n - out.len()) as u64 {
+        for (len, v) in lens.into_iter().zip(values) {
+            if len < 1 || len > (n - out.len()) as i64 {
                 return Err(Corrupt("runs do not add up"));
             }
-            out.extend(std::iter::repeat_n(prev, len as usize));
+            out.extend(std::iter::repeat_n(v, len as usize));
         }
         if out.len() != n {
             return Err(Corrupt("runs do not add up"));
@@ -264,12 +289,24 @@ impl Reader<'_> {
         Ok(out)
     }
 
+    /// A column of `n` values without runs.
+    fn plain(&mut self, n: usize) -> Result<Vec<i64>, Corrupt> {
+        match self.b.get(self.at) {
+            Some(&tag) if tag & !DELTA == RUNS => Err(Corrupt("runs inside runs")),
+            _ => self.column(n),
+        }
+    }
+
     /// A column of `n` values.
     fn column(&mut self, n: usize) -> Result<Vec<i64>, Corrupt> {
         let tag = self.byte()?;
         let delta = tag & DELTA != 0;
-        let first = if delta { Some(self.i()?) } else { None };
-        let m = if delta { n - 1 } else { n };
+        let first = if delta && n > 0 {
+            Some(self.i()?)
+        } else {
+            None
+        };
+        let m = if first.is_some() { n - 1 } else { n };
         let vals = match tag & !DELTA {
             RUNS => self.runs(m)?,
             width @ 0..=64 => {
