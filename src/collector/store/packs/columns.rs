@@ -44,10 +44,20 @@ fn len_i(v: i64) -> usize {
 /// A frame of reference of `vals`: minimum, bit width, bytes it takes
 /// after the tag.
 fn frame_of(vals: &[i64]) -> (i64, u32, usize) {
-    let min = vals.iter().copied().min().unwrap_or(0);
-    let range = vals.iter().map(|&v| offset(v, min)).max().unwrap_or(0);
-    let width = 64 - range.leading_zeros();
-    (min, width, len_i(min) + (vals.len() * width as usize).div_ceil(8))
+    let (mut min, mut max) = (i64::MAX, i64::MIN);
+    for &v in vals {
+        min = min.min(v);
+        max = max.max(v);
+    }
+    if vals.is_empty() {
+        (min, max) = (0, 0);
+    }
+    let width = 64 - offset(max, min).leading_zeros();
+    (
+        min,
+        width,
+        len_i(min) + (vals.len() * width as usize).div_ceil(8),
+    )
 }
 
 fn frame(out: &mut Vec<u8>, tag: u8, head: Option<i64>, vals: &[i64]) {
@@ -102,30 +112,66 @@ fn deltas(vals: &[i64]) -> (Option<i64>, Vec<i64>) {
     )
 }
 
+/// Bytes after the tag of a column without runs, and whether by
+/// differences.
+fn plain_size(vals: &[i64]) -> (usize, bool) {
+    let by_value = frame_of(vals).2;
+    match vals.first() {
+        Some(&h) => {
+            let d: Vec<i64> = vals.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+            let by_delta = len_i(h) + frame_of(&d).2;
+            if by_delta < by_value {
+                (by_delta, true)
+            } else {
+                (by_value, false)
+            }
+        }
+        None => (by_value, false),
+    }
+}
+
 /// A column without runs: a frame of the values or of their differences.
 fn plain(out: &mut Vec<u8>, vals: &[i64]) {
-    let (head, d) = deltas(vals);
-    let by_delta = head.map_or(usize::MAX, |h| len_i(h) + frame_of(&d).2);
-    if by_delta < frame_of(vals).2 {
+    if plain_size(vals).1 {
+        let (head, d) = deltas(vals);
         frame(out, DELTA, head, &d);
     } else {
         frame(out, 0, None, vals);
     }
 }
 
+/// Bytes after the tag of `vals` as runs (None when runs cannot be the
+/// cheapest: more than one value in two starts a run).
+fn runs_size(vals: &[i64]) -> Option<usize> {
+    let starts = 1 + vals.windows(2).filter(|w| w[0] != w[1]).count();
+    if starts * 2 > vals.len() {
+        return None;
+    }
+    let (mut lens, mut values) = (Vec::with_capacity(starts), Vec::with_capacity(starts));
+    for &v in vals {
+        match values.last() {
+            Some(&last) if last == v => *lens.last_mut().expect("a run") += 1,
+            _ => {
+                lens.push(1_i64);
+                values.push(v);
+            }
+        }
+    }
+    Some(len_i(starts as i64) + 2 + plain_size(&lens).0 + plain_size(&values).0)
+}
+
 /// Append a column of `vals`, the cheapest way.
 fn column(out: &mut Vec<u8>, vals: &[i64]) {
     let (head, d) = deltas(vals);
-    let mut best = Vec::new();
-    plain(&mut best, vals);
-    for (tag, head, body) in [(0, None, vals), (DELTA, head, &d[..])] {
-        let mut c = Vec::new();
-        runs(&mut c, tag, head, body);
-        if c.len() < best.len() {
-            best = c;
-        }
+    let head_len = head.map_or(0, len_i);
+    let (plain_len, _) = plain_size(vals);
+    let by_value = runs_size(vals);
+    let by_delta = runs_size(&d).map(|n| n + head_len);
+    match (by_value, by_delta) {
+        (Some(v), dl) if v < plain_len && dl.is_none_or(|dl| v <= dl) => runs(out, 0, None, vals),
+        (_, Some(dl)) if dl < plain_len => runs(out, DELTA, head, &d),
+        _ => plain(out, vals),
     }
-    out.extend(best);
 }
 
 /// A link summary's fields: minutes, sent, lost, RTTs, bytes.

@@ -52,8 +52,17 @@ fn an_hour_of_minutes_is_small_and_decodes_the_same() {
     assert!(body.len() <= 60 * 6, "{} bytes", body.len());
     assert_eq!(decode("link_minutes", &body).unwrap(), hour);
     let old = v1::encode(&hour);
-    assert!(body.len() * 3 < old.len() * 2, "{} against {}", body.len(), old.len());
-    assert_eq!(decode("link_minutes", &old).unwrap(), hour, "old packs read");
+    assert!(
+        body.len() * 3 < old.len() * 2,
+        "{} against {}",
+        body.len(),
+        old.len()
+    );
+    assert_eq!(
+        decode("link_minutes", &old).unwrap(),
+        hour,
+        "old packs read"
+    );
 }
 
 #[test]

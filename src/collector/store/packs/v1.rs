@@ -248,4 +248,3 @@ pub(super) fn decode(minutes_kind: bool, body: &[u8]) -> Result<Vec<Entry>, Corr
     }
     Ok(out)
 }
-
