@@ -1,8 +1,10 @@
 //! Packed per-minute records (issue 18, migration 0007): plain link
 //! summaries and heartbeats that `acked` covers are stored as entries of
 //! packs (one row per device, stream, boot and hour, extended in place), and
-//! read back exactly as sent, receipt time included. Each scenario runs on
-//! SQLite and PostgreSQL.
+//! read back exactly as sent, receipt time included; packs written before
+//! migration 0011 (streams named in text columns, bodies in the first
+//! format) are converted and read alike. Each scenario runs on SQLite and
+//! PostgreSQL.
 
 mod common;
 
@@ -445,41 +447,46 @@ async fn exec(db: &TestDb, migrations: Option<&std::path::Path>, sqls: &[(String
         Some(dir) => Some(sqlx::migrate::Migrator::new(dir).await.unwrap()),
         None => None,
     };
-    match db {
-        TestDb::Sqlite { url, .. } => {
-            let opts = SqliteConnectOptions::from_str(url)
-                .unwrap()
-                .create_if_missing(true);
-            let mut c = SqliteConnection::connect_with(&opts).await.unwrap();
-            if let Some(m) = &migrator {
-                m.run(&mut c).await.unwrap();
+    // The migrator's future is not `Send` for every lifetime (sqlx), so
+    // this runs in place rather than across the scenario's awaits.
+    let run = async {
+        match db {
+            TestDb::Sqlite { url, .. } => {
+                let opts = SqliteConnectOptions::from_str(url)
+                    .unwrap()
+                    .create_if_missing(true);
+                let mut c = SqliteConnection::connect_with(&opts).await.unwrap();
+                if let Some(m) = &migrator {
+                    m.run(&mut c).await.unwrap();
+                }
+                for (sql, bind) in sqls {
+                    let q = sqlx::query(AssertSqlSafe(sql.replace("$1", "?")));
+                    let q = if sql.contains("$1") {
+                        q.bind(bind.clone())
+                    } else {
+                        q
+                    };
+                    q.execute(&mut c).await.unwrap();
+                }
             }
-            for (sql, bind) in sqls {
-                let q = sqlx::query(AssertSqlSafe(sql.replace("$1", "?")));
-                let q = if sql.contains("$1") {
-                    q.bind(bind.clone())
-                } else {
-                    q
-                };
-                q.execute(&mut c).await.unwrap();
+            TestDb::Postgres { url, .. } => {
+                let mut c = PgConnection::connect(url).await.unwrap();
+                if let Some(m) = &migrator {
+                    m.run(&mut c).await.unwrap();
+                }
+                for (sql, bind) in sqls {
+                    let q = sqlx::query(AssertSqlSafe(sql.clone()));
+                    let q = if sql.contains("$1") {
+                        q.bind(bind.clone())
+                    } else {
+                        q
+                    };
+                    q.execute(&mut c).await.unwrap();
+                }
             }
         }
-        TestDb::Postgres { url, .. } => {
-            let mut c = PgConnection::connect(url).await.unwrap();
-            if let Some(m) = &migrator {
-                m.run(&mut c).await.unwrap();
-            }
-            for (sql, bind) in sqls {
-                let q = sqlx::query(AssertSqlSafe(sql.clone()));
-                let q = if sql.contains("$1") {
-                    q.bind(bind.clone())
-                } else {
-                    q
-                };
-                q.execute(&mut c).await.unwrap();
-            }
-        }
-    }
+    };
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(run));
 }
 
 /// A database written before migration 0011 (packs naming their stream in
