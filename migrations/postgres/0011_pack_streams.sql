@@ -47,6 +47,11 @@ JOIN pack_streams s ON s.device_id = p.device_id AND s.kind = p.kind AND s.link 
 
 DROP TABLE minute_packs;
 ALTER TABLE packs_0011 RENAME TO minute_packs;
+ALTER TABLE minute_packs RENAME CONSTRAINT packs_0011_pkey TO minute_packs_pkey;
+ALTER TABLE minute_packs RENAME CONSTRAINT packs_0011_device_id_fkey TO minute_packs_device_id_fkey;
+ALTER TABLE minute_packs RENAME CONSTRAINT packs_0011_stream_id_fkey TO minute_packs_stream_id_fkey;
+ALTER TABLE minute_packs RENAME CONSTRAINT packs_0011_minutes_check TO minute_packs_minutes_check;
+ALTER TABLE minute_packs RENAME CONSTRAINT packs_0011_n_check TO minute_packs_n_check;
 
 -- A device's packs by time: reads (roll-ups, timelines), the open packs
 -- ingest extends.
