@@ -15,6 +15,7 @@
 
 mod columns;
 pub(super) mod io;
+mod streams;
 mod v1;
 
 use crate::collector::model::StoredRecord;
