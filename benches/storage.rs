@@ -15,7 +15,7 @@
 //! (heap + TOAST) and `pg_indexes_size` after `VACUUM ANALYZE`, and again
 //! after `VACUUM FULL` (the live data: what the space of the versions that
 //! updates in place leave comes to once reused). Only the objects that hold
-//! records count (`records` and `minute_packs`); devices, marks and
+//! records count (`records`, `minute_packs` and its `pack_streams`); devices, marks and
 //! roll-ups are left out. Run it in a release build (`cargo bench`): debug
 //! builds are several times slower.
 //!
@@ -45,7 +45,7 @@ const UPLOAD_MINUTES: u64 = 5;
 /// Minutes of the day with a transition (before that minute's summaries).
 const TRANSITION_MINUTES: [u64; 6] = [95, 330, 331, 700, 1_010, 1_011];
 /// The objects that hold records.
-const RECORD_TABLES: [&str; 2] = ["records", "minute_packs"];
+const RECORD_TABLES: [&str; 3] = ["records", "minute_packs", "pack_streams"];
 
 fn transition(k: usize) -> Body {
     let (name, kind) = LINKS[1];
@@ -162,9 +162,9 @@ async fn pg_sizes(url: &str, full: bool) -> Sizes {
     let mut c = PgConnection::connect(url).await.expect("connect");
     // Only the record tables (of this schema, on the search path).
     let vacuum = if full {
-        "VACUUM FULL ANALYZE records, minute_packs"
+        "VACUUM FULL ANALYZE records, minute_packs, pack_streams"
     } else {
-        "VACUUM ANALYZE records, minute_packs"
+        "VACUUM ANALYZE records, minute_packs, pack_streams"
     };
     sqlx::query(vacuum).execute(&mut c).await.expect("vacuum");
     let mut out = Vec::new();

@@ -1,8 +1,10 @@
 //! Packed per-minute records (issue 18, migration 0007): plain link
 //! summaries and heartbeats that `acked` covers are stored as entries of
 //! packs (one row per device, stream, boot and hour, extended in place), and
-//! read back exactly as sent, receipt time included. Each scenario runs on
-//! SQLite and PostgreSQL.
+//! read back exactly as sent, receipt time included; packs written before
+//! migration 0011 (streams named in text columns, bodies in the first
+//! format) are converted and read alike. Each scenario runs on SQLite and
+//! PostgreSQL.
 
 mod common;
 
@@ -10,7 +12,9 @@ use common::db::{TestDb, on_both};
 use linkwatch::collector::store::{Store, StoredRecord};
 use linkwatch::wire::v1::{Ack, Body, Record};
 use linkwatch::wire::{LinkKind, LinkState};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, SqliteConnection};
+use std::str::FromStr;
 use std::sync::Arc;
 
 /// 2026-09-13T12:26:40Z in ms: minute 34 is the first of the next hour.
@@ -28,6 +32,7 @@ on_both!(
     folded_records_stay_rows_beside_packs,
     a_late_minute_placed_in_an_earlier_hour,
     retention_cuts_through_a_pack,
+    packs_of_the_first_layout_are_converted,
 );
 
 /// The agent's minute `m` (from 1) at defaults: 3 `link_minutes` (one per
@@ -342,4 +347,227 @@ async fn retention_cuts_through_a_pack(db: Arc<TestDb>) {
     assert_eq!(s.delete_minutes_before(cut, 25).await.unwrap(), 0);
     // The acknowledgement stands: a replay stores nothing again.
     assert_eq!(s.ingest(d, &all[..40], NOW).await.unwrap(), ack(360, 0, 40));
+}
+
+/// A pack body in the first format (migration 0007), written here from its
+/// description in src/collector/store/packs/v1.rs: per entry a flags byte
+/// and LEB128 varints against the entry before.
+fn first_format(records: &[Record], received: i64) -> Vec<u8> {
+    fn put(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    fn put_i(out: &mut Vec<u8>, v: i64) {
+        put(out, ((v << 1) ^ (v >> 63)) as u64);
+    }
+    let mut out = vec![1_u8];
+    let (mut seq, mut at, mut mono, mut steps, mut rec) = (0, 0, 0, (0, 0, 0), 0);
+    let (mut shape, mut bytes_before) = ((0, 0), 0_u64);
+    for r in records {
+        let flags_at = out.len();
+        out.push(0);
+        let mut flags = 0_u8;
+        let now = (r.seq as i64 - seq, r.at - at, r.mono_ms as i64 - mono);
+        if now == steps {
+            flags |= 1;
+        } else {
+            put_i(&mut out, now.0);
+            put_i(&mut out, now.1);
+            put_i(&mut out, now.2);
+        }
+        if received == rec {
+            flags |= 2;
+        } else {
+            put_i(&mut out, received - rec);
+        }
+        match &r.body {
+            Body::Heartbeat { online, .. } => flags |= if *online { 4 } else { 0 },
+            Body::LinkMinutes {
+                minutes,
+                sent,
+                lost,
+                rtt_p50_ms,
+                rtt_p95_ms,
+                rtt_max_ms,
+                bytes,
+                ..
+            } => {
+                if (*minutes, *sent) == shape {
+                    flags |= 4;
+                } else {
+                    put(&mut out, u64::from(*minutes));
+                    put(&mut out, u64::from(*sent));
+                }
+                if *lost != 0 {
+                    flags |= 8;
+                    put(&mut out, u64::from(*lost));
+                }
+                let rtt = [*rtt_p50_ms, *rtt_p95_ms, *rtt_max_ms];
+                let present: Vec<f64> = rtt.iter().flatten().copied().collect();
+                for (i, v) in rtt.iter().enumerate() {
+                    if v.is_some() {
+                        flags |= 16 << i;
+                    }
+                }
+                let centi = |v: f64| {
+                    let c = (v * 100.0).round() as i64;
+                    ((c as f64 / 100.0).to_bits() == v.to_bits()).then_some(c)
+                };
+                if present.iter().all(|&v| centi(v).is_some()) {
+                    let mut base = 0;
+                    for v in present {
+                        let c = centi(v).unwrap();
+                        put_i(&mut out, c - base);
+                        base = c;
+                    }
+                } else {
+                    flags |= 128;
+                    for v in present {
+                        out.extend_from_slice(&v.to_le_bytes());
+                    }
+                }
+                put_i(&mut out, bytes.wrapping_sub(bytes_before) as i64);
+                (shape, bytes_before) = ((*minutes, *sent), *bytes);
+            }
+            _ => unreachable!("packs hold minutes and heartbeats"),
+        }
+        out[flags_at] = flags;
+        (seq, at, mono, steps, rec) = (r.seq as i64, r.at, r.mono_ms as i64, now, received);
+    }
+    out
+}
+
+/// Statements on the test's database, each with one byte-string bind
+/// (`?` on SQLite, `$1` on PostgreSQL) or none.
+async fn exec(db: &TestDb, migrations: Option<&std::path::Path>, sqls: &[(String, Vec<u8>)]) {
+    let migrator = match migrations {
+        Some(dir) => Some(sqlx::migrate::Migrator::new(dir).await.unwrap()),
+        None => None,
+    };
+    // The migrator's future is not `Send` for every lifetime (sqlx), so
+    // this runs in place rather than across the scenario's awaits.
+    let run = async {
+        match db {
+            TestDb::Sqlite { url, .. } => {
+                let opts = SqliteConnectOptions::from_str(url)
+                    .unwrap()
+                    .create_if_missing(true);
+                let mut c = SqliteConnection::connect_with(&opts).await.unwrap();
+                if let Some(m) = &migrator {
+                    m.run(&mut c).await.unwrap();
+                }
+                for (sql, bind) in sqls {
+                    let q = sqlx::query(AssertSqlSafe(sql.replace("$1", "?")));
+                    let q = if sql.contains("$1") {
+                        q.bind(bind.clone())
+                    } else {
+                        q
+                    };
+                    q.execute(&mut c).await.unwrap();
+                }
+            }
+            TestDb::Postgres { url, .. } => {
+                let mut c = PgConnection::connect(url).await.unwrap();
+                if let Some(m) = &migrator {
+                    m.run(&mut c).await.unwrap();
+                }
+                for (sql, bind) in sqls {
+                    let q = sqlx::query(AssertSqlSafe(sql.clone()));
+                    let q = if sql.contains("$1") {
+                        q.bind(bind.clone())
+                    } else {
+                        q
+                    };
+                    q.execute(&mut c).await.unwrap();
+                }
+            }
+        }
+    };
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(run));
+}
+
+/// A database written before migration 0011 (packs naming their stream in
+/// text columns, bodies in the first format): opening it converts the
+/// packs, which read back exactly, count as stored for duplicates, and
+/// keep being extended.
+async fn packs_of_the_first_layout_are_converted(db: Arc<TestDb>) {
+    // The migrations up to 0010, as that collector applied them.
+    let dialect = if matches!(*db, TestDb::Sqlite { .. }) {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    let old = db.dir().join("migrations-before-0011");
+    std::fs::create_dir_all(&old).unwrap();
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(dialect);
+    for e in std::fs::read_dir(all).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        if name.as_str() < "0011" {
+            std::fs::copy(e.path(), old.join(&name)).unwrap();
+        }
+    }
+    // Minutes 1-5 packed by that collector (acknowledged up to 20).
+    let sent = minutes(1..=5);
+    let mut sqls = vec![(
+        format!(
+            "INSERT INTO devices (name, token_hash, created_at, acked) \
+             VALUES ('gw', 'hash-of-gw', {NOW}, 20)"
+        ),
+        Vec::new(),
+    )];
+    for k in 0..4 {
+        let stream: Vec<Record> = sent.iter().filter(|r| r.seq % 4 == k).cloned().collect();
+        let (kind, link, link_kind) = match k {
+            0 => ("heartbeat", String::new(), String::new()),
+            _ => {
+                let (name, kind) = LINKS[k as usize - 1];
+                ("link_minutes", name.to_string(), kind.to_string())
+            }
+        };
+        let (first, last) = (&stream[0], &stream[stream.len() - 1]);
+        sqls.push((
+            format!(
+                "INSERT INTO minute_packs (device_id, first_seq, last_seq, first_at_ms, \
+                 last_at_ms, kind, link, link_kind, boot_id, n, body) VALUES \
+                 ((SELECT id FROM devices WHERE name = 'gw'), {}, {}, {}, {}, '{kind}', \
+                 '{link}', '{link_kind}', '{}', {}, $1)",
+                first.seq,
+                last.seq,
+                first.at,
+                last.at,
+                first.boot_id,
+                stream.len()
+            ),
+            first_format(&stream, NOW),
+        ));
+    }
+    exec(&db, Some(&old), &sqls).await;
+    let s = db.open().await;
+    let d = s.device_by_name("gw").await.unwrap().unwrap().id;
+    assert_eq!(packs(&db).await, 4);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM pack_streams").await, 4);
+    assert_same(&s.records(d, 0, 100).await.unwrap(), &sent, |_| NOW);
+    let between = s
+        .records_between(d, T0 + 2 * 60_000, T0 + 4 * 60_000)
+        .await
+        .unwrap();
+    assert_same(&between, &minutes(2..=3), |_| NOW);
+    // Replayed: duplicates. The next minutes extend the converted packs.
+    assert_eq!(s.ingest(d, &sent, NOW).await.unwrap(), ack(20, 0, 20));
+    assert_eq!(
+        s.ingest(d, &minutes(6..=10), NOW + 300_000).await.unwrap(),
+        ack(40, 20, 0)
+    );
+    assert_eq!((packs(&db).await, packable_rows(&db).await), (4, 0));
+    let at = |seq: i64| if seq <= 20 { NOW } else { NOW + 300_000 };
+    assert_same(&s.records(d, 0, 100).await.unwrap(), &minutes(1..=10), at);
+    // Retention reads them too.
+    let cut = T0 + 3 * 60_000;
+    assert_eq!(s.delete_minutes_before(cut, 1_000).await.unwrap(), 6);
 }

@@ -43,6 +43,8 @@ pub const SQLITE: &[File] = files!("sqlite":
     8 "0008_silences_contacts",
     9 "0009_web_users",
     10 "0010_device_catalog",
+    11 "0011_pack_streams",
+    12 "0012_records_minutes_at",
 );
 
 /// `migrations/postgres`.
@@ -58,6 +60,8 @@ pub const POSTGRES: &[File] = files!("postgres":
     8 "0008_silences_contacts",
     9 "0009_web_users",
     10 "0010_device_catalog",
+    11 "0011_pack_streams",
+    12 "0012_records_minutes_at",
 );
 
 /// The migrator of one database's files.

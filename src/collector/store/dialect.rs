@@ -45,7 +45,7 @@ pub(crate) const SQLITE: Dialect = Dialect {
     begin_write: Some("BEGIN IMMEDIATE"),
     least: "MIN",
     transitions_hint: " INDEXED BY records_device_transitions",
-    minutes_hint: " INDEXED BY records_kind_at",
+    minutes_hint: " INDEXED BY records_minutes_at",
     bytewise: "",
     milli: true,
     int_cast: "",

@@ -35,7 +35,7 @@ pub(crate) struct Sql<'a, DB: Database> {
 /// The oldest raw minute summary: packed, or a row of its own (folded).
 /// Both lookups are the first entry of an index.
 pub(crate) const OLDEST_RAW: &str = "SELECT MIN(m) FROM ( \
-     SELECT MIN(first_at_ms) AS m FROM minute_packs WHERE kind = 'link_minutes' \
+     SELECT MIN(first_at_ms) AS m FROM minute_packs WHERE minutes = 1 \
      UNION ALL SELECT MIN(at_ms) FROM records WHERE kind = 'link_minutes') AS t";
 
 /// A failed statement of `op` as a [`StoreError`].

@@ -25,11 +25,13 @@ pub fn set_packing(on: bool) {
 }
 
 /// Pack rows per statement (11 bind parameters each).
-const CHUNK: usize = 500;
+pub(super) const CHUNK: usize = 500;
 /// Packs read per step by sequence number.
 const PAGE: i64 = 64;
 
-const COLS: &str = "device_id, first_seq, kind, link, link_kind, boot_id, body";
+const COLS: &str = "p.device_id, p.first_seq, s.kind, s.link, s.link_kind, s.boot_id, p.body";
+/// Packs with their streams (migration 0011).
+const PACKS: &str = "minute_packs p JOIN pack_streams s ON s.id = p.stream_id";
 /// Columns [`COLS`] of a pack row.
 pub(crate) type PackRow = (i64, i64, String, String, String, String, Vec<u8>);
 
@@ -120,7 +122,7 @@ pub(in crate::collector::store) fn split(job: &Job, acked: i64, beyond: i64) -> 
 }
 
 /// The packs of each device that end at or after its time in `wants`
-/// (device, from_ms): those new entries may extend.
+/// (device, from_ms, an hour's start): those new entries may extend.
 pub(in crate::collector::store) async fn load_open<DB>(
     conn: &mut DB::Connection,
     wants: &[(i64, i64)],
@@ -134,13 +136,15 @@ where
     PackRow: for<'r> sqlx::FromRow<'r, DB::Row>,
 {
     for chunk in wants.chunks(CHUNK) {
-        let mut q =
-            QueryBuilder::<DB>::new(format!("SELECT p.{} FROM (", COLS.replace(", ", ", p.")));
+        let mut q = QueryBuilder::<DB>::new(format!("SELECT {COLS} FROM ("));
         q.push_values(chunk, |mut b, &(device_id, from_ms)| {
             b.push_bind(device_id).push_bind(from_ms);
         });
+        // A pack lies within one hour: ending in or after the hour that
+        // `from_ms` starts is starting in or after it.
         q.push(
-            ") AS v JOIN minute_packs p ON p.device_id = v.column1 AND p.last_at_ms >= v.column2",
+            ") AS v JOIN minute_packs p ON p.device_id = v.column1 AND p.first_at_ms >= v.column2 \
+             JOIN pack_streams s ON s.id = p.stream_id",
         );
         let rows: Vec<PackRow> = q
             .build_query_as()
@@ -189,6 +193,7 @@ where
     String: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
     Vec<u8>: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
     DB::QueryResult: Affected,
+    super::streams::StreamRow: for<'r> sqlx::FromRow<'r, DB::Row>,
 {
     let (mut updates, mut inserts): (Vec<&Pack>, Vec<&Pack>) = (Vec::new(), Vec::new());
     for p in packs.filter(|p| p.dirty) {
@@ -222,10 +227,14 @@ where
             return Err(sqlx::Error::RowNotFound);
         }
     }
+    if inserts.is_empty() {
+        return Ok(());
+    }
+    let ids = super::streams::ids::<DB>(conn, &inserts).await?;
     for chunk in inserts.chunks(CHUNK) {
         let mut q = QueryBuilder::<DB>::new(
             "INSERT INTO minute_packs (device_id, first_seq, last_seq, first_at_ms, last_at_ms, \
-             kind, link, link_kind, boot_id, n, body) ",
+             stream_id, minutes, n, body) ",
         );
         q.push_values(chunk, |mut b, p| {
             b.push_bind(p.device_id)
@@ -233,10 +242,8 @@ where
                 .push_bind(p.last().seq)
                 .push_bind(p.first_at_ms())
                 .push_bind(p.last().at_ms)
-                .push_bind(p.stream.kind.to_string())
-                .push_bind(p.stream.link.clone())
-                .push_bind(p.stream.link_kind.clone())
-                .push_bind(p.stream.boot_id.clone())
+                .push_bind(ids[&(p.device_id, p.stream.clone())])
+                .push_bind(i64::from(p.stream.kind == "link_minutes"))
                 .push_bind(p.entries.len() as i64)
                 .push_bind(encode(&p.entries));
         });
@@ -362,8 +369,8 @@ where
     let mut more = Vec::new();
     loop {
         let sql = format!(
-            "SELECT {COLS} FROM minute_packs WHERE device_id = ? AND first_seq > ? \
-             AND first_seq <= ? AND last_seq >= ? ORDER BY first_seq LIMIT ?"
+            "SELECT {COLS} FROM {PACKS} WHERE p.device_id = ? AND p.first_seq > ? \
+             AND p.first_seq <= ? AND p.last_seq >= ? ORDER BY p.first_seq LIMIT ?"
         );
         let page: Vec<PackRow> = sqlx::query_as(dialect.sql(sql))
             .bind(device_id)
@@ -411,16 +418,17 @@ where
     i64: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
     PackRow: for<'r> sqlx::FromRow<'r, DB::Row>,
 {
-    // A pack ends within the hour it starts in.
+    // A pack ends within the hour it starts in: one ending at or after
+    // `from_ms` starts at or after that hour's start.
     let sql = format!(
-        "SELECT {COLS} FROM minute_packs WHERE device_id = ? AND last_at_ms >= ? \
-         AND last_at_ms < ? AND first_at_ms < ?"
+        "SELECT {COLS} FROM {PACKS} WHERE p.device_id = ? AND p.first_at_ms >= ? \
+         AND p.first_at_ms < ? AND p.last_at_ms >= ?"
     );
     let packs: Vec<PackRow> = sqlx::query_as(dialect.sql(sql))
         .bind(device_id)
-        .bind(from_ms)
-        .bind(to_ms.saturating_add(HOUR_MS))
+        .bind(from_ms.div_euclid(HOUR_MS).saturating_mul(HOUR_MS))
         .bind(to_ms)
+        .bind(from_ms)
         .fetch_all(pool)
         .await?;
     let mut more = Vec::new();
@@ -438,7 +446,7 @@ where
 
 /// Retention of packed link summaries placed before `before_ms`, inside the
 /// caller's write transaction: whole packs deleted, packs reaching over
-/// `before_ms` rewritten without their older entries. Stops once `limit`
+/// `before_ms` rewritten in place without their older entries. Stops once `limit`
 /// entries are gone (a pack over it) or none is left; how many.
 pub(in crate::collector::store) async fn delete_before<DB>(
     conn: &mut DB::Connection,
@@ -463,8 +471,8 @@ where
     let mut count = 0_u64;
     while count < limit {
         let sql = "DELETE FROM minute_packs WHERE (device_id, first_seq) IN \
-                   (SELECT device_id, first_seq FROM minute_packs WHERE kind = 'link_minutes' \
-                   AND first_at_ms < ? AND last_at_ms < ? LIMIT ?) RETURNING n";
+                   (SELECT device_id, first_seq FROM minute_packs WHERE minutes = 1 \
+                   AND first_at_ms < ? AND last_at_ms < ? LIMIT ?) RETURNING CAST(n AS BIGINT)";
         let gone: Vec<(i64,)> = sqlx::query_as(dialect.sql(sql))
             .bind(before_ms)
             .bind(before_ms)
@@ -478,8 +486,8 @@ where
     }
     while count < limit {
         let sql = format!(
-            "SELECT {COLS} FROM minute_packs WHERE kind = 'link_minutes' \
-             AND first_at_ms < ? AND last_at_ms >= ? LIMIT ?"
+            "SELECT {COLS} FROM {PACKS} WHERE p.minutes = 1 \
+             AND p.first_at_ms < ? AND p.last_at_ms >= ? LIMIT ?"
         );
         let reaching: Vec<PackRow> = sqlx::query_as(dialect.sql(sql))
             .bind(before_ms)
@@ -488,23 +496,25 @@ where
             .fetch_all(&mut *conn)
             .await?;
         let full = reaching.len() as i64 == page;
-        let mut rest = Vec::with_capacity(reaching.len());
         for r in reaching {
             let mut p = pack(r)?;
-            let sql = "DELETE FROM minute_packs WHERE device_id = ? AND first_seq = ?";
-            sqlx::query(dialect.sql(sql))
-                .bind(p.device_id)
-                .bind(p.first_seq)
-                .execute(&mut *conn)
-                .await?;
+            let old_first = p.first_seq;
             let before = p.entries.len();
+            // It reaches over `before_ms`: entries are left.
             p.entries.retain(|e| e.at_ms >= before_ms);
             count += (before - p.entries.len()) as u64;
-            p.first_seq = p.entries[0].seq;
-            (p.stored, p.dirty) = (false, true);
-            rest.push(p);
+            let sql = "UPDATE minute_packs SET first_seq = ?, first_at_ms = ?, n = ?, body = ? \
+                       WHERE device_id = ? AND first_seq = ?";
+            sqlx::query(dialect.sql(sql))
+                .bind(p.entries[0].seq)
+                .bind(p.first_at_ms())
+                .bind(p.entries.len() as i64)
+                .bind(encode(&p.entries))
+                .bind(p.device_id)
+                .bind(old_first)
+                .execute(&mut *conn)
+                .await?;
         }
-        save::<DB>(conn, rest.iter()).await?;
         if !full {
             break;
         }
