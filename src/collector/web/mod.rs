@@ -23,8 +23,10 @@ pub mod limit;
 pub mod now;
 pub mod session;
 mod signin;
+pub mod states;
 pub mod svg;
 pub mod users;
+pub mod week;
 
 use crate::collector::http::ApiState;
 use crate::collector::last_seen::Silence;
@@ -81,6 +83,10 @@ pub struct WebState {
     pub(crate) api: ApiState,
     pub(crate) opts: Arc<WebOptions>,
     pub(crate) attempts: Arc<Mutex<limit::Attempts>>,
+    /// What each device's last state-setting records said (the fleet pages).
+    pub(crate) said: Arc<tokio::sync::Mutex<states::SaidCache>>,
+    /// The week's worst offices per branch (the fleet page).
+    pub(crate) week: Arc<Mutex<week::WeekCache>>,
 }
 
 impl WebState {
@@ -96,6 +102,8 @@ pub fn router(api: ApiState, opts: WebOptions) -> Router {
         api,
         opts: Arc::new(opts),
         attempts: Arc::default(),
+        said: Arc::default(),
+        week: Arc::default(),
     };
     let timeout = state.opts.page_timeout;
     Router::new()
