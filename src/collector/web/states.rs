@@ -49,32 +49,42 @@ pub async fn states(
     let mut cache = ws.said.lock().await;
     // Read again: devices that upload, have state-setting records, and whose
     // mark moved (or whose store keeps no marks).
-    let stale: Vec<(i64, &str, Option<i64>)> = visible
+    let stale: Vec<(i64, String, Option<i64>)> = visible
         .iter()
         .filter(|(d, m)| {
             d.seen.last_upload_ms.is_some()
                 && *m != Some(0)
                 && (m.is_none() || cache.by_device.get(&d.id).map(|c| c.0) != *m)
         })
-        .map(|(d, m)| (d.id, d.name.as_str(), *m))
+        .map(|(d, m)| (d.id, d.name.clone(), *m))
         .collect();
     let mut fresh: HashMap<i64, Said> = HashMap::new();
     for step in stale.chunks(STEP) {
         let ids: Vec<i64> = step.iter().map(|s| s.0).collect();
-        let mut read: HashMap<i64, Vec<_>> = store
+        let read = store
             .last_transitions(&ids, now::TRANSITIONS)
             .await
-            .map_err(store_err)?
-            .into_iter()
-            .collect();
-        for (id, name, mark) in step {
-            let s = now::said(name, &read.remove(id).unwrap_or_default());
+            .map_err(store_err)?;
+        // Parsing and the engine: off the request threads.
+        let step = step.to_vec();
+        let judged = tokio::task::spawn_blocking(move || {
+            let mut read: HashMap<i64, Vec<_>> = read.into_iter().collect();
+            step.into_iter()
+                .map(|(id, name, mark)| {
+                    let said = now::said(&name, &read.remove(&id).unwrap_or_default());
+                    (id, mark, said)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(store_err)?;
+        for (id, mark, said) in judged {
             match mark {
                 Some(m) => {
-                    cache.by_device.insert(*id, (*m, s));
+                    cache.by_device.insert(id, (m, said));
                 }
                 None => {
-                    fresh.insert(*id, s);
+                    fresh.insert(id, said);
                 }
             }
         }

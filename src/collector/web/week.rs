@@ -51,7 +51,17 @@ type Key = (Option<(Level, String)>, i64);
 #[derive(Debug, Default)]
 pub struct WeekCache {
     made: BTreeMap<Key, Week>,
-    making: BTreeMap<Key, i64>,
+    making: std::collections::BTreeSet<Key>,
+}
+
+/// A week being made: its mark in the cache, removed when dropped.
+struct Making(Arc<Mutex<WeekCache>>, Key);
+
+impl Drop for Making {
+    fn drop(&mut self) {
+        let mut c = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        c.making.remove(&self.1);
+    }
 }
 
 /// `[from, to)`: the 7 whole days before today in Asia/Dhaka.
@@ -132,21 +142,19 @@ pub async fn worst(ws: &WebState, v: &Viewer, now_ms: i64) -> Option<Week> {
         {
             return Some(w.clone());
         }
-        // One task per branch and week at a time (a task stuck longer than
-        // the page limit is taken for dead).
-        if let Some(since) = c.making.get(&key)
-            && now_ms - since < super::PAGE_TIMEOUT.as_millis() as i64 * 3
-        {
+        // One task per branch and week at a time.
+        if c.making.contains(&key) {
             return c.made.get(&key).cloned();
         }
-        c.making.insert(key.clone(), now_ms);
+        c.making.insert(key.clone());
         c.made.retain(|_, w| now_ms - w.made_ms < KEEP_MS * 6);
     }
     let (ws2, access, key2) = (ws.clone(), v.access.clone(), key.clone());
     let task = tokio::spawn(async move {
+        // Ends the mark however the task ends (error or panic included).
+        let _making = Making(ws2.week.clone(), key2.clone());
         let made = make(&ws2, &access, window, now_ms).await;
         let mut c = ws2.week.lock().unwrap_or_else(|p| p.into_inner());
-        c.making.remove(&key2);
         match made {
             Ok(w) => {
                 c.made.insert(key2, w.clone());

@@ -7,6 +7,8 @@ use super::{
 };
 use crate::collector::model::{Device, StoredRecord};
 use crate::collector::store::StoreError;
+#[cfg(doc)]
+use crate::collector::store::dialect::Dialect;
 use sqlx::Database;
 use std::collections::BTreeMap;
 
@@ -31,6 +33,9 @@ type MarkedRow = (
     Option<i64>,
     i64,
 );
+
+/// A device id and one of its records.
+type TransitionRow = (i64, i64, i64, i64, i64, String, String, String, i64);
 
 impl<'a, DB> Sql<'a, DB>
 where
@@ -70,9 +75,8 @@ where
     /// time, the later sequence first among equal times: as
     /// `transitions_before(id, i64::MAX, limit)` reads them), in sequence
     /// order; devices without any are left out. One statement per 500
-    /// devices: each device's cut-off time is found in its index entries,
-    /// then only the records from there on are read, however long its
-    /// history.
+    /// devices, each reading only the newest entries of each device's
+    /// index, however long its history (see [`Dialect::transitions`]).
     pub async fn last_transitions(
         &self,
         ids: &[i64],
@@ -82,25 +86,15 @@ where
         if limit <= 0 {
             return Ok(Vec::new());
         }
-        let hint = self.dialect.transitions_hint;
-        let rcols: Vec<String> = RECORD_COLS.split(", ").map(|c| format!("r.{c}")).collect();
+        let cols: Vec<String> = RECORD_COLS.split(", ").map(|c| format!("r.{c}")).collect();
         for chunk in ids.chunks(IDS_CHUNK) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let sql = format!(
-                "SELECT d.id, {} FROM devices d JOIN records r{hint} \
-                 ON r.device_id = d.id AND r.kind IN {TRANSITION_KINDS} \
-                 AND r.at_ms >= COALESCE((SELECT x.at_ms FROM records x{hint} \
-                 WHERE x.device_id = d.id AND x.kind IN {TRANSITION_KINDS} \
-                 ORDER BY x.at_ms DESC LIMIT 1 OFFSET ?), ?) \
-                 WHERE d.id IN ({marks})",
-                rcols.join(", ")
-            );
-            let mut q =
-                sqlx::query_as::<DB, (i64, i64, i64, i64, i64, String, String, String, i64)>(
-                    self.dialect.sql(sql),
-                )
-                .bind(limit - 1)
-                .bind(i64::MIN);
+            let sql = self
+                .dialect
+                .transitions
+                .replace("{cols}", &cols.join(", "))
+                .replace("{kinds}", TRANSITION_KINDS)
+                .replace("{ids}", &vec!["?"; chunk.len()].join(", "));
+            let mut q = sqlx::query_as::<DB, TransitionRow>(self.dialect.sql(sql)).bind(limit);
             for id in chunk {
                 q = q.bind(*id);
             }
