@@ -7,8 +7,9 @@
 //!
 //! Inside: the pure parts ([`i18n`], [`limit`], [`now`], [`svg`]), users
 //! and passwords ([`users`]), sessions, form tokens and the checked query
-//! strings ([`session`]), the page frame ([`layout`]), then one module of
-//! handlers per page; this file routes to them and bounds every request
+//! strings ([`session`]), the page frame ([`layout`]), every device's state
+//! now from bulk reads ([`states`]), the week's worst offices and the open
+//! alerts ([`week`]), then one module of handlers per page; this file routes to them and bounds every request
 //! (body size, time) and sets the security headers of every answer.
 //! Readers see what an API token with the same role and branch would see
 //! (the same [`Access`](crate::collector::access::Access) rules; a device
