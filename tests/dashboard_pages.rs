@@ -8,16 +8,24 @@
 mod common;
 
 use common::db::{TestDb, on_both};
-use common::web::{Browser, PW, default_options, load, serve};
+use common::records::Recs;
+use common::web::{Browser, PW, Page, between, default_options, load, serve};
 use linkwatch::collector::access::Role;
+use linkwatch::collector::alerts::branch::RouteLevel;
+use linkwatch::collector::alerts::model::{AlertKey, AlertKind, Decisions, NewAlert, Subject};
 use linkwatch::collector::devices;
+use linkwatch::wire::v1::{Body, Record};
+use linkwatch::wire::{LinkKind, LinkState};
 use std::sync::Arc;
+use std::time::Duration;
 
 on_both!(
     fleet_counts_drill_down_and_device_page,
     viewers_see_only_their_branch,
     names_are_escaped_and_odd_parameters_are_400,
     attacker_tries,
+    week_worst_offices_and_open_alerts,
+    states_follow_new_records,
 );
 
 fn now() -> i64 {
@@ -278,4 +286,296 @@ async fn attacker_tries(db: Arc<TestDb>) {
     // A session cookie is no API token.
     let p = b.get("/api/v1/devices").await;
     assert_eq!(p.status, 401);
+}
+
+/// An hour of office time (10:00 to 11:00 in Dhaka, Sunday to Thursday)
+/// among the last 7 whole days: its start.
+fn office_hour_last_week() -> i64 {
+    let tz = jiff::tz::TimeZone::get("Asia/Dhaka").unwrap();
+    let today = jiff::Timestamp::from_millisecond(now())
+        .unwrap()
+        .to_zoned_datetime(tz.clone())
+        .date();
+    let day = (1..=7)
+        .map(|k| today.checked_sub(jiff::Span::new().days(k)).unwrap())
+        .find(|d| {
+            !matches!(
+                d.weekday(),
+                jiff::civil::Weekday::Friday | jiff::civil::Weekday::Saturday
+            )
+        })
+        .unwrap();
+    tz.to_timestamp(day.at(10, 0, 0, 0))
+        .unwrap()
+        .as_millisecond()
+}
+
+/// A device in `office` running from `t0` for an hour (then stopped
+/// cleanly), online the first `online_min` minutes and offline (its one link
+/// down) after.
+async fn week_device(
+    store: &dyn linkwatch::collector::store::Store,
+    name: &str,
+    office: &str,
+    t0: i64,
+    online_min: i64,
+) {
+    const MIN: i64 = 60_000;
+    let mut r = Recs::new();
+    r.start(t0, &format!("boot-{name}"));
+    r.link(
+        t0,
+        "eth0",
+        LinkKind::Broadband,
+        LinkState::Absent,
+        LinkState::Up,
+    );
+    for m in 1..60 {
+        if m == online_min {
+            r.link(
+                t0 + m * MIN,
+                "eth0",
+                LinkKind::Broadband,
+                LinkState::Up,
+                LinkState::Down,
+            );
+        }
+        r.heartbeat(t0 + m * MIN, m < online_min);
+    }
+    r.stop(t0 + 60 * MIN);
+    let (d, _) = devices::add_device(store, name, Some(office), t0 - 60 * MIN)
+        .await
+        .unwrap();
+    store.ingest(d.id, &r.out, now()).await.unwrap();
+}
+
+/// The fleet page once the week's figures are shown (they are made in a
+/// task of their own; reload until they are, within a deadline).
+async fn fleet_with_week(b: &mut Browser) -> Page {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = b.get("/fleet").await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        if !page.text.contains("data-week=\"making\"") {
+            return page;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the week's figures never came"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The offices of the week's table, worst first, with their uptime.
+fn worst(page: &Page) -> Vec<(String, String)> {
+    let Some(table) = between(&page.text, "data-week=\"worst\"", "</table>") else {
+        return Vec::new();
+    };
+    table
+        .split("data-office=\"")
+        .skip(1)
+        .map(|row| {
+            let code = row.split('"').next().unwrap().to_string();
+            let pct = between(row, "data-uptime=\"", "\"").unwrap();
+            (code, pct)
+        })
+        .collect()
+}
+
+async fn week_worst_offices_and_open_alerts(db: Arc<TestDb>) {
+    let store = db.open().await;
+    load(store.as_ref()).await;
+    let t0 = office_hour_last_week();
+    // Savar half the hour online, Chattogram all of it.
+    week_device(store.as_ref(), "savar-week", "dhk-savar", t0, 30).await;
+    week_device(store.as_ref(), "ctg-week", "ctg-sadar", t0, 61).await;
+    let web = serve(store.clone(), default_options()).await;
+    let mut admin = signed_in(&web, "admin").await;
+
+    let page = fleet_with_week(&mut admin).await;
+    let week = worst(&page);
+    assert_eq!(
+        week,
+        [
+            ("dhk-savar".to_string(), "50.0".to_string()),
+            ("ctg-sadar".to_string(), "100.0".to_string())
+        ],
+        "{}",
+        page.text
+    );
+    // The office's name is a script: shown as text.
+    assert!(
+        page.text
+            .contains("&lt;script&gt;alert('office')&lt;/script&gt; (dhk-savar)")
+    );
+    // The same figures as the report API gives for those days by office.
+    let (_, token) = devices::add_api_token(store.as_ref(), "reader", Role::Read, None, now())
+        .await
+        .unwrap();
+    let tz = jiff::tz::TimeZone::get("Asia/Dhaka").unwrap();
+    let today = jiff::Timestamp::from_millisecond(now())
+        .unwrap()
+        .to_zoned_datetime(tz)
+        .date();
+    let from = today.checked_sub(jiff::Span::new().days(7)).unwrap();
+    let api = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!(
+            "{}/api/v1/reports/uptime?from={from}&to={today}&by=office",
+            web.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    let from_api: Vec<(String, String)> = api["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r["group"].as_str()?.to_string(),
+                format!("{:.1}", r["uptime_pct"].as_f64()?),
+            ))
+        })
+        .collect();
+    assert_eq!(from_api, week, "{api}");
+    // No open alert: no alerts section.
+    assert!(!page.text.contains("data-open-alerts"), "{}", page.text);
+
+    // A viewer of Chattogram sees only its office; one of Savar only Savar.
+    let mut ctg = signed_in(&web, "ctg").await;
+    let p = fleet_with_week(&mut ctg).await;
+    assert_eq!(worst(&p), [("ctg-sadar".to_string(), "100.0".to_string())]);
+    let mut savar = signed_in(&web, "savar").await;
+    let p = fleet_with_week(&mut savar).await;
+    assert_eq!(worst(&p), [("dhk-savar".to_string(), "50.0".to_string())]);
+
+    // Open alerts: how many the viewer may see, the newest first.
+    let t = now();
+    let alert = |subject: Subject, kind: AlertKind, office: &str, ago_min: i64| NewAlert {
+        key: AlertKey {
+            rule: "r".into(),
+            subject,
+        },
+        kind,
+        office: Some(office.into()),
+        since_ms: t - (ago_min + 5) * 60_000,
+        opened_ms: t - ago_min * 60_000,
+        notified_ms: None,
+        level: RouteLevel::Office,
+        members: vec![],
+        links: vec![],
+    };
+    let d = Decisions {
+        open: vec![
+            alert(
+                Subject::device("savar-silent"),
+                AlertKind::Unreachable,
+                "dhk-savar",
+                30,
+            ),
+            alert(
+                Subject::office("ctg-sadar"),
+                AlertKind::OfficeOffline,
+                "ctg-sadar",
+                20,
+            ),
+            alert(
+                Subject::Link {
+                    device: "savar-on".into(),
+                    link: "<b>wwan0</b>".into(),
+                },
+                AlertKind::LinkDown,
+                "dhk-savar",
+                10,
+            ),
+        ],
+        ..Decisions::default()
+    };
+    store.apply_alerts(&d, &|_, _| Vec::new()).await.unwrap();
+    let p = admin.get("/fleet").await;
+    assert!(p.text.contains("data-open-alerts=\"3\""), "{}", p.text);
+    let rows: Vec<&str> = p.text.split("data-alert=\"").skip(1).collect();
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows[0].contains("Link down") && rows[0].contains("&lt;b&gt;wwan0&lt;/b&gt;"),
+        "{}",
+        rows[0]
+    );
+    assert!(!p.text.contains("<b>wwan0"));
+    assert!(
+        rows[1].contains("Office offline")
+            && rows[1].contains("href=\"/fleet?level=office&amp;name=ctg-sadar\"")
+    );
+    assert!(rows[2].contains("Unreachable") && rows[2].contains("href=\"/devices/savar-silent\""));
+    let p = ctg.get("/fleet").await;
+    assert!(p.text.contains("data-open-alerts=\"1\""), "{}", p.text);
+    assert!(!p.text.contains("savar-silent"));
+    let p = savar.get("/fleet").await;
+    assert!(p.text.contains("data-open-alerts=\"2\""), "{}", p.text);
+    assert!(!p.text.contains("ctg-sadar"));
+    // In Bangla: the count in Bangla digits.
+    let csrf = p.csrf();
+    savar
+        .post(
+            "/lang",
+            &[("csrf", &csrf), ("lang", "bn"), ("back", "/fleet")],
+        )
+        .await;
+    let bn = savar.get("/fleet").await;
+    assert!(bn.text.contains("চলমান সতর্কতা: ২"), "{}", bn.text);
+    // Drill-down pages show neither.
+    let p = admin.get("/fleet?level=division&name=Dhaka").await;
+    assert!(!p.text.contains("data-open-alerts") && !p.text.contains("data-week"));
+}
+
+/// The fleet page keeps what each device's last records said between views:
+/// a new state-setting record shows on the next view.
+async fn states_follow_new_records(db: Arc<TestDb>) {
+    let store = db.open().await;
+    load(store.as_ref()).await;
+    let web = serve(store.clone(), default_options()).await;
+    let mut b = signed_in(&web, "admin").await;
+    let f = b.get("/fleet").await;
+    assert_eq!(
+        (f.count("online"), f.count("offline")),
+        ("2".into(), "1".into())
+    );
+    // savar-on's only working link goes down.
+    let d = store.device_by_name("savar-on").await.unwrap().unwrap();
+    let last = store.records(d.id, 1, 1_000).await.unwrap().pop().unwrap();
+    let at = now();
+    let down = Record {
+        seq: last.seq as u64 + 1,
+        seq_end: None,
+        at,
+        mono_ms: (last.mono_ms + (at - last.at_ms)) as u64,
+        boot_id: last.boot_id.clone(),
+        body: Body::LinkState {
+            link: "eth0".into(),
+            kind: LinkKind::Broadband,
+            from: LinkState::Up,
+            to: LinkState::Down,
+            reason: None,
+        },
+    };
+    store.ingest(d.id, &[down], at).await.unwrap();
+    let f = b.get("/fleet").await;
+    assert_eq!(
+        (f.count("online"), f.count("offline")),
+        ("1".into(), "2".into()),
+        "{}",
+        f.text
+    );
+    let office = b.get("/fleet?level=office&name=dhk-savar").await;
+    let row = between(&office.text, "href=\"/devices/savar-on\"", "</tr>").unwrap();
+    assert!(row.contains("state-offline"), "{row}");
 }

@@ -33,6 +33,7 @@ on_both!(
     last_seen_follows_uploads,
     catalog_version_follows_the_catalog_not_uploads,
     storage_figures_match_what_is_stored,
+    bulk_transitions_and_marks,
 );
 
 // ---------------------------------------------------------------------------
@@ -1004,4 +1005,93 @@ async fn storage_figures_match_what_is_stored(db: Arc<TestDb>) {
     let summary = s.storage_summary().await.unwrap();
     assert_eq!(summary.oldest_raw_ms, full.oldest_raw_ms);
     assert_eq!(summary.database_bytes, full.database_bytes);
+}
+
+/// The dashboard's bulk reads: `last_transitions` gives each device what
+/// `transitions_before(id, i64::MAX, limit)` gives (the later sequence
+/// first among records of the same time), and a device's mark moves when,
+/// and only when, a state-setting record is stored.
+async fn bulk_transitions_and_marks(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let a = new_device(s.as_ref(), "a").await;
+    let b = new_device(s.as_ref(), "b").await;
+    let none = new_device(s.as_ref(), "none").await;
+    let ties = new_device(s.as_ref(), "ties").await;
+    s.ingest(a, &recs(1..=40), NOW).await.unwrap();
+    s.ingest(b, &recs(1..=5), NOW).await.unwrap();
+    // 20 state-setting records at one time.
+    let same: Vec<Record> = (1..=20)
+        .map(|q| Record {
+            at: T0,
+            ..rec(q * 5)
+        })
+        .map(|r| Record {
+            seq: r.seq / 5,
+            ..r
+        })
+        .collect();
+    s.ingest(ties, &same, NOW).await.unwrap();
+    for limit in [1, 3, 16, 100] {
+        let bulk: Vec<(i64, Vec<i64>)> = s
+            .last_transitions(&[a, b, none, ties], limit)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id, v)| (id, v.iter().map(|r| r.seq).collect()))
+            .collect();
+        let one = |id: i64| {
+            let s = s.clone();
+            async move {
+                let v = s.transitions_before(id, i64::MAX, limit).await.unwrap();
+                (id, v.iter().map(|r| r.seq).collect::<Vec<i64>>())
+            }
+        };
+        // The ties: the latest sequences, in order.
+        let n = limit.min(20);
+        let tied: Vec<i64> = (21 - n..=20).collect();
+        assert_eq!(
+            bulk,
+            [one(a).await, one(b).await, (ties, tied)],
+            "limit {limit}"
+        );
+        assert!(bulk[0].1.len() == limit.min(24) as usize);
+    }
+    // The full records, not only their sequence numbers.
+    let full = s.last_transitions(&[a], 16).await.unwrap();
+    assert_eq!(
+        full[0].1,
+        s.transitions_before(a, i64::MAX, 16).await.unwrap()
+    );
+
+    let marks = |s: Arc<dyn Store>| async move {
+        s.devices_marked()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(d, m)| (d.name, m.unwrap()))
+            .collect::<std::collections::BTreeMap<String, i64>>()
+    };
+    let before = marks(s.clone()).await;
+    assert_eq!(before["none"], 0);
+    assert_ne!(before["a"], 0);
+    // Replays and records that set no state leave the marks.
+    s.ingest(a, &recs(1..=40), NOW).await.unwrap();
+    s.ingest(a, &recs([41, 43]), NOW).await.unwrap();
+    assert_eq!(marks(s.clone()).await, before);
+    // A state-setting record moves its device's mark only.
+    s.ingest(a, &recs([42]), NOW).await.unwrap();
+    let after = marks(s.clone()).await;
+    assert_ne!(after["a"], before["a"]);
+    assert_eq!(
+        after
+            .iter()
+            .filter(|(k, _)| k.as_str() != "a")
+            .collect::<Vec<_>>(),
+        before
+            .iter()
+            .filter(|(k, _)| k.as_str() != "a")
+            .collect::<Vec<_>>()
+    );
+    s.ingest(none, &recs([5]), NOW).await.unwrap();
+    assert_ne!(marks(s.clone()).await["none"], 0);
 }

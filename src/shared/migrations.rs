@@ -45,6 +45,7 @@ pub const SQLITE: &[File] = files!("sqlite":
     10 "0010_device_catalog",
     11 "0011_pack_streams",
     12 "0012_records_minutes_at",
+    13 "0013_transition_marks",
 );
 
 /// `migrations/postgres`.
@@ -62,6 +63,7 @@ pub const POSTGRES: &[File] = files!("postgres":
     10 "0010_device_catalog",
     11 "0011_pack_streams",
     12 "0012_records_minutes_at",
+    13 "0013_transition_marks",
 );
 
 /// The migrator of one database's files.

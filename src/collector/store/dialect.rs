@@ -3,7 +3,8 @@
 //! both. Statements are written once with `?` placeholders; the table says
 //! how to number them, which function spells a two-argument minimum, which
 //! index hints the SQLite planner needs, how fractional roll-up columns are
-//! kept, and the two roll-up aggregates whose shape differs by planner; and
+//! kept, the two roll-up aggregates and the read of many devices' last
+//! transitions whose shape differs by planner; and
 //! how each driver says how many rows a statement changed ([`Affected`]).
 
 use sqlx::AssertSqlSafe;
@@ -37,6 +38,12 @@ pub(crate) struct Dialect {
     /// Day ends with an outage at the day's start or end, by device and day:
     /// binds schedule, first day, end day.
     pub ends: &'static str,
+    /// The last state-setting records of some devices (`{cols}`: the
+    /// record columns of `r`; `{kinds}`: the state-setting kinds; `{ids}`:
+    /// one placeholder per device): binds how many per device, then the
+    /// device ids. Among records of one time the later sequence first;
+    /// SQLite may give more than asked when several share the cut-off time.
+    pub transitions: &'static str,
 }
 
 /// SQLite: the default store of a single collector.
@@ -59,6 +66,17 @@ pub(crate) const SQLITE: Dialect = Dialect {
            FROM devices d CROSS JOIN rollup_days r INDEXED BY rollup_days_ends \
            ON r.schedule = ? AND r.device_id = d.id AND r.day_ms >= ? AND r.day_ms < ? \
            AND (r.head_ms > 0 OR r.tail_ms > 0) ORDER BY d.id, r.day_ms",
+    // No LATERAL: each device's cut-off time is its limit-th newest entry
+    // of the partial index (a correlated bound of the index range), then
+    // the records from there on.
+    transitions: "SELECT d.id, {cols} FROM devices d \
+           CROSS JOIN records r INDEXED BY records_device_transitions \
+           ON r.device_id = d.id AND r.kind IN {kinds} \
+           AND r.at_ms >= COALESCE((SELECT x.at_ms FROM records x \
+           INDEXED BY records_device_transitions \
+           WHERE x.device_id = d.id AND x.kind IN {kinds} \
+           ORDER BY x.at_ms DESC LIMIT 1 OFFSET (? - 1)), -9223372036854775808) \
+           WHERE d.id IN ({ids})",
 };
 
 /// PostgreSQL: the store of larger deployments, possibly shared by replicas.
@@ -76,6 +94,12 @@ pub(crate) const POSTGRES: Dialect = Dialect {
     ends: "SELECT device_id, day_ms, head_ms, tail_ms, whole, cont FROM rollup_days \
            WHERE schedule = ? AND day_ms >= ? AND day_ms < ? \
            AND (head_ms > 0 OR tail_ms > 0) ORDER BY device_id, day_ms",
+    // The planner keeps a correlated bound out of the index condition:
+    // LATERAL with LIMIT reads only each device's newest index entries.
+    transitions: "SELECT d.id, {cols} FROM devices d CROSS JOIN LATERAL ( \
+           SELECT * FROM records x WHERE x.device_id = d.id AND x.kind IN {kinds} \
+           ORDER BY x.at_ms DESC, x.seq DESC LIMIT ?) r \
+           WHERE d.id IN ({ids})",
 };
 
 impl Dialect {

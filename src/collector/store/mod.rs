@@ -350,6 +350,34 @@ pub trait Store: Send + Sync + 'static {
         before_ms: i64,
         limit: i64,
     ) -> Result<Vec<StoredRecord>, StoreError>;
+    /// Every device (in no particular order) with a mark of its
+    /// state-setting records that changes whenever one is stored, changed or
+    /// deleted (`None`: this store keeps no marks; read them again each
+    /// time). For caches of what those records imply.
+    async fn devices_marked(&self) -> Result<Vec<(Device, Option<i64>)>, StoreError> {
+        Ok(self
+            .list_devices()
+            .await?
+            .into_iter()
+            .map(|d| (d, None))
+            .collect())
+    }
+    /// [`Store::transitions_before`]`(id, i64::MAX, limit)` of each device of
+    /// `ids`, by device id; devices without any are left out.
+    async fn last_transitions(
+        &self,
+        ids: &[i64],
+        limit: i64,
+    ) -> Result<Vec<(i64, Vec<StoredRecord>)>, StoreError> {
+        let mut out = Vec::new();
+        for id in ids {
+            let v = self.transitions_before(*id, i64::MAX, limit).await?;
+            if !v.is_empty() {
+                out.push((*id, v));
+            }
+        }
+        Ok(out)
+    }
     /// Devices whose roll-ups are due: dirty from before `before_ms`, oldest
     /// first, at most `limit`.
     async fn dirty_due(&self, before_ms: i64, limit: i64) -> Result<Vec<Dirty>, StoreError>;

@@ -1,6 +1,6 @@
 //! The SQL both adapters share, written once and run through the
 //! [`Dialect`] table: devices, offices as read, records, API tokens (here)
-//! and roll-ups ([`rollups`]). Generic over the sqlx database; each adapter
+//! and roll-ups ([`rollups`]), the dashboard's bulk reads ([`fleet`]). Generic over the sqlx database; each adapter
 //! makes an [`Sql`] of its pool, its dialect and, for SQLite, its write
 //! lock, and its [`Store`] methods call these. What differs by more than
 //! spelling stays in the adapters: ingest, office upserts, leadership.
@@ -11,6 +11,7 @@
 //! ([`Sql::lock`]).
 
 mod alerts;
+mod fleet;
 mod rollups;
 mod silences;
 mod users;

@@ -435,6 +435,18 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn devices_marked(&self) -> Result<Vec<(Device, Option<i64>)>, StoreError> {
+        self.sql().devices_marked().await
+    }
+
+    async fn last_transitions(
+        &self,
+        ids: &[i64],
+        limit: i64,
+    ) -> Result<Vec<(i64, Vec<StoredRecord>)>, StoreError> {
+        self.sql().last_transitions(ids, limit).await
+    }
+
     async fn dirty_due(&self, before_ms: i64, limit: i64) -> Result<Vec<Dirty>, StoreError> {
         self.sql().dirty_due(before_ms, limit).await
     }

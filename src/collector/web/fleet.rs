@@ -1,13 +1,17 @@
 //! "Fleet now": devices online, offline, not running, silent and without
 //! data, by division, with drill-down to district, upazila, office and the
 //! office's devices; only the viewer's branch (another branch is 404, as in
-//! the API); paginated.
+//! the API); paginated. The states come from [`super::states`] (bulk reads,
+//! kept per device); the whole branch's page also shows the open alerts and
+//! the week's worst offices ([`super::week`]).
 
 use super::WebState;
 use super::i18n::{Lang, T, num, time, tr};
 use super::layout::page as frame;
 use super::now::{self, Counts, NowState, Row};
-use super::session::{PageError, Viewer, fields, store_err, viewer};
+use super::session::{PageError, fields, viewer};
+use super::states::states;
+use super::week;
 use crate::collector::access::resolve_branch;
 use crate::collector::last_seen::now_ms;
 use crate::collector::model::{Branch, Device, Level, Office};
@@ -78,39 +82,6 @@ pub fn page_param(v: Option<&String>) -> Result<usize, PageError> {
             ))),
         },
     }
-}
-
-/// The visible devices (not revoked) with their state now, and the offices by code.
-pub async fn states(
-    ws: &WebState,
-    v: &Viewer,
-) -> Result<(Vec<(Device, NowState)>, BTreeMap<String, Office>), PageError> {
-    let store = ws.api.store();
-    let offices: BTreeMap<String, Office> = store
-        .list_offices()
-        .await
-        .map_err(store_err)?
-        .into_iter()
-        .map(|o| (o.code.clone(), o))
-        .collect();
-    let now = now_ms();
-    let mut out = Vec::new();
-    for d in store.list_devices().await.map_err(store_err)? {
-        if d.revoked || !v.access.sees(&d, &offices) {
-            continue;
-        }
-        let last = if d.seen.last_upload_ms.is_some() {
-            store
-                .transitions_before(d.id, i64::MAX, now::TRANSITIONS)
-                .await
-                .map_err(store_err)?
-        } else {
-            Vec::new()
-        };
-        let s = now::state_now(&d, &last, now, ws.opts.silence);
-        out.push((d, s));
-    }
-    Ok((out, offices))
 }
 
 fn tiles(lang: Lang, c: &Counts) -> Markup {
@@ -232,6 +203,19 @@ pub(super) async fn page(
         })?),
     };
     let (devices, offices) = states(&ws, &v).await?;
+    // The whole branch's page: the week's worst offices and the open alerts.
+    let (alerts, worst) = if !q.contains_key("level") {
+        let (week, open) = tokio::join!(
+            week::worst(&ws, &v, now_ms()),
+            week::open_alerts(&ws, &v, &offices)
+        );
+        (
+            week::alerts_section(v.lang, &open?),
+            week::week_section(v.lang, week.as_ref()),
+        )
+    } else {
+        (html! {}, html! {})
+    };
     let visible = v
         .access
         .visible_offices(&offices.values().cloned().collect::<Vec<_>>());
@@ -256,17 +240,20 @@ pub(super) async fn page(
                 h1 { (tr(lang, T::Fleet)) }
                 (crumbs(lang, parent.as_ref(), &offices))
                 (tiles(lang, &all))
+                (alerts)
                 (group_table(lang, child, &rows, page_no))
                 (pager(lang, parent.as_ref(), page_no, rows.len()))
+                (worst)
                 p.note { (tr(lang, T::TimesIn)) }
             }
         }
         None => {
             let b = parent.as_ref().expect("devices are listed under an office");
-            let inside: Vec<(&Device, NowState)> = pairs
+            let mut inside: Vec<(&Device, NowState)> = pairs
                 .into_iter()
                 .filter(|(d, _)| b.contains_device(d, &offices))
                 .collect();
+            inside.sort_by(|x, y| x.0.name.cmp(&y.0.name));
             let mut all = Counts::default();
             inside.iter().for_each(|(_, s)| all.add(*s));
             html! {

@@ -7,8 +7,9 @@
 //!
 //! Inside: the pure parts ([`i18n`], [`limit`], [`now`], [`svg`]), users
 //! and passwords ([`users`]), sessions, form tokens and the checked query
-//! strings ([`session`]), the page frame ([`layout`]), then one module of
-//! handlers per page; this file routes to them and bounds every request
+//! strings ([`session`]), the page frame ([`layout`]), every device's state
+//! now from bulk reads ([`states`]), the week's worst offices and the open
+//! alerts ([`week`]), then one module of handlers per page; this file routes to them and bounds every request
 //! (body size, time) and sets the security headers of every answer.
 //! Readers see what an API token with the same role and branch would see
 //! (the same [`Access`](crate::collector::access::Access) rules; a device
@@ -23,8 +24,10 @@ pub mod limit;
 pub mod now;
 pub mod session;
 mod signin;
+pub mod states;
 pub mod svg;
 pub mod users;
+pub mod week;
 
 use crate::collector::http::ApiState;
 use crate::collector::last_seen::Silence;
@@ -81,6 +84,10 @@ pub struct WebState {
     pub(crate) api: ApiState,
     pub(crate) opts: Arc<WebOptions>,
     pub(crate) attempts: Arc<Mutex<limit::Attempts>>,
+    /// What each device's last state-setting records said (the fleet pages).
+    pub(crate) said: Arc<tokio::sync::Mutex<states::SaidCache>>,
+    /// The week's worst offices per branch (the fleet page).
+    pub(crate) week: Arc<Mutex<week::WeekCache>>,
 }
 
 impl WebState {
@@ -96,6 +103,8 @@ pub fn router(api: ApiState, opts: WebOptions) -> Router {
         api,
         opts: Arc::new(opts),
         attempts: Arc::default(),
+        said: Arc::default(),
+        week: Arc::default(),
     };
     let timeout = state.opts.page_timeout;
     Router::new()

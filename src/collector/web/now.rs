@@ -54,34 +54,70 @@ impl NowState {
     }
 }
 
-/// The state of `d` at `now_ms`; `last` are its last state-setting records
-/// in sequence order.
-pub fn state_now(d: &Device, last: &[StoredRecord], now_ms: i64, silence: Silence) -> NowState {
+/// What a device's last state-setting records say, whatever the clock:
+/// whether the last one is a clean stop (shutdown, sleep), and the state the
+/// uptime engine gives right after the last one. Changes only when those
+/// records do, so it can be kept per device between page views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Said {
+    pub stopped: bool,
+    pub state: NowState,
+}
+
+impl Said {
+    /// Of a device that has no state-setting record yet.
+    pub const NOTHING: Said = Said {
+        stopped: false,
+        state: NowState::NoData,
+    };
+}
+
+/// What `last` (the last state-setting records of the device named `name`,
+/// in sequence order) say.
+pub fn said(name: &str, last: &[StoredRecord]) -> Said {
+    let stopped = last.last().and_then(stop_kind).is_some();
+    let recs: Vec<_> = last
+        .iter()
+        .filter_map(|r| to_rec(name, r.clone()).ok())
+        .collect();
+    let (Some(first), Some(lastrec)) = (recs.first(), recs.last()) else {
+        return Said {
+            stopped,
+            state: NowState::NoData,
+        };
+    };
+    // The window ends right after the last record, and the engine's "now"
+    // is never before it: the clock does not change the state at its end.
+    let end = lastrec.at_ms.saturating_add(1);
+    let tl = uptime::timeline(&recs, first.at_ms, end, end, &Params::default());
+    let state = match tl.device.last().map(|i| i.state) {
+        Some(DeviceState::Online) => NowState::Online,
+        Some(DeviceState::Offline) => NowState::Offline,
+        Some(DeviceState::NotRunning) => NowState::NotRunning,
+        Some(DeviceState::NoData) | None => NowState::NoData,
+    };
+    Said { stopped, state }
+}
+
+/// The state of `d` at `now_ms` from what its last state-setting records
+/// say.
+pub fn state_from(d: &Device, said: Said, now_ms: i64, silence: Silence) -> NowState {
     if d.seen.last_upload_ms.is_none() {
         return NowState::NoData;
     }
-    let stopped = last.last().and_then(stop_kind).is_some();
-    if stopped {
+    if said.stopped {
         return NowState::NotRunning;
     }
     if d.seen.silent(now_ms, silence.interval_ms, silence.grace_ms) {
         return NowState::Silent;
     }
-    let recs: Vec<_> = last
-        .iter()
-        .filter_map(|r| to_rec(&d.name, r.clone()).ok())
-        .collect();
-    let (Some(first), Some(lastrec)) = (recs.first(), recs.last()) else {
-        return NowState::NoData;
-    };
-    let end = lastrec.at_ms.saturating_add(1);
-    let tl = uptime::timeline(&recs, first.at_ms, end, now_ms.max(end), &Params::default());
-    match tl.device.last().map(|i| i.state) {
-        Some(DeviceState::Online) => NowState::Online,
-        Some(DeviceState::Offline) => NowState::Offline,
-        Some(DeviceState::NotRunning) => NowState::NotRunning,
-        Some(DeviceState::NoData) | None => NowState::NoData,
-    }
+    said.state
+}
+
+/// The state of `d` at `now_ms`; `last` are its last state-setting records
+/// in sequence order.
+pub fn state_now(d: &Device, last: &[StoredRecord], now_ms: i64, silence: Silence) -> NowState {
+    state_from(d, said(&d.name, last), now_ms, silence)
 }
 
 /// Devices by state.

@@ -1,0 +1,121 @@
+//! The dashboard's bulk reads both adapters share (see [`super`]): every
+//! device with the mark of its state-setting records (migration 0013), and
+//! the last state-setting records of many devices in one statement.
+
+use super::{
+    Affected, DEVICE_COLS, DeviceRow, RECORD_COLS, RecordRow, Sql, device, query_err, stored_record,
+};
+use crate::collector::model::{Device, StoredRecord};
+use crate::collector::store::StoreError;
+#[cfg(doc)]
+use crate::collector::store::dialect::Dialect;
+use sqlx::Database;
+use std::collections::BTreeMap;
+
+/// Devices per statement of [`Sql::last_transitions`] (SQLite binds at most
+/// 32,766 values).
+const IDS_CHUNK: usize = 500;
+
+/// The kinds of the state-setting records (those of the partial index
+/// `records_device_transitions`).
+const TRANSITION_KINDS: &str = "('link_state', 'lifecycle', 'failover', 'facts')";
+
+/// A device row and its mark.
+type MarkedRow = (
+    i64,
+    String,
+    Option<String>,
+    bool,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+);
+
+/// A device id and one of its records.
+type TransitionRow = (i64, i64, i64, i64, i64, String, String, String, i64);
+
+impl<'a, DB> Sql<'a, DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    DB::QueryResult: Affected,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    i64: for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    bool: for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    String: for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    Option<String>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    /// Every device (in no particular order) with the version of its
+    /// state-setting records (0 before the first).
+    pub async fn devices_marked(&self) -> Result<Vec<(Device, Option<i64>)>, StoreError> {
+        let cols: Vec<String> = DEVICE_COLS.split(", ").map(|c| format!("d.{c}")).collect();
+        let rows = sqlx::query_as::<DB, MarkedRow>(self.dialect.sql(format!(
+            "SELECT {}, COALESCE(m.version, 0) FROM devices d \
+             LEFT JOIN transition_marks m ON m.device_id = d.id",
+            cols.join(", ")
+        )))
+        .fetch_all(self.pool)
+        .await
+        .map_err(query_err("devices with marks"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let row: DeviceRow = (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8);
+                (device(row), Some(r.9))
+            })
+            .collect())
+    }
+
+    /// The last `limit` state-setting records of each device of `ids` (by
+    /// time, the later sequence first among equal times: as
+    /// `transitions_before(id, i64::MAX, limit)` reads them), in sequence
+    /// order; devices without any are left out. One statement per 500
+    /// devices, each reading only the newest entries of each device's
+    /// index, however long its history (see [`Dialect::transitions`]).
+    pub async fn last_transitions(
+        &self,
+        ids: &[i64],
+        limit: i64,
+    ) -> Result<Vec<(i64, Vec<StoredRecord>)>, StoreError> {
+        let mut by: BTreeMap<i64, Vec<StoredRecord>> = BTreeMap::new();
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        let cols: Vec<String> = RECORD_COLS.split(", ").map(|c| format!("r.{c}")).collect();
+        for chunk in ids.chunks(IDS_CHUNK) {
+            let sql = self
+                .dialect
+                .transitions
+                .replace("{cols}", &cols.join(", "))
+                .replace("{kinds}", TRANSITION_KINDS)
+                .replace("{ids}", &vec!["?"; chunk.len()].join(", "));
+            let mut q = sqlx::query_as::<DB, TransitionRow>(self.dialect.sql(sql)).bind(limit);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            let rows = q
+                .fetch_all(self.pool)
+                .await
+                .map_err(query_err("last transitions"))?;
+            for r in rows {
+                let rec: RecordRow = (r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8);
+                by.entry(r.0).or_default().push(stored_record(rec));
+            }
+        }
+        Ok(by
+            .into_iter()
+            .map(|(id, mut v)| {
+                // More than `limit` only when several share the cut-off time.
+                v.sort_by_key(|r| std::cmp::Reverse((r.at_ms, r.seq)));
+                v.truncate(limit as usize);
+                v.sort_by_key(|r| r.seq);
+                (id, v)
+            })
+            .collect())
+    }
+}

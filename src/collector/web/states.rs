@@ -1,0 +1,113 @@
+//! Every visible device's state now, for the fleet pages, in two bulk reads
+//! whatever the fleet's size: the devices with the marks of their
+//! state-setting records (`Store::devices_marked`), and the last
+//! state-setting records of only those devices whose mark moved since this
+//! process last read them (`Store::last_transitions`, a few hundred devices
+//! a statement). What those records say ([`Said`]) is kept per device with
+//! its mark; the clock's part (silent or not) is applied on every view. The
+//! states are exactly those [`now::state_now`] gives from
+//! `transitions_before(id, i64::MAX, TRANSITIONS)`.
+
+use super::WebState;
+use super::now::{self, NowState, Said};
+use super::session::{PageError, Viewer, store_err};
+use crate::collector::last_seen::now_ms;
+use crate::collector::model::{Device, Office};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Devices whose records are read and judged per step: what a step has
+/// judged is kept even when the page is cut off by its time limit later.
+const STEP: usize = 2_000;
+
+/// What each device's last state-setting records said, with the mark they
+/// had (see `Store::devices_marked`).
+#[derive(Debug, Default)]
+pub struct SaidCache {
+    by_device: HashMap<i64, (i64, Said)>,
+}
+
+/// The visible devices (not revoked, in no particular order) with their
+/// state now, and the offices by code.
+pub async fn states(
+    ws: &WebState,
+    v: &Viewer,
+) -> Result<(Vec<(Device, NowState)>, BTreeMap<String, Office>), PageError> {
+    let store = ws.api.store();
+    let offices: BTreeMap<String, Office> = store
+        .list_offices()
+        .await
+        .map_err(store_err)?
+        .into_iter()
+        .map(|o| (o.code.clone(), o))
+        .collect();
+    let marked = store.devices_marked().await.map_err(store_err)?;
+    let known: Vec<i64> = marked.iter().map(|(d, _)| d.id).collect();
+    let visible: Vec<(Device, Option<i64>)> = marked
+        .into_iter()
+        .filter(|(d, _)| !d.revoked && v.access.sees(d, &offices))
+        .collect();
+    let mut cache = ws.said.lock().await;
+    // Read again: devices that upload, have state-setting records, and whose
+    // mark moved (or whose store keeps no marks).
+    let stale: Vec<(i64, String, Option<i64>)> = visible
+        .iter()
+        .filter(|(d, m)| {
+            d.seen.last_upload_ms.is_some()
+                && *m != Some(0)
+                && (m.is_none() || cache.by_device.get(&d.id).map(|c| c.0) != *m)
+        })
+        .map(|(d, m)| (d.id, d.name.clone(), *m))
+        .collect();
+    let mut fresh: HashMap<i64, Said> = HashMap::new();
+    for step in stale.chunks(STEP) {
+        let ids: Vec<i64> = step.iter().map(|s| s.0).collect();
+        let read = store
+            .last_transitions(&ids, now::TRANSITIONS)
+            .await
+            .map_err(store_err)?;
+        // Parsing and the engine: off the request threads.
+        let step = step.to_vec();
+        let judged = tokio::task::spawn_blocking(move || {
+            let mut read: HashMap<i64, Vec<_>> = read.into_iter().collect();
+            step.into_iter()
+                .map(|(id, name, mark)| {
+                    let said = now::said(&name, &read.remove(&id).unwrap_or_default());
+                    (id, mark, said)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(store_err)?;
+        for (id, mark, said) in judged {
+            match mark {
+                Some(m) => {
+                    cache.by_device.insert(id, (m, said));
+                }
+                None => {
+                    fresh.insert(id, said);
+                }
+            }
+        }
+    }
+    // Devices removed since: forget them (the cache never outgrows the fleet).
+    if cache.by_device.len() > known.len() {
+        let known: HashSet<i64> = known.into_iter().collect();
+        cache.by_device.retain(|id, _| known.contains(id));
+    }
+    let now = now_ms();
+    let silence = ws.opts.silence;
+    let out: Vec<(Device, NowState)> = visible
+        .into_iter()
+        .map(|(d, m)| {
+            let said = match m {
+                Some(0) => Said::NOTHING,
+                Some(_) => cache.by_device.get(&d.id).map_or(Said::NOTHING, |c| c.1),
+                None => fresh.get(&d.id).copied().unwrap_or(Said::NOTHING),
+            };
+            let s = now::state_from(&d, said, now, silence);
+            (d, s)
+        })
+        .collect();
+    drop(cache);
+    Ok((out, offices))
+}
