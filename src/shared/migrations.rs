@@ -30,27 +30,21 @@ macro_rules! files {
 /// `migrations/spool`.
 pub const SPOOL: &[File] = files!("spool": 1 "0001_spool");
 
-/// `migrations/sqlite`.
-#[cfg(feature = "collector")]
-pub const SQLITE: &[File] = files!("sqlite":
-    1 "0001_init",
-    2 "0002_api_tokens",
-    3 "0003_rollups",
-    4 "0004_office_hours",
-    5 "0005_last_seen",
-    6 "0006_alerts",
-    7 "0007_minute_packs",
-    8 "0008_silences_contacts",
-    9 "0009_web_users",
-    10 "0010_device_catalog",
-    11 "0011_pack_streams",
-    12 "0012_records_minutes_at",
-    13 "0013_transition_marks",
-);
+/// The collector's migrations, one list for both folders: every migration
+/// exists for both databases under the same name (a file missing from one
+/// folder fails the build).
+macro_rules! collector {
+    ($($version:literal $name:literal),+ $(,)?) => {
+        /// `migrations/sqlite`.
+        #[cfg(feature = "collector")]
+        pub const SQLITE: &[File] = files!("sqlite": $($version $name),+);
+        /// `migrations/postgres`.
+        #[cfg(feature = "collector")]
+        pub const POSTGRES: &[File] = files!("postgres": $($version $name),+);
+    };
+}
 
-/// `migrations/postgres`.
-#[cfg(feature = "collector")]
-pub const POSTGRES: &[File] = files!("postgres":
+collector!(
     1 "0001_init",
     2 "0002_api_tokens",
     3 "0003_rollups",

@@ -27,6 +27,9 @@ pub(crate) const HOUR_MS: i64 = 3_600_000;
 /// Most sequence numbers one pack spans (first to last entry): reads by
 /// sequence number look back this far for packs reaching into their range.
 pub(crate) const MAX_SPAN: i64 = 4_096;
+/// Rows per statement when packs or streams are read or written in bulk
+/// (packs take 11 bind parameters each).
+const CHUNK: usize = 500;
 
 /// What packs keep of a record besides its place: the body's fields.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,12 +5,13 @@
 //! end of that day. A device outside the viewer's branch is 404.
 
 use super::WebState;
-use super::fleet::{state_word, urlencode_path};
+use super::fleet::state_word;
 use super::i18n::{T, dhaka, digits, time, tr};
 use super::layout::page as frame;
 use super::now::{self, NowState};
 use super::session::{PageError, fields, store_err, viewer};
 use super::svg::{link_state, timeline_svg};
+use super::urls::urlencode_path;
 use crate::collector::http::{ReadError, visible_device};
 use crate::collector::last_seen::now_ms;
 use crate::collector::timeline::device_timeline_of;

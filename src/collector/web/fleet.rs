@@ -11,6 +11,7 @@ use super::layout::page as frame;
 use super::now::{self, Counts, NowState, Row};
 use super::session::{PageError, fields, viewer};
 use super::states::states;
+use super::urls::{fleet_url, urlencode_path};
 use super::week;
 use crate::collector::access::resolve_branch;
 use crate::collector::last_seen::now_ms;
@@ -50,24 +51,6 @@ fn level_word(lang: Lang, l: Level) -> &'static str {
             Level::Office => T::Office,
         },
     )
-}
-
-/// `/fleet?level=..&name=..&page=..` (a parameter value url-encoded).
-pub fn fleet_url(branch: Option<&Branch>, page: usize) -> String {
-    let mut q: Vec<(&str, String)> = Vec::new();
-    if let Some(b) = branch {
-        q.push(("level", b.level.as_str().to_string()));
-        q.push(("name", b.name.clone()));
-    }
-    if page > 1 {
-        q.push(("page", page.to_string()));
-    }
-    let qs = serde_urlencoded::to_string(&q).unwrap_or_default();
-    if qs.is_empty() {
-        "/fleet".into()
-    } else {
-        format!("/fleet?{qs}")
-    }
 }
 
 /// The page number `page` (1 when not given); 400 when not a whole number
@@ -172,19 +155,6 @@ fn device_table(lang: Lang, devices: &[(&Device, NowState)], page: usize) -> Mar
             }
         } }
     }
-}
-
-/// A path segment, percent-encoded (device names are plain, but be safe).
-pub fn urlencode_path(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// `GET /fleet`.

@@ -26,6 +26,7 @@ pub mod session;
 mod signin;
 pub mod states;
 pub mod svg;
+pub mod urls;
 pub mod users;
 pub mod week;
 

@@ -12,9 +12,9 @@
 //!   many, and the newest few.
 
 use super::WebState;
-use super::fleet::{fleet_url, urlencode_path};
 use super::i18n::{Lang, T, dhaka, digits, num, time, tr};
 use super::session::{PageError, Viewer, store_err};
+use super::urls::{fleet_url, urlencode_path};
 use crate::collector::access::Access;
 use crate::collector::alerts::model::{AlertKind, OpenAlert, Subject};
 use crate::collector::model::{Branch, Level, Office};

@@ -16,7 +16,7 @@
 //! an hour when uploads are regular).
 //! Arithmetic wraps, so that any value round-trips.
 
-use super::v1::{centi, put, put_i};
+use super::v1::{Reader, centi, put, put_i};
 use super::{Corrupt, Data, Entry, MAX_SPAN};
 
 /// This format's version (a body's first byte).
@@ -258,35 +258,7 @@ pub(super) fn encode(entries: &[Entry]) -> Vec<u8> {
     out
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
 impl Reader<'_> {
-    fn byte(&mut self) -> Result<u8, Corrupt> {
-        let v = *self.b.get(self.at).ok_or(Corrupt("truncated"))?;
-        self.at += 1;
-        Ok(v)
-    }
-
-    fn u(&mut self) -> Result<u64, Corrupt> {
-        let mut v = 0_u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(Corrupt("varint too long"))
-    }
-
-    fn i(&mut self) -> Result<i64, Corrupt> {
-        let v = self.u()?;
-        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
-    }
-
     /// `n` values of a frame of `width` bits over `min`.
     fn frame(&mut self, n: usize, width: u32, min: i64) -> Result<Vec<i64>, Corrupt> {
         let bytes = (n * width as usize).div_ceil(8);

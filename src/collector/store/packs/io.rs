@@ -4,7 +4,7 @@
 //! covers them ([`compact`]), reads merged with `records` ([`by_seq`],
 //! [`by_time`]) and retention ([`delete_before`]).
 
-use super::{Entry, HOUR_MS, MAX_SPAN, Pack, Stream, assign, decode, encode, packable};
+use super::{CHUNK, Entry, HOUR_MS, MAX_SPAN, Pack, Stream, assign, decode, encode, packable};
 use crate::collector::model::StoredRecord;
 use crate::collector::store::dialect::{Affected, Dialect};
 use crate::collector::store::follows;
@@ -24,8 +24,6 @@ pub fn set_packing(on: bool) {
     PACKING.store(on, Ordering::Relaxed);
 }
 
-/// Pack rows per statement (11 bind parameters each).
-pub(super) const CHUNK: usize = 500;
 /// Packs read per step by sequence number.
 const PAGE: i64 = 64;
 

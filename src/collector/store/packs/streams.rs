@@ -2,7 +2,7 @@
 //! link, link kind, boot) by the id of a row of `pack_streams`; [`ids`]
 //! finds or adds the rows of the packs about to be inserted.
 
-use super::io::CHUNK;
+use super::CHUNK;
 use super::{Pack, Stream};
 use sqlx::database::HasStatementCache;
 use sqlx::{Database, QueryBuilder};

@@ -145,19 +145,21 @@ pub(super) fn encode(entries: &[Entry]) -> Vec<u8> {
     out
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-    at: usize,
+/// Reads a body from its start (varints as [`put`] and [`put_i`] write
+/// them); both formats' decoders use it.
+pub(super) struct Reader<'a> {
+    pub(super) b: &'a [u8],
+    pub(super) at: usize,
 }
 
 impl Reader<'_> {
-    fn byte(&mut self) -> Result<u8, Corrupt> {
+    pub(super) fn byte(&mut self) -> Result<u8, Corrupt> {
         let v = *self.b.get(self.at).ok_or(Corrupt("truncated"))?;
         self.at += 1;
         Ok(v)
     }
 
-    fn u(&mut self) -> Result<u64, Corrupt> {
+    pub(super) fn u(&mut self) -> Result<u64, Corrupt> {
         let mut v = 0_u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -169,7 +171,7 @@ impl Reader<'_> {
         Err(Corrupt("varint too long"))
     }
 
-    fn i(&mut self) -> Result<i64, Corrupt> {
+    pub(super) fn i(&mut self) -> Result<i64, Corrupt> {
         let v = self.u()?;
         Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
     }
