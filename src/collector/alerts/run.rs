@@ -218,6 +218,46 @@ impl Engine {
         Ok(kind)
     }
 
+    /// [`Engine::stopped`]'s reads of the devices past their deadline not
+    /// read since their last upload, done in bulk (a few statements, not one
+    /// per device: a round after a start may find thousands silent).
+    async fn read_stops(
+        &self,
+        store: &dyn Store,
+        devices: &[&Device],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let r = &self.cfg.rules;
+        let want: Vec<(i64, Option<i64>)> = {
+            let stops = self.lock_stops();
+            devices
+                .iter()
+                .filter(|d| d.seen.silent(now_ms, r.upload_interval_ms, 0))
+                .filter(|d| {
+                    stops
+                        .get(&d.id)
+                        .is_none_or(|(at, _)| *at != d.seen.last_upload_ms)
+                })
+                .map(|d| (d.id, d.seen.last_upload_ms))
+                .collect()
+        };
+        if want.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = want.iter().map(|(id, _)| *id).collect();
+        let last: HashMap<i64, Option<StopKind>> = store
+            .last_transitions(&ids, 1)
+            .await?
+            .into_iter()
+            .map(|(id, recs)| (id, recs.last().and_then(stop_kind)))
+            .collect();
+        let mut stops = self.lock_stops();
+        for (id, upload) in want {
+            stops.insert(id, (upload, last.get(&id).copied().flatten()));
+        }
+        Ok(())
+    }
+
     /// A watched gateway's links from its last state-setting records (read
     /// once per upload).
     async fn links(
@@ -359,6 +399,7 @@ pub async fn tick(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<RoundSta
             )
         })
         .collect();
+    e.read_stops(store, &devices, now_ms).await?;
     for &d in &devices {
         let gateway = e.cfg.gateways.contains(&d.name);
         let mut f = facts(d, gateway, e.stopped(store, d, now_ms).await?);
