@@ -29,8 +29,8 @@
 use super::annotate::{self, Annotation};
 use super::channels::Sender;
 use super::contacts::Routing;
-use super::fleet::{self, Fleet, Read};
-use super::model::{DeviceFacts, Event, GatewayLinks, Silence, StopKind};
+use super::fleet::Fleet;
+use super::model::{DeviceFacts, Event, Silence, StopKind};
 use super::outbox::{self, OutboxRow, Planner, RowState};
 use super::rules::{Context, Rule, RuleKind};
 use super::{Input, annotation_requests, evaluate};
@@ -38,7 +38,6 @@ use crate::collector::alerts::AlertsConfig;
 use crate::collector::lead::{Job, JobMetrics, Leadership, run_job};
 use crate::collector::store::{Device, Office, Store, StoreError};
 use crate::collector::uptime::Params;
-use crate::wire::v1::{Body, LifecycleEvent};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -46,6 +45,11 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+
+mod reads;
+
+pub use reads::stop_kind;
+use reads::{LinksCache, StopCache, refresh};
 
 /// Labels of the alert counters: a kind, an event or a channel name (from
 /// the configuration: a handful).
@@ -122,12 +126,6 @@ impl AlertMetrics {
     }
 }
 
-/// Per device id: its last upload when read, and its stop.
-type StopCache = HashMap<i64, (Option<i64>, Option<StopKind>)>;
-
-/// Per device id: its last upload when read, and its links.
-type LinksCache = HashMap<i64, (Option<i64>, Option<GatewayLinks>)>;
-
 /// The engine: the compiled configuration, the channels' senders, and
 /// what is remembered between rounds.
 pub struct Engine {
@@ -193,96 +191,6 @@ impl Engine {
         }
     }
 
-    /// Is the device's last record a clean stop (read once per upload, and
-    /// only for devices silent now)?
-    async fn stopped(
-        &self,
-        store: &dyn Store,
-        d: &Device,
-        now_ms: i64,
-    ) -> Result<Option<StopKind>, StoreError> {
-        let r = &self.cfg.rules;
-        // Past its deadline (the grace not counted: known before it ends).
-        if !d.seen.silent(now_ms, r.upload_interval_ms, 0) {
-            return Ok(None);
-        }
-        if let Some((at, kind)) = self.lock_stops().get(&d.id)
-            && *at == d.seen.last_upload_ms
-        {
-            return Ok(*kind);
-        }
-        let last = store.transitions_before(d.id, i64::MAX, 1).await?;
-        let kind = last.last().and_then(stop_kind);
-        self.lock_stops()
-            .insert(d.id, (d.seen.last_upload_ms, kind));
-        Ok(kind)
-    }
-
-    /// [`Engine::stopped`]'s reads of the devices past their deadline not
-    /// read since their last upload, done in bulk (a few statements, not one
-    /// per device: a round after a start may find thousands silent).
-    async fn read_stops(
-        &self,
-        store: &dyn Store,
-        devices: &[&Device],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let r = &self.cfg.rules;
-        let want: Vec<(i64, Option<i64>)> = {
-            let stops = self.lock_stops();
-            devices
-                .iter()
-                .filter(|d| d.seen.silent(now_ms, r.upload_interval_ms, 0))
-                .filter(|d| {
-                    stops
-                        .get(&d.id)
-                        .is_none_or(|(at, _)| *at != d.seen.last_upload_ms)
-                })
-                .map(|d| (d.id, d.seen.last_upload_ms))
-                .collect()
-        };
-        if want.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<i64> = want.iter().map(|(id, _)| *id).collect();
-        let last: HashMap<i64, Option<StopKind>> = store
-            .last_transitions(&ids, 1)
-            .await?
-            .into_iter()
-            .map(|(id, recs)| (id, recs.last().and_then(stop_kind)))
-            .collect();
-        let mut stops = self.lock_stops();
-        for (id, upload) in want {
-            stops.insert(id, (upload, last.get(&id).copied().flatten()));
-        }
-        Ok(())
-    }
-
-    /// A watched gateway's links from its last state-setting records (read
-    /// once per upload).
-    async fn links(
-        &self,
-        store: &dyn Store,
-        d: &Device,
-    ) -> Result<Option<GatewayLinks>, StoreError> {
-        if let Some((at, links)) = self.lock_links().get(&d.id)
-            && *at == d.seen.last_upload_ms
-        {
-            return Ok(links.clone());
-        }
-        let recs = store
-            .transitions_before(d.id, i64::MAX, super::links::RECORDS_READ)
-            .await?;
-        let links = super::links::from_stored(&recs);
-        self.lock_links()
-            .insert(d.id, (d.seen.last_upload_ms, links.clone()));
-        Ok(links)
-    }
-
-    fn lock_links(&self) -> std::sync::MutexGuard<'_, LinksCache> {
-        self.links.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The configuration's contacts and those stored from the CLI
     /// (`linkwatch contacts import`); a stored contact named like one of
     /// the configuration is left out (the configuration wins), as is one
@@ -307,34 +215,6 @@ impl Engine {
         }
         std::borrow::Cow::Owned(Routing::new(all))
     }
-
-    fn lock_stops(&self) -> std::sync::MutexGuard<'_, StopCache> {
-        self.stops.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// The stop a stored record announces, if it is one.
-pub fn stop_kind(r: &crate::collector::store::StoredRecord) -> Option<StopKind> {
-    if r.kind != "lifecycle" {
-        return None;
-    }
-    match serde_json::from_str::<Body>(&r.body).ok()? {
-        Body::Lifecycle {
-            event: LifecycleEvent::Stop,
-            detail,
-            ..
-        } => {
-            let d = detail.unwrap_or_default().to_ascii_lowercase();
-            Some(if d.contains("shutdown") || d.contains("power") {
-                StopKind::Shutdown
-            } else if d.contains("sleep") || d.contains("suspend") {
-                StopKind::Sleep
-            } else {
-                StopKind::Stopped
-            })
-        }
-        _ => None,
-    }
 }
 
 /// The engine's facts about a device.
@@ -349,30 +229,6 @@ fn facts(d: &Device, gateway: bool, stopped: Option<StopKind>) -> DeviceFacts {
         stopped,
         links_down: Vec::new(),
         links: None,
-    }
-}
-
-/// The engine's copy of the fleet brought up to date: everything read, or
-/// only the devices heard from since the copy's newest upload
-/// ([`super::fleet`]).
-async fn refresh<'f>(
-    store: &dyn Store,
-    fleet: &'f mut Option<Fleet>,
-    now_ms: i64,
-) -> Result<&'f Fleet, StoreError> {
-    let version = store.catalog_version().await?;
-    match fleet::plan(fleet.as_ref(), version, now_ms) {
-        Read::Full => {
-            let devices = store.list_devices().await?;
-            let offices = store.list_offices().await?;
-            Ok(fleet.insert(Fleet::full(version, now_ms, devices, offices)))
-        }
-        Read::HeardSince(from_ms) => {
-            let changed = store.devices_heard_since(from_ms).await?;
-            let f = fleet.get_or_insert_with(Fleet::default);
-            f.update(changed);
-            Ok(f)
-        }
     }
 }
 
@@ -402,7 +258,7 @@ pub async fn tick(store: &dyn Store, e: &Engine, now_ms: i64) -> Result<RoundSta
     e.read_stops(store, &devices, now_ms).await?;
     for &d in &devices {
         let gateway = e.cfg.gateways.contains(&d.name);
-        let mut f = facts(d, gateway, e.stopped(store, d, now_ms).await?);
+        let mut f = facts(d, gateway, e.stopped(d, now_ms));
         if link_rules.iter().any(|r| r.watches(&f, &ctx.offices)) {
             f.links = e.links(store, d).await?;
         }
