@@ -234,6 +234,22 @@ async fn devices_and_offices(db: Arc<TestDb>) {
             .unwrap()
             .revoked
     );
+    // The list gives what the lookups give, field for field (SQLite builds
+    // it as one JSON text), whatever a name holds.
+    s.add_device(
+        "অফিস \"q\" \\ <script>\t",
+        Some("ctg-uno"),
+        "hash-o",
+        NOW + 2,
+    )
+    .await
+    .unwrap();
+    let listed = s.list_devices().await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(listed.iter().any(|d| d.revoked));
+    for d in &listed {
+        assert_eq!(Some(d), s.device_by_name(&d.name).await.unwrap().as_ref());
+    }
 
     // Rotation: a new hash, the revocation lifted, the old hash finds nothing,
     // the same device (id) keeps its history.
@@ -1004,7 +1020,18 @@ async fn storage_figures_match_what_is_stored(db: Arc<TestDb>) {
     assert!(full.database_bytes >= measured, "{full:?}");
     let summary = s.storage_summary().await.unwrap();
     assert_eq!(summary.oldest_raw_ms, full.oldest_raw_ms);
-    assert_eq!(summary.database_bytes, full.database_bytes);
+    // The database's size is live: on PostgreSQL, autovacuum may add a
+    // table's free-space and visibility maps between the two reads (CI saw
+    // 48 KB more). The summary must still cover every table measured and
+    // stay close to the full view's figure.
+    assert!(summary.database_bytes >= measured, "{summary:?}");
+    let drift = (summary.database_bytes - full.database_bytes).abs();
+    assert!(
+        drift <= full.database_bytes / 10,
+        "summary {} vs full {}",
+        summary.database_bytes,
+        full.database_bytes
+    );
 }
 
 /// The dashboard's bulk reads: `last_transitions` gives each device what
