@@ -566,10 +566,14 @@ async fn health_and_metrics(db: Arc<TestDb>) {
             .status(),
         StatusCode::METHOD_NOT_ALLOWED
     );
-    assert_eq!(
-        c.get(r.url("/nope")).send().await.unwrap().status(),
-        StatusCode::NOT_FOUND
-    );
+    // An unknown path is 404 with the error body, like any refusal (the
+    // client makes `%2E` a dot segment: this asks for `/api/v1/devices/timeline`).
+    for path in ["/nope", "/api/v1/devices/%2E/timeline"] {
+        let resp = c.get(r.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+        let body: ErrorBody = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+        assert!(body.error.contains("no such endpoint"), "{path}: {body:?}");
+    }
     r.stop().await;
 }
 

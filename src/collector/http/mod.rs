@@ -94,8 +94,23 @@ pub fn router(state: ApiState) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_SILENCE_BODY)),
         )
         .route(SILENCE_PATH, delete(silences::remove))
+        .fallback(no_route)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+}
+
+/// A path no route takes (the dashboard's, merged in, are taken): 404 with
+/// the error body, like every other refusal (the path is not echoed).
+async fn no_route() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        axum::Json(ErrorBody {
+            error: "no such endpoint: see the README's API section".into(),
+            field: None,
+        }),
+    )
+        .into_response()
 }
 
 /// A header map of `(name, value)` pairs, repeated names kept (tests).
