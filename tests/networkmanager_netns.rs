@@ -249,16 +249,28 @@ fn a_cut_upstream_moves_the_route_through_networkmanager_and_a_clean_stop_leaves
     assert_eq!(nm.profile_metric(Uplink::Broadband), -1);
     let state = agent.dir.path().join(STATE_FILE);
     assert!(state.exists(), "what was changed is written down");
-    let s = agent.status();
-    assert_eq!(s.failover.chosen.as_deref(), Some("wl0"));
-    let bb0 = s
-        .failover
-        .networkmanager
-        .as_ref()
-        .and_then(|n| n.links.iter().find(|l| l.name == "bb0").cloned())
-        .expect("bb0 in NetworkManager's status");
-    // Down, so behind both working links (wl0 600, mb0 700).
-    assert_eq!(bb0.metric_v4, Some(701), "{bb0:?}");
+    assert_eq!(agent.status().failover.chosen.as_deref(), Some("wl0"));
+    // Down, so behind both working links (wl0 600, mb0 700). The status
+    // shows what the agent read from NetworkManager at the start of its
+    // last round: the metric it set shows from the next round on.
+    let start = Instant::now();
+    loop {
+        let bb0 = agent
+            .status()
+            .failover
+            .networkmanager
+            .and_then(|n| n.links.into_iter().find(|l| l.name == "bb0"))
+            .expect("bb0 in NetworkManager's status");
+        if bb0.metric_v4 == Some(701) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "bb0's metric not shown as 701 within 10 s: {bb0:?}\n{}",
+            agent.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let text = String::from_utf8_lossy(&agent.cli(&["status"]).stdout).to_string();
     assert!(text.contains("route: wl0 (networkmanager mode)"), "{text}");
     assert!(text.contains("bb0: connection lw-bb0"), "{text}");
