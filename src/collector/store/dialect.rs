@@ -44,6 +44,11 @@ pub(crate) struct Dialect {
     /// device ids. Among records of one time the later sequence first;
     /// SQLite may give more than asked when several share the cut-off time.
     pub transitions: &'static str,
+    /// Many devices are read as one JSON array built by the database
+    /// (SQLite: its driver hands rows over one at a time, which costs more
+    /// than building and parsing the text; a 100,000-device list took about
+    /// half the time) rather than row by row.
+    pub devices_as_json: bool,
 }
 
 /// SQLite: the default store of a single collector.
@@ -77,6 +82,7 @@ pub(crate) const SQLITE: Dialect = Dialect {
            WHERE x.device_id = d.id AND x.kind IN {kinds} \
            ORDER BY x.at_ms DESC LIMIT 1 OFFSET (? - 1)), -9223372036854775808) \
            WHERE d.id IN ({ids})",
+    devices_as_json: true,
 };
 
 /// PostgreSQL: the store of larger deployments, possibly shared by replicas.
@@ -100,6 +106,7 @@ pub(crate) const POSTGRES: Dialect = Dialect {
            SELECT * FROM records x WHERE x.device_id = d.id AND x.kind IN {kinds} \
            ORDER BY x.at_ms DESC, x.seq DESC LIMIT ?) r \
            WHERE d.id IN ({ids})",
+    devices_as_json: false,
 };
 
 impl Dialect {

@@ -77,6 +77,28 @@ fn device(r: DeviceRow) -> Device {
     }
 }
 
+/// Device rows as [`Dialect::devices_as_json`] reads them: a JSON array of
+/// [`DEVICE_COLS`] arrays (SQLite spells `revoked` as 0 or 1).
+fn devices_from_json(text: &str) -> Result<Vec<Device>, sqlx::Error> {
+    type JsonRow = (
+        i64,
+        String,
+        Option<String>,
+        i64,
+        i64,
+        i64,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
+    let rows: Vec<JsonRow> =
+        serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| device((r.0, r.1, r.2, r.3 != 0, r.4, r.5, r.6, r.7, r.8)))
+        .collect())
+}
+
 /// Columns of an office row, in [`Office`] field order.
 type OfficeRow = (String, String, String, String, String, Option<String>);
 
@@ -289,25 +311,48 @@ where
     }
 
     pub async fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
-        sqlx::query_as::<DB, DeviceRow>(
-            self.dialect
-                .sql(format!("SELECT {DEVICE_COLS} FROM devices ORDER BY name")),
-        )
-        .fetch_all(self.pool)
-        .await
-        .map(|rows| rows.into_iter().map(device).collect())
-        .map_err(query_err("list devices"))
+        self.devices_where("", None, "list devices").await
     }
 
     pub async fn devices_heard_since(&self, from_ms: i64) -> Result<Vec<Device>, StoreError> {
-        sqlx::query_as::<DB, DeviceRow>(self.dialect.sql(format!(
-            "SELECT {DEVICE_COLS} FROM devices WHERE last_upload_ms >= ? ORDER BY name"
-        )))
-        .bind(from_ms)
-        .fetch_all(self.pool)
+        self.devices_where(
+            " WHERE last_upload_ms >= ?",
+            Some(from_ms),
+            "devices heard since",
+        )
         .await
-        .map(|rows| rows.into_iter().map(device).collect())
-        .map_err(query_err("devices heard since"))
+    }
+
+    /// The devices `filter` (empty, or a `WHERE` clause binding `bind`)
+    /// selects, by name: as rows, or as one JSON array where the dialect
+    /// says that is faster ([`Dialect::devices_as_json`]).
+    async fn devices_where(
+        &self,
+        filter: &'static str,
+        bind: Option<i64>,
+        op: &'static str,
+    ) -> Result<Vec<Device>, StoreError> {
+        if self.dialect.devices_as_json {
+            let mut q = sqlx::query_scalar::<DB, String>(self.dialect.sql(format!(
+                "SELECT json_group_array(json_array({DEVICE_COLS}) ORDER BY name) \
+                 FROM devices{filter}"
+            )));
+            if let Some(v) = bind {
+                q = q.bind(v);
+            }
+            let text = q.fetch_one(self.pool).await.map_err(query_err(op))?;
+            return devices_from_json(&text).map_err(query_err(op));
+        }
+        let mut q = sqlx::query_as::<DB, DeviceRow>(self.dialect.sql(format!(
+            "SELECT {DEVICE_COLS} FROM devices{filter} ORDER BY name"
+        )));
+        if let Some(v) = bind {
+            q = q.bind(v);
+        }
+        q.fetch_all(self.pool)
+            .await
+            .map(|rows| rows.into_iter().map(device).collect())
+            .map_err(query_err(op))
     }
 
     pub async fn catalog_version(&self) -> Result<Option<i64>, StoreError> {
