@@ -44,7 +44,8 @@ pub(crate) struct Dialect {
     /// device ids. Among records of one time the later sequence first;
     /// SQLite may give more than asked when several share the cut-off time.
     pub transitions: &'static str,
-    /// Many devices are read as one JSON array built by the database
+    /// Many devices (the device list, the dashboard's devices with their
+    /// marks) are read as one JSON array built by the database
     /// (SQLite: its driver hands rows over one at a time, which costs more
     /// than building and parsing the text; a 100,000-device list took about
     /// half the time) rather than row by row.

@@ -77,26 +77,27 @@ fn device(r: DeviceRow) -> Device {
     }
 }
 
-/// Device rows as [`Dialect::devices_as_json`] reads them: a JSON array of
-/// [`DEVICE_COLS`] arrays (SQLite spells `revoked` as 0 or 1).
-fn devices_from_json(text: &str) -> Result<Vec<Device>, sqlx::Error> {
-    type JsonRow = (
-        i64,
-        String,
-        Option<String>,
-        i64,
-        i64,
-        i64,
-        Option<i64>,
-        Option<i64>,
-        Option<i64>,
-    );
-    let rows: Vec<JsonRow> =
-        serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    Ok(rows
-        .into_iter()
-        .map(|r| device((r.0, r.1, r.2, r.3 != 0, r.4, r.5, r.6, r.7, r.8)))
-        .collect())
+/// A [`DeviceRow`] as JSON spells it, in a JSON array of rows
+/// ([`Dialect::devices_as_json`]): SQLite gives `revoked` as 0 or 1.
+pub(crate) type JsonDeviceRow = (
+    i64,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+pub(crate) fn json_device(r: JsonDeviceRow) -> Device {
+    device((r.0, r.1, r.2, r.3 != 0, r.4, r.5, r.6, r.7, r.8))
+}
+
+/// The rows of a JSON array of rows, read as one text.
+pub(crate) fn json_rows<T: serde::de::DeserializeOwned>(text: &str) -> Result<Vec<T>, sqlx::Error> {
+    serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 /// Columns of an office row, in [`Office`] field order.
@@ -341,7 +342,8 @@ where
                 q = q.bind(v);
             }
             let text = q.fetch_one(self.pool).await.map_err(query_err(op))?;
-            return devices_from_json(&text).map_err(query_err(op));
+            let rows = json_rows::<JsonDeviceRow>(&text).map_err(query_err(op))?;
+            return Ok(rows.into_iter().map(json_device).collect());
         }
         let mut q = sqlx::query_as::<DB, DeviceRow>(self.dialect.sql(format!(
             "SELECT {DEVICE_COLS} FROM devices{filter} ORDER BY name"

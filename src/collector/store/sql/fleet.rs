@@ -3,7 +3,8 @@
 //! the last state-setting records of many devices in one statement.
 
 use super::{
-    Affected, DEVICE_COLS, DeviceRow, RECORD_COLS, RecordRow, Sql, device, query_err, stored_record,
+    Affected, DEVICE_COLS, DeviceRow, JsonDeviceRow, RECORD_COLS, RecordRow, Sql, device,
+    json_device, json_rows, query_err, stored_record,
 };
 use crate::collector::model::{Device, StoredRecord};
 use crate::collector::store::StoreError;
@@ -53,15 +54,31 @@ where
     /// Every device (in no particular order) with the version of its
     /// state-setting records (0 before the first).
     pub async fn devices_marked(&self) -> Result<Vec<(Device, Option<i64>)>, StoreError> {
+        let op = "devices with marks";
         let cols: Vec<String> = DEVICE_COLS.split(", ").map(|c| format!("d.{c}")).collect();
-        let rows = sqlx::query_as::<DB, MarkedRow>(self.dialect.sql(format!(
-            "SELECT {}, COALESCE(m.version, 0) FROM devices d \
-             LEFT JOIN transition_marks m ON m.device_id = d.id",
-            cols.join(", ")
-        )))
+        let cols = cols.join(", ");
+        let from = "FROM devices d LEFT JOIN transition_marks m ON m.device_id = d.id";
+        if self.dialect.devices_as_json {
+            let text = sqlx::query_scalar::<DB, String>(self.dialect.sql(format!(
+                "SELECT json_group_array(json_array(json_array({cols}), \
+                 COALESCE(m.version, 0))) {from}"
+            )))
+            .fetch_one(self.pool)
+            .await
+            .map_err(query_err(op))?;
+            let rows = json_rows::<(JsonDeviceRow, i64)>(&text).map_err(query_err(op))?;
+            return Ok(rows
+                .into_iter()
+                .map(|(d, mark)| (json_device(d), Some(mark)))
+                .collect());
+        }
+        let rows = sqlx::query_as::<DB, MarkedRow>(
+            self.dialect
+                .sql(format!("SELECT {cols}, COALESCE(m.version, 0) {from}")),
+        )
         .fetch_all(self.pool)
         .await
-        .map_err(query_err("devices with marks"))?;
+        .map_err(query_err(op))?;
         Ok(rows
             .into_iter()
             .map(|r| {
