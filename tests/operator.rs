@@ -3,7 +3,8 @@
 //! `validate`; SIGHUP reads a replaced token file; a token issued for another
 //! name gets the `agent.device_name` hint; `device rotate` refuses the old
 //! token at once; `office list`; no database is made by accident; `status`
-//! shows the spool and uploads in local time; `validate --collector`.
+//! shows the spool and uploads in local time; `validate --collector`; the
+//! dashboard reads the fleet's states at start.
 
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -75,12 +76,7 @@ impl Collector {
             ),
         )
         .unwrap();
-        let child = Command::new(BIN)
-            .args(["collector", "--config", config.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("collector.log")).unwrap())
-            .spawn()
-            .unwrap();
+        let child = Self::spawn(dir.path(), &config);
         wait_until(Duration::from_secs(15), "collector listening", || {
             TcpStream::connect(addr).is_ok()
         });
@@ -90,6 +86,35 @@ impl Collector {
             addr,
             child,
         }
+    }
+
+    /// The collector process on `config`, its log appended to `collector.log`.
+    fn spawn(dir: &Path, config: &Path) -> Child {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(dir.join("collector.log"))
+            .unwrap();
+        Command::new(BIN)
+            .args(["collector", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    /// Stop the collector (SIGTERM, waited for) and start it again.
+    fn restart(&mut self) {
+        signal(&self.child, nix::sys::signal::Signal::SIGTERM);
+        self.child.wait().unwrap();
+        self.child = Self::spawn(self.dir.path(), &self.config);
+        wait_until(Duration::from_secs(15), "collector listening again", || {
+            TcpStream::connect(self.addr).is_ok()
+        });
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("collector.log")).unwrap_or_default()
     }
 
     /// `linkwatch ARGS --config COLLECTOR_CONFIG`.
@@ -440,6 +465,23 @@ fn without_config_no_database_is_made_by_accident() {
         &[("TZ", "Asia/Dhaka")],
     );
     assert!(out.contains(" UTC"), "{out}");
+}
+
+/// A collector started on a fleet reads every device's state for the
+/// dashboard in the background, so the first view after a restart does not
+/// have to (it says so in its log, with the count).
+#[test]
+fn the_dashboard_reads_the_fleet_at_start() {
+    let mut c = Collector::start();
+    for name in ["gw1", "gw2", "laptop-7"] {
+        c.add_device(name, &c.dir.path().join(format!("{name}.token")));
+    }
+    c.restart();
+    wait_until(Duration::from_secs(20), "the warm-up's log line", || {
+        c.log()
+            .lines()
+            .any(|l| l.contains("the fleet's states are read") && l.contains("devices=3"))
+    });
 }
 
 #[test]

@@ -239,7 +239,7 @@ pub async fn serve_on(
         }
         _ => None,
     };
-    let web = crate::collector::web::router(
+    let web = crate::collector::web::router_warmed(
         state.clone(),
         crate::collector::web::WebOptions::for_config(cfg),
     );

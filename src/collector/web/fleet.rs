@@ -172,11 +172,11 @@ pub(super) async fn page(
             PageError::BadRequest("`level` must be division, district, upazila or office".into())
         })?),
     };
-    let (devices, offices) = states(&ws, &v).await?;
+    let (devices, offices) = states(&ws, &v.access).await?;
     // The whole branch's page: the week's worst offices and the open alerts.
     let (alerts, worst) = if !q.contains_key("level") {
         let (week, open) = tokio::join!(
-            week::worst(&ws, &v, now_ms()),
+            week::worst(&ws, &v.access, now_ms()),
             week::open_alerts(&ws, &v, &offices)
         );
         (

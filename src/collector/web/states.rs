@@ -10,7 +10,8 @@
 
 use super::WebState;
 use super::now::{self, NowState, Said};
-use super::session::{PageError, Viewer, store_err};
+use super::session::{PageError, store_err};
+use crate::collector::access::Access;
 use crate::collector::last_seen::now_ms;
 use crate::collector::model::{Device, Office};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -26,11 +27,11 @@ pub struct SaidCache {
     by_device: HashMap<i64, (i64, Said)>,
 }
 
-/// The visible devices (not revoked, in no particular order) with their
+/// The devices `access` sees (not revoked, in no particular order) with their
 /// state now, and the offices by code.
 pub async fn states(
     ws: &WebState,
-    v: &Viewer,
+    access: &Access,
 ) -> Result<(Vec<(Device, NowState)>, BTreeMap<String, Office>), PageError> {
     let store = ws.api.store();
     let offices: BTreeMap<String, Office> = store
@@ -44,7 +45,7 @@ pub async fn states(
     let known: Vec<i64> = marked.iter().map(|(d, _)| d.id).collect();
     let visible: Vec<(Device, Option<i64>)> = marked
         .into_iter()
-        .filter(|(d, _)| !d.revoked && v.access.sees(d, &offices))
+        .filter(|(d, _)| !d.revoked && access.sees(d, &offices))
         .collect();
     let mut cache = ws.said.lock().await;
     // Read again: devices that upload, have state-setting records, and whose

@@ -125,10 +125,10 @@ async fn make(
 
 /// The week's worst offices for `v`, if made within [`WAIT`] (or made
 /// lately); `None` while they are being made.
-pub async fn worst(ws: &WebState, v: &Viewer, now_ms: i64) -> Option<Week> {
+pub async fn worst(ws: &WebState, access: &Access, now_ms: i64) -> Option<Week> {
     let window = last_week(now_ms)?;
     let key: Key = (
-        v.access
+        access
             .branch
             .as_ref()
             .map(|b: &Branch| (b.level, b.name.clone())),
@@ -149,7 +149,7 @@ pub async fn worst(ws: &WebState, v: &Viewer, now_ms: i64) -> Option<Week> {
         c.making.insert(key.clone());
         c.made.retain(|_, w| now_ms - w.made_ms < KEEP_MS * 6);
     }
-    let (ws2, access, key2) = (ws.clone(), v.access.clone(), key.clone());
+    let (ws2, access, key2) = (ws.clone(), access.clone(), key.clone());
     let task = tokio::spawn(async move {
         // Ends the mark however the task ends (error or panic included).
         let _making = Making(ws2.week.clone(), key2.clone());
