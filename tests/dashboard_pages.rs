@@ -578,4 +578,22 @@ async fn states_follow_new_records(db: Arc<TestDb>) {
     let office = b.get("/fleet?level=office&name=dhk-savar").await;
     let row = between(&office.text, "href=\"/devices/savar-on\"", "</tr>").unwrap();
     assert!(row.contains("state-offline"), "{row}");
+
+    // A device added after a view shows on the next, and goes once revoked
+    // (the catalog changed: the page's copy of the fleet is read again).
+    let total: i64 = b.get("/fleet").await.count("total").parse().unwrap();
+    devices::add_device(
+        store.as_ref(),
+        "savar-added-later",
+        Some("dhk-savar"),
+        now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        b.get("/fleet").await.count("total"),
+        (total + 1).to_string()
+    );
+    assert!(store.revoke_device("savar-added-later").await.unwrap());
+    assert_eq!(b.get("/fleet").await.count("total"), total.to_string());
 }

@@ -1121,4 +1121,25 @@ async fn bulk_transitions_and_marks(db: Arc<TestDb>) {
     );
     s.ingest(none, &recs([5]), NOW).await.unwrap();
     assert_ne!(marks(s.clone()).await["none"], 0);
+
+    // Those heard from since a time: the same rows, marks included (the
+    // dashboard's copy of the fleet is brought up to date with them).
+    s.ingest(b, &recs([900]), NOW + 60_000).await.unwrap();
+    let all = s.devices_marked().await.unwrap();
+    let mut since = s.devices_marked_since(NOW + 60_000).await.unwrap();
+    since.sort_by(|x, y| x.0.name.cmp(&y.0.name));
+    let want: Vec<_> = all
+        .iter()
+        .filter(|(d, _)| d.seen.last_upload_ms >= Some(NOW + 60_000))
+        .cloned()
+        .collect();
+    assert_eq!(since, want);
+    assert_eq!(since.len(), 1, "{since:?}");
+    assert_eq!(since[0].0.id, b);
+    assert_eq!(
+        s.devices_marked_since(NOW).await.unwrap().len(),
+        all.iter()
+            .filter(|(d, _)| d.seen.last_upload_ms.is_some())
+            .count()
+    );
 }

@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod conn;
 pub mod csv_writer;
 pub mod devices;
+pub mod fleet_copy;
 pub mod http;
 pub mod last_seen;
 pub mod lead;

@@ -29,7 +29,6 @@ pub mod channels;
 pub mod contacts;
 pub mod contacts_import;
 pub mod evaluate;
-pub mod fleet;
 pub mod gateway;
 pub mod links;
 pub mod message;

@@ -29,12 +29,12 @@
 use super::annotate::{self, Annotation};
 use super::channels::Sender;
 use super::contacts::Routing;
-use super::fleet::Fleet;
 use super::model::{DeviceFacts, Event, Silence, StopKind};
 use super::outbox::{self, OutboxRow, Planner, RowState};
 use super::rules::{Context, Rule, RuleKind};
 use super::{Input, annotation_requests, evaluate};
 use crate::collector::alerts::AlertsConfig;
+use crate::collector::fleet_copy::Fleet;
 use crate::collector::lead::{Job, JobMetrics, Leadership, run_job};
 use crate::collector::store::{Device, Office, Store, StoreError};
 use crate::collector::uptime::Params;

@@ -362,6 +362,19 @@ pub trait Store: Send + Sync + 'static {
             .map(|d| (d, None))
             .collect())
     }
+    /// [`Store::devices_marked`] of the devices whose last upload is at or
+    /// after `from_ms` (as [`Store::devices_heard_since`]).
+    async fn devices_marked_since(
+        &self,
+        from_ms: i64,
+    ) -> Result<Vec<(Device, Option<i64>)>, StoreError> {
+        Ok(self
+            .devices_heard_since(from_ms)
+            .await?
+            .into_iter()
+            .map(|d| (d, None))
+            .collect())
+    }
     /// [`Store::transitions_before`]`(id, i64::MAX, limit)` of each device of
     /// `ids`, by device id; devices without any are left out.
     async fn last_transitions(

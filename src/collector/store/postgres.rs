@@ -433,7 +433,14 @@ impl Store for PgStore {
     }
 
     async fn devices_marked(&self) -> Result<Vec<(Device, Option<i64>)>, StoreError> {
-        self.sql().devices_marked().await
+        self.sql().devices_marked(None).await
+    }
+
+    async fn devices_marked_since(
+        &self,
+        from_ms: i64,
+    ) -> Result<Vec<(Device, Option<i64>)>, StoreError> {
+        self.sql().devices_marked(Some(from_ms)).await
     }
 
     async fn last_transitions(

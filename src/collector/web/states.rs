@@ -1,17 +1,20 @@
-//! Every visible device's state now, for the fleet pages, in two bulk reads
-//! whatever the fleet's size: the devices with the marks of their
-//! state-setting records (`Store::devices_marked`), and the last
-//! state-setting records of only those devices whose mark moved since this
-//! process last read them (`Store::last_transitions`, a few hundred devices
-//! a statement). What those records say ([`Said`]) is kept per device with
-//! its mark; the clock's part (silent or not) is applied on every view. The
-//! states are exactly those [`now::state_now`] gives from
+//! Every visible device's state now, for the fleet pages, from a copy of
+//! the fleet kept between views ([`crate::collector::fleet_copy`]: every
+//! device with the mark of its state-setting records and the offices, read
+//! in full only when the catalog changed or every 10 minutes, else only the
+//! devices heard from since), and the last state-setting records of only
+//! those devices whose mark moved since this process last read them
+//! (`Store::last_transitions`, a few hundred devices a statement). What
+//! those records say ([`Said`]) is kept per device with its mark; the
+//! clock's part (silent or not) is applied on every view. The states are
+//! exactly those [`now::state_now`] gives from
 //! `transitions_before(id, i64::MAX, TRANSITIONS)`.
 
 use super::WebState;
 use super::now::{self, NowState, Said};
 use super::session::{PageError, store_err};
 use crate::collector::access::Access;
+use crate::collector::fleet_copy::{self, Fleet, Read};
 use crate::collector::last_seen::now_ms;
 use crate::collector::model::{Device, Office};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -21,10 +24,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 const STEP: usize = 2_000;
 
 /// What each device's last state-setting records said, with the mark they
-/// had (see `Store::devices_marked`).
+/// had (see `Store::devices_marked`), and the copy of the fleet they were
+/// judged against.
 #[derive(Debug, Default)]
 pub struct SaidCache {
     by_device: HashMap<i64, (i64, Said)>,
+    fleet: Option<Fleet<(Device, Option<i64>)>>,
 }
 
 /// The devices `access` sees (not revoked, in no particular order) with their
@@ -34,20 +39,44 @@ pub async fn states(
     access: &Access,
 ) -> Result<(Vec<(Device, NowState)>, BTreeMap<String, Office>), PageError> {
     let store = ws.api.store();
-    let offices: BTreeMap<String, Office> = store
-        .list_offices()
-        .await
-        .map_err(store_err)?
-        .into_iter()
-        .map(|o| (o.code.clone(), o))
+    let mut guard = ws.said.lock().await;
+    let SaidCache { by_device, fleet } = &mut *guard;
+    // The copy of the fleet brought up to date: in full, or only the
+    // devices heard from since (their marks move only with their uploads).
+    let read_at = now_ms();
+    let version = store.catalog_version().await.map_err(store_err)?;
+    let copy = match fleet_copy::plan(fleet.as_ref(), version, read_at) {
+        Read::Full => {
+            let (devices, offices) = tokio::join!(store.devices_marked(), store.list_offices());
+            fleet.insert(Fleet::full(
+                version,
+                read_at,
+                devices.map_err(store_err)?,
+                offices.map_err(store_err)?,
+            ))
+        }
+        Read::HeardSince(from_ms) => {
+            let changed = store
+                .devices_marked_since(from_ms)
+                .await
+                .map_err(store_err)?;
+            let f = fleet.get_or_insert_with(Fleet::default);
+            f.update(changed);
+            f
+        }
+    };
+    let offices: BTreeMap<String, Office> = copy
+        .offices()
+        .iter()
+        .map(|o| (o.code.clone(), o.clone()))
         .collect();
-    let marked = store.devices_marked().await.map_err(store_err)?;
-    let known: Vec<i64> = marked.iter().map(|(d, _)| d.id).collect();
-    let visible: Vec<(Device, Option<i64>)> = marked
-        .into_iter()
+    let known = copy.devices().len();
+    let visible: Vec<(Device, Option<i64>)> = copy
+        .devices()
+        .iter()
         .filter(|(d, _)| !d.revoked && access.sees(d, &offices))
+        .cloned()
         .collect();
-    let mut cache = ws.said.lock().await;
     // Read again: devices that upload, have state-setting records, and whose
     // mark moved (or whose store keeps no marks).
     let stale: Vec<(i64, String, Option<i64>)> = visible
@@ -55,7 +84,7 @@ pub async fn states(
         .filter(|(d, m)| {
             d.seen.last_upload_ms.is_some()
                 && *m != Some(0)
-                && (m.is_none() || cache.by_device.get(&d.id).map(|c| c.0) != *m)
+                && (m.is_none() || by_device.get(&d.id).map(|c| c.0) != *m)
         })
         .map(|(d, m)| (d.id, d.name.clone(), *m))
         .collect();
@@ -82,7 +111,7 @@ pub async fn states(
         for (id, mark, said) in judged {
             match mark {
                 Some(m) => {
-                    cache.by_device.insert(id, (m, said));
+                    by_device.insert(id, (m, said));
                 }
                 None => {
                     fresh.insert(id, said);
@@ -91,9 +120,9 @@ pub async fn states(
         }
     }
     // Devices removed since: forget them (the cache never outgrows the fleet).
-    if cache.by_device.len() > known.len() {
-        let known: HashSet<i64> = known.into_iter().collect();
-        cache.by_device.retain(|id, _| known.contains(id));
+    if by_device.len() > known {
+        let known: HashSet<i64> = copy.devices().iter().map(|(d, _)| d.id).collect();
+        by_device.retain(|id, _| known.contains(id));
     }
     let now = now_ms();
     let silence = ws.opts.silence;
@@ -102,13 +131,13 @@ pub async fn states(
         .map(|(d, m)| {
             let said = match m {
                 Some(0) => Said::NOTHING,
-                Some(_) => cache.by_device.get(&d.id).map_or(Said::NOTHING, |c| c.1),
+                Some(_) => by_device.get(&d.id).map_or(Said::NOTHING, |c| c.1),
                 None => fresh.get(&d.id).copied().unwrap_or(Said::NOTHING),
             };
             let s = now::state_from(&d, said, now, silence);
             (d, s)
         })
         .collect();
-    drop(cache);
+    drop(guard);
     Ok((out, offices))
 }

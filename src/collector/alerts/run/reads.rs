@@ -5,8 +5,8 @@
 //! per upload).
 
 use super::Engine;
-use crate::collector::alerts::fleet::{self, Fleet, Read};
 use crate::collector::alerts::model::{GatewayLinks, StopKind};
+use crate::collector::fleet_copy::{self as fleet, Fleet, Read};
 use crate::collector::store::{Device, Store, StoreError};
 use crate::wire::v1::{Body, LifecycleEvent};
 use std::collections::HashMap;
@@ -132,7 +132,7 @@ pub fn stop_kind(r: &crate::collector::store::StoredRecord) -> Option<StopKind> 
 
 /// The engine's copy of the fleet brought up to date: everything read, or
 /// only the devices heard from since the copy's newest upload
-/// ([`crate::collector::alerts::fleet`]).
+/// ([`crate::collector::fleet_copy`]).
 pub(super) async fn refresh<'f>(
     store: &dyn Store,
     fleet: &'f mut Option<Fleet>,

@@ -51,34 +51,46 @@ where
     String: for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
     Option<String>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    /// Every device (in no particular order) with the version of its
+    /// Every device (no particular order), or those whose last upload is
+    /// at or after `since`, with the version of its
     /// state-setting records (0 before the first).
-    pub async fn devices_marked(&self) -> Result<Vec<(Device, Option<i64>)>, StoreError> {
+    pub async fn devices_marked(
+        &self,
+        since: Option<i64>,
+    ) -> Result<Vec<(Device, Option<i64>)>, StoreError> {
         let op = "devices with marks";
         let cols: Vec<String> = DEVICE_COLS.split(", ").map(|c| format!("d.{c}")).collect();
         let cols = cols.join(", ");
-        let from = "FROM devices d LEFT JOIN transition_marks m ON m.device_id = d.id";
+        let from = match since {
+            None => "FROM devices d LEFT JOIN transition_marks m ON m.device_id = d.id",
+            Some(_) => {
+                "FROM devices d LEFT JOIN transition_marks m ON m.device_id = d.id \
+                 WHERE d.last_upload_ms >= ?"
+            }
+        };
         if self.dialect.devices_as_json {
-            let text = sqlx::query_scalar::<DB, String>(self.dialect.sql(format!(
+            let mut q = sqlx::query_scalar::<DB, String>(self.dialect.sql(format!(
                 "SELECT json_group_array(json_array(json_array({cols}), \
                  COALESCE(m.version, 0))) {from}"
-            )))
-            .fetch_one(self.pool)
-            .await
-            .map_err(query_err(op))?;
+            )));
+            if let Some(t) = since {
+                q = q.bind(t);
+            }
+            let text = q.fetch_one(self.pool).await.map_err(query_err(op))?;
             let rows = json_rows::<(JsonDeviceRow, i64)>(&text).map_err(query_err(op))?;
             return Ok(rows
                 .into_iter()
                 .map(|(d, mark)| (json_device(d), Some(mark)))
                 .collect());
         }
-        let rows = sqlx::query_as::<DB, MarkedRow>(
+        let mut q = sqlx::query_as::<DB, MarkedRow>(
             self.dialect
                 .sql(format!("SELECT {cols}, COALESCE(m.version, 0) {from}")),
-        )
-        .fetch_all(self.pool)
-        .await
-        .map_err(query_err(op))?;
+        );
+        if let Some(t) = since {
+            q = q.bind(t);
+        }
+        let rows = q.fetch_all(self.pool).await.map_err(query_err(op))?;
         Ok(rows
             .into_iter()
             .map(|r| {

@@ -1,10 +1,14 @@
-//! The alert round's copy of the fleet (every device, revoked ones
-//! included, and the offices) and what to read to bring it up to date.
-//! Pure: the round reads what [`plan`] says and hands the rows back.
+//! A copy of the fleet (every device, revoked ones included, and the
+//! offices) kept between reads, and what to read to bring it up to date:
+//! the alert round keeps one of the devices, the dashboard one of the
+//! devices with their marks. Pure: the caller reads what [`plan`] says and
+//! hands the rows back.
 //!
 //! Reading 100,000 device rows every few seconds costs more than the rest
-//! of a round together, and between two rounds only the devices that
-//! uploaded have changed. So a round reads
+//! of an alert round or a fleet page together, and between two reads only
+//! the devices that uploaded have changed (an upload writes its records,
+//! and so moves a device's mark, in the transaction that sets its last
+//! upload). So a reader reads
 //! - **everything** when it has no copy yet, when the store's catalog
 //!   version (bumped by the database on any device or office added,
 //!   removed, renamed, moved, revoked or given a new token) is not the
@@ -28,7 +32,7 @@ pub const SLACK_MS: i64 = 30_000;
 /// A full read at least this often.
 pub const FULL_EVERY_MS: i64 = 10 * 60_000;
 
-/// What the round reads.
+/// What the reader reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Read {
     /// Every device and office.
@@ -37,23 +41,53 @@ pub enum Read {
     HeardSince(i64),
 }
 
+/// A row of the copy: a device, and what the reader keeps with it.
+pub trait Row {
+    fn device(&self) -> &Device;
+}
+
+impl Row for Device {
+    fn device(&self) -> &Device {
+        self
+    }
+}
+
+/// A device and the mark of its state-setting records (the dashboard).
+impl Row for (Device, Option<i64>) {
+    fn device(&self) -> &Device {
+        &self.0
+    }
+}
+
 /// The copy.
-#[derive(Debug, Clone, Default)]
-pub struct Fleet {
+#[derive(Debug, Clone)]
+pub struct Fleet<T = Device> {
     /// The catalog version of the last full read.
     version: Option<i64>,
-    /// When (the round's clock) the last full read was.
+    /// When (the reader's clock) the last full read was.
     full_at_ms: i64,
     /// In name order.
-    devices: Vec<Device>,
+    devices: Vec<T>,
     /// Device id → index in `devices`.
     at: HashMap<i64, usize>,
     offices: Vec<Office>,
 }
 
+impl<T> Default for Fleet<T> {
+    fn default() -> Self {
+        Fleet {
+            version: None,
+            full_at_ms: 0,
+            devices: Vec::new(),
+            at: HashMap::new(),
+            offices: Vec::new(),
+        }
+    }
+}
+
 /// What to read, for the copy `fleet` (none yet: `None`), the store's
 /// catalog `version` now, at `now_ms`.
-pub fn plan(fleet: Option<&Fleet>, version: Option<i64>, now_ms: i64) -> Read {
+pub fn plan<T: Row>(fleet: Option<&Fleet<T>>, version: Option<i64>, now_ms: i64) -> Read {
     let Some(f) = fleet else {
         return Read::Full;
     };
@@ -71,16 +105,16 @@ pub fn plan(fleet: Option<&Fleet>, version: Option<i64>, now_ms: i64) -> Read {
     }
 }
 
-impl Fleet {
+impl<T: Row> Fleet<T> {
     /// The copy from a full read made with the catalog at `version`.
     pub fn full(
         version: Option<i64>,
         now_ms: i64,
-        mut devices: Vec<Device>,
+        mut devices: Vec<T>,
         offices: Vec<Office>,
-    ) -> Fleet {
-        devices.sort_by(|a, b| a.name.cmp(&b.name));
-        let at = devices.iter().enumerate().map(|(k, d)| (d.id, k)).collect();
+    ) -> Self {
+        devices.sort_by(|a, b| a.device().name.cmp(&b.device().name));
+        let at = index(&devices);
         Fleet {
             version,
             full_at_ms: now_ms,
@@ -92,11 +126,11 @@ impl Fleet {
 
     /// Take in the rows of an incremental read: a device known by id is
     /// replaced; one not known (added after the version was read: the next
-    /// round reads everything, the version having changed) is added.
-    pub fn update(&mut self, changed: Vec<Device>) {
+    /// read is a full one, the version having changed) is added.
+    pub fn update(&mut self, changed: Vec<T>) {
         let mut added = false;
         for d in changed {
-            match self.at.get(&d.id) {
+            match self.at.get(&d.device().id) {
                 Some(&k) => self.devices[k] = d,
                 None => {
                     self.devices.push(d);
@@ -105,18 +139,14 @@ impl Fleet {
             }
         }
         if added {
-            self.devices.sort_by(|a, b| a.name.cmp(&b.name));
-            self.at = self
-                .devices
-                .iter()
-                .enumerate()
-                .map(|(k, d)| (d.id, k))
-                .collect();
+            self.devices
+                .sort_by(|a, b| a.device().name.cmp(&b.device().name));
+            self.at = index(&self.devices);
         }
     }
 
     /// Every device, revoked ones included, in name order.
-    pub fn devices(&self) -> &[Device] {
+    pub fn devices(&self) -> &[T] {
         &self.devices
     }
 
@@ -128,9 +158,17 @@ impl Fleet {
     fn newest_upload_ms(&self) -> Option<i64> {
         self.devices
             .iter()
-            .filter_map(|d| d.seen.last_upload_ms)
+            .filter_map(|d| d.device().seen.last_upload_ms)
             .max()
     }
+}
+
+fn index<T: Row>(devices: &[T]) -> HashMap<i64, usize> {
+    devices
+        .iter()
+        .enumerate()
+        .map(|(k, d)| (d.device().id, k))
+        .collect()
 }
 
 #[cfg(test)]
@@ -157,8 +195,8 @@ mod tests {
 
     #[test]
     fn first_round_reads_everything() {
-        assert_eq!(plan(None, Some(3), T), Read::Full);
-        assert_eq!(plan(None, None, T), Read::Full);
+        assert_eq!(plan::<Device>(None, Some(3), T), Read::Full);
+        assert_eq!(plan::<Device>(None, None, T), Read::Full);
     }
 
     #[test]
