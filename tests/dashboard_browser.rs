@@ -72,7 +72,13 @@ async fn dashboard_in_chromium() {
         "browser checks failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("all browser checks passed"));
-    for f in ["fleet.png", "office.png", "device.png", "office-bn.png"] {
+    for f in [
+        "fleet.png",
+        "office.png",
+        "device.png",
+        "search.png",
+        "office-bn.png",
+    ] {
         assert!(shots.join(f).metadata().unwrap().len() > 1000, "{f}");
     }
     db.drop_db().await;

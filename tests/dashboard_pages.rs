@@ -26,6 +26,7 @@ on_both!(
     attacker_tries,
     week_worst_offices_and_open_alerts,
     states_follow_new_records,
+    search_within_the_branch_escaped_bounded_and_paginated,
 );
 
 fn now() -> i64 {
@@ -596,4 +597,87 @@ async fn states_follow_new_records(db: Arc<TestDb>) {
     );
     assert!(store.revoke_device("savar-added-later").await.unwrap());
     assert_eq!(b.get("/fleet").await.count("total"), total.to_string());
+}
+
+/// Search: places, offices and devices within the viewer's branch, every
+/// name shown as text, odd or oversized queries 400, 50 a page.
+async fn search_within_the_branch_escaped_bounded_and_paginated(db: Arc<TestDb>) {
+    let store = db.open().await;
+    load(store.as_ref()).await;
+    let web = serve(store.clone(), default_options()).await;
+    let mut anon = Browser::new(&web);
+    assert_eq!(anon.get("/search?q=savar").await.status, 303);
+    let mut b = signed_in(&web, "admin").await;
+    // Every page's header has the search box.
+    assert!(b.get("/fleet").await.text.contains("action=\"/search\""));
+    let empty = b.get("/search").await;
+    assert_eq!(empty.status, 200);
+    assert!(!empty.text.contains("<table"), "{}", empty.text);
+    // The upazila, the office (by code) and the five Savar devices.
+    let p = b.get("/search?q=+SAVAR+").await;
+    assert_eq!(p.status, 200, "{}", p.text);
+    assert!(p.text.contains("7 found"), "{}", p.text);
+    for link in [
+        "/fleet?level=upazila&amp;name=Dhaka+%2F+Dhaka+%2F+Savar",
+        "/fleet?level=office&amp;name=dhk-savar",
+        "/devices/savar-on",
+        "/devices/savar-silent",
+    ] {
+        assert!(p.text.contains(link), "{link}: {}", p.text);
+    }
+    assert!(p.text.contains("state-offline"), "{}", p.text);
+    // Markup in names and in the query is text.
+    let p = b.get("/search?q=%3Cscript%3E").await;
+    assert!(p.text.contains("1 found"), "{}", p.text);
+    assert!(!p.text.contains("<script"), "{}", p.text);
+    assert!(p.text.contains("value=\"&lt;script&gt;\""), "{}", p.text);
+    let p = b.get("/search?q=onerror").await;
+    assert!(!p.text.contains("<img"), "{}", p.text);
+    assert!(p.text.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    // A viewer finds only inside their branch.
+    let mut ctg = signed_in(&web, "ctg").await;
+    let p = ctg.get("/search?q=savar").await;
+    assert!(p.text.contains("0 found"), "{}", p.text);
+    assert!(!p.text.contains("/devices/savar"), "{}", p.text);
+    let p = ctg.get("/search?q=sadar").await;
+    assert!(
+        p.text.contains("/fleet?level=office&amp;name=ctg-sadar"),
+        "{}",
+        p.text
+    );
+    // Odd and oversized queries.
+    for q in [
+        format!("/search?q={}", "a".repeat(101)),
+        "/search?q=a&page=0".into(),
+        "/search?q=a&page=x".into(),
+        "/search?q=a&q=b".into(),
+        "/search?query=a".into(),
+    ] {
+        let p = b.get(&q).await;
+        assert_eq!(p.status, 400, "{q}: {}", p.text);
+    }
+    // 60 matches: two pages of 50, in name order.
+    for i in 0..60 {
+        devices::add_device(
+            store.as_ref(),
+            &format!("pg-{i:02}"),
+            Some("ctg-sadar"),
+            now(),
+        )
+        .await
+        .unwrap();
+    }
+    let first = b.get("/search?q=pg-").await;
+    assert!(first.text.contains("60 found"), "{}", first.text);
+    assert!(first.text.contains("/devices/pg-49\""), "{}", first.text);
+    assert!(!first.text.contains("/devices/pg-50\""), "{}", first.text);
+    assert!(
+        first.text.contains("href=\"/search?q=pg-&amp;page=2\""),
+        "{}",
+        first.text
+    );
+    let second = b.get("/search?q=pg-&page=2").await;
+    assert!(second.text.contains("/devices/pg-59\""), "{}", second.text);
+    assert!(!second.text.contains("/devices/pg-05\""), "{}", second.text);
+    assert_eq!(b.get("/search?q=pg-&page=9").await.status, 200);
 }

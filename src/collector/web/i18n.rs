@@ -100,6 +100,9 @@ pub enum T {
     Failover,
     LinkDown,
     MeteredTraffic,
+    Search,
+    Matches,
+    NoMatches,
 }
 
 /// `t` in `lang`.
@@ -180,6 +183,12 @@ pub fn tr(lang: Lang, t: T) -> &'static str {
         T::Failover => ("On a backup link", "বিকল্প লিংকে"),
         T::LinkDown => ("Link down", "লিংক বন্ধ"),
         T::MeteredTraffic => ("On a metered link", "মিটারযুক্ত লিংকে"),
+        T::Search => ("Search", "খুঁজুন"),
+        T::Matches => ("found", "টি পাওয়া গেছে"),
+        T::NoMatches => (
+            "Nothing matches: try part of a name or code.",
+            "কিছু মেলেনি: নাম বা কোডের অংশ দিয়ে খুঁজুন।",
+        ),
     };
     match lang {
         Lang::En => en,

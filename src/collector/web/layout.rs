@@ -41,6 +41,9 @@ pub fn page(lang: Lang, title: &str, viewer: Option<&Viewer>, back: &str, body: 
                     a.brand href="/fleet" { (tr(lang, T::Title)) }
                     @if let Some(v) = viewer {
                         a href="/fleet" { (tr(lang, T::Fleet)) }
+                        form.search method="get" action="/search" role="search" {
+                            input type="search" name="q" maxlength="100" aria-label=(tr(lang, T::Search)) placeholder=(tr(lang, T::Search));
+                        }
                         span { (v.session.user.name) }
                         form method="post" action="/lang" {
                             input type="hidden" name="csrf" value=(v.csrf());

@@ -9,7 +9,7 @@
 //! and passwords ([`users`]), sessions, form tokens and the checked query
 //! strings ([`session`]), the page frame ([`layout`]), every device's state
 //! now from bulk reads ([`states`]), the week's worst offices and the open
-//! alerts ([`week`]), then one module of handlers per page; this file routes to them and bounds every request
+//! alerts ([`week`]), search ([`search`]), then one module of handlers per page; this file routes to them and bounds every request
 //! (body size, time) and sets the security headers of every answer.
 //! Readers see what an API token with the same role and branch would see
 //! (the same [`Access`](crate::collector::access::Access) rules; a device
@@ -22,6 +22,7 @@ pub mod i18n;
 pub mod layout;
 pub mod limit;
 pub mod now;
+pub mod search;
 pub mod session;
 mod signin;
 pub mod states;
@@ -152,6 +153,7 @@ fn routes(state: WebState) -> Router {
         .route("/lang", post(signin::language))
         .route("/fleet", get(fleet::page))
         .route("/devices/{name}", get(device::page))
+        .route("/search", get(search::page))
         .route(layout::CSS_PATH, get(layout::css))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(middleware::from_fn(move |req: Request, next: Next| {

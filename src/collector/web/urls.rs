@@ -1,5 +1,5 @@
-//! The dashboard's own links: a fleet page's address (branch and page) and
-//! a device page's path segment.
+//! The dashboard's own links: a fleet page's address (branch and page), a
+//! search's (query and page) and a device page's path segment.
 
 use crate::collector::model::Branch;
 
@@ -19,6 +19,18 @@ pub fn fleet_url(branch: Option<&Branch>, page: usize) -> String {
     } else {
         format!("/fleet?{qs}")
     }
+}
+
+/// `/search?q=..&page=..` (the query url-encoded, trimmed).
+pub fn search_url(q: &str, page: usize) -> String {
+    let mut pairs: Vec<(&str, String)> = vec![("q", q.trim().to_string())];
+    if page > 1 {
+        pairs.push(("page", page.to_string()));
+    }
+    format!(
+        "/search?{}",
+        serde_urlencoded::to_string(&pairs).unwrap_or_default()
+    )
 }
 
 /// A path segment, percent-encoded (device names are plain, but be safe).
