@@ -32,7 +32,7 @@
 //! client sees them over loopback HTTP (what the server takes plus a
 //! loopback round trip), and the page's weight (its HTML plus the
 //! stylesheet it links). Pages: the fleet (every device), a district, an
-//! office's devices, a sample device's day. Targets ≤ 200 ms and ≤ 200 KB
+//! office's devices, a sample device's day, a search. Targets ≤ 200 ms and ≤ 200 KB
 //! each; figures, never pass/fail.
 //!
 //! `cargo bench --bench dashboard`; `LINKWATCH_BENCH_DEVICES` sets the
@@ -654,6 +654,8 @@ async fn scenario(url: String, label: &'static str, n: usize, days: usize) {
             "device, yesterday",
             format!("/devices/{}?day={yesterday}", device_name(0)),
         ),
+        // 10 devices (dev-01234x), no place or office: every name is read.
+        ("search", "/search?q=dev-01234".to_string()),
     ];
     for (name, path) in pages {
         // The first fleet view after start reads every device's last
