@@ -77,6 +77,7 @@ async fn dashboard_in_chromium() {
         "office.png",
         "device.png",
         "search.png",
+        "users.png",
         "office-bn.png",
     ] {
         assert!(shots.join(f).metadata().unwrap().len() > 1000, "{f}");

@@ -14,6 +14,7 @@ use linkwatch::collector::access::Role;
 use linkwatch::collector::alerts::branch::RouteLevel;
 use linkwatch::collector::alerts::model::{AlertKey, AlertKind, Decisions, NewAlert, Subject};
 use linkwatch::collector::devices;
+use linkwatch::collector::store::Store;
 use linkwatch::wire::v1::{Body, Record};
 use linkwatch::wire::{LinkKind, LinkState};
 use std::sync::Arc;
@@ -27,6 +28,7 @@ on_both!(
     week_worst_offices_and_open_alerts,
     states_follow_new_records,
     search_within_the_branch_escaped_bounded_and_paginated,
+    admins_manage_users_and_nobody_else_can,
 );
 
 fn now() -> i64 {
@@ -680,4 +682,127 @@ async fn search_within_the_branch_escaped_bounded_and_paginated(db: Arc<TestDb>)
     assert!(second.text.contains("/devices/pg-59\""), "{}", second.text);
     assert!(!second.text.contains("/devices/pg-05\""), "{}", second.text);
     assert_eq!(b.get("/search?q=pg-&page=9").await.status, 200);
+}
+
+/// The users' admin page: an admin lists, adds (with the CLI's checks) and
+/// removes users; a viewer cannot see or post to it; forged forms are 403.
+async fn admins_manage_users_and_nobody_else_can(db: Arc<TestDb>) {
+    let store = db.open().await;
+    load(store.as_ref()).await;
+    let web = serve(store.clone(), default_options()).await;
+    let users = |s: Arc<dyn Store>| async move {
+        let mut n: Vec<String> = s
+            .list_users()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.name)
+            .collect();
+        n.sort();
+        n
+    };
+    let mut a = signed_in(&web, "admin").await;
+    let fleet = a.get("/fleet").await;
+    assert!(
+        fleet.text.contains("href=\"/users\""),
+        "admins get the link"
+    );
+    let page = a.get("/users").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    for u in ["admin", "ctg", "savar"] {
+        assert!(page.text.contains(&format!("data-user=\"{u}\"")), "{u}");
+    }
+    let csrf = page.csrf();
+    let add = |name: &'static str,
+               pw: &'static str,
+               role: &'static str,
+               level: &'static str,
+               branch: &'static str| {
+        vec![
+            ("name", name),
+            ("password", pw),
+            ("role", role),
+            ("level", level),
+            ("branch", branch),
+        ]
+    };
+
+    // A viewer of Savar's upazila, added here, signs in and sees only it.
+    let mut form = add("savar.it", PW, "read", "upazila", "Savar");
+    form.push(("csrf", &csrf));
+    let p = a.post("/users/add", &form).await;
+    assert_eq!(p.status, 303, "{}", p.text);
+    let mut it = signed_in(&web, "savar.it").await;
+    assert_eq!(it.get("/fleet").await.count("total"), "6");
+    assert!(!it.get("/fleet").await.text.contains("href=\"/users\""));
+
+    // Refusals: 400 with the reason, nobody added.
+    let before = users(store.clone()).await;
+    for (form, reason) in [
+        (add("short", "too short", "read", "", ""), "12"),
+        (add("a b", PW, "read", "", ""), "name"),
+        (add("ctg", PW, "read", "", ""), "already exists"),
+        (add("x1", PW, "root", "", ""), "`role`"),
+        (add("x2", PW, "read", "upazila", "Nowhere"), "Nowhere"),
+        (add("x3", PW, "read", "planet", "Earth"), "`level`"),
+        (add("x4", PW, "read", "", "Savar"), "level"),
+        (add("x5", PW, "read", "district", ""), "name the branch"),
+    ] {
+        let mut f = form.clone();
+        f.push(("csrf", &csrf));
+        let p = a.post("/users/add", &f).await;
+        assert_eq!(p.status, 400, "{form:?}: {}", p.text);
+        assert!(
+            p.text.contains(reason),
+            "{form:?}: {reason} not in {}",
+            p.text
+        );
+    }
+    assert_eq!(users(store.clone()).await, before);
+    // Forged or missing form tokens: 403, nothing done.
+    for token in ["", "forged", &csrf[..csrf.len() - 1]] {
+        let mut f = add("x6", PW, "admin", "", "");
+        f.push(("csrf", token));
+        assert_eq!(a.post("/users/add", &f).await.status, 403, "{token:?}");
+        assert_eq!(
+            a.post("/users/remove", &[("csrf", token), ("name", "ctg")])
+                .await
+                .status,
+            403
+        );
+    }
+    assert_eq!(users(store.clone()).await, before);
+
+    // A viewer: the page and its forms do not exist, even with its own token.
+    let mine = it.get("/fleet").await.csrf();
+    assert_eq!(it.get("/users").await.status, 404);
+    let mut f = add("sneaky", PW, "admin", "", "");
+    f.push(("csrf", &mine));
+    assert_eq!(it.post("/users/add", &f).await.status, 404);
+    assert_eq!(
+        it.post("/users/remove", &[("csrf", &mine), ("name", "admin")])
+            .await
+            .status,
+        404
+    );
+    assert_eq!(users(store.clone()).await, before);
+
+    // Removing: its sessions end at once; not oneself; an unknown name is 404.
+    let p = a
+        .post("/users/remove", &[("csrf", &csrf), ("name", "savar.it")])
+        .await;
+    assert_eq!(p.status, 303, "{}", p.text);
+    assert_eq!(it.get("/fleet").await.status, 303, "its session ended");
+    let p = a
+        .post("/users/remove", &[("csrf", &csrf), ("name", "admin")])
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.text.contains("cannot remove yourself"), "{}", p.text);
+    assert_eq!(
+        a.post("/users/remove", &[("csrf", &csrf), ("name", "nobody")])
+            .await
+            .status,
+        404
+    );
+    assert_eq!(users(store.clone()).await, ["admin", "ctg", "savar"]);
 }

@@ -41,7 +41,8 @@ pub fn state_word(lang: Lang, s: NowState) -> &'static str {
     )
 }
 
-fn level_word(lang: Lang, l: Level) -> &'static str {
+/// The word of a level of the hierarchy.
+pub(super) fn level_word(lang: Lang, l: Level) -> &'static str {
     tr(
         lang,
         match l {

@@ -103,6 +103,16 @@ pub enum T {
     Search,
     Matches,
     NoMatches,
+    Users,
+    AddUser,
+    Remove,
+    Role,
+    RoleAdmin,
+    RoleRead,
+    Branch,
+    BranchName,
+    Language,
+    Created,
 }
 
 /// `t` in `lang`.
@@ -184,6 +194,16 @@ pub fn tr(lang: Lang, t: T) -> &'static str {
         T::LinkDown => ("Link down", "লিংক বন্ধ"),
         T::MeteredTraffic => ("On a metered link", "মিটারযুক্ত লিংকে"),
         T::Search => ("Search", "খুঁজুন"),
+        T::Users => ("Users", "ব্যবহারকারী"),
+        T::AddUser => ("Add a user", "ব্যবহারকারী যোগ করুন"),
+        T::Remove => ("Remove", "বাদ দিন"),
+        T::Role => ("Role", "ভূমিকা"),
+        T::RoleAdmin => ("admin", "প্রশাসক"),
+        T::RoleRead => ("viewer", "দর্শক"),
+        T::Branch => ("Branch", "শাখা"),
+        T::BranchName => ("Branch name (office: its code)", "শাখার নাম (অফিস হলে তার কোড)"),
+        T::Language => ("Language", "ভাষা"),
+        T::Created => ("Added", "যোগের সময়"),
         T::Matches => ("found", "টি পাওয়া গেছে"),
         T::NoMatches => (
             "Nothing matches: try part of a name or code.",

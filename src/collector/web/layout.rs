@@ -44,6 +44,9 @@ pub fn page(lang: Lang, title: &str, viewer: Option<&Viewer>, back: &str, body: 
                         form.search method="get" action="/search" role="search" {
                             input type="search" name="q" maxlength="100" aria-label=(tr(lang, T::Search)) placeholder=(tr(lang, T::Search));
                         }
+                        @if v.session.user.role == crate::collector::model::Role::Admin {
+                            a href="/users" { (tr(lang, T::Users)) }
+                        }
                         span { (v.session.user.name) }
                         form method="post" action="/lang" {
                             input type="hidden" name="csrf" value=(v.csrf());

@@ -9,13 +9,15 @@
 //! and passwords ([`users`]), sessions, form tokens and the checked query
 //! strings ([`session`]), the page frame ([`layout`]), every device's state
 //! now from bulk reads ([`states`]), the week's worst offices and the open
-//! alerts ([`week`]), search ([`search`]), then one module of handlers per page; this file routes to them and bounds every request
+//! alerts ([`week`]), search ([`search`]), the users' admin page ([`admin`]),
+//! then one module of handlers per page; this file routes to them and bounds every request
 //! (body size, time) and sets the security headers of every answer.
 //! Readers see what an API token with the same role and branch would see
 //! (the same [`Access`](crate::collector::access::Access) rules; a device
 //! outside the branch is 404), and the figures come from the same code as
 //! the API and CLI.
 
+pub mod admin;
 mod device;
 mod fleet;
 pub mod i18n;
@@ -154,6 +156,9 @@ fn routes(state: WebState) -> Router {
         .route("/fleet", get(fleet::page))
         .route("/devices/{name}", get(device::page))
         .route("/search", get(search::page))
+        .route(admin::USERS_PATH, get(admin::page))
+        .route(admin::ADD_PATH, post(admin::add))
+        .route(admin::REMOVE_PATH, post(admin::remove))
         .route(layout::CSS_PATH, get(layout::css))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(middleware::from_fn(move |req: Request, next: Next| {

@@ -5,7 +5,7 @@
 //! ([`super::states`]), so a search costs what a fleet page costs.
 
 use super::WebState;
-use super::fleet::{PAGE, page_param, state_word};
+use super::fleet::{PAGE, level_word, page_param, state_word};
 use super::i18n::{Lang, T, num, time, tr};
 use super::layout::page as frame;
 use super::now::NowState;
@@ -94,18 +94,6 @@ pub fn hits<'a>(
     by_device.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     found.extend(by_device.into_iter().map(|(d, s)| Hit::Device(d, *s)));
     found
-}
-
-fn level_word(lang: Lang, l: Level) -> &'static str {
-    tr(
-        lang,
-        match l {
-            Level::Division => T::Division,
-            Level::District => T::District,
-            Level::Upazila => T::Upazila,
-            Level::Office => T::Office,
-        },
-    )
 }
 
 fn row(lang: Lang, h: &Hit, offices: &BTreeMap<&str, &Office>) -> Markup {

@@ -198,7 +198,11 @@ pub(super) async fn signout(
 
 /// Is `back` a page of the dashboard to go back to (never another site)?
 fn local_page(back: &str) -> bool {
-    (back == "/fleet" || back.starts_with("/fleet?") || back.starts_with("/devices/"))
+    (back == "/fleet"
+        || back.starts_with("/fleet?")
+        || back.starts_with("/devices/")
+        || back.starts_with("/search?")
+        || back == "/users")
         && !back.contains("//")
         && !back.contains('\\')
         && back.len() <= 512
@@ -237,6 +241,8 @@ mod tests {
         use super::local_page;
         assert!(local_page("/fleet?level=division&name=Dhaka"));
         assert!(local_page("/devices/savar-1?day=2026-11-01"));
+        assert!(local_page("/search?q=savar&page=2"));
+        assert!(local_page("/users"));
         for bad in [
             "https://evil.example/",
             "//evil.example",
