@@ -771,6 +771,14 @@ async fn admins_manage_users_and_nobody_else_can(db: Arc<TestDb>) {
             403
         );
     }
+    // Without a session: sent to sign in; an oversized form: 413.
+    let mut anon = Browser::new(&web);
+    let mut f = add("x7", PW, "admin", "", "");
+    f.push(("csrf", &csrf));
+    assert_eq!(anon.post("/users/add", &f).await.status, 303);
+    assert_eq!(anon.get("/users").await.status, 303);
+    let big = format!("csrf={csrf}&name=x8&password={}", "p".repeat(20_000));
+    assert_eq!(a.post_raw("/users/add", big).await.status, 413);
     assert_eq!(users(store.clone()).await, before);
 
     // A viewer: the page and its forms do not exist, even with its own token.
