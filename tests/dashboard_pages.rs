@@ -813,4 +813,46 @@ async fn admins_manage_users_and_nobody_else_can(db: Arc<TestDb>) {
         404
     );
     assert_eq!(users(store.clone()).await, ["admin", "ctg", "savar"]);
+
+    // A new password: checked; the user's sessions end; the old password
+    // no longer signs in, the new one does.
+    let mut ctg = signed_in(&web, "ctg").await;
+    let p = a
+        .post(
+            "/users/password",
+            &[("csrf", &csrf), ("name", "ctg"), ("password", "short")],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.text.contains("12"), "{}", p.text);
+    assert_eq!(
+        ctg.get("/fleet").await.status,
+        200,
+        "a refused change ends nothing"
+    );
+    let new_pw = "another long passphrase";
+    for (who, status) in [("ctg", 303), ("nobody", 404)] {
+        let p = a
+            .post(
+                "/users/password",
+                &[("csrf", &csrf), ("name", who), ("password", new_pw)],
+            )
+            .await;
+        assert_eq!(p.status, status, "{who}: {}", p.text);
+    }
+    assert_eq!(
+        a.post(
+            "/users/password",
+            &[("csrf", "forged"), ("name", "ctg"), ("password", PW)]
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(ctg.get("/fleet").await.status, 303, "its session ended");
+    let mut again = Browser::new(&web);
+    assert_eq!(again.sign_in("ctg", PW).await.status, 401);
+    assert_eq!(again.sign_in("ctg", new_pw).await.status, 303);
+    let mine = it.get("/fleet").await;
+    assert_eq!(mine.status, 303, "the removed viewer is still signed out");
 }

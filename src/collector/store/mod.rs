@@ -247,6 +247,12 @@ pub trait Store: Send + Sync + 'static {
         let _ = name;
         Err(StoreError::Unsupported("users"))
     }
+    /// Give a user a new password (its Argon2 PHC hash) and end its
+    /// sessions; false when no such user.
+    async fn set_user_password(&self, name: &str, hash: &str) -> Result<bool, StoreError> {
+        let _ = (name, hash);
+        Err(StoreError::Unsupported("users"))
+    }
     /// Set a user's dashboard language (`en` or `bn`).
     async fn set_user_lang(&self, user_id: i64, lang: &str) -> Result<(), StoreError> {
         let _ = (user_id, lang);

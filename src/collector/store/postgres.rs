@@ -367,6 +367,10 @@ impl Store for PgStore {
         self.sql().remove_user(name).await
     }
 
+    async fn set_user_password(&self, name: &str, hash: &str) -> Result<bool, StoreError> {
+        self.sql().set_user_password(name, hash).await
+    }
+
     async fn set_user_lang(&self, user_id: i64, lang: &str) -> Result<(), StoreError> {
         self.sql().set_user_lang(user_id, lang).await
     }

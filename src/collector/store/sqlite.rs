@@ -370,6 +370,10 @@ impl Store for SqliteStore {
         self.sql().remove_user(name).await
     }
 
+    async fn set_user_password(&self, name: &str, hash: &str) -> Result<bool, StoreError> {
+        self.sql().set_user_password(name, hash).await
+    }
+
     async fn set_user_lang(&self, user_id: i64, lang: &str) -> Result<(), StoreError> {
         self.sql().set_user_lang(user_id, lang).await
     }

@@ -2,7 +2,8 @@
 //! gets 404, as for a page that does not exist): the users with their role,
 //! branch and language, a form to add one (the checks of `linkwatch user
 //! add`: name, password length, a branch that exists) and a button to
-//! remove each (its sessions end at once; not oneself). Every form carries
+//! remove each (its sessions end at once; not oneself), and a form to
+//! give one a new password (its sessions end too). Every form carries
 //! the session's form token; a refusal re-shows the page with the reason.
 
 use super::WebState;
@@ -10,7 +11,7 @@ use super::fleet::level_word;
 use super::i18n::{Lang, T, time, tr};
 use super::layout::page as frame;
 use super::session::{PageError, Viewer, fields, form_text, store_err, viewer};
-use super::users::{AddUserError, MAX_NAME, MAX_PASSWORD, add_user};
+use super::users::{AddUserError, MAX_NAME, MAX_PASSWORD, add_user, set_password};
 use crate::collector::last_seen::now_ms;
 use crate::collector::model::{Level, Role};
 use crate::collector::store::StoreError;
@@ -23,6 +24,7 @@ use maud::{Markup, html};
 pub const USERS_PATH: &str = "/users";
 pub const ADD_PATH: &str = "/users/add";
 pub const REMOVE_PATH: &str = "/users/remove";
+pub const PASSWORD_PATH: &str = "/users/password";
 
 /// The signed-in admin, or 404 for anyone else.
 async fn admin(ws: &WebState, headers: &HeaderMap) -> Result<Viewer, PageError> {
@@ -83,6 +85,15 @@ async fn users_page(
                 }
             }
         } }
+        h2 { (tr(lang, T::SetPassword)) }
+        form.add.password method="post" action=(PASSWORD_PATH) {
+            input type="hidden" name="csrf" value=(v.csrf());
+            label { (tr(lang, T::UserName)) select name="name" {
+                @for u in &users { option value=(u.name) { (u.name) } }
+            } }
+            label { (tr(lang, T::Password)) input name="password" type="password" required minlength="12" maxlength=(MAX_PASSWORD) autocomplete="new-password"; }
+            button type="submit" { (tr(lang, T::SetPassword)) }
+        }
         h2 { (tr(lang, T::AddUser)) }
         form.add method="post" action=(ADD_PATH) {
             input type="hidden" name="csrf" value=(v.csrf());
@@ -211,4 +222,27 @@ pub(super) async fn remove(
     }
     tracing::info!(by = %v.session.user.name, user = %name, "dashboard: user removed");
     Ok(Redirect::to(USERS_PATH).into_response())
+}
+
+/// `POST /users/password`: a new password for a user; its sessions end
+/// (an admin's own included: they sign in again with it).
+pub(super) async fn password(
+    State(ws): State<WebState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let v = admin(&ws, &headers).await?;
+    let f = fields(form_text(&body)?, &["csrf", "name", "password"])?;
+    v.check_csrf(f.get("csrf"))?;
+    let name = f.get("name").map(String::as_str).unwrap_or("");
+    let pw = f.get("password").map(String::as_str).unwrap_or("");
+    match set_password(ws.api.store().as_ref(), name, pw).await {
+        Ok(true) => {
+            tracing::info!(by = %v.session.user.name, user = %name, "dashboard: password set");
+            Ok(Redirect::to(USERS_PATH).into_response())
+        }
+        Ok(false) => Err(PageError::NotFound),
+        Err(AddUserError::Store(e)) => Err(store_err(e)),
+        Err(e) => refused(&ws, &v, e.to_string()).await,
+    }
 }

@@ -113,6 +113,7 @@ pub enum T {
     BranchName,
     Language,
     Created,
+    SetPassword,
 }
 
 /// `t` in `lang`.
@@ -204,6 +205,7 @@ pub fn tr(lang: Lang, t: T) -> &'static str {
         T::BranchName => ("Branch name (office: its code)", "শাখার নাম (অফিস হলে তার কোড)"),
         T::Language => ("Language", "ভাষা"),
         T::Created => ("Added", "যোগের সময়"),
+        T::SetPassword => ("Set a new password", "নতুন পাসওয়ার্ড দিন"),
         T::Matches => ("found", "টি পাওয়া গেছে"),
         T::NoMatches => (
             "Nothing matches: try part of a name or code.",

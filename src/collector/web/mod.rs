@@ -159,6 +159,7 @@ fn routes(state: WebState) -> Router {
         .route(admin::USERS_PATH, get(admin::page))
         .route(admin::ADD_PATH, post(admin::add))
         .route(admin::REMOVE_PATH, post(admin::remove))
+        .route(admin::PASSWORD_PATH, post(admin::password))
         .route(layout::CSS_PATH, get(layout::css))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(middleware::from_fn(move |req: Request, next: Next| {

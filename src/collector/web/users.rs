@@ -114,6 +114,18 @@ pub async fn add_user(
         .await?)
 }
 
+/// Give the user `name` a new password (checked, then hashed) and end its
+/// sessions; `Ok(false)` when there is no such user.
+pub async fn set_password(
+    store: &dyn Store,
+    name: &str,
+    password: &str,
+) -> Result<bool, AddUserError> {
+    check_password(password).map_err(AddUserError::Password)?;
+    let hash = hash_password(password).map_err(AddUserError::Password)?;
+    Ok(store.set_user_password(name, &hash).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

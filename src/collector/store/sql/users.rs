@@ -105,6 +105,29 @@ where
         Ok(done.affected() > 0)
     }
 
+    pub async fn set_user_password(&self, name: &str, hash: &str) -> Result<bool, StoreError> {
+        let e = query_err;
+        let (_w, mut tx) = self.write_tx("set user password").await?;
+        sqlx::query::<DB>(self.dialect.sql(
+            "DELETE FROM web_sessions WHERE user_id IN (SELECT id FROM web_users WHERE name = ?)",
+        ))
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(e("set user password: sessions"))?;
+        let done = sqlx::query::<DB>(
+            self.dialect
+                .sql("UPDATE web_users SET password_hash = ? WHERE name = ?"),
+        )
+        .bind(hash)
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(e("set user password"))?;
+        tx.commit().await.map_err(e("set user password: commit"))?;
+        Ok(done.affected() > 0)
+    }
+
     pub async fn set_user_lang(&self, user_id: i64, lang: &str) -> Result<(), StoreError> {
         let _w = self.lock().await;
         sqlx::query::<DB>(
