@@ -86,16 +86,28 @@ where
             .map_err(query_err("list users"))
     }
 
-    pub async fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
-        let e = query_err;
-        let (_w, mut tx) = self.write_tx("remove user").await?;
+    /// End every session of the user `name`, in `tx`.
+    async fn end_sessions(
+        &self,
+        tx: &mut sqlx::Transaction<'static, DB>,
+        name: &str,
+        op: &'static str,
+    ) -> Result<(), StoreError> {
         sqlx::query::<DB>(self.dialect.sql(
             "DELETE FROM web_sessions WHERE user_id IN (SELECT id FROM web_users WHERE name = ?)",
         ))
         .bind(name)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
-        .map_err(e("remove user: sessions"))?;
+        .map(|_| ())
+        .map_err(query_err(op))
+    }
+
+    pub async fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        let e = query_err;
+        let (_w, mut tx) = self.write_tx("remove user").await?;
+        self.end_sessions(&mut tx, name, "remove user: sessions")
+            .await?;
         let done = sqlx::query::<DB>(self.dialect.sql("DELETE FROM web_users WHERE name = ?"))
             .bind(name)
             .execute(&mut *tx)
@@ -108,13 +120,8 @@ where
     pub async fn set_user_password(&self, name: &str, hash: &str) -> Result<bool, StoreError> {
         let e = query_err;
         let (_w, mut tx) = self.write_tx("set user password").await?;
-        sqlx::query::<DB>(self.dialect.sql(
-            "DELETE FROM web_sessions WHERE user_id IN (SELECT id FROM web_users WHERE name = ?)",
-        ))
-        .bind(name)
-        .execute(&mut *tx)
-        .await
-        .map_err(e("set user password: sessions"))?;
+        self.end_sessions(&mut tx, name, "set user password: sessions")
+            .await?;
         let done = sqlx::query::<DB>(
             self.dialect
                 .sql("UPDATE web_users SET password_hash = ? WHERE name = ?"),
