@@ -122,6 +122,45 @@ async fn fleet_counts_drill_down_and_device_page(db: Arc<TestDb>) {
         old.text.contains("data-state=\"no_data\"") || !old.text.contains("data-state=\"online\"")
     );
 
+    // A week and 30 days up to a day: the same device timeline over the
+    // longer window, a mark a day, paging by the span.
+    let today = jiff::Timestamp::from_millisecond(now())
+        .unwrap()
+        .to_zoned_datetime(jiff::tz::TimeZone::get("Asia/Dhaka").unwrap())
+        .date();
+    for (span, days) in [("week", 7i64), ("month", 30)] {
+        let p = b
+            .get(&format!("/devices/savar-on?day={today}&span={span}"))
+            .await;
+        assert_eq!(p.status, 200, "{span}: {}", p.text);
+        let first = today.checked_sub(jiff::Span::new().days(days - 1)).unwrap();
+        assert!(
+            p.text.contains(&format!("{first} – {today}")),
+            "{span}: {}",
+            p.text
+        );
+        // Its few minutes of records are under a pixel here: the band shows
+        // the window without data, then where the records start.
+        for state in ["no_data", "offline", "up"] {
+            assert!(
+                p.text.contains(&format!("data-state=\"{state}\"")),
+                "{span} {state}: {}",
+                p.text
+            );
+        }
+        assert_eq!(p.text.matches("<line").count(), days as usize + 1, "{span}");
+        let before = today.checked_sub(jiff::Span::new().days(days)).unwrap();
+        assert!(
+            p.text.contains(&format!(
+                "href=\"/devices/savar-on?day={before}&amp;span={span}\""
+            )),
+            "{span}: {}",
+            p.text
+        );
+        assert!(!p.text.contains("rel=\"next\""), "no page after today");
+    }
+    assert_eq!(b.get("/devices/savar-on?span=year").await.status, 400);
+
     // In Bangla, the same numbers in Bangla digits.
     let csrf = fleet.csrf();
     b.post(
@@ -207,6 +246,8 @@ async fn names_are_escaped_and_odd_parameters_are_400(db: Arc<TestDb>) {
         "/fleet?name=Dhaka",
         "/fleet?page=%ZZ",
         "/devices/savar-on?day=yesterday",
+        "/devices/savar-on?span=year",
+        "/devices/savar-on?span=week&span=day",
         "/devices/savar-on?day=2026-02-30",
         "/devices/savar-on?day=9999-01-01",
         "/devices/savar-on?from=1",

@@ -1,8 +1,9 @@
 //! A device's page: its facts (last upload, agent version, operating system,
-//! host name, state now), its day in Asia/Dhaka as an SVG timeline of the
-//! device and of each link (the same timeline the API's
-//! `/api/v1/devices/{name}/timeline` answers), and each link's state at the
-//! end of that day. A device outside the viewer's branch is 404.
+//! host name, state now), a day, a week or 30 days up to a day in
+//! Asia/Dhaka (`span`) as an SVG timeline of the device and of each link
+//! (the same timeline the API's `/api/v1/devices/{name}/timeline` answers),
+//! and each link's state at the end of that window. A device outside the
+//! viewer's branch is 404.
 
 use super::WebState;
 use super::fleet::state_word;
@@ -10,7 +11,7 @@ use super::i18n::{T, dhaka, digits, time, tr};
 use super::layout::page as frame;
 use super::now::{self, NowState};
 use super::session::{PageError, fields, store_err, viewer};
-use super::svg::{link_state, timeline_svg};
+use super::svg::{link_state, marks, timeline_svg};
 use super::urls::urlencode_path;
 use crate::collector::http::{ReadError, visible_device};
 use crate::collector::last_seen::now_ms;
@@ -47,6 +48,19 @@ fn day_param(v: Option<&String>, now: i64) -> Result<Date, PageError> {
     }
 }
 
+/// How many days the timeline shows (`span`: `day`, the default, `week`
+/// or `month`, 30 days); 400 otherwise.
+fn span_param(v: Option<&String>) -> Result<(&'static str, i64), PageError> {
+    match v.map(|s| s.trim()) {
+        None | Some("day") => Ok(("day", 1)),
+        Some("week") => Ok(("week", 7)),
+        Some("month") => Ok(("month", 30)),
+        Some(_) => Err(PageError::BadRequest(
+            "`span` must be day, week or month".into(),
+        )),
+    }
+}
+
 /// `[start, end)` of `day` in Asia/Dhaka, Unix ms.
 fn day_bounds(day: Date) -> Option<(i64, i64)> {
     let tz = dhaka();
@@ -63,11 +77,16 @@ pub(super) async fn page(
     uri: Uri,
 ) -> Result<Response, PageError> {
     let v = viewer(&ws, &headers).await?;
-    let q = fields(uri.query().unwrap_or(""), &["day"])?;
+    let q = fields(uri.query().unwrap_or(""), &["day", "span"])?;
     let now = now_ms();
     let day = day_param(q.get("day"), now)?;
-    let (from, to) =
-        day_bounds(day).ok_or_else(|| PageError::BadRequest("`day` is out of range".into()))?;
+    let (span, days) = span_param(q.get("span"))?;
+    let out_of_range = || PageError::BadRequest("`day` is out of range".into());
+    let first = day
+        .checked_sub(jiff::Span::new().days(days - 1))
+        .map_err(|_| out_of_range())?;
+    let (from, _) = day_bounds(first).ok_or_else(out_of_range)?;
+    let (_, to) = day_bounds(day).ok_or_else(out_of_range)?;
     let d = match visible_device(&ws.api, &v.access, &name).await {
         Ok(d) => d,
         Err(ReadError::NotFound(_)) => return Err(PageError::NotFound),
@@ -106,10 +125,26 @@ pub(super) async fn page(
     };
     let lang = v.lang;
     let path = format!("/devices/{}", urlencode_path(&d.name));
-    let day_url = |dd: Option<Date>| dd.map(|x| format!("{path}?day={x}"));
-    let prev = day_url(day.yesterday().ok());
-    let next = day_url(day.tomorrow().ok()).filter(|_| to < now);
-    let back = format!("{path}?day={day}");
+    let url = |dd: Date, sp: &str| {
+        if sp == "day" {
+            format!("{path}?day={dd}")
+        } else {
+            format!("{path}?day={dd}&span={sp}")
+        }
+    };
+    let step = jiff::Span::new().days(days);
+    let prev = day.checked_sub(step).ok().map(|dd| url(dd, span));
+    let next = day
+        .checked_add(step)
+        .ok()
+        .filter(|_| to < now)
+        .map(|dd| url(dd, span));
+    let back = url(day, span);
+    let heading = if days == 1 {
+        digits(lang, &day.to_string())
+    } else {
+        digits(lang, &format!("{first} – {day}"))
+    };
     let unknown = tr(lang, T::Unknown);
     let body = html! {
         h1 { (tr(lang, T::Device)) ": " (d.name) }
@@ -127,12 +162,15 @@ pub(super) async fn page(
             dt { (tr(lang, T::Host)) }
             dd { (facts.as_ref().map_or(unknown, |f| f.hostname.as_str())) }
         }
-        h2 { (tr(lang, T::Timeline)) ": " (digits(lang, &day.to_string())) }
+        h2 { (tr(lang, T::Timeline)) ": " (heading) }
         nav.pager {
-            @if let Some(p) = &prev { a rel="prev" href=(p) { (tr(lang, T::PrevDay)) } }
-            @if let Some(n) = &next { a rel="next" href=(n) { (tr(lang, T::NextDay)) } }
+            @if let Some(p) = &prev { a rel="prev" href=(p) { (tr(lang, if days == 1 { T::PrevDay } else { T::Prev })) } }
+            @for (sp, word) in [("day", T::Day), ("week", T::Week), ("month", T::Month)] {
+                @if sp == span { strong { (tr(lang, word)) } } @else { a href=(url(day, sp)) data-span=(sp) { (tr(lang, word)) } }
+            }
+            @if let Some(n) = &next { a rel="next" href=(n) { (tr(lang, if days == 1 { T::NextDay } else { T::Next })) } }
         }
-        (timeline_svg(lang, &tl, from, to))
+        (timeline_svg(lang, &tl, from, to, &marks(lang, from, days)))
         p.note {
             @for s in [NowState::Online, NowState::Offline, NowState::NotRunning] {
                 span class={"state-" (s.as_str())} { "■ " (state_word(lang, s)) } " "

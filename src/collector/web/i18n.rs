@@ -114,6 +114,9 @@ pub enum T {
     Language,
     Created,
     SetPassword,
+    Day,
+    Week,
+    Month,
 }
 
 /// `t` in `lang`.
@@ -206,6 +209,9 @@ pub fn tr(lang: Lang, t: T) -> &'static str {
         T::Language => ("Language", "ভাষা"),
         T::Created => ("Added", "যোগের সময়"),
         T::SetPassword => ("Set a new password", "নতুন পাসওয়ার্ড দিন"),
+        T::Day => ("Day", "দিন"),
+        T::Week => ("Week", "সপ্তাহ"),
+        T::Month => ("30 days", "৩০ দিন"),
         T::Matches => ("found", "টি পাওয়া গেছে"),
         T::NoMatches => (
             "Nothing matches: try part of a name or code.",

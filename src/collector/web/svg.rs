@@ -1,9 +1,12 @@
-//! A day's timeline drawn as SVG on the server (pure): one band for the
-//! device (online / offline / not running / no data) and one per link (up /
-//! degraded / down / absent), hour marks every three hours in Asia/Dhaka,
-//! each piece titled with its state and times. No script, no external file.
+//! A timeline drawn as SVG on the server (pure): one band for the device
+//! (online / offline / not running / no data) and one per link (up /
+//! degraded / down / absent) over a day, a week or a month, with marks in
+//! Asia/Dhaka ([`marks`]: every three hours over a day, every day over
+//! longer), each piece titled with its state and times. At most one piece
+//! per pixel column is drawn, so a month of a flapping link stays small.
+//! No script, no external file.
 
-use super::i18n::{Lang, T, digits, time, tr};
+use super::i18n::{Lang, T, dhaka, digits, time, tr};
 use crate::collector::uptime::{DeviceState, Interval, Timeline};
 use crate::wire::LinkState;
 use maud::{Markup, html};
@@ -40,7 +43,9 @@ fn x(t: i64, from: i64, to: i64) -> i64 {
     LABEL + (t.clamp(from, to) - from) * (WIDTH - LABEL - 10) / span
 }
 
-/// One band's pieces.
+/// One band's pieces, each drawn from where the ones before end and at
+/// least a pixel wide; one that would end there is left out (time runs one
+/// way, so at most one piece per pixel column).
 fn band<S: Copy>(
     lang: Lang,
     y: i64,
@@ -50,39 +55,86 @@ fn band<S: Copy>(
     word: impl Fn(S) -> (&'static str, &'static str),
     class: impl Fn(S) -> &'static str,
 ) -> Markup {
+    let mut covered = i64::MIN;
+    let mut shown = Vec::new();
+    for iv in ivs {
+        let (x0, x1) = (x(iv.start, from, to), x(iv.end, from, to));
+        if x1 <= x0 && iv.end <= iv.start {
+            continue;
+        }
+        // Drawn from where the pieces before end, at least a pixel wide.
+        let start = x0.max(covered);
+        let end = x1.max(x0 + 1);
+        if end <= start {
+            continue;
+        }
+        covered = end;
+        shown.push((start, end - start, x1 > x0, iv));
+    }
     html! {
-        @for iv in ivs {
-            @let (x0, x1) = (x(iv.start, from, to), x(iv.end, from, to));
-            @if x1 > x0 || iv.end > iv.start {
+        @for (x0, w, titled, iv) in shown {
                 @let (name, colour) = word(iv.state);
-                rect x=(x0) y=(y) width=((x1 - x0).max(1)) height=(BAND) fill=(colour)
+                // Titled when at least a pixel wide (a month of a link
+                // flapping every minute stays under 100 KB).
+                rect x=(x0) y=(y) width=(w) height=(BAND) fill=(colour)
                     data-state=(class(iv.state)) {
-                    title {
-                        (name) ": " (time(lang, iv.start)) " – " (time(lang, iv.end))
-                        @if let Some(c) = &iv.cause { " (" (c) ")" }
+                    @if titled {
+                        title {
+                            (name) ": " (time(lang, iv.start)) " – " (time(lang, iv.end))
+                            @if let Some(c) = &iv.cause { " (" (c) ")" }
+                        }
                     }
                 }
-            }
         }
     }
 }
 
-/// The SVG of `tl` over `[from, to)` (a day in Asia/Dhaka).
-pub fn timeline_svg(lang: Lang, tl: &Timeline, from: i64, to: i64) -> Markup {
+/// The marks of a window of `days` whole days in Asia/Dhaka from `from` (a
+/// midnight there): every three hours labelled with the hour over one day;
+/// every midnight over longer, labelled with the day of the month (every
+/// fifth over more than a week).
+pub fn marks(lang: Lang, from: i64, days: i64) -> Vec<(i64, Option<String>)> {
+    const HOUR: i64 = 3_600_000;
+    if days <= 1 {
+        return (0..=8)
+            .map(|i| {
+                let t = from + i * 3 * HOUR;
+                (t, Some(digits(lang, &format!("{:02}", (i * 3) % 24))))
+            })
+            .collect();
+    }
+    (0..=days)
+        .map(|k| {
+            let t = from + k * 24 * HOUR;
+            let label = (days <= 7 || k % 5 == 0).then(|| {
+                let day = jiff::Timestamp::from_millisecond(t)
+                    .map(|ts| ts.to_zoned_datetime(dhaka()).day())
+                    .unwrap_or_default();
+                digits(lang, &day.to_string())
+            });
+            (t, label)
+        })
+        .collect()
+}
+
+/// The SVG of `tl` over `[from, to)`, with `marks` (see [`marks`]).
+pub fn timeline_svg(
+    lang: Lang,
+    tl: &Timeline,
+    from: i64,
+    to: i64,
+    marks: &[(i64, Option<String>)],
+) -> Markup {
     let rows = 1 + tl.links.len() as i64;
     let height = TOP + rows * (BAND + GAP) + 4;
-    let hours: Vec<i64> = (0..=8)
-        .map(|i| from + i * 3 * 3_600_000)
-        .filter(|t| *t <= to)
-        .collect();
     html! {
         svg.timeline xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (WIDTH) " " (height)}
             role="img" aria-label=(tr(lang, T::Timeline)) {
-            @for h in &hours {
-                @let hx = x(*h, from, to);
+            @for (t, label) in marks.iter().filter(|(t, _)| *t <= to) {
+                @let hx = x(*t, from, to);
                 line x1=(hx) x2=(hx) y1=(TOP - 4) y2=(height) stroke="#d0d7de" stroke-width="1" {}
-                text x=(hx) y=(TOP - 8) font-size="11" text-anchor="middle" fill="#57606a" {
-                    (digits(lang, &format!("{:02}", ((h - from) / 3_600_000) % 24)))
+                @if let Some(l) = label {
+                    text x=(hx) y=(TOP - 8) font-size="11" text-anchor="middle" fill="#57606a" { (l) }
                 }
             }
             text x="4" y=(TOP + 15) font-size="12" fill="#1f2328" { (tr(lang, T::Device)) }
@@ -144,7 +196,7 @@ mod tests {
                 }],
             ),
         );
-        let s = timeline_svg(Lang::En, &tl, from, to).into_string();
+        let s = timeline_svg(Lang::En, &tl, from, to, &marks(Lang::En, from, 1)).into_string();
         assert_eq!(s.matches("data-state=\"online\"").count(), 1);
         assert_eq!(s.matches("data-state=\"offline\"").count(), 1);
         assert_eq!(s.matches("data-state=\"down\"").count(), 1);
@@ -155,7 +207,49 @@ mod tests {
             x(from + 6 * 3_600_000, from, to),
             LABEL + (WIDTH - LABEL - 10) / 4
         );
-        let bn = timeline_svg(Lang::Bn, &tl, from, to).into_string();
+        let bn = timeline_svg(Lang::Bn, &tl, from, to, &marks(Lang::Bn, from, 1)).into_string();
         assert!(bn.contains(">০৬<"), "hour marks in Bangla digits");
+    }
+
+    #[test]
+    fn marks_of_days_weeks_and_months() {
+        // 2026-11-29 00:00 in Dhaka.
+        let from = 1_795_888_800_000;
+        let day = marks(Lang::En, from, 1);
+        assert_eq!(day.len(), 9);
+        assert_eq!(day[2], (from + 6 * 3_600_000, Some("06".into())));
+        let week = marks(Lang::En, from, 7);
+        assert_eq!(week.len(), 8);
+        let labels: Vec<_> = week.iter().map(|(_, l)| l.clone().unwrap()).collect();
+        assert_eq!(labels, ["29", "30", "1", "2", "3", "4", "5", "6"]);
+        let month = marks(Lang::Bn, from, 30);
+        assert_eq!(month.len(), 31);
+        assert_eq!(month.iter().filter(|(_, l)| l.is_some()).count(), 7);
+        assert_eq!(month[5].1.as_deref(), Some("৪"));
+    }
+
+    #[test]
+    fn at_most_one_piece_per_pixel_column() {
+        // A month of a link flapping every minute: 43,200 intervals.
+        let from = 1_795_888_800_000;
+        let to = from + 30 * 86_400_000;
+        let ivs: Vec<Interval<LinkState>> = (0..43_200)
+            .map(|i| Interval {
+                start: from + i * 60_000,
+                end: from + (i + 1) * 60_000,
+                state: if i % 2 == 0 {
+                    LinkState::Up
+                } else {
+                    LinkState::Down
+                },
+                cause: None,
+            })
+            .collect();
+        let mut tl = Timeline::default();
+        tl.links.insert("wl0".into(), (LinkKind::Wifi, ivs));
+        let s = timeline_svg(Lang::En, &tl, from, to, &marks(Lang::En, from, 30)).into_string();
+        let rects = s.matches("<rect").count();
+        assert!(rects <= (WIDTH - LABEL) as usize, "{rects} pieces");
+        assert!(s.len() < 100_000, "{} bytes", s.len());
     }
 }
