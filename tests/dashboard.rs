@@ -365,12 +365,55 @@ async fn cli_adds_lists_and_removes_users(db: Arc<TestDb>) {
     let web = serve(store.clone(), default_options()).await;
     let mut b = Browser::new(&web);
     assert_eq!(b.sign_in("first-admin", PW).await.status, 303);
+    // A new password from the CLI: checked, the sessions end, the old one
+    // no longer signs in, the new one does.
+    let new_pw = "a brand new passphrase\n";
+    let (code, _, err) = linkwatch_input(
+        &["user", "password", "first-admin", "--config", cfg],
+        "short\n",
+        dir,
+    )
+    .await;
+    assert_eq!(code, 2);
+    assert!(err.contains("password too short"), "{err}");
+    assert_eq!(
+        b.get("/fleet").await.status,
+        200,
+        "a refused change ends nothing"
+    );
+    let (code, out, err) = linkwatch_input(
+        &["user", "password", "first-admin", "--config", cfg],
+        new_pw,
+        dir,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("sessions have ended"), "{out}");
+    assert_eq!(b.get("/fleet").await.status, 303);
+    let mut n = Browser::new(&web);
+    assert_eq!(n.sign_in("first-admin", PW).await.status, 401);
+    assert_eq!(
+        n.sign_in("first-admin", new_pw.trim_end()).await.status,
+        303
+    );
+    let (code, _, err) = linkwatch_input(
+        &["user", "password", "nobody", "--config", cfg],
+        new_pw,
+        dir,
+    )
+    .await;
+    assert_eq!(code, 2);
+    assert!(err.contains("no user named"), "{err}");
+    let mut b = n;
     let (code, out, _) =
         linkwatch_input(&["user", "remove", "first-admin", "--config", cfg], "", dir).await;
     assert_eq!(code, 0, "{out}");
     assert_eq!(b.get("/fleet").await.status, 303);
     let mut c = Browser::new(&web);
-    assert_eq!(c.sign_in("first-admin", PW).await.status, 401);
+    assert_eq!(
+        c.sign_in("first-admin", new_pw.trim_end()).await.status,
+        401
+    );
     let (code, _, err) =
         linkwatch_input(&["user", "remove", "first-admin", "--config", cfg], "", dir).await;
     assert_eq!(code, 2);

@@ -1,4 +1,4 @@
-//! `linkwatch user add/list/remove`: the web dashboard's users, straight on
+//! `linkwatch user add/list/remove/password`: the web dashboard's users, straight on
 //! the collector's database (as `token` does). A password is read from
 //! standard input (one line), never from the command line.
 
@@ -39,13 +39,21 @@ pub enum UserCommand {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+    /// Give a dashboard user a new password, read from standard input (one
+    /// line; at least 12 characters); its sessions end at once.
+    Password {
+        /// The user's name (see `linkwatch user list`).
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
 }
 
 /// One line of standard input, without its line end.
 fn read_password() -> Result<String> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        eprint!("password for the new user (shown as typed; or pipe it in): ");
+        eprint!("password (shown as typed; or pipe it in): ");
     }
     let mut line = String::new();
     stdin
@@ -76,13 +84,14 @@ fn render(list: &[linkwatch::collector::store::WebUser], times: &Times) -> Strin
 
 pub fn user(command: UserCommand, times: &Times) -> Result<ExitCode> {
     let db = match &command {
-        UserCommand::Add { db, .. } | UserCommand::List { db } | UserCommand::Remove { db, .. } => {
-            db
-        }
+        UserCommand::Add { db, .. }
+        | UserCommand::List { db }
+        | UserCommand::Remove { db, .. }
+        | UserCommand::Password { db, .. } => db,
     };
     // Read the password before opening the database.
     let password = match &command {
-        UserCommand::Add { .. } => Some(read_password()?),
+        UserCommand::Add { .. } | UserCommand::Password { .. } => Some(read_password()?),
         _ => None,
     };
     db.with_store(async |store, _| {
@@ -116,6 +125,13 @@ pub fn user(command: UserCommand, times: &Times) -> Result<ExitCode> {
             }
             UserCommand::List { .. } => {
                 print!("{}", render(&store.list_users().await?, times));
+            }
+            UserCommand::Password { name, .. } => {
+                let pw = password.as_deref().unwrap_or_default();
+                if !users::set_password(store.as_ref(), name, pw).await? {
+                    bail!("no user named `{name}` (see `linkwatch user list`)");
+                }
+                println!("user `{name}` has a new password; its sessions have ended");
             }
             UserCommand::Remove { name, .. } => {
                 if !store.remove_user(name).await? {
