@@ -292,6 +292,40 @@ async fn execute_all(url: &str, sqls: Vec<String>) {
     }
 }
 
+/// Rows of one table (values inline) turned into multi-row `INSERT`s of
+/// [`Inserts::ROWS`] rows each, appended to a list of statements.
+struct Inserts {
+    /// `INSERT INTO table (columns)`.
+    head: &'static str,
+    rows: Vec<String>,
+}
+
+impl Inserts {
+    const ROWS: usize = 2000;
+
+    fn new(head: &'static str) -> Self {
+        Inserts {
+            head,
+            rows: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, row: String, sqls: &mut Vec<String>) {
+        self.rows.push(row);
+        if self.rows.len() >= Self::ROWS {
+            self.flush(sqls);
+        }
+    }
+
+    /// The rows held as one statement, if any.
+    fn flush(&mut self, sqls: &mut Vec<String>) {
+        if !self.rows.is_empty() {
+            sqls.push(format!("{} VALUES {}", self.head, self.rows.join(",")));
+            self.rows.clear();
+        }
+    }
+}
+
 /// A SQL string literal.
 fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -354,7 +388,10 @@ async fn fill(url: &str, store: &dyn Store, n: usize, days: usize, now: i64) -> 
         .collect();
     let mut count = 0;
     let mut sqls = Vec::new();
-    let mut rows: Vec<String> = Vec::new();
+    let mut records = Inserts::new(
+        "INSERT INTO records (device_id, seq, seq_end, at_ms, mono_ms, boot_id, kind, body, \
+         received_ms)",
+    );
     for i in SAMPLE..n {
         if last_upload(i, now).is_none() {
             continue;
@@ -362,7 +399,7 @@ async fn fill(url: &str, store: &dyn Store, n: usize, days: usize, now: i64) -> 
         let id = ids[&device_name(i)];
         for r in device_records(i, now, days, false) {
             let body = serde_json::to_string(&r.body).expect("JSON");
-            rows.push(format!(
+            let row = format!(
                 "({id}, {}, {}, {}, {}, {}, {}, {}, {})",
                 r.seq,
                 r.seq,
@@ -372,28 +409,15 @@ async fn fill(url: &str, store: &dyn Store, n: usize, days: usize, now: i64) -> 
                 lit(r.body.kind()),
                 lit(&body),
                 now
-            ));
+            );
+            records.push(row, &mut sqls);
             count += 1;
-        }
-        if rows.len() >= 2000 {
-            sqls.push(format!(
-                "INSERT INTO records (device_id, seq, seq_end, at_ms, mono_ms, boot_id, kind, \
-                 body, received_ms) VALUES {}",
-                rows.join(",")
-            ));
-            rows.clear();
         }
         if sqls.len() >= 50 {
             execute_all(url, std::mem::take(&mut sqls)).await;
         }
     }
-    if !rows.is_empty() {
-        sqls.push(format!(
-            "INSERT INTO records (device_id, seq, seq_end, at_ms, mono_ms, boot_id, kind, \
-             body, received_ms) VALUES {}",
-            rows.join(",")
-        ));
-    }
+    records.flush(&mut sqls);
     execute_all(url, sqls).await;
     // Day roll-ups of the last 7 days in office hours, as a current
     // maintainer leaves them: each device online most of its hours, office
@@ -415,60 +439,36 @@ async fn fill(url: &str, store: &dyn Store, n: usize, days: usize, now: i64) -> 
         .as_millisecond()
     };
     let mut sqls = Vec::new();
-    let mut rows = Vec::new();
-    let mut marks = Vec::new();
+    let mut days_rows = Inserts::new(
+        "INSERT INTO rollup_days (schedule, device_id, day_ms, online_ms, offline_ms, \
+         not_running_ms, no_data_ms, broadband_ms, wifi_ms, mobile_ms, outages, outage_ms, \
+         longest_ms, head_ms, tail_ms, whole, cont, failovers, sent, lost, computed_ms)",
+    );
+    let mut marks = Inserts::new("INSERT INTO rollup_dirty (device_id, from_ms, version)");
     for i in 0..n {
         if last_upload(i, now).is_none() {
             continue;
         }
         let id = ids[&device_name(i)];
-        marks.push(format!("({id}, {now}, 1)"));
+        marks.push(format!("({id}, {now}, 1)"), &mut sqls);
         let offline = (office_of(i) % 97) as i64 * 60_000;
         for k in 1..=7 {
             let online = 8 * HOUR - offline;
-            rows.push(format!(
-                "({}, {id}, {}, {online}, {offline}, 0, 0, {online}, 0, 0, {}, {offline},                  {offline}, 0, 0, FALSE, FALSE, 0, 0, 0, {now})",
+            let row = format!(
+                "({}, {id}, {}, {online}, {offline}, 0, 0, {online}, 0, 0, {}, {offline}, \
+                 {offline}, 0, 0, FALSE, FALSE, 0, 0, 0, {now})",
                 lit(&key),
                 day_ms(k),
                 i64::from(offline > 0),
-            ));
-        }
-        if rows.len() >= 2000 {
-            sqls.push(format!(
-                "INSERT INTO rollup_days (schedule, device_id, day_ms, online_ms, offline_ms, \
-                 not_running_ms, no_data_ms, broadband_ms, wifi_ms, mobile_ms, outages, \
-                 outage_ms, longest_ms, head_ms, tail_ms, whole, cont, failovers, sent, lost, \
-                 computed_ms) VALUES {}",
-                rows.join(",")
-            ));
-            rows.clear();
-        }
-        if marks.len() >= 2000 {
-            sqls.push(format!(
-                "INSERT INTO rollup_dirty (device_id, from_ms, version) VALUES {}",
-                marks.join(",")
-            ));
-            marks.clear();
+            );
+            days_rows.push(row, &mut sqls);
         }
         if sqls.len() >= 50 {
             execute_all(url, std::mem::take(&mut sqls)).await;
         }
     }
-    if !rows.is_empty() {
-        sqls.push(format!(
-            "INSERT INTO rollup_days (schedule, device_id, day_ms, online_ms, offline_ms, \
-             not_running_ms, no_data_ms, broadband_ms, wifi_ms, mobile_ms, outages, \
-             outage_ms, longest_ms, head_ms, tail_ms, whole, cont, failovers, sent, lost, \
-             computed_ms) VALUES {}",
-            rows.join(",")
-        ));
-    }
-    if !marks.is_empty() {
-        sqls.push(format!(
-            "INSERT INTO rollup_dirty (device_id, from_ms, version) VALUES {}",
-            marks.join(",")
-        ));
-    }
+    days_rows.flush(&mut sqls);
+    marks.flush(&mut sqls);
     execute_all(url, sqls).await;
     // The sample through the real ingest, in 5-minute uploads.
     for i in 0..SAMPLE {

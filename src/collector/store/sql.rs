@@ -45,18 +45,21 @@ pub(crate) fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreEr
 }
 
 /// Columns `id, name, office, revoked, acked, created_at, last_upload_ms,
-/// last_record_ms, next_upload_due_ms` of a device row.
-type DeviceRow = (
+/// last_record_ms, next_upload_due_ms` of a device row, `revoked` as `B`.
+type Row<B> = (
     i64,
     String,
     Option<String>,
-    bool,
+    B,
     i64,
     i64,
     Option<i64>,
     Option<i64>,
     Option<i64>,
 );
+
+/// A device row as the driver decodes it.
+type DeviceRow = Row<bool>;
 
 const DEVICE_COLS: &str = "id, name, office, revoked, acked, created_at, last_upload_ms, \
                            last_record_ms, next_upload_due_ms";
@@ -78,18 +81,9 @@ fn device(r: DeviceRow) -> Device {
 }
 
 /// A [`DeviceRow`] as JSON spells it, in a JSON array of rows
-/// ([`Dialect::devices_as_json`]): SQLite gives `revoked` as 0 or 1.
-pub(crate) type JsonDeviceRow = (
-    i64,
-    String,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-);
+/// ([`Dialect::devices_as_json`]): SQLite gives `revoked` as 0 or 1 (a JSON
+/// boolean would cost a `json()` call a row).
+pub(crate) type JsonDeviceRow = Row<i64>;
 
 pub(crate) fn json_device(r: JsonDeviceRow) -> Device {
     device((r.0, r.1, r.2, r.3 != 0, r.4, r.5, r.6, r.7, r.8))

@@ -81,14 +81,16 @@ fn tiles(lang: Lang, c: &Counts) -> Markup {
     }
 }
 
-fn pager(lang: Lang, branch: Option<&Branch>, page: usize, rows: usize) -> Markup {
+/// Links to the pages before and after `page` of `rows` rows ([`PAGE`] a
+/// page), `url` making a page number's address; nothing for one page.
+pub(super) fn pager(lang: Lang, page: usize, rows: usize, url: impl Fn(usize) -> String) -> Markup {
     let pages = rows.div_ceil(PAGE).max(1);
     html! {
         @if pages > 1 {
             nav.pager {
-                @if page > 1 { a rel="prev" href=(fleet_url(branch, page - 1)) { (tr(lang, T::Prev)) } }
+                @if page > 1 { a rel="prev" href=(url(page - 1)) { (tr(lang, T::Prev)) } }
                 span { (tr(lang, T::Page)) " " (num(lang, page as i64)) " / " (num(lang, pages as i64)) }
-                @if page < pages { a rel="next" href=(fleet_url(branch, page + 1)) { (tr(lang, T::Next)) } }
+                @if page < pages { a rel="next" href=(url(page + 1)) { (tr(lang, T::Next)) } }
             }
         }
     }
@@ -213,7 +215,7 @@ pub(super) async fn page(
                 (tiles(lang, &all))
                 (alerts)
                 (group_table(lang, child, &rows, page_no))
-                (pager(lang, parent.as_ref(), page_no, rows.len()))
+                (pager(lang, page_no, rows.len(), |p| fleet_url(parent.as_ref(), p)))
                 (worst)
                 p.note { (tr(lang, T::TimesIn)) }
             }
@@ -232,7 +234,7 @@ pub(super) async fn page(
                 (crumbs(lang, parent.as_ref(), &offices))
                 (tiles(lang, &all))
                 (device_table(lang, &inside, page_no))
-                (pager(lang, parent.as_ref(), page_no, inside.len()))
+                (pager(lang, page_no, inside.len(), |p| fleet_url(parent.as_ref(), p)))
                 p.note { (tr(lang, T::TimesIn)) }
             }
         }

@@ -5,7 +5,7 @@
 //! ([`super::states`]), so a search costs what a fleet page costs.
 
 use super::WebState;
-use super::fleet::{PAGE, level_word, page_param, state_word};
+use super::fleet::{PAGE, level_word, page_param, pager, state_word};
 use super::i18n::{Lang, T, num, time, tr};
 use super::layout::page as frame;
 use super::now::NowState;
@@ -151,8 +151,7 @@ pub(super) async fn page(
         let by_code: BTreeMap<&str, &Office> =
             visible.iter().map(|o| (o.code.as_str(), o)).collect();
         let all = hits(&words, &visible, &devices);
-        let pages = all.len().div_ceil(PAGE).max(1);
-        let shown = html! {
+        html! {
             p { (num(lang, all.len() as i64)) " " (tr(lang, T::Matches)) }
             @if all.is_empty() {
                 p { (tr(lang, T::NoMatches)) }
@@ -160,16 +159,9 @@ pub(super) async fn page(
                 div.wide { table { tbody {
                     @for h in all.iter().skip((page_no - 1) * PAGE).take(PAGE) { (row(lang, h, &by_code)) }
                 } } }
-                @if pages > 1 {
-                    nav.pager {
-                        @if page_no > 1 { a rel="prev" href=(search_url(text, page_no - 1)) { (tr(lang, T::Prev)) } }
-                        span { (tr(lang, T::Page)) " " (num(lang, page_no as i64)) " / " (num(lang, pages as i64)) }
-                        @if page_no < pages { a rel="next" href=(search_url(text, page_no + 1)) { (tr(lang, T::Next)) } }
-                    }
-                }
+                (pager(lang, page_no, all.len(), |p| search_url(text, p)))
             }
-        };
-        shown
+        }
     };
     let body = html! {
         h1 { (tr(lang, T::Search)) }
