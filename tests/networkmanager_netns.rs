@@ -250,9 +250,8 @@ fn a_cut_upstream_moves_the_route_through_networkmanager_and_a_clean_stop_leaves
     let state = agent.dir.path().join(STATE_FILE);
     assert!(state.exists(), "what was changed is written down");
     assert_eq!(agent.status().failover.chosen.as_deref(), Some("wl0"));
-    // Down, so behind both working links (wl0 600, mb0 700). The status
-    // shows what the agent read from NetworkManager at the start of its
-    // last round: the metric it set shows from the next round on.
+    // Down, so behind both working links (wl0 600, mb0 700): shown once the
+    // round that set it has ended (the kernel route may move first).
     let start = Instant::now();
     loop {
         let bb0 = agent

@@ -318,6 +318,14 @@ impl Controller {
         links
     }
 
+    /// The route metric the agent set on `link` for family `f`, if any.
+    fn ours(&self, link: &str, f: super::Family) -> Option<u32> {
+        self.changes
+            .get(link)
+            .and_then(|c| c.family(f))
+            .map(|fc| fc.ours)
+    }
+
     /// Read every link from NetworkManager: its applied connections, and the status lines.
     async fn observe(&mut self) -> Result<(Vec<super::Observed>, Vec<NmLinkStatus>), NmError> {
         let mut observed = vec![];
@@ -325,19 +333,13 @@ impl Controller {
         for link in self.links() {
             match self.nm.device(&link).await {
                 Ok(d) => {
-                    let change = self.changes.get(&link);
-                    let ours = |f| {
-                        change
-                            .and_then(|c: &plan::Change| c.family(f))
-                            .map(|fc| fc.ours)
-                    };
                     status.push(NmLinkStatus {
                         name: link.clone(),
                         managed: d.managed,
                         connection: d.applied.as_ref().map(|a| a.id.clone()),
                         connectivity: d.connectivity.as_str().into(),
-                        metric_v4: ours(super::Family::V4),
-                        metric_v6: ours(super::Family::V6),
+                        metric_v4: self.ours(&link, super::Family::V4),
+                        metric_v6: self.ours(&link, super::Family::V6),
                         route_v4: d.applied.as_ref().and_then(|a| a.route_v4),
                         route_v6: d.applied.as_ref().and_then(|a| a.route_v6),
                     });
@@ -388,6 +390,15 @@ impl Controller {
         if switched {
             self.check_connectivity();
         }
+        // The metrics the agent set: as they are now, not as observed before applying.
+        let status = status
+            .into_iter()
+            .map(|l| NmLinkStatus {
+                metric_v4: self.ours(&l.name, super::Family::V4),
+                metric_v6: self.ours(&l.name, super::Family::V6),
+                ..l
+            })
+            .collect();
         self.publish(None, status);
     }
 
