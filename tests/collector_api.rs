@@ -41,6 +41,7 @@ on_both!(
     oversized_body_is_413,
     missing_and_bad_tokens_are_401,
     revoked_token_is_403,
+    a_new_token_replaces_the_old_at_once,
     token_of_another_device_is_403_and_stores_nothing,
     overload_is_429_with_retry_after,
     health_and_metrics,
@@ -456,6 +457,39 @@ async fn revoked_token_is_403(db: Arc<TestDb>) {
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
     assert_eq!(a.error().error, "token revoked");
     assert_eq!(stored(r.store.as_ref(), &dev).await.len(), 1);
+    r.stop().await;
+}
+
+/// The collector keeps which device a token belongs to between uploads; a
+/// new token issued to the device (here straight in the store, as the CLI
+/// of another process does) still refuses the old one on the very next
+/// upload, stores nothing of it, and the new one works at once.
+async fn a_new_token_replaces_the_old_at_once(db: Arc<TestDb>) {
+    let r = start(&db, |_| {}).await;
+    let (dev, old) = add(r.store.as_ref(), "gw-rot").await;
+    for seqs in [[1], [2]] {
+        // Twice: the second upload is authenticated from what the first
+        // looked up.
+        let a = ingest(&r, Some(&old), &batch("gw-rot", seqs)).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    }
+    let new = devices::rotate_device(r.store.as_ref(), "gw-rot")
+        .await
+        .unwrap()
+        .expect("the device exists");
+    let a = ingest(&r, Some(&old), &batch("gw-rot", [3])).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text);
+    assert_eq!(a.error().error, "unknown token");
+    assert_eq!(stored(r.store.as_ref(), &dev).await.len(), 2);
+    let a = ingest(&r, Some(&new), &batch("gw-rot", [3])).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.ack().acked, 3);
+    // And revoking after the new token was used refuses it at once too.
+    assert!(r.store.revoke_device("gw-rot").await.unwrap());
+    let a = ingest(&r, Some(&new), &batch("gw-rot", [4])).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
+    assert_eq!(a.error().error, "token revoked");
+    assert_eq!(stored(r.store.as_ref(), &dev).await.len(), 3);
     r.stop().await;
 }
 

@@ -2,6 +2,8 @@
 //! an upload's checks (declared size, overload, bearer token, the device's
 //! slots, body, encoding, batch validation; the body's limits are in
 //! [`super::intake`]), the store's acknowledgement, and the ingest metrics.
+//! The token is checked from a cache ([`super::tokens`]) and again where the
+//! batch is written, so a revocation or new token holds at once.
 
 use super::auth::bearer_token;
 use super::error::ApiError;
@@ -86,19 +88,15 @@ async fn ingest_inner(st: &ApiState, req: Request) -> Result<Ack, ApiError> {
     let token = bearer_token(req.headers()).inspect_err(|e| {
         tracing::debug!(error = ?e, "ingest: no usable bearer token");
     })?;
-    let device = inner
-        .store
-        .device_by_token(&token_hash(token))
-        .await
-        .map_err(|e| store_failed("token lookup", &e))?
-        .ok_or_else(|| {
-            tracing::info!("ingest: unknown token");
-            ApiError::UnknownToken
-        })?;
-    if device.revoked {
-        tracing::info!(device = %device.name, "ingest: revoked token");
-        return Err(ApiError::Revoked);
-    }
+    let hash = token_hash(token);
+    let device = match inner.tokens.get(&hash, Instant::now()) {
+        Some(device) => device,
+        None => {
+            let device = known_device(st, &hash).await?;
+            inner.tokens.put(&hash, &device, Instant::now());
+            device
+        }
+    };
     let encoding = content_encoding(req.headers())?;
     let _slot = inner.devices.try_take(device.id).ok_or_else(|| {
         tracing::debug!(
@@ -140,16 +138,28 @@ async fn ingest_inner(st: &ApiState, req: Request) -> Result<Ack, ApiError> {
         }
         e => tracing::warn!(device = %device.name, error = ?e, "ingest: batch refused"),
     })?;
-    let ack = inner
+    let ack = match inner
         .store
-        .ingest_upload(
+        .ingest_authenticated(
             device.id,
+            &hash,
             &batch.records,
             batch.next_upload_due_ms(now),
             now,
         )
         .await
-        .map_err(|e| store_failed("storing the batch", &e))?;
+    {
+        Ok(ack) => ack,
+        Err(StoreError::TokenWithdrawn) => {
+            // Revoked or replaced since the (cached) check: nothing stored;
+            // the answer says which, as a fresh lookup would.
+            inner.tokens.forget(&hash);
+            known_device(st, &hash).await?;
+            tracing::warn!(device = %device.name, "ingest: the token changed while the upload was read");
+            return Err(ApiError::Unavailable);
+        }
+        Err(e) => return Err(store_failed("storing the batch", &e)),
+    };
     inner.metrics.records_stored.inc_by(u64::from(ack.stored));
     inner
         .metrics
@@ -164,6 +174,25 @@ async fn ingest_inner(st: &ApiState, req: Request) -> Result<Ack, ApiError> {
         "ingest"
     );
     Ok(ack)
+}
+
+/// The device a token hash belongs to, from the store: 401 when none, 403
+/// when it is revoked.
+async fn known_device(st: &ApiState, hash: &str) -> Result<Device, ApiError> {
+    let device =
+        st.0.store
+            .device_by_token(hash)
+            .await
+            .map_err(|e| store_failed("token lookup", &e))?
+            .ok_or_else(|| {
+                tracing::info!("ingest: unknown token");
+                ApiError::UnknownToken
+            })?;
+    if device.revoked {
+        tracing::info!(device = %device.name, "ingest: revoked token");
+        return Err(ApiError::Revoked);
+    }
+    Ok(device)
 }
 
 /// Counts one request in the in-flight gauge for as long as it lives.

@@ -21,6 +21,7 @@ mod reports;
 mod silences;
 mod state;
 mod storage;
+mod tokens;
 
 pub use alerts::{ACK_PATH, ALERTS_PATH, Acked, AlertList, LINK_PATH, MAX_LIMIT, html_escape};
 pub use auth::{MAX_TOKEN_LEN, authenticate, bearer_token, visible_device};

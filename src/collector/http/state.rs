@@ -1,8 +1,10 @@
 //! What the HTTP handlers share: the store, the metrics, the limits of the
-//! ingest endpoint (uploads in flight, per device and in all), the holidays
-//! of report schedules and the key of alert acknowledgement links.
+//! ingest endpoint (uploads in flight, per device and in all), its token
+//! cache, the holidays of report schedules and the key of alert
+//! acknowledgement links.
 
 use super::intake::DeviceSlots;
+use super::tokens::TokenCache;
 use crate::collector::alerts::ack::AckKey;
 use crate::collector::metrics::CollectorMetrics;
 use crate::collector::store::Store;
@@ -26,6 +28,8 @@ pub(super) struct Inner {
     pub(super) metrics: Arc<CollectorMetrics>,
     pub(super) inflight: Semaphore,
     pub(super) devices: Arc<DeviceSlots>,
+    /// Which device each recently seen upload token belongs to.
+    pub(super) tokens: TokenCache,
     pub(super) max_body_bytes: usize,
     pub(super) limits: IngestLimits,
     holidays: BTreeSet<Date>,
@@ -64,6 +68,7 @@ impl ApiState {
             metrics,
             inflight: Semaphore::new(opts.max_inflight.min(Semaphore::MAX_PERMITS)),
             devices: DeviceSlots::new(limits.max_inflight_per_device),
+            tokens: TokenCache::default(),
             max_body_bytes: opts.max_body_bytes,
             limits,
             holidays: opts.holidays,

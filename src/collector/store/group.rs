@@ -74,6 +74,10 @@ pub(super) struct Job {
     /// The deadline the upload announced for the next one.
     pub due_ms: Option<i64>,
     pub now_ms: i64,
+    /// The token hash the upload was authenticated with, when it was: the
+    /// writer stores the batch only if the device still has that token and
+    /// is not revoked, in the same transaction ([`still_valid`]).
+    pub token_hash: Option<String>,
     pub reply: oneshot::Sender<Result<Ack, StoreError>>,
 }
 
@@ -98,6 +102,7 @@ impl Job {
 pub(super) async fn submit(
     jobs: &mpsc::Sender<Job>,
     device_id: i64,
+    token_hash: Option<&str>,
     records: &[Record],
     due_ms: Option<i64>,
     now_ms: i64,
@@ -114,6 +119,7 @@ pub(super) async fn submit(
         rows,
         due_ms,
         now_ms,
+        token_hash: token_hash.map(str::to_string),
         reply,
     })
     .await
@@ -164,6 +170,35 @@ pub(super) fn answer(
     }
 }
 
+/// Which of a group's batches may be written: those sent without a token
+/// (the store's own callers) and those whose device, read inside the write
+/// transaction as `devices` (id -> (token hash, revoked)), still has the
+/// token the upload was authenticated with and is not revoked.
+pub(super) fn still_valid(group: &[Job], devices: &HashMap<i64, (String, bool)>) -> Vec<bool> {
+    group
+        .iter()
+        .map(|j| match &j.token_hash {
+            None => true,
+            Some(t) => devices
+                .get(&j.device_id)
+                .is_some_and(|(hash, revoked)| hash == t && !revoked),
+        })
+        .collect()
+}
+
+/// The devices of a group's authenticated batches, to read for
+/// [`still_valid`] (sorted, once each; empty when no batch carries a token).
+pub(super) fn token_devices(group: &[Job]) -> Vec<i64> {
+    let mut ids: Vec<i64> = group
+        .iter()
+        .filter(|j| j.token_hash.is_some())
+        .map(|j| j.device_id)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// Write a group inside the open transaction on `conn` (the caller begins
 /// and commits it). The batches of devices that appear once in the group go
 /// first, together, with `write` (the adapter's multi-batch writer) inside
@@ -175,6 +210,7 @@ pub(super) fn answer(
 pub(super) async fn write_in<DB, W>(
     conn: &mut DB::Connection,
     group: &[Job],
+    valid: &[bool],
     write: W,
 ) -> Result<Vec<Result<Ack, StoreError>>, (&'static str, String)>
 where
@@ -183,8 +219,13 @@ where
     DB::Arguments: sqlx::IntoArguments<DB>,
     W: AsyncFn(&mut DB::Connection, &[&Job]) -> Result<Vec<Ack>, sqlx::Error>,
 {
-    let mut results: Vec<Option<Result<Ack, StoreError>>> = group.iter().map(|_| None).collect();
-    let mut together = distinct(group);
+    // Batches whose token was revoked or replaced since the upload was
+    // authenticated are answered so, and nothing of them is written.
+    let mut results: Vec<Option<Result<Ack, StoreError>>> = valid
+        .iter()
+        .map(|&ok| (!ok).then_some(Err(StoreError::TokenWithdrawn)))
+        .collect();
+    let mut together: Vec<usize> = distinct(group).into_iter().filter(|&i| valid[i]).collect();
     together.sort_by_key(|&i| group[i].device_id);
     let jobs: Vec<&Job> = together.iter().map(|&i| &group[i]).collect();
     if let Ok(acks) = in_savepoint::<DB, W>(conn, &jobs, &write).await? {
@@ -386,8 +427,35 @@ mod tests {
                 .collect(),
             due_ms: None,
             now_ms: 10_000_000_000,
+            token_hash: None,
             reply: oneshot::channel().0,
         }
+    }
+
+    #[test]
+    fn only_batches_whose_token_still_holds_are_written() {
+        let with = |id, t: &str| Job {
+            token_hash: Some(t.to_string()),
+            ..job(id, &[])
+        };
+        // 1: token unchanged; 2: replaced (rotated); 3: revoked; 4: removed;
+        // 5: sent by the store's own callers, without a token.
+        let g = [
+            with(1, "a"),
+            with(2, "b"),
+            with(3, "c"),
+            with(4, "d"),
+            job(5, &[]),
+        ];
+        let devices = HashMap::from([
+            (1, ("a".to_string(), false)),
+            (2, ("b2".to_string(), false)),
+            (3, ("c".to_string(), true)),
+            (5, ("e".to_string(), true)),
+        ]);
+        assert_eq!(still_valid(&g, &devices), [true, false, false, false, true]);
+        assert_eq!(token_devices(&g), [1, 2, 3, 4]);
+        assert!(token_devices(&[job(5, &[])]).is_empty());
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub enum StoreError {
     UserExists(String),
     #[error("this store does not keep {0}")]
     Unsupported(&'static str),
+    /// The upload's token was revoked or replaced after it was checked and
+    /// before its batch was written: nothing of it is stored.
+    #[error("the device's token was revoked or replaced while the upload was read")]
+    TokenWithdrawn,
 }
 
 /// Everything the collector stores. Both adapters implement it with the same
@@ -141,6 +145,28 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Ack, StoreError> {
         let _ = next_upload_due_ms;
         self.ingest(device_id, records, now_ms).await
+    }
+    /// [`Store::ingest_upload`] of an upload authenticated with the token
+    /// whose hash is `token_hash`: stored only if the device still has that
+    /// token and is not revoked when its transaction writes it, else
+    /// [`StoreError::TokenWithdrawn`] and nothing stored. (The collector
+    /// checks the token from a cache before the body is read; this is the
+    /// check that makes a revocation or a new token hold at once.) By
+    /// default the token is checked before the write, not in it.
+    async fn ingest_authenticated(
+        &self,
+        device_id: i64,
+        token_hash: &str,
+        records: &[Record],
+        next_upload_due_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Ack, StoreError> {
+        match self.device_by_token(token_hash).await? {
+            Some(d) if d.id == device_id && !d.revoked => {}
+            _ => return Err(StoreError::TokenWithdrawn),
+        }
+        self.ingest_upload(device_id, records, next_upload_due_ms, now_ms)
+            .await
     }
     /// Records of a device in sequence order, from `from_seq`, at most `limit`.
     async fn records(

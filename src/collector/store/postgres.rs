@@ -309,7 +309,7 @@ impl Store for PgStore {
         records: &[Record],
         now_ms: i64,
     ) -> Result<Ack, StoreError> {
-        group::submit(&self.jobs, device_id, records, None, now_ms).await
+        group::submit(&self.jobs, device_id, None, records, None, now_ms).await
     }
 
     async fn ingest_upload(
@@ -319,7 +319,34 @@ impl Store for PgStore {
         next_upload_due_ms: Option<i64>,
         now_ms: i64,
     ) -> Result<Ack, StoreError> {
-        group::submit(&self.jobs, device_id, records, next_upload_due_ms, now_ms).await
+        group::submit(
+            &self.jobs,
+            device_id,
+            None,
+            records,
+            next_upload_due_ms,
+            now_ms,
+        )
+        .await
+    }
+
+    async fn ingest_authenticated(
+        &self,
+        device_id: i64,
+        token_hash: &str,
+        records: &[Record],
+        next_upload_due_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Ack, StoreError> {
+        group::submit(
+            &self.jobs,
+            device_id,
+            Some(token_hash),
+            records,
+            next_upload_due_ms,
+            now_ms,
+        )
+        .await
     }
 
     async fn records(

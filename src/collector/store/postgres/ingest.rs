@@ -60,11 +60,35 @@ async fn write_group(
             .await
             .map_err(|e| ("ingest: lock devices", e.to_string()))?;
     }
-    let results = group::write_in::<sqlx::Postgres, _>(&mut tx, group, write_together).await?;
+    let valid = tokens_held(&mut tx, group)
+        .await
+        .map_err(|e| ("ingest: check tokens", e.to_string()))?;
+    let results =
+        group::write_in::<sqlx::Postgres, _>(&mut tx, group, &valid, write_together).await?;
     tx.commit()
         .await
         .map_err(|e| ("ingest: commit", e.to_string()))?;
     Ok(results)
+}
+
+/// [`group::still_valid`] from the devices' tokens as this transaction
+/// reads them (a revocation or new token committed later counts as coming
+/// after the upload).
+async fn tokens_held(conn: &mut PgConnection, group: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
+    let ids = group::token_devices(group);
+    if ids.is_empty() {
+        return Ok(vec![true; group.len()]);
+    }
+    let devices: HashMap<i64, (String, bool)> = sqlx::query_as::<_, (i64, String, bool)>(
+        "SELECT id, token_hash, revoked FROM devices WHERE id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|(id, hash, revoked)| (id, (hash, revoked)))
+    .collect();
+    Ok(group::still_valid(group, &devices))
 }
 
 /// Write the batches of distinct devices (one, or a group's) with a

@@ -42,11 +42,39 @@ async fn write_group(
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(|e| ("ingest: begin", e.to_string()))?;
-    let results = group::write_in::<Sqlite, _>(&mut tx, group, write_together).await?;
+    let valid = tokens_held(&mut tx, group)
+        .await
+        .map_err(|e| ("ingest: check tokens", e.to_string()))?;
+    let results = group::write_in::<Sqlite, _>(&mut tx, group, &valid, write_together).await?;
     tx.commit()
         .await
         .map_err(|e| ("ingest: commit", e.to_string()))?;
     Ok(results)
+}
+
+/// [`group::still_valid`] from the devices' tokens as this transaction
+/// reads them.
+async fn tokens_held(conn: &mut SqliteConnection, group: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
+    let ids = group::token_devices(group);
+    if ids.is_empty() {
+        return Ok(vec![true; group.len()]);
+    }
+    let mut read =
+        QueryBuilder::<Sqlite>::new("SELECT id, token_hash, revoked FROM devices WHERE id IN (");
+    let mut list = read.separated(", ");
+    for id in ids {
+        list.push_bind(id);
+    }
+    read.push(")");
+    let devices: HashMap<i64, (String, bool)> = read
+        .build_query_as::<(i64, String, bool)>()
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|(id, hash, revoked)| (id, (hash, revoked)))
+        .collect();
+    Ok(group::still_valid(group, &devices))
 }
 
 /// Write the batches of distinct devices (one, or a group's) with a
