@@ -59,21 +59,19 @@ async fn tokens_held(conn: &mut SqliteConnection, group: &[Job]) -> Result<Vec<b
     if ids.is_empty() {
         return Ok(vec![true; group.len()]);
     }
-    let mut read =
-        QueryBuilder::<Sqlite>::new("SELECT id, token_hash, revoked FROM devices WHERE id IN (");
-    let mut list = read.separated(", ");
-    for id in ids {
-        list.push_bind(id);
-    }
-    read.push(")");
-    let devices: HashMap<i64, (String, bool)> = read
-        .build_query_as::<(i64, String, bool)>()
-        .persistent(false)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|(id, hash, revoked)| (id, (hash, revoked)))
-        .collect();
+    // One statement whatever the number of devices (a JSON array of ids),
+    // so SQLite prepares it once per connection.
+    let ids = serde_json::to_string(&ids).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let devices: HashMap<i64, (String, bool)> = sqlx::query_as::<_, (i64, String, bool)>(
+        "SELECT id, token_hash, revoked FROM devices \
+         WHERE id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|(id, hash, revoked)| (id, (hash, revoked)))
+    .collect();
     Ok(group::still_valid(group, &devices))
 }
 
