@@ -115,6 +115,27 @@ async fn fleet_counts_drill_down_and_device_page(db: Arc<TestDb>) {
     let off = b.get("/devices/savar-off").await;
     assert!(off.text.contains("data-now=\"offline\""));
     assert!(off.text.contains("data-state=\"offline\""));
+    // Its probes, its outage with the cause, and the failover away from
+    // the link that went down; the same numbers the records say.
+    for want in [
+        "data-loss=\"34.2\"",
+        "data-rtt=\"12.5\"",
+        "data-outages=\"1\"",
+        "data-cause=\"all_links_down\"",
+        "every link down",
+        "data-failovers=\"1\"",
+    ] {
+        assert!(off.text.contains(want), "{want}: {}", off.text);
+    }
+    // ctg-on started a minute before its link came up (an outage of a
+    // minute, as the reports count it) and never failed over.
+    let quiet = b.get("/devices/ctg-on").await;
+    assert!(quiet.text.contains("data-outages=\"1\""), "{}", quiet.text);
+    assert!(
+        quiet.text.contains("data-failovers=\"0\""),
+        "{}",
+        quiet.text
+    );
     // Another day, in the past: a timeline without data, not an error.
     let old = b.get("/devices/savar-on?day=2026-01-01").await;
     assert_eq!(old.status, 200);
@@ -158,6 +179,12 @@ async fn fleet_counts_drill_down_and_device_page(db: Arc<TestDb>) {
             p.text
         );
         assert!(!p.text.contains("rel=\"next\""), "no page after today");
+        assert!(
+            p.text
+                .contains("Probe quality and failovers are shown on a day"),
+            "{span}: {}",
+            p.text
+        );
     }
     assert_eq!(b.get("/devices/savar-on?span=year").await.status, 400);
 

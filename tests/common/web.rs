@@ -266,7 +266,28 @@ pub async fn load(store: &dyn Store) {
     );
     let mut offline = Recs::new();
     offline.start(t - 30 * MIN, "boot-2");
-    up(&mut offline, t - 29 * MIN);
+    // eth0 up from the start, down at t - 10 min: one outage with every
+    // link down. Probe summaries every 5 minutes throughout (the agent's
+    // evidence of running): 1,800 probes, 615 lost (15, then all of the
+    // last two), median RTT 12.5 ms (15 of the 20 minutes with one).
+    up(&mut offline, t - 30 * MIN);
+    for (ago, lost, rtt) in [
+        (25, 15, Some(12.5)),
+        (20, 0, Some(12.5)),
+        (15, 0, Some(20.0)),
+        (10, 0, Some(12.5)),
+    ] {
+        offline.minutes(
+            t - ago * MIN,
+            "eth0",
+            LinkKind::Broadband,
+            5,
+            300,
+            lost,
+            rtt,
+        );
+    }
+    offline.failover(t - 10 * MIN, Some("eth0"), None);
     offline.link(
         t - 10 * MIN,
         "eth0",
@@ -274,6 +295,17 @@ pub async fn load(store: &dyn Store) {
         LinkState::Up,
         LinkState::Down,
     );
+    for ago in [5, 0] {
+        offline.minutes(
+            t - ago * MIN,
+            "eth0",
+            LinkKind::Broadband,
+            5,
+            300,
+            300,
+            None,
+        );
+    }
     let mut stopped = Recs::new();
     stopped.start(t - 30 * MIN, "boot-3");
     up(&mut stopped, t - 29 * MIN);

@@ -172,9 +172,13 @@ pub(super) fn answer(
 
 /// Which of a group's batches may be written: those sent without a token
 /// (the store's own callers) and those whose device, read inside the write
-/// transaction as `devices` (id -> (token hash, revoked)), still has the
-/// token the upload was authenticated with and is not revoked.
-pub(super) fn still_valid(group: &[Job], devices: &HashMap<i64, (String, bool)>) -> Vec<bool> {
+/// transaction as `rows` (id, token hash, revoked), still has the token
+/// the upload was authenticated with and is not revoked.
+pub(super) fn still_valid(group: &[Job], rows: Vec<(i64, String, bool)>) -> Vec<bool> {
+    let devices: HashMap<i64, (String, bool)> = rows
+        .into_iter()
+        .map(|(id, hash, revoked)| (id, (hash, revoked)))
+        .collect();
     group
         .iter()
         .map(|j| match &j.token_hash {
@@ -447,13 +451,13 @@ mod tests {
             with(4, "d"),
             job(5, &[]),
         ];
-        let devices = HashMap::from([
-            (1, ("a".to_string(), false)),
-            (2, ("b2".to_string(), false)),
-            (3, ("c".to_string(), true)),
-            (5, ("e".to_string(), true)),
-        ]);
-        assert_eq!(still_valid(&g, &devices), [true, false, false, false, true]);
+        let devices = vec![
+            (1, "a".to_string(), false),
+            (2, "b2".to_string(), false),
+            (3, "c".to_string(), true),
+            (5, "e".to_string(), true),
+        ];
+        assert_eq!(still_valid(&g, devices), [true, false, false, false, true]);
         assert_eq!(token_devices(&g), [1, 2, 3, 4]);
         assert!(token_devices(&[job(5, &[])]).is_empty());
     }

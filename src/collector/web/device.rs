@@ -2,8 +2,10 @@
 //! host name, state now), a day, a week or 30 days up to a day in
 //! Asia/Dhaka (`span`) as an SVG timeline of the device and of each link
 //! (the same timeline the API's `/api/v1/devices/{name}/timeline` answers),
-//! and each link's state at the end of that window. A device outside the
-//! viewer's branch is 404.
+//! each link's state at the end of that window, the window's outages with
+//! their causes (the report's own [`uptime::figures`]), and on a day's page
+//! each link's probe quality (loss, median RTT, from its `link_minutes`
+//! records) and the failovers. A device outside the viewer's branch is 404.
 
 use super::WebState;
 use super::fleet::state_word;
@@ -15,14 +17,16 @@ use super::svg::{link_state, marks, timeline_svg};
 use super::urls::urlencode_path;
 use crate::collector::http::{ReadError, visible_device};
 use crate::collector::last_seen::now_ms;
+use crate::collector::report;
 use crate::collector::timeline::device_timeline_of;
-use crate::collector::uptime::Timeline;
+use crate::collector::uptime::{self, OutageCause, Rec, Timeline};
 use crate::wire::v1::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use jiff::civil::Date;
 use maud::html;
+use std::collections::BTreeMap;
 
 /// How many state-setting records are searched for the newest facts.
 const FACTS_LOOKBACK: i64 = 64;
@@ -32,6 +36,78 @@ struct Facts {
     hostname: String,
     os: String,
     agent_version: String,
+}
+
+/// One link's probes over a window.
+#[derive(Debug, Default, PartialEq)]
+struct Quality {
+    sent: u64,
+    lost: u64,
+    /// `(rtt_p50_ms, minutes)` of each summary that has one.
+    rtts: Vec<(f64, u32)>,
+}
+
+impl Quality {
+    fn loss_pct(&self) -> Option<f64> {
+        (self.sent > 0).then(|| self.lost as f64 * 100.0 / self.sent as f64)
+    }
+
+    /// The median of the summaries' median RTTs, each weighted by the
+    /// minutes it covers.
+    fn rtt_median(&self) -> Option<f64> {
+        let mut v = self.rtts.clone();
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let total: u64 = v.iter().map(|&(_, m)| u64::from(m)).sum();
+        let mut seen = 0u64;
+        v.into_iter().find_map(|(rtt, m)| {
+            seen += u64::from(m);
+            (seen * 2 >= total).then_some(rtt)
+        })
+    }
+}
+
+/// Each link's probes in `[from, to)`, by name, from its `link_minutes`
+/// records (placed by their wall-clock time).
+fn link_quality(recs: &[Rec], from: i64, to: i64) -> BTreeMap<String, Quality> {
+    let mut out: BTreeMap<String, Quality> = BTreeMap::new();
+    for r in recs.iter().filter(|r| (from..to).contains(&r.at_ms)) {
+        if let Body::LinkMinutes {
+            link,
+            minutes,
+            sent,
+            lost,
+            rtt_p50_ms,
+            ..
+        } = &r.body
+        {
+            let q = out.entry(link.clone()).or_default();
+            q.sent += u64::from(*sent);
+            q.lost += u64::from(*lost);
+            if let Some(rtt) = rtt_p50_ms.filter(|v| v.is_finite()) {
+                q.rtts.push((rtt, (*minutes).max(1)));
+            }
+        }
+    }
+    out
+}
+
+/// A change of the chosen link: when, from, to, the agent's cause.
+type Change<'a> = (i64, Option<&'a str>, Option<&'a str>, &'a str);
+
+/// The failovers in `[from, to)` (the chosen link changed), in order.
+fn failovers(recs: &[Rec], from: i64, to: i64) -> Vec<Change<'_>> {
+    recs.iter()
+        .filter(|r| (from..to).contains(&r.at_ms))
+        .filter_map(|r| match &r.body {
+            Body::Failover {
+                from: a,
+                to: b,
+                cause,
+                ..
+            } if a != b => Some((r.at_ms, a.as_deref(), b.as_deref(), cause.as_str())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The day `day` names (`YYYY-MM-DD`), or today in Asia/Dhaka; 400 otherwise.
@@ -123,7 +199,21 @@ pub(super) async fn page(
     } else {
         Timeline::default()
     };
+    let outages = uptime::figures(&tl, &[], &[(from, to.min(now))]).outages;
+    // A day's records for the probes and failovers (longer windows would
+    // read every minute summary of weeks).
+    let recs = if days == 1 && from < now {
+        report::records_around(store.as_ref(), &d, from, to.min(now))
+            .await
+            .map_err(store_err)?
+    } else {
+        Vec::new()
+    };
+    let quality = link_quality(&recs, from, to);
+    let changes = failovers(&recs, from, to);
     let lang = v.lang;
+    let pct =
+        |p: Option<f64>| p.map_or_else(|| "–".to_string(), |p| digits(lang, &format!("{p:.1} %")));
     let path = format!("/devices/{}", urlencode_path(&d.name));
     let url = |dd: Date, sp: &str| {
         if sp == "day" {
@@ -179,7 +269,10 @@ pub(super) async fn page(
         }
         h2 { (tr(lang, T::Links)) }
         div.wide { table {
-            thead { tr { th { (tr(lang, T::Link)) } th { (tr(lang, T::State)) } th { (tr(lang, T::Since)) } } }
+            thead { tr {
+                th { (tr(lang, T::Link)) } th { (tr(lang, T::State)) } th { (tr(lang, T::Since)) }
+                @if days == 1 { th { (tr(lang, T::Loss)) } th { (tr(lang, T::Rtt)) } th { (tr(lang, T::Probes)) } }
+            } }
             tbody {
                 @for (link, (_, ivs)) in &tl.links {
                     @if let Some(iv) = ivs.last() {
@@ -187,11 +280,57 @@ pub(super) async fn page(
                             td { (link) }
                             td data-state=(format!("{:?}", iv.state).to_lowercase()) { (link_state(lang, iv.state).0) }
                             td { (time(lang, iv.start)) }
+                            @if days == 1 {
+                                @let q = quality.get(link);
+                                td data-loss=(q.and_then(Quality::loss_pct).map(|p| format!("{p:.1}")).unwrap_or_default()) { (pct(q.and_then(Quality::loss_pct))) }
+                                td data-rtt=(q.and_then(Quality::rtt_median).map(|r| format!("{r:.1}")).unwrap_or_default()) {
+                                    (q.and_then(Quality::rtt_median).map_or_else(|| "–".to_string(), |r| digits(lang, &format!("{r:.1}"))))
+                                }
+                                td { (digits(lang, &q.map_or(0, |q| q.sent).to_string())) }
+                            }
                         }
                     }
                 }
             }
         } }
+        h2 { (tr(lang, T::Outages)) }
+        @if outages.is_empty() {
+            p.note data-outages="0" { (tr(lang, T::NoOutages)) }
+        } @else {
+            div.wide { table data-outages=(outages.len()) {
+                thead { tr { th { (tr(lang, T::Start)) } th { (tr(lang, T::End)) } th { (tr(lang, T::Duration)) } th { (tr(lang, T::Cause)) } } }
+                tbody {
+                    @for o in &outages {
+                        tr data-cause=(match o.cause { OutageCause::AllLinksDown => "all_links_down", OutageCause::DeviceOff => "device_off" }) {
+                            td { (time(lang, o.start)) }
+                            td { (time(lang, o.end)) }
+                            td { (digits(lang, &((o.end - o.start + 59_999) / 60_000).to_string())) }
+                            td { (tr(lang, match o.cause { OutageCause::AllLinksDown => T::AllLinksDown, OutageCause::DeviceOff => T::DeviceOff })) }
+                        }
+                    }
+                }
+            } }
+        }
+        h2 { (tr(lang, T::Failovers)) }
+        @if days > 1 {
+            p.note { (tr(lang, T::OnADay)) }
+        } @else if changes.is_empty() {
+            p.note data-failovers="0" { (tr(lang, T::NoFailovers)) }
+        } @else {
+            div.wide { table data-failovers=(changes.len()) {
+                thead { tr { th { (tr(lang, T::Since)) } th { (tr(lang, T::FromLink)) } th { (tr(lang, T::ToLink)) } th { (tr(lang, T::Reason)) } } }
+                tbody {
+                    @for (at, a, b, cause) in &changes {
+                        tr {
+                            td { (time(lang, *at)) }
+                            td { (a.unwrap_or("–")) }
+                            td { (b.unwrap_or("–")) }
+                            td { (cause) }
+                        }
+                    }
+                }
+            } }
+        }
     };
     Ok(frame(lang, &d.name, Some(&v), &back, body).into_response())
 }
@@ -199,6 +338,84 @@ pub(super) async fn page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::LinkKind;
+
+    fn rec(at_ms: i64, body: Body) -> Rec {
+        Rec {
+            seq: 1,
+            seq_end: 1,
+            at_ms,
+            mono_ms: 0,
+            boot_id: "b".into(),
+            body,
+        }
+    }
+
+    fn minutes(at: i64, link: &str, minutes: u32, sent: u32, lost: u32, rtt: Option<f64>) -> Rec {
+        rec(
+            at,
+            Body::LinkMinutes {
+                link: link.into(),
+                kind: LinkKind::Broadband,
+                minutes,
+                sent,
+                lost,
+                rtt_p50_ms: rtt,
+                rtt_p95_ms: None,
+                rtt_max_ms: None,
+                bytes: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn link_quality_sums_probes_and_weights_the_median_rtt_by_minutes() {
+        let recs = [
+            minutes(-1, "wan", 1, 100, 100, Some(900.0)), // before the window
+            minutes(0, "wan", 1, 60, 6, Some(10.0)),
+            minutes(60_000, "wan", 3, 180, 0, Some(30.0)),
+            minutes(240_000, "wan", 1, 60, 60, None), // all lost: no RTT
+            minutes(0, "lte", 1, 60, 0, Some(80.0)),
+            minutes(300_000, "wan", 1, 100, 100, Some(900.0)), // after it
+        ];
+        let q = link_quality(&recs, 0, 300_000);
+        let wan = &q["wan"];
+        assert_eq!((wan.sent, wan.lost), (300, 66));
+        assert_eq!(wan.loss_pct(), Some(22.0));
+        // 1 minute at 10 ms, 3 at 30 ms: the median minute is at 30 ms.
+        assert_eq!(wan.rtt_median(), Some(30.0));
+        assert_eq!(q["lte"].rtt_median(), Some(80.0));
+        assert_eq!(Quality::default().loss_pct(), None);
+        assert_eq!(Quality::default().rtt_median(), None);
+    }
+
+    #[test]
+    fn failovers_are_changes_of_the_chosen_link_in_the_window() {
+        let f = |at, a: Option<&str>, b: Option<&str>| {
+            rec(
+                at,
+                Body::Failover {
+                    from: a.map(String::from),
+                    to: b.map(String::from),
+                    cause: "down".into(),
+                    reason: String::new(),
+                },
+            )
+        };
+        let recs = [
+            f(5, Some("wan"), Some("lte")),
+            f(6, Some("lte"), Some("lte")), // no change
+            f(7, None, Some("wan")),
+            f(50, Some("wan"), Some("lte")), // after the window
+        ];
+        assert_eq!(
+            failovers(&recs, 0, 50),
+            [
+                (5, Some("wan"), Some("lte"), "down"),
+                (7, None, Some("wan"), "down")
+            ]
+        );
+    }
 
     #[test]
     fn days_are_dhaka_days_and_bad_ones_are_refused() {

@@ -79,16 +79,13 @@ async fn tokens_held(conn: &mut PgConnection, group: &[Job]) -> Result<Vec<bool>
     if ids.is_empty() {
         return Ok(vec![true; group.len()]);
     }
-    let devices: HashMap<i64, (String, bool)> = sqlx::query_as::<_, (i64, String, bool)>(
+    let rows = sqlx::query_as::<_, (i64, String, bool)>(
         "SELECT id, token_hash, revoked FROM devices WHERE id = ANY($1)",
     )
     .bind(&ids)
     .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|(id, hash, revoked)| (id, (hash, revoked)))
-    .collect();
-    Ok(group::still_valid(group, &devices))
+    .await?;
+    Ok(group::still_valid(group, rows))
 }
 
 /// Write the batches of distinct devices (one, or a group's) with a

@@ -62,17 +62,14 @@ async fn tokens_held(conn: &mut SqliteConnection, group: &[Job]) -> Result<Vec<b
     // One statement whatever the number of devices (a JSON array of ids),
     // so SQLite prepares it once per connection.
     let ids = serde_json::to_string(&ids).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let devices: HashMap<i64, (String, bool)> = sqlx::query_as::<_, (i64, String, bool)>(
+    let rows = sqlx::query_as::<_, (i64, String, bool)>(
         "SELECT id, token_hash, revoked FROM devices \
          WHERE id IN (SELECT value FROM json_each(?))",
     )
     .bind(ids)
     .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|(id, hash, revoked)| (id, (hash, revoked)))
-    .collect();
-    Ok(group::still_valid(group, &devices))
+    .await?;
+    Ok(group::still_valid(group, rows))
 }
 
 /// Write the batches of distinct devices (one, or a group's) with a
