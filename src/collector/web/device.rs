@@ -212,8 +212,8 @@ pub(super) async fn page(
     let quality = link_quality(&recs, from, to);
     let changes = failovers(&recs, from, to);
     let lang = v.lang;
-    let pct =
-        |p: Option<f64>| p.map_or_else(|| "–".to_string(), |p| digits(lang, &format!("{p:.1} %")));
+    // A figure in the page's digits, or a dash when there is none.
+    let shown = |v: Option<String>| v.map_or_else(|| "–".to_string(), |v| digits(lang, &v));
     let path = format!("/devices/{}", urlencode_path(&d.name));
     let url = |dd: Date, sp: &str| {
         if sp == "day" {
@@ -282,10 +282,10 @@ pub(super) async fn page(
                             td { (time(lang, iv.start)) }
                             @if days == 1 {
                                 @let q = quality.get(link);
-                                td data-loss=(q.and_then(Quality::loss_pct).map(|p| format!("{p:.1}")).unwrap_or_default()) { (pct(q.and_then(Quality::loss_pct))) }
-                                td data-rtt=(q.and_then(Quality::rtt_median).map(|r| format!("{r:.1}")).unwrap_or_default()) {
-                                    (q.and_then(Quality::rtt_median).map_or_else(|| "–".to_string(), |r| digits(lang, &format!("{r:.1}"))))
-                                }
+                                @let loss = q.and_then(Quality::loss_pct).map(|p| format!("{p:.1}"));
+                                @let rtt = q.and_then(Quality::rtt_median).map(|r| format!("{r:.1}"));
+                                td data-loss=(loss.clone().unwrap_or_default()) { (shown(loss.map(|p| p + " %"))) }
+                                td data-rtt=(rtt.clone().unwrap_or_default()) { (shown(rtt)) }
                                 td { (digits(lang, &q.map_or(0, |q| q.sent).to_string())) }
                             }
                         }
