@@ -23,7 +23,9 @@
 //!
 //! The fleet page's rounds start once the week's worst offices are shown
 //! (they are made in the background from the first view on). Also printed:
-//! the store reads of a fleet page alone. Printed per page: the first
+//! the store reads of a fleet page alone. The pages include two reports
+//! (the last 7 days by district and by office, from those roll-ups).
+//! Printed per page: the first
 //! request after start (the fleet pages read
 //! every device's last records once, then only those whose records
 //! changed; past the page limit the first views answer 503 and keep what
@@ -656,6 +658,11 @@ async fn scenario(url: String, label: &'static str, n: usize, days: usize) {
         ),
         // 10 devices (dev-01234x), no place or office: every name is read.
         ("search", "/search?q=dev-01234".to_string()),
+        // The last 7 whole days in office hours (the default), whose day
+        // roll-ups are written above: by district, and by office (every
+        // office is a row; the page shows 50).
+        ("report by district", "/reports?by=district".to_string()),
+        ("report by office", "/reports".to_string()),
     ];
     for (name, path) in pages {
         // The first fleet view after start reads every device's last

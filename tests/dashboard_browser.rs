@@ -9,7 +9,10 @@
 mod common;
 
 use common::db::TestDb;
-use common::web::{PW, default_options, load, serve};
+use common::web::{PW, assert_same_report, default_options, load, serve};
+use linkwatch::collector::access::Role;
+use linkwatch::collector::devices;
+use linkwatch::collector::web::reports::today;
 use std::path::Path;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -52,12 +55,23 @@ async fn dashboard_in_chromium() {
         .unwrap()
         .join("dashboard-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
+    let _ = std::fs::remove_file(shots.join("report.csv"));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dashboard_browser.py");
+    // The report's days: yesterday and today in Asia/Dhaka hold every record.
+    let day = today(linkwatch::shared::time::now_ms());
+    let (from, until) = (day.yesterday().unwrap().to_string(), day.to_string());
     let out = tokio::time::timeout(
         std::time::Duration::from_secs(180),
         tokio::process::Command::new(&py)
             .arg(&script)
-            .args([&web.base, shots.to_str().unwrap(), CHROMIUM, PW])
+            .args([
+                &web.base,
+                shots.to_str().unwrap(),
+                CHROMIUM,
+                PW,
+                &from,
+                &until,
+            ])
             .kill_on_drop(true)
             .output(),
     )
@@ -77,10 +91,30 @@ async fn dashboard_in_chromium() {
         "office.png",
         "device.png",
         "search.png",
+        "reports.png",
         "users.png",
         "office-bn.png",
     ] {
         assert!(shots.join(f).metadata().unwrap().len() > 1000, "{f}");
     }
+    // The downloaded CSV has the API's figures for the same report.
+    let (_, token) = devices::add_api_token(store.as_ref(), "reader", Role::Read, None, 0)
+        .await
+        .unwrap();
+    let api = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/reports/uptime?from={from}&to={}&by=device&schedule=always&format=csv",
+            web.base,
+            day.tomorrow().unwrap()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let downloaded = std::fs::read_to_string(shots.join("report.csv")).unwrap();
+    assert_same_report(&downloaded, &api);
     db.drop_db().await;
 }

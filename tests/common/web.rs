@@ -346,3 +346,51 @@ pub async fn load(store: &dyn Store) {
             .unwrap();
     }
 }
+
+/// An uptime report's CSV: its header, and each row's cells by group.
+pub fn report_csv(text: &str) -> (Vec<String>, BTreeMap<String, Vec<String>>) {
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let head = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r
+        .records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            (rec[0].to_string(), rec.iter().map(String::from).collect())
+        })
+        .collect();
+    (head, rows)
+}
+
+/// Two CSVs of the same report made moments apart (the dashboard's download
+/// and the API's) agree: the same columns and groups; the same device,
+/// outage and failover counts, loss and RTT; times within a minute and
+/// percentages within half a point (the fixture's window reaches now, so
+/// its online and offline time grow between the two).
+pub fn assert_same_report(page: &str, api: &str) {
+    let (head, a) = report_csv(page);
+    let (api_head, b) = report_csv(api);
+    assert_eq!(head, api_head);
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "groups"
+    );
+    for (group, x) in &a {
+        let y = &b[group];
+        for (i, col) in head.iter().enumerate() {
+            let (p, q) = (&x[i], &y[i]);
+            let near = |tol: f64| match (p.parse::<f64>(), q.parse::<f64>()) {
+                (Ok(u), Ok(v)) => (u - v).abs() <= tol,
+                _ => p == q,
+            };
+            let ok = match col.as_str() {
+                "loss_pct" | "rtt_p50_ms" => p == q,
+                c if c.ends_with("_ms") => near(60_000.0),
+                c if c.ends_with("_pct") => near(0.5),
+                "uptime" => true,
+                _ => p == q,
+            };
+            assert!(ok, "{group}: {col} is {p} on the page and {q} from the API");
+        }
+    }
+}

@@ -213,6 +213,7 @@ pub(super) async fn page(
                 h1 { (tr(lang, T::Fleet)) }
                 (crumbs(lang, parent.as_ref(), &offices))
                 (tiles(lang, &all))
+                p { a href=(super::reports::branch_url(parent.as_ref(), now_ms())) { (tr(lang, T::Reports)) } }
                 (alerts)
                 (group_table(lang, child, &rows, page_no))
                 (pager(lang, page_no, rows.len(), |p| fleet_url(parent.as_ref(), p)))
@@ -233,6 +234,7 @@ pub(super) async fn page(
                 h1 { (tr(lang, T::Fleet)) }
                 (crumbs(lang, parent.as_ref(), &offices))
                 (tiles(lang, &all))
+                p { a href=(super::reports::branch_url(parent.as_ref(), now_ms())) { (tr(lang, T::Reports)) } }
                 (device_table(lang, &inside, page_no))
                 (pager(lang, page_no, inside.len(), |p| fleet_url(parent.as_ref(), p)))
                 p.note { (tr(lang, T::TimesIn)) }

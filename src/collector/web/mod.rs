@@ -9,7 +9,8 @@
 //! and passwords ([`users`]), sessions, form tokens and the checked query
 //! strings ([`session`]), the page frame ([`layout`]), every device's state
 //! now from bulk reads ([`states`]), the week's worst offices and the open
-//! alerts ([`week`]), search ([`search`]), the users' admin page ([`admin`]),
+//! alerts ([`week`]), search ([`search`]), the reports page and its CSV
+//! ([`reports`]), the users' admin page ([`admin`]),
 //! then one module of handlers per page; this file routes to them and bounds every request
 //! (body size, time) and sets the security headers of every answer.
 //! Readers see what an API token with the same role and branch would see
@@ -24,6 +25,7 @@ pub mod i18n;
 pub mod layout;
 pub mod limit;
 pub mod now;
+pub mod reports;
 pub mod search;
 pub mod session;
 mod signin;
@@ -92,6 +94,8 @@ pub struct WebState {
     pub(crate) said: Arc<tokio::sync::Mutex<states::SaidCache>>,
     /// The week's worst offices per branch (the fleet page).
     pub(crate) week: Arc<Mutex<week::WeekCache>>,
+    /// Turns to make a report ([`reports::CONCURRENT`] at once).
+    pub(crate) reports: Arc<tokio::sync::Semaphore>,
 }
 
 impl WebState {
@@ -143,6 +147,7 @@ fn web_state(api: ApiState, opts: WebOptions) -> WebState {
         attempts: Arc::default(),
         said: Arc::default(),
         week: Arc::default(),
+        reports: Arc::new(tokio::sync::Semaphore::new(reports::CONCURRENT)),
     }
 }
 
@@ -156,6 +161,8 @@ fn routes(state: WebState) -> Router {
         .route("/fleet", get(fleet::page))
         .route("/devices/{name}", get(device::page))
         .route("/search", get(search::page))
+        .route(reports::PATH, get(reports::page))
+        .route(reports::CSV_PATH, get(reports::csv))
         .route(admin::USERS_PATH, get(admin::page))
         .route(admin::ADD_PATH, post(admin::add))
         .route(admin::REMOVE_PATH, post(admin::remove))
