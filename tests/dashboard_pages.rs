@@ -603,9 +603,31 @@ async fn week_worst_offices_and_open_alerts(db: Arc<TestDb>) {
         .await;
     let bn = savar.get("/fleet").await;
     assert!(bn.text.contains("চলমান সতর্কতা: ২"), "{}", bn.text);
-    // Drill-down pages show neither.
+    // A division's or district's page: the week's worst offices within it,
+    // no alerts; an office's page: neither.
     let p = admin.get("/fleet?level=division&name=Dhaka").await;
+    assert!(!p.text.contains("data-open-alerts"));
+    assert_eq!(worst(&p), [("dhk-savar".to_string(), "50.0".to_string())]);
+    let p = admin
+        .get("/fleet?level=district&name=Chattogram+%2F+Chattogram")
+        .await;
+    assert_eq!(worst(&p), [("ctg-sadar".to_string(), "100.0".to_string())]);
+    let p = admin.get("/fleet?level=office&name=dhk-savar").await;
     assert!(!p.text.contains("data-open-alerts") && !p.text.contains("data-week"));
+    // The week's link opens the whole report for those days and that
+    // branch, with the same figure.
+    let p = admin.get("/fleet?level=division&name=Dhaka").await;
+    let section = between(&p.text, "<section class=\"week\">", "</table>").unwrap();
+    let link = between(&section, "href=\"", "\"").unwrap().replace("&amp;", "&");
+    assert_eq!(
+        link,
+        format!("/reports?from={from}&until={}&by=office&schedule=office&level=division&name=Dhaka", today.yesterday().unwrap())
+    );
+    let report = admin.get(&link).await;
+    assert_eq!(report.status, 200, "{}", report.text);
+    let row = between(&report.text, "<tr data-group=\"dhk-savar\">", "</tr>").unwrap();
+    assert!(row.contains("data-uptime=\"50.000\""), "{row}");
+    assert!(!report.text.contains("data-group=\"ctg-sadar\""));
 }
 
 /// The fleet page keeps what each device's last records said between views:

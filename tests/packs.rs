@@ -176,11 +176,14 @@ async fn packs_extend_in_place_and_replays_are_duplicates(db: Arc<TestDb>) {
         .await
         .unwrap();
     assert_same(&between, &minutes(3..=7), at);
-    // A new hour starts new packs.
-    s.ingest(d, &minutes(11..=40), NOW + 600_000).await.unwrap();
+    // A new span (two UTC hours: T0 is 12:26:40, minute 94 is 14:00:40)
+    // starts new packs; crossing an hour within the span does not.
+    s.ingest(d, &minutes(11..=93), NOW + 600_000).await.unwrap();
+    assert_eq!(packs(&db).await, 4);
+    s.ingest(d, &minutes(94..=100), NOW + 600_000).await.unwrap();
     assert_eq!(packs(&db).await, 8);
     let all = s.records(d, 0, 1_000).await.unwrap();
-    assert_same(&all, &minutes(1..=40), |seq| match seq {
+    assert_same(&all, &minutes(1..=100), |seq| match seq {
         ..=20 => NOW,
         21..=40 => NOW + 300_000,
         _ => NOW + 600_000,
@@ -287,37 +290,38 @@ async fn folded_records_stay_rows_beside_packs(db: Arc<TestDb>) {
 async fn a_late_minute_placed_in_an_earlier_hour(db: Arc<TestDb>) {
     let s = db.open().await;
     let d = new_device(&*s, "gw").await;
-    // Minutes 1-36 reach into the next hour (minute 34 on).
-    let first = minutes(1..=36);
-    assert_eq!(s.ingest(d, &first, NOW).await.unwrap().acked, 36 * 4);
-    // The device's next minutes carry times of the earlier hour (its clock
-    // stepped back): new packs of that hour, read back in place.
-    let mut late = minutes(37..=38);
+    // Minutes 1-100 reach into the next span of two hours (minute 94 on:
+    // T0 is 12:26:40 UTC).
+    let first = minutes(1..=100);
+    assert_eq!(s.ingest(d, &first, NOW).await.unwrap().acked, 100 * 4);
+    // The device's next minutes carry times of the earlier span (its clock
+    // stepped back): new packs of that span, read back in place.
+    let mut late = minutes(101..=102);
     for r in &mut late {
         r.at -= 20 * 60_000;
     }
     assert_eq!(
         s.ingest(d, &late, NOW + 1).await.unwrap(),
-        ack(38 * 4, 8, 0)
+        ack(102 * 4, 8, 0)
     );
     let mut all = first.clone();
     all.extend(late.clone());
-    let at = |seq: i64| if seq > 36 * 4 { NOW + 1 } else { NOW };
+    let at = |seq: i64| if seq > 100 * 4 { NOW + 1 } else { NOW };
     assert_same(&s.records(d, 0, 1_000).await.unwrap(), &all, at);
-    // The earlier hour's records by placed time: minutes 1-33 and the late ones.
-    let hour_end = T0 + 34 * 60_000 - 40_000;
-    let mut want: Vec<Record> = all.iter().filter(|r| r.at < hour_end).cloned().collect();
+    // The earlier span's records by placed time: minutes 1-93 and the late ones.
+    let span_end = T0 + 94 * 60_000 - 40_000;
+    let mut want: Vec<Record> = all.iter().filter(|r| r.at < span_end).cloned().collect();
     want.sort_by_key(|r| r.seq);
-    assert_eq!(want.len(), 35 * 4);
+    assert_eq!(want.len(), 95 * 4);
     assert_same(
-        &s.records_between(d, T0, hour_end).await.unwrap(),
+        &s.records_between(d, T0, span_end).await.unwrap(),
         &want,
         at,
     );
     assert_eq!(
         packs(&db).await,
         12,
-        "4 streams × (2 hours + the late minutes)"
+        "4 streams × (2 spans + the late minutes)"
     );
 }
 

@@ -20,7 +20,7 @@
 //! log_level = "info"
 //! rollup_interval = "1m"                  # how often roll-ups are brought up to date
 //! rollup_schedules = ["always", "office"] # schedules whose days and hours reports read from roll-ups ("office": each office's own hours)
-//! raw_retention_days = 90                 # minute summaries and hour rows kept this long; 0 keeps them for ever
+//! raw_retention_days = 14                 # minute summaries and hour rows kept this long (day rows for ever); 0 keeps them for ever
 //! holidays_file = "/etc/linkwatch/holidays.txt"  # optional: one YYYY-MM-DD per line
 //! ```
 //!
@@ -118,7 +118,7 @@ impl Default for CollectorSection {
             log_level: "info".into(),
             rollup_interval: Duration::from_secs(60),
             rollup_schedules: vec!["always".into(), "office".into()],
-            raw_retention_days: 90,
+            raw_retention_days: 14,
             holidays_file: None,
         }
     }
@@ -186,7 +186,7 @@ impl Default for RollupSettings {
     fn default() -> Self {
         RollupSettings {
             schedules: default_rollup_schedules(),
-            raw_retention_days: Some(90),
+            raw_retention_days: Some(14),
             interval: Duration::from_secs(60),
         }
     }

@@ -2,7 +2,7 @@
 //! compactly. Plain `link_minutes` summaries (not folded) and plain
 //! heartbeats (`count` 1, not folded) are not rows of `records` but entries
 //! of packs in `minute_packs`: one row per device, stream (the kind and, for
-//! link summaries, the link and its kind), boot and UTC hour, whose body
+//! link summaries, the link and its kind), boot and span of two UTC hours ([`SPAN_MS`]), whose body
 //! holds the entries delta-encoded ([`encode`]) and grows in place as
 //! uploads arrive. Every field of a record is kept exactly (the receipt time
 //! too), so reads give back the same [`StoredRecord`]s as rows would.
@@ -22,8 +22,13 @@ use crate::collector::model::StoredRecord;
 use crate::wire::LinkKind;
 use crate::wire::v1::Body;
 
-/// A pack holds entries of one UTC hour.
-pub(crate) const HOUR_MS: i64 = 3_600_000;
+/// A pack holds entries of one span of this length (UTC, aligned to
+/// midnight): two hours. Longer spans mean fewer rows (each row costs tens of
+/// bytes of header and index entries, most of the size of a short pack) but
+/// rewrite more bytes at each update in place; packs of shorter spans
+/// (earlier versions wrote one-hour packs) lie within one span and read the
+/// same.
+pub(crate) const SPAN_MS: i64 = 2 * 3_600_000;
 /// Most sequence numbers one pack spans (first to last entry): reads by
 /// sequence number look back this far for packs reaching into their range.
 pub(crate) const MAX_SPAN: i64 = 4_096;
@@ -114,7 +119,7 @@ fn link_kind(s: &str) -> Option<LinkKind> {
 }
 
 /// A pack: its key (device, first entry's seq), stream and entries (in
-/// sequence order, placed times not decreasing, all in one UTC hour).
+/// sequence order, placed times not decreasing, all in one span).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Pack {
     pub device_id: i64,
@@ -140,7 +145,7 @@ impl Pack {
     fn takes(&self, stream: &Stream, e: &Entry) -> bool {
         let last = self.last();
         self.stream == *stream
-            && e.at_ms.div_euclid(HOUR_MS) == self.first_at_ms().div_euclid(HOUR_MS)
+            && e.at_ms.div_euclid(SPAN_MS) == self.first_at_ms().div_euclid(SPAN_MS)
             && e.seq > last.seq
             && e.at_ms >= last.at_ms
             && e.seq - self.first_seq <= MAX_SPAN

@@ -176,19 +176,6 @@ pub(super) async fn page(
         })?),
     };
     let (devices, offices) = states(&ws, &v.access).await?;
-    // The whole branch's page: the week's worst offices and the open alerts.
-    let (alerts, worst) = if !q.contains_key("level") {
-        let (week, open) = tokio::join!(
-            week::worst(&ws, &v.access, now_ms()),
-            week::open_alerts(&ws, &v, &offices)
-        );
-        (
-            week::alerts_section(v.lang, &open?),
-            week::week_section(v.lang, week.as_ref()),
-        )
-    } else {
-        (html! {}, html! {})
-    };
     let visible = v
         .access
         .visible_offices(&offices.values().cloned().collect::<Vec<_>>());
@@ -202,6 +189,28 @@ pub(super) async fn page(
                 "give both `level` and `name`, or neither".into(),
             ));
         }
+    };
+    // Every page above an office: the week's worst offices within it; the
+    // whole branch's page: the open alerts too.
+    let (alerts, worst) = if now::child_level(parent.as_ref()).is_some() {
+        let whole = parent.is_none();
+        let (week, open) = tokio::join!(week::worst(&ws, &v.access, now_ms()), async {
+            if whole {
+                week::open_alerts(&ws, &v, &offices).await
+            } else {
+                Ok(Vec::new())
+            }
+        });
+        (
+            if whole {
+                week::alerts_section(v.lang, &open?)
+            } else {
+                html! {}
+            },
+            week::week_section(v.lang, week.as_ref(), parent.as_ref(), &offices),
+        )
+    } else {
+        (html! {}, html! {})
     };
     let lang = v.lang;
     let pairs: Vec<(&Device, NowState)> = devices.iter().map(|(d, s)| (d, *s)).collect();

@@ -40,7 +40,9 @@ pub struct Week {
     pub from_ms: i64,
     pub to_ms: i64,
     pub made_ms: i64,
-    /// Office code, its name, devices, uptime in percent; worst first.
+    /// Office code, its name, devices, uptime in percent; worst first,
+    /// every office with figures (a page shows the worst [`WORST`] within
+    /// its branch).
     pub rows: Vec<(String, String, u32, f64)>,
 }
 
@@ -113,7 +115,6 @@ async fn make(
             let name = names.get(&row.group)?.clone();
             Some((row.group, name, row.devices, pct))
         })
-        .take(WORST)
         .collect();
     Ok(Week {
         from_ms,
@@ -259,7 +260,17 @@ pub fn alerts_section(lang: Lang, open: &[OpenAlert]) -> Markup {
 }
 
 /// The week's section: the worst offices, or that they are being made.
-pub fn week_section(lang: Lang, week: Option<&Week>) -> Markup {
+/// The week's worst [`WORST`] offices within `within` (the page's branch;
+/// `None`: all the viewer sees), and a link to the whole report.
+pub fn week_section(
+    lang: Lang,
+    week: Option<&Week>,
+    within: Option<&Branch>,
+    offices: &BTreeMap<String, Office>,
+) -> Markup {
+    let inside = |code: &str| {
+        within.is_none_or(|b| offices.get(code).is_some_and(|o| b.contains(o)))
+    };
     let day = |ms: i64| {
         let t = time(lang, ms);
         t.split(' ').next().unwrap_or_default().to_string()
@@ -270,8 +281,12 @@ pub fn week_section(lang: Lang, week: Option<&Week>) -> Markup {
             @match week {
                 None => p.note data-week="making" { (tr(lang, T::Making)) },
                 Some(w) => {
-                    p.note { (day(w.from_ms)) " – " (day(w.to_ms - 1)) ", " (tr(lang, T::OfficeHours)) }
-                    @if w.rows.is_empty() {
+                    @let rows: Vec<_> = w.rows.iter().filter(|r| inside(&r.0)).take(WORST).collect();
+                    p.note {
+                        (day(w.from_ms)) " – " (day(w.to_ms - 1)) ", " (tr(lang, T::OfficeHours))
+                        " · " a href=(super::reports::branch_url(within, w.to_ms)) { (tr(lang, T::Reports)) }
+                    }
+                    @if rows.is_empty() {
                         p data-week="empty" { (tr(lang, T::NoFigures)) }
                     } @else {
                         div.wide { table data-week="worst" {
@@ -280,7 +295,7 @@ pub fn week_section(lang: Lang, week: Option<&Week>) -> Markup {
                                 th.n { (tr(lang, T::Uptime)) }
                             } }
                             tbody {
-                                @for (code, name, devices, pct) in &w.rows {
+                                @for (code, name, devices, pct) in rows {
                                     tr data-office=(code) {
                                         td { a href=(fleet_url(Some(&Branch { level: Level::Office, name: code.clone() }), 1)) { (name) " (" (code) ")" } }
                                         td.n { (num(lang, i64::from(*devices))) }

@@ -4,7 +4,7 @@
 //! covers them ([`compact`]), reads merged with `records` ([`by_seq`],
 //! [`by_time`]) and retention ([`delete_before`]).
 
-use super::{CHUNK, Entry, HOUR_MS, MAX_SPAN, Pack, Stream, assign, decode, encode, packable};
+use super::{CHUNK, Entry, SPAN_MS, MAX_SPAN, Pack, Stream, assign, decode, encode, packable};
 use crate::collector::model::StoredRecord;
 use crate::collector::store::dialect::{Affected, Dialect};
 use crate::collector::store::follows;
@@ -120,7 +120,7 @@ pub(in crate::collector::store) fn split(job: &Job, acked: i64, beyond: i64) -> 
 }
 
 /// The packs of each device that end at or after its time in `wants`
-/// (device, from_ms, an hour's start): those new entries may extend.
+/// (device, from_ms, a span's start): those new entries may extend.
 pub(in crate::collector::store) async fn load_open<DB>(
     conn: &mut DB::Connection,
     wants: &[(i64, i64)],
@@ -138,7 +138,7 @@ where
         q.push_values(chunk, |mut b, &(device_id, from_ms)| {
             b.push_bind(device_id).push_bind(from_ms);
         });
-        // A pack lies within one hour: ending in or after the hour that
+        // A pack lies within one span: ending in or after the span that
         // `from_ms` starts is starting in or after it.
         q.push(
             ") AS v JOIN minute_packs p ON p.device_id = v.column1 AND p.first_at_ms >= v.column2 \
@@ -169,11 +169,11 @@ pub(in crate::collector::store) fn add(
     }
 }
 
-/// The earliest hour start of `entries` (for [`load_open`]).
-pub(in crate::collector::store) fn from_hour(entries: &[(Stream, Entry)]) -> Option<i64> {
+/// The earliest span start of `entries` (for [`load_open`]).
+pub(in crate::collector::store) fn from_span(entries: &[(Stream, Entry)]) -> Option<i64> {
     entries
         .iter()
-        .map(|(_, e)| e.at_ms.div_euclid(HOUR_MS) * HOUR_MS)
+        .map(|(_, e)| e.at_ms.div_euclid(SPAN_MS) * SPAN_MS)
         .min()
 }
 
@@ -309,7 +309,7 @@ where
             entries.push((stream, e));
         }
     }
-    let Some(from_ms) = from_hour(&entries) else {
+    let Some(from_ms) = from_span(&entries) else {
         return Ok(());
     };
     let seqs: Vec<i64> = entries.iter().map(|(_, e)| e.seq).collect();
@@ -416,15 +416,15 @@ where
     i64: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
     PackRow: for<'r> sqlx::FromRow<'r, DB::Row>,
 {
-    // A pack ends within the hour it starts in: one ending at or after
-    // `from_ms` starts at or after that hour's start.
+    // A pack ends within the span it starts in: one ending at or after
+    // `from_ms` starts at or after that span's start.
     let sql = format!(
         "SELECT {COLS} FROM {PACKS} WHERE p.device_id = ? AND p.first_at_ms >= ? \
          AND p.first_at_ms < ? AND p.last_at_ms >= ?"
     );
     let packs: Vec<PackRow> = sqlx::query_as(dialect.sql(sql))
         .bind(device_id)
-        .bind(from_ms.div_euclid(HOUR_MS).saturating_mul(HOUR_MS))
+        .bind(from_ms.div_euclid(SPAN_MS).saturating_mul(SPAN_MS))
         .bind(to_ms)
         .bind(from_ms)
         .fetch_all(pool)

@@ -113,9 +113,9 @@ fn entries_join_the_pack_of_their_stream_boot_and_hour() {
     assert_eq!(packs.len(), 1, "extended in place");
     // Another boot, another hour, a time going back, too far a span: new packs.
     assign(&mut packs, 7, &stream("link_minutes", "b"), e(15, 130_000));
-    assign(&mut packs, 7, &s, e(18, HOUR_MS));
+    assign(&mut packs, 7, &s, e(18, SPAN_MS));
     assign(&mut packs, 7, &s, e(19, 100_000));
-    assign(&mut packs, 7, &s, e(20 + MAX_SPAN, HOUR_MS + 1));
+    assign(&mut packs, 7, &s, e(20 + MAX_SPAN, SPAN_MS + 1));
     assert_eq!(packs.len(), 5);
     // A late minute of the first hour joins the pack that takes it.
     assign(&mut packs, 7, &s, e(4_000, 200_000));

@@ -172,7 +172,7 @@ async fn write_together(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Ac
     let wants: Vec<(i64, i64)> = jobs
         .iter()
         .zip(&splits)
-        .filter_map(|(job, s)| Some((job.device_id, packs::from_hour(&s.packed)?)))
+        .filter_map(|(job, s)| Some((job.device_id, packs::from_span(&s.packed)?)))
         .collect();
     packs::load_open::<sqlx::Postgres>(conn, &wants, &mut open).await?;
     for (job, split) in jobs.iter().zip(splits) {

@@ -164,7 +164,7 @@ async fn write_together(
     let wants: Vec<(i64, i64)> = jobs
         .iter()
         .zip(&splits)
-        .filter_map(|(job, s)| Some((job.device_id, packs::from_hour(&s.packed)?)))
+        .filter_map(|(job, s)| Some((job.device_id, packs::from_span(&s.packed)?)))
         .collect();
     packs::load_open::<Sqlite>(conn, &wants, &mut open).await?;
     for (job, split) in jobs.iter().zip(splits) {
