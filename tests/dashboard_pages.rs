@@ -618,10 +618,15 @@ async fn week_worst_offices_and_open_alerts(db: Arc<TestDb>) {
     // branch, with the same figure.
     let p = admin.get("/fleet?level=division&name=Dhaka").await;
     let section = between(&p.text, "<section class=\"week\">", "</table>").unwrap();
-    let link = between(&section, "href=\"", "\"").unwrap().replace("&amp;", "&");
+    let link = between(&section, "href=\"", "\"")
+        .unwrap()
+        .replace("&amp;", "&");
     assert_eq!(
         link,
-        format!("/reports?from={from}&until={}&by=office&schedule=office&level=division&name=Dhaka", today.yesterday().unwrap())
+        format!(
+            "/reports?from={from}&until={}&by=office&schedule=office&level=division&name=Dhaka",
+            today.yesterday().unwrap()
+        )
     );
     let report = admin.get(&link).await;
     assert_eq!(report.status, 200, "{}", report.text);

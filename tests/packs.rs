@@ -180,7 +180,9 @@ async fn packs_extend_in_place_and_replays_are_duplicates(db: Arc<TestDb>) {
     // starts new packs; crossing an hour within the span does not.
     s.ingest(d, &minutes(11..=93), NOW + 600_000).await.unwrap();
     assert_eq!(packs(&db).await, 4);
-    s.ingest(d, &minutes(94..=100), NOW + 600_000).await.unwrap();
+    s.ingest(d, &minutes(94..=100), NOW + 600_000)
+        .await
+        .unwrap();
     assert_eq!(packs(&db).await, 8);
     let all = s.records(d, 0, 1_000).await.unwrap();
     assert_same(&all, &minutes(1..=100), |seq| match seq {

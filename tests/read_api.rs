@@ -1106,7 +1106,7 @@ async fn storage_view_for_whole_hierarchy_admins(db: Arc<TestDb>) {
         .as_i64()
         .expect("an oldest raw minute");
     assert!((d0()..d0() + 12 * HOUR).contains(&oldest), "{v}");
-    assert_eq!(v["raw_retention_days"], 90);
+    assert_eq!(v["raw_retention_days"], 14, "the default");
     assert!(v["database_bytes"].as_i64().unwrap() >= records["bytes"].as_i64().unwrap());
 
     // The CLI reads the same figures from the database.

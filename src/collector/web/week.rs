@@ -268,9 +268,8 @@ pub fn week_section(
     within: Option<&Branch>,
     offices: &BTreeMap<String, Office>,
 ) -> Markup {
-    let inside = |code: &str| {
-        within.is_none_or(|b| offices.get(code).is_some_and(|o| b.contains(o)))
-    };
+    let inside =
+        |code: &str| within.is_none_or(|b| offices.get(code).is_some_and(|o| b.contains(o)));
     let day = |ms: i64| {
         let t = time(lang, ms);
         t.split(' ').next().unwrap_or_default().to_string()

@@ -4,7 +4,7 @@
 //! covers them ([`compact`]), reads merged with `records` ([`by_seq`],
 //! [`by_time`]) and retention ([`delete_before`]).
 
-use super::{CHUNK, Entry, SPAN_MS, MAX_SPAN, Pack, Stream, assign, decode, encode, packable};
+use super::{CHUNK, Entry, MAX_SPAN, Pack, SPAN_MS, Stream, assign, decode, encode, packable};
 use crate::collector::model::StoredRecord;
 use crate::collector::store::dialect::{Affected, Dialect};
 use crate::collector::store::follows;
