@@ -24,7 +24,9 @@
 //! The fleet page's rounds start once the week's worst offices are shown
 //! (they are made in the background from the first view on). Also printed:
 //! the store reads of a fleet page alone. The pages include two reports
-//! (the last 7 days by district and by office, from those roll-ups).
+//! (the last 7 days by district and by office, from those roll-ups): their
+//! first request makes the report, the rounds after it show the one kept
+//! (5 minutes), as paging through it does.
 //! Printed per page: the first
 //! request after start (the fleet pages read
 //! every device's last records once, then only those whose records

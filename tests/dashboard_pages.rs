@@ -124,6 +124,10 @@ async fn fleet_counts_drill_down_and_device_page(db: Arc<TestDb>) {
         "data-cause=\"all_links_down\"",
         "every link down",
         "data-failovers=\"1\"",
+        // eth0 to no link: a change of the link in use, not a failover the
+        // reports count (one link to another), and the page says so.
+        "<em>no link</em>",
+        "data-counted=\"0\"",
     ] {
         assert!(off.text.contains(want), "{want}: {}", off.text);
     }

@@ -9,7 +9,7 @@
 
 use super::WebState;
 use super::fleet::state_word;
-use super::i18n::{T, dhaka, digits, time, tr};
+use super::i18n::{T, dhaka, digits, num, time, tr};
 use super::layout::page as frame;
 use super::now::{self, NowState};
 use super::session::{PageError, fields, store_err, viewer};
@@ -311,7 +311,7 @@ pub(super) async fn page(
                 }
             } }
         }
-        h2 { (tr(lang, T::Failovers)) }
+        h2 { (tr(lang, T::LinkChanges)) }
         @if days > 1 {
             p.note { (tr(lang, T::OnADay)) }
         } @else if changes.is_empty() {
@@ -323,13 +323,16 @@ pub(super) async fn page(
                     @for (at, a, b, cause) in &changes {
                         tr {
                             td { (time(lang, *at)) }
-                            td { (a.unwrap_or("–")) }
-                            td { (b.unwrap_or("–")) }
+                            td { @match a { Some(l) => (l), None => em { (tr(lang, T::NoLink)) } } }
+                            td { @match b { Some(l) => (l), None => em { (tr(lang, T::NoLink)) } } }
                             td { (cause) }
                         }
                     }
                 }
             } }
+            // Reports count only switches from one link to another.
+            @let counted = changes.iter().filter(|c| c.1.is_some() && c.2.is_some()).count();
+            p.note data-counted=(counted) { (num(lang, counted as i64)) " " (tr(lang, T::CountedFailovers)) }
         }
     };
     Ok(frame(lang, &d.name, Some(&v), &back, body).into_response())

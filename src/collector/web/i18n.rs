@@ -151,6 +151,10 @@ pub enum T {
     Rows,
     DownloadCsv,
     SameAsApi,
+    LinkChanges,
+    NoLink,
+    CountedFailovers,
+    MadeAt,
 }
 
 /// `t` in `lang`.
@@ -266,6 +270,13 @@ pub fn tr(lang: Lang, t: T) -> &'static str {
             "The same figures as the API's uptime report and `linkwatch report`.",
             "API-র আপটাইম প্রতিবেদন ও `linkwatch report`-এর একই হিসাব।",
         ),
+        T::LinkChanges => ("Changes of the link in use", "ব্যবহৃত লিংকের পরিবর্তন"),
+        T::NoLink => ("no link", "কোনো লিংক নেই"),
+        T::MadeAt => ("Figures as of", "হিসাবের সময়"),
+        T::CountedFailovers => (
+            "of these are failovers from one link to another (what reports count).",
+            "টি এক লিংক থেকে অন্য লিংকে বদল (প্রতিবেদনে যা গণনা হয়)।",
+        ),
         T::Matches => ("found", "টি পাওয়া গেছে"),
         T::Outages => ("Outages", "বিচ্ছিন্নতা"),
         T::NoOutages => ("No outages in this window.", "এই সময়ে কোনো বিচ্ছিন্নতা নেই।"),
@@ -279,7 +290,10 @@ pub fn tr(lang: Lang, t: T) -> &'static str {
             "ডিভাইস বন্ধ বা এজেন্ট চালু নেই",
         ),
         T::Failovers => ("Failovers", "লিংক বদল"),
-        T::NoFailovers => ("No failovers on this day.", "এই দিনে কোনো লিংক বদল নেই।"),
+        T::NoFailovers => (
+            "The link in use did not change on this day.",
+            "এই দিনে ব্যবহৃত লিংক বদলায়নি।",
+        ),
         T::FromLink => ("From", "থেকে"),
         T::ToLink => ("To", "যেখানে"),
         T::Reason => ("Reason", "কারণ"),

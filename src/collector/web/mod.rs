@@ -96,6 +96,8 @@ pub struct WebState {
     pub(crate) week: Arc<Mutex<week::WeekCache>>,
     /// Turns to make a report ([`reports::CONCURRENT`] at once).
     pub(crate) reports: Arc<tokio::sync::Semaphore>,
+    /// Reports made lately ([`reports::KEEP_MS`]).
+    pub(crate) made: Arc<Mutex<reports::Made>>,
 }
 
 impl WebState {
@@ -148,6 +150,7 @@ fn web_state(api: ApiState, opts: WebOptions) -> WebState {
         said: Arc::default(),
         week: Arc::default(),
         reports: Arc::new(tokio::sync::Semaphore::new(reports::CONCURRENT)),
+        made: Arc::default(),
     }
 }
 

@@ -8,11 +8,14 @@
 //! the API's `format=csv` byte for byte ([`report::render_csv`]). The
 //! parameters are checked here (400 naming the field) and turned into the
 //! API's ([`ReportParams::raw`]); a branch outside the viewer's is 404, as
-//! on the fleet pages. At most [`CONCURRENT`] reports are made at once.
+//! on the fleet pages. At most [`CONCURRENT`] reports are made at once, and
+//! a report made is shown again for [`KEEP_MS`] (paging through it and
+//! downloading it give the same figures without making it again; the page
+//! says when it was made).
 
 use super::WebState;
 use super::fleet::{PAGE, level_word, page_param, pager};
-use super::i18n::{Lang, T, dhaka, digits, num, tr};
+use super::i18n::{Lang, T, dhaka, digits, num, time, tr};
 use super::layout::page as frame;
 use super::session::{PageError, fields, store_err, viewer};
 use super::urls::{fleet_url, urlencode_path};
@@ -29,6 +32,7 @@ use jiff::ToSpan;
 use jiff::civil::Date;
 use maud::{Markup, html};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The page.
 pub const PATH: &str = "/reports";
@@ -224,13 +228,64 @@ pub fn branch_url(branch: Option<&Branch>, now_ms: i64) -> String {
     }
 }
 
-/// Make the report `p` for the viewer, as the uptime API makes it; waits
-/// while [`CONCURRENT`] others are being made.
+/// How long a report made is shown again (paging through it, downloading
+/// it) before it is made anew.
+pub const KEEP_MS: i64 = 5 * 60_000;
+/// Reports kept at most.
+const KEPT: usize = 8;
+/// Reports with more rows than this are not kept (a report by device over
+/// 100,000 devices is tens of MB).
+const MAX_KEPT_ROWS: usize = 30_000;
+
+/// The reports made lately, by reader's branch and parameters, newest
+/// last. Pure: the caller gives the time.
+#[derive(Debug, Default)]
+pub struct Made {
+    kept: std::collections::VecDeque<(String, i64, Arc<Report>)>,
+}
+
+impl Made {
+    /// The report kept under `key`, and when it was made, if made within
+    /// [`KEEP_MS`] of `now_ms`.
+    pub fn get(&self, key: &str, now_ms: i64) -> Option<(Arc<Report>, i64)> {
+        self.kept
+            .iter()
+            .rev()
+            .find(|(k, at, _)| k == key && (0..KEEP_MS).contains(&(now_ms - at)))
+            .map(|(_, at, r)| (r.clone(), *at))
+    }
+
+    /// Keep `report`, made at `now_ms`, under `key` (unless it is too
+    /// large); the oldest go past [`KEPT`].
+    pub fn put(&mut self, key: String, now_ms: i64, report: Arc<Report>) {
+        self.kept
+            .retain(|(k, at, _)| *k != key && now_ms - at < KEEP_MS);
+        if report.rows.len() > MAX_KEPT_ROWS {
+            return;
+        }
+        self.kept.push_back((key, now_ms, report));
+        while self.kept.len() > KEPT {
+            self.kept.pop_front();
+        }
+    }
+}
+
+/// Make the report `p` for the viewer, as the uptime API makes it, or show
+/// the one made for the same branch and parameters within [`KEEP_MS`];
+/// with when it was made. Waits while [`CONCURRENT`] others are being made.
 async fn make(
     ws: &WebState,
     access: &crate::collector::access::Access,
     p: &ReportParams,
-) -> Result<Report, PageError> {
+) -> Result<(Arc<Report>, i64), PageError> {
+    let key = format!("{:?} {}", access.branch, p.url(PATH, 1));
+    let kept = |ws: &WebState| {
+        let made = ws.made.lock().unwrap_or_else(|e| e.into_inner());
+        made.get(&key, now_ms())
+    };
+    if let Some(r) = kept(ws) {
+        return Ok(r);
+    }
     let q = ReportQuery::parse(&p.raw()).map_err(|e| bad(e.message))?;
     let q = ReportQuery {
         schedule: q.schedule.with_holidays(ws.api.holidays().clone()),
@@ -241,7 +296,12 @@ async fn make(
         .acquire()
         .await
         .map_err(|_| store_err("the collector is stopping"))?;
-    report::run_report(ws.api.store().as_ref(), &q, Some(access), now_ms())
+    // Made meanwhile by the request this one waited behind?
+    if let Some(r) = kept(ws) {
+        return Ok(r);
+    }
+    let at = now_ms();
+    let r = report::run_report(ws.api.store().as_ref(), &q, Some(access), at)
         .await
         .map_err(|e| match e {
             // A branch the viewer does not see is as one that is not there.
@@ -252,7 +312,13 @@ async fn make(
             }
             ReportError::Param(p) => bad(p.message),
             e => store_err(e),
-        })
+        })?;
+    let r = Arc::new(r);
+    ws.made
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .put(key, at, r.clone());
+    Ok((r, at))
 }
 
 /// A length of time: `2d 3h`, `6h 30m`, `45m` (`২ দিন ৩ ঘ` in Bangla).
@@ -442,7 +508,7 @@ pub(super) async fn page(
     let page_no = page_param(q.get("page"))?;
     let today = today(now_ms());
     let p = ReportParams::parse(&q, today)?;
-    let (r, offices) = tokio::try_join!(make(&ws, &v.access, &p), async {
+    let ((r, made_ms), offices) = tokio::try_join!(make(&ws, &v.access, &p), async {
         ws.api.store().list_offices().await.map_err(store_err)
     })?;
     let offices: BTreeMap<String, Office> =
@@ -476,7 +542,9 @@ pub(super) async fn page(
             (pager(lang, page_no, r.rows.len(), |n| p.url(PATH, n)))
         }
         p { a.download href=(p.url(CSV_PATH, 1)) download { (tr(lang, T::DownloadCsv)) } }
-        p.note { (tr(lang, T::TimesIn)) " · " (tr(lang, T::SameAsApi)) }
+        p.note data-made=(made_ms) {
+            (tr(lang, T::MadeAt)) " " (time(lang, made_ms)) " · " (tr(lang, T::TimesIn)) " · " (tr(lang, T::SameAsApi))
+        }
     };
     let back = p.url(PATH, page_no);
     Ok(frame(lang, tr(lang, T::Reports), Some(&v), &back, body).into_response())
@@ -492,7 +560,7 @@ pub(super) async fn csv(
     let q = fields(uri.query().unwrap_or(""), PARAMS)?;
     page_param(q.get("page"))?; // checked as on the page; the CSV is every row
     let p = ReportParams::parse(&q, today(now_ms()))?;
-    let r = make(&ws, &v.access, &p).await?;
+    let (r, _) = make(&ws, &v.access, &p).await?;
     let file = format!("linkwatch-uptime-{}-{}-by-{}.csv", p.from, p.until, p.by);
     Ok((
         [
@@ -631,6 +699,75 @@ mod tests {
             err(ReportParams::parse(&q(&[("level", "district")]), today))
                 .contains("both `level` and `name`")
         );
+    }
+
+    fn report(rows: usize) -> Arc<Report> {
+        let row = crate::collector::report::Row {
+            group: "g".into(),
+            devices: 1,
+            online_ms: 0,
+            offline_ms: 0,
+            not_running_ms: 0,
+            no_data_ms: 0,
+            uptime_pct: None,
+            uptime: "no data".into(),
+            compliant: None,
+            outages: 0,
+            longest_outage_ms: None,
+            mean_time_to_recover_ms: None,
+            broadband_ms: 0,
+            wifi_ms: 0,
+            mobile_ms: 0,
+            broadband_pct: None,
+            wifi_pct: None,
+            mobile_pct: None,
+            failovers: 0,
+            rtt_p50_ms: None,
+            loss_pct: None,
+        };
+        Arc::new(Report {
+            from_ms: 0,
+            to_ms: 1,
+            by: GroupBy::Office,
+            schedule: "always".into(),
+            target_pct: None,
+            limit: None,
+            branch: None,
+            token_branch: None,
+            rows: vec![row; rows],
+        })
+    }
+
+    #[test]
+    fn reports_are_kept_five_minutes_by_key_a_few_and_not_the_largest() {
+        let mut m = Made::default();
+        m.put("a".into(), 1_000, report(3));
+        assert_eq!(
+            m.get("a", 1_000 + KEEP_MS - 1)
+                .map(|(r, at)| (r.rows.len(), at)),
+            Some((3, 1_000))
+        );
+        assert!(
+            m.get("a", 1_000 + KEEP_MS).is_none(),
+            "made anew after five minutes"
+        );
+        assert!(m.get("b", 1_000).is_none(), "another branch or parameters");
+        assert!(
+            m.get("a", 999).is_none(),
+            "a clock stepped back is not trusted"
+        );
+        // Made again: the newer one is shown.
+        m.put("a".into(), 2_000, report(4));
+        assert_eq!(m.get("a", 2_000).unwrap().0.rows.len(), 4);
+        // At most a few, the oldest going first.
+        for k in 0..KEPT {
+            m.put(format!("k{k}"), 3_000, report(1));
+        }
+        assert!(m.get("a", 3_000).is_none());
+        assert!(m.get("k0", 3_000).is_some() && m.get(&format!("k{}", KEPT - 1), 3_000).is_some());
+        // Too large to keep.
+        m.put("big".into(), 3_000, report(MAX_KEPT_ROWS + 1));
+        assert!(m.get("big", 3_000).is_none());
     }
 
     #[test]
