@@ -9,7 +9,7 @@ mod common;
 
 use common::db::{TestDb, on_both};
 use common::records::Recs;
-use common::web::{Browser, PW, Page, between, default_options, load, serve};
+use common::web::{Browser, PW, Page, between, default_options, load, serve, signed_in};
 use linkwatch::collector::access::Role;
 use linkwatch::collector::alerts::branch::RouteLevel;
 use linkwatch::collector::alerts::model::{AlertKey, AlertKind, Decisions, NewAlert, Subject};
@@ -33,13 +33,6 @@ on_both!(
 
 fn now() -> i64 {
     linkwatch::shared::time::now_ms()
-}
-
-async fn signed_in(web: &common::web::Web, name: &str) -> Browser {
-    let mut b = Browser::new(web);
-    let p = b.sign_in(name, PW).await;
-    assert_eq!(p.status, 303, "{name}: {}", p.text);
-    b
 }
 
 async fn fleet_counts_drill_down_and_device_page(db: Arc<TestDb>) {

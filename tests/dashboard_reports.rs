@@ -9,7 +9,7 @@ mod common;
 
 use common::db::{TestDb, on_both};
 use common::web::{
-    Browser, PW, Page, assert_same_report, between, default_options, load, report_csv, serve,
+    Browser, Page, assert_same_report, between, default_options, load, report_csv, serve, signed_in,
 };
 use linkwatch::collector::access::Role;
 use linkwatch::collector::devices;
@@ -24,13 +24,6 @@ on_both!(
 
 fn now() -> i64 {
     linkwatch::shared::time::now_ms()
-}
-
-async fn signed_in(web: &common::web::Web, name: &str) -> Browser {
-    let mut b = Browser::new(web);
-    let p = b.sign_in(name, PW).await;
-    assert_eq!(p.status, 303, "{name}: {}", p.text);
-    b
 }
 
 /// Yesterday and today in Asia/Dhaka: the fixture's records are all within

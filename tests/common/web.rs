@@ -217,6 +217,14 @@ fn office(code: &str, name: &str, div: &str, dist: &str, upa: &str) -> Office {
     }
 }
 
+/// A browser signed in as `name` (a fixture user, password [`PW`]).
+pub async fn signed_in(web: &Web, name: &str) -> Browser {
+    let mut b = Browser::new(web);
+    let p = b.sign_in(name, PW).await;
+    assert_eq!(p.status, 303, "{name}: {}", p.text);
+    b
+}
+
 /// Dhaka / Dhaka / Savar office `dhk-savar` (named with a script) with one
 /// device in each state and one named with HTML; Chattogram's `ctg-sadar`
 /// with one online device. Users: `admin` (all), `ctg` (viewer of
