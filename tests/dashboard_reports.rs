@@ -222,9 +222,14 @@ async fn viewers_get_only_their_branch(db: Arc<TestDb>) {
     let store = db.open().await;
     load(store.as_ref()).await;
     let web = serve(store.clone(), default_options()).await;
-    let mut b = signed_in(&web, "ctg").await;
     let (from, until) = days();
     let q = format!("from={from}&until={until}&by=device&schedule=always");
+    // An admin makes the same report first: it is kept, but for the whole
+    // hierarchy only, never shown to a viewer of a branch.
+    let mut admin = signed_in(&web, "admin").await;
+    let all = admin.get(&format!("/reports?{q}")).await;
+    assert!(all.text.contains("data-group=\"savar-on\""));
+    let mut b = signed_in(&web, "ctg").await;
     let page = b.get(&format!("/reports?{q}")).await;
     assert_eq!(page.status, 200, "{}", page.text);
     assert!(page.text.contains("data-group=\"ctg-on\""));

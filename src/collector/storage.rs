@@ -29,7 +29,7 @@ pub const KINDS: [&str; 6] = [
 pub fn kind_meaning(kind: &str) -> &'static str {
     match kind {
         "records" => "transitions, failovers, lifecycle, facts, folded minutes",
-        "minute_packs" => "minute summaries and heartbeats, packed per hour",
+        "minute_packs" => "minute summaries and heartbeats, packed per two hours",
         "rollups" => "hour and day figures for reports",
         "alerts" => "alerts, their outbox, silences, contacts",
         "fleet" => "devices, offices, tokens, users, sessions",

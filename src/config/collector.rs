@@ -443,7 +443,7 @@ impl CollectorConfig {
         if c.raw_retention_days != 0 && c.raw_retention_days < 7 {
             return Err(self.invalid(
                 "collector.raw_retention_days",
-                "must be 0 (keep for ever) or at least 7 days (default 90): late data up to a week old is common",
+                "must be 0 (keep for ever) or at least 7 days (default 14): late data up to a week old is common",
             ));
         }
         if tracing_subscriber::EnvFilter::try_new(&c.log_level).is_err() {

@@ -179,12 +179,6 @@ pub async fn figures_in_scope(
     let mut per_device = Vec::with_capacity(devices.len());
     for d in devices {
         let sched = q.schedule.for_office(&hours, d.office.as_deref());
-        // A device that never uploaded has no records: nothing to read (a
-        // fleet enrolled ahead of its agents has thousands of them).
-        if d.seen.last_upload_ms.is_none() && d.seen.last_record_ms.is_none() {
-            per_device.push((d, device_figures(&[], q, sched, now_ms)));
-            continue;
-        }
         let mark = marks.get(&d.id).copied();
         let mine = plan::for_device(&parts, |p| {
             mark.is_some_and(|m| m >= p.end())

@@ -274,8 +274,8 @@ pub fn tr(lang: Lang, t: T) -> &'static str {
         T::NoLink => ("no link", "কোনো লিংক নেই"),
         T::MadeAt => ("Figures as of", "হিসাবের সময়"),
         T::CountedFailovers => (
-            "of these are failovers from one link to another (what reports count).",
-            "টি এক লিংক থেকে অন্য লিংকে বদল (প্রতিবেদনে যা গণনা হয়)।",
+            "of these are failovers from one link to another, what reports count (within the hours a report counts).",
+            "টি এক লিংক থেকে অন্য লিংকে বদল, প্রতিবেদনে যা গণনা হয় (প্রতিবেদনের গণনার সময়ের মধ্যে)।",
         ),
         T::Matches => ("found", "টি পাওয়া গেছে"),
         T::Outages => ("Outages", "বিচ্ছিন্নতা"),

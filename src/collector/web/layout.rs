@@ -101,6 +101,10 @@ impl IntoResponse for PageError {
                 "this form has expired or did not come from this page: reload and try again"
                     .to_string(),
             ),
+            PageError::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many reports are being made at once: try again in a moment".to_string(),
+            ),
             PageError::Store(why) => {
                 tracing::warn!(error = %why, "dashboard: store failed");
                 (

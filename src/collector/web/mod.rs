@@ -98,6 +98,8 @@ pub struct WebState {
     pub(crate) reports: Arc<tokio::sync::Semaphore>,
     /// Reports made lately ([`reports::KEEP_MS`]).
     pub(crate) made: Arc<Mutex<reports::Made>>,
+    /// Places for reports in the making ([`reports::QUEUED`]).
+    pub(crate) queued: Arc<tokio::sync::Semaphore>,
 }
 
 impl WebState {
@@ -151,6 +153,7 @@ fn web_state(api: ApiState, opts: WebOptions) -> WebState {
         week: Arc::default(),
         reports: Arc::new(tokio::sync::Semaphore::new(reports::CONCURRENT)),
         made: Arc::default(),
+        queued: Arc::new(tokio::sync::Semaphore::new(reports::QUEUED)),
     }
 }
 

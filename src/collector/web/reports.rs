@@ -8,10 +8,12 @@
 //! the API's `format=csv` byte for byte ([`report::render_csv`]). The
 //! parameters are checked here (400 naming the field) and turned into the
 //! API's ([`ReportParams::raw`]); a branch outside the viewer's is 404, as
-//! on the fleet pages. At most [`CONCURRENT`] reports are made at once, and
-//! a report made is shown again for [`KEEP_MS`] (paging through it and
+//! on the fleet pages. Reports are made in tasks of their own, at most
+//! [`CONCURRENT`] at once and [`QUEUED`] in the making (else 503), and a
+//! report made is shown again for [`KEEP_MS`] (paging through it and
 //! downloading it give the same figures without making it again; the page
-//! says when it was made).
+//! says when it was made; one slower than the page's time limit is shown
+//! on a later view).
 
 use super::WebState;
 use super::fleet::{PAGE, level_word, page_param, pager};
@@ -101,6 +103,9 @@ impl ReportParams {
             Some(v) => date_field("from", v)?,
             None => until.checked_sub(6.days()).unwrap_or(until),
         };
+        if until.tomorrow().is_err() {
+            return Err(bad("`until` is too far ahead".into()));
+        }
         if until < from {
             return Err(bad("`until` is before `from`".into()));
         }
@@ -231,11 +236,14 @@ pub fn branch_url(branch: Option<&Branch>, now_ms: i64) -> String {
 /// How long a report made is shown again (paging through it, downloading
 /// it) before it is made anew.
 pub const KEEP_MS: i64 = 5 * 60_000;
+/// Reports being made or waiting their turn, at most; past that the page
+/// answers 503.
+pub const QUEUED: usize = 8;
 /// Reports kept at most.
 const KEPT: usize = 8;
-/// Reports with more rows than this are not kept (a report by device over
-/// 100,000 devices is tens of MB).
-const MAX_KEPT_ROWS: usize = 30_000;
+/// Rows kept over all reports kept (a report by device over 100,000
+/// devices is 100,000 rows, tens of MB); a larger report is not kept.
+const MAX_KEPT_ROWS: usize = 200_000;
 
 /// The reports made lately, by reader's branch and parameters, newest
 /// last. Pure: the caller gives the time.
@@ -246,44 +254,52 @@ pub struct Made {
 
 impl Made {
     /// The report kept under `key`, and when it was made, if made within
-    /// [`KEEP_MS`] of `now_ms`.
-    pub fn get(&self, key: &str, now_ms: i64) -> Option<(Arc<Report>, i64)> {
+    /// [`KEEP_MS`] of `now_ms`; those older are let go.
+    pub fn get(&mut self, key: &str, now_ms: i64) -> Option<(Arc<Report>, i64)> {
+        self.kept
+            .retain(|(_, at, _)| (0..KEEP_MS).contains(&(now_ms - at)));
         self.kept
             .iter()
             .rev()
-            .find(|(k, at, _)| k == key && (0..KEEP_MS).contains(&(now_ms - at)))
+            .find(|(k, _, _)| k == key)
             .map(|(_, at, r)| (r.clone(), *at))
     }
 
-    /// Keep `report`, made at `now_ms`, under `key` (unless it is too
-    /// large); the oldest go past [`KEPT`].
+    /// Keep `report`, made at `now_ms`, under `key` (unless it alone is
+    /// over the rows kept); the oldest go past [`KEPT`] reports or
+    /// [`MAX_KEPT_ROWS`] rows.
     pub fn put(&mut self, key: String, now_ms: i64, report: Arc<Report>) {
         self.kept
-            .retain(|(k, at, _)| *k != key && now_ms - at < KEEP_MS);
+            .retain(|(k, at, _)| *k != key && (0..KEEP_MS).contains(&(now_ms - at)));
         if report.rows.len() > MAX_KEPT_ROWS {
             return;
         }
         self.kept.push_back((key, now_ms, report));
-        while self.kept.len() > KEPT {
+        let rows = |m: &Self| m.kept.iter().map(|(_, _, r)| r.rows.len()).sum::<usize>();
+        while self.kept.len() > KEPT || rows(self) > MAX_KEPT_ROWS {
             self.kept.pop_front();
         }
     }
 }
 
+fn kept(ws: &WebState, key: &str) -> Option<(Arc<Report>, i64)> {
+    let mut made = ws.made.lock().unwrap_or_else(|e| e.into_inner());
+    made.get(key, now_ms())
+}
+
 /// Make the report `p` for the viewer, as the uptime API makes it, or show
 /// the one made for the same branch and parameters within [`KEEP_MS`];
-/// with when it was made. Waits while [`CONCURRENT`] others are being made.
+/// with when it was made. It is made in a task of its own, [`CONCURRENT`]
+/// at a time: a report that takes longer than the page's time limit is
+/// still made and kept, and the next view shows it. At most [`QUEUED`] are
+/// in the making (else 503).
 async fn make(
     ws: &WebState,
     access: &crate::collector::access::Access,
     p: &ReportParams,
 ) -> Result<(Arc<Report>, i64), PageError> {
     let key = format!("{:?} {}", access.branch, p.url(PATH, 1));
-    let kept = |ws: &WebState| {
-        let made = ws.made.lock().unwrap_or_else(|e| e.into_inner());
-        made.get(&key, now_ms())
-    };
-    if let Some(r) = kept(ws) {
+    if let Some(r) = kept(ws, &key) {
         return Ok(r);
     }
     let q = ReportQuery::parse(&p.raw()).map_err(|e| bad(e.message))?;
@@ -291,34 +307,45 @@ async fn make(
         schedule: q.schedule.with_holidays(ws.api.holidays().clone()),
         ..q
     };
-    let _turn = ws
-        .reports
-        .acquire()
-        .await
-        .map_err(|_| store_err("the collector is stopping"))?;
-    // Made meanwhile by the request this one waited behind?
-    if let Some(r) = kept(ws) {
-        return Ok(r);
-    }
-    let at = now_ms();
-    let r = report::run_report(ws.api.store().as_ref(), &q, Some(access), at)
-        .await
-        .map_err(|e| match e {
-            // A branch the viewer does not see is as one that is not there.
-            ReportError::Param(p)
-                if matches!(p.field, "division" | "district" | "upazila" | "office") =>
-            {
-                PageError::NotFound
-            }
-            ReportError::Param(p) => bad(p.message),
-            e => store_err(e),
-        })?;
-    let r = Arc::new(r);
-    ws.made
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .put(key, at, r.clone());
-    Ok((r, at))
+    let place = ws
+        .queued
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| PageError::Busy)?;
+    let (ws2, access) = (ws.clone(), access.clone());
+    let task = tokio::spawn(async move {
+        let _place = place;
+        let _turn = ws2
+            .reports
+            .acquire()
+            .await
+            .map_err(|_| store_err("the collector is stopping"))?;
+        // Made meanwhile by the request this one waited behind?
+        if let Some(r) = kept(&ws2, &key) {
+            return Ok(r);
+        }
+        let at = now_ms();
+        let r = report::run_report(ws2.api.store().as_ref(), &q, Some(&access), at)
+            .await
+            .map_err(|e| match e {
+                // A branch the viewer does not see is as one that is not there.
+                ReportError::Param(p)
+                    if matches!(p.field, "division" | "district" | "upazila" | "office") =>
+                {
+                    PageError::NotFound
+                }
+                ReportError::Param(p) => bad(p.message),
+                e => store_err(e),
+            })?;
+        let r = Arc::new(r);
+        ws2.made
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(key, at, r.clone());
+        Ok((r, at))
+    });
+    task.await
+        .map_err(|e| store_err(format!("making the report: {e}")))?
 }
 
 /// A length of time: `2d 3h`, `6h 30m`, `45m` (`২ দিন ৩ ঘ` in Bangla).
@@ -561,6 +588,13 @@ pub(super) async fn csv(
     page_param(q.get("page"))?; // checked as on the page; the CSV is every row
     let p = ReportParams::parse(&q, today(now_ms()))?;
     let (r, _) = make(&ws, &v.access, &p).await?;
+    // The text of a large report is tens of MB: one of the turns.
+    let _turn = ws
+        .reports
+        .acquire()
+        .await
+        .map_err(|_| store_err("the collector is stopping"))?;
+    let text = report::render_csv(&r);
     let file = format!("linkwatch-uptime-{}-{}-by-{}.csv", p.from, p.until, p.by);
     Ok((
         [
@@ -570,7 +604,7 @@ pub(super) async fn csv(
                 format!("attachment; filename=\"{file}\""),
             ),
         ],
-        report::render_csv(&r),
+        text,
     )
         .into_response())
 }
@@ -674,6 +708,7 @@ mod tests {
             (&[("target", "lots")], "`target`"),
             (&[("level", "village"), ("name", "x")], "`level`"),
             (&[("level", "district")], "both `level` and `name`"),
+            (&[("until", "9999-12-31")], "`until` is too far ahead"),
         ] {
             let m = err(ReportParams::parse(&q(given), today));
             assert!(m.contains(names), "{given:?}: {m}");
@@ -746,9 +781,19 @@ mod tests {
         }
         assert!(m.get("a", 3_000).is_none());
         assert!(m.get("k0", 3_000).is_some() && m.get(&format!("k{}", KEPT - 1), 3_000).is_some());
-        // Too large to keep.
+        // Too large to keep; large ones push the oldest out.
         m.put("big".into(), 3_000, report(MAX_KEPT_ROWS + 1));
         assert!(m.get("big", 3_000).is_none());
+        m.put("half".into(), 3_000, report(MAX_KEPT_ROWS / 2));
+        m.put("half2".into(), 3_000, report(MAX_KEPT_ROWS / 2));
+        assert!(m.get("half", 3_000).is_some() && m.get("half2", 3_000).is_some());
+        assert!(
+            m.get(&format!("k{}", KEPT - 1), 3_000).is_none(),
+            "rows bound"
+        );
+        // Expired ones are let go when looked at.
+        assert!(m.get("half", 3_000 + KEEP_MS).is_none());
+        assert!(m.kept.is_empty());
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub enum PageError {
     NotFound,
     /// A POST without the right form token.
     Forged,
+    /// Too much work in hand (reports being made): try again shortly.
+    Busy,
     Store(String),
 }
 

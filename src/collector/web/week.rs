@@ -91,7 +91,10 @@ async fn make(
         from_ms,
         to_ms,
         by: GroupBy::Office,
-        schedule: report::parse_schedule(None).map_err(|e| e.to_string())?,
+        // With the collector's holidays, as the API and the reports page.
+        schedule: report::parse_schedule(None)
+            .map_err(|e| e.to_string())?
+            .with_holidays(ws.api.holidays().clone()),
         target_pct: None,
         limit: None,
         branch: None,

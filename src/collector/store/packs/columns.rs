@@ -13,7 +13,7 @@
 //! and the packed values (least significant bit first, to the next byte),
 //! for runs their number (LEB128), their lengths and their values, each a
 //! column without runs (receipt times, one per upload, cost a few bytes
-//! an hour when uploads are regular).
+//! a pack when uploads are regular).
 //! Arithmetic wraps, so that any value round-trips.
 
 use super::v1::{Reader, centi, put, put_i};

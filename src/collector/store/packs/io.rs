@@ -219,7 +219,7 @@ where
              AND minute_packs.first_seq = v.column2",
         );
         let done = q.build().persistent(false).execute(&mut *conn).await?;
-        // A pack gone meanwhile (retention of a late hour): fail the batch
+        // A pack gone meanwhile (retention of a late span): fail the batch
         // rather than lose its entries; the agent sends it again.
         if done.affected() != chunk.len() as u64 {
             return Err(sqlx::Error::RowNotFound);
@@ -465,7 +465,7 @@ where
 {
     let limit = u64::try_from(limit).unwrap_or(0).max(1);
     // About `limit` entries of full packs per statement.
-    let page = (limit / 60).clamp(1, CHUNK as u64) as i64;
+    let page = (limit / (SPAN_MS / 60_000) as u64).clamp(1, CHUNK as u64) as i64;
     let mut count = 0_u64;
     while count < limit {
         let sql = "DELETE FROM minute_packs WHERE (device_id, first_seq) IN \
