@@ -6,12 +6,12 @@
 //! the week's worst offices ([`super::week`]).
 
 use super::WebState;
-use super::i18n::{Lang, T, num, time, tr};
+use super::i18n::{Lang, T, num, time, today, tr};
 use super::layout::page as frame;
 use super::now::{self, Counts, NowState, Row};
 use super::session::{PageError, fields, viewer};
 use super::states::states;
-use super::urls::{fleet_url, urlencode_path};
+use super::urls::{fleet_url, reports_url, urlencode_path};
 use super::week;
 use crate::collector::access::resolve_branch;
 use crate::collector::last_seen::now_ms;
@@ -222,7 +222,7 @@ pub(super) async fn page(
                 h1 { (tr(lang, T::Fleet)) }
                 (crumbs(lang, parent.as_ref(), &offices))
                 (tiles(lang, &all))
-                p { a href=(super::reports::branch_url(parent.as_ref(), now_ms())) { (tr(lang, T::Reports)) } }
+                p { a href=(reports_url(parent.as_ref(), today(now_ms()))) { (tr(lang, T::Reports)) } }
                 (alerts)
                 (group_table(lang, child, &rows, page_no))
                 (pager(lang, page_no, rows.len(), |p| fleet_url(parent.as_ref(), p)))
@@ -243,7 +243,7 @@ pub(super) async fn page(
                 h1 { (tr(lang, T::Fleet)) }
                 (crumbs(lang, parent.as_ref(), &offices))
                 (tiles(lang, &all))
-                p { a href=(super::reports::branch_url(parent.as_ref(), now_ms())) { (tr(lang, T::Reports)) } }
+                p { a href=(reports_url(parent.as_ref(), today(now_ms()))) { (tr(lang, T::Reports)) } }
                 (device_table(lang, &inside, page_no))
                 (pager(lang, page_no, inside.len(), |p| fleet_url(parent.as_ref(), p)))
                 p.note { (tr(lang, T::TimesIn)) }

@@ -339,6 +339,13 @@ pub fn dhaka() -> jiff::tz::TimeZone {
     crate::collector::rollup::day_tz()
 }
 
+/// The day `now_ms` falls on in Asia/Dhaka.
+pub fn today(now_ms: i64) -> jiff::civil::Date {
+    jiff::Timestamp::from_millisecond(now_ms)
+        .map(|t| t.to_zoned_datetime(dhaka()).date())
+        .unwrap_or_default()
+}
+
 /// `YYYY-MM-DD HH:MM` in Asia/Dhaka, digits in `lang`.
 pub fn time(lang: Lang, ms: i64) -> String {
     let text = jiff::Timestamp::from_millisecond(ms)

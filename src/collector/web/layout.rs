@@ -41,7 +41,7 @@ pub fn page(lang: Lang, title: &str, viewer: Option<&Viewer>, back: &str, body: 
                     a.brand href="/fleet" { (tr(lang, T::Title)) }
                     @if let Some(v) = viewer {
                         a href="/fleet" { (tr(lang, T::Fleet)) }
-                        a href=(super::reports::PATH) { (tr(lang, T::Reports)) }
+                        a href=(super::urls::REPORTS_PATH) { (tr(lang, T::Reports)) }
                         form.search method="get" action="/search" role="search" {
                             input type="search" name="q" maxlength="100" aria-label=(tr(lang, T::Search)) placeholder=(tr(lang, T::Search));
                         }

@@ -17,10 +17,10 @@
 
 use super::WebState;
 use super::fleet::{PAGE, level_word, page_param, pager};
-use super::i18n::{Lang, T, dhaka, digits, num, time, tr};
+use super::i18n::{Lang, T, digits, num, time, tr};
 use super::layout::page as frame;
 use super::session::{PageError, fields, store_err, viewer};
-use super::urls::{fleet_url, urlencode_path};
+use super::urls::{REPORTS_CSV_PATH, REPORTS_PATH, default_days, fleet_url, urlencode_path};
 use crate::collector::last_seen::now_ms;
 use crate::collector::model::{Branch, Level, Office};
 use crate::collector::report::{
@@ -37,9 +37,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The page.
-pub const PATH: &str = "/reports";
+pub const PATH: &str = REPORTS_PATH;
 /// Its table as CSV.
-pub const CSV_PATH: &str = "/reports/csv";
+pub const CSV_PATH: &str = REPORTS_CSV_PATH;
 /// Reports made at once (each reads every device of its branch); the rest
 /// wait, within the page's time limit.
 pub const CONCURRENT: usize = 2;
@@ -76,12 +76,7 @@ fn date_field(field: &str, v: &str) -> Result<Date, PageError> {
     })
 }
 
-/// The day `now_ms` falls on in Asia/Dhaka.
-pub fn today(now_ms: i64) -> Date {
-    jiff::Timestamp::from_millisecond(now_ms)
-        .map(|t| t.to_zoned_datetime(dhaka()).date())
-        .unwrap_or_default()
-}
+pub use super::i18n::today;
 
 impl ReportParams {
     /// The page's parameters, checked (400 naming the field); by default the
@@ -97,8 +92,9 @@ impl ReportParams {
         };
         let until = match get("until") {
             Some(v) => date_field("until", v)?,
-            None => today.yesterday().unwrap_or(today),
+            None => default_days(today).1,
         };
+        // A week ending on `until`, as the default days are.
         let from = match get("from") {
             Some(v) => date_field("from", v)?,
             None => until.checked_sub(6.days()).unwrap_or(until),
@@ -217,19 +213,6 @@ impl ReportParams {
     fn over(&self, from: Date, until: Date) -> ReportParams {
         let p = self.clone();
         ReportParams::new(from, until, p.by, p.schedule, p.target, p.branch)
-    }
-}
-
-/// The reports page's address for `branch` at its defaults.
-pub fn branch_url(branch: Option<&Branch>, now_ms: i64) -> String {
-    let mut q = std::collections::HashMap::new();
-    if let Some(b) = branch {
-        q.insert("level", b.level.as_str().to_string());
-        q.insert("name", b.name.clone());
-    }
-    match ReportParams::parse(&q, today(now_ms)) {
-        Ok(p) => p.url(PATH, 1),
-        Err(_) => PATH.to_string(),
     }
 }
 
@@ -640,6 +623,26 @@ mod tests {
         assert_eq!(raw.by, Some("office"));
         assert_eq!(raw.schedule, Some("office"));
         assert!(raw.division.is_none() && raw.office.is_none());
+    }
+
+    #[test]
+    fn the_fleet_pages_link_is_the_pages_own_address_at_its_defaults() {
+        let today = d("2026-12-07");
+        let branch = Branch {
+            level: Level::District,
+            name: "Dhaka / Dhaka".into(),
+        };
+        let q = q(&[("level", "district"), ("name", "Dhaka / Dhaka")]);
+        assert_eq!(
+            super::super::urls::reports_url(Some(&branch), today),
+            ReportParams::parse(&q, today).unwrap().url(PATH, 1)
+        );
+        assert_eq!(
+            super::super::urls::reports_url(None, today),
+            ReportParams::parse(&HashMap::new(), today)
+                .unwrap()
+                .url(PATH, 1)
+        );
     }
 
     #[test]

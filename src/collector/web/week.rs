@@ -286,7 +286,7 @@ pub fn week_section(
                     @let rows: Vec<_> = w.rows.iter().filter(|r| inside(&r.0)).take(WORST).collect();
                     p.note {
                         (day(w.from_ms)) " – " (day(w.to_ms - 1)) ", " (tr(lang, T::OfficeHours))
-                        " · " a href=(super::reports::branch_url(within, w.to_ms)) { (tr(lang, T::Reports)) }
+                        " · " a href=(super::urls::reports_url(within, super::i18n::today(w.to_ms))) { (tr(lang, T::Reports)) }
                     }
                     @if rows.is_empty() {
                         p data-week="empty" { (tr(lang, T::NoFigures)) }
