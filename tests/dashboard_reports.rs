@@ -216,6 +216,21 @@ async fn the_table_and_its_csv_are_the_apis_figures(db: Arc<TestDb>) {
         "{}",
         other.text
     );
+    // Offices' names are read again when an office changes.
+    let mut renamed = store.list_offices().await.unwrap();
+    renamed.retain(|o| o.code == "ctg-sadar");
+    renamed[0].name = "UNO Sadar (renamed)".into();
+    store.upsert_offices(&renamed).await.unwrap();
+    let by_office = b
+        .get(&format!(
+            "/reports?from={from}&until={until}&by=office&target=60"
+        ))
+        .await;
+    assert!(
+        by_office.text.contains("UNO Sadar (renamed)"),
+        "{}",
+        by_office.text
+    );
 }
 
 async fn viewers_get_only_their_branch(db: Arc<TestDb>) {

@@ -100,6 +100,8 @@ pub struct WebState {
     pub(crate) made: Arc<Mutex<reports::Made>>,
     /// Places for reports in the making ([`reports::QUEUED`]).
     pub(crate) queued: Arc<tokio::sync::Semaphore>,
+    /// The offices the reports page names, with the catalog version read.
+    pub(crate) offices: Arc<Mutex<reports::OfficesRead>>,
 }
 
 impl WebState {
@@ -154,6 +156,7 @@ fn web_state(api: ApiState, opts: WebOptions) -> WebState {
         reports: Arc::new(tokio::sync::Semaphore::new(reports::CONCURRENT)),
         made: Arc::default(),
         queued: Arc::new(tokio::sync::Semaphore::new(reports::QUEUED)),
+        offices: Arc::default(),
     }
 }
 

@@ -331,6 +331,36 @@ async fn make(
         .map_err(|e| store_err(format!("making the report: {e}")))?
 }
 
+/// The offices by code as last read, with the catalog version then.
+pub type OfficesRead = Option<(i64, Arc<BTreeMap<String, Office>>)>;
+
+/// The offices by code (for their names), read again only when the
+/// catalog changed (a store that cannot tell: every time).
+async fn offices(ws: &WebState) -> Result<Arc<BTreeMap<String, Office>>, PageError> {
+    let store = ws.api.store();
+    let version = store.catalog_version().await.map_err(store_err)?;
+    {
+        let read = ws.offices.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(v), Some((at, o))) = (version, read.as_ref())
+            && v == *at
+        {
+            return Ok(o.clone());
+        }
+    }
+    let all: BTreeMap<String, Office> = store
+        .list_offices()
+        .await
+        .map_err(store_err)?
+        .into_iter()
+        .map(|o| (o.code.clone(), o))
+        .collect();
+    let all = Arc::new(all);
+    if let Some(v) = version {
+        *ws.offices.lock().unwrap_or_else(|e| e.into_inner()) = Some((v, all.clone()));
+    }
+    Ok(all)
+}
+
 /// A length of time: `2d 3h`, `6h 30m`, `45m` (`২ দিন ৩ ঘ` in Bangla).
 pub fn duration(lang: Lang, ms: i64) -> String {
     let m = ms.max(0) / 60_000;
@@ -518,11 +548,7 @@ pub(super) async fn page(
     let page_no = page_param(q.get("page"))?;
     let today = today(now_ms());
     let p = ReportParams::parse(&q, today)?;
-    let ((r, made_ms), offices) = tokio::try_join!(make(&ws, &v.access, &p), async {
-        ws.api.store().list_offices().await.map_err(store_err)
-    })?;
-    let offices: BTreeMap<String, Office> =
-        offices.into_iter().map(|o| (o.code.clone(), o)).collect();
+    let ((r, made_ms), offices) = tokio::try_join!(make(&ws, &v.access, &p), offices(&ws))?;
     let lang = v.lang;
     let branch_text = r.branch.as_ref().map(|b| {
         let office_name = (b.level == Level::Office)
