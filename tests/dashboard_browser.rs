@@ -9,7 +9,7 @@
 mod common;
 
 use common::db::TestDb;
-use common::web::{PW, assert_same_report, default_options, load, serve};
+use common::web::{PW, api_csv, assert_same_report, default_options, load, serve};
 use linkwatch::collector::access::Role;
 use linkwatch::collector::devices;
 use linkwatch::collector::web::reports::today;
@@ -101,19 +101,11 @@ async fn dashboard_in_chromium() {
     let (_, token) = devices::add_api_token(store.as_ref(), "reader", Role::Read, None, 0)
         .await
         .unwrap();
-    let api = reqwest::Client::new()
-        .get(format!(
-            "{}/api/v1/reports/uptime?from={from}&to={}&by=device&schedule=always&format=csv",
-            web.base,
-            day.tomorrow().unwrap()
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let query = format!(
+        "from={from}&to={}&by=device&schedule=always",
+        day.tomorrow().unwrap()
+    );
+    let api = api_csv(&web, &token, &query).await;
     let downloaded = std::fs::read_to_string(shots.join("report.csv")).unwrap();
     assert_same_report(&downloaded, &api);
     db.drop_db().await;

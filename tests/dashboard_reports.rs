@@ -9,7 +9,8 @@ mod common;
 
 use common::db::{TestDb, on_both};
 use common::web::{
-    Browser, Page, assert_same_report, between, default_options, load, report_csv, serve, signed_in,
+    Browser, Page, api_csv, assert_same_report, between, default_options, load, report_csv, serve,
+    signed_in,
 };
 use linkwatch::collector::access::Role;
 use linkwatch::collector::devices;
@@ -59,20 +60,6 @@ fn row(page: &Page, group: &str) -> Vec<String> {
             out.trim().to_string()
         })
         .collect()
-}
-
-async fn api_csv(web: &common::web::Web, token: &str, query: &str) -> String {
-    let resp = reqwest::Client::new()
-        .get(format!(
-            "{}/api/v1/reports/uptime?{query}&format=csv",
-            web.base
-        ))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.text().await.unwrap()
 }
 
 async fn the_table_and_its_csv_are_the_apis_figures(db: Arc<TestDb>) {

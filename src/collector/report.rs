@@ -68,15 +68,22 @@ impl GroupBy {
     }
 }
 
-impl fmt::Display for GroupBy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl GroupBy {
+    /// The spelling `parse` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
             GroupBy::Device => "device",
             GroupBy::Office => "office",
             GroupBy::Upazila => "upazila",
             GroupBy::District => "district",
             GroupBy::Division => "division",
-        })
+        }
+    }
+}
+
+impl fmt::Display for GroupBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

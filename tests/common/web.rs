@@ -402,3 +402,19 @@ pub fn assert_same_report(page: &str, api: &str) {
         }
     }
 }
+
+/// The uptime API's CSV for `query` (without `format`), read with an API
+/// token; 200 asserted.
+pub async fn api_csv(web: &Web, token: &str, query: &str) -> String {
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/reports/uptime?{query}&format=csv",
+            web.base
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap()
+}
