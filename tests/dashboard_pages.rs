@@ -82,7 +82,8 @@ async fn fleet_counts_drill_down_and_device_page(db: Arc<TestDb>) {
     );
     assert!(!office.text.contains("ctg-on"));
 
-    // The device: facts, its state now, the day's timeline, each link.
+    // The device: facts, its state now, the last 24 hours' timeline (at
+    // any hour: just after midnight in Dhaka too), each link.
     let dev = b.get("/devices/savar-on").await;
     assert_eq!(dev.status, 200, "{}", dev.text);
     for want in [
@@ -133,6 +134,33 @@ async fn fleet_counts_drill_down_and_device_page(db: Arc<TestDb>) {
         "{}",
         quiet.text
     );
+    // Without a day, the window ends now: "Last 24 hours", paging back to
+    // yesterday's whole day, and a day's page links back to now.
+    let today = jiff::Timestamp::from_millisecond(now())
+        .unwrap()
+        .to_zoned_datetime(jiff::tz::TimeZone::get("Asia/Dhaka").unwrap())
+        .date();
+    let yesterday = today.yesterday().unwrap();
+    assert!(dev.text.contains("Timeline: Last 24 hours"), "{}", dev.text);
+    assert!(
+        dev.text
+            .contains(&format!("href=\"/devices/savar-on?day={yesterday}\"")),
+        "{}",
+        dev.text
+    );
+    assert!(!dev.text.contains("rel=\"next\""));
+    assert!(dev.text.contains("href=\"/devices/savar-on?span=week\""));
+    let week = b.get("/devices/savar-on?span=week").await;
+    assert!(week.text.contains("Timeline: Last 7 days"), "{}", week.text);
+    assert!(week.text.contains("data-state=\"up\""), "{}", week.text);
+    let on_day = b.get(&format!("/devices/savar-on?day={today}")).await;
+    assert!(
+        on_day
+            .text
+            .contains("href=\"/devices/savar-on\" data-rolling"),
+        "{}",
+        on_day.text
+    );
     // Another day, in the past: a timeline without data, not an error.
     let old = b.get("/devices/savar-on?day=2026-01-01").await;
     assert_eq!(old.status, 200);
@@ -142,10 +170,6 @@ async fn fleet_counts_drill_down_and_device_page(db: Arc<TestDb>) {
 
     // A week and 30 days up to a day: the same device timeline over the
     // longer window, a mark a day, paging by the span.
-    let today = jiff::Timestamp::from_millisecond(now())
-        .unwrap()
-        .to_zoned_datetime(jiff::tz::TimeZone::get("Asia/Dhaka").unwrap())
-        .date();
     for (span, days) in [("week", 7i64), ("month", 30)] {
         let p = b
             .get(&format!("/devices/savar-on?day={today}&span={span}"))

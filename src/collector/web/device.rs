@@ -1,6 +1,7 @@
 //! A device's page: its facts (last upload, agent version, operating system,
-//! host name, state now), a day, a week or 30 days up to a day in
-//! Asia/Dhaka (`span`) as an SVG timeline of the device and of each link
+//! host name, state now), the last 24 hours, 7 or 30 days up to now, or a
+//! day, a week or 30 days up to a day in Asia/Dhaka (`span`, `day`) as an
+//! SVG timeline of the device and of each link
 //! (the same timeline the API's `/api/v1/devices/{name}/timeline` answers),
 //! each link's state at the end of that window, the window's outages with
 //! their causes (the report's own [`uptime::figures`]), and on a day's page
@@ -27,6 +28,8 @@ use axum::response::{IntoResponse, Response};
 use jiff::civil::Date;
 use maud::html;
 use std::collections::BTreeMap;
+
+const DAY_MS: i64 = 86_400_000;
 
 /// How many state-setting records are searched for the newest facts.
 const FACTS_LOOKBACK: i64 = 64;
@@ -155,14 +158,23 @@ pub(super) async fn page(
     let v = viewer(&ws, &headers).await?;
     let q = fields(uri.query().unwrap_or(""), &["day", "span"])?;
     let now = now_ms();
+    // Without `day`, the window is the span up to now (the last 24 hours,
+    // 7 or 30 days), so just after midnight the page still shows the
+    // device's last hours; with it, whole days in Asia/Dhaka.
+    let rolling = !q.contains_key("day");
     let day = day_param(q.get("day"), now)?;
     let (span, days) = span_param(q.get("span"))?;
     let out_of_range = || PageError::BadRequest("`day` is out of range".into());
     let first = day
         .checked_sub(jiff::Span::new().days(days - 1))
         .map_err(|_| out_of_range())?;
-    let (from, _) = day_bounds(first).ok_or_else(out_of_range)?;
-    let (_, to) = day_bounds(day).ok_or_else(out_of_range)?;
+    let (from, to) = if rolling {
+        (now - days * DAY_MS, now)
+    } else {
+        let (from, _) = day_bounds(first).ok_or_else(out_of_range)?;
+        let (_, to) = day_bounds(day).ok_or_else(out_of_range)?;
+        (from, to)
+    };
     let d = match visible_device(&ws.api, &v.access, &name).await {
         Ok(d) => d,
         Err(ReadError::NotFound(_)) => return Err(PageError::NotFound),
@@ -215,25 +227,29 @@ pub(super) async fn page(
     // A figure in the page's digits, or a dash when there is none.
     let shown = |v: Option<String>| v.map_or_else(|| "–".to_string(), |v| digits(lang, &v));
     let path = format!("/devices/{}", urlencode_path(&d.name));
-    let url = |dd: Date, sp: &str| {
-        if sp == "day" {
-            format!("{path}?day={dd}")
-        } else {
-            format!("{path}?day={dd}&span={sp}")
-        }
+    let url = |dd: Option<Date>, sp: &str| match (dd, sp) {
+        (None, "day") => path.clone(),
+        (None, sp) => format!("{path}?span={sp}"),
+        (Some(dd), "day") => format!("{path}?day={dd}"),
+        (Some(dd), sp) => format!("{path}?day={dd}&span={sp}"),
     };
+    let shown_day = (!rolling).then_some(day);
+    // Paging steps whole spans back from today (the rolling window's
+    // span before it) or from the day shown.
     let step = jiff::Span::new().days(days);
-    let prev = day.checked_sub(step).ok().map(|dd| url(dd, span));
+    let prev = day.checked_sub(step).ok().map(|dd| url(Some(dd), span));
     let next = day
         .checked_add(step)
         .ok()
-        .filter(|_| to < now)
-        .map(|dd| url(dd, span));
-    let back = url(day, span);
-    let heading = if days == 1 {
-        digits(lang, &day.to_string())
-    } else {
-        digits(lang, &format!("{first} – {day}"))
+        .filter(|_| !rolling && to < now)
+        .map(|dd| url(Some(dd), span));
+    let back = url(shown_day, span);
+    let heading = match (rolling, days) {
+        (true, 1) => tr(lang, T::Last24h).to_string(),
+        (true, 7) => tr(lang, T::Last7).to_string(),
+        (true, _) => tr(lang, T::Last30).to_string(),
+        (false, 1) => digits(lang, &day.to_string()),
+        (false, _) => digits(lang, &format!("{first} – {day}")),
     };
     let unknown = tr(lang, T::Unknown);
     let body = html! {
@@ -256,11 +272,12 @@ pub(super) async fn page(
         nav.pager {
             @if let Some(p) = &prev { a rel="prev" href=(p) { (tr(lang, if days == 1 { T::PrevDay } else { T::Prev })) } }
             @for (sp, word) in [("day", T::Day), ("week", T::Week), ("month", T::Month)] {
-                @if sp == span { strong { (tr(lang, word)) } } @else { a href=(url(day, sp)) data-span=(sp) { (tr(lang, word)) } }
+                @if sp == span { strong { (tr(lang, word)) } } @else { a href=(url(shown_day, sp)) data-span=(sp) { (tr(lang, word)) } }
             }
             @if let Some(n) = &next { a rel="next" href=(n) { (tr(lang, if days == 1 { T::NextDay } else { T::Next })) } }
+            @if !rolling { a href=(url(None, span)) data-rolling { (tr(lang, T::UpToNow)) } }
         }
-        (timeline_svg(lang, &tl, from, to, &marks(lang, from, days)))
+        (timeline_svg(lang, &tl, from, to, &marks(lang, from, to, days)))
         p.note {
             @for s in [NowState::Online, NowState::Offline, NowState::NotRunning] {
                 span class={"state-" (s.as_str())} { "■ " (state_word(lang, s)) } " "

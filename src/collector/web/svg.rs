@@ -89,29 +89,36 @@ fn band<S: Copy>(
     }
 }
 
-/// The marks of a window of `days` whole days in Asia/Dhaka from `from` (a
-/// midnight there): every three hours labelled with the hour over one day;
-/// every midnight over longer, labelled with the day of the month (every
-/// fifth over more than a week).
-pub fn marks(lang: Lang, from: i64, days: i64) -> Vec<(i64, Option<String>)> {
+/// The marks of a window `[from, to]` in Asia/Dhaka: over `days <= 1`,
+/// every three hours on the clock, labelled with the hour; over longer,
+/// every midnight, labelled with the day of the month (every fifth when
+/// more than a week). The window need not start on a mark (the device
+/// page's last 24 hours). Dhaka keeps one offset all year, so the offset
+/// at `from` holds for the whole window.
+pub fn marks(lang: Lang, from: i64, to: i64, days: i64) -> Vec<(i64, Option<String>)> {
     const HOUR: i64 = 3_600_000;
-    if days <= 1 {
-        return (0..=8)
-            .map(|i| {
-                let t = from + i * 3 * HOUR;
-                (t, Some(digits(lang, &format!("{:02}", (i * 3) % 24))))
-            })
-            .collect();
-    }
-    (0..=days)
-        .map(|k| {
-            let t = from + k * 24 * HOUR;
-            let label = (days <= 7 || k % 5 == 0).then(|| {
-                let day = jiff::Timestamp::from_millisecond(t)
-                    .map(|ts| ts.to_zoned_datetime(dhaka()).day())
-                    .unwrap_or_default();
-                digits(lang, &day.to_string())
-            });
+    let step = if days <= 1 { 3 * HOUR } else { 24 * HOUR };
+    let offset = jiff::Timestamp::from_millisecond(from)
+        .map(|t| i64::from(dhaka().to_offset(t).seconds()) * 1000)
+        .unwrap_or(6 * HOUR);
+    let local = from + offset;
+    let first = local + (step - local.rem_euclid(step)) % step - offset;
+    let local_time = |t: i64| {
+        jiff::Timestamp::from_millisecond(t)
+            .map(|ts| ts.to_zoned_datetime(dhaka()))
+            .ok()
+    };
+    (0..)
+        .map(|k| (k, first + k * step))
+        .take_while(|&(_, t)| t <= to)
+        .map(|(k, t)| {
+            let label = if days <= 1 {
+                local_time(t).map(|z| digits(lang, &format!("{:02}", z.hour())))
+            } else if days <= 7 || k % 5 == 0 {
+                local_time(t).map(|z| digits(lang, &z.day().to_string()))
+            } else {
+                None
+            };
             (t, label)
         })
         .collect()
@@ -196,7 +203,7 @@ mod tests {
                 }],
             ),
         );
-        let s = timeline_svg(Lang::En, &tl, from, to, &marks(Lang::En, from, 1)).into_string();
+        let s = timeline_svg(Lang::En, &tl, from, to, &marks(Lang::En, from, to, 1)).into_string();
         assert_eq!(s.matches("data-state=\"online\"").count(), 1);
         assert_eq!(s.matches("data-state=\"offline\"").count(), 1);
         assert_eq!(s.matches("data-state=\"down\"").count(), 1);
@@ -207,7 +214,7 @@ mod tests {
             x(from + 6 * 3_600_000, from, to),
             LABEL + (WIDTH - LABEL - 10) / 4
         );
-        let bn = timeline_svg(Lang::Bn, &tl, from, to, &marks(Lang::Bn, from, 1)).into_string();
+        let bn = timeline_svg(Lang::Bn, &tl, from, to, &marks(Lang::Bn, from, to, 1)).into_string();
         assert!(bn.contains(">০৬<"), "hour marks in Bangla digits");
     }
 
@@ -215,17 +222,29 @@ mod tests {
     fn marks_of_days_weeks_and_months() {
         // 2026-11-29 00:00 in Dhaka.
         let from = 1_795_888_800_000;
-        let day = marks(Lang::En, from, 1);
+        let day = marks(Lang::En, from, from + 86_400_000, 1);
         assert_eq!(day.len(), 9);
         assert_eq!(day[2], (from + 6 * 3_600_000, Some("06".into())));
-        let week = marks(Lang::En, from, 7);
+        let week = marks(Lang::En, from, from + 7 * 86_400_000, 7);
         assert_eq!(week.len(), 8);
         let labels: Vec<_> = week.iter().map(|(_, l)| l.clone().unwrap()).collect();
         assert_eq!(labels, ["29", "30", "1", "2", "3", "4", "5", "6"]);
-        let month = marks(Lang::Bn, from, 30);
+        let month = marks(Lang::Bn, from, from + 30 * 86_400_000, 30);
         assert_eq!(month.len(), 31);
         assert_eq!(month.iter().filter(|(_, l)| l.is_some()).count(), 7);
         assert_eq!(month[5].1.as_deref(), Some("৪"));
+        // The last 24 hours up to 00:26 on the 29th: marks on the clock's
+        // three hours from 03:00 on the 28th to midnight, not every three
+        // hours from 00:26.
+        let now = from + 26 * 60_000;
+        let last = marks(Lang::En, now - 86_400_000, now, 1);
+        assert_eq!(last.len(), 8);
+        assert_eq!(last[0], (from - 21 * 3_600_000, Some("03".into())));
+        assert_eq!(last[7], (from, Some("00".into())));
+        let week = marks(Lang::En, now - 7 * 86_400_000, now, 7);
+        let labels: Vec<_> = week.iter().map(|(_, l)| l.clone().unwrap()).collect();
+        assert_eq!(labels, ["23", "24", "25", "26", "27", "28", "29"]);
+        assert_eq!(week[6].0, from);
     }
 
     #[test]
@@ -247,7 +266,7 @@ mod tests {
             .collect();
         let mut tl = Timeline::default();
         tl.links.insert("wl0".into(), (LinkKind::Wifi, ivs));
-        let s = timeline_svg(Lang::En, &tl, from, to, &marks(Lang::En, from, 30)).into_string();
+        let s = timeline_svg(Lang::En, &tl, from, to, &marks(Lang::En, from, to, 30)).into_string();
         let rects = s.matches("<rect").count();
         assert!(rects <= (WIDTH - LABEL) as usize, "{rects} pieces");
         assert!(s.len() < 100_000, "{} bytes", s.len());
