@@ -239,6 +239,7 @@ fn wire_cost() {
                 device: "dhk-savar-uno-gw".into(),
                 records,
                 next_upload_within_s: within,
+                backlog: None,
             };
             let json = serde_json::to_vec(&batch).expect("encode");
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

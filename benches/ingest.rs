@@ -392,6 +392,11 @@ impl Fleet {
                     records,
                     // What agents announce with the default interval.
                     next_upload_within_s: Some(307),
+                    // What an agent of this version sends: nothing left waiting.
+                    backlog: Some(linkwatch::wire::v1::Backlog {
+                        records: 0,
+                        oldest_at: None,
+                    }),
                 };
                 let json = serde_json::to_vec(&batch).expect("encode a batch");
                 (self.auth[d].clone(), gzip(&json))

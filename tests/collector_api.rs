@@ -20,7 +20,7 @@ use linkwatch::collector::store::{
     ApiToken, Device, Dirty, Office, Store, StoreError, StoredRecord,
 };
 use linkwatch::config::collector::CollectorConfig;
-use linkwatch::wire::v1::{Ack, Record};
+use linkwatch::wire::v1::{Ack, Backlog, Record};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use std::io::Write;
@@ -48,6 +48,7 @@ on_both!(
     cli_device_add_list_revoke_against_a_running_collector,
     cli_import_names_the_bad_line,
     announced_deadline_and_last_seen,
+    reported_backlog,
 );
 
 // ---------------------------------------------------------------------------
@@ -718,6 +719,41 @@ async fn announced_deadline_and_last_seen(db: Arc<TestDb>) {
     ] {
         assert!(text.contains(line), "missing `{line}` in:\n{text}");
     }
+    r.stop().await;
+}
+
+/// The batch's `backlog` (what the agent still has to send) is kept with
+/// the device; a batch without it makes it unknown; a bad one is 400 naming
+/// the field and changes nothing.
+async fn reported_backlog(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let (d, token) = add(store.as_ref(), "gw-b").await;
+    let r = start(&db, |_| {}).await;
+    let with = |seqs, backlog: &str| {
+        let b = batch("gw-b", seqs);
+        format!("{},\"backlog\":{backlog}}}", &b[..b.len() - 1])
+    };
+    let backlog = r#"{"records":4200,"oldest_at":1790000000000}"#;
+    ingest(&r, Some(&token), &with(1..=2, backlog)).await.ack();
+    let want = Some(Backlog {
+        records: 4_200,
+        oldest_at: Some(1_790_000_000_000),
+    });
+    assert_eq!(r.store.spool_backlog(d.id).await.unwrap(), want);
+    for (bad, field) in [
+        (r#"{"records":-1}"#, "backlog.records"),
+        (r#"{"records":9223372036854775808}"#, "backlog.records"),
+        (r#"{"records":1,"oldest_at":-5}"#, "backlog.oldest_at"),
+        (r#"{"records":1,"depth":2}"#, "backlog"),
+        (r#""many""#, "backlog"),
+    ] {
+        let a = ingest(&r, Some(&token), &with(3..=3, bad)).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {}", a.text);
+        assert!(a.text.contains(field), "{bad}: {}", a.text);
+        assert_eq!(r.store.spool_backlog(d.id).await.unwrap(), want, "{bad}");
+    }
+    ingest(&r, Some(&token), &batch("gw-b", 3..=3)).await.ack();
+    assert_eq!(r.store.spool_backlog(d.id).await.unwrap(), None);
     r.stop().await;
 }
 

@@ -91,6 +91,8 @@ async fn fleet_counts_drill_down_and_device_page(db: Arc<TestDb>) {
         "Debian GNU/Linux 13",
         "savar-on.local",
         "data-now=\"online\"",
+        // What its agent still had to send at its last upload.
+        "<dd data-backlog=\"1234\">1234 records, oldest ",
         "<svg",
         "data-state=\"online\"",
     ] {
@@ -108,6 +110,7 @@ async fn fleet_counts_drill_down_and_device_page(db: Arc<TestDb>) {
     );
     let off = b.get("/devices/savar-off").await;
     assert!(off.text.contains("data-now=\"offline\""));
+    assert!(off.text.contains("<dd data-backlog=\"0\">nothing</dd>"));
     assert!(off.text.contains("data-state=\"offline\""));
     // Its probes, its outage with the cause, and the failover away from
     // the link that went down; the same numbers the records say.
@@ -128,6 +131,12 @@ async fn fleet_counts_drill_down_and_device_page(db: Arc<TestDb>) {
     // ctg-on started a minute before its link came up (an outage of a
     // minute, as the reports count it) and never failed over.
     let quiet = b.get("/devices/ctg-on").await;
+    // Its agent reported no backlog (an older agent): unknown.
+    assert!(
+        quiet.text.contains("<dd data-backlog=\"\">unknown</dd>"),
+        "{}",
+        quiet.text
+    );
     assert!(quiet.text.contains("data-outages=\"1\""), "{}", quiet.text);
     assert!(
         quiet.text.contains("data-failovers=\"0\""),

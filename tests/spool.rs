@@ -435,6 +435,7 @@ async fn over_budget_folds_minutes_and_heartbeats_but_never_transitions() {
         device: "d".into(),
         records: recs.clone(),
         next_upload_within_s: None,
+        backlog: None,
     };
     batch.validate().unwrap();
     for r in &recs {

@@ -7,7 +7,7 @@ mod common;
 use common::db::{TestDb, on_both};
 use linkwatch::collector::access::{Branch, Level, Role};
 use linkwatch::collector::store::{self, LastSeen, Office, Store, StoreError};
-use linkwatch::wire::v1::{Ack, Body, Record};
+use linkwatch::wire::v1::{Ack, Backlog, Body, Record};
 use linkwatch::wire::{LinkKind, LinkState};
 use sqlx::Connection;
 use std::collections::BTreeSet;
@@ -782,7 +782,12 @@ async fn last_seen_follows_uploads(db: Arc<TestDb>) {
         next_upload_due_ms: None,
     };
     assert_eq!(seen(s.clone()).await, want);
-    // Many devices at once: each its own figures.
+    // Many devices at once: each its own figures, and the backlog each
+    // agent reported (the first reported none waiting).
+    let backlog = |i: i64| Backlog {
+        records: i as u64 * 1_000,
+        oldest_at: (i > 0).then_some(NOW - i * 60_000),
+    };
     let mut ids = Vec::new();
     for i in 0..40 {
         ids.push(new_device(s.as_ref(), &format!("dev{i:02}")).await);
@@ -794,7 +799,11 @@ async fn last_seen_follows_uploads(db: Arc<TestDb>) {
             let s = s.clone();
             let i = i as i64;
             tokio::spawn(async move {
-                s.ingest_upload(id, &recs(1..=(i as u64 % 7 + 1)), Some(NOW + i), NOW - i)
+                let meta = store::UploadMeta {
+                    next_upload_due_ms: Some(NOW + i),
+                    backlog: Some(backlog(i)),
+                };
+                s.ingest_reported(id, &recs(1..=(i as u64 % 7 + 1)), meta, NOW - i)
                     .await
                     .unwrap()
             })
@@ -820,7 +829,18 @@ async fn last_seen_follows_uploads(db: Arc<TestDb>) {
             },
             "dev{i:02}"
         );
+        assert_eq!(
+            s.spool_backlog(id).await.unwrap(),
+            Some(backlog(i)),
+            "dev{i:02}"
+        );
     }
+    // An upload that reports no backlog (an older agent): unknown again,
+    // not the last figure.
+    assert!(s.spool_backlog(ids[3]).await.unwrap().is_some());
+    s.ingest_upload(ids[3], &[], None, NOW).await.unwrap();
+    assert_eq!(s.spool_backlog(ids[3]).await.unwrap(), None);
+    assert_eq!(s.spool_backlog(d).await.unwrap(), None, "never reported");
     drop(s);
     let s = db.open().await;
     assert_eq!(seen(s).await, want, "after reopening");

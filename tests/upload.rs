@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use linkwatch::agent::spool::Spool;
 use linkwatch::agent::upload::{UploadError, Uploader};
 use linkwatch::config::agent::{AgentConfig, UploadSection};
-use linkwatch::wire::v1::{Ack, Body, Record, parse_batch};
+use linkwatch::wire::v1::{Ack, Backlog, Body, Record, parse_batch};
 use linkwatch::wire::{LinkKind, LinkState};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{Read, Write};
@@ -55,6 +55,8 @@ struct Fake {
     max_records: Option<usize>,
     /// `next_upload_within_s` of every valid batch, in arrival order.
     announced: Vec<Option<u32>>,
+    /// `backlog` of every valid batch, with its last sequence number.
+    backlogs: Vec<(u64, Option<Backlog>)>,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -121,6 +123,9 @@ async fn ingest(State(fake): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     };
     assert_eq!(batch.device, "dev-1");
     f.announced.push(batch.next_upload_within_s);
+    if let Some(r) = batch.records.last() {
+        f.backlogs.push((r.seq_end.unwrap_or(r.seq), batch.backlog));
+    }
     let first = batch.records.first().map_or(0, |r| r.seq);
     let n = batch.records.len();
     if f.max_records.is_some_and(|m| n > m) {
@@ -368,11 +373,11 @@ async fn ten_thousand_records_drain_in_order_in_batches_nothing_lost_or_duplicat
     assert_eq!(up.drain().await.unwrap().batches, 0);
 }
 
-/// Every batch announces when the next upload comes at the latest: the
-/// upload interval plus the first three back-off steps (7 s, or
-/// `backoff_max` when smaller).
+/// Every batch announces when the next upload comes at the latest (the
+/// upload interval plus the first three back-off steps: 7 s, or
+/// `backoff_max` when smaller) and what it leaves in the spool.
 #[tokio::test]
-async fn every_batch_announces_the_next_upload_deadline() {
+async fn every_batch_announces_the_next_upload_deadline_and_its_backlog() {
     let c = Collector::start().await;
     let s = setup(2_500).await;
     let cfg = section(&c.url(), &s.token_file);
@@ -391,6 +396,20 @@ async fn every_batch_announces_the_next_upload_deadline() {
             "{:?}",
             f.announced
         );
+        // And what it leaves waiting: the records after it, the oldest of
+        // them the next batch's first (records `fill` spaces 1 ms apart).
+        let first_at = f.store[&1].at;
+        assert_eq!(f.backlogs.len() as u64, report.batches);
+        for (last, backlog) in &f.backlogs {
+            let b = backlog.expect("every batch reports its backlog");
+            assert_eq!(b.records, 2_500 - last, "after {last}");
+            assert_eq!(
+                b.oldest_at,
+                (*last < 2_500).then_some(first_at + *last as i64),
+                "after {last}"
+            );
+        }
+        assert_eq!(f.backlogs.last().unwrap().1.unwrap().records, 0);
     }
     fill(&s.spool, 10).await;
     let cfg = UploadSection {

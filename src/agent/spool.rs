@@ -13,7 +13,7 @@
 mod budget;
 mod fold;
 
-use crate::wire::v1::{Body, MAX_SEQ, Record};
+use crate::wire::v1::{Backlog, Body, MAX_SEQ, Record};
 use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -372,6 +372,25 @@ impl Spool {
         }
         tx.commit().await.map_err(&e)?;
         Ok(count as u64)
+    }
+
+    /// The records after sequence number `after` (those a batch ending
+    /// there leaves waiting): how many, and the oldest one's time.
+    pub async fn backlog_after(&self, after: u64) -> Result<Backlog, SpoolError> {
+        let e = self.query_err("backlog");
+        let row = sqlx::query(
+            "SELECT (SELECT count(*) FROM records WHERE seq > ?1),
+                    (SELECT at_ms FROM records WHERE seq > ?1 ORDER BY seq LIMIT 1)",
+        )
+        .bind(after.min(i64::MAX as u64) as i64)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(&e)?;
+        let records: i64 = row.get(0);
+        Ok(Backlog {
+            records: records.max(0) as u64,
+            oldest_at: row.get(1),
+        })
     }
 
     /// Depth, bytes, oldest record, counters.

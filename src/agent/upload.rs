@@ -27,7 +27,7 @@ mod token;
 use crate::agent::spool::{Spool, SpoolError};
 use crate::config::agent::UploadSection;
 use crate::shared::time::now_ms;
-use crate::wire::v1::{Ack, Batch, Body, MAX_RECORDS, Record, VERSION};
+use crate::wire::v1::{Ack, Backlog, Batch, Body, MAX_RECORDS, Record, VERSION};
 use answer::{chain, error_message, retry_after, shorten};
 use std::io::Write;
 use std::path::PathBuf;
@@ -350,7 +350,16 @@ impl Uploader {
             };
             let (first, last) = (first.seq, last.seq_end.unwrap_or(last.seq));
             let n = records.len();
-            match self.send(net, records).await {
+            // What this batch leaves waiting, for the collector's device
+            // page; an upload does not fail for want of it.
+            let backlog = match self.spool.backlog_after(last).await {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::debug!(error = %e, "spool backlog not counted");
+                    None
+                }
+            };
+            match self.send(net, records, backlog).await {
                 Ok((ack, bytes)) => {
                     report.bytes += bytes;
                     let deleted = self.spool.ack(ack.acked).await?;
@@ -411,7 +420,12 @@ impl Uploader {
     }
 
     /// POST one batch; the acknowledgement and the compressed size.
-    async fn send(&self, net: &Net, records: Vec<Record>) -> Result<(Ack, u64), UploadError> {
+    async fn send(
+        &self,
+        net: &Net,
+        records: Vec<Record>,
+        backlog: Option<Backlog>,
+    ) -> Result<(Ack, u64), UploadError> {
         if net.reload_token.swap(false, Ordering::Relaxed) {
             match read_token(&net.token_file) {
                 Ok(t) => *net.token.lock().unwrap_or_else(|p| p.into_inner()) = t,
@@ -427,6 +441,7 @@ impl Uploader {
                 self.upload_interval,
                 self.backoff_max,
             )),
+            backlog,
         };
         let json = serde_json::to_vec(&batch).map_err(|e| UploadError::Encode(e.to_string()))?;
         let mut gz = flate2::write::GzEncoder::new(

@@ -58,6 +58,7 @@ collector!(
     11 "0011_pack_streams",
     12 "0012_records_minutes_at",
     13 "0013_transition_marks",
+    14 "0014_spool_backlog",
 );
 
 /// The migrator of one database's files.

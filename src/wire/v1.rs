@@ -65,6 +65,25 @@ pub struct Batch {
     /// configured interval applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_upload_within_s: Option<u32>,
+    /// What is still waiting in the agent's spool after this batch, as the
+    /// agent counted it when it sent the batch. Absent (older agents): the
+    /// collector shows the backlog as unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<Backlog>,
+}
+
+/// The records an agent still has to send after a batch: how far behind
+/// the collector's picture of the device is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backlog {
+    /// Records waiting in the spool, not in this batch (a folded record
+    /// counts once). At most [`MAX_COUNT`].
+    pub records: u64,
+    /// Measurement time of the oldest of them (Unix ms, UTC); absent when
+    /// none is waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_at: Option<i64>,
 }
 
 /// Longest announced wait for the next upload the collector believes (7
@@ -281,6 +300,20 @@ impl Batch {
                     self.records.len()
                 ),
             ));
+        }
+        if let Some(b) = &self.backlog {
+            if b.records > MAX_COUNT {
+                return Err(bad(
+                    "backlog.records",
+                    format!("must be at most {MAX_COUNT} (2^63 - 1)"),
+                ));
+            }
+            if b.oldest_at.is_some_and(|t| !(0..=MAX_TIME_MS).contains(&t)) {
+                return Err(bad(
+                    "backlog.oldest_at",
+                    "time out of range (Unix milliseconds, 1970 to 9999)",
+                ));
+            }
         }
         let mut prev: Option<u64> = None;
         for (i, r) in self.records.iter().enumerate() {

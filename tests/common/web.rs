@@ -7,10 +7,10 @@ use super::records::Recs;
 use linkwatch::collector::access::{Level, Role};
 use linkwatch::collector::devices;
 use linkwatch::collector::http::{self as api, ApiOptions, ApiState};
-use linkwatch::collector::store::{Office, Store};
+use linkwatch::collector::store::{Office, Store, UploadMeta};
 use linkwatch::collector::web::{self, WebOptions};
 use linkwatch::config::collector::CollectorConfig;
-use linkwatch::wire::v1::Body;
+use linkwatch::wire::v1::{Backlog, Body};
 use linkwatch::wire::{LinkKind, LinkState};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -334,7 +334,24 @@ pub async fn load(store: &dyn Store) {
         let (d, _) = devices::add_device(store, name, Some(code), t - 300 * MIN)
             .await
             .unwrap();
-        store.ingest(d.id, &recs, at).await.unwrap();
+        // savar-on's agent still had 1,234 records to send, the oldest
+        // from 2 hours ago; savar-off's had none; the others said nothing.
+        let backlog = match name {
+            "savar-on" => Some(Backlog {
+                records: 1_234,
+                oldest_at: Some(t - 120 * MIN),
+            }),
+            "savar-off" => Some(Backlog {
+                records: 0,
+                oldest_at: None,
+            }),
+            _ => None,
+        };
+        let meta = UploadMeta {
+            next_upload_due_ms: None,
+            backlog,
+        };
+        store.ingest_reported(d.id, &recs, meta, at).await.unwrap();
     }
     devices::add_device(store, "savar-new", Some("dhk-savar"), t)
         .await

@@ -11,7 +11,7 @@ use super::intake::{self, content_encoding, decode_body};
 use super::state::ApiState;
 use crate::collector::devices::token_hash;
 use crate::collector::metrics::CodeLabels;
-use crate::collector::store::{Device, StoreError};
+use crate::collector::store::{Device, StoreError, UploadMeta};
 use crate::shared::time::now_ms;
 use crate::wire::v1::{self, Ack, Batch};
 use axum::Json;
@@ -144,7 +144,10 @@ async fn ingest_inner(st: &ApiState, req: Request) -> Result<Ack, ApiError> {
             device.id,
             &hash,
             &batch.records,
-            batch.next_upload_due_ms(now),
+            UploadMeta {
+                next_upload_due_ms: batch.next_upload_due_ms(now),
+                backlog: batch.backlog,
+            },
             now,
         )
         .await

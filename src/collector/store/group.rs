@@ -10,7 +10,7 @@
 
 use super::dialect::Dialect;
 use super::packs;
-use super::{Ack, Record, StoreError, advance_contiguous};
+use super::{Ack, Record, StoreError, UploadMeta, advance_contiguous};
 use crate::collector::rollup::{self, MarkMove};
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
@@ -71,8 +71,8 @@ pub(super) fn rows(records: &[Record]) -> Result<Vec<Row>, sqlx::Error> {
 pub(super) struct Job {
     pub device_id: i64,
     pub rows: Vec<Row>,
-    /// The deadline the upload announced for the next one.
-    pub due_ms: Option<i64>,
+    /// What the upload said about itself (next deadline, backlog).
+    pub meta: UploadMeta,
     pub now_ms: i64,
     /// The token hash the upload was authenticated with, when it was: the
     /// writer stores the batch only if the device still has that token and
@@ -104,7 +104,7 @@ pub(super) async fn submit(
     device_id: i64,
     token_hash: Option<&str>,
     records: &[Record],
-    due_ms: Option<i64>,
+    meta: UploadMeta,
     now_ms: i64,
 ) -> Result<Ack, StoreError> {
     let err = |source| StoreError::Query {
@@ -117,7 +117,7 @@ pub(super) async fn submit(
     jobs.send(Job {
         device_id,
         rows,
-        due_ms,
+        meta,
         now_ms,
         token_hash: token_hash.map(str::to_string),
         reply,
@@ -429,7 +429,7 @@ mod tests {
                     pack: None,
                 })
                 .collect(),
-            due_ms: None,
+            meta: UploadMeta::default(),
             now_ms: 10_000_000_000,
             token_hash: None,
             reply: oneshot::channel().0,

@@ -41,7 +41,7 @@ use crate::collector::lead::{Leadership, Solo};
 pub use crate::collector::model::{ApiToken, Device, Dirty, LastSeen, Office, StoredRecord};
 use crate::collector::model::{Branch, Role};
 use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
-use crate::wire::v1::{Ack, Record};
+use crate::wire::v1::{Ack, Backlog, Record};
 pub use alerts::{AlertQuery, AlertRecord, SilenceRecord};
 pub use packs::io::set_packing;
 pub use seq::{advance_contiguous, follows};
@@ -81,6 +81,16 @@ pub enum StoreError {
     /// before its batch was written: nothing of it is stored.
     #[error("the device's token was revoked or replaced while the upload was read")]
     TokenWithdrawn,
+}
+
+/// What an upload said about itself besides its records, kept with the
+/// device when the batch is stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UploadMeta {
+    /// The deadline it announced for the next upload (collector's clock).
+    pub next_upload_due_ms: Option<i64>,
+    /// What its agent still had to send after it.
+    pub backlog: Option<Backlog>,
 }
 
 /// Everything the collector stores. Both adapters implement it with the same
@@ -137,8 +147,7 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<Ack, StoreError>;
     /// [`Store::ingest`] of an upload that announced `next_upload_due_ms`
-    /// (the batch's `next_upload_by`), in the same transaction. By default
-    /// the deadline is dropped (stores that keep no last-seen).
+    /// (the batch's `next_upload_by`) and nothing else.
     async fn ingest_upload(
         &self,
         device_id: i64,
@@ -146,8 +155,30 @@ pub trait Store: Send + Sync + 'static {
         next_upload_due_ms: Option<i64>,
         now_ms: i64,
     ) -> Result<Ack, StoreError> {
-        let _ = next_upload_due_ms;
+        let meta = UploadMeta {
+            next_upload_due_ms,
+            backlog: None,
+        };
+        self.ingest_reported(device_id, records, meta, now_ms).await
+    }
+    /// [`Store::ingest`] of an upload that said `meta` about itself, kept
+    /// with the device in the same transaction. By default `meta` is dropped
+    /// (stores that keep no last-seen).
+    async fn ingest_reported(
+        &self,
+        device_id: i64,
+        records: &[Record],
+        meta: UploadMeta,
+        now_ms: i64,
+    ) -> Result<Ack, StoreError> {
+        let _ = meta;
         self.ingest(device_id, records, now_ms).await
+    }
+    /// The agent's spool backlog its last upload reported, when it did
+    /// (agents before protocol v1's `backlog` report none). By default none.
+    async fn spool_backlog(&self, device_id: i64) -> Result<Option<Backlog>, StoreError> {
+        let _ = device_id;
+        Ok(None)
     }
     /// [`Store::ingest_upload`] of an upload authenticated with the token
     /// whose hash is `token_hash`: stored only if the device still has that
@@ -161,15 +192,14 @@ pub trait Store: Send + Sync + 'static {
         device_id: i64,
         token_hash: &str,
         records: &[Record],
-        next_upload_due_ms: Option<i64>,
+        meta: UploadMeta,
         now_ms: i64,
     ) -> Result<Ack, StoreError> {
         match self.device_by_token(token_hash).await? {
             Some(d) if d.id == device_id && !d.revoked => {}
             _ => return Err(StoreError::TokenWithdrawn),
         }
-        self.ingest_upload(device_id, records, next_upload_due_ms, now_ms)
-            .await
+        self.ingest_reported(device_id, records, meta, now_ms).await
     }
     /// Records of a device in sequence order, from `from_seq`, at most `limit`.
     async fn records(

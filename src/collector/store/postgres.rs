@@ -22,12 +22,13 @@ use super::dialect;
 use super::group::{self, Job};
 use super::sql::{Sql, query_err};
 use super::{Ack, ApiToken, Device, Dirty, Office, Record, Store, StoreError, StoredRecord};
-use super::{AlertQuery, AlertRecord, SilenceRecord};
+use super::{AlertQuery, AlertRecord, SilenceRecord, UploadMeta};
 use crate::collector::alerts::contacts::Contact;
 use crate::collector::alerts::model::{Decisions, OpenAlert, Silence};
 use crate::collector::alerts::outbox::OutboxRow;
 use crate::collector::model::{Branch, Role};
 use crate::collector::rollup::{DayEnds, DayRow, DeviceSums};
+use crate::wire::v1::Backlog;
 use sqlx::Postgres;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::collections::HashMap;
@@ -309,25 +310,18 @@ impl Store for PgStore {
         records: &[Record],
         now_ms: i64,
     ) -> Result<Ack, StoreError> {
-        group::submit(&self.jobs, device_id, None, records, None, now_ms).await
+        let meta = UploadMeta::default();
+        group::submit(&self.jobs, device_id, None, records, meta, now_ms).await
     }
 
-    async fn ingest_upload(
+    async fn ingest_reported(
         &self,
         device_id: i64,
         records: &[Record],
-        next_upload_due_ms: Option<i64>,
+        meta: UploadMeta,
         now_ms: i64,
     ) -> Result<Ack, StoreError> {
-        group::submit(
-            &self.jobs,
-            device_id,
-            None,
-            records,
-            next_upload_due_ms,
-            now_ms,
-        )
-        .await
+        group::submit(&self.jobs, device_id, None, records, meta, now_ms).await
     }
 
     async fn ingest_authenticated(
@@ -335,7 +329,7 @@ impl Store for PgStore {
         device_id: i64,
         token_hash: &str,
         records: &[Record],
-        next_upload_due_ms: Option<i64>,
+        meta: UploadMeta,
         now_ms: i64,
     ) -> Result<Ack, StoreError> {
         group::submit(
@@ -343,10 +337,14 @@ impl Store for PgStore {
             device_id,
             Some(token_hash),
             records,
-            next_upload_due_ms,
+            meta,
             now_ms,
         )
         .await
+    }
+
+    async fn spool_backlog(&self, device_id: i64) -> Result<Option<Backlog>, StoreError> {
+        self.sql().spool_backlog(device_id).await
     }
 
     async fn records(

@@ -21,6 +21,7 @@ use super::Store;
 use super::dialect::Dialect;
 use super::{ApiToken, Device, LastSeen, Office, StoreError, StoredRecord};
 use crate::collector::model::{Branch, Level, Role};
+use crate::wire::v1::Backlog;
 use sqlx::{Database, Pool, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -303,6 +304,25 @@ where
 
     pub async fn device_by_name(&self, name: &str) -> Result<Option<Device>, StoreError> {
         self.device_where("name", name, "device by name").await
+    }
+
+    /// The backlog the device's last upload reported (migration 0014).
+    pub async fn spool_backlog(&self, device_id: i64) -> Result<Option<Backlog>, StoreError> {
+        let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as::<DB, _>(
+            self.dialect
+                .sql("SELECT backlog_records, backlog_oldest_ms FROM devices WHERE id = ?"),
+        )
+        .bind(device_id)
+        .fetch_optional(self.pool)
+        .await
+        .map_err(query_err("spool backlog"))?;
+        Ok(match row {
+            Some((Some(records), oldest_at)) => Some(Backlog {
+                records: records.max(0) as u64,
+                oldest_at,
+            }),
+            _ => None,
+        })
     }
 
     pub async fn list_devices(&self) -> Result<Vec<Device>, StoreError> {

@@ -187,6 +187,7 @@ pub(super) async fn page(
         .map_err(store_err)?;
     let tail = &last[last.len().saturating_sub(now::TRANSITIONS as usize)..];
     let state = now::state_now(&d, tail, now, ws.opts.silence);
+    let backlog = store.spool_backlog(d.id).await.map_err(store_err)?;
     let facts = last
         .iter()
         .rev()
@@ -261,6 +262,15 @@ pub(super) async fn page(
             dd { (d.office.as_deref().unwrap_or(tr(lang, T::NoOffice))) }
             dt { (tr(lang, T::LastSeen)) }
             dd { @match d.seen.last_upload_ms { Some(t) => (time(lang, t)), None => (tr(lang, T::Never)) } }
+            dt { (tr(lang, T::Backlog)) }
+            @match backlog {
+                None => dd data-backlog="" { (unknown) },
+                Some(b) if b.records == 0 => dd data-backlog="0" { (tr(lang, T::BacklogNone)) },
+                Some(b) => dd data-backlog=(b.records) {
+                    (num(lang, i64::try_from(b.records).unwrap_or(i64::MAX))) " " (tr(lang, T::BacklogRecords))
+                    @if let Some(t) = b.oldest_at { ", " (tr(lang, T::Oldest)) " " (time(lang, t)) }
+                },
+            }
             dt { (tr(lang, T::AgentVersion)) }
             dd { (facts.as_ref().map_or(unknown, |f| f.agent_version.as_str())) }
             dt { (tr(lang, T::Os)) }

@@ -215,3 +215,50 @@ fn sizes_are_bounded_while_decoding() {
     );
     parse_batch(json.as_bytes()).unwrap().validate().unwrap();
 }
+
+/// The spool's backlog after a batch: optional, round-trips, each field
+/// bounded by what storage holds and named when refused.
+#[test]
+fn the_backlog_is_optional_bounded_and_named() {
+    let with = |backlog: &str| {
+        sample().replacen(
+            "\"records\":[",
+            &format!("\"backlog\":{backlog},\"records\":["),
+            1,
+        )
+    };
+    let b = parse_batch(with(r#"{"records":12000,"oldest_at":1789990000000}"#).as_bytes()).unwrap();
+    b.validate().unwrap();
+    assert_eq!(
+        b.backlog,
+        Some(Backlog {
+            records: 12_000,
+            oldest_at: Some(1_789_990_000_000)
+        })
+    );
+    assert_eq!(parse_batch(&serde_json::to_vec(&b).unwrap()).unwrap(), b);
+    let none = parse_batch(with(r#"{"records":0}"#).as_bytes()).unwrap();
+    none.validate().unwrap();
+    assert_eq!(none.backlog.unwrap().oldest_at, None);
+    let max = i64::MAX as u64;
+    parse_batch(with(&format!(r#"{{"records":{max}}}"#)).as_bytes())
+        .unwrap()
+        .validate()
+        .unwrap();
+    for (backlog, path) in [
+        (format!(r#"{{"records":{}}}"#, max + 1), "backlog.records"),
+        (
+            r#"{"records":1,"oldest_at":-1}"#.to_string(),
+            "backlog.oldest_at",
+        ),
+        (
+            r#"{"records":1,"oldest_at":253402300800000}"#.to_string(),
+            "backlog.oldest_at",
+        ),
+        (r#"{"records":-1}"#.to_string(), "backlog.records"),
+        (r#"{"records":1,"bytes":5}"#.to_string(), "backlog"),
+    ] {
+        let e = refused(&with(&backlog));
+        assert!(e.path.starts_with(path), "{backlog}: {e}");
+    }
+}

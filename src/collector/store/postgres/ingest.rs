@@ -221,28 +221,36 @@ async fn write_together(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Ac
     // it is beyond the one seen before.
     let (mut s_id, mut s_now, mut s_due, mut s_seq, mut s_at) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut s_backlog, mut s_oldest) = (Vec::new(), Vec::new());
     for job in jobs {
         let (seq, at) = job.newest();
         s_id.push(job.device_id);
         s_now.push(job.now_ms);
-        s_due.push(job.due_ms);
+        s_due.push(job.meta.next_upload_due_ms);
         s_seq.push(seq);
         s_at.push(at);
+        // At most 2^63 - 1: the batch was validated.
+        s_backlog.push(job.meta.backlog.map(|b| b.records as i64));
+        s_oldest.push(job.meta.backlog.and_then(|b| b.oldest_at));
     }
     sqlx::query(
         "UPDATE devices SET last_upload_ms = v.now, next_upload_due_ms = v.due, \
+         backlog_records = v.backlog, backlog_oldest_ms = v.oldest, \
          last_record_ms = CASE WHEN v.seq IS NOT NULL AND (devices.last_record_seq IS NULL \
          OR v.seq > devices.last_record_seq) THEN v.at ELSE devices.last_record_ms END, \
          last_record_seq = CASE WHEN v.seq IS NOT NULL AND (devices.last_record_seq IS NULL \
          OR v.seq > devices.last_record_seq) THEN v.seq ELSE devices.last_record_seq END \
-         FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) \
-         AS v(id, now, due, seq, at) WHERE devices.id = v.id",
+         FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], \
+         $6::bigint[], $7::bigint[]) \
+         AS v(id, now, due, seq, at, backlog, oldest) WHERE devices.id = v.id",
     )
     .bind(&s_id)
     .bind(&s_now)
     .bind(&s_due)
     .bind(&s_seq)
     .bind(&s_at)
+    .bind(&s_backlog)
+    .bind(&s_oldest)
     .execute(&mut *conn)
     .await?;
     for (marks, lower) in [(&w.keep, false), (&w.lower, true)] {

@@ -201,6 +201,7 @@ async fn write_together(
     // it is beyond the one seen before.
     let mut seen = QueryBuilder::<Sqlite>::new(
         "UPDATE devices SET last_upload_ms = v.column2, next_upload_due_ms = v.column3, \
+         backlog_records = v.column6, backlog_oldest_ms = v.column7, \
          last_record_ms = CASE WHEN v.column4 IS NOT NULL AND (last_record_seq IS NULL \
          OR v.column4 > last_record_seq) THEN v.column5 ELSE last_record_ms END, \
          last_record_seq = CASE WHEN v.column4 IS NOT NULL AND (last_record_seq IS NULL \
@@ -210,9 +211,11 @@ async fn write_together(
         let (seq, at) = job.newest();
         b.push_bind(job.device_id)
             .push_bind(job.now_ms)
-            .push_bind(job.due_ms)
+            .push_bind(job.meta.next_upload_due_ms)
             .push_bind(seq)
-            .push_bind(at);
+            .push_bind(at)
+            .push_bind(job.meta.backlog.map(|b| b.records as i64))
+            .push_bind(job.meta.backlog.and_then(|b| b.oldest_at));
     });
     seen.push(") AS v WHERE devices.id = v.column1");
     seen.build().persistent(false).execute(&mut *conn).await?;
