@@ -342,3 +342,75 @@ fn a_silent_officer_alerts_after_the_grace_and_recovers_with_a_notice() {
     );
     assert_eq!(sim.sent.len(), 3);
 }
+
+/// A device heard again through an upload that carries only records from
+/// before its silence (sent then, delivered late): the recovery waits for
+/// records from inside the silence, so its account of what happened is not
+/// "online all along" for want of data; silent again meanwhile, it starts
+/// over; with records that never catch up (a clock far behind), it is told
+/// after the grouping window.
+#[test]
+fn a_recovery_waits_until_the_records_reach_into_the_silence() {
+    let window = OfficeGrouping::default().window_ms;
+    assert!(window >= 2 * MIN, "{window}");
+    let facts = |upload: i64, record: i64| DeviceFacts {
+        name: "laptop-1".into(),
+        office: Some("keraniganj".into()),
+        last_record_ms: Some(record),
+        last_upload_ms: Some(upload),
+        next_upload_due_ms: Some(upload + UPLOAD),
+        ..DeviceFacts::default()
+    };
+    let recovered = |sim: &Sim| sim.sent_of(Event::Recovered).len();
+    for case in ["catches up", "silent again", "never catches up"] {
+        let mut sim = Sim::new(unreachable_only());
+        // Last heard 10:00; told at 10:07.
+        sim.tick(sun(10, 7), &[facts(sun(10, 0), sun(10, 0))]);
+        assert_eq!(sim.sent_of(Event::Opened).len(), 1, "{case}");
+        let since = sim.open[0].since_ms;
+        // 10:40: an upload sent at 10:00:30 arrives, its newest record
+        // from then. Held, not resolved.
+        let late = facts(sun(10, 40), sun(10, 0) + 30_000);
+        sim.tick(sun(10, 40), std::slice::from_ref(&late));
+        assert_eq!(
+            recovered(&sim),
+            0,
+            "{case}: told from records before the silence"
+        );
+        assert_eq!(sim.open.len(), 1, "{case}");
+        assert_eq!(sim.open[0].clearing_since_ms, Some(sun(10, 40)), "{case}");
+        assert_eq!(sim.open[0].since_ms, since, "{case}");
+        match case {
+            "catches up" => {
+                // 10:40:05: the uploads with the outage's records.
+                sim.tick(
+                    sun(10, 40) + 5_000,
+                    &[facts(sun(10, 40) + 5_000, sun(10, 40))],
+                );
+                assert_eq!(recovered(&sim), 1, "{case}");
+                assert!(sim.open.is_empty());
+            }
+            "silent again" => {
+                // Silent again past its new deadline and the grace.
+                let later = sun(10, 40) + UPLOAD + 3 * MIN;
+                sim.tick(later, std::slice::from_ref(&late));
+                assert_eq!(recovered(&sim), 0, "{case}");
+                assert_eq!(sim.open[0].clearing_since_ms, None, "{case}: starts over");
+                assert_eq!(sim.open.len(), 1, "{case}");
+            }
+            _ => {
+                // Uploads keep coming, their records an hour behind.
+                let mut t = sun(10, 40);
+                while t < sun(10, 40) + window {
+                    t += TICK;
+                    sim.tick(t, &[facts(t, t - HOUR)]);
+                    if t < sun(10, 40) + window {
+                        assert_eq!(recovered(&sim), 0, "{case} at {t}");
+                    }
+                }
+                assert_eq!(recovered(&sim), 1, "{case}: told after the window");
+                assert!(sim.open.is_empty());
+            }
+        }
+    }
+}

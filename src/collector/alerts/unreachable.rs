@@ -124,8 +124,37 @@ impl<'a> Eval<'a> {
                 && !told_at_once.contains(dv.name());
             match existing {
                 Some(a) if !dv.silent => {
-                    let annotation = self.input.annotations.get(dv.name()).cloned();
-                    self.resolve(a, ResolveReason::Recovered, annotation, |_| {});
+                    // Heard again: told as recovered once its records tell
+                    // what happened (see [`caught_up`]), or after the
+                    // grouping window at the latest.
+                    let clearing = a.clearing_since_ms.unwrap_or(self.now);
+                    if caught_up(a.since_ms, dv.d) || self.now - clearing >= g.window_ms {
+                        let annotation = self.input.annotations.get(dv.name()).cloned();
+                        self.resolve(a, ResolveReason::Recovered, annotation, |_| {});
+                    } else {
+                        self.handled.insert(a.id);
+                        if a.clearing_since_ms.is_none() {
+                            self.push_update(AlertUpdate {
+                                id: a.id,
+                                clearing_since_ms: Some(Some(self.now)),
+                                ..AlertUpdate::default()
+                            });
+                        }
+                    }
+                }
+                Some(a) if a.clearing_since_ms.is_some() => {
+                    // Silent again while its records were catching up.
+                    self.push_update(AlertUpdate {
+                        id: a.id,
+                        clearing_since_ms: Some(None),
+                        ..AlertUpdate::default()
+                    });
+                    let after = if waits {
+                        a.opened_ms.saturating_add(wait)
+                    } else {
+                        i64::MIN
+                    };
+                    self.keep(a, i, after);
                 }
                 Some(a) => {
                     let after = if waits {
@@ -298,6 +327,22 @@ impl<'a> Eval<'a> {
         {
             self.out.update.push(u);
         }
+    }
+}
+
+/// Whether a device heard again after a silence that began at `since_ms`
+/// has sent records far enough into it for the recovery's account (the
+/// annotation) not to be a guess: its newest record is past the middle of
+/// `[since_ms, last upload]`. An upload sent before the silence and
+/// delivered late (held in TCP retransmission while the links were down)
+/// carries only records from before it, and an agent draining a large
+/// spool sends its oldest records first; in both the next uploads bring
+/// the rest within seconds. A device whose clock is far behind never
+/// looks caught up, hence the caller's bound.
+fn caught_up(since_ms: i64, d: &DeviceFacts) -> bool {
+    match (d.last_record_ms, d.last_upload_ms) {
+        (Some(rec), Some(up)) if up > since_ms => rec >= since_ms + (up - since_ms) / 2,
+        _ => true,
     }
 }
 
