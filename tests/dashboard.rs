@@ -161,6 +161,24 @@ async fn attempts_are_rate_limited(db: Arc<TestDb>) {
     assert!(!b.cookies.contains_key("lw_session"));
     // Another account from the same address still signs in.
     assert_eq!(b.sign_in("karim", PW).await.status, 303);
+
+    // Two collectors on one database (replicas behind one address): the
+    // limit is theirs together. Three failures on one and two on the other
+    // lock the account on both; a made-up name is counted the same way, so
+    // the answers do not tell which names exist.
+    let other = serve(db.open().await, default_options()).await;
+    for name in ["karim", "nobody-here"] {
+        let (mut one, mut two) = (Browser::new(&web), Browser::new(&other));
+        for i in 0..5 {
+            let b = if i < 3 { &mut one } else { &mut two };
+            let s = b.sign_in(name, "wrong password!").await.status;
+            assert_eq!(s, 401, "{name}, failure {i}");
+        }
+        for (which, b) in [("first", &mut one), ("second", &mut two)] {
+            let s = b.sign_in(name, PW).await.status;
+            assert_eq!(s, 429, "{name} on the {which} collector");
+        }
+    }
 }
 
 async fn sessions_expire_and_end_with_their_user(db: Arc<TestDb>) {

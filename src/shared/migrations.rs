@@ -59,6 +59,7 @@ collector!(
     12 "0012_records_minutes_at",
     13 "0013_transition_marks",
     14 "0014_spool_backlog",
+    15 "0015_signin_failures",
 );
 
 /// The migrator of one database's files.

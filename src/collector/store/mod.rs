@@ -332,6 +332,34 @@ pub trait Store: Send + Sync + 'static {
         let _ = id_hash;
         Err(StoreError::Unsupported("users"))
     }
+    /// Failed sign-ins counted for each of `keys` (hashed keys, see
+    /// migration 0015) in its window: `(key, failures, since_ms)` of those
+    /// with a row. By default none (a store that keeps none: each
+    /// collector's own count applies).
+    async fn signin_failures(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let _ = keys;
+        Ok(Vec::new())
+    }
+    /// Count one failed sign-in against each `(key, window_ms)`: a key's
+    /// window starts at its first failure and ends `window_ms` later, when
+    /// it is counted from 0 again. Rows whose window ended before `now_ms
+    /// - longest window` are deleted.
+    async fn add_signin_failure(
+        &self,
+        keys: &[(String, i64)],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let _ = (keys, now_ms);
+        Ok(())
+    }
+    /// Forget a key's failures (its account signed in).
+    async fn clear_signin_failures(&self, key: &str) -> Result<(), StoreError> {
+        let _ = key;
+        Ok(())
+    }
 
     // Silences and maintenance windows, and contacts added from the CLI
     // (migration 0008). By default a store keeps none.

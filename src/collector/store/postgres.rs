@@ -404,6 +404,25 @@ impl Store for PgStore {
         self.sql().add_session(s).await
     }
 
+    async fn signin_failures(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        self.sql().signin_failures(keys).await
+    }
+
+    async fn add_signin_failure(
+        &self,
+        keys: &[(String, i64)],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.sql().add_signin_failure(keys, now_ms).await
+    }
+
+    async fn clear_signin_failures(&self, key: &str) -> Result<(), StoreError> {
+        self.sql().clear_signin_failures(key).await
+    }
+
     async fn session(
         &self,
         id_hash: &str,

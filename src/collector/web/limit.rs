@@ -2,7 +2,13 @@
 //! counting of failed attempts in a sliding window (the clock is passed in).
 //! The map is bounded: when full, the stalest keys are dropped, so a flood of
 //! made-up names cannot grow it without end.
+//!
+//! The same failures are also counted in the database ([`shared_keys`],
+//! [`shared_blocked`]; migration 0015), so that collectors sharing it
+//! (replicas behind one address) enforce one limit between them: the
+//! in-memory count answers first and spares the database a flood.
 
+use crate::collector::devices::token_hash;
 use std::collections::{HashMap, VecDeque};
 
 /// How many failures a key may have in `window_ms`.
@@ -49,6 +55,34 @@ fn key_of(account: &str, address: &str) -> [String; 2] {
         format!("a:{}", account.trim().to_lowercase()),
         format!("ip:{address}"),
     ]
+}
+
+/// The keys a sign-in is counted under in the database, with their
+/// windows: the SHA-256 (hex) of the account's and the address's keys.
+pub fn shared_keys(l: &Limits, account: &str, address: &str) -> [(String, i64); 2] {
+    let [a, ip] = key_of(account, address);
+    [
+        (token_hash(&a), l.account.window_ms),
+        (token_hash(&ip), l.address.window_ms),
+    ]
+}
+
+/// Whether the database's counts (`(key, failures, since_ms)` rows of
+/// [`shared_keys`]) refuse a sign-in at `now_ms`: a key with its limit of
+/// failures in a window not yet ended.
+pub fn shared_blocked(
+    l: &Limits,
+    keys: &[(String, i64); 2],
+    rows: &[(String, i64, i64)],
+    now_ms: i64,
+) -> bool {
+    keys.iter()
+        .zip([l.account.max_failures, l.address.max_failures])
+        .any(|((key, window), max)| {
+            rows.iter().any(|(k, failures, since)| {
+                k == key && *failures >= max as i64 && now_ms < since.saturating_add(*window)
+            })
+        })
 }
 
 impl Attempts {
@@ -144,6 +178,35 @@ mod tests {
         assert!(b.allowed(&l, "fresh", "10.0.0.8", t0 + 1));
         b.succeeded("u1");
         assert!(!b.allowed(&l, "u1", "10.0.0.9", t0 + 1));
+    }
+
+    #[test]
+    fn shared_counts_block_at_the_limit_within_the_window() {
+        let l = Limits::default();
+        let keys = shared_keys(&l, " Rahim ", "10.0.0.1");
+        assert_eq!(keys, shared_keys(&l, "rahim", "10.0.0.1"), "names as typed");
+        assert_ne!(keys[0].0, keys[1].0);
+        assert_eq!(keys[0].0.len(), 64);
+        assert!(!keys[0].0.contains("rahim"), "hashed, not kept in clear");
+        let t0 = 1_000_000;
+        let row = |k: usize, n: i64| (keys[k].0.clone(), n, t0);
+        assert!(!shared_blocked(&l, &keys, &[], t0));
+        assert!(!shared_blocked(&l, &keys, &[row(0, 4)], t0 + 1));
+        assert!(shared_blocked(&l, &keys, &[row(0, 5)], t0 + 1));
+        // The window ends 15 minutes after its first failure.
+        assert!(shared_blocked(
+            &l,
+            &keys,
+            &[row(0, 5)],
+            t0 + 15 * 60_000 - 1
+        ));
+        assert!(!shared_blocked(&l, &keys, &[row(0, 5)], t0 + 15 * 60_000));
+        // The address: 20.
+        assert!(!shared_blocked(&l, &keys, &[row(1, 19)], t0 + 1));
+        assert!(shared_blocked(&l, &keys, &[row(1, 20)], t0 + 1));
+        // Another account's row does not count.
+        let other = shared_keys(&l, "karim", "10.0.0.2");
+        assert!(!shared_blocked(&l, &other, &[row(0, 9)], t0 + 1));
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Signing in and out, and switching language: the sign-in form (its token
 //! in a SameSite=Strict cookie and in the form), password checks with the
 //! same cost for unknown users, attempts rate-limited per account and per
-//! address with one generic error, a fresh session at each sign-in.
+//! address with one generic error (counted in memory and in the database,
+//! so replicas share one limit), a fresh session at each sign-in.
 
 use super::WebState;
 use super::i18n::{Lang, T, tr};
 use super::layout::page;
+use super::limit;
 use super::session::{
     PageError, SESSION_COOKIE, SIGNIN_COOKIE, cookie, fields, form_text, same, secret, set_cookie,
     store_err, viewer,
@@ -114,7 +116,18 @@ pub(super) async fn submit(
     let now = now_ms();
     let limits = ws.opts.limits;
     let secure = ws.opts.secure_cookies;
-    if !ws.attempts().allowed(&limits, name, &address, now) {
+    let shared = limit::shared_keys(&limits, name, &address);
+    let allowed = ws.attempts().allowed(&limits, name, &address, now) && {
+        let keys = [shared[0].0.clone(), shared[1].0.clone()];
+        let rows = ws
+            .api
+            .store()
+            .signin_failures(&keys)
+            .await
+            .map_err(store_err)?;
+        !limit::shared_blocked(&limits, &shared, &rows, now)
+    };
+    if !allowed {
         tracing::info!(user = %name, %address, "dashboard: sign-in refused, too many attempts");
         return Ok(render(
             lang,
@@ -138,6 +151,11 @@ pub(super) async fn submit(
         .unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
         ws.attempts().failed(&limits, name, &address, now);
+        ws.api
+            .store()
+            .add_signin_failure(&shared, now)
+            .await
+            .map_err(store_err)?;
         tracing::info!(user = %name, %address, "dashboard: sign-in failed");
         return Ok(render(
             lang,
@@ -148,6 +166,11 @@ pub(super) async fn submit(
         ));
     };
     ws.attempts().succeeded(name);
+    ws.api
+        .store()
+        .clear_signin_failures(&shared[0].0)
+        .await
+        .map_err(store_err)?;
     let value = secret();
     let id_hash = token_hash(&value);
     let csrf = secret();

@@ -175,6 +175,77 @@ where
         tx.commit().await.map_err(e("add session: commit"))
     }
 
+    pub async fn signin_failures(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        // A key or two per sign-in: one lookup each by the primary key.
+        for key in keys {
+            let row: Option<(String, i64, i64)> = sqlx::query_as::<DB, _>(self.dialect.sql(
+                "SELECT key_hash, failures, since_ms FROM web_signin_failures WHERE key_hash = ?",
+            ))
+            .bind(key.as_str())
+            .fetch_optional(self.pool)
+            .await
+            .map_err(query_err("sign-in failures"))?;
+            out.extend(row);
+        }
+        Ok(out)
+    }
+
+    pub async fn add_signin_failure(
+        &self,
+        keys: &[(String, i64)],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let e = query_err;
+        let (_w, mut tx) = self.write_tx("sign-in failure").await?;
+        let longest = keys.iter().map(|(_, w)| *w).max().unwrap_or(0);
+        sqlx::query::<DB>(
+            self.dialect
+                .sql("DELETE FROM web_signin_failures WHERE since_ms <= ?"),
+        )
+        .bind(now_ms.saturating_sub(longest))
+        .execute(&mut *tx)
+        .await
+        .map_err(e("sign-in failure: ended windows"))?;
+        for (key, window_ms) in keys {
+            let ended = now_ms.saturating_sub(*window_ms);
+            sqlx::query::<DB>(self.dialect.sql(
+                "INSERT INTO web_signin_failures (key_hash, failures, since_ms) VALUES (?, 1, ?) \
+                 ON CONFLICT (key_hash) DO UPDATE SET \
+                 failures = CASE WHEN web_signin_failures.since_ms <= ? THEN 1 \
+                 ELSE web_signin_failures.failures + 1 END, \
+                 since_ms = CASE WHEN web_signin_failures.since_ms <= ? THEN excluded.since_ms \
+                 ELSE web_signin_failures.since_ms END",
+            ))
+            .bind(key.as_str())
+            .bind(now_ms)
+            .bind(ended)
+            .bind(ended)
+            .execute(&mut *tx)
+            .await
+            .map_err(e("sign-in failure"))?;
+        }
+        tx.commit().await.map_err(e("sign-in failure: commit"))
+    }
+
+    pub async fn clear_signin_failures(&self, key: &str) -> Result<(), StoreError> {
+        let (_w, mut tx) = self.write_tx("sign-in success").await?;
+        sqlx::query::<DB>(
+            self.dialect
+                .sql("DELETE FROM web_signin_failures WHERE key_hash = ?"),
+        )
+        .bind(key)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("sign-in success"))?;
+        tx.commit()
+            .await
+            .map_err(query_err("sign-in success: commit"))
+    }
+
     pub async fn session(
         &self,
         id_hash: &str,
