@@ -102,6 +102,9 @@ pub struct WebState {
     pub(crate) queued: Arc<tokio::sync::Semaphore>,
     /// The offices the reports page names, with the catalog version read.
     pub(crate) offices: Arc<Mutex<reports::OfficesRead>>,
+    /// When a signed-in page was last asked for (Unix ms; 0: never since
+    /// the start): reports are made ahead only while the dashboard is used.
+    pub(crate) last_view_ms: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl WebState {
@@ -119,7 +122,10 @@ pub fn router(api: ApiState, opts: WebOptions) -> Router {
 /// [`router`], and a task that reads the whole fleet's states and the
 /// week's worst offices once, in the background: the first view after a
 /// start then finds them read instead of reading every device's records
-/// itself (tens of seconds at 100,000 devices). Call within the runtime.
+/// itself (tens of seconds at 100,000 devices). The same task then makes
+/// the reports page's default reports ahead ([`reports::premake`]): at
+/// start, and every [`PREMAKE_EVERY`] while the dashboard is in use (a
+/// page viewed within [`IN_USE_MS`]). Call within the runtime.
 pub fn router_warmed(api: ApiState, opts: WebOptions) -> Router {
     let state = web_state(api, opts);
     tokio::spawn(warm_up(state.clone()));
@@ -144,7 +150,23 @@ async fn warm_up(ws: WebState) {
         }
         Err(e) => tracing::warn!("dashboard: reading the fleet's states at start: {e:?}"),
     }
+    let mut first = true;
+    loop {
+        let now = crate::collector::last_seen::now_ms();
+        let viewed = ws.last_view_ms.load(std::sync::atomic::Ordering::Relaxed);
+        if first || now - viewed < IN_USE_MS {
+            reports::premake(&ws).await;
+        }
+        first = false;
+        tokio::time::sleep(PREMAKE_EVERY).await;
+    }
 }
+
+/// How often the default reports are made again while the dashboard is in
+/// use: under [`reports::KEEP_MS`], so the one kept never lapses.
+const PREMAKE_EVERY: Duration = Duration::from_secs(4 * 60);
+/// The dashboard is in use while a page was viewed within this.
+const IN_USE_MS: i64 = 30 * 60_000;
 
 fn web_state(api: ApiState, opts: WebOptions) -> WebState {
     WebState {
@@ -157,6 +179,7 @@ fn web_state(api: ApiState, opts: WebOptions) -> WebState {
         made: Arc::default(),
         queued: Arc::new(tokio::sync::Semaphore::new(reports::QUEUED)),
         offices: Arc::default(),
+        last_view_ms: Arc::default(),
     }
 }
 

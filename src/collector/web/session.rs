@@ -119,6 +119,8 @@ pub async fn viewer(ws: &WebState, headers: &HeaderMap) -> Result<Viewer, PageEr
         .await
         .map_err(store_err)?
         .ok_or(PageError::SignIn { expired: true })?;
+    ws.last_view_ms
+        .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
     let u = &session.user;
     Ok(Viewer {
         lang: Lang::parse(&u.lang).unwrap_or(Lang::En),

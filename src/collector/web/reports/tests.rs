@@ -221,3 +221,78 @@ fn durations_and_percentages_in_both_languages() {
     assert_eq!(percent(Lang::Bn, Some(100.0)), "১০০.০%");
     assert_eq!(percent(Lang::En, None), "–");
 }
+
+/// The default report is made ahead for the whole fleet (an admin exists)
+/// and for each distinct branch of the viewers, at most [`PREMADE`] in all,
+/// and kept under the key a first view of `/reports` looks up.
+#[tokio::test]
+async fn default_reports_are_made_ahead_for_the_users_branches() {
+    use crate::collector::http::{ApiOptions, ApiState};
+    use crate::collector::model::Role;
+    use crate::config::collector::CollectorConfig;
+    let store = crate::collector::store::open("sqlite::memory:")
+        .await
+        .unwrap();
+    let branch = |level, name: &str| Branch {
+        level,
+        name: name.into(),
+    };
+    let users = [
+        ("admin", Role::Admin, None),
+        (
+            "dhaka-1",
+            Role::Read,
+            Some(branch(Level::District, "Dhaka / Dhaka")),
+        ),
+        (
+            "dhaka-2",
+            Role::Read,
+            Some(branch(Level::District, "Dhaka / Dhaka")),
+        ),
+        (
+            "savar",
+            Role::Read,
+            Some(branch(Level::Office, "dhk-savar")),
+        ),
+        (
+            "ctg",
+            Role::Read,
+            Some(branch(Level::Division, "Chattogram")),
+        ),
+        (
+            "rangpur",
+            Role::Read,
+            Some(branch(Level::Division, "Rangpur")),
+        ),
+    ];
+    for (name, role, b) in &users {
+        store
+            .add_user(name, *role, b.as_ref(), "not a hash", 0)
+            .await
+            .unwrap();
+    }
+    let cfg = CollectorConfig::embedded();
+    let api = ApiState::new(
+        store,
+        ApiOptions {
+            max_body_bytes: cfg.collector.max_body_bytes,
+            max_inflight: cfg.collector.max_inflight,
+            holidays: Default::default(),
+        },
+    );
+    let ws = super::super::web_state(api, super::super::WebOptions::for_config(&cfg));
+    premake(&ws).await;
+    let p = ReportParams::parse(&q(&[]), today(now_ms())).unwrap();
+    let key = |b: Option<Branch>| format!("{:?} {}", b, p.url(PATH, 1));
+    let made = |b: Option<Branch>| kept(&ws, &key(b)).is_some();
+    assert!(made(None), "the whole fleet's");
+    assert!(
+        made(users[1].2.clone()),
+        "Dhaka district's: the most viewers"
+    );
+    let viewers = users[3..].iter().filter(|u| made(u.2.clone())).count();
+    assert_eq!(viewers, PREMADE - 2, "at most {PREMADE} in all");
+    // Another report is not among them.
+    let other = ReportParams::parse(&q(&[("by", "district")]), today(now_ms())).unwrap();
+    assert!(kept(&ws, &format!("{:?} {}", None::<Branch>, other.url(PATH, 1))).is_none());
+}
