@@ -27,6 +27,7 @@ on_both!(
     attacker_tries,
     week_worst_offices_and_open_alerts,
     states_follow_new_records,
+    a_new_process_starts_from_the_states_judged_before,
     search_within_the_branch_escaped_bounded_and_paginated,
     admins_manage_users_and_nobody_else_can,
 );
@@ -724,6 +725,88 @@ async fn states_follow_new_records(db: Arc<TestDb>) {
     );
     assert!(store.revoke_device("savar-added-later").await.unwrap());
     assert_eq!(b.get("/fleet").await.count("total"), total.to_string());
+}
+
+/// What the dashboard judged from each device's records is kept in the
+/// database with their mark: a collector starting on it (a restart, or
+/// another replica) takes those judgements and reads again only devices
+/// whose mark has moved.
+async fn a_new_process_starts_from_the_states_judged_before(db: Arc<TestDb>) {
+    let store = db.open().await;
+    load(store.as_ref()).await;
+    let first = serve(store.clone(), default_options()).await;
+    let f = signed_in(&first, "admin").await.get("/fleet").await;
+    assert_eq!(
+        (f.count("online"), f.count("offline")),
+        ("2".into(), "1".into())
+    );
+    // Kept in the background after the view: wait for every device that
+    // has state-setting records.
+    let marked: Vec<(i64, i64)> = store
+        .devices_marked()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|(d, m)| Some((d.id, m?)).filter(|(_, m)| *m > 0))
+        .collect();
+    assert!(marked.len() >= 5, "{marked:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let kept = loop {
+        let kept = store.saids().await.unwrap();
+        if marked
+            .iter()
+            .all(|(id, m)| kept.iter().any(|k| k.0 == *id && k.1 == *m))
+        {
+            break kept;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not kept: {kept:?} of {marked:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Say savar-on was judged offline at its current mark: a new process
+    // must show that (it read no records), not what the records say.
+    let on = store.device_by_name("savar-on").await.unwrap().unwrap();
+    let (_, mark, online) = *kept.iter().find(|k| k.0 == on.id).unwrap();
+    let off = store.device_by_name("savar-off").await.unwrap().unwrap();
+    let offline = kept.iter().find(|k| k.0 == off.id).unwrap().2;
+    assert_ne!(online, offline);
+    store.put_saids(&[(on.id, mark, offline)]).await.unwrap();
+    let second = serve(db.open().await, default_options()).await;
+    let mut b = signed_in(&second, "admin").await;
+    let f = b.get("/fleet").await;
+    assert_eq!(
+        (f.count("online"), f.count("offline")),
+        ("1".into(), "2".into()),
+        "the judgement kept, not the records: {}",
+        f.text
+    );
+    // A new state-setting record moves its mark: read again, and right.
+    let last = store.records(on.id, 1, 1_000).await.unwrap().pop().unwrap();
+    let at = now();
+    let again = Record {
+        seq: last.seq as u64 + 1,
+        seq_end: None,
+        at,
+        mono_ms: (last.mono_ms + (at - last.at_ms)) as u64,
+        boot_id: last.boot_id.clone(),
+        body: Body::LinkState {
+            link: "wwan0".into(),
+            kind: LinkKind::Mobile,
+            from: LinkState::Down,
+            to: LinkState::Down,
+            reason: Some("still no signal".into()),
+        },
+    };
+    store.ingest(on.id, &[again], at).await.unwrap();
+    let f = b.get("/fleet").await;
+    assert_eq!(
+        (f.count("online"), f.count("offline")),
+        ("2".into(), "1".into()),
+        "{}",
+        f.text
+    );
 }
 
 /// Search: places, offices and devices within the viewer's branch, every

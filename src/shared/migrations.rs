@@ -60,6 +60,7 @@ collector!(
     13 "0013_transition_marks",
     14 "0014_spool_backlog",
     15 "0015_signin_failures",
+    16 "0016_said",
 );
 
 /// The migrator of one database's files.

@@ -455,6 +455,17 @@ pub trait Store: Send + Sync + 'static {
             .map(|d| (d, None))
             .collect())
     }
+    /// What the dashboard last judged from each device's state-setting
+    /// records, with the mark they had then (migration 0016): `(device_id,
+    /// mark, code)`. By default none.
+    async fn saids(&self) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+        Ok(Vec::new())
+    }
+    /// Keep such judgements (`(device_id, mark, code)`). By default dropped.
+    async fn put_saids(&self, saids: &[(i64, i64, i64)]) -> Result<(), StoreError> {
+        let _ = saids;
+        Ok(())
+    }
     /// [`Store::devices_marked`] of the devices whose last upload is at or
     /// after `from_ms` (as [`Store::devices_heard_since`]).
     async fn devices_marked_since(

@@ -487,6 +487,14 @@ impl Store for SqliteStore {
         self.sql().devices_marked(None).await
     }
 
+    async fn saids(&self) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+        self.sql().saids().await
+    }
+
+    async fn put_saids(&self, saids: &[(i64, i64, i64)]) -> Result<(), StoreError> {
+        self.sql().put_saids(saids).await
+    }
+
     async fn devices_marked_since(
         &self,
         from_ms: i64,

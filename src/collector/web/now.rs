@@ -70,6 +70,25 @@ impl Said {
         stopped: false,
         state: NowState::NoData,
     };
+
+    /// As the database keeps it (migration 0016): the state's place in
+    /// [`NowState::ALL`] times two, plus one when stopped.
+    pub fn code(self) -> i64 {
+        let i = NowState::ALL
+            .iter()
+            .position(|s| *s == self.state)
+            .unwrap_or(0);
+        i as i64 * 2 + i64::from(self.stopped)
+    }
+
+    /// [`Said::code`] read back; `None` for a code no build writes.
+    pub fn from_code(code: i64) -> Option<Said> {
+        let state = *NowState::ALL.get(usize::try_from(code / 2).ok()?)?;
+        (code >= 0).then_some(Said {
+            stopped: code % 2 == 1,
+            state,
+        })
+    }
 }
 
 /// What `last` (the last state-setting records of the device named `name`,

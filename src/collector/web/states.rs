@@ -6,7 +6,10 @@
 //! those devices whose mark moved since this process last read them
 //! (`Store::last_transitions`, a few hundred devices a statement). What
 //! those records say ([`Said`]) is kept per device with its mark; the
-//! clock's part (silent or not) is applied on every view. The states are
+//! clock's part (silent or not) is applied on every view. What was judged
+//! is also kept in the database with the mark (migration 0016), so a
+//! process's first view reads again only devices whose mark has moved
+//! since any collector on the database judged them. The states are
 //! exactly those [`now::state_now`] gives from
 //! `transitions_before(id, i64::MAX, TRANSITIONS)`.
 
@@ -65,6 +68,19 @@ pub async fn states(
             f
         }
     };
+    // A process's first view: what the dashboard judged before (this
+    // process or another sharing the database), kept with the marks then;
+    // below only devices whose mark has moved since are read again.
+    if by_device.is_empty() {
+        match store.saids().await {
+            Ok(saids) => by_device.extend(
+                saids
+                    .into_iter()
+                    .filter_map(|(id, mark, code)| Some((id, (mark, Said::from_code(code)?)))),
+            ),
+            Err(e) => tracing::warn!("dashboard: the states judged before are not read: {e}"),
+        }
+    }
     let offices: BTreeMap<String, Office> = copy
         .offices()
         .iter()
@@ -89,6 +105,7 @@ pub async fn states(
         .map(|(d, m)| (d.id, d.name.clone(), *m))
         .collect();
     let mut fresh: HashMap<i64, Said> = HashMap::new();
+    let mut judged_now: Vec<(i64, i64, i64)> = Vec::new();
     for step in stale.chunks(STEP) {
         let ids: Vec<i64> = step.iter().map(|s| s.0).collect();
         let read = store
@@ -112,12 +129,23 @@ pub async fn states(
             match mark {
                 Some(m) => {
                     by_device.insert(id, (m, said));
+                    judged_now.push((id, m, said.code()));
                 }
                 None => {
                     fresh.insert(id, said);
                 }
             }
         }
+    }
+    // Kept in the database for the next start, off the page's time (a pair
+    // of mark and judgement is consistent whichever write lands last).
+    if !judged_now.is_empty() {
+        let store = store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.put_saids(&judged_now).await {
+                tracing::warn!("dashboard: the states judged are not kept: {e}");
+            }
+        });
     }
     // Devices removed since: forget them (the cache never outgrows the fleet).
     if by_device.len() > known {

@@ -1,6 +1,7 @@
 //! The dashboard's bulk reads both adapters share (see [`super`]): every
-//! device with the mark of its state-setting records (migration 0013), and
-//! the last state-setting records of many devices in one statement.
+//! device with the mark of its state-setting records (migration 0013), the
+//! last state-setting records of many devices in one statement, and what
+//! the dashboard judged from them, kept with the marks (migration 0016).
 
 use super::{
     Affected, DEVICE_COLS, DeviceRow, JsonDeviceRow, RECORD_COLS, RecordRow, Sql, device,
@@ -16,6 +17,8 @@ use std::collections::BTreeMap;
 /// Devices per statement of [`Sql::last_transitions`] (SQLite binds at most
 /// 32,766 values).
 const IDS_CHUNK: usize = 500;
+/// Devices per transaction of [`Sql::put_saids`].
+const SAIDS_CHUNK: usize = 2_000;
 
 /// The kinds of the state-setting records (those of the partial index
 /// `records_device_transitions`).
@@ -51,6 +54,41 @@ where
     String: for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
     Option<String>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
+    /// What the dashboard last judged per device: `(device_id, the mark
+    /// then, the judgement's code)`.
+    pub async fn saids(&self) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+        sqlx::query_as::<DB, (i64, i64, i64)>(self.dialect.sql(
+            "SELECT device_id, said_version, said FROM transition_marks \
+             WHERE said_version IS NOT NULL AND said IS NOT NULL",
+        ))
+        .fetch_all(self.pool)
+        .await
+        .map_err(query_err("saids"))
+    }
+
+    /// Keep what the dashboard judged (`(device_id, mark, code)`), a few
+    /// thousand devices a transaction (SQLite's write lock is never held
+    /// long). A device without a mark row is left out.
+    pub async fn put_saids(&self, saids: &[(i64, i64, i64)]) -> Result<(), StoreError> {
+        let e = query_err;
+        for chunk in saids.chunks(SAIDS_CHUNK) {
+            let (_w, mut tx) = self.write_tx("keep saids").await?;
+            for &(id, version, said) in chunk {
+                sqlx::query::<DB>(self.dialect.sql(
+                    "UPDATE transition_marks SET said_version = ?, said = ? WHERE device_id = ?",
+                ))
+                .bind(version)
+                .bind(said)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(e("keep saids"))?;
+            }
+            tx.commit().await.map_err(e("keep saids: commit"))?;
+        }
+        Ok(())
+    }
+
     /// Every device (no particular order), or those whose last upload is
     /// at or after `since`, with the version of its
     /// state-setting records (0 before the first).

@@ -169,3 +169,18 @@ fn counts_group_by_the_level_under_the_parent() {
     assert_eq!(child_level(Some(&dhaka)), Some(Level::District));
     assert_eq!(child_level(None), Some(Level::Division));
 }
+
+#[test]
+fn saids_round_trip_through_their_codes() {
+    let mut seen = std::collections::HashSet::new();
+    for state in NowState::ALL {
+        for stopped in [false, true] {
+            let s = Said { stopped, state };
+            assert!(seen.insert(s.code()), "{s:?}: a code of its own");
+            assert_eq!(Said::from_code(s.code()), Some(s));
+        }
+    }
+    for bad in [-1, -2, 10, 11, i64::MAX, i64::MIN] {
+        assert_eq!(Said::from_code(bad), None, "{bad}");
+    }
+}
