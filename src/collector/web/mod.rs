@@ -100,6 +100,8 @@ pub struct WebState {
     pub(crate) made: Arc<Mutex<reports::Made>>,
     /// Places for reports in the making ([`reports::QUEUED`]).
     pub(crate) queued: Arc<tokio::sync::Semaphore>,
+    /// Reports in the making, by key: one making each, the others wait.
+    pub(crate) making: Arc<Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     /// The offices the reports page names, with the catalog version read.
     pub(crate) offices: Arc<Mutex<reports::OfficesRead>>,
     /// When a signed-in page was last asked for (Unix ms; 0: never since
@@ -178,6 +180,7 @@ fn web_state(api: ApiState, opts: WebOptions) -> WebState {
         reports: Arc::new(tokio::sync::Semaphore::new(reports::CONCURRENT)),
         made: Arc::default(),
         queued: Arc::new(tokio::sync::Semaphore::new(reports::QUEUED)),
+        making: Arc::default(),
         offices: Arc::default(),
         last_view_ms: Arc::default(),
     }

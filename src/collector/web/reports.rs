@@ -264,10 +264,31 @@ fn kept(ws: &WebState, key: &str) -> Option<(Arc<Report>, i64)> {
     made.get(key, now_ms())
 }
 
+/// A key's place in [`WebState::making`], let go when its making ends
+/// (made, failed or cancelled), unless another has taken the key since.
+struct Making<'a> {
+    ws: &'a WebState,
+    key: &'a str,
+    one: &'a Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for Making<'_> {
+    fn drop(&mut self) {
+        let mut making = self.ws.making.lock().unwrap_or_else(|e| e.into_inner());
+        if making
+            .get(self.key)
+            .is_some_and(|m| Arc::ptr_eq(m, self.one))
+        {
+            making.remove(self.key);
+        }
+    }
+}
+
 /// Make the report `p` for the viewer, as the uptime API makes it, or show
 /// the one made for the same branch and parameters within [`KEEP_MS`];
 /// with when it was made. It is made in a task of its own, [`CONCURRENT`]
-/// at a time: a report that takes longer than the page's time limit is
+/// at a time, once per key at a time (a second request for the same waits
+/// for the first's): a report that takes longer than the page's time limit is
 /// still made and kept, and the next view shows it. At most [`QUEUED`] are
 /// in the making (else 503).
 async fn make(
@@ -292,6 +313,25 @@ async fn make(
     let (ws2, access) = (ws.clone(), access.clone());
     let task = tokio::spawn(async move {
         let _place = place;
+        // One making per key: a request for a report already in the
+        // making (another view, or one made ahead) waits for it instead of
+        // making it again beside it.
+        let one = ws2
+            .making
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _one = one.lock().await;
+        let _done = Making {
+            ws: &ws2,
+            key: &key,
+            one: &one,
+        };
+        if let Some(r) = kept(&ws2, &key) {
+            return Ok(r);
+        }
         let _turn = ws2
             .reports
             .acquire()
@@ -318,7 +358,7 @@ async fn make(
         ws2.made
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .put(key, at, r.clone());
+            .put(key.clone(), at, r.clone());
         Ok((r, at))
     });
     task.await

@@ -222,17 +222,56 @@ fn durations_and_percentages_in_both_languages() {
     assert_eq!(percent(Lang::En, None), "–");
 }
 
+/// A dashboard state over an in-memory store with `users`.
+async fn state_with(users: &[(&str, crate::collector::model::Role, Option<Branch>)]) -> WebState {
+    use crate::collector::http::{ApiOptions, ApiState};
+    use crate::config::collector::CollectorConfig;
+    let store = crate::collector::store::open("sqlite::memory:")
+        .await
+        .unwrap();
+    for (name, role, b) in users {
+        store
+            .add_user(name, *role, b.as_ref(), "not a hash", 0)
+            .await
+            .unwrap();
+    }
+    let cfg = CollectorConfig::embedded();
+    let api = ApiState::new(
+        store,
+        ApiOptions {
+            max_body_bytes: cfg.collector.max_body_bytes,
+            max_inflight: cfg.collector.max_inflight,
+            holidays: Default::default(),
+        },
+    );
+    super::super::web_state(api, super::super::WebOptions::for_config(&cfg))
+}
+
+/// Two views asking for the same report at once: it is made once, and
+/// both show that one; nothing is left in the making.
+#[tokio::test]
+async fn a_report_in_the_making_is_waited_for_not_made_again() {
+    use crate::collector::model::Role;
+    let ws = state_with(&[("admin", Role::Admin, None)]).await;
+    let access = crate::collector::access::Access {
+        token: "test".into(),
+        role: Role::Admin,
+        branch: None,
+    };
+    let p = ReportParams::parse(&q(&[]), today(now_ms())).unwrap();
+    let (a, b) = tokio::join!(make(&ws, &access, &p), make(&ws, &access, &p));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(Arc::ptr_eq(&a.0, &b.0), "made twice");
+    assert_eq!(a.1, b.1);
+    assert!(ws.making.lock().unwrap().is_empty());
+}
+
 /// The default report is made ahead for the whole fleet (an admin exists)
 /// and for each distinct branch of the viewers, at most [`PREMADE`] in all,
 /// and kept under the key a first view of `/reports` looks up.
 #[tokio::test]
 async fn default_reports_are_made_ahead_for_the_users_branches() {
-    use crate::collector::http::{ApiOptions, ApiState};
     use crate::collector::model::Role;
-    use crate::config::collector::CollectorConfig;
-    let store = crate::collector::store::open("sqlite::memory:")
-        .await
-        .unwrap();
     let branch = |level, name: &str| Branch {
         level,
         name: name.into(),
@@ -265,22 +304,7 @@ async fn default_reports_are_made_ahead_for_the_users_branches() {
             Some(branch(Level::Division, "Rangpur")),
         ),
     ];
-    for (name, role, b) in &users {
-        store
-            .add_user(name, *role, b.as_ref(), "not a hash", 0)
-            .await
-            .unwrap();
-    }
-    let cfg = CollectorConfig::embedded();
-    let api = ApiState::new(
-        store,
-        ApiOptions {
-            max_body_bytes: cfg.collector.max_body_bytes,
-            max_inflight: cfg.collector.max_inflight,
-            holidays: Default::default(),
-        },
-    );
-    let ws = super::super::web_state(api, super::super::WebOptions::for_config(&cfg));
+    let ws = state_with(&users).await;
     premake(&ws).await;
     let p = ReportParams::parse(&q(&[]), today(now_ms())).unwrap();
     let key = |b: Option<Branch>| format!("{:?} {}", b, p.url(PATH, 1));
