@@ -269,6 +269,67 @@ fn print(name: &str, devices: usize, base: &Sizes, packed: &Sizes) {
     );
 }
 
+/// Roll the day up as the maintainer does (default schedules, nothing
+/// deleted) and print the roll-up rows' bytes (`rollup_days` with its
+/// indexes): per row, and the hour rows of one device-day, which
+/// `hour_retention_days` keeps. The rows' size does not depend on packing.
+async fn rollup_figures(store: &Arc<dyn Store>, url: &str, sqlite: bool) {
+    use linkwatch::collector::maintainer;
+    use linkwatch::config::collector::RollupSettings;
+    let settings = RollupSettings {
+        raw_retention_days: None,
+        ..RollupSettings::default()
+    };
+    let schedules = settings.schedules.len() as u64;
+    maintainer::rollups_once(store, &settings, T0_MS + 3 * 86_400_000)
+        .await
+        .expect("roll-ups");
+    let count = "SELECT COUNT(*), SUM(CASE WHEN schedule LIKE '%/hour' THEN 1 ELSE 0 END) \
+                 FROM rollup_days";
+    let (rows, bytes): ((i64, i64), u64) = if sqlite {
+        let mut c = SqliteConnection::connect(url).await.expect("open SQLite");
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut c)
+            .await
+            .expect("checkpoint");
+        let rows = sqlx::query_as(count)
+            .fetch_one(&mut c)
+            .await
+            .expect("count");
+        let bytes: i64 = sqlx::query_scalar(
+            "SELECT SUM(s.pgsize) FROM dbstat s JOIN sqlite_master m ON m.name = s.name \
+             WHERE m.tbl_name = 'rollup_days'",
+        )
+        .fetch_one(&mut c)
+        .await
+        .expect("dbstat");
+        (rows, bytes as u64)
+    } else {
+        let mut c = PgConnection::connect(url).await.expect("connect");
+        sqlx::query("VACUUM FULL ANALYZE rollup_days")
+            .execute(&mut c)
+            .await
+            .expect("vacuum");
+        let rows = sqlx::query_as(count)
+            .fetch_one(&mut c)
+            .await
+            .expect("count");
+        let bytes: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('rollup_days')")
+            .fetch_one(&mut c)
+            .await
+            .expect("size");
+        (rows, bytes as u64)
+    };
+    let per_row = bytes as f64 / rows.0.max(1) as f64;
+    println!(
+        "  roll-ups: {} rows ({} hour rows), {per_row:.0} B a row with its indexes; \
+         the hour rows of a device-day ({schedules} schedules × 24): {:.1} KB",
+        thousands(rows.0 as u64),
+        thousands(rows.1 as u64),
+        per_row * 24.0 * schedules as f64 / 1_000.0,
+    );
+}
+
 /// One database through the store: sizes (after `VACUUM`, and for
 /// PostgreSQL after `VACUUM FULL` too) and records/s.
 async fn measure(db: Db, packing: bool, devices: usize) -> (Sizes, Option<Sizes>, f64) {
@@ -276,6 +337,9 @@ async fn measure(db: Db, packing: bool, devices: usize) -> (Sizes, Option<Sizes>
     let url = db.url().to_string();
     let store = store::open(&url).await.expect("open store");
     let per_s = ingest(store.clone(), devices).await;
+    if packing {
+        rollup_figures(&store, &url, matches!(db, Db::Sqlite { .. })).await;
+    }
     drop(store);
     let out = if matches!(db, Db::Sqlite { .. }) {
         (sqlite_sizes(&url).await, None, per_s)

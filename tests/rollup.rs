@@ -440,6 +440,7 @@ async fn retention_deletes_old_minutes_and_replays_stay_out(db: Arc<TestDb>) {
     let later = now() + 10 * DAY;
     let s = RollupSettings {
         raw_retention_days: Some(7),
+        hour_retention_days: Some(16),
         ..Default::default()
     };
     let mut deleted = 0;
@@ -458,19 +459,29 @@ async fn retention_deletes_old_minutes_and_replays_stay_out(db: Arc<TestDb>) {
             .all(|r| r.at_ms >= cut || !matches!(r.body, Body::LinkMinutes { .. }))
     );
     assert_eq!(left.len() as u64, all.len() as u64 - deleted);
-    // Hour rows go with the raw data; day rows are kept.
+    // Hour rows are kept 16 days, past the raw data: those of the days
+    // before (the day before day 0, days 0 and 1) are gone, those of days
+    // 2-7 stay though their minutes are gone; day rows are kept.
     let cut_day = rollup::day_start(&rollup::day_tz(), cut);
-    let rows = async |key: &str| {
-        let sums = store.rollup_sums(key, d - DAY, cut_day).await.unwrap();
+    let hour_cut = rollup::day_start(&rollup::day_tz(), later - 16 * DAY);
+    assert_eq!(hour_cut, d + 2 * DAY);
+    let rows = async |key: &str, a: i64, b: i64| {
+        let sums = store.rollup_sums(key, a, b).await.unwrap();
         sums.first().map_or(0, |s| s.days)
     };
     assert_eq!(
-        rows("always/hour").await,
+        rows("always/hour", d - DAY, hour_cut).await,
         0,
-        "hour rows before the retention"
+        "hour rows before their retention"
     );
     assert_eq!(
-        rows("always").await,
+        rows("always/hour", hour_cut, d + 8 * DAY).await,
+        6 * 24,
+        "hour rows of days 2-7, older than the raw data"
+    );
+    assert!(hour_cut < cut_day);
+    assert_eq!(
+        rows("always", d - DAY, cut_day).await,
         8,
         "day rows of days 0-7 (rolled up before)"
     );
@@ -543,6 +554,7 @@ async fn the_running_collector_keeps_roll_ups_current(db: Arc<TestDb>) {
     // The fixture's week is weeks old: past the default 14 days of raw data,
     // which the maintainer no longer rolls up.
     cfg.collector.raw_retention_days = 0;
+    cfg.collector.hour_retention_days = 0;
     let server_store = store.clone();
     let task = tokio::spawn(async move {
         linkwatch::collector::server::serve_on(listener, server_store, &cfg, async {

@@ -138,6 +138,10 @@ pub async fn rollups_counted(
     let settled_h = rollup::hours_settled_before(now_ms);
     let settled = rollup::settled_before(now_ms);
     let oldest = oldest_day(s, &tz, now_ms);
+    // Hour rows starting before this are deleted (`hour_retention_days`).
+    let hour_cut = s
+        .hour_retention_days
+        .map(|d| rollup::day_start(&tz, now_ms - d * DAY_MS));
     let due = store.dirty_due(settled_h, DEVICES_PER_ROUND).await?;
     if !due.is_empty() {
         let devices: HashMap<i64, Device> = store
@@ -202,11 +206,11 @@ pub async fn rollups_counted(
                 stats.raced += 1;
                 continue;
             }
-            // Hour rows go with the raw data: from before the oldest kept day.
-            if !days.is_empty() && s.raw_retention_days.is_some() {
+            // Hour rows past their own retention (longer than the raw data's).
+            if let Some(cut) = hour_cut.filter(|_| !days.is_empty()) {
                 for (key, _) in own.iter() {
                     store
-                        .delete_rollups_before(dev.id, &Period::Hour.key(key), oldest)
+                        .delete_rollups_before(dev.id, &Period::Hour.key(key), cut)
                         .await?;
                 }
             }

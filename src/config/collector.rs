@@ -20,7 +20,8 @@
 //! log_level = "info"
 //! rollup_interval = "1m"                  # how often roll-ups are brought up to date
 //! rollup_schedules = ["always", "office"] # schedules whose days and hours reports read from roll-ups ("office": each office's own hours)
-//! raw_retention_days = 14                 # minute summaries and hour rows kept this long (day rows for ever); 0 keeps them for ever
+//! raw_retention_days = 14                 # minute summaries kept this long; 0 keeps them for ever
+//! hour_retention_days = 90                # hour rows kept this long (day rows for ever); 0 keeps them for ever
 //! holidays_file = "/etc/linkwatch/holidays.txt"  # optional: one YYYY-MM-DD per line
 //! ```
 //!
@@ -91,9 +92,12 @@ pub struct CollectorSection {
     /// Schedules rolled up per day and per hour (spelled as the report's
     /// `schedule`).
     pub rollup_schedules: Vec<String>,
-    /// Raw minute summaries and hour rows older than this many days are
-    /// deleted (and days older are not recomputed); 0 keeps them for ever.
+    /// Raw minute summaries older than this many days are deleted (and
+    /// days older are not recomputed); 0 keeps them for ever.
     pub raw_retention_days: u32,
+    /// Hour rows older than this many days are deleted (day rows are kept
+    /// for ever); 0 keeps them for ever. At least `raw_retention_days`.
+    pub hour_retention_days: u32,
     /// Public holidays (one `YYYY-MM-DD` per line, `#` comments): no office
     /// hours on those days, in reports and roll-ups alike.
     pub holidays_file: Option<PathBuf>,
@@ -119,6 +123,7 @@ impl Default for CollectorSection {
             rollup_interval: Duration::from_secs(60),
             rollup_schedules: vec!["always".into(), "office".into()],
             raw_retention_days: 14,
+            hour_retention_days: DEFAULT_HOUR_RETENTION_DAYS,
             holidays_file: None,
         }
     }
@@ -176,17 +181,27 @@ pub struct RollupSettings {
     /// the collector's holidays, is the same.
     pub schedules: Vec<Schedule>,
     /// Days before this many are never (re)computed; raw minute summaries
-    /// and hour rows older are deleted (day rows are kept). `None`: keep raw
-    /// data for ever, back-fill at most the longest report range.
+    /// older are deleted. `None`: keep raw data for ever, back-fill at most
+    /// the longest report range.
     pub raw_retention_days: Option<i64>,
+    /// Hour rows older than this many days are deleted (day rows are kept
+    /// for ever). `None`: kept for ever.
+    pub hour_retention_days: Option<i64>,
     pub interval: Duration,
 }
+
+/// `collector.hour_retention_days` by default: the last three months hour
+/// by hour. Hour rows cost about 5.6 KB a device-day on SQLite and 24 KB
+/// on PostgreSQL (`cargo bench --bench storage`), so keeping them for years
+/// is left to the operator's choice.
+pub const DEFAULT_HOUR_RETENTION_DAYS: u32 = 90;
 
 impl Default for RollupSettings {
     fn default() -> Self {
         RollupSettings {
             schedules: default_rollup_schedules(),
             raw_retention_days: Some(14),
+            hour_retention_days: Some(i64::from(DEFAULT_HOUR_RETENTION_DAYS)),
             interval: Duration::from_secs(60),
         }
     }
@@ -297,6 +312,8 @@ impl CollectorConfig {
                 .collect(),
             raw_retention_days: (c.raw_retention_days > 0)
                 .then_some(i64::from(c.raw_retention_days)),
+            hour_retention_days: (c.hour_retention_days > 0)
+                .then_some(i64::from(c.hour_retention_days)),
             interval: c.rollup_interval,
         }
     }
@@ -444,6 +461,18 @@ impl CollectorConfig {
             return Err(self.invalid(
                 "collector.raw_retention_days",
                 "must be 0 (keep for ever) or at least 7 days (default 14): late data up to a week old is common",
+            ));
+        }
+        if c.hour_retention_days != 0
+            && (c.raw_retention_days == 0 || c.hour_retention_days < c.raw_retention_days)
+        {
+            return Err(self.invalid(
+                "collector.hour_retention_days",
+                format!(
+                    "must be 0 (keep for ever) or at least raw_retention_days ({}): hour rows \
+                     cannot be made again once the raw data is gone (default {DEFAULT_HOUR_RETENTION_DAYS})",
+                    c.raw_retention_days
+                ),
             ));
         }
         if tracing_subscriber::EnvFilter::try_new(&c.log_level).is_err() {

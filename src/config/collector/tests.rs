@@ -177,4 +177,23 @@ fn holiday_file_errors_name_the_key_and_line() {
     assert_eq!(key, "collector.rollup_schedules[1]");
     let (key, _) = key_of(parse("[collector]\nraw_retention_days = 3\n").unwrap_err());
     assert_eq!(key, "collector.raw_retention_days");
+    // Hour rows: for ever, or at least as long as the raw data.
+    for bad in [
+        "hour_retention_days = 10\n",
+        "raw_retention_days = 0\nhour_retention_days = 90\n",
+    ] {
+        let (key, msg) = key_of(parse(&format!("[collector]\n{bad}")).unwrap_err());
+        assert_eq!(key, "collector.hour_retention_days", "{bad}");
+        assert!(msg.contains("at least raw_retention_days"), "{msg}");
+    }
+    for good in [
+        "hour_retention_days = 0\n",
+        "hour_retention_days = 14\n",
+        "raw_retention_days = 0\nhour_retention_days = 0\n",
+        "raw_retention_days = 30\nhour_retention_days = 730\n",
+    ] {
+        parse(&format!("[collector]\n{good}")).unwrap();
+    }
+    let s = parse("[collector]\n").unwrap().rollup_settings();
+    assert_eq!(s.hour_retention_days, Some(90));
 }
