@@ -1,11 +1,15 @@
 -- What the dashboard last judged from each device's state-setting records
 -- (its state right after them, and whether the last is a clean stop), with
--- the mark (`version`) those records had then. A collector starting reads
--- these instead of every device's last records, and reads again only the
--- devices whose mark has moved since. Written by the dashboard, never by
--- the triggers of 0013; the pair (said_version, said) is always written
--- together, so it stays consistent whatever order writers land in.
+-- the mark of 0013 (`transition_marks.version`) those records had then. A
+-- collector starting reads these instead of every device's last records,
+-- and reads again only the devices whose mark has moved since. Written by
+-- the dashboard only, in a table of its own so that its writes never wait
+-- on the rows ingest's triggers update; the pair (version, said) is always
+-- written together, so it stays consistent whatever order writers land in.
 -- PostgreSQL dialect (same semantics as ../sqlite/0016_said.sql).
 
-ALTER TABLE transition_marks ADD COLUMN said_version BIGINT;
-ALTER TABLE transition_marks ADD COLUMN said BIGINT;
+CREATE TABLE device_saids (
+    device_id BIGINT NOT NULL PRIMARY KEY REFERENCES devices (id),
+    version   BIGINT NOT NULL,
+    said      BIGINT NOT NULL
+);

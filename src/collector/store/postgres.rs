@@ -496,9 +496,10 @@ impl Store for PgStore {
             let versions: Vec<i64> = chunk.iter().map(|s| s.1).collect();
             let codes: Vec<i64> = chunk.iter().map(|s| s.2).collect();
             sqlx::query(
-                "UPDATE transition_marks m SET said_version = v.version, said = v.said \
-                 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS v(id, version, said) \
-                 WHERE m.device_id = v.id",
+                "INSERT INTO device_saids (device_id, version, said) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) \
+                 ON CONFLICT (device_id) DO UPDATE SET version = excluded.version, \
+                 said = excluded.said",
             )
             .bind(&ids)
             .bind(&versions)

@@ -1,7 +1,7 @@
 //! The dashboard's bulk reads both adapters share (see [`super`]): every
 //! device with the mark of its state-setting records (migration 0013), the
 //! last state-setting records of many devices in one statement, and what
-//! the dashboard judged from them, kept with the marks (migration 0016).
+//! the dashboard judged from them, with the marks then (migration 0016).
 
 use super::{
     Affected, DEVICE_COLS, DeviceRow, JsonDeviceRow, RECORD_COLS, RecordRow, Sql, device,
@@ -57,10 +57,10 @@ where
     /// What the dashboard last judged per device: `(device_id, the mark
     /// then, the judgement's code)`.
     pub async fn saids(&self) -> Result<Vec<(i64, i64, i64)>, StoreError> {
-        sqlx::query_as::<DB, (i64, i64, i64)>(self.dialect.sql(
-            "SELECT device_id, said_version, said FROM transition_marks \
-             WHERE said_version IS NOT NULL AND said IS NOT NULL",
-        ))
+        sqlx::query_as::<DB, (i64, i64, i64)>(
+            self.dialect
+                .sql("SELECT device_id, version, said FROM device_saids"),
+        )
         .fetch_all(self.pool)
         .await
         .map_err(query_err("saids"))
@@ -68,18 +68,20 @@ where
 
     /// Keep what the dashboard judged (`(device_id, mark, code)`), a few
     /// thousand devices a transaction (SQLite's write lock is never held
-    /// long). A device without a mark row is left out.
+    /// long).
     pub async fn put_saids(&self, saids: &[(i64, i64, i64)]) -> Result<(), StoreError> {
         let e = query_err;
         for chunk in saids.chunks(SAIDS_CHUNK) {
             let (_w, mut tx) = self.write_tx("keep saids").await?;
             for &(id, version, said) in chunk {
                 sqlx::query::<DB>(self.dialect.sql(
-                    "UPDATE transition_marks SET said_version = ?, said = ? WHERE device_id = ?",
+                    "INSERT INTO device_saids (device_id, version, said) VALUES (?, ?, ?) \
+                     ON CONFLICT (device_id) DO UPDATE SET version = excluded.version, \
+                     said = excluded.said",
                 ))
+                .bind(id)
                 .bind(version)
                 .bind(said)
-                .bind(id)
                 .execute(&mut *tx)
                 .await
                 .map_err(e("keep saids"))?;
