@@ -680,23 +680,18 @@ async fn states_follow_new_records(db: Arc<TestDb>) {
     );
     // savar-on's only working link goes down.
     let d = store.device_by_name("savar-on").await.unwrap().unwrap();
-    let last = store.records(d.id, 1, 1_000).await.unwrap().pop().unwrap();
-    let at = now();
-    let down = Record {
-        seq: last.seq as u64 + 1,
-        seq_end: None,
-        at,
-        mono_ms: (last.mono_ms + (at - last.at_ms)) as u64,
-        boot_id: last.boot_id.clone(),
-        body: Body::LinkState {
+    append(
+        store.as_ref(),
+        d.id,
+        Body::LinkState {
             link: "eth0".into(),
             kind: LinkKind::Broadband,
             from: LinkState::Up,
             to: LinkState::Down,
             reason: None,
         },
-    };
-    store.ingest(d.id, &[down], at).await.unwrap();
+    )
+    .await;
     let f = b.get("/fleet").await;
     assert_eq!(
         (f.count("online"), f.count("offline")),
@@ -725,6 +720,26 @@ async fn states_follow_new_records(db: Arc<TestDb>) {
     );
     assert!(store.revoke_device("savar-added-later").await.unwrap());
     assert_eq!(b.get("/fleet").await.count("total"), total.to_string());
+}
+
+/// Store `body` as the device's next record, now, in its last boot.
+async fn append(store: &dyn Store, device_id: i64, body: Body) {
+    let last = store
+        .records(device_id, 1, 1_000)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let at = now();
+    let next = Record {
+        seq: last.seq as u64 + 1,
+        seq_end: None,
+        at,
+        mono_ms: (last.mono_ms + (at - last.at_ms)) as u64,
+        boot_id: last.boot_id.clone(),
+        body,
+    };
+    store.ingest(device_id, &[next], at).await.unwrap();
 }
 
 /// What the dashboard judged from each device's records is kept in the
@@ -783,23 +798,18 @@ async fn a_new_process_starts_from_the_states_judged_before(db: Arc<TestDb>) {
         f.text
     );
     // A new state-setting record moves its mark: read again, and right.
-    let last = store.records(on.id, 1, 1_000).await.unwrap().pop().unwrap();
-    let at = now();
-    let again = Record {
-        seq: last.seq as u64 + 1,
-        seq_end: None,
-        at,
-        mono_ms: (last.mono_ms + (at - last.at_ms)) as u64,
-        boot_id: last.boot_id.clone(),
-        body: Body::LinkState {
+    append(
+        store.as_ref(),
+        on.id,
+        Body::LinkState {
             link: "wwan0".into(),
             kind: LinkKind::Mobile,
             from: LinkState::Down,
             to: LinkState::Down,
             reason: Some("still no signal".into()),
         },
-    };
-    store.ingest(on.id, &[again], at).await.unwrap();
+    )
+    .await;
     let f = b.get("/fleet").await;
     assert_eq!(
         (f.count("online"), f.count("offline")),
