@@ -16,6 +16,7 @@
 
 mod ingest;
 pub mod lead;
+mod saids;
 mod sizes;
 
 use super::dialect;
@@ -489,26 +490,7 @@ impl Store for PgStore {
     }
 
     async fn put_saids(&self, saids: &[(i64, i64, i64)]) -> Result<(), StoreError> {
-        // One statement of arrays per chunk: a whole fleet's first judgement
-        // (100,000 devices) is 50 statements, not 100,000 round trips.
-        for chunk in saids.chunks(2_000) {
-            let ids: Vec<i64> = chunk.iter().map(|s| s.0).collect();
-            let versions: Vec<i64> = chunk.iter().map(|s| s.1).collect();
-            let codes: Vec<i64> = chunk.iter().map(|s| s.2).collect();
-            sqlx::query(
-                "INSERT INTO device_saids (device_id, version, said) \
-                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) \
-                 ON CONFLICT (device_id) DO UPDATE SET version = excluded.version, \
-                 said = excluded.said",
-            )
-            .bind(&ids)
-            .bind(&versions)
-            .bind(&codes)
-            .execute(&self.pool)
-            .await
-            .map_err(query_err("keep saids"))?;
-        }
-        Ok(())
+        saids::put(&self.pool, saids).await
     }
 
     async fn devices_marked_since(
