@@ -361,6 +361,20 @@ fn healthy_standby_links_keep_their_slow_schedule() {
     let health = "interval_standby = \"2s\"\ninterval_metered_standby = \"3s\"";
     let agent = Agent::start(&tb, &config("routes", &THREE, &TARGETS, health));
     agent.all_up();
+    // The first choice is bb0 (even when another link answers first on a busy
+    // machine), with no fail-back pending and the kernel's route on it.
+    wait_until(
+        Duration::from_secs(10),
+        "bb0 chosen, nothing pending",
+        || {
+            let f = agent.status().failover;
+            f.chosen.as_deref() == Some("bb0") && f.pending.is_none()
+        },
+    );
+    wait_until(Duration::from_secs(5), "route on bb0", || {
+        kernel_route(&tb) == "bb0"
+    });
+    let switches = agent.status().failover.switches;
     // Settled: the first rounds after start are over.
     std::thread::sleep(Duration::from_secs(2));
     let count = |secs: u64| {
@@ -372,6 +386,11 @@ fn healthy_standby_links_keep_their_slow_schedule() {
     // 24 s healthy: one target per standby round, every target on bb0.
     let [bb, wl, mb] = count(24);
     eprintln!("healthy 24 s: icmp probes bb0 {bb}, wl0 {wl}, mb0 {mb}");
+    assert_eq!(
+        agent.status().failover.switches,
+        switches,
+        "no switch while healthy"
+    );
     assert!((10..=14).contains(&wl), "wl0 every 2 s: {wl}");
     assert!((6..=10).contains(&mb), "mb0 every 3 s: {mb}");
     assert!(bb >= 120, "bb0 every 500 ms, 3 targets: {bb}");

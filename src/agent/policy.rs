@@ -50,6 +50,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
+mod first;
 mod hold_down;
 mod rank;
 
@@ -71,6 +72,9 @@ pub struct PolicyParams {
     /// The route moves only to a link whose last clean round is no older
     /// (`interval_active × up_after`).
     pub fresh_for: Duration,
+    /// After the agent starts, how long the first choice may wait for a
+    /// better link whose first round is not in yet (zero: never waits).
+    pub first_choice_wait: Duration,
 }
 
 impl Default for PolicyParams {
@@ -81,6 +85,7 @@ impl Default for PolicyParams {
             flap_window: Duration::from_secs(10 * 60),
             sticky: false,
             fresh_for: Duration::from_millis(2500),
+            first_choice_wait: Duration::ZERO,
         }
     }
 }
@@ -197,6 +202,8 @@ pub struct Policy {
     left: Option<String>,
     /// Since when the chosen link is in doubt, or no link is chosen.
     trouble: Option<Millis>,
+    /// When the first decision was made (the agent's start).
+    first_at: Option<Millis>,
 }
 
 impl Policy {
@@ -209,6 +216,7 @@ impl Policy {
             flaps: BTreeMap::new(),
             left: None,
             trouble: None,
+            first_at: None,
         }
     }
 
@@ -250,6 +258,10 @@ impl Policy {
     /// Names should be unique; of duplicates only the first counts.
     pub fn decide(&mut self, now: Millis, candidates: &[Candidate]) -> Decision {
         self.forget_old_flaps(now);
+        let first_at = *self.first_at.get_or_insert(now);
+        let first_until = first_at.plus(self.params.first_choice_wait);
+        // At start, a better link whose first round is not in yet: waited for.
+        let mut awaited: Option<&Candidate> = None;
         let mut ranked: Vec<&Candidate> = Vec::with_capacity(candidates.len());
         for c in candidates {
             if !ranked.iter().any(|r| r.name == c.name) {
@@ -326,7 +338,22 @@ impl Policy {
                         Cause::CurrentDown,
                         format!("{p} went down: moved to {}, just confirmed", b.name),
                     ),
-                    _ => Outcome::new(Some(b), Cause::Initial, first_reason(b)),
+                    _ => match first::awaited(&ranked, b).filter(|_| now < first_until) {
+                        Some(w) => {
+                            awaited = Some(w);
+                            Outcome {
+                                chosen: None,
+                                cause: Cause::Confirming,
+                                reason: format!(
+                                    "waiting up to {} for {}'s first round before the first choice",
+                                    human(first_until.saturating_sub(now), true),
+                                    w.name
+                                ),
+                                pending: Some((w.name.clone(), first_until)),
+                            }
+                        }
+                        None => Outcome::new(Some(b), Cause::Initial, first_reason(b)),
+                    },
                 },
                 (Some(p), None) => Outcome::new(
                     Some(b),
@@ -441,14 +468,18 @@ impl Policy {
             (Cause::Confirming, _) => previous.clone().or(self.left.take()),
             _ => None,
         };
+        // The route layer's order: the chosen link first (or, while the
+        // first choice waits for it, the awaited one: the route stays where
+        // it will most likely go).
+        let lead = chosen.or(awaited);
         let mut order: Vec<String> = Vec::with_capacity(ranked.len());
-        if let Some(c) = chosen {
+        if let Some(c) = lead {
             order.push(c.name.clone());
         }
         order.extend(
             ranked
                 .iter()
-                .filter(|r| chosen.is_none_or(|c| c.name != r.name))
+                .filter(|r| lead.is_none_or(|c| c.name != r.name))
                 .map(|r| r.name.clone()),
         );
         let chosen = chosen.map(|c| c.name.clone());

@@ -69,7 +69,19 @@ fn policy_params(cfg: &AgentConfig) -> PolicyParams {
         flap_window: f.flap_window,
         sticky: f.sticky,
         fresh_for: crate::agent::evidence::fresh_for(&cfg.health),
+        first_choice_wait: first_choice_wait(&cfg.health),
     }
+}
+
+/// How long the first choice may wait for a better link's first round: the
+/// probe timeout before any RTT is measured (as `LinkHealth::timeout`), and a
+/// second for the round to be scheduled and reported.
+fn first_choice_wait(h: &crate::config::agent::HealthSection) -> std::time::Duration {
+    let first_timeout = h
+        .timeout_max
+        .min(std::time::Duration::from_secs(1))
+        .max(h.timeout_min);
+    first_timeout + std::time::Duration::from_secs(1)
 }
 
 /// Every link the agent should watch under `cfg`: declared links first, then

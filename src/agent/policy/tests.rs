@@ -6,6 +6,7 @@
 use super::*;
 use proptest::prelude::*;
 
+mod first;
 mod fresh;
 mod invariants;
 

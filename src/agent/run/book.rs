@@ -21,6 +21,12 @@ impl Book {
         self.links.insert(facts.name.clone(), facts);
     }
 
+    /// A link just watched, before its worker says anything: no round in yet
+    /// (so the first choice can wait for it). Facts already known are kept.
+    pub(super) fn watch(&mut self, facts: LinkFacts) {
+        self.links.entry(facts.name.clone()).or_insert(facts);
+    }
+
     /// Forget a link no longer watched.
     pub(super) fn remove(&mut self, name: &str) {
         self.links.remove(name);

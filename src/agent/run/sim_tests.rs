@@ -291,6 +291,23 @@ async fn silent_cut_fails_over_and_heal_fails_back_only_after_the_hold_down() {
     assert_eq!(host.removals(), 2, "at start and at stop");
 }
 
+/// On a busy start the best link's first round comes back last: the first
+/// choice waits for it instead of taking wl0 and failing back a hold-down
+/// later (one failover record, `initial` to bb0).
+#[tokio::test(start_paused = true)]
+async fn a_slow_first_round_on_the_best_link_is_waited_for() {
+    let t0 = Instant::now();
+    let sim = Sim::start(&fast("routes", ""));
+    sim.prober.slow("bb0", Duration::from_millis(700));
+    sim.route_on("bb0", Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(
+        sim.failovers_since(t0),
+        [(None, Some("bb0".into()), "initial".into())]
+    );
+    assert_eq!(sim.status().failover.switches, 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn carrier_loss_on_the_active_link_moves_at_once() {
     let sim = Sim::start(&fast("routes", ""));

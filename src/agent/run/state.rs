@@ -198,6 +198,20 @@ impl Agent {
               metered = plan.metered, probes = plan.probes.len(), "watching link");
         // Until netlink says otherwise, a link we cannot see is absent.
         let present = self.carrier.contains_key(&plan.name);
+        self.book.watch(crate::agent::worker::LinkFacts {
+            name: plan.name.clone(),
+            priority: plan.priority,
+            metered: plan.metered,
+            state: if present {
+                crate::wire::LinkState::Down
+            } else {
+                crate::wire::LinkState::Absent
+            },
+            since: self.clock.now(),
+            last_clean: None,
+            failing_since: None,
+            window: Duration::ZERO,
+        });
         if !present {
             warn!(link = %plan.name, "interface does not exist (yet): shown as absent");
             let _ = tx.send(LinkMsg::Present(false));

@@ -363,6 +363,7 @@ fn params_strategy() -> impl Strategy<Value = PolicyParams> {
             flap_window: secs(w * 60),
             sticky,
             fresh_for: Duration::from_millis(fresh * 500),
+            first_choice_wait: Duration::ZERO,
         }
     })
 }

@@ -230,11 +230,12 @@ impl CounterSource for Quiet {
     }
 }
 
-/// Each link's upstream answers (after 15 ms) or swallows probes (the
-/// prober waits out the timeout), as the test sets it.
+/// Each link's upstream answers (after 15 ms, or the RTT the test set) or
+/// swallows probes (the prober waits out the timeout), as the test sets it.
 #[derive(Default)]
 pub(super) struct FakeProber {
     cut: Mutex<HashMap<String, bool>>,
+    rtt: Mutex<HashMap<String, Duration>>,
     sent: Mutex<HashMap<String, u64>>,
 }
 
@@ -242,6 +243,11 @@ impl FakeProber {
     /// Cut (true) or heal (false) `link`'s upstream.
     pub(super) fn cut(&self, link: &str, cut: bool) {
         self.cut.lock().unwrap().insert(link.to_string(), cut);
+    }
+
+    /// `link`'s upstream answers after `rtt` (within the timeout).
+    pub(super) fn slow(&self, link: &str, rtt: Duration) {
+        self.rtt.lock().unwrap().insert(link.to_string(), rtt);
     }
 
     /// Probes sent through `link` so far.
@@ -270,7 +276,8 @@ impl Prober for FakeProber {
             tokio::time::sleep(timeout).await;
             ProbeOutcome::fail(ProbeFailure::Timeout, 42)
         } else {
-            let rtt = Duration::from_millis(15);
+            let rtt = self.rtt.lock().unwrap().get(iface).copied();
+            let rtt = rtt.unwrap_or(Duration::from_millis(15)).min(timeout);
             tokio::time::sleep(rtt).await;
             ProbeOutcome::ok(rtt, 84)
         }
