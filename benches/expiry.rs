@@ -98,33 +98,52 @@ fn fill_sql(sqlite: bool, devices: usize) -> Vec<String> {
     ]
 }
 
-async fn fill(url: &str, sqlite: bool, devices: usize) {
-    let statements = fill_sql(sqlite, devices);
-    if sqlite {
-        let mut c = SqliteConnection::connect(url).await.expect("open SQLite");
-        for s in statements {
-            sqlx::query(AssertSqlSafe(s))
-                .execute(&mut c)
-                .await
-                .expect("fill");
+/// One connection to the bench's database, whichever it is.
+enum Conn {
+    Lite(SqliteConnection),
+    Pg(PgConnection),
+}
+
+impl Conn {
+    async fn open(url: &str, sqlite: bool) -> Conn {
+        if sqlite {
+            Conn::Lite(SqliteConnection::connect(url).await.expect("open SQLite"))
+        } else {
+            Conn::Pg(PgConnection::connect(url).await.expect("connect"))
         }
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&mut c)
-            .await
-            .expect("checkpoint");
-    } else {
-        let mut c = PgConnection::connect(url).await.expect("connect");
-        for s in statements {
-            sqlx::query(AssertSqlSafe(s))
-                .execute(&mut c)
-                .await
-                .expect("fill");
-        }
-        sqlx::query("VACUUM ANALYZE devices, pack_streams, minute_packs")
-            .execute(&mut c)
-            .await
-            .expect("vacuum");
     }
+
+    async fn exec(&mut self, sql: String) {
+        let sql = AssertSqlSafe(sql);
+        match self {
+            Conn::Lite(c) => sqlx::query(sql).execute(c).await.map(|_| ()),
+            Conn::Pg(c) => sqlx::query(sql).execute(c).await.map(|_| ()),
+        }
+        .expect("statement");
+    }
+
+    /// The first column of every row, as integers.
+    async fn ints(&mut self, sql: String) -> Vec<i64> {
+        let sql = AssertSqlSafe(sql);
+        match self {
+            Conn::Lite(c) => sqlx::query_scalar(sql).fetch_all(c).await,
+            Conn::Pg(c) => sqlx::query_scalar(sql).fetch_all(c).await,
+        }
+        .expect("query")
+    }
+}
+
+async fn fill(url: &str, sqlite: bool, devices: usize) {
+    let mut c = Conn::open(url, sqlite).await;
+    for s in fill_sql(sqlite, devices) {
+        c.exec(s).await;
+    }
+    c.exec(if sqlite {
+        "PRAGMA wal_checkpoint(TRUNCATE)".into()
+    } else {
+        "VACUUM ANALYZE devices, pack_streams, minute_packs".into()
+    })
+    .await;
 }
 
 /// Link-summary packs before the cut (the old day's).
@@ -133,20 +152,7 @@ async fn old_packs(url: &str, sqlite: bool) -> u64 {
         "SELECT COUNT(*) FROM minute_packs WHERE minutes = 1 AND first_at_ms < {}",
         T0_MS + DAY_MS
     );
-    let n: i64 = if sqlite {
-        let mut c = SqliteConnection::connect(url).await.expect("open SQLite");
-        sqlx::query_scalar(AssertSqlSafe(sql))
-            .fetch_one(&mut c)
-            .await
-            .expect("count")
-    } else {
-        let mut c = PgConnection::connect(url).await.expect("connect");
-        sqlx::query_scalar(AssertSqlSafe(sql))
-            .fetch_one(&mut c)
-            .await
-            .expect("count")
-    };
-    n as u64
+    Conn::open(url, sqlite).await.ints(sql).await[0] as u64
 }
 
 /// `count` new live devices, named `prefix-N` (written with SQL: the
@@ -155,32 +161,17 @@ async fn live_devices(url: &str, sqlite: bool, prefix: &str, count: usize) -> Ve
     let values: Vec<String> = (0..count)
         .map(|k| format!("('{prefix}-{k:05}', '{prefix}{k:060x}', {NOW_MS})"))
         .collect();
-    let insert = format!(
+    let mut c = Conn::open(url, sqlite).await;
+    c.exec(format!(
         "INSERT INTO devices (name, token_hash, created_at) VALUES {}",
         values.join(", ")
-    );
-    let select = format!("SELECT id FROM devices WHERE name LIKE '{prefix}-%' ORDER BY id");
-    let ids: Vec<i64> = if sqlite {
-        let mut c = SqliteConnection::connect(url).await.expect("open SQLite");
-        sqlx::query(AssertSqlSafe(insert))
-            .execute(&mut c)
-            .await
-            .expect("live devices");
-        sqlx::query_scalar(AssertSqlSafe(select))
-            .fetch_all(&mut c)
-            .await
-            .expect("ids")
-    } else {
-        let mut c = PgConnection::connect(url).await.expect("connect");
-        sqlx::query(AssertSqlSafe(insert))
-            .execute(&mut c)
-            .await
-            .expect("live devices");
-        sqlx::query_scalar(AssertSqlSafe(select))
-            .fetch_all(&mut c)
-            .await
-            .expect("ids")
-    };
+    ))
+    .await;
+    let ids = c
+        .ints(format!(
+            "SELECT id FROM devices WHERE name LIKE '{prefix}-%' ORDER BY id"
+        ))
+        .await;
     ids.into_iter()
         .enumerate()
         .map(|(k, id)| Live {
