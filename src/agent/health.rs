@@ -57,6 +57,12 @@ impl HealthParams {
     }
 }
 
+/// The probe timeout before any RTT is measured: one second, or
+/// `timeout_max` if lower (never below `timeout_min`).
+pub fn first_timeout(timeout_min: Duration, timeout_max: Duration) -> Duration {
+    timeout_max.min(Duration::from_secs(1)).max(timeout_min)
+}
+
 impl Default for HealthParams {
     fn default() -> Self {
         Self::from_config(&HealthSection::default(), 1)
@@ -243,7 +249,7 @@ impl LinkHealth {
     pub fn timeout(&self) -> Duration {
         let p = &self.params;
         match self.srtt {
-            None => p.timeout_max.min(Duration::from_secs(1)).max(p.timeout_min),
+            None => first_timeout(p.timeout_min, p.timeout_max),
             Some(srtt) => {
                 let t = Duration::from_secs_f64((2.0 * srtt + 4.0 * self.rttvar).max(0.0));
                 t.clamp(p.timeout_min, p.timeout_max)

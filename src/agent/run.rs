@@ -74,14 +74,11 @@ fn policy_params(cfg: &AgentConfig) -> PolicyParams {
 }
 
 /// How long the first choice may wait for a better link's first round: the
-/// probe timeout before any RTT is measured (as `LinkHealth::timeout`), and a
-/// second for the round to be scheduled and reported.
+/// probe timeout before any RTT is measured, and a second for the round to
+/// be scheduled and reported.
 fn first_choice_wait(h: &crate::config::agent::HealthSection) -> std::time::Duration {
-    let first_timeout = h
-        .timeout_max
-        .min(std::time::Duration::from_secs(1))
-        .max(h.timeout_min);
-    first_timeout + std::time::Duration::from_secs(1)
+    crate::agent::health::first_timeout(h.timeout_min, h.timeout_max)
+        + std::time::Duration::from_secs(1)
 }
 
 /// Every link the agent should watch under `cfg`: declared links first, then

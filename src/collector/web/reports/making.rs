@@ -138,10 +138,6 @@ pub(super) async fn make(
             .acquire()
             .await
             .map_err(|_| store_err("the collector is stopping"))?;
-        // Made meanwhile by the request this one waited behind?
-        if let Some(r) = kept(&ws2, &key) {
-            return Ok(r);
-        }
         let at = now_ms();
         let r = report::run_report(ws2.api.store().as_ref(), &q, Some(&access), at)
             .await
