@@ -26,13 +26,19 @@
 //!   connections and 200 slow bodies; p99, throughput and the collector's
 //!   RSS side by side.
 //!
-//! `cargo bench --bench ingest -- [throughput] [backlog] [bytes] [attack]` (none = all).
+//! - `versus` (in `ingest/versus.rs`): throughput and p99 at 64 connections,
+//!   this revision's collector binary against an earlier one's
+//!   (`LW_OLD_BIN`, from `benches/ingest/build-old.sh`), in turns.
+//!
+//! `cargo bench --bench ingest -- [throughput] [backlog] [bytes] [attack] [versus]` (none = all).
 //! Without `--bench` (as under `cargo test --all-targets`) it prints one line
 //! and returns.
 
 #[path = "ingest/attack.rs"]
 mod attack;
 mod common;
+#[path = "ingest/versus.rs"]
+mod versus;
 
 use common::db::Db;
 use common::shapes::{LINKS, link_minutes};
@@ -330,6 +336,8 @@ struct Fleet {
     next_minute: Vec<u64>,
     next: usize,
     t0_ms: i64,
+    /// Send each batch's `backlog` (earlier revisions refuse the field).
+    backlog: bool,
 }
 
 impl Fleet {
@@ -361,6 +369,24 @@ impl Fleet {
             next_minute: vec![0; n],
             next: 0,
             t0_ms: now - 7 * 86_400_000,
+            backlog: true,
+        }
+    }
+
+    /// Devices registered elsewhere (`versus`: by each binary's own
+    /// `device add`), by name and token.
+    fn from_tokens(names: Vec<String>, tokens: &[String]) -> Fleet {
+        let n = names.len();
+        Fleet {
+            auth: tokens
+                .iter()
+                .map(|t| HeaderValue::from_str(&format!("Bearer {t}")).expect("header"))
+                .collect(),
+            names,
+            next_minute: vec![0; n],
+            next: 0,
+            t0_ms: now_ms() - 7 * 86_400_000,
+            backlog: true,
         }
     }
 
@@ -393,7 +419,7 @@ impl Fleet {
                     // What agents announce with the default interval.
                     next_upload_within_s: Some(307),
                     // What an agent of this version sends: nothing left waiting.
-                    backlog: Some(linkwatch::wire::v1::Backlog {
+                    backlog: self.backlog.then_some(linkwatch::wire::v1::Backlog {
                         records: 0,
                         oldest_at: None,
                     }),
@@ -1464,14 +1490,14 @@ fn main() {
         println!("ingest benchmarks run only under `cargo bench --bench ingest`");
         return;
     }
-    let known = ["throughput", "backlog", "bytes", "attack"];
+    let known = ["throughput", "backlog", "bytes", "attack", "versus"];
     let mut selected = Vec::new();
     for a in args.iter().filter(|a| !a.starts_with('-')) {
         if known.contains(&a.as_str()) {
             selected.push(a.as_str());
         } else {
             eprintln!(
-                "unknown benchmark `{a}`: choose from throughput, backlog, bytes, attack (none = all)"
+                "unknown benchmark `{a}`: choose from throughput, backlog, bytes, attack, versus (none = all)"
             );
             std::process::exit(2);
         }
@@ -1493,6 +1519,9 @@ fn main() {
         }
         if want("attack") {
             attack::bench_attack().await;
+        }
+        if want("versus") {
+            versus::bench_versus().await;
         }
     });
 }

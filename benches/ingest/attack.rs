@@ -44,14 +44,20 @@ const CONFINED_PERCENT: u32 = 25;
 const ATTACKER: [u8; 4] = [127, 0, 0, 3];
 
 /// The collector binary on 127.0.0.1:0 with the default limits.
-struct Child {
+pub(super) struct Child {
     child: tokio::process::Child,
-    addr: SocketAddr,
+    pub(super) addr: SocketAddr,
     pid: u32,
 }
 
 impl Child {
     async fn start(dir: &Path, url: &str) -> Child {
+        Child::start_bin(BIN, dir, url).await
+    }
+
+    /// The collector binary `bin` (this revision's, or an earlier one's for
+    /// `versus`) on 127.0.0.1:0 with the default limits.
+    pub(super) async fn start_bin(bin: &str, dir: &Path, url: &str) -> Child {
         let config = dir.join("collector.toml");
         std::fs::write(
             &config,
@@ -61,7 +67,7 @@ impl Child {
             ),
         )
         .expect("write the collector config");
-        let mut child = tokio::process::Command::new(BIN)
+        let mut child = tokio::process::Command::new(bin)
             .args([
                 "collector",
                 "--config",
@@ -129,7 +135,7 @@ impl Child {
             .unwrap_or(0.0)
     }
 
-    async fn stop(mut self) {
+    pub(super) async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
 }
