@@ -116,7 +116,7 @@ impl Child {
     }
 
     /// CPU seconds (user and system) the collector has used so far.
-    fn cpu_seconds(&self) -> f64 {
+    pub(super) fn cpu_seconds(&self) -> f64 {
         cpu_seconds(self.pid)
     }
 

@@ -14,7 +14,7 @@
 //! The load generator shares the machine's cores with the collector (and
 //! with PostgreSQL), the same for both.
 
-use super::{Fleet, ms, quantile, thousands};
+use super::{Fleet, cpu_ticks, ms, quantile, thousands};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
@@ -97,6 +97,11 @@ struct Run {
     p99: Duration,
     max: Duration,
     errors: usize,
+    /// CPU milliseconds a batch: the collector's, and the rest of the
+    /// machine's without the load generator (the database server on
+    /// PostgreSQL, background noise).
+    collector_ms: f64,
+    others_ms: f64,
 }
 
 async fn one_run(side: &mut Side, rng: &mut StdRng) -> Run {
@@ -114,8 +119,19 @@ async fn one_run(side: &mut Side, rng: &mut StdRng) -> Run {
     let warm = tokio::task::block_in_place(|| side.fleet.requests(2_000, rng));
     closed_loop(&client, &url, warm).await;
     let requests = tokio::task::block_in_place(|| side.fleet.requests(PER_RUN, rng));
-    let run = closed_loop(&client, &url, requests).await;
+    let (ticks0, collector0) = (cpu_ticks(), collector.cpu_seconds());
+    let mut run = closed_loop(&client, &url, requests).await;
+    let (ticks1, collector1) = (cpu_ticks(), collector.cpu_seconds());
     collector.stop().await;
+    // Ticks are USER_HZ, which Linux keeps at 100 for user space.
+    if let (Some(a), Some(b)) = (ticks0, ticks1) {
+        let busy = b.busy.saturating_sub(a.busy) as f64 / 100.0;
+        let own = b.own.saturating_sub(a.own) as f64 / 100.0;
+        let collector = collector1 - collector0;
+        let per_batch = 1000.0 / PER_RUN as f64;
+        run.collector_ms = collector * per_batch;
+        run.others_ms = (busy - own - collector).max(0.0) * per_batch;
+    }
     run
 }
 
@@ -178,6 +194,8 @@ async fn closed_loop(
         p99: quantile(&latencies, 0.99),
         max: latencies.last().copied().unwrap_or_default(),
         errors,
+        collector_ms: 0.0,
+        others_ms: 0.0,
     }
 }
 
@@ -222,15 +240,17 @@ pub(super) async fn bench_versus() {
             for k in order {
                 let r = one_run(&mut sides[k], &mut rng).await;
                 println!(
-                    "  round {} {:<24} {:>7.0} req/s, p50 {:.1} ms, p99 {:.1} ms, max {:.0} ms, \
-                     {} errors",
+                    "  round {} {:<4} {:>7.0} req/s, p50 {:.1} ms, p99 {:.1} ms, max {:.0} ms, \
+                     {} errors; CPU a batch: collector {:.3} ms, others {:.3} ms",
                     round + 1,
                     sides[k].label.split(' ').next().unwrap_or(""),
                     r.rate,
                     ms(r.p50),
                     ms(r.p99),
                     ms(r.max),
-                    r.errors
+                    r.errors,
+                    r.collector_ms,
+                    r.others_ms
                 );
                 runs[k].push(r);
             }
@@ -238,6 +258,17 @@ pub(super) async fn bench_versus() {
         let rate = |k: usize| median(runs[k].iter().map(|r| r.rate).collect());
         let p99 = |k: usize| median(runs[k].iter().map(|r| ms(r.p99)).collect());
         let (r_old, r_new, p_old, p_new) = (rate(0), rate(1), p99(0), p99(1));
+        let cpu = |k: usize| {
+            (
+                median(runs[k].iter().map(|r| r.collector_ms).collect()),
+                median(runs[k].iter().map(|r| r.others_ms).collect()),
+            )
+        };
+        let ((c_old, o_old), (c_new, o_new)) = (cpu(0), cpu(1));
+        println!(
+            "  CPU a batch, medians: collector old {c_old:.3} ms, new {c_new:.3} ms; others \
+             (the database server on PostgreSQL) old {o_old:.3} ms, new {o_new:.3} ms"
+        );
         println!(
             "  medians: old {r_old:.0} req/s p99 {p_old:.1} ms; new {r_new:.0} req/s p99 \
              {p_new:.1} ms; throughput new/old {:.2}, p99 new/old {:.2} (target: throughput \

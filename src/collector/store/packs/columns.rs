@@ -112,22 +112,80 @@ fn deltas(vals: &[i64]) -> (Option<i64>, Vec<i64>) {
     )
 }
 
+/// Bytes a frame of `n` values between `min` and `max` takes after the tag
+/// (as [`frame_of`] counts them; no values count as `0..=0`).
+fn frame_len(min: i64, max: i64, n: usize) -> usize {
+    let (min, max) = if n == 0 { (0, 0) } else { (min, max) };
+    let width = 64 - offset(max, min).leading_zeros();
+    len_i(min) + (n * width as usize).div_ceil(8)
+}
+
+/// What sizing a plain column needs of its values, gathered in one pass
+/// without allocating: their number, the first, and the range of the
+/// values and of their differences. Ingest sizes every column of a pack
+/// each time it extends the pack, so this is on its hot path.
+#[derive(Clone, Copy)]
+struct Stats {
+    n: usize,
+    first: i64,
+    prev: i64,
+    min: i64,
+    max: i64,
+    dmin: i64,
+    dmax: i64,
+}
+
+impl Stats {
+    fn of(vals: impl Iterator<Item = i64>) -> Stats {
+        let mut s = Stats {
+            n: 0,
+            first: 0,
+            prev: 0,
+            min: i64::MAX,
+            max: i64::MIN,
+            dmin: i64::MAX,
+            dmax: i64::MIN,
+        };
+        for v in vals {
+            s.push(v);
+        }
+        s
+    }
+
+    fn push(&mut self, v: i64) {
+        if self.n == 0 {
+            self.first = v;
+        } else {
+            let d = v.wrapping_sub(self.prev);
+            self.dmin = self.dmin.min(d);
+            self.dmax = self.dmax.max(d);
+        }
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        self.prev = v;
+        self.n += 1;
+    }
+
+    /// Bytes after the tag of the column without runs, and whether by
+    /// differences.
+    fn plain_size(&self) -> (usize, bool) {
+        let by_value = frame_len(self.min, self.max, self.n);
+        if self.n == 0 {
+            return (by_value, false);
+        }
+        let by_delta = len_i(self.first) + frame_len(self.dmin, self.dmax, self.n - 1);
+        if by_delta < by_value {
+            (by_delta, true)
+        } else {
+            (by_value, false)
+        }
+    }
+}
+
 /// Bytes after the tag of a column without runs, and whether by
 /// differences.
 fn plain_size(vals: &[i64]) -> (usize, bool) {
-    let by_value = frame_of(vals).2;
-    match vals.first() {
-        Some(&h) => {
-            let d: Vec<i64> = vals.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
-            let by_delta = len_i(h) + frame_of(&d).2;
-            if by_delta < by_value {
-                (by_delta, true)
-            } else {
-                (by_value, false)
-            }
-        }
-        None => (by_value, false),
-    }
+    Stats::of(vals.iter().copied()).plain_size()
 }
 
 /// A column without runs: a frame of the values or of their differences.
@@ -140,36 +198,54 @@ fn plain(out: &mut Vec<u8>, vals: &[i64]) {
     }
 }
 
-/// Bytes after the tag of `vals` as runs (None when runs cannot be the
-/// cheapest: more than one value in two starts a run).
-fn runs_size(vals: &[i64]) -> Option<usize> {
-    let starts = 1 + vals.windows(2).filter(|w| w[0] != w[1]).count();
-    if starts * 2 > vals.len() {
+/// Bytes after the tag of the `n` values `vals` gives as runs (None when
+/// runs cannot be the cheapest: more than one value in two starts a run).
+fn runs_size(vals: impl Iterator<Item = i64> + Clone, n: usize) -> Option<usize> {
+    let mut starts = 0_usize;
+    let mut prev = None;
+    for v in vals.clone() {
+        if prev != Some(v) {
+            starts += 1;
+        }
+        prev = Some(v);
+    }
+    let starts = starts.max(1);
+    if starts * 2 > n {
         return None;
     }
-    let (mut lens, mut values) = (Vec::with_capacity(starts), Vec::with_capacity(starts));
-    for &v in vals {
-        match values.last() {
-            Some(&last) if last == v => *lens.last_mut().expect("a run") += 1,
-            _ => {
-                lens.push(1_i64);
-                values.push(v);
+    let (mut lens, mut values) = (Stats::of(std::iter::empty()), Stats::of(std::iter::empty()));
+    let mut run: Option<(i64, i64)> = None;
+    for v in vals {
+        run = match run {
+            Some((value, len)) if value == v => Some((value, len + 1)),
+            Some((value, len)) => {
+                lens.push(len);
+                values.push(value);
+                Some((v, 1))
             }
-        }
+            None => Some((v, 1)),
+        };
     }
-    Some(len_i(starts as i64) + 2 + plain_size(&lens).0 + plain_size(&values).0)
+    if let Some((value, len)) = run {
+        lens.push(len);
+        values.push(value);
+    }
+    Some(len_i(starts as i64) + 2 + lens.plain_size().0 + values.plain_size().0)
 }
 
 /// Append a column of `vals`, the cheapest way.
 fn column(out: &mut Vec<u8>, vals: &[i64]) {
-    let (head, d) = deltas(vals);
-    let head_len = head.map_or(0, len_i);
+    let head_len = vals.first().copied().map_or(0, len_i);
     let (plain_len, _) = plain_size(vals);
-    let by_value = runs_size(vals);
-    let by_delta = runs_size(&d).map(|n| n + head_len);
+    let by_value = runs_size(vals.iter().copied(), vals.len());
+    let diffs = vals.windows(2).map(|w| w[1].wrapping_sub(w[0]));
+    let by_delta = runs_size(diffs, vals.len().saturating_sub(1)).map(|n| n + head_len);
     match (by_value, by_delta) {
         (Some(v), dl) if v < plain_len && dl.is_none_or(|dl| v <= dl) => runs(out, 0, None, vals),
-        (_, Some(dl)) if dl < plain_len => runs(out, DELTA, head, &d),
+        (_, Some(dl)) if dl < plain_len => {
+            let (head, d) = deltas(vals);
+            runs(out, DELTA, head, &d)
+        }
         _ => plain(out, vals),
     }
 }
