@@ -58,15 +58,7 @@ impl Child {
     /// The collector binary `bin` (this revision's, or an earlier one's for
     /// `versus`) on 127.0.0.1:0 with the default limits.
     pub(super) async fn start_bin(bin: &str, dir: &Path, url: &str) -> Child {
-        let config = dir.join("collector.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[collector]\nlisten = \"127.0.0.1:0\"\ndatabase = \"{url}\"\n\
-                 log_format = \"text\"\nlog_level = \"info\"\n"
-            ),
-        )
-        .expect("write the collector config");
+        let config = collector_config(dir, url, "info");
         let mut child = tokio::process::Command::new(bin)
             .args([
                 "collector",
@@ -138,6 +130,21 @@ impl Child {
     pub(super) async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// A collector config in `dir` on 127.0.0.1:0 and database `url`, logging
+/// plain text at `level` (the rest at defaults).
+pub(super) fn collector_config(dir: &Path, url: &str, level: &str) -> std::path::PathBuf {
+    let config = dir.join("collector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[collector]\nlisten = \"127.0.0.1:0\"\ndatabase = \"{url}\"\n\
+             log_format = \"text\"\nlog_level = \"{level}\"\n"
+        ),
+    )
+    .expect("write the collector config");
+    config
 }
 
 /// CPU seconds (user and system) process `pid` has used so far, or 0 when

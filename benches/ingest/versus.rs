@@ -18,7 +18,6 @@ use super::{Fleet, cpu_ticks, ms, quantile, thousands};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -44,7 +43,7 @@ impl Side {
             None => super::Db::sqlite(),
         };
         let dir = tempfile::tempdir().expect("temporary directory");
-        let config = write_config(dir.path(), db.url());
+        let config = super::attack::collector_config(dir.path(), db.url(), "warn");
         let mut names = Vec::with_capacity(DEVICES);
         let mut tokens = Vec::with_capacity(DEVICES);
         for i in 0..DEVICES {
@@ -75,19 +74,6 @@ impl Side {
             fleet,
         }
     }
-}
-
-fn write_config(dir: &Path, url: &str) -> std::path::PathBuf {
-    let config = dir.join("collector.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[collector]\nlisten = \"127.0.0.1:0\"\ndatabase = \"{url}\"\n\
-             log_format = \"text\"\nlog_level = \"warn\"\n"
-        ),
-    )
-    .expect("write the collector config");
-    config
 }
 
 /// One closed-loop run's figures.
