@@ -7,7 +7,10 @@
 //! `heartbeat`, gzip'd) as soon as the last is answered, [`PER_RUN`]
 //! batches a run. The two binaries take turns, [`ROUNDS`] runs each, on
 //! databases that grow from run to run alike; the verdict compares medians
-//! (target: throughput and p99 no worse than 10 %).
+//! (target: throughput and p99 no worse than 10 %). Each run also prints
+//! the CPU a batch cost the collector (its /proc counters) and the rest of
+//! the machine without the load generator (the database server on
+//! PostgreSQL).
 //!
 //! The earlier binary comes from `benches/ingest/build-old.sh [REV]`
 //! (default 5d874c5, the store before packs) and is named by `LW_OLD_BIN`.
