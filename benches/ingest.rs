@@ -360,17 +360,8 @@ impl Fleet {
             .buffered(16)
             .collect()
             .await;
-        Fleet {
-            auth: made
-                .iter()
-                .map(|(_, t)| HeaderValue::from_str(&format!("Bearer {t}")).expect("header"))
-                .collect(),
-            names: made.into_iter().map(|(n, _)| n).collect(),
-            next_minute: vec![0; n],
-            next: 0,
-            t0_ms: now - 7 * 86_400_000,
-            backlog: true,
-        }
+        let (names, tokens): (Vec<String>, Vec<String>) = made.into_iter().unzip();
+        Fleet::from_tokens(names, &tokens)
     }
 
     /// Devices registered elsewhere (`versus`: by each binary's own
@@ -460,6 +451,23 @@ struct StepResult {
     fail: Option<String>,
 }
 
+/// POST one gzip'd batch to the ingest `url` with a device's `auth`.
+async fn post_batch(
+    client: &reqwest::Client,
+    url: reqwest::Url,
+    auth: HeaderValue,
+    body: Vec<u8>,
+) -> reqwest::Result<reqwest::Response> {
+    client
+        .post(url)
+        .header(AUTHORIZATION, auth)
+        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_ENCODING, "gzip")
+        .body(body)
+        .send()
+        .await
+}
+
 /// Send `requests` at a constant `rate` (open loop: each request starts at its
 /// scheduled time whatever the answers do) and collect the outcomes.
 async fn run_step(
@@ -485,14 +493,7 @@ async fn run_step(
             handles.push(tokio::spawn(async move {
                 let t0 = Instant::now();
                 let lag = t0.saturating_duration_since(intended);
-                let sent = client
-                    .post(url)
-                    .header(AUTHORIZATION, auth)
-                    .header(CONTENT_TYPE, "application/json")
-                    .header(CONTENT_ENCODING, "gzip")
-                    .body(body)
-                    .send()
-                    .await;
+                let sent = post_batch(&client, url, auth, body).await;
                 let (status, ack) = match sent {
                     Ok(resp) => {
                         let code = resp.status().as_u16();

@@ -17,10 +17,10 @@
 //! The load generator shares the machine's cores with the collector (and
 //! with PostgreSQL), the same for both.
 
-use super::{Fleet, cpu_ticks, ms, quantile, thousands};
+use super::{Fleet, cpu_ticks, ms, post_batch, quantile, thousands};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
+use reqwest::header::HeaderValue;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -147,14 +147,7 @@ async fn closed_loop(
                         break;
                     };
                     let t0 = Instant::now();
-                    let sent = client
-                        .post(url.clone())
-                        .header(AUTHORIZATION, auth.clone())
-                        .header(CONTENT_TYPE, "application/json")
-                        .header(CONTENT_ENCODING, "gzip")
-                        .body(body.clone())
-                        .send()
-                        .await;
+                    let sent = post_batch(&client, url.clone(), auth.clone(), body.clone()).await;
                     let ok = match sent {
                         Ok(resp) => resp.status().as_u16() == 200 && resp.bytes().await.is_ok(),
                         Err(_) => false,

@@ -44,20 +44,34 @@ fn len_i(v: i64) -> usize {
 /// A frame of reference of `vals`: minimum, bit width, bytes it takes
 /// after the tag.
 fn frame_of(vals: &[i64]) -> (i64, u32, usize) {
-    let (mut min, mut max) = (i64::MAX, i64::MIN);
-    for &v in vals {
-        min = min.min(v);
-        max = max.max(v);
-    }
-    if vals.is_empty() {
-        (min, max) = (0, 0);
-    }
+    let s = Stats::of(vals.iter().copied());
+    frame_shape(s.min, s.max, s.n)
+}
+
+/// A frame of `n` values between `min` and `max`: its minimum, bit width
+/// and bytes after the tag (no values count as `0..=0`).
+fn frame_shape(min: i64, max: i64, n: usize) -> (i64, u32, usize) {
+    let (min, max) = if n == 0 { (0, 0) } else { (min, max) };
     let width = 64 - offset(max, min).leading_zeros();
-    (
-        min,
-        width,
-        len_i(min) + (vals.len() * width as usize).div_ceil(8),
-    )
+    (min, width, len_i(min) + (n * width as usize).div_ceil(8))
+}
+
+/// Call `f(value, length)` for each run of equal values, in order.
+fn for_each_run(vals: impl Iterator<Item = i64>, mut f: impl FnMut(i64, i64)) {
+    let mut run: Option<(i64, i64)> = None;
+    for v in vals {
+        run = match run {
+            Some((value, len)) if value == v => Some((value, len + 1)),
+            Some((value, len)) => {
+                f(value, len);
+                Some((v, 1))
+            }
+            None => Some((v, 1)),
+        };
+    }
+    if let Some((value, len)) = run {
+        f(value, len);
+    }
 }
 
 fn frame(out: &mut Vec<u8>, tag: u8, head: Option<i64>, vals: &[i64]) {
@@ -90,15 +104,10 @@ fn runs(out: &mut Vec<u8>, tag: u8, head: Option<i64>, vals: &[i64]) {
         put_i(out, h);
     }
     let (mut lens, mut values) = (Vec::new(), Vec::new());
-    for &v in vals {
-        match values.last() {
-            Some(&last) if last == v => *lens.last_mut().expect("a run") += 1,
-            _ => {
-                lens.push(1_i64);
-                values.push(v);
-            }
-        }
-    }
+    for_each_run(vals.iter().copied(), |value, len| {
+        lens.push(len);
+        values.push(value);
+    });
     put(out, values.len() as u64);
     plain(out, &lens);
     plain(out, &values);
@@ -110,14 +119,6 @@ fn deltas(vals: &[i64]) -> (Option<i64>, Vec<i64>) {
         vals.first().copied(),
         vals.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect(),
     )
-}
-
-/// Bytes a frame of `n` values between `min` and `max` takes after the tag
-/// (as [`frame_of`] counts them; no values count as `0..=0`).
-fn frame_len(min: i64, max: i64, n: usize) -> usize {
-    let (min, max) = if n == 0 { (0, 0) } else { (min, max) };
-    let width = 64 - offset(max, min).leading_zeros();
-    len_i(min) + (n * width as usize).div_ceil(8)
 }
 
 /// What sizing a plain column needs of its values, gathered in one pass
@@ -136,8 +137,8 @@ struct Stats {
 }
 
 impl Stats {
-    fn of(vals: impl Iterator<Item = i64>) -> Stats {
-        let mut s = Stats {
+    fn new() -> Stats {
+        Stats {
             n: 0,
             first: 0,
             prev: 0,
@@ -145,7 +146,11 @@ impl Stats {
             max: i64::MIN,
             dmin: i64::MAX,
             dmax: i64::MIN,
-        };
+        }
+    }
+
+    fn of(vals: impl Iterator<Item = i64>) -> Stats {
+        let mut s = Stats::new();
         for v in vals {
             s.push(v);
         }
@@ -169,11 +174,11 @@ impl Stats {
     /// Bytes after the tag of the column without runs, and whether by
     /// differences.
     fn plain_size(&self) -> (usize, bool) {
-        let by_value = frame_len(self.min, self.max, self.n);
+        let by_value = frame_shape(self.min, self.max, self.n).2;
         if self.n == 0 {
             return (by_value, false);
         }
-        let by_delta = len_i(self.first) + frame_len(self.dmin, self.dmax, self.n - 1);
+        let by_delta = len_i(self.first) + frame_shape(self.dmin, self.dmax, self.n - 1).2;
         if by_delta < by_value {
             (by_delta, true)
         } else {
@@ -200,35 +205,15 @@ fn plain(out: &mut Vec<u8>, vals: &[i64]) {
 
 /// Bytes after the tag of the `n` values `vals` gives as runs (None when
 /// runs cannot be the cheapest: more than one value in two starts a run).
-fn runs_size(vals: impl Iterator<Item = i64> + Clone, n: usize) -> Option<usize> {
-    let mut starts = 0_usize;
-    let mut prev = None;
-    for v in vals.clone() {
-        if prev != Some(v) {
-            starts += 1;
-        }
-        prev = Some(v);
-    }
-    let starts = starts.max(1);
-    if starts * 2 > n {
-        return None;
-    }
-    let (mut lens, mut values) = (Stats::of(std::iter::empty()), Stats::of(std::iter::empty()));
-    let mut run: Option<(i64, i64)> = None;
-    for v in vals {
-        run = match run {
-            Some((value, len)) if value == v => Some((value, len + 1)),
-            Some((value, len)) => {
-                lens.push(len);
-                values.push(value);
-                Some((v, 1))
-            }
-            None => Some((v, 1)),
-        };
-    }
-    if let Some((value, len)) = run {
+fn runs_size(vals: impl Iterator<Item = i64>, n: usize) -> Option<usize> {
+    let (mut lens, mut values) = (Stats::new(), Stats::new());
+    for_each_run(vals, |value, len| {
         lens.push(len);
         values.push(value);
+    });
+    let starts = values.n.max(1);
+    if starts * 2 > n {
+        return None;
     }
     Some(len_i(starts as i64) + 2 + lens.plain_size().0 + values.plain_size().0)
 }
