@@ -16,7 +16,8 @@
 //! after `VACUUM FULL` (the live data: what the space of the versions that
 //! updates in place leave comes to once reused). Only the objects that hold
 //! records count (`records`, `minute_packs` and its `pack_streams`); devices, marks and
-//! roll-ups are left out. Run it in a release build (`cargo bench`): debug
+//! roll-ups are left out. Packs are measured as the maintainer leaves them
+//! half an hour after the day (sealed: each one segment). Run it in a release build (`cargo bench`): debug
 //! builds are several times slower.
 //!
 //! `cargo bench --bench storage -- --devices 50` (default 50 devices). Without
@@ -338,6 +339,12 @@ async fn measure(db: Db, packing: bool, devices: usize) -> (Sizes, Option<Sizes>
     let store = store::open(&url).await.expect("open store");
     let per_s = ingest(store.clone(), devices).await;
     if packing {
+        // Half an hour after the day, the maintainer has sealed its packs
+        // (each upload appended a segment; a sealed pack is one).
+        let at = T0_MS + 86_400_000 + 1_800_000;
+        linkwatch::collector::maintainer::seal_once(&store, at)
+            .await
+            .expect("seal packs");
         rollup_figures(&store, &url, matches!(db, Db::Sqlite { .. })).await;
     }
     drop(store);

@@ -33,6 +33,7 @@ on_both!(
     a_late_minute_placed_in_an_earlier_hour,
     retention_cuts_through_a_pack,
     packs_of_the_first_layout_are_converted,
+    uploads_append_segments_that_sealing_rewrites_as_one,
 );
 
 /// The agent's minute `m` (from 1) at defaults: 3 `link_minutes` (one per
@@ -190,6 +191,79 @@ async fn packs_extend_in_place_and_replays_are_duplicates(db: Arc<TestDb>) {
         21..=40 => NOW + 300_000,
         _ => NOW + 600_000,
     });
+}
+
+/// Each upload extends a pack by a segment of its own entries (the body is
+/// not read); every 16 segments the next upload rewrites it whole; once its
+/// span is over the maintainer's sealing rewrites it as one segment, fewer
+/// bytes, the same records.
+async fn uploads_append_segments_that_sealing_rewrites_as_one(db: Arc<TestDb>) {
+    let s = db.open().await;
+    let d = new_device(&*s, "gw").await;
+    // Minutes 1-90 (all in the span of 12:00-14:00) in 18 uploads of five.
+    let received = |seq: i64| NOW + (seq - 1) / 20 * 300_000;
+    for k in 0..18_u64 {
+        let upload = minutes(5 * k + 1..=5 * k + 5);
+        let at = received(upload[0].seq as i64);
+        assert_eq!(
+            s.ingest(d, &upload, at).await.unwrap(),
+            ack(20 * (k + 1), 20, 0)
+        );
+    }
+    assert_eq!((packs(&db).await, packable_rows(&db).await), (4, 0));
+    // Rewritten whole at the 17th upload: two segments since.
+    let parts = "SELECT CAST(MAX(parts) AS BIGINT) FROM minute_packs";
+    assert_eq!(count(&db, parts).await, 2);
+    let bytes = "SELECT CAST(SUM(LENGTH(body)) AS BIGINT) FROM minute_packs";
+    let before = count(&db, bytes).await;
+    let listed = "SELECT COUNT(*) FROM pack_unsealed";
+    assert_eq!(count(&db, listed).await, 4);
+    assert_same(
+        &s.records(d, 0, 1_000).await.unwrap(),
+        &minutes(1..=90),
+        received,
+    );
+
+    // Not before the span is over (14:00) and ten minutes more.
+    let span_end = T0 + (2 * 3_600_000 - (T0 % (2 * 3_600_000)));
+    assert_eq!(s.seal_packs(span_end + 599_000, 500).await.unwrap(), 0);
+    assert_eq!(s.seal_packs(span_end + 600_000, 500).await.unwrap(), 4);
+    assert_eq!(count(&db, parts).await, 1);
+    assert_eq!(count(&db, listed).await, 0);
+    let after = count(&db, bytes).await;
+    assert!(after < before, "sealed {after} bytes, {before} before");
+    assert_same(
+        &s.records(d, 0, 1_000).await.unwrap(),
+        &minutes(1..=90),
+        received,
+    );
+    let between = s
+        .records_between(d, T0 + 40 * 60_000, T0 + 50 * 60_000)
+        .await
+        .unwrap();
+    assert_same(&between, &minutes(40..=49), received);
+    // A late upload extends a sealed pack (its second segment) and lists
+    // it again.
+    assert_eq!(
+        s.ingest(d, &minutes(91..=92), NOW + 9_000_000)
+            .await
+            .unwrap(),
+        ack(368, 8, 0)
+    );
+    assert_eq!(count(&db, listed).await, 4);
+    assert_eq!(s.seal_packs(span_end + 600_000, 500).await.unwrap(), 4);
+    let late = |seq: i64| {
+        if seq > 360 {
+            NOW + 9_000_000
+        } else {
+            received(seq)
+        }
+    };
+    assert_same(
+        &s.records(d, 0, 1_000).await.unwrap(),
+        &minutes(1..=92),
+        late,
+    );
 }
 
 async fn a_late_batch_fills_the_gap_and_moves_into_packs(db: Arc<TestDb>) {

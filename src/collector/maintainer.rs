@@ -9,7 +9,8 @@
 //! more data arrived meanwhile (then the device is simply computed again on
 //! the next round). A device that keeps uploading is so computed once an
 //! hour, from its mark's hour on. It also deletes hour rows older than the
-//! retention, and (a job of its own) raw minute summaries older than it.
+//! retention, and (a job of its own) seals minute packs whose span is over
+//! and deletes raw minute summaries older than the retention.
 //!
 //! Both are periodic jobs of [`crate::collector::lead`]: with several
 //! collectors on one PostgreSQL, each runs on one replica at a time.
@@ -39,6 +40,8 @@ const DEVICES_PER_ROUND: i64 = 2_000;
 const DAYS_PER_STEP: usize = 7;
 /// Raw summaries deleted per statement.
 const DELETE_CHUNK: i64 = 20_000;
+/// Minute packs sealed per transaction.
+const SEAL_CHUNK: i64 = 500;
 
 /// Work just done, as [`rollups_counted`] reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,8 +242,8 @@ pub async fn rollups_counted(
     Ok(stats)
 }
 
-/// One round of the retention job at `now_ms`: raw minute summaries older
-/// than the retention deleted, a chunk at a time with a rest as long as the
+/// One round of the retention job at `now_ms`: packs sealed
+/// ([`seal_once`]), then raw minute summaries older than the retention deleted, a chunk at a time with a rest as long as the
 /// chunk between two (a day of 100,000 devices takes minutes, and ingest
 /// meanwhile keeps its latency: `cargo bench --bench expiry`); how many.
 pub async fn retention_once(
@@ -248,6 +251,10 @@ pub async fn retention_once(
     s: &RollupSettings,
     now_ms: i64,
 ) -> Result<u64, ReportError> {
+    let sealed = seal_once(store, now_ms).await?;
+    if sealed > 0 {
+        tracing::debug!(packs = sealed, "minute packs of spans that are over sealed");
+    }
     let mut deleted = 0;
     if let Some(days) = s.raw_retention_days {
         let cutoff = now_ms - days * DAY_MS;
@@ -264,6 +271,23 @@ pub async fn retention_once(
         }
     }
     Ok(deleted)
+}
+
+/// Seal the minute packs ingest extended segment by segment whose span is
+/// over at `now_ms` (each rewritten as one segment, as compact as a pack
+/// written at once), a chunk at a time with a rest as long as the chunk
+/// between two; how many.
+pub async fn seal_once(store: &Arc<dyn Store>, now_ms: i64) -> Result<u64, ReportError> {
+    let mut sealed = 0;
+    loop {
+        let began = std::time::Instant::now();
+        let n = store.seal_packs(now_ms, SEAL_CHUNK).await?;
+        sealed += n;
+        if n < SEAL_CHUNK as u64 {
+            return Ok(sealed);
+        }
+        tokio::time::sleep(began.elapsed()).await;
+    }
 }
 
 /// Run pure roll-up work off the async threads.

@@ -41,7 +41,7 @@ pub fn kind_meaning(kind: &str) -> &'static str {
 pub fn kind_of(table: &str) -> &'static str {
     match table {
         "records" => "records",
-        "minute_packs" | "pack_streams" => "minute_packs",
+        "minute_packs" | "pack_streams" | "pack_unsealed" => "minute_packs",
         t if t.starts_with("rollup_") => "rollups",
         t if t.starts_with("alert") => "alerts",
         "devices" | "offices" | "api_tokens" | "web_users" | "web_sessions" => "fleet",

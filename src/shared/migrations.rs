@@ -61,6 +61,7 @@ collector!(
     14 "0014_spool_backlog",
     15 "0015_signin_failures",
     16 "0016_said",
+    17 "0017_pack_segments",
 );
 
 /// The migrator of one database's files.

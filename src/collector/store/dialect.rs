@@ -50,6 +50,10 @@ pub(crate) struct Dialect {
     /// than building and parsing the text; a 100,000-device list took about
     /// half the time) rather than row by row.
     pub devices_as_json: bool,
+    /// A pack's body with a segment appended (`v.column6` of the update's
+    /// values): SQLite's `||` makes text of blobs, so it casts back (the
+    /// bytes unchanged).
+    pub pack_append: &'static str,
 }
 
 /// SQLite: the default store of a single collector.
@@ -84,6 +88,7 @@ pub(crate) const SQLITE: Dialect = Dialect {
            ORDER BY x.at_ms DESC LIMIT 1 OFFSET (? - 1)), -9223372036854775808) \
            WHERE d.id IN ({ids})",
     devices_as_json: true,
+    pack_append: "CAST(minute_packs.body || v.column6 AS BLOB)",
 };
 
 /// PostgreSQL: the store of larger deployments, possibly shared by replicas.
@@ -108,6 +113,7 @@ pub(crate) const POSTGRES: Dialect = Dialect {
            ORDER BY x.at_ms DESC, x.seq DESC LIMIT ?) r \
            WHERE d.id IN ({ids})",
     devices_as_json: false,
+    pack_append: "minute_packs.body || v.column6",
 };
 
 impl Dialect {

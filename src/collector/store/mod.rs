@@ -545,6 +545,13 @@ pub trait Store: Send + Sync + 'static {
     /// Delete raw minute summaries (`link_minutes`) placed before `before_ms`;
     /// how many were deleted (at most `limit`).
     async fn delete_minutes_before(&self, before_ms: i64, limit: i64) -> Result<u64, StoreError>;
+    /// Rewrite as one segment each up to `limit` minute packs that ingest
+    /// extended segment by segment and whose span is over at `now_ms`; how
+    /// many were taken off the list of such packs (a store without packs
+    /// has none).
+    async fn seal_packs(&self, _now_ms: i64, _limit: i64) -> Result<u64, StoreError> {
+        Ok(0)
+    }
     /// Delete one device's rows of `schedule` starting before `before_ms`
     /// (the maintainer keeps hour rows only as long as raw data); how many.
     async fn delete_rollups_before(

@@ -16,6 +16,7 @@
 mod columns;
 pub(super) mod io;
 mod streams;
+pub(super) mod tails;
 mod v1;
 
 use crate::collector::model::StoredRecord;
@@ -126,29 +127,11 @@ pub(crate) struct Pack {
     pub first_seq: i64,
     pub stream: Stream,
     pub entries: Vec<Entry>,
-    /// Stored already (updated in place) or new (inserted).
-    pub stored: bool,
-    /// Changed since read.
-    pub dirty: bool,
 }
 
 impl Pack {
-    pub fn last(&self) -> &Entry {
-        self.entries.last().expect("a pack has entries")
-    }
-
     pub fn first_at_ms(&self) -> i64 {
         self.entries[0].at_ms
-    }
-
-    /// Can `e` of `stream` be appended?
-    fn takes(&self, stream: &Stream, e: &Entry) -> bool {
-        let last = self.last();
-        self.stream == *stream
-            && e.at_ms.div_euclid(SPAN_MS) == self.first_at_ms().div_euclid(SPAN_MS)
-            && e.seq > last.seq
-            && e.at_ms >= last.at_ms
-            && e.seq - self.first_seq <= MAX_SPAN
     }
 
     /// The entry as the record it stands for.
@@ -190,27 +173,115 @@ impl Pack {
     }
 }
 
-/// Add `e` of `stream` to the device's packs: appended to the pack that
-/// takes it (the one with the highest last seq when several do), or as a
-/// new pack.
-pub(crate) fn assign(packs: &mut Vec<Pack>, device_id: i64, stream: &Stream, e: Entry) {
-    let best = packs
-        .iter_mut()
-        .filter(|p| p.takes(stream, &e))
-        .max_by_key(|p| p.last().seq);
-    match best {
-        Some(p) => {
-            p.entries.push(e);
-            p.dirty = true;
-        }
-        None => packs.push(Pack {
+/// Segments a stored body may hold before the next extension rewrites it
+/// whole: a pack extended every minute stays a few hundred bytes, not one
+/// segment (tens of bytes) a minute.
+pub(crate) const MOST_PARTS: i64 = 16;
+
+/// A pack as ingest extends it: where it ends, without its body, and the
+/// entries to add (issue 18: reading and encoding a whole pack at every
+/// upload cost the collector more CPU than the rows packs replaced).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Tail {
+    pub device_id: i64,
+    pub first_seq: i64,
+    pub stream: Stream,
+    pub first_at_ms: i64,
+    pub last_seq: i64,
+    pub last_at_ms: i64,
+    /// Stored already (extended in place) or new (inserted).
+    pub stored: bool,
+    /// Segments of the stored body (0: written before segments, its layout
+    /// unknown).
+    pub parts: i64,
+    /// The stored entries, when read to rewrite the body whole (segments
+    /// of unknown layout, or [`MOST_PARTS`] of them).
+    pub whole: Option<Vec<Entry>>,
+    /// Entries to add, in order after the stored ones.
+    pub added: Vec<Entry>,
+}
+
+/// How a [`Tail`] is written.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Write {
+    /// Nothing added.
+    Keep,
+    /// A new pack with this body.
+    Insert(Vec<u8>),
+    /// This segment appended to the stored body.
+    Append(Vec<u8>),
+    /// The stored body replaced by this one of one segment.
+    Rewrite(Vec<u8>),
+}
+
+impl Tail {
+    /// A new pack of `e`.
+    fn new(device_id: i64, stream: &Stream, e: Entry) -> Tail {
+        Tail {
             device_id,
             first_seq: e.seq,
             stream: stream.clone(),
-            entries: vec![e],
+            first_at_ms: e.at_ms,
+            last_seq: e.seq,
+            last_at_ms: e.at_ms,
             stored: false,
-            dirty: true,
-        }),
+            parts: 0,
+            whole: None,
+            added: vec![e],
+        }
+    }
+
+    /// Can `e` of `stream` be appended?
+    fn takes(&self, stream: &Stream, e: &Entry) -> bool {
+        self.stream == *stream
+            && e.at_ms.div_euclid(SPAN_MS) == self.first_at_ms.div_euclid(SPAN_MS)
+            && e.seq > self.last_seq
+            && e.at_ms >= self.last_at_ms
+            && e.seq - self.first_seq <= MAX_SPAN
+    }
+
+    fn push(&mut self, e: Entry) {
+        self.last_seq = e.seq;
+        self.last_at_ms = e.at_ms;
+        self.added.push(e);
+    }
+
+    /// The start of the pack's span.
+    pub fn span_ms(&self) -> i64 {
+        self.first_at_ms.div_euclid(SPAN_MS) * SPAN_MS
+    }
+
+    /// How to write the pack: new ones inserted, stored ones read whole
+    /// rewritten as one segment, the others extended by one segment.
+    pub fn write(&self) -> Write {
+        if self.added.is_empty() {
+            return Write::Keep;
+        }
+        if !self.stored {
+            return Write::Insert(encode(&self.added));
+        }
+        match &self.whole {
+            Some(stored) => {
+                let mut all = stored.clone();
+                all.extend(self.added.iter().cloned());
+                Write::Rewrite(encode(&all))
+            }
+            None => Write::Append(encode(&self.added)),
+        }
+    }
+}
+
+/// Add `e` of `stream` to the device's packs: appended to the pack that
+/// takes it (the one with the highest last seq when several do), or as a
+/// new pack.
+pub(crate) fn assign(packs: &mut Vec<Tail>, device_id: i64, stream: &Stream, e: Entry) {
+    let best = packs
+        .iter_mut()
+        .filter(|p| p.takes(stream, &e))
+        .max_by_key(|p| p.last_seq);
+    match best {
+        Some(p) => p.push(e),
+        None => packs.push(Tail::new(device_id, stream, e)),
     }
 }
 

@@ -576,6 +576,10 @@ impl Store for SqliteStore {
         self.sql().delete_minutes_before(before_ms, limit).await
     }
 
+    async fn seal_packs(&self, now_ms: i64, limit: i64) -> Result<u64, StoreError> {
+        self.sql().seal_packs(now_ms, limit).await
+    }
+
     async fn delete_rollups_before(
         &self,
         device_id: i64,

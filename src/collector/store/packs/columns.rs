@@ -6,7 +6,10 @@
 //! nothing per entry) or as runs of equal values. About six bytes a link
 //! summary at the agent's shapes, against ten with [`super::v1`].
 //!
-//! Body: [`FORMAT`], the number of entries (LEB128), then the columns.
+//! Body: one or more segments, each [`FORMAT`], the number of its entries
+//! (LEB128), then its columns. Ingest appends a segment per upload to a pack
+//! of the current span (`tails`); sealing rewrites a closed pack as one
+//! segment.
 //! Column: a tag byte (bit 7: differences, the first value, zigzag LEB128,
 //! following the tag; bits 0–6: the bit width 0–64 of a frame of
 //! reference, or [`RUNS`]), then for a frame its minimum (zigzag LEB128)
@@ -413,24 +416,36 @@ fn u32_of(v: i64) -> Result<u32, Corrupt> {
     u32::try_from(v).map_err(|_| Corrupt("count out of range"))
 }
 
-/// Decode a body of this format (of link summaries or heartbeats).
+/// Decode a body of this format (of link summaries or heartbeats): its
+/// segments one after the other.
 pub(super) fn decode(minutes_kind: bool, body: &[u8]) -> Result<Vec<Entry>, Corrupt> {
     let mut r = Reader { b: body, at: 0 };
+    let mut out = Vec::new();
+    while r.at < body.len() || out.is_empty() {
+        segment(minutes_kind, &mut r, &mut out)?;
+        // A pack spans at most MAX_SPAN sequence numbers.
+        if out.len() > MAX_SPAN as usize + 1 {
+            return Err(Corrupt("too many entries"));
+        }
+        if out.is_empty() && r.at == body.len() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Decode one segment at `r` onto `out`.
+fn segment(minutes_kind: bool, r: &mut Reader, out: &mut Vec<Entry>) -> Result<(), Corrupt> {
     if r.byte()? != FORMAT {
         return Err(Corrupt("unknown format"));
     }
     let n = r.u()?;
-    // A pack spans at most MAX_SPAN sequence numbers.
     if n > MAX_SPAN as u64 + 1 {
         return Err(Corrupt("too many entries"));
     }
     let n = n as usize;
     if n == 0 {
-        return if r.at == body.len() {
-            Ok(Vec::new())
-        } else {
-            Err(Corrupt("bytes after the last column"))
-        };
+        return Ok(());
     }
     let seq = r.column(n)?;
     let at = r.column(n)?;
@@ -478,18 +493,12 @@ pub(super) fn decode(minutes_kind: bool, body: &[u8]) -> Result<Vec<Entry>, Corr
             .map(|v| Data::Heartbeat { online: v != 0 })
             .collect()
     };
-    if r.at != body.len() {
-        return Err(Corrupt("bytes after the last column"));
-    }
-    Ok(data
-        .into_iter()
-        .enumerate()
-        .map(|(k, data)| Entry {
-            seq: seq[k],
-            at_ms: at[k],
-            mono_ms: mono[k].wrapping_add(at[k]),
-            received_ms: received[k],
-            data,
-        })
-        .collect())
+    out.extend(data.into_iter().enumerate().map(|(k, data)| Entry {
+        seq: seq[k],
+        at_ms: at[k],
+        mono_ms: mono[k].wrapping_add(at[k]),
+        received_ms: received[k],
+        data,
+    }));
+    Ok(())
 }

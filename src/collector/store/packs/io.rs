@@ -1,10 +1,11 @@
 //! Packs in the database, generic over the sqlx database: which records of
-//! a batch ingest packs ([`split`]), the packs they extend ([`load_open`],
-//! [`save`]), records that move from `records` into packs once `acked`
-//! covers them ([`compact`]), reads merged with `records` ([`by_seq`],
-//! [`by_time`]) and retention ([`delete_before`]).
+//! a batch ingest packs ([`split`]; [`super::tails`] extends the packs),
+//! records that move from `records` into packs once `acked` covers them
+//! ([`compact`]), reads merged with `records` ([`by_seq`], [`by_time`]) and
+//! retention ([`delete_before`]).
 
-use super::{CHUNK, Entry, MAX_SPAN, Pack, SPAN_MS, Stream, assign, decode, encode, packable};
+use super::tails::{TailRow, add, from_span, load_open};
+use super::{CHUNK, Entry, MAX_SPAN, Pack, SPAN_MS, Stream, Tail, decode, encode, packable};
 use crate::collector::model::StoredRecord;
 use crate::collector::store::dialect::{Affected, Dialect};
 use crate::collector::store::follows;
@@ -52,8 +53,6 @@ fn pack(r: PackRow) -> Result<Pack, sqlx::Error> {
             boot_id: r.5,
         },
         entries,
-        stored: true,
-        dirty: false,
     })
 }
 
@@ -119,137 +118,6 @@ pub(in crate::collector::store) fn split(job: &Job, acked: i64, beyond: i64) -> 
     split
 }
 
-/// The packs of each device that end at or after its time in `wants`
-/// (device, from_ms, a span's start): those new entries may extend.
-pub(in crate::collector::store) async fn load_open<DB>(
-    conn: &mut DB::Connection,
-    wants: &[(i64, i64)],
-    packs: &mut HashMap<i64, Vec<Pack>>,
-) -> Result<(), sqlx::Error>
-where
-    DB: Database + HasStatementCache,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'a> DB::Arguments: sqlx::IntoArguments<DB>,
-    i64: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
-    PackRow: for<'r> sqlx::FromRow<'r, DB::Row>,
-{
-    for chunk in wants.chunks(CHUNK) {
-        let mut q = QueryBuilder::<DB>::new(format!("SELECT {COLS} FROM ("));
-        q.push_values(chunk, |mut b, &(device_id, from_ms)| {
-            b.push_bind(device_id).push_bind(from_ms);
-        });
-        // A pack lies within one span: ending in or after the span that
-        // `from_ms` starts is starting in or after it.
-        q.push(
-            ") AS v JOIN minute_packs p ON p.device_id = v.column1 AND p.first_at_ms >= v.column2 \
-             JOIN pack_streams s ON s.id = p.stream_id",
-        );
-        let rows: Vec<PackRow> = q
-            .build_query_as()
-            .persistent(false)
-            .fetch_all(&mut *conn)
-            .await?;
-        for r in rows {
-            let p = pack(r)?;
-            packs.entry(p.device_id).or_default().push(p);
-        }
-    }
-    Ok(())
-}
-
-/// Add entries of a device to its packs (loaded with [`load_open`]).
-pub(in crate::collector::store) fn add(
-    packs: &mut HashMap<i64, Vec<Pack>>,
-    device_id: i64,
-    entries: Vec<(Stream, Entry)>,
-) {
-    let mine = packs.entry(device_id).or_default();
-    for (stream, e) in entries {
-        assign(mine, device_id, &stream, e);
-    }
-}
-
-/// The earliest span start of `entries` (for [`load_open`]).
-pub(in crate::collector::store) fn from_span(entries: &[(Stream, Entry)]) -> Option<i64> {
-    entries
-        .iter()
-        .map(|(_, e)| e.at_ms.div_euclid(SPAN_MS) * SPAN_MS)
-        .min()
-}
-
-/// Write the changed packs: the stored ones updated in place, the new ones
-/// inserted.
-pub(in crate::collector::store) async fn save<'p, DB>(
-    conn: &mut DB::Connection,
-    packs: impl Iterator<Item = &'p Pack>,
-) -> Result<(), sqlx::Error>
-where
-    DB: Database + HasStatementCache,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'a> DB::Arguments: sqlx::IntoArguments<DB>,
-    i64: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
-    String: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
-    Vec<u8>: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
-    DB::QueryResult: Affected,
-    super::streams::StreamRow: for<'r> sqlx::FromRow<'r, DB::Row>,
-{
-    let (mut updates, mut inserts): (Vec<&Pack>, Vec<&Pack>) = (Vec::new(), Vec::new());
-    for p in packs.filter(|p| p.dirty) {
-        if p.stored {
-            updates.push(p);
-        } else {
-            inserts.push(p);
-        }
-    }
-    for chunk in updates.chunks(CHUNK) {
-        let mut q = QueryBuilder::<DB>::new(
-            "UPDATE minute_packs SET last_seq = v.column3, last_at_ms = v.column4, \
-             n = v.column5, body = v.column6 FROM (",
-        );
-        q.push_values(chunk, |mut b, p| {
-            b.push_bind(p.device_id)
-                .push_bind(p.first_seq)
-                .push_bind(p.last().seq)
-                .push_bind(p.last().at_ms)
-                .push_bind(p.entries.len() as i64)
-                .push_bind(encode(&p.entries));
-        });
-        q.push(
-            ") AS v WHERE minute_packs.device_id = v.column1 \
-             AND minute_packs.first_seq = v.column2",
-        );
-        let done = q.build().persistent(false).execute(&mut *conn).await?;
-        // A pack gone meanwhile (retention of a late span): fail the batch
-        // rather than lose its entries; the agent sends it again.
-        if done.affected() != chunk.len() as u64 {
-            return Err(sqlx::Error::RowNotFound);
-        }
-    }
-    if inserts.is_empty() {
-        return Ok(());
-    }
-    let ids = super::streams::ids::<DB>(conn, &inserts).await?;
-    for chunk in inserts.chunks(CHUNK) {
-        let mut q = QueryBuilder::<DB>::new(
-            "INSERT INTO minute_packs (device_id, first_seq, last_seq, first_at_ms, last_at_ms, \
-             stream_id, minutes, n, body) ",
-        );
-        q.push_values(chunk, |mut b, p| {
-            b.push_bind(p.device_id)
-                .push_bind(p.first_seq)
-                .push_bind(p.last().seq)
-                .push_bind(p.first_at_ms())
-                .push_bind(p.last().at_ms)
-                .push_bind(ids[&(p.device_id, p.stream.clone())])
-                .push_bind(i64::from(p.stream.kind == "link_minutes"))
-                .push_bind(p.entries.len() as i64)
-                .push_bind(encode(&p.entries));
-        });
-        q.build().persistent(false).execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
 /// Move the records of `device_id` packs hold with sequence numbers in
 /// `(from_seq, to_seq]` (what `acked` just came to cover) from `records`
 /// into `packs` (saved by the caller).
@@ -259,7 +127,7 @@ pub(in crate::collector::store) async fn compact<DB>(
     device_id: i64,
     from_seq: i64,
     to_seq: i64,
-    packs: &mut HashMap<i64, Vec<Pack>>,
+    packs: &mut HashMap<i64, Vec<Tail>>,
 ) -> Result<(), sqlx::Error>
 where
     DB: Database + HasStatementCache,
@@ -268,7 +136,7 @@ where
     i64: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB>,
     String: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB>,
     (i64, i64, i64, String, String, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
-    PackRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    TailRow: for<'r> sqlx::FromRow<'r, DB::Row>,
 {
     if to_seq <= from_seq || !PACKING.load(Ordering::Relaxed) {
         return Ok(());

@@ -3,7 +3,7 @@
 //! finds or adds the rows of the packs about to be inserted.
 
 use super::CHUNK;
-use super::{Pack, Stream};
+use super::{Stream, Tail};
 use sqlx::database::HasStatementCache;
 use sqlx::{Database, QueryBuilder};
 use std::collections::HashMap;
@@ -16,7 +16,7 @@ pub(crate) type StreamRow = (i64, i64, String, String, String, String);
 /// The ids in `pack_streams` of the streams of `packs`, added when new.
 pub(in crate::collector::store) async fn ids<DB>(
     conn: &mut DB::Connection,
-    packs: &[&Pack],
+    packs: &[&Tail],
 ) -> Result<HashMap<StreamKey, i64>, sqlx::Error>
 where
     DB: Database + HasStatementCache,

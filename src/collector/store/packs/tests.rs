@@ -119,7 +119,7 @@ fn entries_join_the_pack_of_their_stream_boot_and_hour() {
     assert_eq!(packs.len(), 5);
     // A late minute of the first hour joins the pack that takes it.
     assign(&mut packs, 7, &s, e(4_000, 200_000));
-    assert_eq!(packs[3].entries.len(), 2, "{packs:#?}");
+    assert_eq!(packs[3].added.len(), 2, "{packs:#?}");
     assert_eq!(packs[3].first_seq, 19);
 }
 
@@ -148,8 +148,6 @@ fn records_read_back_as_ingest_would_store_them() {
             boot_id: "b".into(),
         },
         entries: Vec::new(),
-        stored: false,
-        dirty: false,
     };
     let e = Entry {
         seq: 3,
@@ -215,7 +213,119 @@ fn any_entry() -> impl Strategy<Value = Entry> {
         )
 }
 
+/// A stored pack as [`tails`] reads it: `n` entries of the span from 0 in
+/// `parts` segments, with its entries when read whole.
+fn stored_tail(parts: i64, whole: Option<Vec<Entry>>) -> Tail {
+    Tail {
+        device_id: 7,
+        first_seq: 1,
+        stream: stream("link_minutes", "a"),
+        first_at_ms: 0,
+        last_seq: 2,
+        last_at_ms: 60_000,
+        stored: true,
+        parts,
+        whole,
+        added: Vec::new(),
+    }
+}
+
+/// How a pack is written: a new one inserted, a stored one extended by a
+/// segment of only the new entries (its body never read), rewritten whole
+/// when it was read whole.
+#[test]
+fn stored_packs_are_extended_by_a_segment_of_the_new_entries() {
+    let e = |seq, at| minute(seq, at, 0, [None; 3], 0);
+    let s = stream("link_minutes", "a");
+    let mut packs = Vec::new();
+    assign(&mut packs, 7, &s, e(1, 0));
+    assert_eq!(packs[0].write(), Write::Insert(encode(&[e(1, 0)])));
+
+    let mut packs = vec![stored_tail(1, None)];
+    assert_eq!(packs[0].write(), Write::Keep);
+    assign(&mut packs, 7, &s, e(3, 120_000));
+    assign(&mut packs, 7, &s, e(4, 180_000));
+    assert_eq!(packs.len(), 1, "{packs:#?}");
+    assert_eq!((packs[0].last_seq, packs[0].last_at_ms), (4, 180_000));
+    assert_eq!(
+        packs[0].write(),
+        Write::Append(encode(&[e(3, 120_000), e(4, 180_000)]))
+    );
+    assert_eq!(packs[0].span_ms(), 0);
+
+    let stored = vec![e(1, 0), e(2, 60_000)];
+    let mut packs = vec![stored_tail(MOST_PARTS, Some(stored.clone()))];
+    assign(&mut packs, 7, &s, e(3, 120_000));
+    let mut all = stored;
+    all.push(e(3, 120_000));
+    assert_eq!(packs[0].write(), Write::Rewrite(encode(&all)));
+}
+
+/// Five minutes of a link appended as a segment cost tens of bytes (so a
+/// pack is rewritten whole every [`MOST_PARTS`] segments and sealed when
+/// its span is over) and read back after the entries before them.
+#[test]
+fn segments_read_back_in_order_and_sealing_earns_its_keep() {
+    let minutes: Vec<Entry> = (0..120)
+        .map(|k| {
+            minute(
+                4 * k + 2,
+                60_000 * k,
+                1_000_000 + (k / 5) * 300_000,
+                [Some(25.5), Some(31.0), Some(40.25)],
+                2_000 + k as u64,
+            )
+        })
+        .collect();
+    let mut body = Vec::new();
+    for upload in minutes.chunks(5) {
+        body.extend(encode(upload));
+    }
+    assert_eq!(decode("link_minutes", &body).unwrap(), minutes);
+    let sealed = encode(&minutes);
+    let per_segment = (body.len() - sealed.len()) / 23;
+    assert!(per_segment < 64, "{per_segment} bytes a segment");
+    assert!(
+        sealed.len() * 3 < body.len(),
+        "{} against {}",
+        sealed.len(),
+        body.len()
+    );
+    // Bytes after a segment that are not one are an error.
+    body.push(0);
+    assert!(decode("link_minutes", &body).is_err());
+}
+
 proptest! {
+    /// Entries cut into segments anywhere decode as the entries.
+    #[test]
+    fn segments_decode_as_their_entries(
+        entries in proptest::collection::vec(any_entry(), 1..40),
+        cuts in proptest::collection::vec(1_usize..8, 1..10),
+    ) {
+        for kind in ["link_minutes", "heartbeat"] {
+            let want: Vec<Entry> = entries
+                .iter()
+                .filter(|e| matches!(e.data, Data::Heartbeat { .. }) == (kind == "heartbeat"))
+                .cloned()
+                .collect();
+            let mut body = Vec::new();
+            let mut rest = &want[..];
+            for &c in cuts.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (now, later) = rest.split_at(c.min(rest.len()));
+                body.extend(encode(now));
+                rest = later;
+            }
+            if want.is_empty() {
+                body = encode(&want);
+            }
+            prop_assert_eq!(&decode(kind, &body).unwrap(), &want);
+        }
+    }
+
     /// Any entries of one kind, however odd their values, decode to themselves.
     #[test]
     fn any_entries_round_trip(entries in proptest::collection::vec(any_entry(), 0..40)) {

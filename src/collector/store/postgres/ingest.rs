@@ -5,6 +5,7 @@
 use super::super::dialect;
 use super::super::group::{self, Job, Row};
 use super::super::packs::io as packs;
+use super::super::packs::tails;
 use super::super::{Ack, StoreError, advance_contiguous};
 use sqlx::PgConnection;
 use sqlx::postgres::PgPool;
@@ -172,9 +173,9 @@ async fn write_together(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Ac
     let wants: Vec<(i64, i64)> = jobs
         .iter()
         .zip(&splits)
-        .filter_map(|(job, s)| Some((job.device_id, packs::from_span(&s.packed)?)))
+        .filter_map(|(job, s)| Some((job.device_id, tails::from_span(&s.packed)?)))
         .collect();
-    packs::load_open::<sqlx::Postgres>(conn, &wants, &mut open).await?;
+    tails::load_open::<sqlx::Postgres>(conn, &wants, &mut open).await?;
     for (job, split) in jobs.iter().zip(splits) {
         let a = acked[&job.device_id];
         let mut ranges = inserted.remove(&job.device_id).unwrap_or_default();
@@ -189,7 +190,7 @@ async fn write_together(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Ac
                 .await?
         };
         let simple = split.simple;
-        packs::add(&mut open, job.device_id, split.packed);
+        tails::add(&mut open, job.device_id, split.packed);
         // Records `acked` now covers that were stored as rows move into packs.
         if !simple {
             packs::compact::<sqlx::Postgres>(
@@ -204,7 +205,7 @@ async fn write_together(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Ac
         }
         w.add(job, a, after, stored);
     }
-    packs::save::<sqlx::Postgres>(conn, open.values().flatten()).await?;
+    tails::save::<sqlx::Postgres>(conn, &dialect::POSTGRES, open.values().flatten()).await?;
     let columns = |pairs: &[(i64, i64)]| -> (Vec<i64>, Vec<i64>) { pairs.iter().copied().unzip() };
     if !w.moved.is_empty() {
         let (moved_id, moved_acked) = columns(&w.moved);

@@ -438,6 +438,25 @@ where
         Ok(rows + packed)
     }
 
+    /// Seal up to `limit` packs whose span is over at `now_ms` (see
+    /// [`super::super::packs::tails::seal`]); how many.
+    pub async fn seal_packs(&self, now_ms: i64, limit: i64) -> Result<u64, StoreError>
+    where
+        DB: sqlx::database::HasStatementCache,
+        Vec<u8>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        (i64, i64, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+        (i64, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+        super::super::packs::tails::TailRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    {
+        let e = query_err;
+        let (_w, mut tx) = self.write_tx("seal packs").await?;
+        let n = super::super::packs::tails::seal::<DB>(&mut *tx, self.dialect, now_ms, limit)
+            .await
+            .map_err(e("seal packs"))?;
+        tx.commit().await.map_err(e("seal packs: commit"))?;
+        Ok(n)
+    }
+
     pub async fn delete_rollups_before(
         &self,
         device_id: i64,

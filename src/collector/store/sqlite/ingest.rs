@@ -4,6 +4,7 @@
 use super::super::dialect;
 use super::super::group::{self, Job, Row};
 use super::super::packs::io as packs;
+use super::super::packs::tails;
 use super::super::{Ack, StoreError, advance_contiguous};
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{QueryBuilder, Sqlite};
@@ -164,9 +165,9 @@ async fn write_together(
     let wants: Vec<(i64, i64)> = jobs
         .iter()
         .zip(&splits)
-        .filter_map(|(job, s)| Some((job.device_id, packs::from_span(&s.packed)?)))
+        .filter_map(|(job, s)| Some((job.device_id, tails::from_span(&s.packed)?)))
         .collect();
-    packs::load_open::<Sqlite>(conn, &wants, &mut open).await?;
+    tails::load_open::<Sqlite>(conn, &wants, &mut open).await?;
     for (job, split) in jobs.iter().zip(splits) {
         let a = acked[&job.device_id];
         let mut ranges = inserted.remove(&job.device_id).unwrap_or_default();
@@ -180,7 +181,7 @@ async fn write_together(
         } else {
             group::advance::<Sqlite>(conn, &dialect::SQLITE, job.device_id, a, &job.rows).await?
         };
-        packs::add(&mut open, job.device_id, split.packed);
+        tails::add(&mut open, job.device_id, split.packed);
         // Records `acked` now covers that were stored as rows move into packs.
         if !simple {
             packs::compact::<Sqlite>(conn, &dialect::SQLITE, job.device_id, a, after, &mut open)
@@ -188,7 +189,7 @@ async fn write_together(
         }
         w.add(job, a, after, stored);
     }
-    packs::save::<Sqlite>(conn, open.values().flatten()).await?;
+    tails::save::<Sqlite>(conn, &dialect::SQLITE, open.values().flatten()).await?;
     if !w.moved.is_empty() {
         let mut update = QueryBuilder::<Sqlite>::new("UPDATE devices SET acked = v.column2 FROM (");
         update.push_values(&w.moved, |mut b, &(id, a)| {
