@@ -194,7 +194,7 @@ async fn packs_extend_in_place_and_replays_are_duplicates(db: Arc<TestDb>) {
 }
 
 /// Each upload extends a pack by a segment of its own entries (the body is
-/// not read); every 16 segments the next upload rewrites it whole; once its
+/// not read); every 8 segments the next upload rewrites it whole; once its
 /// span is over the maintainer's sealing rewrites it as one segment, fewer
 /// bytes, the same records.
 async fn uploads_append_segments_that_sealing_rewrites_as_one(db: Arc<TestDb>) {
@@ -211,7 +211,7 @@ async fn uploads_append_segments_that_sealing_rewrites_as_one(db: Arc<TestDb>) {
         );
     }
     assert_eq!((packs(&db).await, packable_rows(&db).await), (4, 0));
-    // Rewritten whole at the 17th upload: two segments since.
+    // Rewritten whole at the 9th and 17th uploads: two segments since.
     let parts = "SELECT CAST(MAX(parts) AS BIGINT) FROM minute_packs";
     assert_eq!(count(&db, parts).await, 2);
     let bytes = "SELECT CAST(SUM(LENGTH(body)) AS BIGINT) FROM minute_packs";

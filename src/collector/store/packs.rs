@@ -176,7 +176,7 @@ impl Pack {
 /// Segments a stored body may hold before the next extension rewrites it
 /// whole: a pack extended every minute stays a few hundred bytes, not one
 /// segment (tens of bytes) a minute.
-pub(crate) const MOST_PARTS: i64 = 16;
+pub(crate) const MOST_PARTS: i64 = 8;
 
 /// A pack as ingest extends it: where it ends, without its body, and the
 /// entries to add (issue 18: reading and encoding a whole pack at every
