@@ -73,31 +73,47 @@ where
     i64: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
     TailRow: for<'r> sqlx::FromRow<'r, DB::Row>,
 {
+    let body = format!("CASE WHEN p.parts = 0 OR p.parts >= {MOST_PARTS} THEN p.body END");
     for chunk in wants.chunks(CHUNK) {
-        let mut q = QueryBuilder::<DB>::new(format!(
-            "SELECT {COLS}, CASE WHEN p.parts = 0 OR p.parts >= {MOST_PARTS} THEN p.body END \
-             FROM ("
-        ));
-        q.push_values(chunk, |mut b, &(device_id, from_ms)| {
-            b.push_bind(device_id).push_bind(from_ms);
-        });
         // A pack lies within one span: ending in or after the span that
         // `from_ms` starts is starting in or after it.
-        q.push(
-            ") AS v JOIN minute_packs p ON p.device_id = v.column1 AND p.first_at_ms >= v.column2 \
-             JOIN pack_streams s ON s.id = p.stream_id",
-        );
-        let rows: Vec<TailRow> = q
-            .build_query_as()
-            .persistent(false)
-            .fetch_all(&mut *conn)
-            .await?;
-        for r in rows {
-            let p = tail(r)?;
+        for p in read::<DB>(conn, &body, chunk, "p.first_at_ms >= v.column2").await? {
             packs.entry(p.device_id).or_default().push(p);
         }
     }
     Ok(())
+}
+
+/// The packs of each device of `pairs` (device, value) whose `on` holds
+/// of the value (`v.column2`), with `body` (an expression of `p.body`) as
+/// their body.
+async fn read<DB>(
+    conn: &mut DB::Connection,
+    body: &str,
+    pairs: &[(i64, i64)],
+    on: &str,
+) -> Result<Vec<Tail>, sqlx::Error>
+where
+    DB: Database + HasStatementCache,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'a> DB::Arguments: sqlx::IntoArguments<DB>,
+    i64: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
+    TailRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let mut q = QueryBuilder::<DB>::new(format!("SELECT {COLS}, {body} FROM ("));
+    q.push_values(pairs, |mut b, &(device_id, value)| {
+        b.push_bind(device_id).push_bind(value);
+    });
+    q.push(format!(
+        ") AS v JOIN minute_packs p ON p.device_id = v.column1 AND {on} \
+         JOIN pack_streams s ON s.id = p.stream_id"
+    ));
+    let rows: Vec<TailRow> = q
+        .build_query_as()
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.into_iter().map(tail).collect()
 }
 
 /// Add entries of a device to its packs (loaded with [`load_open`]).
@@ -292,22 +308,9 @@ where
     if keys.is_empty() {
         return Ok(0);
     }
-    let mut q = QueryBuilder::<DB>::new(format!("SELECT {COLS}, p.body FROM ("));
-    q.push_values(&keys, |mut b, &(_, device_id, first_seq)| {
-        b.push_bind(device_id).push_bind(first_seq);
-    });
-    q.push(
-        ") AS v JOIN minute_packs p ON p.device_id = v.column1 AND p.first_seq = v.column2 \
-         JOIN pack_streams s ON s.id = p.stream_id",
-    );
-    let rows: Vec<TailRow> = q
-        .build_query_as()
-        .persistent(false)
-        .fetch_all(&mut *conn)
-        .await?;
+    let pairs: Vec<(i64, i64)> = keys.iter().map(|&(_, d, s)| (d, s)).collect();
     let mut sealed = Vec::new();
-    for r in rows {
-        let p = tail(r)?;
+    for p in read::<DB>(conn, "p.body", &pairs, "p.first_seq = v.column2").await? {
         let entries = p.whole.as_deref().unwrap_or_default();
         if p.parts > 1 && !entries.is_empty() {
             sealed.push((p.device_id, p.first_seq, p.parts, encode(entries)));

@@ -296,6 +296,15 @@ fn segments_read_back_in_order_and_sealing_earns_its_keep() {
     assert!(decode("link_minutes", &body).is_err());
 }
 
+/// The entries of `kind` among `entries`.
+fn of_kind(entries: &[Entry], kind: &str) -> Vec<Entry> {
+    entries
+        .iter()
+        .filter(|e| matches!(e.data, Data::Heartbeat { .. }) == (kind == "heartbeat"))
+        .cloned()
+        .collect()
+}
+
 proptest! {
     /// Entries cut into segments anywhere decode as the entries.
     #[test]
@@ -304,11 +313,7 @@ proptest! {
         cuts in proptest::collection::vec(1_usize..8, 1..10),
     ) {
         for kind in ["link_minutes", "heartbeat"] {
-            let want: Vec<Entry> = entries
-                .iter()
-                .filter(|e| matches!(e.data, Data::Heartbeat { .. }) == (kind == "heartbeat"))
-                .cloned()
-                .collect();
+            let want = of_kind(&entries, kind);
             let mut body = Vec::new();
             let mut rest = &want[..];
             for &c in cuts.iter().cycle() {
@@ -330,11 +335,7 @@ proptest! {
     #[test]
     fn any_entries_round_trip(entries in proptest::collection::vec(any_entry(), 0..40)) {
         for kind in ["link_minutes", "heartbeat"] {
-            let want: Vec<Entry> = entries
-                .iter()
-                .filter(|e| matches!(e.data, Data::Heartbeat { .. }) == (kind == "heartbeat"))
-                .cloned()
-                .collect();
+            let want = of_kind(&entries, kind);
             prop_assert_eq!(&decode(kind, &encode(&want)).unwrap(), &want);
             prop_assert_eq!(&decode(kind, &v1::encode(&want)).unwrap(), &want);
         }
