@@ -255,22 +255,35 @@ pub async fn retention_once(
     if sealed > 0 {
         tracing::debug!(packs = sealed, "minute packs of spans that are over sealed");
     }
-    let mut deleted = 0;
-    if let Some(days) = s.raw_retention_days {
-        let cutoff = now_ms - days * DAY_MS;
-        loop {
-            let began = std::time::Instant::now();
-            let n = store.delete_minutes_before(cutoff, DELETE_CHUNK).await?;
-            deleted += n;
-            if n < DELETE_CHUNK as u64 {
-                break;
-            }
-            // Rest as long as the chunk took: however much is due, ingest
-            // has the write lock (and the disk) at least half the time.
-            tokio::time::sleep(began.elapsed()).await;
+    let Some(days) = s.raw_retention_days else {
+        return Ok(0);
+    };
+    let cutoff = now_ms - days * DAY_MS;
+    in_chunks(DELETE_CHUNK, || {
+        store.delete_minutes_before(cutoff, DELETE_CHUNK)
+    })
+    .await
+}
+
+/// Run `step` (one chunk of at most `chunk`, how many it did) until it does
+/// less than a chunk, resting as long as each chunk took before the next:
+/// however much is due, ingest has the write lock (and the disk) at least
+/// half the time. How many in all.
+async fn in_chunks<F, Fut>(chunk: i64, mut step: F) -> Result<u64, ReportError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, crate::collector::store::StoreError>>,
+{
+    let mut done = 0;
+    loop {
+        let began = std::time::Instant::now();
+        let n = step().await?;
+        done += n;
+        if n < chunk as u64 {
+            return Ok(done);
         }
+        tokio::time::sleep(began.elapsed()).await;
     }
-    Ok(deleted)
 }
 
 /// Seal the minute packs ingest extended segment by segment whose span is
@@ -278,16 +291,7 @@ pub async fn retention_once(
 /// written at once), a chunk at a time with a rest as long as the chunk
 /// between two; how many.
 pub async fn seal_once(store: &Arc<dyn Store>, now_ms: i64) -> Result<u64, ReportError> {
-    let mut sealed = 0;
-    loop {
-        let began = std::time::Instant::now();
-        let n = store.seal_packs(now_ms, SEAL_CHUNK).await?;
-        sealed += n;
-        if n < SEAL_CHUNK as u64 {
-            return Ok(sealed);
-        }
-        tokio::time::sleep(began.elapsed()).await;
-    }
+    in_chunks(SEAL_CHUNK, || store.seal_packs(now_ms, SEAL_CHUNK)).await
 }
 
 /// Run pure roll-up work off the async threads.

@@ -64,6 +64,28 @@ pub(crate) struct Stream {
     pub boot_id: String,
 }
 
+impl Stream {
+    /// A stream as read from `pack_streams` (a kind other than link
+    /// summaries is heartbeats; decoding the body refuses unknown kinds).
+    pub fn read(kind: &str, link: String, link_kind: String, boot_id: String) -> Stream {
+        Stream {
+            kind: if kind == "link_minutes" {
+                "link_minutes"
+            } else {
+                "heartbeat"
+            },
+            link,
+            link_kind,
+            boot_id,
+        }
+    }
+}
+
+/// The start of the span `at_ms` lies in.
+pub(crate) fn span_start(at_ms: i64) -> i64 {
+    at_ms.div_euclid(SPAN_MS).saturating_mul(SPAN_MS)
+}
+
 /// One packed record.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Entry {
@@ -234,7 +256,7 @@ impl Tail {
     /// Can `e` of `stream` be appended?
     fn takes(&self, stream: &Stream, e: &Entry) -> bool {
         self.stream == *stream
-            && e.at_ms.div_euclid(SPAN_MS) == self.first_at_ms.div_euclid(SPAN_MS)
+            && span_start(e.at_ms) == self.span_ms()
             && e.seq > self.last_seq
             && e.at_ms >= self.last_at_ms
             && e.seq - self.first_seq <= MAX_SPAN
@@ -248,7 +270,7 @@ impl Tail {
 
     /// The start of the pack's span.
     pub fn span_ms(&self) -> i64 {
-        self.first_at_ms.div_euclid(SPAN_MS) * SPAN_MS
+        span_start(self.first_at_ms)
     }
 
     /// How to write the pack: new ones inserted, stored ones read whole

@@ -421,17 +421,16 @@ fn u32_of(v: i64) -> Result<u32, Corrupt> {
 pub(super) fn decode(minutes_kind: bool, body: &[u8]) -> Result<Vec<Entry>, Corrupt> {
     let mut r = Reader { b: body, at: 0 };
     let mut out = Vec::new();
-    while r.at < body.len() || out.is_empty() {
+    loop {
         segment(minutes_kind, &mut r, &mut out)?;
         // A pack spans at most MAX_SPAN sequence numbers.
         if out.len() > MAX_SPAN as usize + 1 {
             return Err(Corrupt("too many entries"));
         }
-        if out.is_empty() && r.at == body.len() {
-            break;
+        if r.at == body.len() {
+            return Ok(out);
         }
     }
-    Ok(out)
 }
 
 /// Decode one segment at `r` onto `out`.

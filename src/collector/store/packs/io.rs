@@ -5,7 +5,9 @@
 //! retention ([`delete_before`]).
 
 use super::tails::{TailRow, add, from_span, load_open};
-use super::{CHUNK, Entry, MAX_SPAN, Pack, SPAN_MS, Stream, Tail, decode, encode, packable};
+use super::{
+    CHUNK, Entry, MAX_SPAN, Pack, SPAN_MS, Stream, Tail, decode, encode, packable, span_start,
+};
 use crate::collector::model::StoredRecord;
 use crate::collector::store::dialect::{Affected, Dialect};
 use crate::collector::store::follows;
@@ -35,10 +37,6 @@ const PACKS: &str = "minute_packs p JOIN pack_streams s ON s.id = p.stream_id";
 pub(crate) type PackRow = (i64, i64, String, String, String, String, Vec<u8>);
 
 fn pack(r: PackRow) -> Result<Pack, sqlx::Error> {
-    let kind = match r.2.as_str() {
-        "link_minutes" => "link_minutes",
-        _ => "heartbeat",
-    };
     let entries = decode(&r.2, &r.6).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     if entries.is_empty() {
         return Err(sqlx::Error::Decode("minute pack without entries".into()));
@@ -46,12 +44,7 @@ fn pack(r: PackRow) -> Result<Pack, sqlx::Error> {
     Ok(Pack {
         device_id: r.0,
         first_seq: r.1,
-        stream: Stream {
-            kind,
-            link: r.3,
-            link_kind: r.4,
-            boot_id: r.5,
-        },
+        stream: Stream::read(&r.2, r.3, r.4, r.5),
         entries,
     })
 }
@@ -292,7 +285,7 @@ where
     );
     let packs: Vec<PackRow> = sqlx::query_as(dialect.sql(sql))
         .bind(device_id)
-        .bind(from_ms.div_euclid(SPAN_MS).saturating_mul(SPAN_MS))
+        .bind(span_start(from_ms))
         .bind(to_ms)
         .bind(from_ms)
         .fetch_all(pool)

@@ -5,7 +5,9 @@
 //! and packs of many segments whose span is over rewritten as one
 //! ([`seal`], a job of the maintainer).
 
-use super::{CHUNK, Entry, MOST_PARTS, SPAN_MS, Stream, Tail, Write, assign, decode, encode};
+use super::{
+    CHUNK, Entry, MOST_PARTS, SPAN_MS, Stream, Tail, Write, assign, decode, encode, span_start,
+};
 use crate::collector::store::dialect::{Affected, Dialect};
 use sqlx::database::HasStatementCache;
 use sqlx::{Database, QueryBuilder};
@@ -31,23 +33,14 @@ pub(crate) type TailRow = (
 );
 
 fn tail(r: TailRow) -> Result<Tail, sqlx::Error> {
-    let kind = match r.2.as_str() {
-        "link_minutes" => "link_minutes",
-        _ => "heartbeat",
-    };
     let whole = match r.10 {
-        Some(body) => Some(decode(kind, &body).map_err(|e| sqlx::Error::Decode(Box::new(e)))?),
+        Some(body) => Some(decode(&r.2, &body).map_err(|e| sqlx::Error::Decode(Box::new(e)))?),
         None => None,
     };
     Ok(Tail {
         device_id: r.0,
         first_seq: r.1,
-        stream: Stream {
-            kind,
-            link: r.3,
-            link_kind: r.4,
-            boot_id: r.5,
-        },
+        stream: Stream::read(&r.2, r.3, r.4, r.5),
         first_at_ms: r.6,
         last_seq: r.7,
         last_at_ms: r.8,
@@ -130,10 +123,7 @@ pub(in crate::collector::store) fn add(
 
 /// The earliest span start of `entries` (for [`load_open`]).
 pub(in crate::collector::store) fn from_span(entries: &[(Stream, Entry)]) -> Option<i64> {
-    entries
-        .iter()
-        .map(|(_, e)| e.at_ms.div_euclid(SPAN_MS) * SPAN_MS)
-        .min()
+    entries.iter().map(|(_, e)| span_start(e.at_ms)).min()
 }
 
 /// Fail the batch when a pack to extend is gone (retention of a late span)
@@ -176,19 +166,19 @@ where
         }
     }
     let mut second = HashSet::new();
-    for chunk in appends.chunks(CHUNK) {
+    for chunk in appends.chunks_mut(CHUNK) {
         let mut q = QueryBuilder::<DB>::new(format!(
             "UPDATE minute_packs SET last_seq = v.column3, last_at_ms = v.column4, \
              n = minute_packs.n + v.column5, body = {}, parts = minute_packs.parts + 1 FROM (",
             dialect.pack_append
         ));
-        q.push_values(chunk, |mut b, (p, segment)| {
+        q.push_values(chunk.iter_mut(), |mut b, (p, segment)| {
             b.push_bind(p.device_id)
                 .push_bind(p.first_seq)
                 .push_bind(p.last_seq)
                 .push_bind(p.last_at_ms)
                 .push_bind(p.added.len() as i64)
-                .push_bind(segment.clone());
+                .push_bind(std::mem::take(segment));
         });
         q.push(
             ") AS v WHERE minute_packs.device_id = v.column1 \
@@ -224,19 +214,19 @@ where
         q.push(" ON CONFLICT DO NOTHING");
         q.build().persistent(false).execute(&mut *conn).await?;
     }
-    for chunk in rewrites.chunks(CHUNK) {
+    for chunk in rewrites.chunks_mut(CHUNK) {
         let mut q = QueryBuilder::<DB>::new(
             "UPDATE minute_packs SET last_seq = v.column3, last_at_ms = v.column4, \
              n = v.column5, body = v.column6, parts = 1 FROM (",
         );
-        q.push_values(chunk, |mut b, (p, body)| {
+        q.push_values(chunk.iter_mut(), |mut b, (p, body)| {
             let stored = p.whole.as_ref().map_or(0, Vec::len);
             b.push_bind(p.device_id)
                 .push_bind(p.first_seq)
                 .push_bind(p.last_seq)
                 .push_bind(p.last_at_ms)
                 .push_bind((stored + p.added.len()) as i64)
-                .push_bind(body.clone());
+                .push_bind(std::mem::take(body));
         });
         q.push(
             ") AS v WHERE minute_packs.device_id = v.column1 \
@@ -250,12 +240,12 @@ where
     }
     let new: Vec<&Tail> = inserts.iter().map(|(p, _)| *p).collect();
     let ids = super::streams::ids::<DB>(conn, &new).await?;
-    for chunk in inserts.chunks(CHUNK) {
+    for chunk in inserts.chunks_mut(CHUNK) {
         let mut q = QueryBuilder::<DB>::new(
             "INSERT INTO minute_packs (device_id, first_seq, last_seq, first_at_ms, last_at_ms, \
              stream_id, minutes, n, body, parts) ",
         );
-        q.push_values(chunk, |mut b, (p, body)| {
+        q.push_values(chunk.iter_mut(), |mut b, (p, body)| {
             b.push_bind(p.device_id)
                 .push_bind(p.first_seq)
                 .push_bind(p.last_seq)
@@ -264,7 +254,7 @@ where
                 .push_bind(ids[&(p.device_id, p.stream.clone())])
                 .push_bind(i64::from(p.stream.kind == "link_minutes"))
                 .push_bind(p.added.len() as i64)
-                .push_bind(body.clone())
+                .push_bind(std::mem::take(body))
                 .push_bind(1_i64);
         });
         q.build().persistent(false).execute(&mut *conn).await?;
@@ -320,12 +310,15 @@ where
     if !sealed.is_empty() {
         let mut q =
             QueryBuilder::<DB>::new("UPDATE minute_packs SET body = v.column4, parts = 1 FROM (");
-        q.push_values(&sealed, |mut b, (device_id, first_seq, parts, body)| {
-            b.push_bind(*device_id)
-                .push_bind(*first_seq)
-                .push_bind(*parts)
-                .push_bind(body.clone());
-        });
+        q.push_values(
+            sealed.iter_mut(),
+            |mut b, (device_id, first_seq, parts, body)| {
+                b.push_bind(*device_id)
+                    .push_bind(*first_seq)
+                    .push_bind(*parts)
+                    .push_bind(std::mem::take(body));
+            },
+        );
         q.push(
             ") AS v WHERE minute_packs.device_id = v.column1 \
              AND minute_packs.first_seq = v.column2 AND minute_packs.parts = v.column3 \
